@@ -1,0 +1,112 @@
+/* Jobs: one operation over every object under a source.
+ *
+ *   lister -> include/exclude -> bounded queue -> N worker threads -> operation -> commit -> counters
+ *
+ * Every queue is bounded and transfer buffers come from one pool sized by memory_limit_bytes; nothing is kept per
+ * object once it is done, so memory does not grow with the number of objects. Each worker creates its store
+ * clients (and the operation's per-thread state) once when it starts and reuses them until it exits. */
+#ifndef SLUICE_JOB_H
+#define SLUICE_JOB_H
+
+#include "sluice/sluice.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sl_job_kind {
+    SL_JOB_COPY = 1, /* copy every object to dst (overwrite) */
+    SL_JOB_SYNC = 2, /* copy objects not already identical at dst (same size and same CRC32C) */
+    SL_JOB_EXEC = 3, /* each object's bytes on a child's stdin; its stdout becomes the output object */
+    SL_JOB_OP = 4,   /* a built-in operation (sl_job_options.op_name) */
+} sl_job_kind;
+
+typedef struct sl_job sl_job;
+
+/* Counters of a job. Safe to read (sl_job_stats) from any thread while the job runs. */
+typedef struct sl_job_stats {
+    uint64_t objects_listed;  /* passed the filters */
+    uint64_t objects_done;    /* completed successfully (including skipped) */
+    uint64_t objects_skipped; /* sync: already identical at dst */
+    uint64_t objects_failed;
+    uint64_t bytes_read;      /* from the source */
+    uint64_t bytes_written;   /* to the destination (or stdout) */
+    uint64_t bytes_listed;    /* sum of sizes of listed objects */
+    bool listing_done;        /* objects_listed/bytes_listed are final totals */
+    double elapsed_s;
+    uint64_t peak_rss_bytes;  /* of the whole process so far */
+    unsigned workers;         /* worker threads actually started */
+} sl_job_stats;
+
+/* Called once per failed object, serialized by the job (never concurrently); key is the object's key, error a
+ * one-line explanation (command's stderr included for SL_JOB_EXEC). Must not call back into the job. */
+typedef void (*sl_job_failure_fn)(void *user_data, const char *key, int err, const char *error);
+/* Called once per result line when dst is "-" (serialized; line is one JSON object without the newline). */
+typedef void (*sl_job_result_fn)(void *user_data, const char *line, size_t len);
+/* Called about every progress_interval_ms from the thread running sl_job_run. */
+typedef void (*sl_job_progress_fn)(void *user_data, const sl_job_stats *stats);
+
+typedef struct sl_job_options {
+    sl_job_kind kind;
+    const char *src_url;
+    const char *dst_url; /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
+    const char *const *include; /* globs (sluice/glob.h); an object must match one of them if any are given */
+    size_t include_count;
+    const char *const *exclude; /* an object matching any of these is skipped */
+    size_t exclude_count;
+    unsigned jobs;               /* worker threads; 0 = default (sl_job_default_jobs) */
+    uint64_t memory_limit_bytes; /* transfer buffer budget; 0 = default (SL_JOB_DEFAULT_MEMORY_LIMIT) */
+    size_t buffer_size_bytes;    /* one transfer buffer; 0 = default (256 KiB) */
+    bool dry_run;                /* list and filter, report what would be done, touch nothing */
+    const char *suffix;          /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
+    /* SL_JOB_EXEC: argv[0] is looked up in PATH; no shell. With use_shell, command is run as
+     * `/bin/sh -c command sluice` and the key reaches the script as $SLUICE_KEY only. */
+    const char *const *argv;
+    bool use_shell;
+    const char *command;
+    /* SL_JOB_OP: "md5", "crc32c", "sha256", "count", "gunzip" (sl_job_op_names). */
+    const char *op_name;
+    sl_job_failure_fn on_failure;
+    sl_job_result_fn on_result;
+    sl_job_progress_fn on_progress;
+    void *user_data;
+    unsigned progress_interval_ms; /* 0 = 1000 */
+    const char *failures_path;     /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
+} sl_job_options;
+
+#define SL_JOB_DEFAULT_MEMORY_LIMIT (256u * 1024u * 1024u)
+
+/* Default worker count for a source/destination pair: a few per core for local work. */
+SL_API unsigned sl_job_default_jobs(void);
+/* NULL-terminated list of built-in operation names. */
+SL_API const char *const *sl_job_op_names(void);
+/* One-line description of a built-in operation, NULL if unknown. */
+SL_API const char *sl_job_op_describe(const char *name);
+
+/* Validates options and opens the stores. The job copies what it needs from opts: the struct and its strings may be
+ * freed after this returns. Errors are reported before anything runs (bad URL, bad glob, unknown op,
+ * missing source). Caller destroys with sl_job_destroy. */
+SL_API int sl_job_new(const sl_job_options *opts, sl_job **out);
+/* Runs the job to completion on the calling thread (plus its workers). Returns 0 if every object succeeded,
+ * SL_EPARTIAL if some failed, SL_ECANCELED if sl_job_cancel stopped it, another SL_E* if the job could not run
+ * (listing failed, destination unusable). */
+SL_API int sl_job_run(sl_job *job);
+/* Stops taking new objects; objects in flight finish. Async-signal-safe; callable from any thread. */
+SL_API void sl_job_cancel(sl_job *job);
+/* Snapshot of the counters; any thread. */
+SL_API void sl_job_stats_get(const sl_job *job, sl_job_stats *out);
+/* Writes a JSON report (counts, bytes, duration, failures, peak RSS) to path. */
+SL_API int sl_job_write_report(const sl_job *job, const char *path);
+/* NULL ok. */
+SL_API void sl_job_destroy(sl_job *job);
+
+/* Peak resident set size of the calling process in bytes. */
+SL_API uint64_t sl_peak_rss_bytes(void);
+/* Current resident set size in bytes (0 if unknown). */
+SL_API uint64_t sl_current_rss_bytes(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,157 @@
+/* Stores: where objects live. One interface, several implementations (local directory now; gs:// and s3:// later).
+ *
+ * Threads: an sl_store is shared by all threads and is thread-safe. Every I/O call goes through an sl_client,
+ * which belongs to exactly one thread for its whole life: a worker creates its client once when it starts and
+ * reuses it for every object until it exits (this is where HTTP connections and TLS sessions live). An sl_client,
+ * and the listers, readers and writers made from it, must never be used from two threads.
+ *
+ * Keys are '/'-separated paths relative to the store's prefix (the URL the store was opened with). Every store
+ * lists keys in the byte order of the full key (memcmp order), the order GCS and S3 use. */
+#ifndef SLUICE_STORE_H
+#define SLUICE_STORE_H
+
+#include "sluice/sluice.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sl_scheme {
+    SL_SCHEME_FILE = 1, /* file:///abs/path or a plain path */
+    SL_SCHEME_GS = 2,   /* gs://bucket/prefix */
+    SL_SCHEME_S3 = 3,   /* s3://bucket/prefix */
+} sl_scheme;
+
+/* A parsed URL. All strings are owned by the struct; free with sl_url_free. */
+typedef struct sl_url {
+    sl_scheme scheme;
+    char *bucket; /* gs/s3: bucket name; file: NULL */
+    char *path;   /* gs/s3: object name or prefix, no leading '/', may be ""; file: absolute path, no trailing '/'
+                   * except for the root "/" itself */
+    bool trailing_slash; /* the text ended in '/': the URL names a prefix, never a single object */
+} sl_url;
+
+/* Parse `text`: "gs://bucket/prefix", "s3://bucket/prefix", "file:///abs/path" (percent-decoded, host empty or
+ * "localhost"), or a plain path (relative paths are made absolute against the current directory; no decoding).
+ * On failure returns SL_EBADURL (or SL_ENOMEM) and sets sl_last_error() to a message that quotes the text and says
+ * what is wrong. `out` is zeroed on failure. */
+SL_API int sl_url_parse(const char *text, sl_url *out);
+/* Frees the strings of `url` (NULL ok) and zeroes it. */
+SL_API void sl_url_free(sl_url *url);
+
+/* Metadata of one object, or of a common prefix in a one-level listing. */
+typedef struct sl_object {
+    const char *key; /* relative to the store prefix; NUL-terminated; owned by whoever filled the struct and valid
+                      * until that owner's next call (sl_list_next) or as documented by the call */
+    size_t key_len;
+    uint64_t size;       /* bytes */
+    int64_t mtime_ns;    /* last modification, ns since the Unix epoch; 0 if unknown */
+    int64_t generation;  /* GCS generation / 0 when the store has none */
+    uint32_t crc32c;     /* valid when has_crc32c */
+    bool has_crc32c;
+    bool has_md5;
+    bool is_prefix;      /* one-level listings only: a common prefix ("dir/"), not an object */
+    unsigned char md5[16]; /* valid when has_md5 */
+} sl_object;
+
+typedef struct sl_store sl_store;
+typedef struct sl_client sl_client;
+typedef struct sl_lister sl_lister;
+typedef struct sl_reader sl_reader;
+typedef struct sl_writer sl_writer;
+
+/* Options for opening a store; all fields optional (zero = default). Reserved for endpoints and credentials of the
+ * remote stores. */
+typedef struct sl_store_options {
+    const char *endpoint; /* override the service endpoint (remote stores) */
+} sl_store_options;
+
+/* Opens the store for `url`, treating the URL as a prefix ("directory"). A local directory need not exist yet
+ * (a destination is created on first write); sl_list_open on a missing local directory fails with SL_ENOENT.
+ * gs:// and s3:// fail with SL_ENOTSUP until their stores exist. Caller closes with sl_store_close. */
+SL_API int sl_store_open(const char *url, const sl_store_options *opts, sl_store **out);
+/* Like sl_store_open, for a source: if the URL names a single object (a regular file), opens the store on its
+ * parent and sets *single_key to the object's key (caller frees with free()); otherwise *single_key = NULL and the
+ * URL is a prefix. Fails with SL_ENOENT if the URL names neither an object nor an existing prefix directory. */
+SL_API int sl_store_open_source(const char *url, const sl_store_options *opts, sl_store **out, char **single_key);
+/* NULL ok. All clients made from the store must be destroyed first. */
+SL_API void sl_store_close(sl_store *store);
+/* The store's canonical URL prefix, e.g. "file:///data/in" or "gs://bucket/prefix". Owned by the store. */
+SL_API const char *sl_store_url(const sl_store *store);
+/* Scheme of the store. */
+SL_API sl_scheme sl_store_scheme(const sl_store *store);
+/* Writes the canonical URL of `key` in `store` to buf (NUL-terminated, truncated to cap). Returns the full length. */
+SL_API size_t sl_store_key_url(const sl_store *store, const char *key, char *buf, size_t cap);
+
+/* Creates the calling thread's client for `store`. Call once per thread, at thread start; reuse for every
+ * operation; destroy at thread exit. */
+SL_API int sl_client_new(sl_store *store, sl_client **out);
+/* NULL ok. Closes any lister/reader/writer still open on the client. */
+SL_API void sl_client_destroy(sl_client *client);
+
+typedef struct sl_list_options {
+    bool recursive;          /* false: one level, sub-"directories" reported as is_prefix objects ending in '/' */
+    const char *start_after; /* list only keys > start_after (byte order); NULL = from the start */
+    size_t page_size;        /* objects per page/batch asked of the backend; 0 = default */
+} sl_list_options;
+
+/* Starts a streaming listing of the whole store prefix, in byte order of the key. Memory does not grow with the
+ * number of objects. Caller closes with sl_list_close. */
+SL_API int sl_list_open(sl_client *client, const sl_list_options *opts, sl_lister **out);
+/* Fills *out with the next object. Returns 1 if an object was produced, 0 at the end, <0 on error. out->key stays
+ * valid until the next sl_list_next / sl_list_close on this lister. */
+SL_API int sl_list_next(sl_lister *lister, sl_object *out);
+/* NULL ok. */
+SL_API void sl_list_close(sl_lister *lister);
+
+/* Metadata of one object. out->key is set to `key`. SL_ENOENT if absent (a directory is absent, not an object). */
+SL_API int sl_stat(sl_client *client, const char *key, sl_object *out);
+
+#define SL_LENGTH_TO_END UINT64_MAX
+/* Opens `key` for streaming reads of bytes [offset, offset+length) (length SL_LENGTH_TO_END = to the end).
+ * An offset past the end fails with SL_ERANGE. If `info` is non-NULL it receives the object's metadata
+ * (info->key = key). Caller closes with sl_read_close. */
+SL_API int sl_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
+                        sl_reader **out);
+/* Reads up to cap bytes. Returns bytes read (>0), 0 at the end of the range, <0 on error. */
+SL_API int64_t sl_read(sl_reader *reader, void *buf, size_t cap);
+/* NULL ok. */
+SL_API void sl_read_close(sl_reader *reader);
+
+typedef struct sl_write_options {
+    uint64_t size_hint; /* expected size in bytes, 0 if unknown */
+} sl_write_options;
+
+/* Opens `key` for a streaming write. Nothing is visible under `key` until sl_write_commit succeeds; a crash or
+ * sl_write_abort leaves the previous object (if any) untouched. Local store: a temp file in the target directory,
+ * fsync, rename; keys that could escape the destination ("..", absolute, empty components) fail with
+ * SL_EUNSAFEKEY. opts may be NULL. */
+SL_API int sl_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out);
+/* Appends len bytes. Returns 0 or <0. */
+SL_API int sl_write(sl_writer *writer, const void *buf, size_t len);
+/* Publishes the object atomically and frees the writer (also on failure). */
+SL_API int sl_write_commit(sl_writer *writer);
+/* Discards everything written and frees the writer. NULL ok. */
+SL_API void sl_write_abort(sl_writer *writer);
+
+/* Deletes one object. SL_ENOENT if absent. */
+SL_API int sl_delete(sl_client *client, const char *key);
+
+/* Output helpers shared by tools. */
+
+/* Appends `s` (len bytes) to buf as a JSON string with quotes; bytes that are not valid UTF-8 are written as
+ * \u00XX escapes of the byte (lossy but unambiguous for display). NUL-terminates within cap. Returns the length
+ * the full output needs (excluding NUL), like snprintf. */
+SL_API size_t sl_json_quote(char *buf, size_t cap, const char *s, size_t len);
+/* Writes `s` to buf for one-line plain-text display: control characters as \n \t \r \xHH, backslash as \\.
+ * Same return convention as sl_json_quote. */
+SL_API size_t sl_text_escape(char *buf, size_t cap, const char *s, size_t len);
+/* Formats one object as a JSON object on one line (no newline): {"key":..,"size":..,"updated":..,...}. Same return
+ * convention as snprintf. */
+SL_API size_t sl_object_format_json(const sl_object *obj, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,951 @@
+/* The job engine: lister -> filter -> bounded queue -> worker threads -> operation -> commit -> counters.
+ *
+ * Memory stays flat because every stage is bounded: the queue holds at most queue_capacity items, each worker holds
+ * one item and one pool buffer, and nothing about an object survives once its worker is done with it (failures are
+ * streamed to the callback and the failure log, never collected). */
+#include "crc32c.h"
+#include "fail.h"
+#include "pool.h"
+#include "queue.h"
+#include "task.h"
+
+#include "sluice/sluice.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_DEFAULT_BUFFER_SIZE (256u * 1024u)
+#define S_RESULT_CAP (64u * 1024u)     /* result members of one object (exec output to "-" included) */
+#define S_ERROR_CAP 2048u              /* one failure message */
+#define S_KEY_CAP (PATH_MAX + 256)     /* a key plus suffix */
+#define S_LINE_CAP (S_RESULT_CAP + 6 * S_KEY_CAP + 256) /* one JSON result line, key escaped at worst 6x */
+#define S_FAILURE_SAMPLES 10           /* failures kept for the report: a fixed number, never one per object */
+#define S_TICK_MS 100u
+
+typedef struct s_item {
+    sl_object src;
+    sl_object dst; /* sync: what the destination listing said about the same key */
+    bool has_dst;
+    char key[]; /* src.key points here */
+} s_item;
+
+typedef struct s_failure_sample {
+    char key[256];
+    char error[256];
+} s_failure_sample;
+
+struct sl_job {
+    sl_job_kind kind;
+    sl_store *src;
+    sl_store *dst; /* NULL when results go to stdout */
+    char *single_key;
+    char *src_text, *dst_text, *suffix, *failures_path;
+    char **include, **exclude, **argv;
+    size_t include_count, exclude_count;
+    const sl__op *op;
+    sl__op_config op_cfg;
+    unsigned jobs;
+    size_t buffer_size;
+    size_t buffer_count;
+    bool dry_run;
+    sl_job_failure_fn on_failure;
+    sl_job_result_fn on_result;
+    sl_job_progress_fn on_progress;
+    void *user_data;
+    unsigned progress_interval_ms;
+
+    sl__queue *queue;
+    sl__pool *pool;
+    atomic_bool cancel;
+    atomic_bool abort;
+
+    _Atomic uint64_t listed, done, skipped, failed, bytes_read, bytes_written, bytes_listed;
+    atomic_bool listing_done;
+    atomic_uint workers_running;
+    struct timespec started;
+    double elapsed_s; /* set when the run ends */
+    int run_result;
+
+    struct {
+        pthread_mutex_t lock;
+        pthread_cond_t finished;
+        FILE *failures_log;
+        int fatal;             /* first job-level error (listing, destination), 0 if none */
+        char fatal_message[1024];
+        s_failure_sample samples[S_FAILURE_SAMPLES];
+        size_t sample_count;
+    } synced;
+};
+
+static double s_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double s_since(const struct timespec *t0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - t0->tv_sec) + (double)(ts.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+uint64_t sl_peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u;
+}
+
+uint64_t sl_current_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    return n == 2 ? resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+unsigned sl_job_default_jobs(void) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    long jobs = cpus * 4;
+    return (unsigned)(jobs < 4 ? 4 : jobs > 64 ? 64 : jobs);
+}
+
+const char *const *sl_job_op_names(void) {
+    return sl__op_names();
+}
+
+const char *sl_job_op_describe(const char *name) {
+    const sl__op *op = name ? sl__op_find(name) : NULL;
+    return op ? op->description : NULL;
+}
+
+static char **s_strv_dup(const char *const *v, size_t n) {
+    char **out = calloc(n + 1, sizeof(char *));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!(out[i] = strdup(v[i]))) {
+            while (i > 0)
+                free(out[--i]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void s_strv_free(char **v) {
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static size_t s_strv_len(const char *const *v) {
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+/* True if `name` can be executed: contains '/' and is executable, or is found in PATH. */
+static bool s_command_exists(const char *name) {
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char candidate[PATH_MAX];
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        int n = snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, len ? path : ".", name);
+        struct stat st;
+        if (n > 0 && (size_t)n < sizeof(candidate) && stat(candidate, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(candidate, X_OK) == 0)
+            return true;
+        if (!end)
+            break;
+        path = end + 1;
+    }
+    return false;
+}
+
+/* Refuses a local destination inside a local source: the job would list its own outputs. */
+static int s_check_dst_not_in_src(const sl_job *job) {
+    if (!job->dst || sl_store_scheme(job->src) != SL_SCHEME_FILE || sl_store_scheme(job->dst) != SL_SCHEME_FILE ||
+        job->single_key)
+        return 0;
+    const char *s = sl_store_url(job->src) + 7, *d = sl_store_url(job->dst) + 7;
+    size_t n = strlen(s);
+    bool root = strcmp(s, "/") == 0;
+    if (strcmp(s, d) == 0 || root || (strncmp(s, d, n) == 0 && d[n] == '/'))
+        return sl__fail(SL_EINVAL, "destination %s is inside the source %s: choose a destination outside it",
+                        sl_store_url(job->dst), sl_store_url(job->src));
+    return 0;
+}
+
+int sl_job_new(const sl_job_options *opts, sl_job **out) {
+    if (!opts || !out)
+        return sl__fail(SL_EINVAL, "sl_job_new: NULL argument");
+    *out = NULL;
+    int rc;
+    sl_job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    pthread_mutex_init(&job->synced.lock, NULL);
+    pthread_cond_init(&job->synced.finished, NULL);
+
+    job->kind = opts->kind;
+    job->dry_run = opts->dry_run;
+    job->on_failure = opts->on_failure;
+    job->on_result = opts->on_result;
+    job->on_progress = opts->on_progress;
+    job->user_data = opts->user_data;
+    job->progress_interval_ms = opts->progress_interval_ms ? opts->progress_interval_ms : 1000;
+
+    if (!opts->src_url || !opts->dst_url) {
+        rc = sl__fail(SL_EINVAL, "a source and a destination are required");
+        goto on_error;
+    }
+    bool to_stdout = strcmp(opts->dst_url, "-") == 0;
+    switch (opts->kind) {
+    case SL_JOB_COPY:
+    case SL_JOB_SYNC:
+        if (to_stdout) {
+            rc = sl__fail(SL_EINVAL, "the destination cannot be '-' for %s: give a directory or bucket URL",
+                          opts->kind == SL_JOB_COPY ? "cp" : "sync");
+            goto on_error;
+        }
+        job->op = sl__op_find("copy");
+        break;
+    case SL_JOB_EXEC:
+        job->op = &sl__op_exec;
+        if (opts->use_shell) {
+            if (!opts->command || !opts->command[0]) {
+                rc = sl__fail(SL_EINVAL, "--shell needs a command string");
+                goto on_error;
+            }
+        } else if (!opts->argv || !opts->argv[0] || !opts->argv[0][0]) {
+            rc = sl__fail(SL_EINVAL, "--exec needs a command");
+            goto on_error;
+        } else if (!s_command_exists(opts->argv[0])) {
+            rc = sl__fail(SL_ENOENT, "command not found: '%s' (check the name and PATH)", opts->argv[0]);
+            goto on_error;
+        }
+        break;
+    case SL_JOB_OP: {
+        bool known = false;
+        for (const char *const *n = sl__op_names(); opts->op_name && *n; n++)
+            known = known || strcmp(*n, opts->op_name) == 0;
+        if (!known) {
+            rc = sl__fail(SL_EINVAL, "unknown operation '%s' (built-ins: md5, crc32c, sha256, count, gunzip)",
+                          opts->op_name ? opts->op_name : "");
+            goto on_error;
+        }
+        job->op = sl__op_find(opts->op_name);
+        break;
+    }
+    default:
+        rc = sl__fail(SL_EINVAL, "unknown job kind %d", (int)opts->kind);
+        goto on_error;
+    }
+    if (!job->op) {
+        rc = sl__fail(SL_EINTERNAL, "operation table missing");
+        goto on_error;
+    }
+
+    for (size_t i = 0; i < opts->include_count; i++)
+        if ((rc = sl_glob_check(opts->include[i])) < 0)
+            goto on_error;
+    for (size_t i = 0; i < opts->exclude_count; i++)
+        if ((rc = sl_glob_check(opts->exclude[i])) < 0)
+            goto on_error;
+
+    job->src_text = strdup(opts->src_url);
+    job->dst_text = strdup(opts->dst_url);
+    job->suffix = strdup(opts->suffix ? opts->suffix : "");
+    job->failures_path = opts->failures_path ? strdup(opts->failures_path) : NULL;
+    job->include = s_strv_dup(opts->include, opts->include_count);
+    job->exclude = s_strv_dup(opts->exclude, opts->exclude_count);
+    job->argv = opts->argv ? s_strv_dup(opts->argv, s_strv_len(opts->argv)) : NULL;
+    job->include_count = opts->include_count;
+    job->exclude_count = opts->exclude_count;
+    job->op_cfg.argv = (const char *const *)job->argv;
+    job->op_cfg.use_shell = opts->use_shell;
+    job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
+    if (!job->src_text || !job->dst_text || !job->suffix || (opts->failures_path && !job->failures_path) ||
+        !job->include || !job->exclude || (opts->argv && !job->argv) || (opts->command && !job->op_cfg.command)) {
+        rc = sl__fail(SL_ENOMEM, "out of memory");
+        goto on_error;
+    }
+
+    if ((rc = sl_store_open_source(opts->src_url, NULL, &job->src, &job->single_key)) < 0)
+        goto on_error;
+    if (!to_stdout && (rc = sl_store_open(opts->dst_url, NULL, &job->dst)) < 0)
+        goto on_error;
+    if ((rc = s_check_dst_not_in_src(job)) < 0)
+        goto on_error;
+
+    job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
+    if (job->buffer_size < 4096)
+        job->buffer_size = 4096;
+    uint64_t limit = opts->memory_limit_bytes ? opts->memory_limit_bytes : SL_JOB_DEFAULT_MEMORY_LIMIT;
+    job->buffer_count = (size_t)(limit / job->buffer_size);
+    if (job->buffer_count == 0) {
+        rc = sl__fail(SL_EINVAL, "--memory-limit %llu bytes is smaller than one transfer buffer (%zu bytes)",
+                      (unsigned long long)limit, job->buffer_size);
+        goto on_error;
+    }
+    job->jobs = opts->jobs ? opts->jobs : sl_job_default_jobs();
+    if (job->jobs > 1024)
+        job->jobs = 1024;
+    /* Concurrency never exceeds what the pool can feed: a worker without a buffer would only wait. */
+    if (job->jobs > job->buffer_count)
+        job->jobs = (unsigned)job->buffer_count;
+
+    *out = job;
+    return 0;
+
+on_error:
+    sl_job_destroy(job);
+    return rc;
+}
+
+void sl_job_destroy(sl_job *job) {
+    if (!job)
+        return;
+    sl_store_close(job->src);
+    sl_store_close(job->dst);
+    free(job->single_key);
+    free(job->src_text);
+    free(job->dst_text);
+    free(job->suffix);
+    free(job->failures_path);
+    s_strv_free(job->include);
+    s_strv_free(job->exclude);
+    s_strv_free(job->argv);
+    free((char *)job->op_cfg.command);
+    sl__queue_destroy(job->queue);
+    sl__pool_destroy(job->pool);
+    if (job->synced.failures_log)
+        fclose(job->synced.failures_log);
+    pthread_mutex_destroy(&job->synced.lock);
+    pthread_cond_destroy(&job->synced.finished);
+    free(job);
+}
+
+void sl_job_cancel(sl_job *job) {
+    atomic_store(&job->cancel, true);
+}
+
+void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
+    sl_job *j = (sl_job *)job;
+    memset(out, 0, sizeof(*out));
+    out->objects_listed = atomic_load(&j->listed);
+    out->objects_done = atomic_load(&j->done);
+    out->objects_skipped = atomic_load(&j->skipped);
+    out->objects_failed = atomic_load(&j->failed);
+    out->bytes_read = atomic_load(&j->bytes_read);
+    out->bytes_written = atomic_load(&j->bytes_written);
+    out->bytes_listed = atomic_load(&j->bytes_listed);
+    out->listing_done = atomic_load(&j->listing_done);
+    out->elapsed_s = j->elapsed_s > 0 ? j->elapsed_s : (j->started.tv_sec ? s_since(&j->started) : 0);
+    out->peak_rss_bytes = sl_peak_rss_bytes();
+    out->workers = j->jobs;
+}
+
+/* Records a job-level error; the first one wins. */
+static void s_set_fatal(sl_job *job, int rc, const char *message) {
+    pthread_mutex_lock(&job->synced.lock);
+    if (!job->synced.fatal) {
+        job->synced.fatal = rc;
+        snprintf(job->synced.fatal_message, sizeof(job->synced.fatal_message), "%s", message);
+    }
+    pthread_mutex_unlock(&job->synced.lock);
+    atomic_store(&job->cancel, true);
+}
+
+static void s_report_failure(sl_job *job, const char *key, int err, const char *message) {
+    atomic_fetch_add(&job->failed, 1);
+    pthread_mutex_lock(&job->synced.lock);
+    if (job->synced.sample_count < S_FAILURE_SAMPLES) {
+        s_failure_sample *s = &job->synced.samples[job->synced.sample_count++];
+        snprintf(s->key, sizeof(s->key), "%s", key);
+        snprintf(s->error, sizeof(s->error), "%s", message);
+    }
+    if (job->synced.failures_log) {
+        char qkey[1024], qmsg[1024];
+        char *hk = qkey, *hm = qmsg;
+        size_t nk = sl_json_quote(NULL, 0, key, strlen(key)) + 1;
+        size_t nm = sl_json_quote(NULL, 0, message, strlen(message)) + 1;
+        if (nk > sizeof(qkey))
+            hk = malloc(nk);
+        if (nm > sizeof(qmsg))
+            hm = malloc(nm);
+        if (hk && hm) {
+            sl_json_quote(hk, nk, key, strlen(key));
+            sl_json_quote(hm, nm, message, strlen(message));
+            fprintf(job->synced.failures_log, "{\"key\":%s,\"error\":%s,\"code\":\"%s\"}\n", hk, hm,
+                    sl_err_name(err));
+            fflush(job->synced.failures_log);
+        }
+        if (hk != qkey)
+            free(hk);
+        if (hm != qmsg)
+            free(hm);
+    }
+    if (job->on_failure)
+        job->on_failure(job->user_data, key, err, message);
+    pthread_mutex_unlock(&job->synced.lock);
+}
+
+static bool s_selected(const sl_job *job, const char *key, size_t len) {
+    for (size_t i = 0; i < job->exclude_count; i++)
+        if (sl_glob_match(job->exclude[i], key, len))
+            return false;
+    if (job->include_count == 0)
+        return true;
+    for (size_t i = 0; i < job->include_count; i++)
+        if (sl_glob_match(job->include[i], key, len))
+            return true;
+    return false;
+}
+
+static int s_keycmp(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen < blen ? -1 : alen > blen ? 1 : 0);
+}
+
+static s_item *s_item_new(const sl_object *obj) {
+    s_item *it = malloc(sizeof(*it) + obj->key_len + 1);
+    if (!it)
+        return NULL;
+    it->src = *obj;
+    memcpy(it->key, obj->key, obj->key_len);
+    it->key[obj->key_len] = '\0';
+    it->src.key = it->key;
+    it->has_dst = false;
+    return it;
+}
+
+/* Queues one object; returns false when the job stops taking work. */
+static bool s_enqueue(sl_job *job, s_item *it) {
+    atomic_fetch_add(&job->listed, 1);
+    atomic_fetch_add(&job->bytes_listed, it->src.size);
+    if (atomic_load(&job->cancel) || sl__queue_push(job->queue, it) < 0) {
+        atomic_fetch_sub(&job->listed, 1);
+        atomic_fetch_sub(&job->bytes_listed, it->src.size);
+        free(it);
+        return false;
+    }
+    return true;
+}
+
+/* The lister: streams the source listing through the filters into the queue. For sync it merge-joins the
+ * destination listing (same byte order) so each item carries what the destination has under its key, in O(1)
+ * memory. */
+static void *s_lister_main(void *arg) {
+    sl_job *job = arg;
+    sl_client *sc = NULL, *dc = NULL;
+    sl_lister *sl = NULL, *dl = NULL;
+    sl_object dobj = {0};
+    int dstate = 0; /* sync: 1 = dobj holds the next destination object, 0 = destination exhausted */
+    int rc = sl_client_new(job->src, &sc);
+    if (rc < 0)
+        goto done;
+
+    if (job->single_key) {
+        sl_object obj;
+        if ((rc = sl_stat(sc, job->single_key, &obj)) < 0)
+            goto done;
+        obj.key = job->single_key;
+        obj.key_len = strlen(job->single_key);
+        s_item *it = s_item_new(&obj);
+        if (!it) {
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (job->kind == SL_JOB_SYNC && sl_client_new(job->dst, &dc) == 0 &&
+            sl_stat(dc, it->key, &it->dst) == 0)
+            it->has_dst = true;
+        s_enqueue(job, it);
+        goto done;
+    }
+
+    sl_list_options lo = {.recursive = true};
+    if ((rc = sl_list_open(sc, &lo, &sl)) < 0)
+        goto done;
+    if (job->kind == SL_JOB_SYNC) {
+        if ((rc = sl_client_new(job->dst, &dc)) < 0)
+            goto done;
+        rc = sl_list_open(dc, &lo, &dl);
+        if (rc == SL_ENOENT) {
+            dstate = 0; /* the destination does not exist yet: nothing to skip */
+        } else if (rc < 0) {
+            goto done;
+        } else if ((dstate = sl_list_next(dl, &dobj)) < 0) {
+            rc = dstate;
+            goto done;
+        }
+    }
+    sl_object obj;
+    while (!atomic_load(&job->cancel) && (rc = sl_list_next(sl, &obj)) > 0) {
+        if (!s_selected(job, obj.key, obj.key_len))
+            continue;
+        s_item *it = s_item_new(&obj);
+        if (!it) {
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+            goto done;
+        }
+        while (dstate > 0) {
+            int c = s_keycmp(dobj.key, dobj.key_len, it->key, obj.key_len);
+            if (c > 0)
+                break;
+            if (c == 0) {
+                it->dst = dobj;
+                it->dst.key = NULL;
+                it->has_dst = true;
+            }
+            if ((dstate = sl_list_next(dl, &dobj)) < 0) {
+                rc = dstate;
+                free(it);
+                goto done;
+            }
+        }
+        if (!s_enqueue(job, it))
+            break;
+    }
+
+done:
+    if (rc < 0)
+        s_set_fatal(job, rc, sl_last_error());
+    else
+        atomic_store(&job->listing_done, true);
+    sl_list_close(dl);
+    sl_list_close(sl);
+    sl_client_destroy(dc);
+    sl_client_destroy(sc);
+    sl__queue_close(job->queue);
+    return NULL;
+}
+
+/* Per-worker state: created once at thread start, reused for every object. */
+typedef struct s_worker {
+    sl_job *job;
+    sl_client *src;
+    sl_client *dst;
+    void *op_state;
+    char result[S_RESULT_CAP];
+    char error[S_ERROR_CAP];
+    char dst_key[S_KEY_CAP];
+    char src_url[S_KEY_CAP + 64];
+    char line[S_LINE_CAP];
+} s_worker;
+
+/* Streams an object through CRC32C. Returns 0 and sets *crc, or <0. */
+static int s_crc_of(sl_client *client, const char *key, unsigned char *buf, size_t cap, uint32_t *crc,
+                    uint64_t *bytes) {
+    sl_reader *r = NULL;
+    int rc = sl_read_open(client, key, 0, SL_LENGTH_TO_END, NULL, &r);
+    if (rc < 0)
+        return rc;
+    uint32_t c = 0;
+    int64_t n;
+    while ((n = sl_read(r, buf, cap)) > 0) {
+        c = sl__crc32c_update(c, buf, (size_t)n);
+        *bytes += (uint64_t)n;
+    }
+    sl_read_close(r);
+    *crc = c;
+    return n < 0 ? (int)n : 0;
+}
+
+/* Sync: true if the destination already holds the same bytes (same size, same CRC32C). Checksums the metadata
+ * carries are used as they are; otherwise both sides are read and checksummed. */
+static bool s_already_synced(s_worker *w, const s_item *it, unsigned char *buf) {
+    if (!it->has_dst || it->dst.size != it->src.size)
+        return false;
+    uint32_t src_crc = it->src.crc32c, dst_crc = it->dst.crc32c;
+    uint64_t read_bytes = 0;
+    if (!it->src.has_crc32c && s_crc_of(w->src, it->key, buf, w->job->buffer_size, &src_crc, &read_bytes) < 0)
+        return false;
+    if (!it->dst.has_crc32c && s_crc_of(w->dst, it->key, buf, w->job->buffer_size, &dst_crc, &read_bytes) < 0)
+        return false;
+    atomic_fetch_add(&w->job->bytes_read, read_bytes);
+    return src_crc == dst_crc;
+}
+
+/* Formats {"key":..,"size":..,<members>} into w->line. Returns its length or 0 if it does not fit. */
+static size_t s_format_line(s_worker *w, const s_item *it, const char *members, size_t members_len) {
+    size_t n = (size_t)snprintf(w->line, sizeof(w->line), "{\"key\":");
+    n += sl_json_quote(w->line + n, sizeof(w->line) - n, it->key, it->src.key_len);
+    if (n >= sizeof(w->line))
+        return 0;
+    int m = snprintf(w->line + n, sizeof(w->line) - n, ",\"size\":%llu%s%.*s}", (unsigned long long)it->src.size,
+                     members_len ? "," : "", (int)members_len, members);
+    if (m < 0 || (size_t)m >= sizeof(w->line) - n)
+        return 0;
+    return n + (size_t)m;
+}
+
+static void s_emit_line(sl_job *job, const char *line, size_t len) {
+    pthread_mutex_lock(&job->synced.lock);
+    if (job->on_result)
+        job->on_result(job->user_data, line, len);
+    pthread_mutex_unlock(&job->synced.lock);
+}
+
+static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
+    sl_job *job = w->job;
+    size_t klen = it->src.key_len, slen = strlen(job->suffix);
+    if (klen + slen + 1 > sizeof(w->dst_key)) {
+        s_report_failure(job, it->key, SL_ENAMETOOLONG, "key too long");
+        return;
+    }
+    memcpy(w->dst_key, it->key, klen);
+    memcpy(w->dst_key + klen, job->suffix, slen + 1);
+    sl_store_key_url(job->src, it->key, w->src_url, sizeof(w->src_url));
+
+    if (job->dry_run) {
+        char members[S_KEY_CAP * 2];
+        size_t n = (size_t)snprintf(members, sizeof(members), "\"dry_run\":true");
+        if (job->dst) {
+            n += (size_t)snprintf(members + n, sizeof(members) - n, ",\"dst\":");
+            char url[S_KEY_CAP + 64];
+            size_t ul = sl_store_key_url(job->dst, w->dst_key, url, sizeof(url));
+            n += sl_json_quote(members + n, n < sizeof(members) ? sizeof(members) - n : 0, url,
+                               ul < sizeof(url) ? ul : sizeof(url) - 1);
+        }
+        size_t len = n < sizeof(members) ? s_format_line(w, it, members, n) : 0;
+        if (len)
+            s_emit_line(job, w->line, len);
+        atomic_fetch_add(&job->done, 1);
+        return;
+    }
+
+    if (job->kind == SL_JOB_SYNC && s_already_synced(w, it, buf)) {
+        atomic_fetch_add(&job->skipped, 1);
+        atomic_fetch_add(&job->done, 1);
+        return;
+    }
+
+    sl_reader *in = NULL;
+    sl_writer *out = NULL;
+    int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
+    if (rc < 0) {
+        s_report_failure(job, it->key, rc, sl_last_error());
+        return;
+    }
+    if (job->dst) {
+        sl_write_options wo = {.size_hint = it->src.size};
+        if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
+            sl_read_close(in);
+            s_report_failure(job, it->key, rc, sl_last_error());
+            return;
+        }
+    }
+
+    w->result[0] = '\0';
+    w->error[0] = '\0';
+    sl__task task = {
+        .src = &it->src,
+        .src_url = w->src_url,
+        .dst_key = job->dst ? w->dst_key : NULL,
+        .in = in,
+        .out = out,
+        .buf = buf,
+        .buf_size = job->buffer_size,
+        .result = w->result,
+        .result_cap = sizeof(w->result),
+        .error = w->error,
+        .error_cap = sizeof(w->error),
+        .abort = &job->abort,
+    };
+    rc = job->op->process(w->op_state, &task);
+    sl_read_close(in);
+    atomic_fetch_add(&job->bytes_read, task.bytes_in);
+
+    size_t len = 0;
+    if (rc == 0 && (!job->op->transforms || !out)) {
+        len = s_format_line(w, it, w->result, task.result_len);
+        if (!len)
+            rc = sl__task_fail(&task, SL_ETOOBIG, "result line too long");
+    }
+    if (rc == 0 && out && !job->op->transforms) {
+        w->line[len] = '\n';
+        rc = sl_write(out, w->line, len + 1);
+        if (rc < 0)
+            sl__task_fail(&task, rc, "%s", sl_last_error());
+        else
+            task.bytes_out = len + 1;
+    }
+    if (out) {
+        if (rc == 0) {
+            if ((rc = sl_write_commit(out)) < 0)
+                sl__task_fail(&task, rc, "%s", sl_last_error());
+        } else {
+            sl_write_abort(out);
+        }
+    }
+    if (rc < 0) {
+        s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
+        return;
+    }
+    if (!out)
+        s_emit_line(job, w->line, len);
+    atomic_fetch_add(&job->bytes_written, out ? task.bytes_out : len + 1);
+    atomic_fetch_add(&job->done, 1);
+}
+
+static void s_worker_finished(sl_job *job) {
+    pthread_mutex_lock(&job->synced.lock);
+    atomic_fetch_sub(&job->workers_running, 1);
+    pthread_cond_broadcast(&job->synced.finished);
+    pthread_mutex_unlock(&job->synced.lock);
+}
+
+static void *s_worker_main(void *arg) {
+    s_worker *w = arg;
+    sl_job *job = w->job;
+    int rc = sl_client_new(job->src, &w->src);
+    if (rc == 0 && job->dst)
+        rc = sl_client_new(job->dst, &w->dst);
+    if (rc == 0 && job->op->thread_init)
+        rc = job->op->thread_init(&job->op_cfg, &w->op_state);
+    if (rc < 0) {
+        s_set_fatal(job, rc, sl_last_error());
+        sl__queue_close(job->queue);
+    }
+    s_item *it;
+    while ((it = sl__queue_pop(job->queue)) != NULL) {
+        if (rc == 0 && !atomic_load(&job->cancel)) {
+            unsigned char *buf = sl__pool_acquire(job->pool);
+            if (buf) {
+                s_process(w, it, buf);
+                sl__pool_release(job->pool, buf);
+            } else {
+                s_report_failure(job, it->key, SL_ENOMEM, "out of memory for a transfer buffer");
+            }
+        } else {
+            /* Taken off the queue but not processed: it was never done, so it is not counted as listed. */
+            atomic_fetch_sub(&job->listed, 1);
+            atomic_fetch_sub(&job->bytes_listed, it->src.size);
+        }
+        free(it);
+    }
+    if (job->op->thread_fini)
+        job->op->thread_fini(w->op_state);
+    sl_client_destroy(w->dst);
+    sl_client_destroy(w->src);
+    free(w);
+    s_worker_finished(job);
+    return NULL;
+}
+
+/* Threads start with SIGINT/SIGTERM/SIGPIPE blocked: signals go to the caller's thread, and a write to a pipe whose
+ * reader has gone returns EPIPE instead of killing the process. */
+static void s_block_signals(sigset_t *old) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+int sl_job_run(sl_job *job) {
+    if (!job)
+        return sl__fail(SL_EINVAL, "sl_job_run: NULL job");
+    if (job->started.tv_sec)
+        return sl__fail(SL_EINVAL, "sl_job_run: a job runs once");
+    clock_gettime(CLOCK_MONOTONIC, &job->started);
+    int rc = 0;
+    if (job->failures_path && !(job->synced.failures_log = fopen(job->failures_path, "we")))
+        return sl__fail_errno(errno, "cannot write the failure log %s", job->failures_path);
+
+    size_t queue_capacity = (size_t)job->jobs * 4 + 16;
+    job->queue = sl__queue_new(queue_capacity);
+    job->pool = sl__pool_new(job->buffer_size, job->buffer_count);
+    if (!job->queue || !job->pool)
+        return sl__fail(SL_ENOMEM, "out of memory");
+
+    pthread_t *tids = calloc(job->jobs, sizeof(pthread_t));
+    if (!tids)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    sigset_t old;
+    s_block_signals(&old);
+    unsigned started = 0;
+    for (unsigned i = 0; i < job->jobs; i++) {
+        s_worker *w = calloc(1, sizeof(*w));
+        if (!w)
+            break;
+        w->job = job;
+        atomic_fetch_add(&job->workers_running, 1);
+        if (pthread_create(&tids[started], NULL, s_worker_main, w) != 0) {
+            atomic_fetch_sub(&job->workers_running, 1);
+            free(w);
+            break;
+        }
+        started++;
+    }
+    pthread_t lister;
+    bool lister_started = started > 0 && pthread_create(&lister, NULL, s_lister_main, job) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!lister_started) {
+        sl__queue_close(job->queue);
+        s_set_fatal(job, SL_ENOMEM, "cannot start threads");
+    }
+    job->jobs = started;
+
+    /* The calling thread ticks: progress callbacks, and turning an async cancel request into closing the queue
+     * (which a signal handler cannot do itself). */
+    double next_progress = s_now_s() + job->progress_interval_ms / 1000.0;
+    pthread_mutex_lock(&job->synced.lock);
+    while (atomic_load(&job->workers_running) > 0) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += (long)S_TICK_MS * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
+        if (atomic_load(&job->cancel)) {
+            pthread_mutex_unlock(&job->synced.lock);
+            sl__queue_close(job->queue);
+            pthread_mutex_lock(&job->synced.lock);
+        }
+        if (job->on_progress && s_now_s() >= next_progress) {
+            next_progress += job->progress_interval_ms / 1000.0;
+            pthread_mutex_unlock(&job->synced.lock);
+            sl_job_stats st;
+            sl_job_stats_get(job, &st);
+            job->on_progress(job->user_data, &st);
+            pthread_mutex_lock(&job->synced.lock);
+        }
+    }
+    pthread_mutex_unlock(&job->synced.lock);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+    if (lister_started)
+        pthread_join(lister, NULL);
+    job->elapsed_s = s_since(&job->started);
+
+    if (job->synced.fatal) {
+        rc = sl__fail(job->synced.fatal, "%s", job->synced.fatal_message);
+    } else if (atomic_load(&job->cancel)) {
+        rc = sl__fail(SL_ECANCELED, "interrupted: %llu objects done, %llu not started",
+                      (unsigned long long)atomic_load(&job->done),
+                      (unsigned long long)(atomic_load(&job->listed) - atomic_load(&job->done) -
+                                           atomic_load(&job->failed)));
+    } else if (atomic_load(&job->failed) > 0) {
+        rc = sl__fail(SL_EPARTIAL, "%llu of %llu objects failed", (unsigned long long)atomic_load(&job->failed),
+                      (unsigned long long)atomic_load(&job->listed));
+    }
+    if (job->synced.failures_log && fflush(job->synced.failures_log) != 0 && rc == 0)
+        rc = sl__fail_errno(errno, "cannot write the failure log %s", job->failures_path);
+    job->run_result = rc;
+    return rc;
+}
+
+static const char *s_kind_name(sl_job_kind kind) {
+    switch (kind) {
+    case SL_JOB_COPY:
+        return "cp";
+    case SL_JOB_SYNC:
+        return "sync";
+    case SL_JOB_EXEC:
+        return "map --exec";
+    case SL_JOB_OP:
+        return "map --op";
+    }
+    return "?";
+}
+
+static void s_put_json(FILE *f, const char *s) {
+    size_t len = strlen(s);
+    size_t need = sl_json_quote(NULL, 0, s, len) + 1;
+    char small[1024];
+    char *buf = need <= sizeof(small) ? small : malloc(need);
+    if (!buf) {
+        fputs("\"\"", f);
+        return;
+    }
+    sl_json_quote(buf, need, s, len);
+    fputs(buf, f);
+    if (buf != small)
+        free(buf);
+}
+
+int sl_job_write_report(const sl_job *job, const char *path) {
+    sl_job *j = (sl_job *)job;
+    FILE *f = fopen(path, "we");
+    if (!f)
+        return sl__fail_errno(errno, "cannot write the report %s", path);
+    sl_job_stats st;
+    sl_job_stats_get(job, &st);
+    const char *outcome = j->run_result == 0          ? "ok"
+                          : j->run_result == SL_EPARTIAL ? "partial"
+                          : j->run_result == SL_ECANCELED ? "interrupted"
+                                                          : "error";
+    fprintf(f, "{\n  \"sluice_version\": \"%s\",\n  \"command\": \"%s\",\n  \"source\": ", SL_VERSION_STRING,
+            s_kind_name(j->kind));
+    s_put_json(f, j->src_text);
+    fputs(",\n  \"destination\": ", f);
+    s_put_json(f, j->dst_text);
+    fprintf(f, ",\n  \"outcome\": \"%s\",\n", outcome);
+    if (j->synced.fatal) {
+        fputs("  \"error\": ", f);
+        s_put_json(f, j->synced.fatal_message);
+        fputs(",\n", f);
+    }
+    double rate = st.elapsed_s > 0 ? (double)st.objects_done / st.elapsed_s : 0;
+    fprintf(f,
+            "  \"objects\": {\"listed\": %llu, \"done\": %llu, \"skipped\": %llu, \"failed\": %llu},\n"
+            "  \"bytes\": {\"listed\": %llu, \"read\": %llu, \"written\": %llu},\n"
+            "  \"duration_s\": %.3f,\n  \"objects_per_s\": %.1f,\n  \"jobs\": %u,\n"
+            "  \"peak_rss_bytes\": %llu,\n  \"dry_run\": %s,\n",
+            (unsigned long long)st.objects_listed, (unsigned long long)st.objects_done,
+            (unsigned long long)st.objects_skipped, (unsigned long long)st.objects_failed,
+            (unsigned long long)st.bytes_listed, (unsigned long long)st.bytes_read,
+            (unsigned long long)st.bytes_written, st.elapsed_s, rate, st.workers,
+            (unsigned long long)st.peak_rss_bytes, j->dry_run ? "true" : "false");
+    fputs("  \"failures_log\": ", f);
+    if (j->failures_path)
+        s_put_json(f, j->failures_path);
+    else
+        fputs("null", f);
+    fprintf(f, ",\n  \"failures_sample\": [");
+    pthread_mutex_lock(&j->synced.lock);
+    for (size_t i = 0; i < j->synced.sample_count; i++) {
+        fputs(i ? ",\n    {\"key\": " : "\n    {\"key\": ", f);
+        s_put_json(f, j->synced.samples[i].key);
+        fputs(", \"error\": ", f);
+        s_put_json(f, j->synced.samples[i].error);
+        fputs("}", f);
+    }
+    pthread_mutex_unlock(&j->synced.lock);
+    fputs(j->synced.sample_count ? "\n  ]\n}\n" : "]\n}\n", f);
+    if (fclose(f) != 0)
+        return sl__fail_errno(errno, "cannot write the report %s", path);
+    return 0;
+}

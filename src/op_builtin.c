@@ -1,0 +1,465 @@
+/* The built-in operations: digests (md5, sha256, crc32c), count, gunzip, and the plain copy behind cp/sync.
+ *
+ * Every op streams the object through task->buf, so memory per object is the engine's buffer and nothing else.
+ * Heavyweight state (OpenSSL digest contexts, the zlib inflate state and its 32 KiB window) is made once per worker
+ * thread by thread_init and only reset for each object. */
+#include "crc32c.h"
+#include "fail.h"
+#include "task.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A backend is supposed to explain every failure in sl_last_error(); fall back to the code's text if it did not. */
+static const char *failure_detail(int rc) {
+    const char *msg = sl_last_error();
+    return msg[0] ? msg : sl_strerror(rc);
+}
+
+static bool aborted(const sl__task *task) {
+    return task->abort && atomic_load_explicit(task->abort, memory_order_relaxed);
+}
+
+static int fail_aborted(sl__task *task) {
+    return sl__task_fail(task, SL_ECANCELED, "interrupted");
+}
+
+/* Next chunk of the source into buf: bytes read (>0), 0 at the end, or <0 with task->error filled. Checking the
+ * abort flag before every read bounds the work a cancelled op still does to one chunk. */
+static int64_t read_chunk(sl__task *task, unsigned char *buf, size_t cap) {
+    if (aborted(task))
+        return fail_aborted(task);
+    int64_t n = sl_read(task->in, buf, cap);
+    if (n < 0)
+        return sl__task_fail(task, (int)n, "read failed: %s", failure_detail((int)n));
+    task->bytes_in += (uint64_t)n;
+    return n;
+}
+
+static int write_chunk(sl__task *task, const unsigned char *p, size_t len) {
+    int rc = sl_write(task->out, p, len);
+    if (rc < 0)
+        return sl__task_fail(task, rc, "write to %s failed: %s", task->dst_key ? task->dst_key : "output",
+                             failure_detail(rc));
+    task->bytes_out += len;
+    return 0;
+}
+
+static int check_buffer(sl__task *task, size_t min_bytes) {
+    if (!task->buf || task->buf_size < min_bytes)
+        return sl__task_fail(task, SL_EINVAL, "transfer buffer of %zu bytes is too small (need %zu)", task->buf_size,
+                             min_bytes);
+    return 0;
+}
+
+static int result_too_big(sl__task *task, int rc) {
+    return sl__task_fail(task, rc, "result does not fit in %zu bytes", task->result_cap);
+}
+
+static int stateless_thread_init(const sl__op_config *cfg, void **state) {
+    (void)cfg;
+    *state = NULL;
+    return 0;
+}
+
+static void stateless_thread_fini(void *state) {
+    (void)state;
+}
+
+/* ---- md5, sha256 ---- */
+
+typedef struct digest_state {
+    const char *member; /* result member name */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    EVP_MD *md; /* fetched once: an implicit fetch by name on every EVP_DigestInit_ex is a locked provider lookup */
+#else
+    const EVP_MD *md;
+#endif
+    EVP_MD_CTX *ctx;
+} digest_state;
+
+/* OpenSSL's own reason for the last failure on this thread; clears its error queue. */
+static const char *openssl_reason(char *buf, size_t cap) {
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (!e)
+        return "unknown OpenSSL error";
+    ERR_error_string_n(e, buf, cap);
+    return buf;
+}
+
+static void digest_thread_fini(void *state) {
+    digest_state *s = state;
+    if (!s)
+        return;
+    EVP_MD_CTX_free(s->ctx);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    EVP_MD_free(s->md);
+#endif
+    free(s);
+}
+
+static int digest_thread_init(const char *algorithm, const char *member, void **state) {
+    char reason[256];
+    int rc;
+    *state = NULL;
+    digest_state *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sl__fail(SL_ENOMEM, "%s: out of memory", member);
+    s->member = member;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    s->md = EVP_MD_fetch(NULL, algorithm, NULL);
+#else
+    s->md = EVP_get_digestbyname(algorithm);
+#endif
+    if (!s->md) {
+        rc = sl__fail(SL_ENOTSUP, "%s: OpenSSL does not provide %s: %s", member, algorithm,
+                      openssl_reason(reason, sizeof(reason)));
+        goto on_error;
+    }
+    s->ctx = EVP_MD_CTX_new();
+    if (!s->ctx) {
+        rc = sl__fail(SL_ENOMEM, "%s: cannot allocate a digest context", member);
+        goto on_error;
+    }
+    *state = s;
+    return 0;
+on_error:
+    digest_thread_fini(s);
+    return rc;
+}
+
+static int md5_thread_init(const sl__op_config *cfg, void **state) {
+    (void)cfg;
+    return digest_thread_init("MD5", "md5", state);
+}
+
+static int sha256_thread_init(const sl__op_config *cfg, void **state) {
+    (void)cfg;
+    return digest_thread_init("SHA256", "sha256", state);
+}
+
+static int digest_process(void *state, sl__task *task) {
+    digest_state *s = state;
+    char reason[256];
+    int rc = check_buffer(task, 1);
+    if (rc < 0)
+        return rc;
+    /* Re-initialising with the same EVP_MD also discards whatever a failed previous object left in the context. */
+    if (!EVP_DigestInit_ex(s->ctx, s->md, NULL))
+        return sl__task_fail(task, SL_EINTERNAL, "%s: digest init failed: %s", s->member,
+                             openssl_reason(reason, sizeof(reason)));
+    for (;;) {
+        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+        if (!EVP_DigestUpdate(s->ctx, task->buf, (size_t)n))
+            return sl__task_fail(task, SL_EINTERNAL, "%s: digest update failed: %s", s->member,
+                                 openssl_reason(reason, sizeof(reason)));
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    if (!EVP_DigestFinal_ex(s->ctx, digest, &digest_len))
+        return sl__task_fail(task, SL_EINTERNAL, "%s: digest final failed: %s", s->member,
+                             openssl_reason(reason, sizeof(reason)));
+    static const char hexdigits[] = "0123456789abcdef";
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < digest_len; i++) {
+        hex[2 * i] = hexdigits[digest[i] >> 4];
+        hex[2 * i + 1] = hexdigits[digest[i] & 0xf];
+    }
+    hex[2 * digest_len] = '\0';
+    rc = sl__task_result_printf(task, "\"%s\":\"%s\"", s->member, hex);
+    return rc < 0 ? result_too_big(task, rc) : 0;
+}
+
+/* ---- crc32c ---- */
+
+static int crc32c_process(void *state, sl__task *task) {
+    (void)state;
+    uint32_t crc = 0;
+    int rc = check_buffer(task, 1);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+        crc = sl__crc32c_update(crc, task->buf, (size_t)n);
+    }
+    rc = sl__task_result_printf(task, "\"crc32c\":\"%08" PRIx32 "\"", crc);
+    return rc < 0 ? result_too_big(task, rc) : 0;
+}
+
+/* ---- count ---- */
+
+/* lines counts '\n' bytes exactly as `wc -l` does: a last line without a terminating newline is not counted, so
+ * "a\nb" has 1 line and "" has 0. Counting newlines keeps the sum over the objects of a split file equal to the line
+ * count of the whole file. */
+static int count_process(void *state, sl__task *task) {
+    (void)state;
+    uint64_t bytes = 0, lines = 0;
+    int rc = check_buffer(task, 1);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+        bytes += (uint64_t)n;
+        const unsigned char *p = task->buf, *end = task->buf + n;
+        while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            lines++;
+            p++;
+        }
+    }
+    rc = sl__task_result_printf(task, "\"bytes\":%" PRIu64 ",\"lines\":%" PRIu64, bytes, lines);
+    return rc < 0 ? result_too_big(task, rc) : 0;
+}
+
+/* ---- gunzip ---- */
+
+typedef struct gunzip_state {
+    z_stream zs;
+} gunzip_state;
+
+static int gunzip_thread_init(const sl__op_config *cfg, void **state) {
+    (void)cfg;
+    *state = NULL;
+    gunzip_state *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sl__fail(SL_ENOMEM, "gunzip: out of memory");
+    /* 15 + 32: the largest window, with the gzip or zlib wrapper detected from the first bytes. */
+    int zr = inflateInit2(&s->zs, 15 + 32);
+    if (zr != Z_OK) {
+        free(s);
+        if (zr == Z_MEM_ERROR)
+            return sl__fail(SL_ENOMEM, "gunzip: out of memory");
+        return sl__fail(SL_EINTERNAL, "gunzip: inflateInit2 failed (zlib %s): %d", zlibVersion(), zr);
+    }
+    *state = s;
+    return 0;
+}
+
+static void gunzip_thread_fini(void *state) {
+    gunzip_state *s = state;
+    if (!s)
+        return;
+    inflateEnd(&s->zs);
+    free(s);
+}
+
+/* head->done tells whether inflate had finished reading the member's header when it failed: a failure inside the
+ * first header means the object is not gzip at all, one inside a later header means junk after the last member. */
+static int gunzip_error(sl__task *task, const z_stream *zs, int zr, const gz_header *head, uint64_t members,
+                        uint64_t offset) {
+    if (zr == Z_MEM_ERROR)
+        return sl__task_fail(task, SL_ENOMEM, "gunzip: out of memory");
+    if (zr == Z_STREAM_ERROR)
+        return sl__task_fail(task, SL_EINTERNAL, "gunzip: inflate state error");
+    const char *why = zr == Z_NEED_DICT ? "zlib stream needs a preset dictionary" : zs->msg ? zs->msg : "invalid data";
+    if (head->done == 0 && members == 0)
+        return sl__task_fail(task, SL_ECORRUPT, "not gzip data (%s)", why);
+    if (head->done == 0)
+        return sl__task_fail(task, SL_ECORRUPT, "trailing garbage after gzip data at byte %" PRIu64 " (%s)", offset,
+                             why);
+    return sl__task_fail(task, SL_ECORRUPT, "corrupt gzip data at byte %" PRIu64 ": %s", offset, why);
+}
+
+/* Decompresses like `gzip -d`: any number of concatenated members, each with its own header and trailer (CRC and
+ * length are checked by zlib). Decisions beyond gzip's manual:
+ *  - zero bytes after a complete member are skipped silently (block padding, as from tape or dd); any other data
+ *    after the last member must be a valid member, otherwise SL_ECORRUPT "trailing garbage" (gzip only warns, but
+ *    a bulk job must not call a damaged object good);
+ *  - an empty object is not gzip data (SL_ECORRUPT, as gzip says "unexpected end of file");
+ *  - a zlib-wrapped (RFC 1950) stream is accepted too, since the wrapper is auto-detected;
+ *  - task->bytes_out counts bytes written to task->out; with no output the decompressed size is reported as the
+ *    result member "bytes_out" instead. */
+static int gunzip_process(void *state, sl__task *task) {
+    gunzip_state *s = state;
+    z_stream *zs = &s->zs;
+    int rc = check_buffer(task, 2);
+    if (rc < 0)
+        return rc;
+    /* Compressed input is usually several times smaller than its output, so the output gets the larger share. */
+    size_t in_cap = task->buf_size / 4 ? task->buf_size / 4 : 1;
+    unsigned char *in = task->buf, *out = task->buf + in_cap;
+    size_t out_cap = task->buf_size - in_cap;
+    if (in_cap > UINT_MAX)
+        in_cap = UINT_MAX;
+    if (out_cap > UINT_MAX)
+        out_cap = UINT_MAX;
+
+    gz_header head;
+    memset(&head, 0, sizeof(head));
+    uint64_t read_total = 0, produced = 0, members = 0;
+    bool in_member = false;
+    /* inflate can hold decompressed bytes it had no room for; until a call leaves output space unused, more input
+     * must not be read (and end of input must not be taken as truncation). */
+    bool out_full = false;
+    zs->next_in = in;
+    zs->avail_in = 0;
+    for (;;) {
+        /* A small input can inflate to gigabytes without another read, so cancellation is checked per output chunk. */
+        if (out_full && aborted(task))
+            return fail_aborted(task);
+        if (zs->avail_in == 0 && !out_full) {
+            int64_t n = read_chunk(task, in, in_cap);
+            if (n < 0)
+                return (int)n;
+            if (n == 0)
+                break;
+            read_total += (uint64_t)n;
+            zs->next_in = in;
+            zs->avail_in = (uInt)n;
+        }
+        if (!in_member) {
+            if (members > 0) {
+                while (zs->avail_in > 0 && *zs->next_in == 0) {
+                    zs->next_in++;
+                    zs->avail_in--;
+                }
+                if (zs->avail_in == 0)
+                    continue;
+            }
+            inflateReset(zs);
+            memset(&head, 0, sizeof(head));
+            inflateGetHeader(zs, &head);
+            in_member = true;
+        }
+        zs->next_out = out;
+        zs->avail_out = (uInt)out_cap;
+        int zr = inflate(zs, Z_NO_FLUSH);
+        size_t got = out_cap - zs->avail_out;
+        out_full = zs->avail_out == 0;
+        if (got > 0) {
+            produced += got;
+            if (task->out && (rc = write_chunk(task, out, got)) < 0)
+                return rc;
+        }
+        if (zr == Z_STREAM_END) {
+            members++;
+            in_member = false;
+            out_full = false;
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            return gunzip_error(task, zs, zr, &head, members, read_total - zs->avail_in);
+        }
+    }
+    if (in_member)
+        return sl__task_fail(task, SL_ECORRUPT, "truncated gzip stream (input ended after %" PRIu64 " bytes)",
+                             read_total);
+    if (members == 0)
+        return sl__task_fail(task, SL_ECORRUPT, "not gzip data (the object is empty)");
+    if (!task->out) {
+        rc = sl__task_result_printf(task, "\"bytes_out\":%" PRIu64, produced);
+        if (rc < 0)
+            return result_too_big(task, rc);
+    }
+    return 0;
+}
+
+/* ---- copy ---- */
+
+static int copy_process(void *state, sl__task *task) {
+    (void)state;
+    int rc = check_buffer(task, 1);
+    if (rc < 0)
+        return rc;
+    if (!task->out)
+        return sl__task_fail(task, SL_EINVAL, "copy needs a destination");
+    for (;;) {
+        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return 0;
+        if ((rc = write_chunk(task, task->buf, (size_t)n)) < 0)
+            return rc;
+    }
+}
+
+/* ---- the table ---- */
+
+static const sl__op s_op_md5 = {
+    .name = "md5",
+    .description = "MD5 digest of each object, in hex: \"md5\":\"<32 hex digits>\"",
+    .transforms = false,
+    .thread_init = md5_thread_init,
+    .process = digest_process,
+    .thread_fini = digest_thread_fini,
+};
+
+static const sl__op s_op_crc32c = {
+    .name = "crc32c",
+    .description = "CRC32C (Castagnoli, the checksum GCS keeps) of each object: \"crc32c\":\"<8 hex digits>\"",
+    .transforms = false,
+    .thread_init = stateless_thread_init,
+    .process = crc32c_process,
+    .thread_fini = stateless_thread_fini,
+};
+
+static const sl__op s_op_sha256 = {
+    .name = "sha256",
+    .description = "SHA-256 digest of each object, in hex: \"sha256\":\"<64 hex digits>\"",
+    .transforms = false,
+    .thread_init = sha256_thread_init,
+    .process = digest_process,
+    .thread_fini = digest_thread_fini,
+};
+
+static const sl__op s_op_count = {
+    .name = "count",
+    .description = "bytes and lines ('\\n' bytes, as wc -l counts them) of each object: \"bytes\":N,\"lines\":M",
+    .transforms = false,
+    .thread_init = stateless_thread_init,
+    .process = count_process,
+    .thread_fini = stateless_thread_fini,
+};
+
+static const sl__op s_op_gunzip = {
+    .name = "gunzip",
+    .description = "decompress each gzip object (concatenated members too); without a destination, report "
+                   "\"bytes_out\":N",
+    .transforms = true,
+    .thread_init = gunzip_thread_init,
+    .process = gunzip_process,
+    .thread_fini = gunzip_thread_fini,
+};
+
+static const sl__op s_op_copy = {
+    .name = "copy",
+    .description = "copy each object's bytes unchanged",
+    .transforms = true,
+    .thread_init = stateless_thread_init,
+    .process = copy_process,
+    .thread_fini = stateless_thread_fini,
+};
+
+static const sl__op *const s_ops[] = {&s_op_md5, &s_op_crc32c, &s_op_sha256, &s_op_count, &s_op_gunzip, &s_op_copy};
+
+static const char *const s_public_names[] = {"md5", "crc32c", "sha256", "count", "gunzip", NULL};
+
+const sl__op *sl__op_find(const char *name) {
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < sizeof(s_ops) / sizeof(s_ops[0]); i++)
+        if (strcmp(s_ops[i]->name, name) == 0)
+            return s_ops[i];
+    return NULL;
+}
+
+const char *const *sl__op_names(void) {
+    return s_public_names;
+}

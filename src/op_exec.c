@@ -1,0 +1,579 @@
+/* The exec operation: each object's bytes on a child's stdin, the child's stdout the output object.
+ *
+ * One child per object, spawned without a shell (unless the user asked for one) so that object names never reach a
+ * command line: the child learns them from SLUICE_* environment variables. The parent pumps three non-blocking pipes
+ * with poll(), reading the child's stdout while it feeds stdin, so a child that writes before it reads cannot
+ * deadlock against us. Every path reaps the child and closes every descriptor before process() returns. */
+#include "fail.h"
+#include "task.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+#define S_HAVE_SIGABBREV 1
+#endif
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define S_HAVE_ADDCLOSEFROM 1
+#endif
+
+extern char **environ;
+
+#define S_STDERR_KEEP 1536
+#define S_POLL_MS 200
+#define S_TERM_GRACE_MS 2000
+
+static const char *const s_env_names[] = {"SLUICE_KEY=", "SLUICE_SIZE=", "SLUICE_URL=", "SLUICE_OUTPUT_KEY="};
+#define S_ENV_COUNT (sizeof(s_env_names) / sizeof(s_env_names[0]))
+
+static const char s_output_member[] = "\"output\":";
+
+/* Per-thread state: made by thread_init, reused for every object, freed by thread_fini. The buffers only grow, and
+ * each is bounded: envp by the environment plus four variables, collect by the task's result capacity (twice, while
+ * the output is being quoted). */
+typedef struct s_state {
+    const sl__op_config *cfg;
+    posix_spawnattr_t attr;
+    char **envp;
+    size_t envp_cap; /* entries */
+    char *envstr;    /* the SLUICE_* assignments envp points into */
+    size_t envstr_cap;
+    char *collect; /* raw stdout when task->out is NULL */
+    size_t collect_len, collect_cap;
+    size_t err_len;       /* bytes of the child's stderr kept in err */
+    uint64_t err_dropped; /* bytes of stderr beyond err */
+    char err[S_STDERR_KEEP];
+    char excerpt[4 * S_STDERR_KEEP + 64];
+} s_state;
+
+typedef struct s_child {
+    pid_t pid;
+    int in_w, out_r, err_r; /* parent ends, -1 once closed */
+    bool reaped;
+    int status;
+} s_child;
+
+static void s_close(int *fd) {
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void s_close_pipes(s_child *ch) {
+    s_close(&ch->in_w);
+    s_close(&ch->out_r);
+    s_close(&ch->err_r);
+}
+
+static const char *s_strerror(int errnum) {
+    const char *s = strerrordesc_np(errnum);
+    return s ? s : "unknown error";
+}
+
+static bool s_aborted(const sl__task *task) {
+    return task->abort && atomic_load(task->abort);
+}
+
+/* A write to a closed pipe with SIGPIPE blocked leaves the signal pending on the thread; consume it so it is never
+ * delivered later. */
+static void s_clear_sigpipe(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    const struct timespec zero = {0, 0};
+    while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {
+    }
+}
+
+static void s_sleep_us(long us) {
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void s_waitpid_blocking(s_child *ch) {
+    while (waitpid(ch->pid, &ch->status, 0) < 0 && errno == EINTR) {
+    }
+    ch->reaped = true;
+}
+
+static void s_kill_and_reap(s_child *ch) {
+    if (ch->pid <= 0 || ch->reaped)
+        return;
+    kill(ch->pid, SIGKILL);
+    s_waitpid_blocking(ch);
+}
+
+/* Asks the child to stop, gives it S_TERM_GRACE_MS, then kills it. The pipes are closed first, so a child that
+ * handles SIGTERM by flushing output gets EPIPE instead of blocking on a pipe nobody reads. */
+static int s_cancel(sl__task *task, s_child *ch) {
+    s_close_pipes(ch);
+    kill(ch->pid, SIGTERM);
+    long waited_us = 0, step_us = 100;
+    while (waited_us < S_TERM_GRACE_MS * 1000L) {
+        pid_t r = waitpid(ch->pid, &ch->status, WNOHANG);
+        if (r == ch->pid || (r < 0 && errno != EINTR)) {
+            ch->reaped = true;
+            break;
+        }
+        s_sleep_us(step_us);
+        waited_us += step_us;
+        step_us = step_us * 2 > 50000 ? 50000 : step_us * 2;
+    }
+    s_kill_and_reap(ch);
+    return sl__task_fail(task, SL_ECANCELED, "command stopped: the job was aborted");
+}
+
+/* The store's own explanation when it left one (process() clears it first), else the code's message. */
+static int s_store_failed(sl__task *task, s_child *ch, int rc, const char *what) {
+    s_close_pipes(ch);
+    s_kill_and_reap(ch);
+    const char *why = sl_last_error();
+    return sl__task_fail(task, rc, "%s: %s", what, why[0] ? why : sl_strerror(rc));
+}
+
+static int s_pipe_failed(sl__task *task, s_child *ch, int errnum, const char *what) {
+    s_close_pipes(ch);
+    s_kill_and_reap(ch);
+    return sl__task_fail(task, SL_EIO, "%s: %s", what, s_strerror(errnum));
+}
+
+static int s_grow(char **p, size_t *cap, size_t need) {
+    if (need <= *cap)
+        return 0;
+    char *n = realloc(*p, need);
+    if (!n)
+        return SL_ENOMEM;
+    *p = n;
+    *cap = need;
+    return 0;
+}
+
+static bool s_is_ours(const char *entry) {
+    for (size_t i = 0; i < S_ENV_COUNT; i++)
+        if (strncmp(entry, s_env_names[i], strlen(s_env_names[i])) == 0)
+            return true;
+    return false;
+}
+
+/* envp = the current environment minus any inherited SLUICE_* variables, plus this object's. An inherited
+ * SLUICE_OUTPUT_KEY is dropped even when there is no output key (sluice run from inside a sluice command). */
+static int s_build_env(s_state *st, const sl__task *task) {
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    char size_text[24];
+    snprintf(size_text, sizeof(size_text), "%" PRIu64, task->src->size);
+    const char *values[S_ENV_COUNT] = {task->src->key, size_text, task->src_url, task->dst_key};
+    size_t bytes = 0;
+    for (size_t i = 0; i < S_ENV_COUNT; i++)
+        if (values[i])
+            bytes += strlen(s_env_names[i]) + strlen(values[i]) + 1;
+    /* Round up so that keys of slowly increasing length do not realloc for every object. */
+    bytes = (bytes + 255) & ~(size_t)255;
+    if (n + S_ENV_COUNT + 1 > st->envp_cap) {
+        char **envp = realloc(st->envp, (n + S_ENV_COUNT + 1) * sizeof(*envp));
+        if (!envp)
+            return SL_ENOMEM;
+        st->envp = envp;
+        st->envp_cap = n + S_ENV_COUNT + 1;
+    }
+    if (s_grow(&st->envstr, &st->envstr_cap, bytes) < 0)
+        return SL_ENOMEM;
+    size_t k = 0;
+    for (char **e = environ; e && *e; e++)
+        if (!s_is_ours(*e))
+            st->envp[k++] = *e;
+    char *p = st->envstr;
+    for (size_t i = 0; i < S_ENV_COUNT; i++) {
+        if (!values[i])
+            continue;
+        size_t name_len = strlen(s_env_names[i]), value_len = strlen(values[i]);
+        st->envp[k++] = p;
+        memcpy(p, s_env_names[i], name_len);
+        memcpy(p + name_len, values[i], value_len + 1);
+        p += name_len + value_len + 1;
+    }
+    st->envp[k] = NULL;
+    return 0;
+}
+
+/* pipe2 with O_CLOEXEC, so children spawned concurrently by other workers never inherit our ends. Both ends are
+ * moved above 2: if the process runs with stdin/stdout/stderr closed, a pipe end numbered 0-2 would be clobbered
+ * by the dup2 onto 0/1/2 in the child. */
+static int s_pipe(int fds[2]) {
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] > 2)
+            continue;
+        int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        int e = errno;
+        close(fds[i]);
+        fds[i] = moved;
+        if (moved < 0) {
+            s_close(&fds[1 - i]);
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int s_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static int s_spawn(s_state *st, sl__task *task, s_child *ch) {
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    int e = 0;
+    if (s_pipe(in) < 0 || s_pipe(out) < 0 || s_pipe(err) < 0 || s_set_nonblocking(in[1]) < 0 ||
+        s_set_nonblocking(out[0]) < 0 || s_set_nonblocking(err[0]) < 0)
+        e = errno;
+
+    posix_spawn_file_actions_t fa;
+    if (!e)
+        e = posix_spawn_file_actions_init(&fa);
+    int spawn_e = 0;
+    if (!e) {
+        if ((e = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) == 0 &&
+            (e = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) == 0 &&
+            (e = posix_spawn_file_actions_adddup2(&fa, err[1], 2)) == 0) {
+#ifdef S_HAVE_ADDCLOSEFROM
+            /* Belt and braces: descriptors other code opened without O_CLOEXEC do not reach the child either. */
+            e = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+        }
+        if (!e && st->cfg->use_shell) {
+            const char *sh_argv[] = {"sh", "-c", st->cfg->command, "sluice", NULL};
+            spawn_e = posix_spawn(&ch->pid, "/bin/sh", &fa, &st->attr, (char *const *)sh_argv, st->envp);
+        } else if (!e) {
+            spawn_e = posix_spawnp(&ch->pid, st->cfg->argv[0], &fa, &st->attr, (char *const *)st->cfg->argv,
+                                   st->envp);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    s_close(&in[0]);
+    s_close(&out[1]);
+    s_close(&err[1]);
+    ch->in_w = in[1];
+    ch->out_r = out[0];
+    ch->err_r = err[0];
+    if (!e && !spawn_e)
+        return 0;
+
+    ch->pid = -1;
+    s_close_pipes(ch);
+    if (spawn_e)
+        return sl__task_fail(task, SL_ECHILD, "cannot run '%s': %s", st->cfg->use_shell ? "/bin/sh" : st->cfg->argv[0],
+                             s_strerror(spawn_e));
+    return sl__task_fail(task, e == ENOMEM ? SL_ENOMEM : SL_EIO, "cannot set up the command's pipes: %s",
+                         s_strerror(e));
+}
+
+/* Appends to the collected output; fails once it would pass `limit`. */
+static int s_collect(s_state *st, const unsigned char *p, size_t n, size_t limit) {
+    if (n > limit - st->collect_len)
+        return SL_ETOOBIG;
+    if (st->collect_len + n > st->collect_cap) {
+        size_t cap = st->collect_cap ? st->collect_cap : 4096;
+        while (cap < st->collect_len + n)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        if (s_grow(&st->collect, &st->collect_cap, cap) < 0)
+            return SL_ENOMEM;
+    }
+    memcpy(st->collect + st->collect_len, p, n);
+    st->collect_len += n;
+    return 0;
+}
+
+static void s_keep_stderr(s_state *st, const unsigned char *p, size_t n) {
+    size_t room = sizeof(st->err) - st->err_len;
+    size_t keep = n < room ? n : room;
+    memcpy(st->err + st->err_len, p, keep);
+    st->err_len += keep;
+    st->err_dropped += n - keep;
+}
+
+/* Moves data until the child has closed stdout and stderr and no input remains to feed it. task->buf is split in
+ * two halves: source bytes on their way to the child's stdin, and bytes read from the child's stdout or stderr. */
+static int s_pump(s_state *st, sl__task *task, s_child *ch) {
+    size_t half = task->buf_size / 2;
+    unsigned char *inbuf = task->buf, *outbuf = task->buf + half;
+    size_t outcap = task->buf_size - half;
+    size_t in_off = 0, in_len = 0;
+    /* Raw bytes allowed when collecting: the room left in result minus the member's name, quotes, separating comma
+     * and NUL. Escaping may still make it too large; s_emit_output checks that. */
+    size_t overhead = sizeof(s_output_member) - 1 + 2 + 2;
+    size_t room = task->out ? 0 : task->result_cap - task->result_len;
+    size_t limit = room > overhead ? room - overhead : 0;
+
+    while (ch->in_w >= 0 || ch->out_r >= 0 || ch->err_r >= 0) {
+        if (s_aborted(task))
+            return s_cancel(task, ch);
+        if (ch->in_w >= 0 && in_off == in_len) {
+            int64_t n = sl_read(task->in, inbuf, half);
+            if (n < 0)
+                return s_store_failed(task, ch, (int)n, "cannot read the object");
+            if (n == 0)
+                s_close(&ch->in_w);
+            in_off = 0;
+            in_len = (size_t)n;
+            task->bytes_in += (uint64_t)n;
+        }
+
+        struct pollfd pfd[3];
+        nfds_t nfd = 0;
+        int i_in = -1, i_out = -1, i_err = -1;
+        if (ch->in_w >= 0) {
+            i_in = (int)nfd;
+            pfd[nfd++] = (struct pollfd){.fd = ch->in_w, .events = POLLOUT};
+        }
+        if (ch->out_r >= 0) {
+            i_out = (int)nfd;
+            pfd[nfd++] = (struct pollfd){.fd = ch->out_r, .events = POLLIN};
+        }
+        if (ch->err_r >= 0) {
+            i_err = (int)nfd;
+            pfd[nfd++] = (struct pollfd){.fd = ch->err_r, .events = POLLIN};
+        }
+        if (nfd == 0)
+            break;
+        int ready = poll(pfd, nfd, S_POLL_MS);
+        if (ready < 0 && errno != EINTR)
+            return s_pipe_failed(task, ch, errno, "poll on the command's pipes");
+        if (ready <= 0)
+            continue;
+
+        if (i_in >= 0 && pfd[i_in].revents) {
+            ssize_t w = write(ch->in_w, inbuf + in_off, in_len - in_off);
+            if (w > 0) {
+                in_off += (size_t)w;
+            } else if (w < 0 && errno == EPIPE) {
+                /* The child stopped reading (`head`, `true`): the rest of the input is not needed; its exit status
+                 * alone says whether it succeeded. */
+                s_clear_sigpipe();
+                s_close(&ch->in_w);
+            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                return s_pipe_failed(task, ch, errno, "cannot write to the command's stdin");
+            }
+        }
+        if (i_out >= 0 && pfd[i_out].revents) {
+            ssize_t r = read(ch->out_r, outbuf, outcap);
+            if (r == 0) {
+                s_close(&ch->out_r);
+            } else if (r > 0) {
+                task->bytes_out += (uint64_t)r;
+                int rc = task->out ? sl_write(task->out, outbuf, (size_t)r) : s_collect(st, outbuf, (size_t)r, limit);
+                if (rc == SL_ETOOBIG) {
+                    s_close_pipes(ch);
+                    s_kill_and_reap(ch);
+                    return sl__task_fail(task, SL_ETOOBIG,
+                                         "command output exceeds %zu bytes; give a destination instead of -", limit);
+                }
+                if (rc < 0)
+                    return s_store_failed(task, ch, rc, task->out ? "cannot write the output" : "out of memory");
+            } else if (errno != EAGAIN && errno != EINTR) {
+                return s_pipe_failed(task, ch, errno, "cannot read the command's stdout");
+            }
+        }
+        if (i_err >= 0 && pfd[i_err].revents) {
+            ssize_t r = read(ch->err_r, outbuf, outcap);
+            if (r == 0)
+                s_close(&ch->err_r);
+            else if (r > 0)
+                s_keep_stderr(st, outbuf, (size_t)r);
+            else if (errno != EAGAIN && errno != EINTR)
+                return s_pipe_failed(task, ch, errno, "cannot read the command's stderr");
+        }
+    }
+    return 0;
+}
+
+/* Reaps a child that has closed all its pipes, noticing an abort while it keeps running. */
+static int s_reap(sl__task *task, s_child *ch) {
+    long step_us = 50;
+    for (;;) {
+        pid_t r = waitpid(ch->pid, &ch->status, WNOHANG);
+        if (r == ch->pid) {
+            ch->reaped = true;
+            return 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            int e = errno;
+            ch->reaped = true;
+            return sl__task_fail(task, SL_EINTERNAL, "cannot wait for the command: %s%s", s_strerror(e),
+                                 e == ECHILD ? " (is SIGCHLD ignored?)" : "");
+        }
+        if (s_aborted(task))
+            return s_cancel(task, ch);
+        s_sleep_us(step_us);
+        step_us = step_us * 2 > 20000 ? 20000 : step_us * 2;
+    }
+}
+
+/* The kept stderr, trimmed, on one line, with a note of what was dropped. Points into st->excerpt. */
+static const char *s_stderr_excerpt(s_state *st) {
+    const char *s = st->err;
+    size_t n = st->err_len;
+    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    size_t cap = sizeof(st->excerpt) - 48;
+    size_t len = n ? sl_text_escape(st->excerpt, cap, s, n) : 0;
+    if (len >= cap)
+        len = cap - 1;
+    st->excerpt[len] = '\0';
+    if (st->err_dropped)
+        snprintf(st->excerpt + len, sizeof(st->excerpt) - len, "%s... (%" PRIu64 " more bytes)", len ? " " : "",
+                 st->err_dropped);
+    return st->excerpt;
+}
+
+static int s_emit_output(s_state *st, sl__task *task) {
+    char probe;
+    const char *raw = st->collect_len ? st->collect : "";
+    size_t quoted = sl_json_quote(&probe, 1, raw, st->collect_len);
+    size_t room = task->result_cap - task->result_len;
+    int rc = SL_ETOOBIG;
+    if (sizeof(s_output_member) - 1 + quoted < room) {
+        rc = s_grow(&st->collect, &st->collect_cap, st->collect_len + quoted + 1);
+        if (rc == 0) {
+            char *text = st->collect + st->collect_len;
+            sl_json_quote(text, quoted + 1, st->collect_len ? st->collect : "", st->collect_len);
+            rc = sl__task_result_printf(task, "%s%s", s_output_member, text);
+        }
+    }
+    if (rc == SL_ENOMEM)
+        return sl__task_fail(task, rc, "out of memory");
+    if (rc < 0)
+        return sl__task_fail(task, SL_ETOOBIG,
+                             "command output exceeds %zu bytes once JSON-escaped; give a destination instead of -",
+                             room);
+    return 0;
+}
+
+static int s_judge(s_state *st, sl__task *task, int status) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return task->out ? 0 : s_emit_output(st, task);
+    const char *excerpt = s_stderr_excerpt(st);
+    const char *sep = excerpt[0] ? ": " : "";
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *abbrev = NULL;
+#ifdef S_HAVE_SIGABBREV
+        abbrev = sigabbrev_np(sig);
+#endif
+        if (abbrev)
+            return sl__task_fail(task, SL_ECHILD, "command killed by signal SIG%s%s%s", abbrev, sep, excerpt);
+        return sl__task_fail(task, SL_ECHILD, "command killed by signal %d%s%s", sig, sep, excerpt);
+    }
+    return sl__task_fail(task, SL_ECHILD, "command exited with status %d%s%s", WEXITSTATUS(status), sep, excerpt);
+}
+
+static int s_run(s_state *st, sl__task *task) {
+    s_child ch = {.pid = -1, .in_w = -1, .out_r = -1, .err_r = -1};
+    st->err_len = 0;
+    st->err_dropped = 0;
+    st->collect_len = 0;
+    if (s_build_env(st, task) < 0)
+        return sl__task_fail(task, SL_ENOMEM, "out of memory");
+    int rc = s_spawn(st, task, &ch);
+    if (rc < 0)
+        return rc;
+    rc = s_pump(st, task, &ch);
+    if (rc == 0)
+        rc = s_reap(task, &ch);
+    s_close_pipes(&ch);
+    s_kill_and_reap(&ch);
+    return rc < 0 ? rc : s_judge(st, task, ch.status);
+}
+
+static int s_process(void *state, sl__task *task) {
+    s_state *st = state;
+    if (!task)
+        return sl__fail(SL_EINVAL, "exec: NULL task");
+    if (!st || !task->src || !task->src->key || !task->in || !task->buf || task->buf_size < 2)
+        return sl__task_fail(task, SL_EINVAL, "exec: incomplete task");
+    if (!task->out && (!task->result || task->result_len >= task->result_cap))
+        return sl__task_fail(task, SL_EINVAL, "exec: no destination and no room for a result");
+
+    /* The engine blocks SIGPIPE in its workers; a library caller may not have, and a write to a child that exited
+     * must come back as EPIPE rather than kill the process. */
+    sigset_t pipe_set, old_mask;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    sl__fail(SL_OK, "%s", "");
+    int rc = s_run(st, task);
+    if (!sigismember(&old_mask, SIGPIPE)) {
+        s_clear_sigpipe();
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    }
+    return rc;
+}
+
+static int s_thread_init(const sl__op_config *cfg, void **state) {
+    if (!state)
+        return sl__fail(SL_EINVAL, "exec: NULL state");
+    *state = NULL;
+    if (!cfg || (cfg->use_shell ? !cfg->command : (!cfg->argv || !cfg->argv[0])))
+        return sl__fail(SL_EINVAL, "exec: no command given");
+    s_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    st->cfg = cfg;
+    if (posix_spawnattr_init(&st->attr) != 0) {
+        free(st);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    /* A worker thread blocks signals (SIGPIPE, and those the main thread handles) and the process may ignore
+     * SIGPIPE; a child must start with nothing blocked and SIGPIPE at its default, like one started from a shell,
+     * so that SIGTERM stops it and `cmd | head` pipelines inside it end normally. */
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    posix_spawnattr_setsigmask(&st->attr, &none);
+    posix_spawnattr_setsigdefault(&st->attr, &dfl);
+    posix_spawnattr_setflags(&st->attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    *state = st;
+    return 0;
+}
+
+static void s_thread_fini(void *state) {
+    s_state *st = state;
+    if (!st)
+        return;
+    posix_spawnattr_destroy(&st->attr);
+    free(st->envp);
+    free(st->envstr);
+    free(st->collect);
+    free(st);
+}
+
+const sl__op sl__op_exec = {
+    .name = "exec",
+    .description = "run a command per object: the object's bytes on its stdin, its stdout the output object",
+    .transforms = true,
+    .thread_init = s_thread_init,
+    .process = s_process,
+    .thread_fini = s_thread_fini,
+};

@@ -1,0 +1,86 @@
+/* Bounded MPMC queue: a ring of pointers under one mutex with two condition variables. The queue moves one item per
+ * object, so a mutex is far cheaper than the work it hands out; a lock-free ring would buy nothing here. */
+#include "queue.h"
+
+#include "sluice/sluice.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct sl__queue {
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty;
+    pthread_cond_t not_full;
+    size_t capacity;
+    size_t head; /* next item to pop */
+    size_t count;
+    bool closed;
+    void *items[]; /* capacity slots */
+};
+
+sl__queue *sl__queue_new(size_t capacity) {
+    if (capacity == 0 || capacity > (SIZE_MAX - sizeof(sl__queue)) / sizeof(void *))
+        return NULL;
+    sl__queue *q = calloc(1, sizeof(*q) + capacity * sizeof(void *));
+    if (!q)
+        return NULL;
+    q->capacity = capacity;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    return q;
+}
+
+void sl__queue_destroy(sl__queue *q) {
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+    free(q);
+}
+
+int sl__queue_push(sl__queue *q, void *item) {
+    pthread_mutex_lock(&q->lock);
+    while (q->count == q->capacity && !q->closed)
+        pthread_cond_wait(&q->not_full, &q->lock);
+    if (q->closed) {
+        pthread_mutex_unlock(&q->lock);
+        return SL_ECANCELED;
+    }
+    q->items[(q->head + q->count) % q->capacity] = item;
+    q->count++;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+void *sl__queue_pop(sl__queue *q) {
+    pthread_mutex_lock(&q->lock);
+    while (q->count == 0 && !q->closed)
+        pthread_cond_wait(&q->not_empty, &q->lock);
+    void *item = NULL;
+    if (q->count > 0) {
+        item = q->items[q->head];
+        q->head = (q->head + 1) % q->capacity;
+        q->count--;
+        pthread_cond_signal(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return item;
+}
+
+void sl__queue_close(sl__queue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->closed = true;
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->lock);
+}
+
+size_t sl__queue_length(sl__queue *q) {
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}

@@ -1,0 +1,24 @@
+/* A bounded multi-producer multi-consumer queue of pointers. push blocks while full, pop blocks while empty:
+ * this is the backpressure that keeps memory flat. */
+#ifndef SLUICE_QUEUE_H
+#define SLUICE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct sl__queue sl__queue;
+
+/* capacity > 0 items. Returns NULL on allocation failure. */
+sl__queue *sl__queue_new(size_t capacity);
+/* NULL ok. Items still queued are not freed (the queue does not own them). */
+void sl__queue_destroy(sl__queue *q);
+/* Blocks while full. Returns 0, or SL_ECANCELED if the queue was closed (the item was not queued). */
+int sl__queue_push(sl__queue *q, void *item);
+/* Blocks while empty and open. Returns the oldest item, or NULL once the queue is closed and drained. */
+void *sl__queue_pop(sl__queue *q);
+/* No more pushes; poppers drain what is left, then get NULL. Wakes every waiter. Idempotent. */
+void sl__queue_close(sl__queue *q);
+/* Items currently queued (a snapshot). */
+size_t sl__queue_length(sl__queue *q);
+
+#endif

@@ -1,0 +1,972 @@
+/* The local-directory store: keys are paths under a root directory.
+ *
+ * Listing streams keys in memcmp order of the full key, like GCS and S3. Sorting each directory by its entries'
+ * "sort names" (a file's name; a directory's name + "/") and recursing depth-first yields exactly that order,
+ * because every key under directory d starts with "d/" and no file name contains '/'. Memory stays flat even in a
+ * huge flat directory: a level holds at most one batch of B names (the B smallest sort names above a cursor,
+ * selected with a bounded max-heap during one readdir pass); when the batch is used up the directory is rewound and
+ * scanned again for the next B. Memory is O(depth * B), whatever the number of entries.
+ *
+ * Writes go to ".sluice-tmp-XXXXXX" in the target directory and are renamed into place on commit, so a half-written
+ * file never appears under its final name; listings never show those temp names. */
+#include "fail.h"
+#include "store_vtable.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define S_TMP_PREFIX ".sluice-tmp-"
+#define S_TMP_PREFIX_LEN (sizeof(S_TMP_PREFIX) - 1)
+#define S_DEFAULT_BATCH 4096
+/* The slot index of a batch entry is 32-bit; far beyond any sensible page size anyway. */
+#define S_MAX_BATCH (1u << 20)
+/* A sort name: up to NAME_MAX bytes, '/' for a directory, NUL. */
+#define S_SLOT (NAME_MAX + 2)
+/* Keys (and full paths) must fit a PATH_MAX buffer with their NUL. */
+#define S_KEY_MAX (PATH_MAX - 1)
+
+typedef struct s_store {
+    sl_store base;
+    char *root;        /* absolute, no trailing '/'; "" for the file-system root */
+    mode_t file_mode;  /* 0666 & ~umask, applied to new files (mkostemp creates them 0600) */
+} s_store;
+
+/* Handles still open on a client, so client_destroy can close them. */
+typedef enum s_kind { S_LISTER, S_READER, S_WRITER } s_kind;
+typedef struct s_link {
+    struct s_link *prev, *next;
+    s_kind kind;
+} s_link;
+
+typedef struct s_client {
+    sl_client base;
+    s_link open; /* sentinel of the circular list of open handles */
+    /* The directory the last write made sure exists, so writing many files into one directory costs no mkdir. */
+    size_t dir_cache_len; /* 0 = empty */
+    char dir_cache[PATH_MAX];
+} s_client;
+
+typedef struct s_entry {
+    uint32_t slot; /* index of the sort name in the level's arena */
+    uint16_t len;  /* sort-name length, including the '/' of a directory */
+    bool is_dir;
+} s_entry;
+
+typedef struct s_level {
+    DIR *dir;
+    int fd;
+    size_t prefix_len; /* key bytes of the directory itself ("a/b/"), before its entries' names */
+    s_entry *batch;    /* a max-heap while scanning, then sorted ascending */
+    size_t batch_cap, n, pos;
+    char *arena; /* batch_cap slots of S_SLOT bytes; kept across rescans and across reuse of this depth */
+    bool more;   /* the last scan filled the batch: a rescan after the cursor may find more */
+    bool has_cursor;
+    uint16_t cursor_len;
+    char cursor[S_SLOT];      /* the greatest sort name handed out so far by this level */
+    const char *start;        /* before the first scan: the part of start_after below this directory, or NULL */
+    size_t start_len;
+} s_level;
+
+typedef struct s_lister {
+    sl_lister base;
+    s_link link;
+    bool recursive;
+    size_t batch_max;
+    char *start_after; /* owned copy; levels point into it */
+    s_level *levels;
+    size_t depth, levels_cap;
+    char key[PATH_MAX + S_SLOT];
+} s_lister;
+
+typedef struct s_reader {
+    sl_reader base;
+    s_link link;
+    int fd;
+    uint64_t pos, end;
+    char path[];
+} s_reader;
+
+typedef struct s_writer {
+    sl_writer base;
+    s_link link;
+    int fd;
+    char *tmp_path;
+    char final_path[];
+} s_writer;
+
+static const sl_store_vtable s_vtable;
+
+static void s_link_add(s_client *c, s_link *l, s_kind kind) {
+    l->kind = kind;
+    l->next = c->open.next;
+    l->prev = &c->open;
+    c->open.next->prev = l;
+    c->open.next = l;
+}
+
+static void s_link_remove(s_link *l) {
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+}
+
+static const char *s_hint(int errnum) {
+    switch (errnum) {
+    case ENOSPC:
+    case EDQUOT:
+        return " (the file system is full: free some space or choose another destination)";
+    case EROFS:
+        return " (the file system is mounted read-only)";
+    case EACCES:
+    case EPERM:
+        return " (check the permissions of the file and its directories)";
+    case EMFILE:
+    case ENFILE:
+        return " (too many open files: raise the open-file limit, ulimit -n)";
+    default:
+        return "";
+    }
+}
+
+/* "<path>: <what>: <strerror>[ (hint)]", with the SL_E* code of errnum. */
+static int s_fail_path(int errnum, const char *path, const char *what) {
+    char buf[128];
+    const char *reason = strerror_r(errnum, buf, sizeof(buf));
+    return sl__fail(sl__errno_to_sl(errnum), "%s: %s: %s%s", path, what, reason, s_hint(errnum));
+}
+
+static int s_cmp(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* Rejects keys that could name something outside the root, or that a directory tree cannot hold, and writes the
+ * full path of `key` into buf[PATH_MAX]. */
+static int s_key_to_path(const s_store *st, const char *key, char *buf) {
+    const char *why = NULL;
+    size_t len = strlen(key);
+    if (!len)
+        return sl__fail(SL_EUNSAFEKEY, "%s/: an empty object key cannot name a file", st->root);
+    if (key[0] == '/')
+        why = "it starts with '/'";
+    else if (key[len - 1] == '/')
+        why = "it ends with '/' (a directory, not a file)";
+    for (const char *p = key; !why;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0)
+            why = "it has an empty path component (\"//\")";
+        else if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            why = "it has a '.' or '..' path component";
+        else if (n >= S_TMP_PREFIX_LEN && memcmp(p, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0)
+            why = "names starting with \"" S_TMP_PREFIX "\" are reserved for writes in progress";
+        else if (n > NAME_MAX)
+            return sl__fail(SL_ENAMETOOLONG, "%s/%s: a path component of %zu bytes is too long (limit %d)", st->root,
+                            key, n, NAME_MAX);
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    if (why)
+        return sl__fail(SL_EUNSAFEKEY, "%s/%s: object key is unsafe for a local directory: %s", st->root, key, why);
+    int n = snprintf(buf, PATH_MAX, "%s/%s", st->root, key);
+    if (n < 0 || n >= PATH_MAX)
+        return sl__fail(SL_ENAMETOOLONG, "%s/%s: path too long (limit %d bytes)", st->root, key, S_KEY_MAX);
+    return 0;
+}
+
+static void s_fill_object(sl_object *out, const char *key, size_t key_len, const struct stat *st) {
+    memset(out, 0, sizeof(*out));
+    out->key = key;
+    out->key_len = key_len;
+    if (st) {
+        out->size = (uint64_t)st->st_size;
+        out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    }
+}
+
+/* The process umask, read without changing it where possible: umask() is process-wide, and setting it even
+ * briefly races with other threads creating files. */
+static mode_t s_read_umask(void) {
+    FILE *f = fopen("/proc/self/status", "re");
+    if (f) {
+        char line[256];
+        unsigned int mask;
+        while (fgets(line, sizeof(line), f)) {
+            if (sscanf(line, "Umask: %o", &mask) == 1) {
+                fclose(f);
+                return (mode_t)(mask & 0777);
+            }
+        }
+        fclose(f);
+    }
+    mode_t mask = umask(022);
+    umask(mask);
+    return mask;
+}
+
+int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_store **out) {
+    (void)opts;
+    *out = NULL;
+    size_t len = strlen(url->path);
+    while (len && url->path[len - 1] == '/')
+        len--;
+    if (len + 2 > PATH_MAX)
+        return sl__fail(SL_ENAMETOOLONG, "%s: path too long (limit %d bytes)", url->path, S_KEY_MAX);
+    s_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        goto on_error;
+    st->root = strndup(url->path, len);
+    if (!st->root)
+        goto on_error;
+    st->base.vt = &s_vtable;
+    st->base.scheme = SL_SCHEME_FILE;
+    st->file_mode = 0666 & ~s_read_umask();
+    *out = &st->base;
+    return 0;
+
+on_error:
+    if (st)
+        free(st->root);
+    free(st);
+    return sl__fail(SL_ENOMEM, "%s: out of memory opening the store", url->path);
+}
+
+static void s_store_close(sl_store *store) {
+    s_store *st = (s_store *)store;
+    free(st->root);
+    free(st);
+}
+
+static int s_client_new(sl_store *store, sl_client **out) {
+    s_client *c = malloc(sizeof(*c));
+    if (!c)
+        return sl__fail(SL_ENOMEM, "out of memory creating a client");
+    c->base.store = store;
+    c->open.next = c->open.prev = &c->open;
+    c->dir_cache_len = 0;
+    *out = &c->base;
+    return 0;
+}
+
+static void s_list_close(sl_lister *lister);
+static void s_read_close(sl_reader *reader);
+static void s_write_abort(sl_writer *writer);
+
+static void s_client_destroy(sl_client *client) {
+    s_client *c = (s_client *)client;
+    while (c->open.next != &c->open) {
+        s_link *l = c->open.next;
+        switch (l->kind) {
+        case S_LISTER:
+            s_list_close(&((s_lister *)((char *)l - offsetof(s_lister, link)))->base);
+            break;
+        case S_READER:
+            s_read_close(&((s_reader *)((char *)l - offsetof(s_reader, link)))->base);
+            break;
+        case S_WRITER:
+            s_write_abort(&((s_writer *)((char *)l - offsetof(s_writer, link)))->base);
+            break;
+        }
+    }
+    free(c);
+}
+
+/* ---- listing ---- */
+
+static const char *s_root_name(const s_store *st) {
+    return st->root[0] ? st->root : "/";
+}
+
+static s_store *s_lister_store(const s_lister *ls) {
+    return (s_store *)ls->base.client->store;
+}
+
+/* The full path of the first `len` key bytes, for messages. */
+static const char *s_key_path(const s_lister *ls, size_t len, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%.*s", s_lister_store(ls)->root, (int)len, ls->key);
+    return buf;
+}
+
+static char *s_slot(const s_level *lv, uint32_t slot) {
+    return lv->arena + (size_t)slot * S_SLOT;
+}
+
+static int s_entry_cmp(const s_level *lv, const s_entry *a, const s_entry *b) {
+    return s_cmp(s_slot(lv, a->slot), a->len, s_slot(lv, b->slot), b->len);
+}
+
+static void s_sift_down(s_level *lv, size_t i, size_t n) {
+    s_entry *h = lv->batch;
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && s_entry_cmp(lv, &h[l], &h[big]) > 0)
+            big = l;
+        if (r < n && s_entry_cmp(lv, &h[r], &h[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        s_entry t = h[i];
+        h[i] = h[big];
+        h[big] = t;
+        i = big;
+    }
+}
+
+static void s_sift_up(s_level *lv, size_t i) {
+    s_entry *h = lv->batch;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (s_entry_cmp(lv, &h[i], &h[parent]) <= 0)
+            return;
+        s_entry t = h[i];
+        h[i] = h[parent];
+        h[parent] = t;
+        i = parent;
+    }
+}
+
+/* Grows the batch and arena of `lv` by one slot if it is full (up to batch_max). */
+static int s_level_reserve(s_lister *ls, s_level *lv) {
+    if (lv->n < lv->batch_cap)
+        return 0;
+    size_t cap = lv->batch_cap ? lv->batch_cap * 2 : 16;
+    if (cap > ls->batch_max)
+        cap = ls->batch_max;
+    s_entry *batch = realloc(lv->batch, cap * sizeof(*batch));
+    if (!batch)
+        return sl__fail(SL_ENOMEM, "out of memory listing a directory");
+    lv->batch = batch;
+    char *arena = realloc(lv->arena, cap * S_SLOT);
+    if (!arena)
+        return sl__fail(SL_ENOMEM, "out of memory listing a directory");
+    lv->arena = arena;
+    lv->batch_cap = cap;
+    return 0;
+}
+
+/* Whether a sort name is wanted in the next batch of `lv` (not counting the batch-size bound). */
+static bool s_wanted(const s_lister *ls, const s_level *lv, const char *name, size_t len, bool is_dir) {
+    if (lv->has_cursor)
+        return s_cmp(name, len, lv->cursor, lv->cursor_len) > 0;
+    if (!lv->start)
+        return true;
+    if (s_cmp(name, len, lv->start, lv->start_len) > 0)
+        return true;
+    /* A directory that start_after points into still holds keys after it. */
+    return ls->recursive && is_dir && lv->start_len >= len && memcmp(lv->start, name, len) == 0;
+}
+
+/* Classifies one directory entry: 1 = file, 2 = directory, 0 = skip, <0 = error. */
+static int s_classify(s_lister *ls, s_level *lv, const struct dirent *d) {
+    struct stat st;
+    switch (d->d_type) {
+    case DT_REG:
+        return 1;
+    case DT_DIR:
+        return 2;
+    case DT_LNK:
+        /* Follow: a link to a file is listed as that file; links to directories are skipped (no cycles). */
+        if (fstatat(lv->fd, d->d_name, &st, 0) < 0)
+            return 0; /* dangling */
+        return S_ISREG(st.st_mode) ? 1 : 0;
+    case DT_UNKNOWN:
+        if (fstatat(lv->fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                return 0;
+            char path[PATH_MAX + 32];
+            s_key_path(ls, lv->prefix_len, path, sizeof(path));
+            size_t pl = strlen(path);
+            snprintf(path + pl, sizeof(path) - pl, "%s", d->d_name);
+            return s_fail_path(errno, path, "cannot stat");
+        }
+        if (S_ISLNK(st.st_mode) && fstatat(lv->fd, d->d_name, &st, 0) < 0)
+            return 0;
+        if (S_ISREG(st.st_mode))
+            return 1;
+        /* st came from lstat unless it was a link; a followed link that is a directory must not recurse. */
+        if (S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+            struct stat lst;
+            if (fstatat(lv->fd, d->d_name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(lst.st_mode))
+                return 2;
+        }
+        return 0;
+    default:
+        return 0; /* fifo, socket, device */
+    }
+}
+
+/* One readdir pass over the directory of `lv`: selects the next batch (the batch_max smallest wanted sort names)
+ * and sorts it. */
+static int s_scan(s_lister *ls, s_level *lv) {
+    if (lv->n) {
+        /* Moving on from a used-up batch: everything up to its greatest name has been handed out. */
+        s_entry *last = &lv->batch[lv->n - 1];
+        memcpy(lv->cursor, s_slot(lv, last->slot), last->len);
+        lv->cursor_len = last->len;
+        lv->has_cursor = true;
+        rewinddir(lv->dir);
+    }
+    lv->n = lv->pos = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *d = readdir(lv->dir);
+        if (!d) {
+            if (errno) {
+                char path[PATH_MAX + 32];
+                return s_fail_path(errno, s_key_path(ls, lv->prefix_len, path, sizeof(path)), "cannot list");
+            }
+            break;
+        }
+        const char *name = d->d_name;
+        if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+            continue;
+        if (strncmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0)
+            continue;
+        size_t len = strlen(name);
+        if (len > NAME_MAX)
+            continue;
+        int kind = s_classify(ls, lv, d);
+        if (kind < 0)
+            return kind;
+        if (kind == 0)
+            continue;
+        bool is_dir = kind == 2;
+        /* The sort name, built where the entry would go if it makes the batch. */
+        char sort_name[S_SLOT];
+        memcpy(sort_name, name, len);
+        if (is_dir)
+            sort_name[len++] = '/';
+        if (!s_wanted(ls, lv, sort_name, len, is_dir))
+            continue;
+        s_entry e = {.len = (uint16_t)len, .is_dir = is_dir};
+        if (lv->n < ls->batch_max) {
+            int rc = s_level_reserve(ls, lv);
+            if (rc < 0)
+                return rc;
+            e.slot = (uint32_t)lv->n;
+            memcpy(s_slot(lv, e.slot), sort_name, len);
+            lv->batch[lv->n] = e;
+            s_sift_up(lv, lv->n++);
+        } else {
+            s_entry *max = &lv->batch[0];
+            if (s_cmp(sort_name, len, s_slot(lv, max->slot), max->len) >= 0)
+                continue;
+            e.slot = max->slot;
+            memcpy(s_slot(lv, e.slot), sort_name, len);
+            *max = e;
+            s_sift_down(lv, 0, lv->n);
+        }
+    }
+    for (size_t i = lv->n; i > 1; i--) {
+        s_entry t = lv->batch[0];
+        lv->batch[0] = lv->batch[i - 1];
+        lv->batch[i - 1] = t;
+        s_sift_down(lv, 0, i - 1);
+    }
+    lv->more = lv->n == ls->batch_max;
+    return 0;
+}
+
+/* Makes `fd` (a directory) the next level; takes ownership of fd. */
+static int s_push_level(s_lister *ls, int fd, size_t prefix_len, const char *start, size_t start_len) {
+    if (ls->depth == ls->levels_cap) {
+        size_t cap = ls->levels_cap ? ls->levels_cap * 2 : 8;
+        s_level *levels = realloc(ls->levels, cap * sizeof(*levels));
+        if (!levels) {
+            close(fd);
+            return sl__fail(SL_ENOMEM, "out of memory listing a directory");
+        }
+        memset(levels + ls->levels_cap, 0, (cap - ls->levels_cap) * sizeof(*levels));
+        ls->levels = levels;
+        ls->levels_cap = cap;
+    }
+    s_level *lv = &ls->levels[ls->depth];
+    lv->dir = fdopendir(fd);
+    if (!lv->dir) {
+        int e = errno;
+        close(fd);
+        char path[PATH_MAX + 32];
+        return s_fail_path(e, s_key_path(ls, prefix_len, path, sizeof(path)), "cannot list");
+    }
+    lv->fd = fd;
+    lv->prefix_len = prefix_len;
+    lv->n = lv->pos = 0;
+    lv->more = true;
+    lv->has_cursor = false;
+    lv->start = start;
+    lv->start_len = start_len;
+    ls->depth++;
+    return 0;
+}
+
+static void s_pop_level(s_lister *ls) {
+    s_level *lv = &ls->levels[--ls->depth];
+    closedir(lv->dir);
+    lv->dir = NULL;
+}
+
+static int s_list_open(sl_client *client, const sl_list_options *opts, sl_lister **out) {
+    const char *root = s_root_name((s_store *)client->store);
+    int rc;
+    s_lister *ls = calloc(1, sizeof(*ls));
+    if (!ls)
+        return sl__fail(SL_ENOMEM, "out of memory opening a listing");
+    ls->base.client = client;
+    ls->recursive = opts->recursive;
+    ls->batch_max = opts->page_size ? opts->page_size : S_DEFAULT_BATCH;
+    if (ls->batch_max > S_MAX_BATCH)
+        ls->batch_max = S_MAX_BATCH;
+    if (opts->start_after) {
+        ls->start_after = strdup(opts->start_after);
+        if (!ls->start_after) {
+            rc = sl__fail(SL_ENOMEM, "out of memory opening a listing");
+            goto on_error;
+        }
+    }
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            rc = sl__fail(SL_ENOENT, "%s: no such file or directory", root);
+        else if (errno == ENOTDIR)
+            rc = sl__fail(SL_ENOTDIR, "%s: not a directory (only a directory can be listed)", root);
+        else
+            rc = s_fail_path(errno, root, "cannot list");
+        goto on_error;
+    }
+    rc = s_push_level(ls, fd, 0, ls->start_after, ls->start_after ? strlen(ls->start_after) : 0);
+    if (rc < 0)
+        goto on_error;
+    s_link_add((s_client *)client, &ls->link, S_LISTER);
+    *out = &ls->base;
+    return 0;
+
+on_error:
+    free(ls->levels);
+    free(ls->start_after);
+    free(ls);
+    return rc;
+}
+
+/* Descends into the directory entry `e` of `lv`, whose key (ending in '/') is ls->key[0, key_len). A directory
+ * removed or replaced since the scan is skipped. */
+static int s_descend(s_lister *ls, const s_level *lv, const s_entry *e, size_t key_len) {
+    char *name = ls->key + lv->prefix_len;
+    name[e->len - 1] = '\0';
+    int fd = openat(lv->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    name[e->len - 1] = '/';
+    if (fd < 0) {
+        if (err == ENOENT || err == ENOTDIR || err == ELOOP)
+            return 0;
+        char path[PATH_MAX + 32];
+        return s_fail_path(err, s_key_path(ls, key_len, path, sizeof(path)), "cannot list directory");
+    }
+    /* Only the first batch of a level is selected by start_after; the directory it points into inherits the rest. */
+    const char *start = NULL;
+    size_t start_len = 0;
+    if (!lv->has_cursor && lv->start && lv->start_len >= e->len && memcmp(lv->start, name, e->len) == 0) {
+        start = lv->start + e->len;
+        start_len = lv->start_len - e->len;
+    }
+    return s_push_level(ls, fd, key_len, start, start_len);
+}
+
+/* After an error the listing can go on: the next call continues after the entry or directory that failed. */
+static int s_list_next(sl_lister *lister, sl_object *out) {
+    s_lister *ls = (s_lister *)lister;
+    while (ls->depth) {
+        s_level *lv = &ls->levels[ls->depth - 1];
+        if (lv->pos == lv->n) {
+            if (!lv->more) {
+                s_pop_level(ls);
+                continue;
+            }
+            int rc = s_scan(ls, lv);
+            if (rc < 0) {
+                s_pop_level(ls);
+                return rc;
+            }
+            continue;
+        }
+        const s_entry *e = &lv->batch[lv->pos++];
+        size_t key_len = lv->prefix_len + e->len;
+        if (key_len > S_KEY_MAX) {
+            char path[PATH_MAX + 32];
+            return sl__fail(SL_ENAMETOOLONG, "%s%.*s: skipped: its key would be longer than %d bytes",
+                            s_key_path(ls, lv->prefix_len, path, sizeof(path)), (int)e->len, s_slot(lv, e->slot),
+                            S_KEY_MAX);
+        }
+        memcpy(ls->key + lv->prefix_len, s_slot(lv, e->slot), e->len);
+        ls->key[key_len] = '\0';
+        if (e->is_dir) {
+            if (!ls->recursive) {
+                s_fill_object(out, ls->key, key_len, NULL);
+                out->is_prefix = true;
+                return 1;
+            }
+            int rc = s_descend(ls, lv, e, key_len);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        struct stat st;
+        if (fstatat(lv->fd, ls->key + lv->prefix_len, &st, 0) < 0) {
+            if (errno == ENOENT)
+                continue;
+            char path[PATH_MAX + 32];
+            return s_fail_path(errno, s_key_path(ls, key_len, path, sizeof(path)), "cannot stat");
+        }
+        if (!S_ISREG(st.st_mode))
+            continue;
+        s_fill_object(out, ls->key, key_len, &st);
+        return 1;
+    }
+    return 0;
+}
+
+static void s_list_close(sl_lister *lister) {
+    s_lister *ls = (s_lister *)lister;
+    while (ls->depth)
+        s_pop_level(ls);
+    for (size_t i = 0; i < ls->levels_cap; i++) {
+        free(ls->levels[i].batch);
+        free(ls->levels[i].arena);
+    }
+    free(ls->levels);
+    free(ls->start_after);
+    s_link_remove(&ls->link);
+    free(ls);
+}
+
+/* ---- stat, read, delete ---- */
+
+static int s_not_found(const char *path, int errnum) {
+    if (errnum == ENOENT || errnum == ENOTDIR)
+        return sl__fail(SL_ENOENT, "%s: no such object (no such file)", path);
+    return s_fail_path(errnum, path, "cannot open");
+}
+
+static int s_not_regular(const char *path, const struct stat *sb) {
+    if (S_ISDIR(sb->st_mode))
+        return sl__fail(SL_ENOENT, "%s: is a directory, not an object", path);
+    return sl__fail(SL_ENOENT, "%s: not a regular file, not an object", path);
+}
+
+static int s_stat(sl_client *client, const char *key, sl_object *out) {
+    char path[PATH_MAX];
+    int rc = s_key_to_path((s_store *)client->store, key, path);
+    if (rc < 0)
+        return rc;
+    struct stat sb;
+    if (stat(path, &sb) < 0)
+        return s_not_found(path, errno);
+    if (!S_ISREG(sb.st_mode))
+        return s_not_regular(path, &sb);
+    s_fill_object(out, key, strlen(key), &sb);
+    return 0;
+}
+
+static int s_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
+                       sl_reader **out) {
+    char path[PATH_MAX];
+    int rc = s_key_to_path((s_store *)client->store, key, path);
+    if (rc < 0)
+        return rc;
+    size_t path_len = strlen(path);
+    s_reader *r = malloc(sizeof(*r) + path_len + 1);
+    if (!r)
+        return sl__fail(SL_ENOMEM, "%s: out of memory opening for reading", path);
+    memcpy(r->path, path, path_len + 1);
+    /* O_NONBLOCK: opening a fifo must not wait for a writer; it is cleared once the file is known to be regular. */
+    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (r->fd < 0) {
+        rc = s_not_found(path, errno);
+        goto on_error;
+    }
+    struct stat sb;
+    if (fstat(r->fd, &sb) < 0) {
+        rc = s_fail_path(errno, path, "cannot stat");
+        goto on_error;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = s_not_regular(path, &sb);
+        goto on_error;
+    }
+    int flags = fcntl(r->fd, F_GETFL);
+    if (flags < 0 || fcntl(r->fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        rc = s_fail_path(errno, path, "cannot open");
+        goto on_error;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    if (offset > size) {
+        rc = sl__fail(SL_ERANGE, "%s: range starts at byte %llu, past the end of the object (%llu bytes)", path,
+                      (unsigned long long)offset, (unsigned long long)size);
+        goto on_error;
+    }
+    /* The range ends at the size seen now, so the bytes delivered match info->size even if the file grows. */
+    r->pos = offset;
+    r->end = length < size - offset ? offset + length : size;
+    (void)posix_fadvise(r->fd, (off_t)offset, (off_t)(r->end - offset), POSIX_FADV_SEQUENTIAL);
+    if (info)
+        s_fill_object(info, key, strlen(key), &sb);
+    r->base.client = client;
+    s_link_add((s_client *)client, &r->link, S_READER);
+    *out = &r->base;
+    return 0;
+
+on_error:
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+    return rc;
+}
+
+static int64_t s_read(sl_reader *reader, void *buf, size_t cap) {
+    s_reader *r = (s_reader *)reader;
+    uint64_t left = r->end - r->pos;
+    if (left == 0)
+        return 0;
+    if (cap > left)
+        cap = (size_t)left;
+    if (cap > (1u << 30))
+        cap = 1u << 30;
+    for (;;) {
+        ssize_t n = pread(r->fd, buf, cap, (off_t)r->pos);
+        if (n > 0) {
+            r->pos += (uint64_t)n;
+            return n;
+        }
+        if (n == 0)
+            return sl__fail(SL_EIO, "%s: file shrank while being read (ended at byte %llu of %llu)", r->path,
+                            (unsigned long long)r->pos, (unsigned long long)r->end);
+        if (errno != EINTR)
+            return s_fail_path(errno, r->path, "cannot read");
+    }
+}
+
+static void s_read_close(sl_reader *reader) {
+    s_reader *r = (s_reader *)reader;
+    close(r->fd);
+    s_link_remove(&r->link);
+    free(r);
+}
+
+static int s_del(sl_client *client, const char *key) {
+    char path[PATH_MAX];
+    int rc = s_key_to_path((s_store *)client->store, key, path);
+    if (rc < 0)
+        return rc;
+    if (unlink(path) == 0)
+        return 0;
+    if (errno == EISDIR)
+        return sl__fail(SL_ENOENT, "%s: is a directory, not an object", path);
+    if (errno == ENOENT || errno == ENOTDIR)
+        return sl__fail(SL_ENOENT, "%s: no such object (no such file)", path);
+    return s_fail_path(errno, path, "cannot delete");
+}
+
+/* ---- write ---- */
+
+/* mkdir -p of dir[0, len) (NUL-terminated at len), trying the deepest directory first so that the common case, a
+ * missing leaf under an existing parent, costs one call. The mode is 0777 so the umask applies. Returns 0 or an
+ * errno value; dir is unchanged on return. */
+static int s_mkdirs(char *dir, size_t len) {
+    size_t end = len;
+    while (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+        int err = errno;
+        char *slash = err == ENOENT ? memrchr(dir, '/', end) : NULL;
+        if (end < len)
+            dir[end] = '/';
+        if (!slash || slash == dir)
+            return err;
+        end = (size_t)(slash - dir);
+        dir[end] = '\0';
+    }
+    while (end < len) {
+        dir[end] = '/';
+        char *slash = memchr(dir + end + 1, '/', len - end - 1);
+        end = slash ? (size_t)(slash - dir) : len;
+        dir[end] = '\0';
+        if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+            int err = errno;
+            if (end < len)
+                dir[end] = '/';
+            return err;
+        }
+    }
+    return 0;
+}
+
+/* SL_ENOTDIR for `path`, naming the ancestor that is in the way. */
+static int s_fail_notdir(const char *path) {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        struct stat sb;
+        if (stat(buf, &sb) == 0 && !S_ISDIR(sb.st_mode))
+            return sl__fail(SL_ENOTDIR, "%s: cannot create the file: %s is a file, not a directory", path, buf);
+        *p = '/';
+    }
+    return sl__fail(SL_ENOTDIR, "%s: cannot create the file: a parent is not a directory", path);
+}
+
+/* Makes sure path[0, dir_len) exists as a directory, remembering the last one in the client. */
+static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
+    if (dir_len == 0 || (c->dir_cache_len == dir_len && memcmp(c->dir_cache, path, dir_len) == 0))
+        return 0;
+    c->dir_cache_len = 0;
+    memcpy(c->dir_cache, path, dir_len);
+    c->dir_cache[dir_len] = '\0';
+    int err = s_mkdirs(c->dir_cache, dir_len);
+    if (err == ENOTDIR || err == EEXIST)
+        return s_fail_notdir(path);
+    if (err)
+        return s_fail_path(err, c->dir_cache, "cannot create directory");
+    c->dir_cache_len = dir_len;
+    return 0;
+}
+
+static int s_make_temp(s_writer *w, size_t dir_len) {
+    memcpy(w->tmp_path, w->final_path, dir_len);
+    memcpy(w->tmp_path + dir_len, "/" S_TMP_PREFIX "XXXXXX", S_TMP_PREFIX_LEN + 8);
+    w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+    return w->fd < 0 ? errno : 0;
+}
+
+static int s_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out) {
+    (void)opts;
+    s_client *c = (s_client *)client;
+    s_store *st = (s_store *)client->store;
+    char path[PATH_MAX];
+    int rc = s_key_to_path(st, key, path);
+    if (rc < 0)
+        return rc;
+    size_t path_len = strlen(path);
+    size_t dir_len = (size_t)(strrchr(path, '/') - path);
+    size_t tmp_len = dir_len + 1 + S_TMP_PREFIX_LEN + 6;
+    if (tmp_len > S_KEY_MAX)
+        return sl__fail(SL_ENAMETOOLONG, "%s: path of the temporary file would be too long (limit %d bytes)", path,
+                        S_KEY_MAX);
+    s_writer *w = malloc(sizeof(*w) + path_len + 1);
+    if (!w)
+        return sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", path);
+    memcpy(w->final_path, path, path_len + 1);
+    w->fd = -1;
+    w->tmp_path = malloc(tmp_len + 1);
+    if (!w->tmp_path) {
+        rc = sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", path);
+        goto on_error;
+    }
+    rc = s_ensure_dir(c, path, dir_len);
+    if (rc < 0)
+        goto on_error;
+    int err = s_make_temp(w, dir_len);
+    if (err == ENOENT && dir_len) {
+        /* The remembered directory was removed behind our back. */
+        c->dir_cache_len = 0;
+        rc = s_ensure_dir(c, path, dir_len);
+        if (rc < 0)
+            goto on_error;
+        err = s_make_temp(w, dir_len);
+    }
+    if (err) {
+        c->dir_cache_len = 0;
+        rc = err == ENOTDIR ? s_fail_notdir(path) : s_fail_path(err, path, "cannot create");
+        goto on_error;
+    }
+    /* mkostemp creates 0600; a finished output gets the mode any new file would get. */
+    if (fchmod(w->fd, st->file_mode) < 0) {
+        rc = s_fail_path(errno, path, "cannot set the mode of the new file");
+        unlink(w->tmp_path);
+        goto on_error;
+    }
+    w->base.client = client;
+    s_link_add(c, &w->link, S_WRITER);
+    *out = &w->base;
+    return 0;
+
+on_error:
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->tmp_path);
+    free(w);
+    return rc;
+}
+
+static int s_write(sl_writer *writer, const void *buf, size_t len) {
+    s_writer *w = (s_writer *)writer;
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(w->fd, p, len < (1u << 30) ? len : (1u << 30));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return s_fail_path(errno, w->final_path, "cannot write");
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void s_writer_free(s_writer *w) {
+    s_link_remove(&w->link);
+    free(w->tmp_path);
+    free(w);
+}
+
+static int s_write_commit(sl_writer *writer) {
+    s_writer *w = (s_writer *)writer;
+    int rc = 0;
+    if (fsync(w->fd) < 0)
+        rc = s_fail_path(errno, w->final_path, "cannot flush to disk");
+    /* Linux closes the descriptor even when close fails with EINTR. */
+    if (close(w->fd) < 0 && errno != EINTR && rc == 0)
+        rc = s_fail_path(errno, w->final_path, "cannot write (close failed)");
+    if (rc == 0 && rename(w->tmp_path, w->final_path) < 0) {
+        if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
+            rc = sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->final_path);
+        else
+            rc = s_fail_path(errno, w->final_path, "cannot rename the finished file into place");
+    }
+    if (rc < 0)
+        unlink(w->tmp_path);
+    s_writer_free(w);
+    return rc;
+}
+
+static void s_write_abort(sl_writer *writer) {
+    s_writer *w = (s_writer *)writer;
+    close(w->fd);
+    unlink(w->tmp_path);
+    s_writer_free(w);
+}
+
+static const sl_store_vtable s_vtable = {
+    .client_new = s_client_new,
+    .client_destroy = s_client_destroy,
+    .list_open = s_list_open,
+    .list_next = s_list_next,
+    .list_close = s_list_close,
+    .stat = s_stat,
+    .read_open = s_read_open,
+    .read = s_read,
+    .read_close = s_read_close,
+    .write_open = s_write_open,
+    .write = s_write,
+    .write_commit = s_write_commit,
+    .write_abort = s_write_abort,
+    .del = s_del,
+    .close = s_store_close,
+};

@@ -1,0 +1,53 @@
+/* The store interface every backend implements (local now; gcs and s3 later). Public calls in store.c check
+ * arguments and dispatch through the vtable; backends embed the base structs below as their first member. */
+#ifndef SLUICE_STORE_VTABLE_H
+#define SLUICE_STORE_VTABLE_H
+
+#include "sluice/store.h"
+
+typedef struct sl_store_vtable {
+    int (*client_new)(sl_store *store, sl_client **out);
+    void (*client_destroy)(sl_client *client);
+    int (*list_open)(sl_client *client, const sl_list_options *opts, sl_lister **out);
+    int (*list_next)(sl_lister *lister, sl_object *out);
+    void (*list_close)(sl_lister *lister);
+    int (*stat)(sl_client *client, const char *key, sl_object *out);
+    int (*read_open)(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
+                     sl_reader **out);
+    int64_t (*read)(sl_reader *reader, void *buf, size_t cap);
+    void (*read_close)(sl_reader *reader);
+    int (*write_open)(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out);
+    int (*write)(sl_writer *writer, const void *buf, size_t len);
+    int (*write_commit)(sl_writer *writer); /* frees the writer, also on failure */
+    void (*write_abort)(sl_writer *writer); /* frees the writer */
+    int (*del)(sl_client *client, const char *key);
+    void (*close)(sl_store *store); /* frees the backend's part; store.c frees base.url afterwards */
+} sl_store_vtable;
+
+struct sl_store {
+    const sl_store_vtable *vt;
+    sl_scheme scheme;
+    char *url; /* canonical prefix URL without trailing '/', e.g. "file:///data/in"; malloc'd, freed by store.c */
+};
+
+struct sl_client {
+    sl_store *store;
+};
+
+struct sl_lister {
+    sl_client *client;
+};
+
+struct sl_reader {
+    sl_client *client;
+};
+
+struct sl_writer {
+    sl_client *client;
+};
+
+/* Backends. `url` is parsed and owned by the caller; the backend fills base.vt, base.scheme (store.c sets
+ * base.url). */
+int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
+
+#endif

@@ -1,0 +1,895 @@
+/* The sluice command. Uses only the public API of libsluice (include/sluice/). */
+#include "sluice/sluice.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Exit codes (documented in the README and in `sluice --help`). */
+enum {
+    EXIT_OK = 0,      /* everything done */
+    EXIT_PARTIAL = 1, /* some objects failed; the others were done */
+    EXIT_USAGE = 2,   /* bad command line, URL, glob or operation; nothing was done */
+    EXIT_FATAL = 3,   /* the job could not run: source missing or unreadable, destination unusable, listing failed */
+    EXIT_SIGINT = 130,
+    EXIT_SIGPIPE = 141,
+    EXIT_SIGTERM = 143,
+};
+
+#define MAX_GLOBS 64
+#define MAX_EXEC_WORDS 256
+
+typedef struct cli {
+    const char *command; /* "cp", "map", ... */
+    const char *args[3]; /* positional arguments */
+    int nargs;
+    const char *include[MAX_GLOBS];
+    size_t include_count;
+    const char *exclude[MAX_GLOBS];
+    size_t exclude_count;
+    unsigned jobs;
+    uint64_t memory_limit;
+    bool dry_run, quiet, json, long_format, recursive, use_shell;
+    const char *report, *failures, *suffix, *exec, *op, *range;
+    bool progress;      /* stderr is a terminal and not quiet */
+    bool progress_shown;
+    bool stdout_broken; /* a write to stdout failed (EPIPE: the reader went away) */
+    char *exec_words;   /* storage for the split --exec command */
+    const char *exec_argv[MAX_EXEC_WORDS + 1];
+} cli;
+
+static const char *s_prog = "sluice";
+static sl_job *volatile s_job;
+static volatile sig_atomic_t s_signal;
+
+static void s_err(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_err(const cli *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: %s%s", s_prog, c && c->command ? c->command : "", c && c->command ? ": " : "");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ---- help ---- */
+
+static const char s_main_help[] =
+    "usage: sluice COMMAND [OPTIONS] ARGS\n"
+    "\n"
+    "Run one job over every object under a bucket or a directory: fast, in parallel, in flat memory.\n"
+    "\n"
+    "commands:\n"
+    "  ls [-l] [-r] [--json] URL      list objects (sorted by key bytes)\n"
+    "  du URL                         count objects and bytes under a prefix\n"
+    "  cat URL [--range A-B]          write one object to stdout\n"
+    "  cp SRC DST                     copy every object under SRC to DST\n"
+    "  sync SRC DST                   copy only objects not already identical at DST\n"
+    "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
+    "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
+    "\n"
+    "URLs: a plain path, file:///abs/path, gs://bucket/prefix, s3://bucket/prefix\n"
+    "Run `sluice COMMAND --help` for the options of a command.\n"
+    "\n"
+    "exit status: 0 all done, 1 some objects failed, 2 usage error, 3 the job could not run,\n"
+    "             130/143 interrupted by SIGINT/SIGTERM\n";
+
+static const char s_job_options_help[] =
+    "  --include GLOB       process only keys matching GLOB (repeatable; `*.csv` matches the last\n"
+    "                       path component, `dir/**.csv` the whole key)\n"
+    "  --exclude GLOB       skip keys matching GLOB (repeatable; wins over --include)\n"
+    "  -j, --jobs N         worker threads (default: 4 per CPU, at least 4)\n"
+    "  --memory-limit SIZE  budget for transfer buffers, e.g. 64M, 1G (default 256M)\n"
+    "  --dry-run            list what would be done, change nothing\n"
+    "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS\n"
+    "  --failures FILE      write one JSON line per failed object: {\"key\",\"error\",\"code\"}\n"
+    "  -q, --quiet          no progress line, no summary, no per-failure lines\n"
+    "  -h, --help           this help\n";
+
+static void s_command_help(const char *command) {
+    if (strcmp(command, "ls") == 0) {
+        fputs("usage: sluice ls [-l] [-r] [--json] [--include GLOB] [--exclude GLOB] URL\n\n"
+              "List objects under URL in byte order of their keys, streaming (constant memory).\n"
+              "Without -r, one level: sub-prefixes are shown as `name/`.\n\n"
+              "  -l, --long    size, last-modified time (UTC) and key; a TOTAL line at the end\n"
+              "  -r, --recursive  every object under URL\n"
+              "  --json        one JSON object per line (key, size, updated, crc32c/md5 when known)\n"
+              "  --include/--exclude GLOB  filter keys (see `sluice cp --help`)\n\n"
+              "Keys are printed relative to URL; control characters and backslashes are escaped\n"
+              "(\\n, \\t, \\xHH, \\\\) so that each line is one key. --json gives exact names.\n",
+              stdout);
+    } else if (strcmp(command, "du") == 0) {
+        fputs("usage: sluice du [--json] [--include GLOB] [--exclude GLOB] URL\n\n"
+              "Count objects and bytes under URL (recursive).\n",
+              stdout);
+    } else if (strcmp(command, "cat") == 0) {
+        fputs("usage: sluice cat [--range A-B] URL\n\n"
+              "Write one object to stdout, streaming.\n\n"
+              "  --range A-B   bytes A to B inclusive (0-based); A- from A to the end; -N the last N bytes\n",
+              stdout);
+    } else if (strcmp(command, "cp") == 0 || strcmp(command, "sync") == 0) {
+        bool sync = strcmp(command, "sync") == 0;
+        printf("usage: sluice %s [OPTIONS] SRC DST\n\n", command);
+        fputs(sync ? "Copy every object under SRC to DST under the same key, skipping objects that are already\n"
+                     "identical at DST: same size and same CRC32C checksum (from the store's metadata when it has\n"
+                     "one, otherwise computed by reading both sides). Nothing at DST is deleted.\n"
+                   : "Copy every object under SRC to DST under the same key, overwriting. SRC may be one object.\n",
+              stdout);
+        fputs("DST is always a directory or prefix. Each output is committed atomically (local: temp file,\n"
+              "fsync, rename), so an interrupted run never leaves a partial file under a final name.\n\n",
+              stdout);
+        fputs(s_job_options_help, stdout);
+    } else if (strcmp(command, "map") == 0) {
+        fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
+              "       sluice map SRC DST --op NAME [OPTIONS]\n\n"
+              "For each object under SRC, run an operation and write its output to DST under the same key\n"
+              "(plus --suffix). With DST `-`, one JSON line per object goes to stdout instead.\n\n"
+              "  --exec CMD    run CMD once per object with the object's bytes on stdin; its stdout becomes\n"
+              "                the output object. CMD is split into words (quotes and backslashes work as in\n"
+              "                a shell) and run without a shell. The child's environment has SLUICE_KEY,\n"
+              "                SLUICE_SIZE, SLUICE_URL and SLUICE_OUTPUT_KEY. A non-zero exit fails that\n"
+              "                object only; its stderr goes into the failure record. With DST `-`, the\n"
+              "                output (at most 64 KiB) is the \"output\" field of the JSON line.\n"
+              "  --shell       run CMD with /bin/sh -c; object names reach the script only through the\n"
+              "                environment (\"$SLUICE_KEY\"), never pasted into the command string\n"
+              "  --op NAME     a built-in operation:\n",
+              stdout);
+        for (const char *const *n = sl_job_op_names(); *n; n++)
+            printf("                  %-8s %s\n", *n, sl_job_op_describe(*n));
+        fputs("                md5/crc32c/sha256/count write their JSON result as the output object;\n"
+              "                gunzip writes the decompressed bytes\n"
+              "  --suffix S    append S to each output key (e.g. .md5, .out)\n",
+              stdout);
+        fputs(s_job_options_help, stdout);
+    } else {
+        fputs(s_main_help, stdout);
+    }
+}
+
+/* ---- argument parsing ---- */
+
+/* Parses "64M", "1.5G", "512KiB", "1048576". Returns false on anything else. */
+static bool s_parse_size(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    double mult = 1;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': mult = 1024.0; break;
+        case 'm': case 'M': mult = 1024.0 * 1024; break;
+        case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
+        case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; break;
+        case 'b': case 'B': break;
+        default: return false;
+        }
+        end++;
+        if (*end == 'i' && mult > 1)
+            end++;
+        if ((*end == 'B' || *end == 'b') && mult > 1)
+            end++;
+        if (*end)
+            return false;
+    }
+    double bytes = v * mult;
+    if (bytes >= 18446744073709551615.0)
+        return false;
+    *out = (uint64_t)bytes;
+    return true;
+}
+
+static bool s_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* Splits a command string into words the way a shell would split it, without any expansion: whitespace separates
+ * words, '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside quotes escapes the next byte. */
+static bool s_split_words(cli *c, const char *cmd) {
+    size_t len = strlen(cmd);
+    c->exec_words = malloc(len + 1);
+    if (!c->exec_words)
+        return false;
+    char *o = c->exec_words;
+    size_t n = 0;
+    const char *p = cmd;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        if (!*p)
+            break;
+        if (n == MAX_EXEC_WORDS) {
+            s_err(c, "--exec: more than %d words", MAX_EXEC_WORDS);
+            return false;
+        }
+        c->exec_argv[n++] = o;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n') {
+            if (*p == '\'') {
+                const char *q = strchr(p + 1, '\'');
+                if (!q) {
+                    s_err(c, "--exec: unterminated ' in: %s", cmd);
+                    return false;
+                }
+                memcpy(o, p + 1, (size_t)(q - p - 1));
+                o += q - p - 1;
+                p = q + 1;
+            } else if (*p == '"') {
+                p++;
+                while (*p && *p != '"') {
+                    if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
+                        p++;
+                    *o++ = *p++;
+                }
+                if (*p != '"') {
+                    s_err(c, "--exec: unterminated \" in: %s", cmd);
+                    return false;
+                }
+                p++;
+            } else if (*p == '\\' && p[1]) {
+                *o++ = p[1];
+                p += 2;
+            } else {
+                *o++ = *p++;
+            }
+        }
+        *o++ = '\0';
+    }
+    c->exec_argv[n] = NULL;
+    if (n == 0) {
+        s_err(c, "--exec: empty command");
+        return false;
+    }
+    return true;
+}
+
+typedef enum { OPT_FLAG, OPT_VALUE } opt_kind;
+typedef struct opt_def {
+    const char *long_name;
+    char short_name;
+    opt_kind kind;
+    unsigned commands; /* bit per command that accepts it */
+    int id;
+} opt_def;
+
+enum { C_LS = 1, C_DU = 2, C_CAT = 4, C_CP = 8, C_SYNC = 16, C_MAP = 32 };
+#define C_JOBS (C_CP | C_SYNC | C_MAP)
+enum {
+    O_HELP = 1, O_LONG, O_RECURSIVE, O_JSON, O_RANGE, O_INCLUDE, O_EXCLUDE, O_JOBS, O_MEMORY, O_DRY_RUN, O_QUIET,
+    O_REPORT, O_FAILURES, O_SUFFIX, O_EXEC, O_SHELL, O_OP,
+};
+
+static const opt_def s_opts[] = {
+    {"help", 'h', OPT_FLAG, 0xff, O_HELP},
+    {"long", 'l', OPT_FLAG, C_LS, O_LONG},
+    {"recursive", 'r', OPT_FLAG, C_LS | C_CP, O_RECURSIVE},
+    {"json", 0, OPT_FLAG, C_LS | C_DU, O_JSON},
+    {"range", 0, OPT_VALUE, C_CAT, O_RANGE},
+    {"include", 0, OPT_VALUE, C_LS | C_DU | C_JOBS, O_INCLUDE},
+    {"exclude", 0, OPT_VALUE, C_LS | C_DU | C_JOBS, O_EXCLUDE},
+    {"jobs", 'j', OPT_VALUE, C_JOBS, O_JOBS},
+    {"memory-limit", 0, OPT_VALUE, C_JOBS, O_MEMORY},
+    {"dry-run", 'n', OPT_FLAG, C_JOBS, O_DRY_RUN},
+    {"quiet", 'q', OPT_FLAG, 0xff, O_QUIET},
+    {"report", 0, OPT_VALUE, C_JOBS, O_REPORT},
+    {"failures", 0, OPT_VALUE, C_JOBS, O_FAILURES},
+    {"suffix", 0, OPT_VALUE, C_MAP, O_SUFFIX},
+    {"exec", 0, OPT_VALUE, C_MAP, O_EXEC},
+    {"shell", 0, OPT_FLAG, C_MAP, O_SHELL},
+    {"op", 0, OPT_VALUE, C_MAP, O_OP},
+};
+
+static unsigned s_command_bit(const char *command) {
+    static const char *const names[] = {"ls", "du", "cat", "cp", "sync", "map"};
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(command, names[i]) == 0)
+            return 1u << i;
+    return 0;
+}
+
+/* Applies one option. Returns -1 on a usage error, 1 if help was printed, 0 otherwise. */
+static int s_apply(cli *c, const opt_def *o, const char *value) {
+    switch (o->id) {
+    case O_HELP:
+        s_command_help(c->command);
+        return 1;
+    case O_LONG: c->long_format = true; break;
+    case O_RECURSIVE: c->recursive = true; break;
+    case O_JSON: c->json = true; break;
+    case O_RANGE: c->range = value; break;
+    case O_INCLUDE:
+    case O_EXCLUDE: {
+        const char **v = o->id == O_INCLUDE ? c->include : c->exclude;
+        size_t *n = o->id == O_INCLUDE ? &c->include_count : &c->exclude_count;
+        if (*n == MAX_GLOBS) {
+            s_err(c, "at most %d --%s patterns", MAX_GLOBS, o->long_name);
+            return -1;
+        }
+        if (sl_glob_check(value) < 0) {
+            s_err(c, "--%s %s: %s", o->long_name, value, sl_last_error());
+            return -1;
+        }
+        v[(*n)++] = value;
+        break;
+    }
+    case O_JOBS:
+        if (!s_parse_uint(value, 1, 1024, &c->jobs)) {
+            s_err(c, "-j/--jobs takes a whole number from 1 to 1024, not '%s'", value);
+            return -1;
+        }
+        break;
+    case O_MEMORY:
+        if (!s_parse_size(value, &c->memory_limit) || c->memory_limit < 65536) {
+            s_err(c, "--memory-limit takes a size of at least 64K such as 64M or 1G, not '%s'", value);
+            return -1;
+        }
+        break;
+    case O_DRY_RUN: c->dry_run = true; break;
+    case O_QUIET: c->quiet = true; break;
+    case O_REPORT: c->report = value; break;
+    case O_FAILURES: c->failures = value; break;
+    case O_SUFFIX:
+        if (strchr(value, '/')) {
+            s_err(c, "--suffix must not contain '/'");
+            return -1;
+        }
+        c->suffix = value;
+        break;
+    case O_EXEC: c->exec = value; break;
+    case O_SHELL: c->use_shell = true; break;
+    case O_OP: c->op = value; break;
+    }
+    return 0;
+}
+
+/* Parses argv after the command name. Returns -1 usage error, 1 help printed, 0 ok. */
+static int s_parse(cli *c, int argc, char **argv) {
+    unsigned bit = s_command_bit(c->command);
+    bool options_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (c->nargs == 3) {
+                s_err(c, "too many arguments at '%s' (see `sluice %s --help`)", a, c->command);
+                return -1;
+            }
+            c->args[c->nargs++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (a[1] == '-') {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+            const opt_def *o = NULL;
+            for (size_t k = 0; k < sizeof(s_opts) / sizeof(s_opts[0]); k++)
+                if (strlen(s_opts[k].long_name) == nlen && strncmp(s_opts[k].long_name, name, nlen) == 0)
+                    o = &s_opts[k];
+            if (!o || !(o->commands & bit)) {
+                s_err(c, "unknown option '--%.*s' (see `sluice %s --help`)", (int)nlen, name, c->command);
+                return -1;
+            }
+            const char *value = NULL;
+            if (o->kind == OPT_VALUE) {
+                if (eq)
+                    value = eq + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                else {
+                    s_err(c, "option '--%s' needs a value", o->long_name);
+                    return -1;
+                }
+            } else if (eq) {
+                s_err(c, "option '--%s' takes no value", o->long_name);
+                return -1;
+            }
+            int r = s_apply(c, o, value);
+            if (r)
+                return r;
+            continue;
+        }
+        /* A cluster of short options: -lr, -j8, -j 8. */
+        for (const char *p = a + 1; *p; p++) {
+            const opt_def *o = NULL;
+            for (size_t k = 0; k < sizeof(s_opts) / sizeof(s_opts[0]); k++)
+                if (s_opts[k].short_name == *p)
+                    o = &s_opts[k];
+            if (!o || !(o->commands & bit)) {
+                s_err(c, "unknown option '-%c' (see `sluice %s --help`)", *p, c->command);
+                return -1;
+            }
+            const char *value = NULL;
+            if (o->kind == OPT_VALUE) {
+                if (p[1])
+                    value = p + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                else {
+                    s_err(c, "option '-%c' needs a value", *p);
+                    return -1;
+                }
+            }
+            int r = s_apply(c, o, value);
+            if (r)
+                return r;
+            if (value)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* ---- output helpers ---- */
+
+static void s_human_bytes(uint64_t b, char *buf, size_t cap) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+/* Writes to stdout; on failure (reader gone) remembers it so the command can stop. */
+static void s_out(cli *c, const char *s, size_t len) {
+    if (c->stdout_broken)
+        return;
+    if (fwrite(s, 1, len, stdout) != len) {
+        c->stdout_broken = true;
+        if (s_job)
+            sl_job_cancel(s_job);
+    }
+}
+
+static void s_out_key(cli *c, const char *key, size_t len, const char *end) {
+    char small[1024];
+    size_t need = sl_text_escape(NULL, 0, key, len) + 1;
+    char *buf = need <= sizeof(small) ? small : malloc(need);
+    if (!buf)
+        return;
+    sl_text_escape(buf, need, key, len);
+    s_out(c, buf, need - 1);
+    s_out(c, end, strlen(end));
+    if (buf != small)
+        free(buf);
+}
+
+static int s_finish_stdout(cli *c) {
+    if (!c->stdout_broken && fflush(stdout) != 0)
+        c->stdout_broken = true;
+    return c->stdout_broken ? (errno == EPIPE ? EXIT_SIGPIPE : EXIT_FATAL) : EXIT_OK;
+}
+
+/* ---- ls, du, cat ---- */
+
+static int s_fatal_for(int rc) {
+    return rc == SL_EBADURL || rc == SL_ENOTSUP || rc == SL_EINVAL ? EXIT_USAGE : EXIT_FATAL;
+}
+
+static bool s_selected(const cli *c, const char *key, size_t len) {
+    for (size_t i = 0; i < c->exclude_count; i++)
+        if (sl_glob_match(c->exclude[i], key, len))
+            return false;
+    if (c->include_count == 0)
+        return true;
+    for (size_t i = 0; i < c->include_count; i++)
+        if (sl_glob_match(c->include[i], key, len))
+            return true;
+    return false;
+}
+
+static void s_format_time(int64_t ns, char *buf, size_t cap) {
+    time_t t = (time_t)(ns / 1000000000);
+    struct tm tm;
+    if (ns <= 0 || !gmtime_r(&t, &tm))
+        snprintf(buf, cap, "%-20s", "-");
+    else
+        strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void s_print_object(cli *c, const sl_object *obj) {
+    char line[8192];
+    if (c->json) {
+        size_t n = sl_object_format_json(obj, line, sizeof(line));
+        if (n < sizeof(line)) {
+            line[n] = '\n';
+            s_out(c, line, n + 1);
+            return;
+        }
+        char *big = malloc(n + 2);
+        if (big) {
+            sl_object_format_json(obj, big, n + 1);
+            big[n] = '\n';
+            s_out(c, big, n + 1);
+            free(big);
+        }
+        return;
+    }
+    if (c->long_format) {
+        char when[32];
+        if (obj->is_prefix)
+            snprintf(line, sizeof(line), "%12s  %-20s  ", "", "");
+        else {
+            s_format_time(obj->mtime_ns, when, sizeof(when));
+            snprintf(line, sizeof(line), "%12" PRIu64 "  %-20s  ", obj->size, when);
+        }
+        s_out(c, line, strlen(line));
+    }
+    s_out_key(c, obj->key, obj->key_len, "\n");
+}
+
+/* Lists (ls) or totals (du) the objects under the URL in c->args[0]. */
+static int s_cmd_list(cli *c, bool du) {
+    if (c->nargs != 1) {
+        s_err(c, "expected one URL (see `sluice %s --help`)", c->command);
+        return EXIT_USAGE;
+    }
+    sl_store *store = NULL;
+    sl_client *client = NULL;
+    sl_lister *lister = NULL;
+    char *single = NULL;
+    uint64_t count = 0, bytes = 0;
+    int rc = sl_store_open_source(c->args[0], NULL, &store, &single);
+    if (rc == 0)
+        rc = sl_client_new(store, &client);
+    if (rc == 0 && single) {
+        sl_object obj;
+        if ((rc = sl_stat(client, single, &obj)) == 0) {
+            count = 1;
+            bytes = obj.size;
+            if (!du)
+                s_print_object(c, &obj);
+        }
+    } else if (rc == 0) {
+        sl_list_options lo = {.recursive = du || c->recursive};
+        rc = sl_list_open(client, &lo, &lister);
+        sl_object obj;
+        while (rc == 0 && !c->stdout_broken && !s_signal) {
+            int r = sl_list_next(lister, &obj);
+            if (r <= 0) {
+                rc = r;
+                break;
+            }
+            if (!obj.is_prefix && !s_selected(c, obj.key, obj.key_len))
+                continue;
+            if (!obj.is_prefix) {
+                count++;
+                bytes += obj.size;
+            }
+            if (!du)
+                s_print_object(c, &obj);
+        }
+    }
+    int exit_code = EXIT_OK;
+    if (rc < 0) {
+        s_err(c, "%s", sl_last_error());
+        exit_code = s_fatal_for(rc);
+    } else if (s_signal) {
+        exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+    } else {
+        char human[32], line[512];
+        s_human_bytes(bytes, human, sizeof(human));
+        if (du && c->json)
+            snprintf(line, sizeof(line), "{\"objects\":%" PRIu64 ",\"bytes\":%" PRIu64 "}\n", count, bytes);
+        else if (du)
+            snprintf(line, sizeof(line), "%" PRIu64 " objects, %" PRIu64 " bytes (%s)\t%s\n", count, bytes, human,
+                     c->args[0]);
+        else if (c->long_format && !c->json)
+            snprintf(line, sizeof(line), "TOTAL: %" PRIu64 " objects, %" PRIu64 " bytes (%s)\n", count, bytes,
+                     human);
+        else
+            line[0] = '\0';
+        s_out(c, line, strlen(line));
+    }
+    sl_list_close(lister);
+    sl_client_destroy(client);
+    sl_store_close(store);
+    free(single);
+    int out_rc = s_finish_stdout(c);
+    return exit_code ? exit_code : out_rc;
+}
+
+/* Parses --range: "A-B" (inclusive), "A-", "-N" (last N bytes). */
+static bool s_parse_range(const char *s, uint64_t size, uint64_t *offset, uint64_t *length) {
+    char *end;
+    if (s[0] == '-') {
+        errno = 0;
+        unsigned long long n = strtoull(s + 1, &end, 10);
+        if (errno || end == s + 1 || *end)
+            return false;
+        *offset = n >= size ? 0 : size - n;
+        *length = size - *offset;
+        return true;
+    }
+    errno = 0;
+    unsigned long long a = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '-' || s[0] == '+')
+        return false;
+    const char *b = end + 1;
+    if (!*b) {
+        *offset = a;
+        *length = SL_LENGTH_TO_END;
+        return true;
+    }
+    unsigned long long z = strtoull(b, &end, 10);
+    if (errno || end == b || *end || z < a || b[0] == '-' || b[0] == '+')
+        return false;
+    *offset = a;
+    *length = z - a + 1;
+    return true;
+}
+
+static int s_cmd_cat(cli *c) {
+    if (c->nargs != 1) {
+        s_err(c, "expected one URL (see `sluice cat --help`)");
+        return EXIT_USAGE;
+    }
+    sl_store *store = NULL;
+    sl_client *client = NULL;
+    sl_reader *reader = NULL;
+    char *key = NULL;
+    int exit_code = EXIT_OK;
+    int rc = sl_store_open_source(c->args[0], NULL, &store, &key);
+    if (rc == 0 && !key)
+        rc = SL_EISDIR;
+    if (rc == SL_EISDIR) {
+        s_err(c, "%s is a prefix or directory, not an object (use `sluice ls` to see what it holds)", c->args[0]);
+        exit_code = EXIT_FATAL;
+        goto done;
+    }
+    if (rc == 0)
+        rc = sl_client_new(store, &client);
+    uint64_t offset = 0, length = SL_LENGTH_TO_END;
+    if (rc == 0 && c->range) {
+        sl_object obj;
+        if ((rc = sl_stat(client, key, &obj)) == 0 && !s_parse_range(c->range, obj.size, &offset, &length)) {
+            s_err(c, "--range takes A-B, A- or -N (bytes, 0-based, inclusive), not '%s'", c->range);
+            exit_code = EXIT_USAGE;
+            goto done;
+        }
+    }
+    if (rc == 0)
+        rc = sl_read_open(client, key, offset, length, NULL, &reader);
+    if (rc == 0) {
+        static unsigned char buf[256 * 1024];
+        int64_t n;
+        while (!c->stdout_broken && !s_signal && (n = sl_read(reader, buf, sizeof(buf))) != 0) {
+            if (n < 0) {
+                rc = (int)n;
+                break;
+            }
+            s_out(c, (const char *)buf, (size_t)n);
+        }
+    }
+    if (rc < 0) {
+        s_err(c, "%s", sl_last_error());
+        exit_code = rc == SL_ERANGE ? EXIT_USAGE : s_fatal_for(rc);
+    } else if (s_signal) {
+        exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+    }
+done:
+    sl_read_close(reader);
+    sl_client_destroy(client);
+    sl_store_close(store);
+    free(key);
+    int out_rc = s_finish_stdout(c);
+    return exit_code ? exit_code : out_rc;
+}
+
+/* ---- jobs: cp, sync, map ---- */
+
+static void s_clear_progress(cli *c) {
+    if (c->progress_shown) {
+        fputs("\r\033[K", stderr);
+        c->progress_shown = false;
+    }
+}
+
+static void s_on_failure(void *ud, const char *key, int err, const char *error) {
+    cli *c = ud;
+    (void)err;
+    if (c->quiet)
+        return;
+    s_clear_progress(c);
+    char small[1024];
+    size_t need = sl_text_escape(NULL, 0, key, strlen(key)) + 1;
+    char *buf = need <= sizeof(small) ? small : malloc(need);
+    if (buf)
+        sl_text_escape(buf, need, key, strlen(key));
+    fprintf(stderr, "%s: %s: FAILED %s: %s\n", s_prog, c->command, buf ? buf : "?", error);
+    if (buf != small)
+        free(buf);
+}
+
+static void s_on_result(void *ud, const char *line, size_t len) {
+    cli *c = ud;
+    s_out(c, line, len);
+    s_out(c, "\n", 1);
+}
+
+static void s_on_progress(void *ud, const sl_job_stats *st) {
+    cli *c = ud;
+    char rss[32], eta[32] = "";
+    s_human_bytes(sl_current_rss_bytes(), rss, sizeof(rss));
+    double rate = st->elapsed_s > 0 ? (double)st->objects_done / st->elapsed_s : 0;
+    double mbs = st->elapsed_s > 0 ? (double)st->bytes_read / st->elapsed_s / 1e6 : 0;
+    uint64_t finished = st->objects_done + st->objects_failed;
+    if (st->listing_done && rate > 0) {
+        double left = (double)(st->objects_listed - finished) / rate;
+        snprintf(eta, sizeof(eta), "  ETA %d:%02d", (int)(left / 60), (int)left % 60);
+    }
+    if (st->listing_done)
+        fprintf(stderr, "\r\033[K%" PRIu64 "/%" PRIu64 " objects  %.0f/s  %.1f MB/s  RSS %s%s%s", finished,
+                st->objects_listed, rate, mbs, rss, eta, st->objects_failed ? "  (some failed)" : "");
+    else
+        fprintf(stderr, "\r\033[K%" PRIu64 " objects (listing)  %.0f/s  %.1f MB/s  RSS %s%s", finished, rate, mbs,
+                rss, st->objects_failed ? "  (some failed)" : "");
+    c->progress_shown = true;
+}
+
+static void s_on_signal(int sig) {
+    if (s_signal) {
+        /* A second signal: stop at once. */
+        _exit(sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT);
+    }
+    s_signal = sig;
+    if (s_job)
+        sl_job_cancel(s_job);
+}
+
+static int s_cmd_job(cli *c) {
+    bool map = strcmp(c->command, "map") == 0;
+    if (c->nargs != 2) {
+        s_err(c, "expected SRC and DST (see `sluice %s --help`)", c->command);
+        return EXIT_USAGE;
+    }
+    sl_job_options o = {0};
+    if (map) {
+        if (!c->exec == !c->op) {
+            s_err(c, "give exactly one of --exec CMD or --op NAME (see `sluice map --help`)");
+            return EXIT_USAGE;
+        }
+        if (c->use_shell && !c->exec) {
+            s_err(c, "--shell goes with --exec");
+            return EXIT_USAGE;
+        }
+        o.kind = c->exec ? SL_JOB_EXEC : SL_JOB_OP;
+        if (c->exec && c->use_shell) {
+            o.use_shell = true;
+            o.command = c->exec;
+        } else if (c->exec) {
+            if (!s_split_words(c, c->exec))
+                return EXIT_USAGE;
+            o.argv = c->exec_argv;
+        }
+        o.op_name = c->op;
+        o.suffix = c->suffix;
+    } else {
+        o.kind = strcmp(c->command, "sync") == 0 ? SL_JOB_SYNC : SL_JOB_COPY;
+    }
+    o.src_url = c->args[0];
+    o.dst_url = c->args[1];
+    o.include = c->include;
+    o.include_count = c->include_count;
+    o.exclude = c->exclude;
+    o.exclude_count = c->exclude_count;
+    o.jobs = c->jobs;
+    o.memory_limit_bytes = c->memory_limit;
+    o.dry_run = c->dry_run;
+    o.failures_path = c->failures;
+    o.on_failure = s_on_failure;
+    o.on_result = s_on_result;
+    o.on_progress = c->progress ? s_on_progress : NULL;
+    o.user_data = c;
+    o.progress_interval_ms = 500;
+
+    sl_job *job = NULL;
+    int rc = sl_job_new(&o, &job);
+    if (rc < 0) {
+        s_err(c, "%s", sl_last_error());
+        return s_fatal_for(rc);
+    }
+    s_job = job;
+    if (s_signal)
+        sl_job_cancel(job);
+    rc = sl_job_run(job);
+    char message[1024];
+    snprintf(message, sizeof(message), "%s", sl_last_error());
+    s_clear_progress(c);
+    int out_rc = s_finish_stdout(c);
+
+    sl_job_stats st;
+    sl_job_stats_get(job, &st);
+    int exit_code = rc == 0 ? EXIT_OK : rc == SL_EPARTIAL ? EXIT_PARTIAL : EXIT_FATAL;
+    if (rc == SL_ECANCELED)
+        exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : s_signal ? EXIT_SIGINT : out_rc ? out_rc : EXIT_FATAL;
+    if (rc < 0 && rc != SL_EPARTIAL && !(rc == SL_ECANCELED && !s_signal))
+        s_err(c, "%s", message);
+    if (!c->quiet && !(rc == SL_ECANCELED && c->stdout_broken)) {
+        char rb[32], wb[32], rss[32];
+        s_human_bytes(st.bytes_read, rb, sizeof(rb));
+        s_human_bytes(st.bytes_written, wb, sizeof(wb));
+        s_human_bytes(st.peak_rss_bytes, rss, sizeof(rss));
+        double rate = st.elapsed_s > 0 ? (double)st.objects_done / st.elapsed_s : 0;
+        fprintf(stderr,
+                "%s: %s%s: %" PRIu64 " done (%" PRIu64 " skipped), %" PRIu64 " failed of %" PRIu64
+                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s)\n",
+                s_prog, c->command, c->dry_run ? " (dry run)" : "", st.objects_done, st.objects_skipped,
+                st.objects_failed, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss);
+    }
+    if (c->report && sl_job_write_report(job, c->report) < 0) {
+        s_err(c, "%s", sl_last_error());
+        if (exit_code == EXIT_OK)
+            exit_code = EXIT_FATAL;
+    }
+    s_job = NULL;
+    sl_job_destroy(job);
+    return exit_code ? exit_code : out_rc;
+}
+
+int main(int argc, char **argv) {
+    cli c = {0};
+    if (argc < 2) {
+        fputs(s_main_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "--version") == 0 || strcmp(command, "version") == 0) {
+        printf("sluice %s\n", sl_version());
+        return EXIT_OK;
+    }
+    if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 || strcmp(command, "help") == 0) {
+        if (argc > 2 && s_command_bit(argv[2]))
+            s_command_help(argv[2]);
+        else
+            fputs(s_main_help, stdout);
+        return EXIT_OK;
+    }
+    if (!s_command_bit(command)) {
+        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map; see `sluice --help`)\n",
+                s_prog, command);
+        return EXIT_USAGE;
+    }
+    c.command = command;
+    int r = s_parse(&c, argc - 2, argv + 2);
+    if (r)
+        return r < 0 ? EXIT_USAGE : EXIT_OK;
+    c.progress = !c.quiet && isatty(STDERR_FILENO);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int code;
+    if (strcmp(command, "ls") == 0)
+        code = s_cmd_list(&c, false);
+    else if (strcmp(command, "du") == 0)
+        code = s_cmd_list(&c, true);
+    else if (strcmp(command, "cat") == 0)
+        code = s_cmd_cat(&c);
+    else
+        code = s_cmd_job(&c);
+    free(c.exec_words);
+    return code;
+}
