@@ -11,16 +11,16 @@
 #define GLOB_MAX 1024
 
 enum {
-    TOK_LIT,       /* one byte, possibly escaped */
-    TOK_ANY,       /* ? */
-    TOK_CLASS,     /* [...] */
-    TOK_STAR,      /* * */
-    TOK_STAR2,     /* ** not forming a whole "**" + "/" component: any run, '/' included */
-    TOK_STAR2DIR,  /* "**" + "/" at the start of a component: zero or more whole directories */
+    TOK_LIT,         /* one byte, possibly escaped */
+    TOK_ANY,         /* ? */
+    TOK_CLASS,       /* [...] */
+    TOK_STAR,        /* * */
+    TOK_STAR2,       /* ** not forming a whole "**" + "/" component: any run, '/' included */
+    TOK_STAR2DIR,    /* "**" + "/" at the start of a component: zero or more whole directories */
     TOK_STAR2DIR_IN, /* inside a TOK_STAR2DIR (state at its second '*'): some directory bytes consumed, so only a
                       * '/' can leave */
-    TOK_ALT_OPEN,  /* { */
-    TOK_ALT_CLOSE, /* ',' or '}' inside braces: the end of one alternative */
+    TOK_ALT_OPEN,    /* { */
+    TOK_ALT_CLOSE,   /* ',' or '}' inside braces: the end of one alternative */
     TOK_END,
 };
 
@@ -162,9 +162,6 @@ static int s_compile(glob_prog *g, const unsigned char *p, size_t n, const char 
             }
             in_braces = false;
             break;
-        case ']':
-            *why = "unmatched ']' (write \\] for a literal ']')";
-            return -1;
         default:
             g->kind[i] = TOK_LIT;
             g->next[i] = (uint16_t)(i + 1);
@@ -304,7 +301,7 @@ int sl_glob_check(const char *pattern) {
     if (!pattern)
         return sl__fail(SL_EINVAL, "glob pattern: NULL");
     size_t n = strnlen(pattern, GLOB_MAX + 1);
-    char shown[160];
+    char shown[100 * 4 + 8];
     size_t shown_len = sl_text_escape(shown, sizeof(shown), pattern, n < 100 ? n : 100);
     const char *more = n > 100 || shown_len >= sizeof(shown) ? "..." : "";
     if (n == 0)
@@ -316,7 +313,7 @@ int sl_glob_check(const char *pattern) {
     size_t at = 0;
     size_t start = s_effective_start(pattern);
     if (s_compile(&g, (const unsigned char *)pattern + start, n - start, &why, &at) < 0)
-        return sl__fail(SL_EINVAL, "glob '%s%s': %s at offset %zu", shown, more, why, at + start);
+        return sl__fail(SL_EINVAL, "glob '%s%s': at offset %zu: %s", shown, more, at + start, why);
     return 0;
 }
 

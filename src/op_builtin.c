@@ -172,11 +172,11 @@ static int digest_process(void *state, sl__task *task) {
                              openssl_reason(reason, sizeof(reason)));
     static const char hexdigits[] = "0123456789abcdef";
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned int i = 0; i < digest_len; i++) {
+    for (size_t i = 0; i < digest_len; i++) {
         hex[2 * i] = hexdigits[digest[i] >> 4];
         hex[2 * i + 1] = hexdigits[digest[i] & 0xf];
     }
-    hex[2 * digest_len] = '\0';
+    hex[2 * (size_t)digest_len] = '\0';
     rc = sl__task_result_printf(task, "\"%s\":\"%s\"", s->member, hex);
     return rc < 0 ? result_too_big(task, rc) : 0;
 }
@@ -261,8 +261,10 @@ static void gunzip_thread_fini(void *state) {
     free(s);
 }
 
-/* head->done tells whether inflate had finished reading the member's header when it failed: a failure inside the
- * first header means the object is not gzip at all, one inside a later header means junk after the last member. */
+/* A failure inside the first member's header means the object is not gzip at all, one inside a later header means
+ * junk after the last member. head->done stays 0 until a gzip header is complete; for anything without the gzip
+ * magic zlib sets it to -1 before checking the 2-byte zlib header, and total_in (reset per member) is at most 2 until
+ * that check passes, since the first deflate block header needs a third byte. */
 static int gunzip_error(sl__task *task, const z_stream *zs, int zr, const gz_header *head, uint64_t members,
                         uint64_t offset) {
     if (zr == Z_MEM_ERROR)
@@ -270,9 +272,10 @@ static int gunzip_error(sl__task *task, const z_stream *zs, int zr, const gz_hea
     if (zr == Z_STREAM_ERROR)
         return sl__task_fail(task, SL_EINTERNAL, "gunzip: inflate state error");
     const char *why = zr == Z_NEED_DICT ? "zlib stream needs a preset dictionary" : zs->msg ? zs->msg : "invalid data";
-    if (head->done == 0 && members == 0)
+    bool in_header = head->done == 0 || (head->done == -1 && zs->total_in <= 2);
+    if (in_header && members == 0)
         return sl__task_fail(task, SL_ECORRUPT, "not gzip data (%s)", why);
-    if (head->done == 0)
+    if (in_header)
         return sl__task_fail(task, SL_ECORRUPT, "trailing garbage after gzip data at byte %" PRIu64 " (%s)", offset,
                              why);
     return sl__task_fail(task, SL_ECORRUPT, "corrupt gzip data at byte %" PRIu64 ": %s", offset, why);
@@ -306,8 +309,8 @@ static int gunzip_process(void *state, sl__task *task) {
     memset(&head, 0, sizeof(head));
     uint64_t read_total = 0, produced = 0, members = 0;
     bool in_member = false;
-    /* inflate can hold decompressed bytes it had no room for; until a call leaves output space unused, more input
-     * must not be read (and end of input must not be taken as truncation). */
+    /* zlib's contract: a call that fills the output may have more pending, so inflate again before reading on or
+     * taking the end of input as truncation. */
     bool out_full = false;
     zs->next_in = in;
     zs->avail_in = 0;

@@ -108,6 +108,7 @@ static void s_waitpid_blocking(s_child *ch) {
     ch->reaped = true;
 }
 
+/* No-op once the child has been reaped. */
 static void s_kill_and_reap(s_child *ch) {
     if (ch->pid <= 0 || ch->reaped)
         return;
@@ -136,16 +137,12 @@ static int s_cancel(sl__task *task, s_child *ch) {
 }
 
 /* The store's own explanation when it left one (process() clears it first), else the code's message. */
-static int s_store_failed(sl__task *task, s_child *ch, int rc, const char *what) {
-    s_close_pipes(ch);
-    s_kill_and_reap(ch);
+static int s_store_failed(sl__task *task, int rc, const char *what) {
     const char *why = sl_last_error();
     return sl__task_fail(task, rc, "%s: %s", what, why[0] ? why : sl_strerror(rc));
 }
 
-static int s_pipe_failed(sl__task *task, s_child *ch, int errnum, const char *what) {
-    s_close_pipes(ch);
-    s_kill_and_reap(ch);
+static int s_pipe_failed(sl__task *task, int errnum, const char *what) {
     return sl__task_fail(task, SL_EIO, "%s: %s", what, s_strerror(errnum));
 }
 
@@ -167,12 +164,30 @@ static bool s_is_ours(const char *entry) {
     return false;
 }
 
-/* envp = the current environment minus any inherited SLUICE_* variables, plus this object's. An inherited
- * SLUICE_OUTPUT_KEY is dropped even when there is no output key (sluice run from inside a sluice command). */
-static int s_build_env(s_state *st, const sl__task *task) {
+static size_t s_environ_count(void) {
     size_t n = 0;
     for (char **e = environ; e && *e; e++)
         n++;
+    return n;
+}
+
+/* Room for `entries` environment variables (without the four of ours and the NULL) and `bytes` of our assignments. */
+static int s_reserve_env(s_state *st, size_t entries, size_t bytes) {
+    size_t need = entries + S_ENV_COUNT + 1;
+    if (need > st->envp_cap) {
+        char **envp = realloc(st->envp, need * sizeof(*envp));
+        if (!envp)
+            return SL_ENOMEM;
+        st->envp = envp;
+        st->envp_cap = need;
+    }
+    /* Rounded up so that keys of slowly increasing length do not realloc for every object. */
+    return s_grow(&st->envstr, &st->envstr_cap, (bytes + 255) & ~(size_t)255);
+}
+
+/* envp = the current environment minus any inherited SLUICE_* variables, plus this object's. An inherited
+ * SLUICE_OUTPUT_KEY is dropped even when there is no output key (sluice run from inside a sluice command). */
+static int s_build_env(s_state *st, const sl__task *task) {
     char size_text[24];
     snprintf(size_text, sizeof(size_text), "%" PRIu64, task->src->size);
     const char *values[S_ENV_COUNT] = {task->src->key, size_text, task->src_url, task->dst_key};
@@ -180,16 +195,7 @@ static int s_build_env(s_state *st, const sl__task *task) {
     for (size_t i = 0; i < S_ENV_COUNT; i++)
         if (values[i])
             bytes += strlen(s_env_names[i]) + strlen(values[i]) + 1;
-    /* Round up so that keys of slowly increasing length do not realloc for every object. */
-    bytes = (bytes + 255) & ~(size_t)255;
-    if (n + S_ENV_COUNT + 1 > st->envp_cap) {
-        char **envp = realloc(st->envp, (n + S_ENV_COUNT + 1) * sizeof(*envp));
-        if (!envp)
-            return SL_ENOMEM;
-        st->envp = envp;
-        st->envp_cap = n + S_ENV_COUNT + 1;
-    }
-    if (s_grow(&st->envstr, &st->envstr_cap, bytes) < 0)
+    if (s_reserve_env(st, s_environ_count(), bytes) < 0)
         return SL_ENOMEM;
     size_t k = 0;
     for (char **e = environ; e && *e; e++)
@@ -260,8 +266,7 @@ static int s_spawn(s_state *st, sl__task *task, s_child *ch) {
             const char *sh_argv[] = {"sh", "-c", st->cfg->command, "sluice", NULL};
             spawn_e = posix_spawn(&ch->pid, "/bin/sh", &fa, &st->attr, (char *const *)sh_argv, st->envp);
         } else if (!e) {
-            spawn_e = posix_spawnp(&ch->pid, st->cfg->argv[0], &fa, &st->attr, (char *const *)st->cfg->argv,
-                                   st->envp);
+            spawn_e = posix_spawnp(&ch->pid, st->cfg->argv[0], &fa, &st->attr, (char *const *)st->cfg->argv, st->envp);
         }
         posix_spawn_file_actions_destroy(&fa);
     }
@@ -310,7 +315,8 @@ static void s_keep_stderr(s_state *st, const unsigned char *p, size_t n) {
 }
 
 /* Moves data until the child has closed stdout and stderr and no input remains to feed it. task->buf is split in
- * two halves: source bytes on their way to the child's stdin, and bytes read from the child's stdout or stderr. */
+ * two halves: source bytes on their way to the child's stdin, and bytes read from the child's stdout or stderr.
+ * On failure task->error is filled and the caller kills and reaps the child. */
 static int s_pump(s_state *st, sl__task *task, s_child *ch) {
     size_t half = task->buf_size / 2;
     unsigned char *inbuf = task->buf, *outbuf = task->buf + half;
@@ -328,7 +334,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
         if (ch->in_w >= 0 && in_off == in_len) {
             int64_t n = sl_read(task->in, inbuf, half);
             if (n < 0)
-                return s_store_failed(task, ch, (int)n, "cannot read the object");
+                return s_store_failed(task, (int)n, "cannot read the object");
             if (n == 0)
                 s_close(&ch->in_w);
             in_off = 0;
@@ -355,7 +361,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
             break;
         int ready = poll(pfd, nfd, S_POLL_MS);
         if (ready < 0 && errno != EINTR)
-            return s_pipe_failed(task, ch, errno, "poll on the command's pipes");
+            return s_pipe_failed(task, errno, "cannot poll the command's pipes");
         if (ready <= 0)
             continue;
 
@@ -369,7 +375,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
                 s_clear_sigpipe();
                 s_close(&ch->in_w);
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                return s_pipe_failed(task, ch, errno, "cannot write to the command's stdin");
+                return s_pipe_failed(task, errno, "cannot write to the command's stdin");
             }
         }
         if (i_out >= 0 && pfd[i_out].revents) {
@@ -379,16 +385,15 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
             } else if (r > 0) {
                 task->bytes_out += (uint64_t)r;
                 int rc = task->out ? sl_write(task->out, outbuf, (size_t)r) : s_collect(st, outbuf, (size_t)r, limit);
-                if (rc == SL_ETOOBIG) {
-                    s_close_pipes(ch);
-                    s_kill_and_reap(ch);
+                if (rc == SL_ETOOBIG)
                     return sl__task_fail(task, SL_ETOOBIG,
                                          "command output exceeds %zu bytes; give a destination instead of -", limit);
-                }
+                if (rc == SL_ENOMEM && !task->out)
+                    return sl__task_fail(task, rc, "out of memory");
                 if (rc < 0)
-                    return s_store_failed(task, ch, rc, task->out ? "cannot write the output" : "out of memory");
+                    return s_store_failed(task, rc, "cannot write the output");
             } else if (errno != EAGAIN && errno != EINTR) {
-                return s_pipe_failed(task, ch, errno, "cannot read the command's stdout");
+                return s_pipe_failed(task, errno, "cannot read the command's stdout");
             }
         }
         if (i_err >= 0 && pfd[i_err].revents) {
@@ -398,7 +403,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
             else if (r > 0)
                 s_keep_stderr(st, outbuf, (size_t)r);
             else if (errno != EAGAIN && errno != EINTR)
-                return s_pipe_failed(task, ch, errno, "cannot read the command's stderr");
+                return s_pipe_failed(task, errno, "cannot read the command's stderr");
         }
     }
     return 0;
@@ -426,8 +431,9 @@ static int s_reap(sl__task *task, s_child *ch) {
     }
 }
 
-/* The kept stderr, trimmed, on one line, with a note of what was dropped. Points into st->excerpt. */
-static const char *s_stderr_excerpt(s_state *st) {
+/* The kept stderr, trimmed, on one line, at most `avail` bytes with the NUL, ending with a note of how much was not
+ * shown. Points into st->excerpt. */
+static const char *s_stderr_excerpt(s_state *st, size_t avail) {
     const char *s = st->err;
     size_t n = st->err_len;
     while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
@@ -436,14 +442,32 @@ static const char *s_stderr_excerpt(s_state *st) {
     }
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
         n--;
-    size_t cap = sizeof(st->excerpt) - 48;
-    size_t len = n ? sl_text_escape(st->excerpt, cap, s, n) : 0;
-    if (len >= cap)
-        len = cap - 1;
+    if (avail > sizeof(st->excerpt))
+        avail = sizeof(st->excerpt);
+    if (avail == 0)
+        return "";
+    enum { note_room = 48 }; /* " ... (<20 digits> more bytes)" and the NUL */
+    char probe[8];
+    size_t shown = n;
+    size_t width = n ? sl_text_escape(probe, 1, s, n) : 0;
+    if (width + (st->err_dropped ? note_room : 0) >= avail) {
+        /* Cut so that the note still fits in the caller's error buffer: it says the message is incomplete. */
+        size_t max = avail > note_room ? avail - note_room : 0;
+        width = 0;
+        for (shown = 0; shown < n; shown++) {
+            size_t w = sl_text_escape(probe, sizeof(probe), s + shown, 1);
+            if (width + w > max)
+                break;
+            width += w;
+        }
+    }
+    uint64_t dropped = st->err_dropped + (n - shown);
+    size_t len = shown ? sl_text_escape(st->excerpt, avail, s, shown) : 0;
+    if (len >= avail)
+        len = avail - 1;
     st->excerpt[len] = '\0';
-    if (st->err_dropped)
-        snprintf(st->excerpt + len, sizeof(st->excerpt) - len, "%s... (%" PRIu64 " more bytes)", len ? " " : "",
-                 st->err_dropped);
+    if (dropped)
+        snprintf(st->excerpt + len, avail - len, "%s... (%" PRIu64 " more bytes)", len ? " " : "", dropped);
     return st->excerpt;
 }
 
@@ -473,8 +497,7 @@ static int s_emit_output(s_state *st, sl__task *task) {
 static int s_judge(s_state *st, sl__task *task, int status) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return task->out ? 0 : s_emit_output(st, task);
-    const char *excerpt = s_stderr_excerpt(st);
-    const char *sep = excerpt[0] ? ": " : "";
+    char what[64];
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         const char *abbrev = NULL;
@@ -482,10 +505,15 @@ static int s_judge(s_state *st, sl__task *task, int status) {
         abbrev = sigabbrev_np(sig);
 #endif
         if (abbrev)
-            return sl__task_fail(task, SL_ECHILD, "command killed by signal SIG%s%s%s", abbrev, sep, excerpt);
-        return sl__task_fail(task, SL_ECHILD, "command killed by signal %d%s%s", sig, sep, excerpt);
+            snprintf(what, sizeof(what), "command killed by signal SIG%s", abbrev);
+        else
+            snprintf(what, sizeof(what), "command killed by signal %d", sig);
+    } else {
+        snprintf(what, sizeof(what), "command exited with status %d", WEXITSTATUS(status));
     }
-    return sl__task_fail(task, SL_ECHILD, "command exited with status %d%s%s", WEXITSTATUS(status), sep, excerpt);
+    size_t used = strlen(what) + 3; /* ": " and the NUL */
+    const char *excerpt = s_stderr_excerpt(st, task->error_cap > used ? task->error_cap - used : 0);
+    return sl__task_fail(task, SL_ECHILD, "%s%s%s", what, excerpt[0] ? ": " : "", excerpt);
 }
 
 static int s_run(s_state *st, sl__task *task) {
@@ -501,6 +529,7 @@ static int s_run(s_state *st, sl__task *task) {
     rc = s_pump(st, task, &ch);
     if (rc == 0)
         rc = s_reap(task, &ch);
+    /* The one cleanup path: after a failure the child may still be running and the pipes open. */
     s_close_pipes(&ch);
     s_kill_and_reap(&ch);
     return rc < 0 ? rc : s_judge(st, task, ch.status);
@@ -530,6 +559,17 @@ static int s_process(void *state, sl__task *task) {
     return rc;
 }
 
+static void s_thread_fini(void *state) {
+    s_state *st = state;
+    if (!st)
+        return;
+    posix_spawnattr_destroy(&st->attr);
+    free(st->envp);
+    free(st->envstr);
+    free(st->collect);
+    free(st);
+}
+
 static int s_thread_init(const sl__op_config *cfg, void **state) {
     if (!state)
         return sl__fail(SL_EINVAL, "exec: NULL state");
@@ -544,29 +584,25 @@ static int s_thread_init(const sl__op_config *cfg, void **state) {
         free(st);
         return sl__fail(SL_ENOMEM, "out of memory");
     }
+    if (s_reserve_env(st, s_environ_count(), 1024) < 0) {
+        s_thread_fini(st);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
     /* A worker thread blocks signals (SIGPIPE, and those the main thread handles) and the process may ignore
      * SIGPIPE; a child must start with nothing blocked and SIGPIPE at its default, like one started from a shell,
-     * so that SIGTERM stops it and `cmd | head` pipelines inside it end normally. */
+     * so that SIGTERM stops it and `cmd | head` pipelines inside it end normally. Each child gets its own process
+     * group: a Ctrl-C at the terminal reaches sluice alone, which then lets in-flight children finish (draining)
+     * instead of every object in flight failing with "killed by SIGINT". */
     sigset_t none, dfl;
     sigemptyset(&none);
     sigemptyset(&dfl);
     sigaddset(&dfl, SIGPIPE);
     posix_spawnattr_setsigmask(&st->attr, &none);
     posix_spawnattr_setsigdefault(&st->attr, &dfl);
-    posix_spawnattr_setflags(&st->attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&st->attr, 0);
+    posix_spawnattr_setflags(&st->attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     *state = st;
     return 0;
-}
-
-static void s_thread_fini(void *state) {
-    s_state *st = state;
-    if (!st)
-        return;
-    posix_spawnattr_destroy(&st->attr);
-    free(st->envp);
-    free(st->envstr);
-    free(st->collect);
-    free(st);
 }
 
 const sl__op sl__op_exec = {

@@ -35,8 +35,8 @@
 
 typedef struct s_store {
     sl_store base;
-    char *root;        /* absolute, no trailing '/'; "" for the file-system root */
-    mode_t file_mode;  /* 0666 & ~umask, applied to new files (mkostemp creates them 0600) */
+    char *root;       /* absolute, no trailing '/'; "" for the file-system root */
+    mode_t file_mode; /* 0666 & ~umask, applied to new files (mkostemp creates them 0600) */
 } s_store;
 
 /* Handles still open on a client, so client_destroy can close them. */
@@ -70,8 +70,8 @@ typedef struct s_level {
     bool more;   /* the last scan filled the batch: a rescan after the cursor may find more */
     bool has_cursor;
     uint16_t cursor_len;
-    char cursor[S_SLOT];      /* the greatest sort name handed out so far by this level */
-    const char *start;        /* before the first scan: the part of start_after below this directory, or NULL */
+    char cursor[S_SLOT]; /* the greatest sort name handed out so far by this level */
+    const char *start;   /* before the first scan: the part of start_after below this directory, or NULL */
     size_t start_len;
 } s_level;
 
@@ -265,7 +265,11 @@ static void s_write_abort(sl_writer *writer);
 static void s_client_destroy(sl_client *client) {
     s_client *c = (s_client *)client;
     while (c->open.next != &c->open) {
+        /* Unlinked here, and left pointing at itself so the close's own unlink is a no-op. */
         s_link *l = c->open.next;
+        c->open.next = l->next;
+        l->next->prev = &c->open;
+        l->next = l->prev = l;
         switch (l->kind) {
         case S_LISTER:
             s_list_close(&((s_lister *)((char *)l - offsetof(s_lister, link)))->base);
@@ -335,7 +339,7 @@ static void s_sift_up(s_level *lv, size_t i) {
     }
 }
 
-/* Grows the batch and arena of `lv` by one slot if it is full (up to batch_max). */
+/* Makes room in the batch and arena of `lv` for one more entry, growing them up to batch_max entries. */
 static int s_level_reserve(s_lister *ls, s_level *lv) {
     if (lv->n < lv->batch_cap)
         return 0;
@@ -366,43 +370,41 @@ static bool s_wanted(const s_lister *ls, const s_level *lv, const char *name, si
     return ls->recursive && is_dir && lv->start_len >= len && memcmp(lv->start, name, len) == 0;
 }
 
-/* Classifies one directory entry: 1 = file, 2 = directory, 0 = skip, <0 = error. */
+/* Classifies one directory entry: 1 = file, 2 = directory, 0 = skip, <0 = error. A symlink to a regular file is
+ * that file; symlinks to directories are skipped, so a listing never loops; fifos, sockets and devices are skipped. */
 static int s_classify(s_lister *ls, s_level *lv, const struct dirent *d) {
     struct stat st;
+    mode_t mode;
     switch (d->d_type) {
     case DT_REG:
         return 1;
     case DT_DIR:
         return 2;
     case DT_LNK:
-        /* Follow: a link to a file is listed as that file; links to directories are skipped (no cycles). */
-        if (fstatat(lv->fd, d->d_name, &st, 0) < 0)
-            return 0; /* dangling */
-        return S_ISREG(st.st_mode) ? 1 : 0;
+        mode = S_IFLNK;
+        break;
     case DT_UNKNOWN:
+        /* File systems without d_type. */
         if (fstatat(lv->fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
                 return 0;
-            char path[PATH_MAX + 32];
-            s_key_path(ls, lv->prefix_len, path, sizeof(path));
-            size_t pl = strlen(path);
-            snprintf(path + pl, sizeof(path) - pl, "%s", d->d_name);
+            char path[PATH_MAX + S_SLOT + 32];
+            size_t n = strlen(s_key_path(ls, lv->prefix_len, path, PATH_MAX + 32));
+            snprintf(path + n, sizeof(path) - n, "%s", d->d_name);
             return s_fail_path(errno, path, "cannot stat");
         }
-        if (S_ISLNK(st.st_mode) && fstatat(lv->fd, d->d_name, &st, 0) < 0)
-            return 0;
-        if (S_ISREG(st.st_mode))
-            return 1;
-        /* st came from lstat unless it was a link; a followed link that is a directory must not recurse. */
-        if (S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
-            struct stat lst;
-            if (fstatat(lv->fd, d->d_name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(lst.st_mode))
-                return 2;
-        }
-        return 0;
+        mode = st.st_mode;
+        break;
     default:
-        return 0; /* fifo, socket, device */
+        return 0;
     }
+    if (S_ISDIR(mode))
+        return 2;
+    if (S_ISREG(mode))
+        return 1;
+    if (!S_ISLNK(mode) || fstatat(lv->fd, d->d_name, &st, 0) < 0)
+        return 0;
+    return S_ISREG(st.st_mode) ? 1 : 0;
 }
 
 /* One readdir pass over the directory of `lv`: selects the next batch (the batch_max smallest wanted sort names)
@@ -441,7 +443,7 @@ static int s_scan(s_lister *ls, s_level *lv) {
         if (kind == 0)
             continue;
         bool is_dir = kind == 2;
-        /* The sort name, built where the entry would go if it makes the batch. */
+        /* A directory sorts as "name/": that puts its subtree exactly where its keys fall in byte order. */
         char sort_name[S_SLOT];
         memcpy(sort_name, name, len);
         if (is_dir)
@@ -569,7 +571,7 @@ static int s_descend(s_lister *ls, const s_level *lv, const s_entry *e, size_t k
         if (err == ENOENT || err == ENOTDIR || err == ELOOP)
             return 0;
         char path[PATH_MAX + 32];
-        return s_fail_path(err, s_key_path(ls, key_len, path, sizeof(path)), "cannot list directory");
+        return s_fail_path(err, s_key_path(ls, key_len - 1, path, sizeof(path)), "cannot list directory");
     }
     /* Only the first batch of a level is selected by start_after; the directory it points into inherits the rest. */
     const char *start = NULL;

@@ -10,22 +10,26 @@
 
 #define SUPPORTED_FORMS "gs://BUCKET/PREFIX, s3://BUCKET/PREFIX, file:///PATH or a local path"
 
-/* How much of the user's text a message quotes. */
+/* The most a message shows of one piece of the user's text (escaped), so that the explanation that follows always
+ * fits in the 1 KiB message. */
 #define SHOWN_MAX 200
+#define SHOWN_CAP (SHOWN_MAX + 4)
 
-/* The user's text made safe for a one-line message: escaped, and cut (at a character boundary) if very long. */
-static const char *s_show(const char *text, char *buf, size_t cap) {
-    size_t n = strlen(text);
-    bool cut = n > SHOWN_MAX;
-    if (cut) {
-        n = SHOWN_MAX;
-        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-            n--;
-    }
-    size_t len = sl_text_escape(buf, cap - 4, text, n);
-    if (cut || len >= cap - 4)
+/* The n bytes at `text` made safe for a one-line message in buf (SHOWN_CAP bytes): escaped, and if very long, cut
+ * at a character boundary and marked with "...". */
+static const char *s_show_n(const char *text, size_t n, char *buf) {
+    size_t m = n < SHOWN_MAX ? n : SHOWN_MAX;
+    while (m > 0 &&
+           ((m < n && ((unsigned char)text[m] & 0xC0) == 0x80) || sl_text_escape(NULL, 0, text, m) > SHOWN_MAX))
+        m--;
+    sl_text_escape(buf, SHOWN_CAP, text, m);
+    if (m < n)
         strcat(buf, "...");
     return buf;
+}
+
+static const char *s_show(const char *text, char *buf) {
+    return s_show_n(text, strlen(text), buf);
 }
 
 static bool s_is_lower_alnum(char c) {
@@ -76,11 +80,11 @@ static int s_hex(char c) {
 
 /* Decodes %XX escapes of `in` into a new string (*out, caller frees). */
 static int s_percent_decode(const char *text, const char *in, char **out) {
-    char shown[SHOWN_MAX + 64];
+    char shown[SHOWN_CAP];
     size_t n = strlen(in);
     char *d = malloc(n + 1);
     if (!d)
-        return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown, sizeof(shown)));
+        return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown));
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (in[i] != '%') {
@@ -93,12 +97,13 @@ static int s_percent_decode(const char *text, const char *in, char **out) {
             char esc[16];
             free(d);
             sl_text_escape(esc, sizeof(esc), in + i, n - i < 3 ? n - i : 3);
-            return sl__fail(SL_EBADURL, "%s: bad percent-escape '%s' (expected %% and two hex digits; write %%25 for '%%')",
-                            s_show(text, shown, sizeof(shown)), esc);
+            return sl__fail(SL_EBADURL,
+                            "%s: bad percent-escape '%s' (expected %% and two hex digits; write %%25 for '%%')",
+                            s_show(text, shown), esc);
         }
         if (hi == 0 && lo == 0) {
             free(d);
-            return sl__fail(SL_EBADURL, "%s: %%00 (a NUL byte) cannot be part of a path", s_show(text, shown, sizeof(shown)));
+            return sl__fail(SL_EBADURL, "%s: %%00 (a NUL byte) cannot be part of a path", s_show(text, shown));
         }
         d[o++] = (char)(hi * 16 + lo);
         i += 2;
@@ -118,21 +123,20 @@ static bool s_ends_in_dot_component(const char *path) {
 /* Makes `path` absolute (against the current directory) and normal: no "." or ".." components (resolved lexically,
  * without looking at symlinks), no repeated '/', no trailing '/' except for the root. */
 static int s_normalise_path(const char *text, const char *path, char **out) {
-    char shown[SHOWN_MAX + 64];
+    char shown[SHOWN_CAP];
     char *cwd = NULL;
     size_t cwd_len = 0;
     if (path[0] != '/') {
         cwd = malloc(PATH_MAX);
         if (!cwd)
-            return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown, sizeof(shown)));
+            return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown));
         if (!getcwd(cwd, PATH_MAX)) {
             int e = errno;
             free(cwd);
             if (e == ERANGE)
                 return sl__fail(SL_ENAMETOOLONG, "%s: the current directory's path is longer than %d bytes",
-                                s_show(text, shown, sizeof(shown)), PATH_MAX - 1);
-            return sl__fail_errno(e, "%s: cannot make the path absolute: current directory",
-                                  s_show(text, shown, sizeof(shown)));
+                                s_show(text, shown), PATH_MAX - 1);
+            return sl__fail_errno(e, "%s: cannot make the path absolute: current directory", s_show(text, shown));
         }
         cwd_len = strlen(cwd);
     }
@@ -140,7 +144,7 @@ static int s_normalise_path(const char *text, const char *path, char **out) {
     char *full = malloc(cwd_len + 1 + n + 1);
     if (!full) {
         free(cwd);
-        return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown, sizeof(shown)));
+        return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown));
     }
     size_t o = 0;
     full[o++] = '/';
@@ -171,8 +175,7 @@ static int s_normalise_path(const char *text, const char *path, char **out) {
     free(cwd);
     if (o >= PATH_MAX) {
         free(full);
-        return sl__fail(SL_ENAMETOOLONG, "%s: path longer than %d bytes", s_show(text, shown, sizeof(shown)),
-                        PATH_MAX - 1);
+        return sl__fail(SL_ENAMETOOLONG, "%s: path longer than %d bytes", s_show(text, shown), PATH_MAX - 1);
     }
     *out = full;
     return 0;
@@ -205,34 +208,30 @@ static int s_parse_plain(const char *text, sl_url *out) {
 
 /* `rest` is what follows "gs://" or "s3://". */
 static int s_parse_bucket_url(const char *text, sl_scheme scheme, const char *rest, sl_url *out) {
-    char shown[SHOWN_MAX + 64];
+    char shown[SHOWN_CAP];
     const char *name = scheme == SL_SCHEME_GS ? "gs" : "s3";
     const char *slash = strchr(rest, '/');
     size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
     if (blen == 0)
-        return sl__fail(SL_EBADURL, "%s: missing bucket name (expected %s://BUCKET/PREFIX)",
-                        s_show(text, shown, sizeof(shown)), name);
+        return sl__fail(SL_EBADURL, "%s: missing bucket name (expected %s://BUCKET/PREFIX)", s_show(text, shown), name);
     const char *problem = s_bucket_problem(rest, blen);
     if (problem) {
-        char bucket[SHOWN_MAX + 64];
-        size_t shown_len = sl_text_escape(bucket, sizeof(bucket) - 4, rest, blen);
-        if (shown_len >= sizeof(bucket) - 4)
-            strcat(bucket, "...");
+        char bucket[SHOWN_CAP];
         return sl__fail(SL_EBADURL, "%s: invalid bucket name '%s': %s (expected %s://BUCKET/PREFIX)",
-                        s_show(text, shown, sizeof(shown)), bucket, problem, name);
+                        s_show(text, shown), s_show_n(rest, blen, bucket), problem, name);
     }
     out->bucket = strndup(rest, blen);
     /* Object names may legitimately contain "//" or end in '/': everything after the bucket's '/' is kept. */
     out->path = strdup(slash ? slash + 1 : "");
     if (!out->bucket || !out->path)
-        return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown, sizeof(shown)));
+        return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown));
     out->scheme = scheme;
     out->trailing_slash = text[strlen(text) - 1] == '/';
     return 0;
 }
 
 static int s_parse(const char *text, sl_url *out) {
-    char shown[SHOWN_MAX + 64];
+    char shown[SHOWN_CAP];
     if (!text[0])
         return sl__fail(SL_EBADURL, "empty URL or path (expected " SUPPORTED_FORMS ")");
     /* RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), case-insensitive. */
@@ -250,8 +249,7 @@ static int s_parse(const char *text, sl_url *out) {
     bool slashes = text[k + 1] == '/' && text[k + 2] == '/';
     if (is_gs || is_s3) {
         if (!slashes)
-            return sl__fail(SL_EBADURL, "%s: expected %s://BUCKET/PREFIX", s_show(text, shown, sizeof(shown)),
-                            is_gs ? "gs" : "s3");
+            return sl__fail(SL_EBADURL, "%s: expected %s://BUCKET/PREFIX", s_show(text, shown), is_gs ? "gs" : "s3");
         return s_parse_bucket_url(text, is_gs ? SL_SCHEME_GS : SL_SCHEME_S3, text + k + 3, out);
     }
     if (is_file) {
@@ -259,27 +257,26 @@ static int s_parse(const char *text, sl_url *out) {
             /* RFC 8089 also allows the authority-less form "file:/path". */
             if (text[k + 1] == '/')
                 return s_parse_file(text, text + k + 1, out);
-            return sl__fail(SL_EBADURL, "%s: expected file:///ABSOLUTE/PATH", s_show(text, shown, sizeof(shown)));
+            return sl__fail(SL_EBADURL, "%s: expected file:///ABSOLUTE/PATH", s_show(text, shown));
         }
         const char *host = text + k + 3;
         const char *path = strchr(host, '/');
         size_t host_len = path ? (size_t)(path - host) : strlen(host);
         if (host_len != 0 && !(host_len == 9 && strncasecmp(host, "localhost", 9) == 0)) {
-            char h[SHOWN_MAX + 64];
-            sl_text_escape(h, sizeof(h), host, host_len < SHOWN_MAX ? host_len : SHOWN_MAX);
+            char h[SHOWN_CAP];
             return sl__fail(SL_EBADURL,
                             "%s: file URLs name local files only, not host '%s' (expected file:///PATH or "
                             "file://localhost/PATH)",
-                            s_show(text, shown, sizeof(shown)), h);
+                            s_show(text, shown), s_show_n(host, host_len, h));
         }
         if (!path)
-            return sl__fail(SL_EBADURL, "%s: missing path (expected file:///PATH)", s_show(text, shown, sizeof(shown)));
+            return sl__fail(SL_EBADURL, "%s: missing path (expected file:///PATH)", s_show(text, shown));
         return s_parse_file(text, path, out);
     }
     if (!slashes)
         return s_parse_plain(text, out);
     return sl__fail(SL_EBADURL, "%s: unsupported URL scheme '%.*s://' (supported: " SUPPORTED_FORMS ")",
-                    s_show(text, shown, sizeof(shown)), (int)k, text);
+                    s_show(text, shown), (int)k, text);
 }
 
 int sl_url_parse(const char *text, sl_url *out) {

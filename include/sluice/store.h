@@ -26,15 +26,16 @@ typedef enum sl_scheme {
 typedef struct sl_url {
     sl_scheme scheme;
     char *bucket; /* gs/s3: bucket name; file: NULL */
-    char *path;   /* gs/s3: object name or prefix, no leading '/', may be ""; file: absolute path, no trailing '/'
-                   * except for the root "/" itself */
+    char *path;   /* gs/s3: object name or prefix exactly as given after the '/' that ends the bucket (may be "",
+                   * may keep a trailing '/'); file: absolute normalised path, no trailing '/' except for "/" */
     bool trailing_slash; /* the text ended in '/': the URL names a prefix, never a single object */
 } sl_url;
 
 /* Parse `text`: "gs://bucket/prefix", "s3://bucket/prefix", "file:///abs/path" (percent-decoded, host empty or
  * "localhost"), or a plain path (relative paths are made absolute against the current directory; no decoding).
- * On failure returns SL_EBADURL (or SL_ENOMEM) and sets sl_last_error() to a message that quotes the text and says
- * what is wrong. `out` is zeroed on failure. */
+ * On failure returns SL_EBADURL (SL_ENAMETOOLONG for a path over PATH_MAX, SL_ENOENT/SL_EACCES when a relative path
+ * cannot be resolved, SL_ENOMEM) and sets sl_last_error() to a message that quotes the text and says what is wrong.
+ * `out` is zeroed on failure. */
 SL_API int sl_url_parse(const char *text, sl_url *out);
 /* Frees the strings of `url` (NULL ok) and zeroes it. */
 SL_API void sl_url_free(sl_url *url);
@@ -72,7 +73,8 @@ typedef struct sl_store_options {
 SL_API int sl_store_open(const char *url, const sl_store_options *opts, sl_store **out);
 /* Like sl_store_open, for a source: if the URL names a single object (a regular file), opens the store on its
  * parent and sets *single_key to the object's key (caller frees with free()); otherwise *single_key = NULL and the
- * URL is a prefix. Fails with SL_ENOENT if the URL names neither an object nor an existing prefix directory. */
+ * URL is a prefix. A prefix that does not exist is not an error here: listing it fails with SL_ENOENT (local) or
+ * yields nothing (buckets), as the store's listing decides. */
 SL_API int sl_store_open_source(const char *url, const sl_store_options *opts, sl_store **out, char **single_key);
 /* NULL ok. All clients made from the store must be destroyed first. */
 SL_API void sl_store_close(sl_store *store);

@@ -3,11 +3,12 @@
 #define SLUICE_TEST_H
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int s_test_checks;
+static atomic_int s_test_checks; /* atomic: tests may assert from several threads */
 
 #define TEST_FAIL_(...)                                                                                                \
     do {                                                                                                               \
@@ -60,7 +61,7 @@ static int s_test_checks;
     } while (0)
 #define TEST_DONE()                                                                                                    \
     do {                                                                                                               \
-        fprintf(stderr, "ok: %d checks\n", s_test_checks);                                                             \
+        fprintf(stderr, "ok: %d checks\n", atomic_load(&s_test_checks));                                                             \
         return 0;                                                                                                      \
     } while (0)
 

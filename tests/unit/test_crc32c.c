@@ -84,8 +84,7 @@ static void test_random_every_alignment_and_length(void) {
             uint32_t hw = sl__crc32c_update(0, p, len);
             uint32_t sw = sl__crc32c_update_portable(0, p, len);
             if (hw != want || sw != want)
-                TEST_FAIL_("align %zu len %zu: dispatched %08x portable %08x reference %08x", align, len, hw, sw,
-                           want);
+                TEST_FAIL_("align %zu len %zu: dispatched %08x portable %08x reference %08x", align, len, hw, sw, want);
             s_test_checks++;
         }
     }
@@ -153,8 +152,8 @@ static void *crc_thread(void *p) {
     thread_arg *a = p;
     a->ok = true;
     for (int i = 0; i < 200; i++) {
-        if (sl__crc32c_update(0, a->data, a->len) != a->want || sl__crc32c_update_portable(0, a->data, a->len) !=
-                                                                    a->want)
+        if (sl__crc32c_update(0, a->data, a->len) != a->want ||
+            sl__crc32c_update_portable(0, a->data, a->len) != a->want)
             a->ok = false;
     }
     return NULL;

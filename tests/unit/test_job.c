@@ -1,0 +1,266 @@
+/* The job engine in-process, on real files: copy, sync, built-in ops to "-", exec failures, cancellation, and the
+ * concurrency bound from the memory limit. Run under TSan in CI: this is where the threads meet. */
+#include "test.h"
+
+#include "sluice/sluice.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char s_root[256];
+
+static void write_file(const char *path, const char *data, size_t len) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0755);
+            *p = '/';
+        }
+    }
+    FILE *f = fopen(path, "wb");
+    ASSERT_TRUE(f != NULL);
+    ASSERT_UINT_EQ(fwrite(data, 1, len, f), len);
+    ASSERT_INT_EQ(fclose(f), 0);
+}
+
+static size_t read_file(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return (size_t)-1;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+/* Builds SRC with `n` files in 10 folders; file i holds "object <i>\n" repeated i % 7 times. */
+static void make_tree(const char *dir, int n) {
+    char path[PATH_MAX], body[256];
+    for (int i = 0; i < n; i++) {
+        size_t len = 0;
+        for (int r = 0; r < i % 7; r++)
+            len += (size_t)snprintf(body + len, sizeof(body) - len, "object %d\n", i);
+        snprintf(path, sizeof(path), "%s/d%d/f%05d.txt", dir, i % 10, i);
+        write_file(path, body, len);
+    }
+}
+
+typedef struct collector {
+    atomic_int lines;
+    atomic_int failures;
+    int concurrent; /* callbacks are serialized: this must never exceed 1 */
+    int max_concurrent;
+    char last_failure[512];
+} collector;
+
+static void on_result(void *ud, const char *line, size_t len) {
+    collector *c = ud;
+    c->concurrent++;
+    if (c->concurrent > c->max_concurrent)
+        c->max_concurrent = c->concurrent;
+    ASSERT_TRUE(len > 2 && line[0] == '{' && line[len - 1] == '}');
+    atomic_fetch_add(&c->lines, 1);
+    c->concurrent--;
+}
+
+static void on_failure(void *ud, const char *key, int err, const char *error) {
+    collector *c = ud;
+    (void)err;
+    c->concurrent++;
+    if (c->concurrent > c->max_concurrent)
+        c->max_concurrent = c->concurrent;
+    snprintf(c->last_failure, sizeof(c->last_failure), "%s: %s", key, error);
+    atomic_fetch_add(&c->failures, 1);
+    c->concurrent--;
+}
+
+static int run_job(sl_job_options *o, sl_job_stats *st) {
+    sl_job *job = NULL;
+    int rc = sl_job_new(o, &job);
+    if (rc < 0)
+        return rc;
+    rc = sl_job_run(job);
+    sl_job_stats_get(job, st);
+    sl_job_destroy(job);
+    return rc;
+}
+
+static void test_copy_then_sync(void) {
+    char src[512], dst[512], a[PATH_MAX], b[PATH_MAX], ba[4096], bb[4096];
+    snprintf(src, sizeof(src), "%s/copy-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/copy-dst", s_root);
+    make_tree(src, 500);
+    sl_job_options o = {.kind = SL_JOB_COPY, .src_url = src, .dst_url = dst, .jobs = 8};
+    sl_job_stats st;
+    ASSERT_INT_EQ(run_job(&o, &st), 0);
+    ASSERT_UINT_EQ(st.objects_listed, 500);
+    ASSERT_UINT_EQ(st.objects_done, 500);
+    ASSERT_UINT_EQ(st.objects_failed, 0);
+    ASSERT_UINT_EQ(st.bytes_read, st.bytes_written);
+    for (int i = 0; i < 500; i += 37) {
+        snprintf(a, sizeof(a), "%s/d%d/f%05d.txt", src, i % 10, i);
+        snprintf(b, sizeof(b), "%s/d%d/f%05d.txt", dst, i % 10, i);
+        size_t na = read_file(a, ba, sizeof(ba)), nb = read_file(b, bb, sizeof(bb));
+        ASSERT_UINT_EQ(na, nb);
+        ASSERT_MEM_EQ(ba, bb, na);
+    }
+
+    /* Same bytes everywhere: sync copies nothing. Then change one file keeping its size: exactly one copy. */
+    o.kind = SL_JOB_SYNC;
+    ASSERT_INT_EQ(run_job(&o, &st), 0);
+    ASSERT_UINT_EQ(st.objects_skipped, 500);
+    ASSERT_UINT_EQ(st.bytes_written, 0);
+    snprintf(a, sizeof(a), "%s/d3/f00013.txt", src);
+    size_t na = read_file(a, ba, sizeof(ba));
+    ASSERT_TRUE(na > 0 && na != (size_t)-1);
+    ba[0] = 'O';
+    write_file(a, ba, na);
+    ASSERT_INT_EQ(run_job(&o, &st), 0);
+    ASSERT_UINT_EQ(st.objects_skipped, 499);
+    ASSERT_UINT_EQ(st.bytes_written, na);
+    snprintf(b, sizeof(b), "%s/d3/f00013.txt", dst);
+    ASSERT_UINT_EQ(read_file(b, bb, sizeof(bb)), na);
+    ASSERT_MEM_EQ(ba, bb, na);
+}
+
+static void test_ops_to_stdout_and_filters(void) {
+    char src[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/ops-src", s_root);
+    make_tree(src, 300);
+    collector c = {0};
+    const char *include[] = {"d1/**", "d2/*"};
+    const char *exclude[] = {"f0000?.txt"};
+    sl_job_options o = {.kind = SL_JOB_OP, .src_url = src, .dst_url = "-", .op_name = "md5", .jobs = 6,
+                        .include = include, .include_count = 2, .exclude = exclude, .exclude_count = 1,
+                        .on_result = on_result, .on_failure = on_failure, .user_data = &c};
+    sl_job_stats st;
+    ASSERT_INT_EQ(run_job(&o, &st), 0);
+    /* d1 and d2 hold 30 files each; f00001 and f00002 are the excluded ones among them. */
+    ASSERT_UINT_EQ(st.objects_listed, 58);
+    ASSERT_INT_EQ(atomic_load(&c.lines), 58);
+    ASSERT_INT_EQ(c.max_concurrent, 1);
+
+    o.op_name = "no-such-op";
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
+    ASSERT_TRUE(strstr(sl_last_error(), "no-such-op") != NULL);
+}
+
+static void test_exec_failures_are_per_object(void) {
+    char src[512], dst[512], path[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/exec-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/exec-dst", s_root);
+    make_tree(src, 60);
+    collector c = {0};
+    sl_job_options o = {.kind = SL_JOB_EXEC, .src_url = src, .dst_url = dst, .use_shell = true,
+                        .command = "case \"$SLUICE_KEY\" in d4/*) echo broken >&2; exit 4;; *) cat;; esac",
+                        .jobs = 4, .on_failure = on_failure, .on_result = on_result, .user_data = &c};
+    sl_job_stats st;
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EPARTIAL);
+    ASSERT_UINT_EQ(st.objects_failed, 6);
+    ASSERT_UINT_EQ(st.objects_done, 54);
+    ASSERT_INT_EQ(atomic_load(&c.failures), 6);
+    ASSERT_TRUE(strstr(c.last_failure, "status 4") != NULL);
+    ASSERT_TRUE(strstr(c.last_failure, "broken") != NULL);
+    snprintf(path, sizeof(path), "%s/d4/f00004.txt", dst);
+    ASSERT_TRUE(access(path, F_OK) != 0);
+    snprintf(path, sizeof(path), "%s/d5/f00005.txt", dst);
+    ASSERT_TRUE(access(path, F_OK) == 0);
+
+    const char *argv[] = {"sluice-no-such-command-xyz", NULL};
+    sl_job_options bad = {.kind = SL_JOB_EXEC, .src_url = src, .dst_url = dst, .argv = argv};
+    ASSERT_INT_EQ(run_job(&bad, &st), SL_ENOENT);
+    ASSERT_TRUE(strstr(sl_last_error(), "command not found") != NULL);
+}
+
+static void *cancel_later(void *arg) {
+    sl_job *job = arg;
+    sl_job_stats st;
+    do {
+        usleep(10000);
+        sl_job_stats_get(job, &st);
+    } while (st.objects_done < 5);
+    sl_job_cancel(job);
+    return NULL;
+}
+
+static void test_cancel_stops_taking_work(void) {
+    char src[PATH_MAX], dst[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/cancel-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/cancel-dst", s_root);
+    make_tree(src, 200);
+    const char *argv[] = {"sh", "-c", "sleep 0.05; cat", NULL};
+    sl_job_options o = {.kind = SL_JOB_EXEC, .src_url = src, .dst_url = dst, .argv = argv, .jobs = 2};
+    sl_job *job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_later, job);
+    ASSERT_INT_EQ(sl_job_run(job), SL_ECANCELED);
+    pthread_join(t, NULL);
+    sl_job_stats st;
+    sl_job_stats_get(job, &st);
+    ASSERT_TRUE(st.objects_done >= 5 && st.objects_done < 200);
+    ASSERT_UINT_EQ(st.objects_failed, 0);
+    sl_job_destroy(job);
+}
+
+static void test_memory_limit_bounds_workers(void) {
+    char src[PATH_MAX], dst[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/ops-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/mem-dst", s_root);
+    /* 3 buffers of 64 KiB: at most 3 workers, whatever -j asks for. */
+    sl_job_options o = {.kind = SL_JOB_COPY, .src_url = src, .dst_url = dst, .jobs = 32,
+                        .memory_limit_bytes = 3 * 65536, .buffer_size_bytes = 65536};
+    sl_job_stats st;
+    ASSERT_INT_EQ(run_job(&o, &st), 0);
+    ASSERT_UINT_EQ(st.workers, 3);
+    ASSERT_UINT_EQ(st.objects_done, 300);
+
+    o.memory_limit_bytes = 1000;
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
+}
+
+static void test_bad_sources_and_destinations(void) {
+    char src[PATH_MAX], inside[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/ops-src", s_root);
+    snprintf(inside, sizeof(inside), "%s/ops-src/d1/out", s_root);
+    sl_job_stats st;
+    sl_job_options o = {.kind = SL_JOB_COPY, .src_url = src, .dst_url = inside};
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
+    ASSERT_TRUE(strstr(sl_last_error(), "inside the source") != NULL);
+    o.src_url = "/nonexistent/sluice/source";
+    o.dst_url = "/tmp/sluice-unused";
+    sl_job *job = NULL;
+    int rc = sl_job_new(&o, &job);
+    if (rc == 0) {
+        rc = sl_job_run(job);
+        sl_job_destroy(job);
+    }
+    ASSERT_INT_EQ(rc, SL_ENOENT);
+    o.src_url = "gs://bucket/prefix";
+    ASSERT_INT_EQ(run_job(&o, &st), SL_ENOTSUP);
+    o.src_url = src;
+    o.dst_url = "-";
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
+}
+
+int main(void) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s_root, sizeof(s_root), "%s/sluice-test-job-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ASSERT_TRUE(mkdtemp(s_root) != NULL);
+    RUN_TEST(test_copy_then_sync);
+    RUN_TEST(test_ops_to_stdout_and_filters);
+    RUN_TEST(test_exec_failures_are_per_object);
+    RUN_TEST(test_cancel_stops_taking_work);
+    RUN_TEST(test_memory_limit_bounds_workers);
+    RUN_TEST(test_bad_sources_and_destinations);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_root);
+    ASSERT_INT_EQ(system(cmd), 0);
+    TEST_DONE();
+}
