@@ -25,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_DEFAULT_BUFFER_SIZE (256u * 1024u)
-#define S_RESULT_CAP (64u * 1024u)     /* result members of one object (exec output to "-" included) */
-#define S_ERROR_CAP 2048u              /* one failure message */
-#define S_KEY_CAP (PATH_MAX + 256)     /* a key plus suffix */
+#define S_DEFAULT_BUFFER_SIZE ((size_t)256 * 1024)
+#define S_RESULT_CAP (64u * 1024u)                      /* result members of one object (exec output to "-" included) */
+#define S_ERROR_CAP 2048u                               /* one failure message */
+#define S_KEY_CAP (PATH_MAX + 256)                      /* a key plus suffix */
 #define S_LINE_CAP (S_RESULT_CAP + 6 * S_KEY_CAP + 256) /* one JSON result line, key escaped at worst 6x */
-#define S_FAILURE_SAMPLES 10           /* failures kept for the report: a fixed number, never one per object */
+#define S_FAILURE_SAMPLES 10 /* failures kept for the report: a fixed number, never one per object */
 #define S_TICK_MS 100u
 
 typedef struct s_item {
@@ -73,15 +73,17 @@ struct sl_job {
     _Atomic uint64_t listed, done, skipped, failed, bytes_read, bytes_written, bytes_listed;
     atomic_bool listing_done;
     atomic_uint workers_running;
-    struct timespec started;
-    double elapsed_s; /* set when the run ends */
+    /* Read by sl_job_stats_get from any thread while sl_job_run writes them. */
+    _Atomic int64_t started_ns;  /* CLOCK_MONOTONIC when the run began, 0 before */
+    _Atomic int64_t finished_ns; /* when it ended, 0 while running */
+    atomic_uint workers_started;
     int run_result;
 
     struct {
         pthread_mutex_t lock;
         pthread_cond_t finished;
         FILE *failures_log;
-        int fatal;             /* first job-level error (listing, destination), 0 if none */
+        int fatal; /* first job-level error (listing, destination), 0 if none */
         char fatal_message[1024];
         s_failure_sample samples[S_FAILURE_SAMPLES];
         size_t sample_count;
@@ -94,10 +96,10 @@ static double s_now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double s_since(const struct timespec *t0) {
+static int64_t s_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)(ts.tv_sec - t0->tv_sec) + (double)(ts.tv_nsec - t0->tv_nsec) / 1e9;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 uint64_t sl_peak_rss_bytes(void) {
@@ -366,9 +368,10 @@ void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
     out->bytes_written = atomic_load(&j->bytes_written);
     out->bytes_listed = atomic_load(&j->bytes_listed);
     out->listing_done = atomic_load(&j->listing_done);
-    out->elapsed_s = j->elapsed_s > 0 ? j->elapsed_s : (j->started.tv_sec ? s_since(&j->started) : 0);
+    int64_t t0 = atomic_load(&j->started_ns), t1 = atomic_load(&j->finished_ns);
+    out->elapsed_s = t0 ? (double)((t1 ? t1 : s_monotonic_ns()) - t0) / 1e9 : 0;
     out->peak_rss_bytes = sl_peak_rss_bytes();
-    out->workers = j->jobs;
+    out->workers = atomic_load(&j->workers_started);
 }
 
 /* Records a job-level error; the first one wins. */
@@ -402,8 +405,7 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
         if (hk && hm) {
             sl_json_quote(hk, nk, key, strlen(key));
             sl_json_quote(hm, nm, message, strlen(message));
-            fprintf(job->synced.failures_log, "{\"key\":%s,\"error\":%s,\"code\":\"%s\"}\n", hk, hm,
-                    sl_err_name(err));
+            fprintf(job->synced.failures_log, "{\"key\":%s,\"error\":%s,\"code\":\"%s\"}\n", hk, hm, sl_err_name(err));
             fflush(job->synced.failures_log);
         }
         if (hk != qkey)
@@ -482,8 +484,7 @@ static void *s_lister_main(void *arg) {
             rc = sl__fail(SL_ENOMEM, "out of memory");
             goto done;
         }
-        if (job->kind == SL_JOB_SYNC && sl_client_new(job->dst, &dc) == 0 &&
-            sl_stat(dc, it->key, &it->dst) == 0)
+        if (job->kind == SL_JOB_SYNC && sl_client_new(job->dst, &dc) == 0 && sl_stat(dc, it->key, &it->dst) == 0)
             it->has_dst = true;
         s_enqueue(job, it);
         goto done;
@@ -774,9 +775,9 @@ static void s_block_signals(sigset_t *old) {
 int sl_job_run(sl_job *job) {
     if (!job)
         return sl__fail(SL_EINVAL, "sl_job_run: NULL job");
-    if (job->started.tv_sec)
+    if (atomic_load(&job->started_ns))
         return sl__fail(SL_EINVAL, "sl_job_run: a job runs once");
-    clock_gettime(CLOCK_MONOTONIC, &job->started);
+    atomic_store(&job->started_ns, s_monotonic_ns());
     int rc = 0;
     if (job->failures_path && !(job->synced.failures_log = fopen(job->failures_path, "we")))
         return sl__fail_errno(errno, "cannot write the failure log %s", job->failures_path);
@@ -805,6 +806,7 @@ int sl_job_run(sl_job *job) {
             break;
         }
         started++;
+        atomic_store(&job->workers_started, started);
     }
     pthread_t lister;
     bool lister_started = started > 0 && pthread_create(&lister, NULL, s_lister_main, job) == 0;
@@ -813,7 +815,6 @@ int sl_job_run(sl_job *job) {
         sl__queue_close(job->queue);
         s_set_fatal(job, SL_ENOMEM, "cannot start threads");
     }
-    job->jobs = started;
 
     /* The calling thread ticks: progress callbacks, and turning an async cancel request into closing the queue
      * (which a signal handler cannot do itself). */
@@ -848,15 +849,15 @@ int sl_job_run(sl_job *job) {
     free(tids);
     if (lister_started)
         pthread_join(lister, NULL);
-    job->elapsed_s = s_since(&job->started);
+    atomic_store(&job->finished_ns, s_monotonic_ns());
 
     if (job->synced.fatal) {
         rc = sl__fail(job->synced.fatal, "%s", job->synced.fatal_message);
     } else if (atomic_load(&job->cancel)) {
-        rc = sl__fail(SL_ECANCELED, "interrupted: %llu objects done, %llu not started",
-                      (unsigned long long)atomic_load(&job->done),
-                      (unsigned long long)(atomic_load(&job->listed) - atomic_load(&job->done) -
-                                           atomic_load(&job->failed)));
+        rc = sl__fail(
+            SL_ECANCELED, "interrupted: %llu objects done, %llu not started",
+            (unsigned long long)atomic_load(&job->done),
+            (unsigned long long)(atomic_load(&job->listed) - atomic_load(&job->done) - atomic_load(&job->failed)));
     } else if (atomic_load(&job->failed) > 0) {
         rc = sl__fail(SL_EPARTIAL, "%llu of %llu objects failed", (unsigned long long)atomic_load(&job->failed),
                       (unsigned long long)atomic_load(&job->listed));
@@ -903,8 +904,8 @@ int sl_job_write_report(const sl_job *job, const char *path) {
         return sl__fail_errno(errno, "cannot write the report %s", path);
     sl_job_stats st;
     sl_job_stats_get(job, &st);
-    const char *outcome = j->run_result == 0          ? "ok"
-                          : j->run_result == SL_EPARTIAL ? "partial"
+    const char *outcome = j->run_result == 0              ? "ok"
+                          : j->run_result == SL_EPARTIAL  ? "partial"
                           : j->run_result == SL_ECANCELED ? "interrupted"
                                                           : "error";
     fprintf(f, "{\n  \"sluice_version\": \"%s\",\n  \"command\": \"%s\",\n  \"source\": ", SL_VERSION_STRING,
@@ -927,8 +928,8 @@ int sl_job_write_report(const sl_job *job, const char *path) {
             (unsigned long long)st.objects_listed, (unsigned long long)st.objects_done,
             (unsigned long long)st.objects_skipped, (unsigned long long)st.objects_failed,
             (unsigned long long)st.bytes_listed, (unsigned long long)st.bytes_read,
-            (unsigned long long)st.bytes_written, st.elapsed_s, rate, st.workers,
-            (unsigned long long)st.peak_rss_bytes, j->dry_run ? "true" : "false");
+            (unsigned long long)st.bytes_written, st.elapsed_s, rate, st.workers, (unsigned long long)st.peak_rss_bytes,
+            j->dry_run ? "true" : "false");
     fputs("  \"failures_log\": ", f);
     if (j->failures_path)
         s_put_json(f, j->failures_path);

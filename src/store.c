@@ -91,7 +91,7 @@ int sl_store_open_source(const char *text, const sl_store_options *opts, sl_stor
         parent.path = parent_path;
         sl_store *pstore = NULL;
         sl_client *client = NULL;
-        sl_object obj;
+        sl_object obj = {0};
         rc = s_open_parsed(&parent, text, opts, &pstore);
         if (rc == 0)
             rc = sl_client_new(pstore, &client);

@@ -48,8 +48,8 @@ typedef struct sl__op {
     const char *description; /* one line for --help */
     bool transforms;         /* true: the op writes data to task->out (gunzip, exec, copy); false: result only */
     int (*thread_init)(const sl__op_config *cfg, void **state); /* 0 or <0; may leave *state NULL */
-    int (*process)(void *state, sl__task *task);                  /* 0 or <0 with task->error filled */
-    void (*thread_fini)(void *state);                             /* NULL state ok */
+    int (*process)(void *state, sl__task *task);                /* 0 or <0 with task->error filled */
+    void (*thread_fini)(void *state);                           /* NULL state ok */
 } sl__op;
 
 /* Built-ins: "md5", "crc32c", "sha256", "count", "gunzip", and the internal "copy". NULL if unknown. */

@@ -38,7 +38,7 @@ typedef struct cli {
     uint64_t memory_limit;
     bool dry_run, quiet, json, long_format, recursive, use_shell;
     const char *report, *failures, *suffix, *exec, *op, *range;
-    bool progress;      /* stderr is a terminal and not quiet */
+    bool progress; /* stderr is a terminal and not quiet */
     bool progress_shown;
     bool stdout_broken; /* a write to stdout failed (EPIPE: the reader went away) */
     char *exec_words;   /* storage for the split --exec command */
@@ -165,12 +165,27 @@ static bool s_parse_size(const char *s, uint64_t *out) {
     double mult = 1;
     if (*end) {
         switch (*end) {
-        case 'k': case 'K': mult = 1024.0; break;
-        case 'm': case 'M': mult = 1024.0 * 1024; break;
-        case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
-        case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; break;
-        case 'b': case 'B': break;
-        default: return false;
+        case 'k':
+        case 'K':
+            mult = 1024.0;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1024.0 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1024.0 * 1024 * 1024;
+            break;
+        case 't':
+        case 'T':
+            mult = 1024.0 * 1024 * 1024 * 1024;
+            break;
+        case 'b':
+        case 'B':
+            break;
+        default:
+            return false;
         }
         end++;
         if (*end == 'i' && mult > 1)
@@ -268,8 +283,23 @@ typedef struct opt_def {
 enum { C_LS = 1, C_DU = 2, C_CAT = 4, C_CP = 8, C_SYNC = 16, C_MAP = 32 };
 #define C_JOBS (C_CP | C_SYNC | C_MAP)
 enum {
-    O_HELP = 1, O_LONG, O_RECURSIVE, O_JSON, O_RANGE, O_INCLUDE, O_EXCLUDE, O_JOBS, O_MEMORY, O_DRY_RUN, O_QUIET,
-    O_REPORT, O_FAILURES, O_SUFFIX, O_EXEC, O_SHELL, O_OP,
+    O_HELP = 1,
+    O_LONG,
+    O_RECURSIVE,
+    O_JSON,
+    O_RANGE,
+    O_INCLUDE,
+    O_EXCLUDE,
+    O_JOBS,
+    O_MEMORY,
+    O_DRY_RUN,
+    O_QUIET,
+    O_REPORT,
+    O_FAILURES,
+    O_SUFFIX,
+    O_EXEC,
+    O_SHELL,
+    O_OP,
 };
 
 static const opt_def s_opts[] = {
@@ -306,10 +336,18 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_HELP:
         s_command_help(c->command);
         return 1;
-    case O_LONG: c->long_format = true; break;
-    case O_RECURSIVE: c->recursive = true; break;
-    case O_JSON: c->json = true; break;
-    case O_RANGE: c->range = value; break;
+    case O_LONG:
+        c->long_format = true;
+        break;
+    case O_RECURSIVE:
+        c->recursive = true;
+        break;
+    case O_JSON:
+        c->json = true;
+        break;
+    case O_RANGE:
+        c->range = value;
+        break;
     case O_INCLUDE:
     case O_EXCLUDE: {
         const char **v = o->id == O_INCLUDE ? c->include : c->exclude;
@@ -337,10 +375,18 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
             return -1;
         }
         break;
-    case O_DRY_RUN: c->dry_run = true; break;
-    case O_QUIET: c->quiet = true; break;
-    case O_REPORT: c->report = value; break;
-    case O_FAILURES: c->failures = value; break;
+    case O_DRY_RUN:
+        c->dry_run = true;
+        break;
+    case O_QUIET:
+        c->quiet = true;
+        break;
+    case O_REPORT:
+        c->report = value;
+        break;
+    case O_FAILURES:
+        c->failures = value;
+        break;
     case O_SUFFIX:
         if (strchr(value, '/')) {
             s_err(c, "--suffix must not contain '/'");
@@ -348,9 +394,15 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         }
         c->suffix = value;
         break;
-    case O_EXEC: c->exec = value; break;
-    case O_SHELL: c->use_shell = true; break;
-    case O_OP: c->op = value; break;
+    case O_EXEC:
+        c->exec = value;
+        break;
+    case O_SHELL:
+        c->use_shell = true;
+        break;
+    case O_OP:
+        c->op = value;
+        break;
     }
     return 0;
 }
@@ -592,8 +644,7 @@ static int s_cmd_list(cli *c, bool du) {
             snprintf(line, sizeof(line), "%" PRIu64 " objects, %" PRIu64 " bytes (%s)\t%s\n", count, bytes, human,
                      c->args[0]);
         else if (c->long_format && !c->json)
-            snprintf(line, sizeof(line), "TOTAL: %" PRIu64 " objects, %" PRIu64 " bytes (%s)\n", count, bytes,
-                     human);
+            snprintf(line, sizeof(line), "TOTAL: %" PRIu64 " objects, %" PRIu64 " bytes (%s)\n", count, bytes, human);
         else
             line[0] = '\0';
         s_out(c, line, strlen(line));
@@ -739,8 +790,8 @@ static void s_on_progress(void *ud, const sl_job_stats *st) {
         fprintf(stderr, "\r\033[K%" PRIu64 "/%" PRIu64 " objects  %.0f/s  %.1f MB/s  RSS %s%s%s", finished,
                 st->objects_listed, rate, mbs, rss, eta, st->objects_failed ? "  (some failed)" : "");
     else
-        fprintf(stderr, "\r\033[K%" PRIu64 " objects (listing)  %.0f/s  %.1f MB/s  RSS %s%s", finished, rate, mbs,
-                rss, st->objects_failed ? "  (some failed)" : "");
+        fprintf(stderr, "\r\033[K%" PRIu64 " objects (listing)  %.0f/s  %.1f MB/s  RSS %s%s", finished, rate, mbs, rss,
+                st->objects_failed ? "  (some failed)" : "");
     c->progress_shown = true;
 }
 

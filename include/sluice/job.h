@@ -29,13 +29,13 @@ typedef struct sl_job_stats {
     uint64_t objects_done;    /* completed successfully (including skipped) */
     uint64_t objects_skipped; /* sync: already identical at dst */
     uint64_t objects_failed;
-    uint64_t bytes_read;      /* from the source */
-    uint64_t bytes_written;   /* to the destination (or stdout) */
-    uint64_t bytes_listed;    /* sum of sizes of listed objects */
-    bool listing_done;        /* objects_listed/bytes_listed are final totals */
+    uint64_t bytes_read;    /* from the source */
+    uint64_t bytes_written; /* to the destination (or stdout) */
+    uint64_t bytes_listed;  /* sum of sizes of listed objects */
+    bool listing_done;      /* objects_listed/bytes_listed are final totals */
     double elapsed_s;
-    uint64_t peak_rss_bytes;  /* of the whole process so far */
-    unsigned workers;         /* worker threads actually started */
+    uint64_t peak_rss_bytes; /* of the whole process so far */
+    unsigned workers;        /* worker threads actually started */
 } sl_job_stats;
 
 /* Called once per failed object, serialized by the job (never concurrently); key is the object's key, error a
@@ -49,7 +49,7 @@ typedef void (*sl_job_progress_fn)(void *user_data, const sl_job_stats *stats);
 typedef struct sl_job_options {
     sl_job_kind kind;
     const char *src_url;
-    const char *dst_url; /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
+    const char *dst_url;        /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
     const char *const *include; /* globs (sluice/glob.h); an object must match one of them if any are given */
     size_t include_count;
     const char *const *exclude; /* an object matching any of these is skipped */
@@ -74,7 +74,7 @@ typedef struct sl_job_options {
     const char *failures_path;     /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
 } sl_job_options;
 
-#define SL_JOB_DEFAULT_MEMORY_LIMIT (256u * 1024u * 1024u)
+#define SL_JOB_DEFAULT_MEMORY_LIMIT ((uint64_t)256 * 1024 * 1024)
 
 /* Default worker count for a source/destination pair: a few per core for local work. */
 SL_API unsigned sl_job_default_jobs(void);

@@ -25,9 +25,9 @@ typedef enum sl_scheme {
 /* A parsed URL. All strings are owned by the struct; free with sl_url_free. */
 typedef struct sl_url {
     sl_scheme scheme;
-    char *bucket; /* gs/s3: bucket name; file: NULL */
-    char *path;   /* gs/s3: object name or prefix exactly as given after the '/' that ends the bucket (may be "",
-                   * may keep a trailing '/'); file: absolute normalised path, no trailing '/' except for "/" */
+    char *bucket;        /* gs/s3: bucket name; file: NULL */
+    char *path;          /* gs/s3: object name or prefix exactly as given after the '/' that ends the bucket (may be "",
+                          * may keep a trailing '/'); file: absolute normalised path, no trailing '/' except for "/" */
     bool trailing_slash; /* the text ended in '/': the URL names a prefix, never a single object */
 } sl_url;
 
@@ -45,13 +45,13 @@ typedef struct sl_object {
     const char *key; /* relative to the store prefix; NUL-terminated; owned by whoever filled the struct and valid
                       * until that owner's next call (sl_list_next) or as documented by the call */
     size_t key_len;
-    uint64_t size;       /* bytes */
-    int64_t mtime_ns;    /* last modification, ns since the Unix epoch; 0 if unknown */
-    int64_t generation;  /* GCS generation / 0 when the store has none */
-    uint32_t crc32c;     /* valid when has_crc32c */
+    uint64_t size;      /* bytes */
+    int64_t mtime_ns;   /* last modification, ns since the Unix epoch; 0 if unknown */
+    int64_t generation; /* GCS generation / 0 when the store has none */
+    uint32_t crc32c;    /* valid when has_crc32c */
     bool has_crc32c;
     bool has_md5;
-    bool is_prefix;      /* one-level listings only: a common prefix ("dir/"), not an object */
+    bool is_prefix;        /* one-level listings only: a common prefix ("dir/"), not an object */
     unsigned char md5[16]; /* valid when has_md5 */
 } sl_object;
 

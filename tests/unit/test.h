@@ -61,7 +61,7 @@ static atomic_int s_test_checks; /* atomic: tests may assert from several thread
     } while (0)
 #define TEST_DONE()                                                                                                    \
     do {                                                                                                               \
-        fprintf(stderr, "ok: %d checks\n", atomic_load(&s_test_checks));                                                             \
+        fprintf(stderr, "ok: %d checks\n", atomic_load(&s_test_checks));                                               \
         return 0;                                                                                                      \
     } while (0)
 

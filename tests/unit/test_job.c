@@ -136,9 +136,18 @@ static void test_ops_to_stdout_and_filters(void) {
     collector c = {0};
     const char *include[] = {"d1/**", "d2/*"};
     const char *exclude[] = {"f0000?.txt"};
-    sl_job_options o = {.kind = SL_JOB_OP, .src_url = src, .dst_url = "-", .op_name = "md5", .jobs = 6,
-                        .include = include, .include_count = 2, .exclude = exclude, .exclude_count = 1,
-                        .on_result = on_result, .on_failure = on_failure, .user_data = &c};
+    sl_job_options o = {.kind = SL_JOB_OP,
+                        .src_url = src,
+                        .dst_url = "-",
+                        .op_name = "md5",
+                        .jobs = 6,
+                        .include = include,
+                        .include_count = 2,
+                        .exclude = exclude,
+                        .exclude_count = 1,
+                        .on_result = on_result,
+                        .on_failure = on_failure,
+                        .user_data = &c};
     sl_job_stats st;
     ASSERT_INT_EQ(run_job(&o, &st), 0);
     /* d1 and d2 hold 30 files each; f00001 and f00002 are the excluded ones among them. */
@@ -157,9 +166,15 @@ static void test_exec_failures_are_per_object(void) {
     snprintf(dst, sizeof(dst), "%s/exec-dst", s_root);
     make_tree(src, 60);
     collector c = {0};
-    sl_job_options o = {.kind = SL_JOB_EXEC, .src_url = src, .dst_url = dst, .use_shell = true,
+    sl_job_options o = {.kind = SL_JOB_EXEC,
+                        .src_url = src,
+                        .dst_url = dst,
+                        .use_shell = true,
                         .command = "case \"$SLUICE_KEY\" in d4/*) echo broken >&2; exit 4;; *) cat;; esac",
-                        .jobs = 4, .on_failure = on_failure, .on_result = on_result, .user_data = &c};
+                        .jobs = 4,
+                        .on_failure = on_failure,
+                        .on_result = on_result,
+                        .user_data = &c};
     sl_job_stats st;
     ASSERT_INT_EQ(run_job(&o, &st), SL_EPARTIAL);
     ASSERT_UINT_EQ(st.objects_failed, 6);
@@ -214,8 +229,12 @@ static void test_memory_limit_bounds_workers(void) {
     snprintf(src, sizeof(src), "%s/ops-src", s_root);
     snprintf(dst, sizeof(dst), "%s/mem-dst", s_root);
     /* 3 buffers of 64 KiB: at most 3 workers, whatever -j asks for. */
-    sl_job_options o = {.kind = SL_JOB_COPY, .src_url = src, .dst_url = dst, .jobs = 32,
-                        .memory_limit_bytes = 3 * 65536, .buffer_size_bytes = 65536};
+    sl_job_options o = {.kind = SL_JOB_COPY,
+                        .src_url = src,
+                        .dst_url = dst,
+                        .jobs = 32,
+                        .memory_limit_bytes = 3 * 65536,
+                        .buffer_size_bytes = 65536};
     sl_job_stats st;
     ASSERT_INT_EQ(run_job(&o, &st), 0);
     ASSERT_UINT_EQ(st.workers, 3);
