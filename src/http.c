@@ -1,0 +1,419 @@
+/* HTTP over libcurl: one easy handle in one multi handle per thread, reused for every request.
+ *
+ * Everything goes through the multi interface, even whole requests, for two reasons: the connection cache lives in
+ * the multi handle (so keep-alive works across requests, including streamed ones that were abandoned), and the
+ * multi interface lets a caller *pull* a download (sl__http_stream_read) while curl pushes data: the write callback
+ * copies into the caller's buffer and pauses the transfer when that buffer is full. */
+#include "http.h"
+
+#include "fail.h"
+
+#include "sluice/sluice.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define S_DEFAULT_BODY_CAP ((size_t)1 << 20)
+
+struct sl__http {
+    CURLM *multi;
+    CURL *easy;
+    sl__http_options opts;
+    struct curl_slist *headers; /* of the request in progress */
+    const sl__http_request *req;
+    sl__http_response *resp;
+    char errbuf[CURL_ERROR_SIZE];
+    uint64_t connections;
+    bool active;  /* the easy handle is in the multi */
+    bool done;    /* the transfer finished (result says how) */
+    CURLcode result;
+    bool headers_done;
+    /* Collected body (perform without write_fn). */
+    char *body;
+    size_t body_len, body_alloc, body_limit;
+    bool too_big;
+    /* Streaming. */
+    bool streaming;
+    bool paused;
+    unsigned char *user_buf;
+    size_t user_cap, user_len;
+    unsigned char spill[CURL_MAX_WRITE_SIZE];
+    size_t spill_off, spill_len;
+};
+
+static pthread_once_t s_global_once = PTHREAD_ONCE_INIT;
+static CURLcode s_global_rc;
+
+static void s_global_init(void) {
+    s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+sl__http *sl__http_new(const sl__http_options *opts) {
+    pthread_once(&s_global_once, s_global_init);
+    if (s_global_rc != CURLE_OK) {
+        sl__fail(SL_EINTERNAL, "libcurl initialisation failed: %s", curl_easy_strerror(s_global_rc));
+        return NULL;
+    }
+    sl__http *h = calloc(1, sizeof(*h));
+    if (!h) {
+        sl__fail(SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (opts)
+        h->opts = *opts;
+    if (h->opts.connect_timeout_ms <= 0)
+        h->opts.connect_timeout_ms = 10000;
+    if (h->opts.stall_timeout_s <= 0)
+        h->opts.stall_timeout_s = 60;
+    h->multi = curl_multi_init();
+    h->easy = curl_easy_init();
+    if (!h->multi || !h->easy) {
+        sl__http_destroy(h);
+        sl__fail(SL_ENOMEM, "out of memory (curl handles)");
+        return NULL;
+    }
+    return h;
+}
+
+static void s_detach(sl__http *h) {
+    if (h->active) {
+        curl_multi_remove_handle(h->multi, h->easy);
+        h->active = false;
+    }
+    curl_slist_free_all(h->headers);
+    h->headers = NULL;
+    h->streaming = false;
+    h->paused = false;
+    h->user_buf = NULL;
+    h->spill_off = h->spill_len = 0;
+}
+
+void sl__http_destroy(sl__http *h) {
+    if (!h)
+        return;
+    s_detach(h);
+    if (h->easy)
+        curl_easy_cleanup(h->easy);
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
+    free(h->body);
+    free(h);
+}
+
+uint64_t sl__http_connections(const sl__http *h) {
+    return h->connections;
+}
+
+/* Copies a header value into a fixed field, trimming whitespace and CRLF. */
+static void s_set_field(char *field, size_t cap, const char *value, size_t len, bool append) {
+    while (len && (value[0] == ' ' || value[0] == '\t')) {
+        value++;
+        len--;
+    }
+    while (len && (value[len - 1] == '\r' || value[len - 1] == '\n' || value[len - 1] == ' '))
+        len--;
+    size_t at = append && field[0] ? strlen(field) : 0;
+    if (at && at + 1 < cap)
+        field[at++] = ',';
+    if (at >= cap)
+        return;
+    size_t n = len < cap - 1 - at ? len : cap - 1 - at;
+    memcpy(field + at, value, n);
+    field[at + n] = '\0';
+}
+
+static void s_reset_response(sl__http_response *r) {
+    char *body = r->body;
+    memset(r, 0, sizeof(*r));
+    r->content_length = -1;
+    r->body = body;
+}
+
+static bool s_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen) {
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return false;
+    *value = line + n + 1;
+    *vlen = len - n - 1;
+    return true;
+}
+
+static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
+    sl__http *h = ud;
+    sl__http_response *r = h->resp;
+    size_t len = size * nmemb;
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* A new status line: 1xx interim answers are followed by the real one. */
+        s_reset_response(r);
+        const char *sp = memchr(data, ' ', len);
+        if (sp)
+            r->status = strtol(sp + 1, NULL, 10);
+        return len;
+    }
+    if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+        if (r->status >= 200)
+            h->headers_done = true;
+        return len;
+    }
+    const char *v;
+    size_t vl;
+    char num[32];
+    if (s_is(data, len, "location", &v, &vl))
+        s_set_field(r->location, sizeof(r->location), v, vl, false);
+    else if (s_is(data, len, "range", &v, &vl))
+        s_set_field(r->range, sizeof(r->range), v, vl, false);
+    else if (s_is(data, len, "content-range", &v, &vl))
+        s_set_field(r->content_range, sizeof(r->content_range), v, vl, false);
+    else if (s_is(data, len, "x-goog-hash", &v, &vl))
+        s_set_field(r->goog_hash, sizeof(r->goog_hash), v, vl, true);
+    else if (s_is(data, len, "x-goog-generation", &v, &vl))
+        s_set_field(r->goog_generation, sizeof(r->goog_generation), v, vl, false);
+    else if (s_is(data, len, "content-type", &v, &vl))
+        s_set_field(r->content_type, sizeof(r->content_type), v, vl, false);
+    else if (s_is(data, len, "content-length", &v, &vl)) {
+        s_set_field(num, sizeof(num), v, vl, false);
+        r->content_length = strtoll(num, NULL, 10);
+    }
+    return len;
+}
+
+static size_t s_on_body(char *data, size_t size, size_t nmemb, void *ud) {
+    sl__http *h = ud;
+    size_t len = size * nmemb;
+    if (h->streaming) {
+        if (!h->user_buf || (h->user_len > 0 && len > h->user_cap - h->user_len)) {
+            /* No room now: curl keeps this chunk and delivers it again after CURLPAUSE_CONT. */
+            h->paused = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        size_t n = len < h->user_cap - h->user_len ? len : h->user_cap - h->user_len;
+        memcpy(h->user_buf + h->user_len, data, n);
+        h->user_len += n;
+        if (n < len) {
+            /* The caller's buffer is smaller than one curl chunk: keep the rest for the next read. */
+            memcpy(h->spill, data + n, len - n);
+            h->spill_off = 0;
+            h->spill_len = len - n;
+        }
+        return len;
+    }
+    if (h->req->write_fn)
+        return h->req->write_fn(h->req->write_ud, data, len);
+    if (len > h->body_limit - h->body_len) {
+        h->too_big = true;
+        return 0;
+    }
+    if (h->body_len + len + 1 > h->body_alloc) {
+        size_t want = h->body_alloc ? h->body_alloc : 4096;
+        while (want < h->body_len + len + 1)
+            want *= 2;
+        char *nb = realloc(h->body, want);
+        if (!nb)
+            return 0;
+        h->body = nb;
+        h->body_alloc = want;
+    }
+    memcpy(h->body + h->body_len, data, len);
+    h->body_len += len;
+    h->body[h->body_len] = '\0';
+    return len;
+}
+
+/* "scheme://host[:port]" of a URL, for messages: never the path or query (an upload session id is a credential). */
+static void s_origin(const char *url, char *buf, size_t cap) {
+    const char *p = strstr(url, "://");
+    size_t n = p ? (size_t)(strcspn(p + 3, "/?#") + (size_t)(p + 3 - url)) : strlen(url);
+    snprintf(buf, cap, "%.*s", (int)n, url);
+}
+
+static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {
+    s_detach(h);
+    h->req = req;
+    h->resp = resp;
+    h->done = false;
+    h->result = CURLE_OK;
+    h->headers_done = false;
+    h->too_big = false;
+    h->streaming = streaming;
+    h->body_len = 0;
+    h->body_limit = req->body_cap ? req->body_cap : S_DEFAULT_BODY_CAP;
+    h->errbuf[0] = '\0';
+    s_reset_response(resp);
+    resp->body = NULL;
+    resp->body_len = 0;
+
+    CURL *e = h->easy;
+    curl_easy_reset(e); /* keeps live connections and the TLS session cache */
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" SL_VERSION_STRING);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->opts.stall_timeout_s);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+    for (const char *const *p = req->headers; list && p && *p; p++) {
+        struct curl_slist *next = curl_slist_append(list, *p);
+        if (!next) {
+            curl_slist_free_all(list);
+            list = NULL;
+        }
+        list = next;
+    }
+    if (!list)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    h->headers = list;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+
+    const char *m = req->method ? req->method : "GET";
+    if (strcmp(m, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(m, "DELETE") == 0 && !req->body_len) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    } else {
+        /* POST and PUT: the body (possibly empty) is sent as it is, with the method named. */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        if (strcmp(m, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    }
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+        return sl__fail(SL_EINTERNAL, "curl_multi_add_handle failed");
+    h->active = true;
+    return 0;
+}
+
+/* Runs the transfer one step: perform, collect completion, wait for activity if nothing happened. */
+static int s_step(sl__http *h, int timeout_ms) {
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(h->multi, &running);
+    if (mc != CURLM_OK)
+        return sl__fail(SL_EINTERNAL, "curl_multi_perform: %s", curl_multi_strerror(mc));
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy) {
+            h->done = true;
+            h->result = msg->data.result;
+            long n = 0;
+            if (curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0)
+                h->connections += (uint64_t)n;
+        }
+    }
+    if (!h->done && running && timeout_ms > 0)
+        curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL);
+    return 0;
+}
+
+static int s_transport_error(sl__http *h) {
+    char origin[256];
+    s_origin(h->req->url, origin, sizeof(origin));
+    if (h->too_big)
+        return sl__fail(SL_ETOOBIG, "%s: response larger than %zu bytes", origin, h->body_limit);
+    const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result);
+    return sl__fail(SL_EIO, "%s: %s", origin, why);
+}
+
+int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response *resp) {
+    int rc = s_start(h, req, resp, false);
+    while (rc == 0 && !h->done)
+        rc = s_step(h, 1000);
+    if (rc == 0 && h->result != CURLE_OK)
+        rc = s_transport_error(h);
+    if (rc == 0) {
+        long status = 0;
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+        resp->status = status;
+        if (!req->write_fn) {
+            resp->body = h->body ? h->body : (char *)"";
+            resp->body_len = h->body_len;
+        }
+    }
+    s_detach(h);
+    return rc;
+}
+
+int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_response *resp) {
+    int rc = s_start(h, req, resp, true);
+    while (rc == 0 && !h->done && !h->headers_done)
+        rc = s_step(h, 1000);
+    if (rc == 0 && h->done && h->result != CURLE_OK && !h->headers_done)
+        rc = s_transport_error(h);
+    if (rc < 0)
+        s_detach(h);
+    return rc;
+}
+
+int64_t sl__http_stream_read(sl__http *h, void *buf, size_t cap) {
+    if (!h->active && !h->done)
+        return sl__fail(SL_EINVAL, "no stream open");
+    if (cap == 0)
+        return 0;
+    if (h->spill_len) {
+        size_t n = h->spill_len < cap ? h->spill_len : cap;
+        memcpy(buf, h->spill + h->spill_off, n);
+        h->spill_off += n;
+        h->spill_len -= n;
+        return (int64_t)n;
+    }
+    h->user_buf = buf;
+    h->user_cap = cap;
+    h->user_len = 0;
+    int rc = 0;
+    if (h->paused && !h->done) {
+        h->paused = false;
+        curl_easy_pause(h->easy, CURLPAUSE_CONT); /* may deliver the held chunk right here */
+    }
+    while (rc == 0 && h->user_len == 0 && !h->done)
+        rc = s_step(h, 1000);
+    h->user_buf = NULL;
+    if (rc < 0)
+        return rc;
+    if (h->user_len)
+        return (int64_t)h->user_len;
+    if (h->result != CURLE_OK)
+        return s_transport_error(h);
+    return 0;
+}
+
+void sl__http_stream_close(sl__http *h) {
+    if (h)
+        s_detach(h);
+}
+
+size_t sl__url_escape(char *buf, size_t cap, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0, written = 0; /* written: bytes stored contiguously; stops at the first piece that does not fit */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                     c == '.' || c == '_' || c == '~';
+        char piece[3] = {(char)c, 0, 0};
+        size_t plen = 1;
+        if (!plain) {
+            piece[0] = '%';
+            piece[1] = hex[c >> 4];
+            piece[2] = hex[c & 15];
+            plen = 3;
+        }
+        if (written == n && n + plen < cap) {
+            memcpy(buf + n, piece, plen);
+            written += plen;
+        }
+        n += plen;
+    }
+    if (cap)
+        buf[written] = '\0';
+    return n;
+}

@@ -1,0 +1,97 @@
+/* HTTP over libcurl, one client per thread.
+ *
+ * An sl__http owns one curl easy handle inside one curl multi handle, created once (at worker thread start, through
+ * sl_client_new) and reused for every request until the thread exits: connections stay open between requests
+ * (keep-alive) and TLS sessions are resumed. An sl__http is never shared between threads.
+ *
+ * Requests are single attempts: callers decide what to retry (sl__retry_*), because what "retry" means differs per
+ * request (resume a download at an offset, query an upload session, refresh a token). */
+#ifndef SLUICE_HTTP_H
+#define SLUICE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl__http sl__http;
+
+typedef struct sl__http_options {
+    long connect_timeout_ms; /* 0 = 10000 */
+    long stall_timeout_s;    /* abort a transfer that moves no byte for this long; 0 = 60 */
+} sl__http_options;
+
+/* opts may be NULL. Returns NULL on allocation failure (sl_last_error set). */
+sl__http *sl__http_new(const sl__http_options *opts);
+/* NULL ok. */
+void sl__http_destroy(sl__http *h);
+
+/* Response headers sluice cares about; all NUL-terminated, "" when absent. Values longer than the field are
+ * truncated. */
+typedef struct sl__http_response {
+    long status;             /* HTTP status, 0 if no response arrived */
+    char location[2048];     /* Location (resumable upload session URI) */
+    char range[128];         /* Range (308 answers to uploads: "bytes=0-N") */
+    char content_range[128]; /* Content-Range */
+    char goog_hash[256];     /* all x-goog-hash values joined with ',' ("crc32c=..,md5=..") */
+    char goog_generation[32];
+    char content_type[128];
+    int64_t content_length;  /* -1 if absent */
+    /* Collected body (when the request has no write_fn): owned by the sl__http, valid until its next request.
+     * NUL-terminated for convenience. */
+    char *body;
+    size_t body_len;
+} sl__http_response;
+
+/* Body sink for streaming-free requests: return len to continue, anything else aborts the transfer. */
+typedef size_t (*sl__http_write_fn)(void *user_data, const void *data, size_t len);
+
+typedef struct sl__http_request {
+    const char *method;          /* "GET", "POST", "PUT", "DELETE" */
+    const char *url;             /* complete, already percent-encoded */
+    const char *const *headers;  /* NULL-terminated "Name: value" strings, or NULL */
+    const void *body;            /* request body or NULL (sent with Content-Length: body_len) */
+    size_t body_len;
+    sl__http_write_fn write_fn;  /* NULL: collect the body into response->body, at most body_cap bytes */
+    void *write_ud;
+    size_t body_cap;             /* 0 = 1 MiB; a longer collected body fails the request with SL_ETOOBIG */
+} sl__http_request;
+
+/* Performs one attempt. Returns 0 when an HTTP response arrived (whatever its status: check response->status),
+ * SL_EIO for a transport failure (connection refused/reset, timeout, broken body) with sl_last_error() naming the
+ * URL's host and curl's reason, SL_ETOOBIG / SL_ECANCELED as documented. */
+int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response *resp);
+
+/* Streaming (pull) download: starts the request and returns once the status and headers are known (body not yet
+ * read). Then sl__http_stream_read pulls body bytes into the caller's buffer; sl__http_stream_close ends the
+ * transfer (dropping the connection if the body was not read to the end). Only one stream per sl__http at a time,
+ * and no sl__http_perform while it is open. */
+int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_response *resp);
+/* Returns bytes (>0), 0 at the end of the body, SL_EIO when the transfer broke (sl_last_error says how). */
+int64_t sl__http_stream_read(sl__http *h, void *buf, size_t cap);
+/* NULL-safe on an sl__http with no open stream. */
+void sl__http_stream_close(sl__http *h);
+
+/* Number of new connections this sl__http has opened so far (CURLINFO_NUM_CONNECTS summed). For tests and stats. */
+uint64_t sl__http_connections(const sl__http *h);
+
+/* Percent-encodes s for a URL path segment or query value (RFC 3986 unreserved kept: A-Z a-z 0-9 - . _ ~; every
+ * other byte, '/' included, as %XX). Same return convention as snprintf. */
+size_t sl__url_escape(char *buf, size_t cap, const char *s, size_t len);
+
+/* Retry policy: exponential backoff with full jitter, bounded by a deadline. */
+typedef struct sl__retry_policy {
+    unsigned max_attempts;     /* total attempts including the first; 0 = 6 */
+    unsigned initial_delay_ms; /* 0 = 100 */
+    unsigned max_delay_ms;     /* 0 = 10000 */
+    unsigned deadline_ms;      /* stop retrying once this much time has passed since the first attempt; 0 = 120000 */
+} sl__retry_policy;
+
+/* True for statuses worth retrying: 408, 429, 500, 502, 503, 504. */
+bool sl__retry_status(long status);
+/* Delay before retry number `retry` (1 = the first retry): uniform in [0, min(max, initial * 2^(retry-1))].
+ * `rng` is a per-thread xorshift state (any non-zero seed). */
+unsigned sl__retry_delay_ms(const sl__retry_policy *p, unsigned retry, uint64_t *rng);
+/* Fills zero fields of p with the defaults above. */
+void sl__retry_defaults(sl__retry_policy *p);
+
+#endif
