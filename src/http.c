@@ -28,8 +28,8 @@ struct sl__http {
     sl__http_response *resp;
     char errbuf[CURL_ERROR_SIZE];
     uint64_t connections;
-    bool active;  /* the easy handle is in the multi */
-    bool done;    /* the transfer finished (result says how) */
+    bool active; /* the easy handle is in the multi */
+    bool done;   /* the transfer finished (result says how) */
     CURLcode result;
     bool headers_done;
     /* Collected body (perform without write_fn). */

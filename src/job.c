@@ -7,6 +7,7 @@
 #include "fail.h"
 #include "pool.h"
 #include "queue.h"
+#include "store_vtable.h"
 #include "task.h"
 
 #include "sluice/sluice.h"
@@ -32,6 +33,7 @@
 #define S_LINE_CAP (S_RESULT_CAP + 6 * S_KEY_CAP + 256) /* one JSON result line, key escaped at worst 6x */
 #define S_FAILURE_SAMPLES 10 /* failures kept for the report: a fixed number, never one per object */
 #define S_TICK_MS 100u
+#define S_CORRUPT_ATTEMPTS 3u /* tries of an object whose data fails its checksum */
 
 typedef struct s_item {
     sl_object src;
@@ -298,9 +300,9 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         goto on_error;
     }
 
-    if ((rc = sl_store_open_source(opts->src_url, NULL, &job->src, &job->single_key)) < 0)
+    if ((rc = sl_store_open_source(opts->src_url, opts->store_options, &job->src, &job->single_key)) < 0)
         goto on_error;
-    if (!to_stdout && (rc = sl_store_open(opts->dst_url, NULL, &job->dst)) < 0)
+    if (!to_stdout && (rc = sl_store_open(opts->dst_url, opts->store_options, &job->dst)) < 0)
         goto on_error;
     if ((rc = s_check_dst_not_in_src(job)) < 0)
         goto on_error;
@@ -613,58 +615,28 @@ static void s_emit_line(sl_job *job, const char *line, size_t len) {
     pthread_mutex_unlock(&job->synced.lock);
 }
 
-static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
+/* One attempt at an object: open its source and destination, run the operation, commit or abort. Returns 0 or <0
+ * with w->error filled. On success *len is the result line length (w->line), *has_out whether an output object was
+ * written, *written its bytes. */
+static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out, bool *has_out, uint64_t *written) {
     sl_job *job = w->job;
-    size_t klen = it->src.key_len, slen = strlen(job->suffix);
-    if (klen + slen + 1 > sizeof(w->dst_key)) {
-        s_report_failure(job, it->key, SL_ENAMETOOLONG, "key too long");
-        return;
-    }
-    memcpy(w->dst_key, it->key, klen);
-    memcpy(w->dst_key + klen, job->suffix, slen + 1);
-    sl_store_key_url(job->src, it->key, w->src_url, sizeof(w->src_url));
-
-    if (job->dry_run) {
-        char members[S_KEY_CAP * 2];
-        size_t n = (size_t)snprintf(members, sizeof(members), "\"dry_run\":true");
-        if (job->dst) {
-            n += (size_t)snprintf(members + n, sizeof(members) - n, ",\"dst\":");
-            char url[S_KEY_CAP + 64];
-            size_t ul = sl_store_key_url(job->dst, w->dst_key, url, sizeof(url));
-            n += sl_json_quote(members + n, n < sizeof(members) ? sizeof(members) - n : 0, url,
-                               ul < sizeof(url) ? ul : sizeof(url) - 1);
-        }
-        size_t len = n < sizeof(members) ? s_format_line(w, it, members, n) : 0;
-        if (len)
-            s_emit_line(job, w->line, len);
-        atomic_fetch_add(&job->done, 1);
-        return;
-    }
-
-    if (job->kind == SL_JOB_SYNC && s_already_synced(w, it, buf)) {
-        atomic_fetch_add(&job->skipped, 1);
-        atomic_fetch_add(&job->done, 1);
-        return;
-    }
-
     sl_reader *in = NULL;
     sl_writer *out = NULL;
+    w->result[0] = '\0';
+    w->error[0] = '\0';
     int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
     if (rc < 0) {
-        s_report_failure(job, it->key, rc, sl_last_error());
-        return;
+        snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
+        return rc;
     }
     if (job->dst) {
         sl_write_options wo = {.size_hint = it->src.size};
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
             sl_read_close(in);
-            s_report_failure(job, it->key, rc, sl_last_error());
-            return;
+            snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
+            return rc;
         }
     }
-
-    w->result[0] = '\0';
-    w->error[0] = '\0';
     sl__task task = {
         .src = &it->src,
         .src_url = w->src_url,
@@ -705,13 +677,73 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
             sl_write_abort(out);
         }
     }
+    *len_out = len;
+    *has_out = out != NULL;
+    *written = task.bytes_out;
+    return rc;
+}
+
+static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
+    sl_job *job = w->job;
+    size_t klen = it->src.key_len, slen = strlen(job->suffix);
+    if (klen + slen + 1 > sizeof(w->dst_key)) {
+        s_report_failure(job, it->key, SL_ENAMETOOLONG, "key too long");
+        return;
+    }
+    memcpy(w->dst_key, it->key, klen);
+    memcpy(w->dst_key + klen, job->suffix, slen + 1);
+    sl_store_key_url(job->src, it->key, w->src_url, sizeof(w->src_url));
+
+    if (job->dry_run) {
+        char members[S_KEY_CAP * 2];
+        size_t n = (size_t)snprintf(members, sizeof(members), "\"dry_run\":true");
+        if (job->dst) {
+            n += (size_t)snprintf(members + n, sizeof(members) - n, ",\"dst\":");
+            char url[S_KEY_CAP + 64];
+            size_t ul = sl_store_key_url(job->dst, w->dst_key, url, sizeof(url));
+            n += sl_json_quote(members + n, n < sizeof(members) ? sizeof(members) - n : 0, url,
+                               ul < sizeof(url) ? ul : sizeof(url) - 1);
+        }
+        size_t len = n < sizeof(members) ? s_format_line(w, it, members, n) : 0;
+        if (len)
+            s_emit_line(job, w->line, len);
+        atomic_fetch_add(&job->done, 1);
+        return;
+    }
+
+    if (job->kind == SL_JOB_SYNC && s_already_synced(w, it, buf)) {
+        atomic_fetch_add(&job->skipped, 1);
+        atomic_fetch_add(&job->done, 1);
+        return;
+    }
+
+    int rc = SL_ENOTSUP;
+    if ((job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC) &&
+        (rc = sl__store_copy(w->dst, job->src, it->key, w->dst_key)) == 0) {
+        /* Copied on the server: no byte crossed this machine. */
+        atomic_fetch_add(&job->done, 1);
+        return;
+    }
+    if (rc != SL_ENOTSUP) {
+        s_report_failure(job, it->key, rc, sl_last_error());
+        return;
+    }
+    /* Data that failed its checksum was never committed; try the object again before reporting it. */
+    size_t len = 0;
+    bool has_out = false;
+    uint64_t written = 0;
+    for (unsigned attempt = 0;; attempt++) {
+        rc = s_run_op(w, it, buf, &len, &has_out, &written);
+        if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
+            break;
+    }
     if (rc < 0) {
         s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
         return;
     }
-    if (!out)
+    if (!has_out)
         s_emit_line(job, w->line, len);
-    atomic_fetch_add(&job->bytes_written, out ? task.bytes_out : len + 1);
+    atomic_fetch_add(&job->bytes_written, has_out ? written : len + 1);
     atomic_fetch_add(&job->done, 1);
 }
 

@@ -32,7 +32,8 @@ static int s_open_parsed(const sl_url *url, const char *text, const sl_store_opt
         rc = sl__store_local_open(url, opts, out);
         break;
     case SL_SCHEME_GS:
-        return sl__fail(SL_ENOTSUP, "%s: gs:// is not supported yet by this build of sluice (use a local path)", text);
+        rc = sl__store_gcs_open(url, opts, out);
+        break;
     case SL_SCHEME_S3:
         return sl__fail(SL_ENOTSUP, "%s: s3:// is not supported yet by this build of sluice (use a local path)", text);
     default:
@@ -207,6 +208,12 @@ int sl_write_commit(sl_writer *writer) {
 void sl_write_abort(sl_writer *writer) {
     if (writer)
         writer->client->store->vt->write_abort(writer);
+}
+
+int sl__store_copy(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key) {
+    if (!client->store->vt->copy)
+        return SL_ENOTSUP;
+    return client->store->vt->copy(client, src, src_key, dst_key);
 }
 
 int sl_delete(sl_client *client, const char *key) {

@@ -21,6 +21,9 @@ typedef struct sl_store_vtable {
     int (*write_commit)(sl_writer *writer); /* frees the writer, also on failure */
     void (*write_abort)(sl_writer *writer); /* frees the writer */
     int (*del)(sl_client *client, const char *key);
+    /* Optional (NULL if unsupported): copy src_key of `src` (another store) to dst_key of this client's store on the
+     * server side. Returns SL_ENOTSUP when it cannot for this pair of stores, so the caller streams instead. */
+    int (*copy)(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key);
     void (*close)(sl_store *store); /* frees the backend's part; store.c frees base.url afterwards */
 } sl_store_vtable;
 
@@ -49,5 +52,8 @@ struct sl_writer {
 /* Backends. `url` is parsed and owned by the caller; the backend fills base.vt, base.scheme (store.c sets
  * base.url). */
 int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
+int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
+/* Server-side copy through the vtable's copy hook; SL_ENOTSUP when the stores cannot do it. */
+int sl__store_copy(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key);
 
 #endif

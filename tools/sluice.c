@@ -38,6 +38,7 @@ typedef struct cli {
     uint64_t memory_limit;
     bool dry_run, quiet, json, long_format, recursive, use_shell;
     const char *report, *failures, *suffix, *exec, *op, *range;
+    sl_store_options store; /* --endpoint, --token-file, --retries, ... */
     bool progress; /* stderr is a terminal and not quiet */
     bool progress_shown;
     bool stdout_broken; /* a write to stdout failed (EPIPE: the reader went away) */
@@ -76,6 +77,17 @@ static const char s_main_help[] =
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
     "\n"
     "URLs: a plain path, file:///abs/path, gs://bucket/prefix, s3://bucket/prefix\n"
+    "\n"
+    "options of every command for buckets:\n"
+    "  --endpoint URL          service endpoint (default: $CLOUD_STORAGE_EMULATOR_ENDPOINT,\n"
+    "                          $STORAGE_EMULATOR_HOST, or https://storage.googleapis.com)\n"
+    "  --anonymous             send no credentials\n"
+    "  --token-file FILE       an OAuth2 access token (else $GOOGLE_OAUTH_ACCESS_TOKEN,\n"
+    "                          $GOOGLE_APPLICATION_CREDENTIALS, gcloud's application default\n"
+    "                          credentials, then the metadata server)\n"
+    "  --retries N             retries of transport errors, 408, 429, 5xx (default 5)\n"
+    "  --retry-initial-ms MS, --retry-max-ms MS, --retry-deadline-ms MS\n"
+    "                          backoff (full jitter) bounds (defaults 100, 10000, 120000)\n"
     "Run `sluice COMMAND --help` for the options of a command.\n"
     "\n"
     "exit status: 0 all done, 1 some objects failed, 2 usage error, 3 the job could not run,\n"
@@ -91,6 +103,8 @@ static const char s_job_options_help[] =
     "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS\n"
     "  --failures FILE      write one JSON line per failed object: {\"key\",\"error\",\"code\"}\n"
     "  -q, --quiet          no progress line, no summary, no per-failure lines\n"
+    "  --upload-chunk SIZE  gs://: objects up to SIZE go up in one request, larger ones in resumable\n"
+    "                       chunks of SIZE (a multiple of 256K; default 8M)\n"
     "  -h, --help           this help\n";
 
 static void s_command_help(const char *command) {
@@ -300,6 +314,14 @@ enum {
     O_EXEC,
     O_SHELL,
     O_OP,
+    O_ENDPOINT,
+    O_ANONYMOUS,
+    O_TOKEN_FILE,
+    O_RETRIES,
+    O_RETRY_INITIAL,
+    O_RETRY_MAX,
+    O_RETRY_DEADLINE,
+    O_UPLOAD_CHUNK,
 };
 
 static const opt_def s_opts[] = {
@@ -320,6 +342,14 @@ static const opt_def s_opts[] = {
     {"exec", 0, OPT_VALUE, C_MAP, O_EXEC},
     {"shell", 0, OPT_FLAG, C_MAP, O_SHELL},
     {"op", 0, OPT_VALUE, C_MAP, O_OP},
+    {"endpoint", 0, OPT_VALUE, 0xff, O_ENDPOINT},
+    {"anonymous", 0, OPT_FLAG, 0xff, O_ANONYMOUS},
+    {"token-file", 0, OPT_VALUE, 0xff, O_TOKEN_FILE},
+    {"retries", 0, OPT_VALUE, 0xff, O_RETRIES},
+    {"retry-initial-ms", 0, OPT_VALUE, 0xff, O_RETRY_INITIAL},
+    {"retry-max-ms", 0, OPT_VALUE, 0xff, O_RETRY_MAX},
+    {"retry-deadline-ms", 0, OPT_VALUE, 0xff, O_RETRY_DEADLINE},
+    {"upload-chunk", 0, OPT_VALUE, C_JOBS, O_UPLOAD_CHUNK},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -402,6 +432,42 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_OP:
         c->op = value;
+        break;
+    case O_ENDPOINT:
+        c->store.endpoint = value;
+        break;
+    case O_ANONYMOUS:
+        c->store.anonymous = true;
+        break;
+    case O_TOKEN_FILE:
+        c->store.token_file = value;
+        break;
+    case O_RETRIES:
+    case O_RETRY_INITIAL:
+    case O_RETRY_MAX:
+    case O_RETRY_DEADLINE: {
+        bool count = o->id == O_RETRIES;
+        unsigned v;
+        if (!s_parse_uint(value, count ? 0 : 1, count ? 100 : 86400000, &v)) {
+            s_err(c, "--%s takes a whole number%s, not '%s'", o->long_name,
+                  count ? " from 0 to 100" : " of milliseconds", value);
+            return -1;
+        }
+        if (count)
+            c->store.retries = v == 0 ? SL_NO_RETRIES : v;
+        else if (o->id == O_RETRY_INITIAL)
+            c->store.retry_initial_ms = v;
+        else if (o->id == O_RETRY_MAX)
+            c->store.retry_max_ms = v;
+        else
+            c->store.retry_deadline_ms = v;
+        break;
+    }
+    case O_UPLOAD_CHUNK:
+        if (!s_parse_size(value, &c->store.upload_chunk_bytes) || c->store.upload_chunk_bytes < 262144) {
+            s_err(c, "--upload-chunk takes a size of at least 256K such as 8M, not '%s'", value);
+            return -1;
+        }
         break;
     }
     return 0;
@@ -598,7 +664,7 @@ static int s_cmd_list(cli *c, bool du) {
     sl_lister *lister = NULL;
     char *single = NULL;
     uint64_t count = 0, bytes = 0;
-    int rc = sl_store_open_source(c->args[0], NULL, &store, &single);
+    int rc = sl_store_open_source(c->args[0], &c->store, &store, &single);
     if (rc == 0)
         rc = sl_client_new(store, &client);
     if (rc == 0 && single) {
@@ -697,7 +763,7 @@ static int s_cmd_cat(cli *c) {
     sl_reader *reader = NULL;
     char *key = NULL;
     int exit_code = EXIT_OK;
-    int rc = sl_store_open_source(c->args[0], NULL, &store, &key);
+    int rc = sl_store_open_source(c->args[0], &c->store, &store, &key);
     if (rc == 0 && !key)
         rc = SL_EISDIR;
     if (rc == SL_EISDIR) {
@@ -845,6 +911,7 @@ static int s_cmd_job(cli *c) {
     o.memory_limit_bytes = c->memory_limit;
     o.dry_run = c->dry_run;
     o.failures_path = c->failures;
+    o.store_options = &c->store;
     o.on_failure = s_on_failure;
     o.on_result = s_on_result;
     o.on_progress = c->progress ? s_on_progress : NULL;

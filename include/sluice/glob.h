@@ -8,7 +8,7 @@
 #ifndef SLUICE_GLOB_H
 #define SLUICE_GLOB_H
 
-#include "sluice/sluice.h"
+#include "sluice/error.h"
 
 #ifdef __cplusplus
 extern "C" {

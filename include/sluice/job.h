@@ -8,7 +8,8 @@
 #ifndef SLUICE_JOB_H
 #define SLUICE_JOB_H
 
-#include "sluice/sluice.h"
+#include "sluice/error.h"
+#include "sluice/store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,6 +72,7 @@ typedef struct sl_job_options {
     sl_job_progress_fn on_progress;
     void *user_data;
     unsigned progress_interval_ms; /* 0 = 1000 */
+    const sl_store_options *store_options; /* for both stores; NULL = defaults */
     const char *failures_path;     /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
 } sl_job_options;
 

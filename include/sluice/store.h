@@ -10,7 +10,7 @@
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
 
-#include "sluice/sluice.h"
+#include "sluice/error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,10 +61,23 @@ typedef struct sl_lister sl_lister;
 typedef struct sl_reader sl_reader;
 typedef struct sl_writer sl_writer;
 
-/* Options for opening a store; all fields optional (zero = default). Reserved for endpoints and credentials of the
- * remote stores. */
+#define SL_NO_RETRIES 0xFFFFFFFFu
+
+/* Options for opening a store; all fields optional (zero = default). Local stores ignore them. */
 typedef struct sl_store_options {
-    const char *endpoint; /* override the service endpoint (remote stores) */
+    /* gs://: the JSON API endpoint, e.g. "http://127.0.0.1:9023". Default: CLOUD_STORAGE_EMULATOR_ENDPOINT, then
+     * STORAGE_EMULATOR_HOST (both mean an emulator: anonymous access), then https://storage.googleapis.com. */
+    const char *endpoint;
+    bool anonymous;         /* send no credentials */
+    const char *token_file; /* gs://: a file holding an OAuth2 access token */
+    /* Retries of transport errors, 408, 429 and 5xx: exponential backoff with full jitter. */
+    unsigned retries;          /* attempts after the first; 0 = 5; SL_NO_RETRIES for none */
+    unsigned retry_initial_ms; /* 0 = 100 */
+    unsigned retry_max_ms;     /* 0 = 10000 */
+    unsigned retry_deadline_ms; /* 0 = 120000 */
+    /* gs://: objects up to this size are uploaded in one request; larger ones in a resumable upload of chunks of
+     * this size (rounded up to a multiple of 256 KiB). 0 = 8 MiB. */
+    uint64_t upload_chunk_bytes;
 } sl_store_options;
 
 /* Opens the store for `url`, treating the URL as a prefix ("directory"). A local directory need not exist yet

@@ -1,0 +1,1195 @@
+/* The gs:// store: Google Cloud Storage JSON API v1 over the per-thread HTTP client.
+ *
+ * Each sl_client owns one sl__http (its connections, its TLS sessions) and one upload buffer, both made once per
+ * thread and reused for every object. The store itself holds only configuration and the process-wide token cache.
+ *
+ * Integrity: full downloads are checked against the object's CRC32C (x-goog-hash); uploads send the CRC32C of the
+ * bytes so the server rejects corrupted data. Retries: transport errors, 408, 429 and 5xx are retried with backoff;
+ * an interrupted download resumes at the byte it reached, pinned to the generation it started with; an upload
+ * retried after an ambiguous failure first checks whether the object already landed, then re-sends with
+ * ifGenerationMatch set to the generation seen, so it can never overwrite someone else's newer object. */
+#include "auth_gcs.h"
+#include "crc32c.h"
+#include "fail.h"
+#include "http.h"
+#include "store_vtable.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_DEFAULT_ENDPOINT "https://storage.googleapis.com"
+#define S_UPLOAD_QUANTUM ((uint64_t)256 * 1024)
+#define S_DEFAULT_CHUNK ((uint64_t)8 * 1024 * 1024)
+#define S_URL_CAP 16384
+#define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
+#define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
+#define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash)"
+#define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash"
+
+typedef struct s_store {
+    sl_store base;
+    char *endpoint; /* no trailing '/' */
+    char *bucket;
+    char *prefix; /* "" or ends in '/' */
+    sl__gcs_auth *auth;
+    sl__retry_policy retry;
+    uint64_t chunk; /* upload chunk and single-request threshold */
+} s_store;
+
+typedef struct s_client {
+    sl_client base;
+    sl__http *http;
+    uint64_t rng;
+    char *url;  /* S_URL_CAP scratch */
+    char *name; /* full object name scratch */
+    /* Upload buffer: S_PREAMBLE_CAP bytes of room for multipart headers, then up to one chunk of data, then room
+     * for the closing boundary. Grows up to that bound as objects need it; kept for the thread's life. */
+    unsigned char *up;
+    size_t up_alloc;
+} s_client;
+
+static const sl_store_vtable s_vtable;
+
+/* ---- small helpers ---- */
+
+static s_store *s_st(sl_client *c) {
+    return (s_store *)c->store;
+}
+
+static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
+    s_store *st = s_st(&c->base);
+    int n = snprintf(out, cap, "%s%s", st->prefix, key);
+    if (n < 0 || (size_t)n >= cap)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: object name too long", st->bucket, st->prefix, key);
+    if (n > 1024)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: object names are at most 1024 bytes", st->bucket, out);
+    return 0;
+}
+
+/* Appends escaped text to the client's URL buffer. */
+static void s_url_add(s_client *c, size_t *at, const char *raw, bool escape) {
+    if (*at >= S_URL_CAP)
+        return;
+    size_t n = escape ? sl__url_escape(c->url + *at, S_URL_CAP - *at, raw, strlen(raw))
+                      : (size_t)snprintf(c->url + *at, S_URL_CAP - *at, "%s", raw);
+    *at += n;
+}
+
+static size_t s_b64(const unsigned char *in, size_t len, char *out) {
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+/* Decodes base64 into out (exactly want bytes expected). Returns true on success. */
+static bool s_unb64(const char *in, unsigned char *out, size_t want) {
+    size_t len = strlen(in);
+    if (len == 0 || len % 4 || len > 64)
+        return false;
+    unsigned char tmp[64];
+    int n = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)len);
+    size_t pad = (in[len - 1] == '=') + (len > 1 && in[len - 2] == '=');
+    if (n < 0 || (size_t)n - pad != want)
+        return false;
+    memcpy(out, tmp, want);
+    return true;
+}
+
+static void s_crc_b64(uint32_t crc, char out[16]) {
+    unsigned char be[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16), (unsigned char)(crc >> 8),
+                           (unsigned char)crc};
+    out[s_b64(be, 4, out)] = '\0';
+}
+
+/* Finds crc32c=<b64> in an x-goog-hash value. */
+static bool s_hash_crc(const char *goog_hash, uint32_t *crc) {
+    const char *p = strstr(goog_hash, "crc32c=");
+    if (!p)
+        return false;
+    char b64[16];
+    size_t n = strcspn(p + 7, ", ");
+    if (n >= sizeof(b64))
+        return false;
+    memcpy(b64, p + 7, n);
+    b64[n] = '\0';
+    unsigned char be[4];
+    if (!s_unb64(b64, be, 4))
+        return false;
+    *crc = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
+    return true;
+}
+
+/* RFC 3339 ("2026-11-25T10:23:00.123Z") to ns since the epoch; 0 if unparsable. */
+static int64_t s_parse_time(const char *s) {
+    struct tm tm = {0};
+    int y, mo, d, h, mi, sec;
+    int used = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
+        return 0;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    int64_t ns = 0;
+    const char *p = s + used;
+    if (*p == '.') {
+        int64_t scale = 100000000;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            ns += (*p - '0') * scale;
+    }
+    return (int64_t)timegm(&tm) * 1000000000 + ns;
+}
+
+static uint64_t s_json_u64(json_t *v) {
+    if (json_is_string(v))
+        return strtoull(json_string_value(v), NULL, 10);
+    if (json_is_integer(v))
+        return (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* Fills *out (all but key) from an object resource. */
+static void s_object_from_json(json_t *item, sl_object *out) {
+    memset(out, 0, sizeof(*out));
+    out->size = s_json_u64(json_object_get(item, "size"));
+    out->generation = (int64_t)s_json_u64(json_object_get(item, "generation"));
+    out->mtime_ns = s_parse_time(json_string_value(json_object_get(item, "updated")));
+    const char *crc = json_string_value(json_object_get(item, "crc32c"));
+    unsigned char be[4];
+    if (crc && s_unb64(crc, be, 4)) {
+        out->crc32c = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
+        out->has_crc32c = true;
+    }
+    const char *md5 = json_string_value(json_object_get(item, "md5Hash"));
+    if (md5 && s_unb64(md5, out->md5, 16))
+        out->has_md5 = true;
+}
+
+/* ---- requests with retries ---- */
+
+static void s_sleep_ms(unsigned ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int64_t s_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Tracks one logical request's retries. */
+typedef struct s_attempts {
+    unsigned retries;
+    int64_t started_ms;
+    bool refreshed; /* a 401 already refreshed the token once */
+} s_attempts;
+
+/* Waits before the next attempt if the policy allows one; false when retries are exhausted. */
+static bool s_backoff(s_client *c, s_attempts *a) {
+    s_store *st = s_st(&c->base);
+    if (a->retries + 1 >= st->retry.max_attempts || s_now_ms() - a->started_ms >= st->retry.deadline_ms)
+        return false;
+    a->retries++;
+    s_sleep_ms(sl__retry_delay_ms(&st->retry, a->retries, &c->rng));
+    return true;
+}
+
+/* Adds the Authorization header to extra headers. `auth` must hold 4 KiB. */
+static int s_auth_headers(s_client *c, char *auth, const char *const *extra, const char **out, size_t cap) {
+    int rc = sl__gcs_auth_header(s_st(&c->base)->auth, auth, 4096);
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    if (auth[0])
+        out[n++] = auth;
+    for (const char *const *p = extra; p && *p && n + 1 < cap; p++)
+        out[n++] = *p;
+    out[n] = NULL;
+    return 0;
+}
+
+/* Turns a GCS error answer into an SL_E code and a one-line message naming the object and what to do. */
+static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
+    s_store *st = s_st(&c->base);
+    char detail[512] = "";
+    if (r->body && r->body_len) {
+        json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        if (msg)
+            snprintf(detail, sizeof(detail), ": %s", msg);
+        json_decref(doc);
+    }
+    const char *hint = "";
+    int code = SL_EIO;
+    switch (r->status) {
+    case 401:
+        code = SL_EACCES;
+        hint = " (credentials rejected: check GOOGLE_APPLICATION_CREDENTIALS or --token-file)";
+        break;
+    case 403:
+        code = SL_EACCES;
+        hint = " (the credentials lack permission on this bucket)";
+        break;
+    case 404:
+        code = SL_ENOENT;
+        break;
+    case 412:
+        code = SL_EEXIST;
+        hint = " (precondition failed: the object changed meanwhile)";
+        break;
+    case 416:
+        code = SL_ERANGE;
+        break;
+    default:
+        break;
+    }
+    return sl__fail(code, "gs://%s/%s: HTTP %ld%s%s (via %s)", st->bucket, what, r->status, detail, hint,
+                    sl__gcs_auth_source(st->auth));
+}
+
+/* Performs a whole request with auth, 401 refresh and retries (when idempotent). Returns 0 with resp filled for any
+ * final HTTP answer (the caller judges the status), or <0 when no answer could be had. */
+static int s_perform(s_client *c, sl__http_request *req, const char *const *extra, sl__http_response *resp,
+                     bool idempotent, s_attempts *a) {
+    char auth[4096];
+    const char *headers[16];
+    for (;;) {
+        int rc = s_auth_headers(c, auth, extra, headers, 16);
+        if (rc < 0)
+            return rc;
+        req->headers = headers;
+        rc = sl__http_perform(c->http, req, resp);
+        if (rc == SL_EIO) {
+            if (idempotent && s_backoff(c, a))
+                continue;
+            return rc;
+        }
+        if (rc < 0)
+            return rc;
+        if (resp->status == 401 && auth[0] && !a->refreshed) {
+            a->refreshed = true;
+            sl__gcs_auth_invalidate(s_st(&c->base)->auth, auth);
+            continue;
+        }
+        if (sl__retry_status(resp->status) && idempotent && s_backoff(c, a))
+            continue;
+        return 0;
+    }
+}
+
+/* ---- store and client ---- */
+
+static int s_endpoint(const sl_store_options *o, char **endpoint, bool *emulator) {
+    const char *e = o ? o->endpoint : NULL;
+    const char *full = getenv("CLOUD_STORAGE_EMULATOR_ENDPOINT");
+    const char *host = getenv("STORAGE_EMULATOR_HOST");
+    *emulator = false;
+    char buf[1024];
+    if (e && *e) {
+        snprintf(buf, sizeof(buf), "%s", e);
+    } else if (full && *full) {
+        snprintf(buf, sizeof(buf), "%s", full);
+        *emulator = true;
+    } else if (host && *host) {
+        snprintf(buf, sizeof(buf), "%s%s", strstr(host, "://") ? "" : "http://", host);
+        *emulator = true;
+    } else {
+        snprintf(buf, sizeof(buf), "%s", S_DEFAULT_ENDPOINT);
+    }
+    if (strncmp(buf, "http://", 7) != 0 && strncmp(buf, "https://", 8) != 0)
+        return sl__fail(SL_EBADURL, "endpoint '%s' must start with http:// or https://", buf);
+    size_t n = strlen(buf);
+    while (n > 8 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    *endpoint = strdup(buf);
+    return *endpoint ? 0 : sl__fail(SL_ENOMEM, "out of memory");
+}
+
+static void s_close(sl_store *base) {
+    s_store *st = (s_store *)base;
+    sl__gcs_auth_destroy(st->auth);
+    free(st->endpoint);
+    free(st->bucket);
+    free(st->prefix);
+    free(st);
+}
+
+int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store **out) {
+    int rc;
+    s_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    st->base.vt = &s_vtable;
+    st->base.scheme = SL_SCHEME_GS;
+    bool emulator = false;
+    if ((rc = s_endpoint(opts, &st->endpoint, &emulator)) < 0)
+        goto on_error;
+    size_t plen = strlen(url->path);
+    st->bucket = strdup(url->bucket);
+    st->prefix = malloc(plen + 2);
+    if (!st->bucket || !st->prefix) {
+        rc = sl__fail(SL_ENOMEM, "out of memory");
+        goto on_error;
+    }
+    memcpy(st->prefix, url->path, plen + 1);
+    if (plen && url->path[plen - 1] != '/')
+        memcpy(st->prefix + plen, "/", 2);
+    sl__gcs_auth_options ao = {.anonymous = emulator || (opts && opts->anonymous),
+                               .token_file = opts ? opts->token_file : NULL};
+    if ((rc = sl__gcs_auth_new(&ao, &st->auth)) < 0)
+        goto on_error;
+    st->retry.max_attempts = !opts || !opts->retries ? 0 : opts->retries == SL_NO_RETRIES ? 1 : opts->retries + 1;
+    st->retry.initial_delay_ms = opts ? opts->retry_initial_ms : 0;
+    st->retry.max_delay_ms = opts ? opts->retry_max_ms : 0;
+    st->retry.deadline_ms = opts ? opts->retry_deadline_ms : 0;
+    sl__retry_defaults(&st->retry);
+    uint64_t chunk = opts && opts->upload_chunk_bytes ? opts->upload_chunk_bytes : S_DEFAULT_CHUNK;
+    st->chunk = (chunk + S_UPLOAD_QUANTUM - 1) / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM;
+    *out = &st->base;
+    return 0;
+
+on_error:
+    s_close(&st->base);
+    return rc;
+}
+
+static void s_client_destroy(sl_client *base) {
+    s_client *c = (s_client *)base;
+    sl__http_destroy(c->http);
+    free(c->url);
+    free(c->name);
+    free(c->up);
+    free(c);
+}
+
+static int s_client_new(sl_store *store, sl_client **out) {
+    s_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    c->base.store = store;
+    c->url = malloc(S_URL_CAP);
+    c->name = malloc(4096);
+    c->http = sl__http_new(NULL);
+    if (!c->url || !c->name || !c->http) {
+        s_client_destroy(&c->base);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)s_now_ms() * 0x9E3779B97F4A7C15ull;
+    *out = &c->base;
+    return 0;
+}
+
+/* URL of one object's metadata: {endpoint}/storage/v1/b/{bucket}/o/{name} */
+static size_t s_object_url(s_client *c, const char *name, const char *api) {
+    s_store *st = s_st(&c->base);
+    size_t at = 0;
+    s_url_add(c, &at, st->endpoint, false);
+    s_url_add(c, &at, api, false);
+    s_url_add(c, &at, "/b/", false);
+    s_url_add(c, &at, st->bucket, true);
+    s_url_add(c, &at, "/o/", false);
+    s_url_add(c, &at, name, true);
+    return at;
+}
+
+/* ---- listing ---- */
+
+typedef struct s_lister {
+    sl_lister base;
+    s_client *client;
+    bool recursive;
+    size_t page_size;
+    char *start_offset; /* full name: list names >= this */
+    char *start_after;  /* key: skip names <= this */
+    char *page_token;
+    bool last_page;
+    json_t *page;
+    size_t item_i, prefix_i;
+    char key[4096];
+} s_lister;
+
+static int s_fetch_page(s_lister *l) {
+    s_client *c = l->client;
+    s_store *st = s_st(&c->base);
+    json_decref(l->page);
+    l->page = NULL;
+    l->item_i = l->prefix_i = 0;
+    size_t at = 0;
+    s_url_add(c, &at, st->endpoint, false);
+    s_url_add(c, &at, "/storage/v1/b/", false);
+    s_url_add(c, &at, st->bucket, true);
+    s_url_add(c, &at, "/o?fields=", false);
+    s_url_add(c, &at, S_LIST_FIELDS, true);
+    char num[32];
+    snprintf(num, sizeof(num), "&maxResults=%zu", l->page_size);
+    s_url_add(c, &at, num, false);
+    if (st->prefix[0]) {
+        s_url_add(c, &at, "&prefix=", false);
+        s_url_add(c, &at, st->prefix, true);
+    }
+    if (!l->recursive)
+        s_url_add(c, &at, "&delimiter=%2F", false);
+    if (l->start_offset) {
+        s_url_add(c, &at, "&startOffset=", false);
+        s_url_add(c, &at, l->start_offset, true);
+    }
+    if (l->page_token) {
+        s_url_add(c, &at, "&pageToken=", false);
+        s_url_add(c, &at, l->page_token, true);
+    }
+    if (at >= S_URL_CAP)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s: listing URL too long", st->bucket);
+    sl__http_request req = {.method = "GET", .url = c->url, .body_cap = S_PAGE_CAP};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = s_now_ms()};
+    int rc = s_perform(c, &req, NULL, &resp, true, &a);
+    if (rc < 0)
+        return rc;
+    if (resp.status != 200) {
+        if (resp.status == 404)
+            return sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
+        return s_http_error(c, st->prefix, &resp);
+    }
+    json_error_t jerr;
+    l->page = json_loadb(resp.body, resp.body_len, 0, &jerr);
+    if (!json_is_object(l->page))
+        return sl__fail(SL_ECORRUPT, "gs://%s: listing page is not valid JSON: %s (line %d)", st->bucket, jerr.text,
+                        jerr.line);
+    free(l->page_token);
+    l->page_token = NULL;
+    const char *token = json_string_value(json_object_get(l->page, "nextPageToken"));
+    if (token && *token) {
+        if (!(l->page_token = strdup(token)))
+            return sl__fail(SL_ENOMEM, "out of memory");
+    } else {
+        l->last_page = true;
+    }
+    return 0;
+}
+
+static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister **out) {
+    s_client *c = (s_client *)base;
+    s_store *st = s_st(base);
+    s_lister *l = calloc(1, sizeof(*l));
+    if (!l)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    l->base.client = base;
+    l->client = c;
+    l->recursive = opts->recursive;
+    l->page_size = opts->page_size && opts->page_size <= 1000 ? opts->page_size : 1000;
+    if (opts->start_after) {
+        size_t n = strlen(st->prefix) + strlen(opts->start_after) + 1;
+        l->start_offset = malloc(n);
+        l->start_after = strdup(opts->start_after);
+        if (l->start_offset)
+            snprintf(l->start_offset, n, "%s%s", st->prefix, opts->start_after);
+    }
+    int rc = (opts->start_after && (!l->start_offset || !l->start_after)) ? sl__fail(SL_ENOMEM, "out of memory")
+                                                                          : s_fetch_page(l);
+    if (rc < 0) {
+        json_decref(l->page);
+        free(l->start_offset);
+        free(l->start_after);
+        free(l->page_token);
+        free(l);
+        return rc;
+    }
+    *out = &l->base;
+    return 0;
+}
+
+static int s_list_next(sl_lister *base, sl_object *out) {
+    s_lister *l = (s_lister *)base;
+    size_t plen = strlen(s_st(base->client)->prefix);
+    for (;;) {
+        json_t *items = json_object_get(l->page, "items");
+        json_t *prefixes = json_object_get(l->page, "prefixes");
+        json_t *item = json_array_get(items, l->item_i);
+        json_t *pfx = json_array_get(prefixes, l->prefix_i);
+        const char *iname = json_string_value(json_object_get(item, "name"));
+        const char *pname = json_string_value(pfx);
+        if (!iname && item) {
+            l->item_i++;
+            continue;
+        }
+        if (!iname && !pname) {
+            if (l->last_page)
+                return 0;
+            int rc = s_fetch_page(l);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        /* Items and prefixes are each sorted; merging them keeps the whole listing in byte order. */
+        bool take_prefix = pname && (!iname || strcmp(pname, iname) < 0);
+        const char *name = take_prefix ? pname : iname;
+        if (take_prefix)
+            l->prefix_i++;
+        else
+            l->item_i++;
+        size_t nlen = strlen(name);
+        if (nlen <= plen || nlen - plen >= sizeof(l->key))
+            continue; /* the prefix "directory" placeholder itself, or a name we cannot hold */
+        memcpy(l->key, name + plen, nlen - plen + 1);
+        if (l->start_after && strcmp(l->key, l->start_after) <= 0)
+            continue;
+        if (take_prefix) {
+            memset(out, 0, sizeof(*out));
+            out->is_prefix = true;
+        } else {
+            s_object_from_json(item, out);
+        }
+        out->key = l->key;
+        out->key_len = nlen - plen;
+        return 1;
+    }
+}
+
+static void s_list_close(sl_lister *base) {
+    s_lister *l = (s_lister *)base;
+    json_decref(l->page);
+    free(l->start_offset);
+    free(l->start_after);
+    free(l->page_token);
+    free(l);
+}
+
+/* ---- stat, delete ---- */
+
+static int s_stat_name(s_client *c, const char *name, sl_object *out) {
+    size_t at = s_object_url(c, name, "/storage/v1");
+    s_url_add(c, &at, "?fields=" S_OBJECT_FIELDS, false);
+    sl__http_request req = {.method = "GET", .url = c->url};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = s_now_ms()};
+    int rc = s_perform(c, &req, NULL, &resp, true, &a);
+    if (rc < 0)
+        return rc;
+    if (resp.status != 200)
+        return s_http_error(c, name, &resp);
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", s_st(&c->base)->bucket, name);
+    }
+    s_object_from_json(doc, out);
+    json_decref(doc);
+    return 0;
+}
+
+static int s_stat(sl_client *base, const char *key, sl_object *out) {
+    s_client *c = (s_client *)base;
+    int rc = s_full_name(c, key, c->name, 4096);
+    if (rc == 0)
+        rc = s_stat_name(c, c->name, out);
+    if (rc == 0) {
+        out->key = key;
+        out->key_len = strlen(key);
+    }
+    return rc;
+}
+
+static int s_del(sl_client *base, const char *key) {
+    s_client *c = (s_client *)base;
+    int rc = s_full_name(c, key, c->name, 4096);
+    if (rc < 0)
+        return rc;
+    s_object_url(c, c->name, "/storage/v1");
+    sl__http_request req = {.method = "DELETE", .url = c->url};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = s_now_ms()};
+    if ((rc = s_perform(c, &req, NULL, &resp, true, &a)) < 0)
+        return rc;
+    if (resp.status == 404 && a.retries > 0)
+        return 0; /* an earlier attempt deleted it and its answer was lost */
+    if (resp.status != 200 && resp.status != 204)
+        return s_http_error(c, c->name, &resp);
+    return 0;
+}
+
+/* ---- reads ---- */
+
+typedef struct s_reader {
+    sl_reader base;
+    s_client *client;
+    char *name;
+    int64_t generation; /* pinned after the first answer: a resumed read must see the same object */
+    uint64_t offset;    /* next byte to deliver */
+    uint64_t end;       /* one past the last byte wanted, UINT64_MAX until known */
+    bool whole;         /* the read covers the whole object: its CRC32C is checked */
+    bool has_crc;
+    uint32_t expected_crc, crc;
+    bool open; /* a stream is open on the client's sl__http */
+    s_attempts attempts;
+} s_reader;
+
+/* Parses "bytes a-b/total" (Content-Range). */
+static bool s_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total) {
+    unsigned long long x, y, z;
+    if (sscanf(v, "bytes %llu-%llu/%llu", &x, &y, &z) != 3)
+        return false;
+    *a = x;
+    *b = y;
+    *total = z;
+    return true;
+}
+
+/* (Re)opens the media stream at r->offset. Retries open failures; on success r->open is true. */
+static int s_reader_connect(s_reader *r, sl_object *info) {
+    s_client *c = r->client;
+    s_store *st = s_st(&c->base);
+    for (;;) {
+        size_t at = s_object_url(c, r->name, "/storage/v1");
+        s_url_add(c, &at, "?alt=media", false);
+        char num[64];
+        if (r->generation) {
+            snprintf(num, sizeof(num), "&generation=%" PRId64, r->generation);
+            s_url_add(c, &at, num, false);
+        }
+        char range[96] = "";
+        const char *extra[3] = {NULL, NULL, NULL};
+        if (r->offset > 0 || r->end != UINT64_MAX) {
+            if (r->end != UINT64_MAX)
+                snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, r->offset, r->end - 1);
+            else
+                snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", r->offset);
+            extra[0] = range;
+        }
+        char auth[4096];
+        const char *headers[8];
+        int rc = s_auth_headers(c, auth, extra, headers, 8);
+        if (rc < 0)
+            return rc;
+        sl__http_request req = {.method = "GET", .url = c->url, .headers = headers};
+        sl__http_response resp;
+        rc = sl__http_stream_open(c->http, &req, &resp);
+        if (rc == SL_EIO) {
+            if (s_backoff(c, &r->attempts))
+                continue;
+            return rc;
+        }
+        if (rc < 0)
+            return rc;
+        if (resp.status == 200 || resp.status == 206) {
+            int64_t gen = resp.goog_generation[0] ? strtoll(resp.goog_generation, NULL, 10) : 0;
+            if (!r->generation)
+                r->generation = gen;
+            if (!r->has_crc && s_hash_crc(resp.goog_hash, &r->expected_crc))
+                r->has_crc = true;
+            uint64_t a, b, total = 0;
+            bool ranged = resp.status == 206 && s_content_range(resp.content_range, &a, &b, &total);
+            if (resp.status == 206 && (!ranged || a != r->offset)) {
+                sl__http_stream_close(c->http);
+                return sl__fail(SL_EIO, "gs://%s/%s: server answered a different range (%s)", st->bucket, r->name,
+                                resp.content_range);
+            }
+            if (!ranged && resp.content_length >= 0)
+                total = r->offset + (uint64_t)resp.content_length;
+            if (r->end == UINT64_MAX)
+                r->end = total;
+            if (info) {
+                memset(info, 0, sizeof(*info));
+                info->size = total;
+                info->generation = r->generation;
+                info->crc32c = r->expected_crc;
+                info->has_crc32c = r->has_crc;
+            }
+            r->open = true;
+            return 0;
+        }
+        /* An error answer: read its (small) body for the message, then decide. */
+        static _Thread_local char body[4096];
+        size_t blen = 0;
+        int64_t n;
+        while (blen < sizeof(body) - 1 && (n = sl__http_stream_read(c->http, body + blen, sizeof(body) - 1 - blen)) > 0)
+            blen += (size_t)n;
+        body[blen] = '\0';
+        sl__http_stream_close(c->http);
+        resp.body = body;
+        resp.body_len = blen;
+        if (resp.status == 401 && auth[0] && !r->attempts.refreshed) {
+            r->attempts.refreshed = true;
+            sl__gcs_auth_invalidate(st->auth, auth);
+            continue;
+        }
+        if (sl__retry_status(resp.status) && s_backoff(c, &r->attempts))
+            continue;
+        return s_http_error(c, r->name, &resp);
+    }
+}
+
+static void s_read_close(sl_reader *base) {
+    s_reader *r = (s_reader *)base;
+    if (r->open)
+        sl__http_stream_close(r->client->http);
+    free(r->name);
+    free(r);
+}
+
+static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64_t length, sl_object *info,
+                       sl_reader **out) {
+    s_client *c = (s_client *)base;
+    int rc = s_full_name(c, key, c->name, 4096);
+    if (rc < 0)
+        return rc;
+    s_reader *r = calloc(1, sizeof(*r));
+    if (!r || !(r->name = strdup(c->name))) {
+        free(r);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    r->base.client = base;
+    r->client = c;
+    r->offset = offset;
+    r->end = length == SL_LENGTH_TO_END || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+    r->whole = offset == 0 && length == SL_LENGTH_TO_END;
+    r->attempts.started_ms = s_now_ms();
+    if (r->end == offset) {
+        /* An empty range: nothing to fetch, but the object must exist. */
+        sl_object obj;
+        rc = s_stat_name(c, r->name, &obj);
+        if (rc == 0 && offset > obj.size)
+            rc = sl__fail(SL_ERANGE, "gs://%s/%s: offset %" PRIu64 " is past the end (%" PRIu64 " bytes)",
+                          s_st(base)->bucket, r->name, offset, obj.size);
+        if (rc == 0 && info)
+            *info = obj;
+    } else {
+        rc = s_reader_connect(r, info);
+        if (rc == SL_ERANGE) {
+            /* GCS answers 416 to any range of an empty object, and to an offset at the very end: both are an
+             * empty read when the offset equals the size. */
+            sl_object obj;
+            if (s_stat_name(c, r->name, &obj) == 0 && offset == obj.size) {
+                r->end = offset;
+                rc = 0;
+                if (info)
+                    *info = obj;
+            } else {
+                rc = sl__fail(SL_ERANGE, "gs://%s/%s: offset %" PRIu64 " is past the end of the object",
+                              s_st(base)->bucket, r->name, offset);
+            }
+        }
+    }
+    if (rc < 0) {
+        s_read_close(&r->base);
+        return rc;
+    }
+    if (info) {
+        info->key = key;
+        info->key_len = strlen(key);
+    }
+    *out = &r->base;
+    return 0;
+}
+
+static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
+    s_reader *r = (s_reader *)base;
+    s_client *c = r->client;
+    s_store *st = s_st(&c->base);
+    while (r->offset < r->end) {
+        if (!r->open) {
+            int rc = s_reader_connect(r, NULL);
+            if (rc < 0)
+                return rc;
+        }
+        uint64_t want = r->end - r->offset;
+        int64_t n = sl__http_stream_read(c->http, buf, want < cap ? (size_t)want : cap);
+        if (n > 0) {
+            if (r->whole)
+                r->crc = sl__crc32c_update(r->crc, buf, (size_t)n);
+            r->offset += (uint64_t)n;
+            return n;
+        }
+        /* The stream ended or broke before the end: resume at the offset reached, same generation. */
+        sl__http_stream_close(c->http);
+        r->open = false;
+        if (n == 0 && r->end == UINT64_MAX)
+            break;
+        if (!s_backoff(c, &r->attempts))
+            return n < 0 ? (int)n
+                         : sl__fail(SL_EIO,
+                                    "gs://%s/%s: download ended at byte %" PRIu64 " of %" PRIu64 " and did not resume",
+                                    st->bucket, r->name, r->offset, r->end);
+    }
+    if (r->open) {
+        sl__http_stream_close(c->http);
+        r->open = false;
+    }
+    if (r->whole && r->has_crc && r->crc != r->expected_crc) {
+        r->whole = false; /* report once */
+        return sl__fail(SL_ECORRUPT,
+                        "gs://%s/%s: CRC32C mismatch: received data has %08x, the object has %08x (data discarded)",
+                        st->bucket, r->name, r->crc, r->expected_crc);
+    }
+    return 0;
+}
+
+/* ---- writes ---- */
+
+typedef struct s_writer {
+    sl_writer base;
+    s_client *client;
+    char *name;
+    size_t len;    /* bytes buffered in the client's upload buffer (after the preamble room) */
+    uint64_t sent; /* bytes already persisted by the resumable session */
+    uint32_t crc;  /* of everything written */
+    char *session; /* resumable upload session URI, NULL until the first chunk */
+} s_writer;
+
+static unsigned char *s_data(s_client *c) {
+    return c->up + S_PREAMBLE_CAP;
+}
+
+/* Makes room for `need` buffered data bytes (plus the multipart trailer). */
+static int s_reserve(s_client *c, size_t need) {
+    size_t want = S_PREAMBLE_CAP + need + 256;
+    if (want <= c->up_alloc)
+        return 0;
+    size_t n = c->up_alloc ? c->up_alloc : 65536;
+    while (n < want)
+        n *= 2;
+    size_t max = S_PREAMBLE_CAP + (size_t)s_st(&c->base)->chunk + 256;
+    if (n > max)
+        n = max;
+    unsigned char *p = realloc(c->up, n);
+    if (!p)
+        return sl__fail(SL_ENOMEM, "out of memory for the upload buffer");
+    c->up = p;
+    c->up_alloc = n;
+    return 0;
+}
+
+static int s_write_open(sl_client *base, const char *key, const sl_write_options *opts, sl_writer **out) {
+    (void)opts;
+    s_client *c = (s_client *)base;
+    int rc = s_full_name(c, key, c->name, 4096);
+    if (rc < 0)
+        return rc;
+    s_writer *w = calloc(1, sizeof(*w));
+    if (!w || !(w->name = strdup(c->name))) {
+        free(w);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    w->base.client = base;
+    w->client = c;
+    *out = &w->base;
+    return 0;
+}
+
+static void s_write_free(s_writer *w) {
+    free(w->session);
+    free(w->name);
+    free(w);
+}
+
+/* Checks an upload answer that should carry the object; true if it matches what we sent. */
+static bool s_landed(s_client *c, s_writer *w, uint64_t size) {
+    sl_object obj;
+    return s_stat_name(c, w->name, &obj) == 0 && obj.size == size && obj.has_crc32c && obj.crc32c == w->crc;
+}
+
+/* Single-request upload (multipart: metadata with the CRC32C, then the bytes). */
+static int s_upload_multipart(s_writer *w) {
+    s_client *c = w->client;
+    s_store *st = s_st(&c->base);
+    static const char boundary[] = "sluice_0f8c2e7b5a914d36";
+    char crc[16];
+    s_crc_b64(w->crc, crc);
+    char meta[S_PREAMBLE_CAP];
+    size_t qn = sl_json_quote(NULL, 0, w->name, strlen(w->name));
+    if (qn + 512 > sizeof(meta))
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
+    char quoted[S_PREAMBLE_CAP - 512];
+    sl_json_quote(quoted, sizeof(quoted), w->name, strlen(w->name));
+    int m = snprintf(meta, sizeof(meta),
+                     "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"}\r\n"
+                     "--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
+                     boundary, quoted, crc, boundary);
+    /* The preamble goes right in front of the data and the trailer right after it: one contiguous body, no copy
+     * of the object. */
+    unsigned char *body = s_data(c) - m;
+    memcpy(body, meta, (size_t)m);
+    int t = snprintf((char *)s_data(c) + w->len, 64, "\r\n--%s--\r\n", boundary);
+    char ctype[96];
+    snprintf(ctype, sizeof(ctype), "Content-Type: multipart/related; boundary=%s", boundary);
+    const char *extra[] = {ctype, NULL};
+    s_attempts a = {.started_ms = s_now_ms()};
+    int64_t if_gen = -1; /* no precondition on the first attempt */
+    for (;;) {
+        size_t at = 0;
+        s_url_add(c, &at, st->endpoint, false);
+        s_url_add(c, &at, "/upload/storage/v1/b/", false);
+        s_url_add(c, &at, st->bucket, true);
+        s_url_add(c, &at, "/o?uploadType=multipart&fields=" S_OBJECT_FIELDS, false);
+        if (if_gen >= 0) {
+            char num[48];
+            snprintf(num, sizeof(num), "&ifGenerationMatch=%" PRId64, if_gen);
+            s_url_add(c, &at, num, false);
+        }
+        sl__http_request req = {
+            .method = "POST", .url = c->url, .body = body, .body_len = (size_t)m + w->len + (size_t)t};
+        sl__http_response resp;
+        int rc = s_perform(c, &req, extra, &resp, false, &a);
+        bool ambiguous = rc == SL_EIO || (rc == 0 && sl__retry_status(resp.status));
+        if (rc == 0 && resp.status == 200)
+            return 0;
+        if (rc < 0 && rc != SL_EIO)
+            return rc;
+        if (!ambiguous)
+            return s_http_error(c, w->name, &resp);
+        /* The request may or may not have landed. If it did, we are done; if not, send it again, but only over the
+         * generation we can see now, so a retry never clobbers an object written by someone else meanwhile. */
+        if (!s_backoff(c, &a))
+            return rc < 0 ? rc : s_http_error(c, w->name, &resp);
+        if (s_landed(c, w, w->len))
+            return 0;
+        sl_object obj;
+        int src = s_stat_name(c, w->name, &obj);
+        if_gen = src == 0 ? obj.generation : src == SL_ENOENT ? 0 : -1;
+    }
+}
+
+/* Parses a 308's "Range: bytes=0-N": persisted byte count (0 when absent). */
+static uint64_t s_persisted(const sl__http_response *resp) {
+    unsigned long long a, b;
+    if (resp->range[0] && sscanf(resp->range, "bytes=%llu-%llu", &a, &b) == 2)
+        return b + 1;
+    return 0;
+}
+
+static int s_start_session(s_writer *w) {
+    s_client *c = w->client;
+    s_store *st = s_st(&c->base);
+    size_t at = 0;
+    s_url_add(c, &at, st->endpoint, false);
+    s_url_add(c, &at, "/upload/storage/v1/b/", false);
+    s_url_add(c, &at, st->bucket, true);
+    s_url_add(c, &at, "/o?uploadType=resumable&name=", false);
+    s_url_add(c, &at, w->name, true);
+    const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
+    sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = s_now_ms()};
+    int rc = s_perform(c, &req, extra, &resp, true, &a); /* starting a session changes nothing: safe to repeat */
+    if (rc < 0)
+        return rc;
+    if (resp.status != 200 && resp.status != 201)
+        return s_http_error(c, w->name, &resp);
+    if (!resp.location[0])
+        return sl__fail(SL_EIO, "gs://%s/%s: resumable upload answered without a session URI", st->bucket, w->name);
+    w->session = strdup(resp.location);
+    return w->session ? 0 : sl__fail(SL_ENOMEM, "out of memory");
+}
+
+/* Sends the buffered bytes [w->sent .. w->sent + w->len) as the next chunk; `final` also completes the upload.
+ * After a failure, asks the session how much it has and resends from there. */
+static int s_send_chunk(s_writer *w, bool final) {
+    s_client *c = w->client;
+    s_store *st = s_st(&c->base);
+    uint64_t base_off = w->sent; /* first byte in the buffer */
+    uint64_t total = base_off + w->len;
+    s_attempts a = {.started_ms = s_now_ms()};
+    uint64_t from = base_off;
+    for (;;) {
+        char range[128], hash[64] = "";
+        if (from == total)
+            snprintf(range, sizeof(range), "Content-Range: bytes */%" PRIu64, total);
+        else if (final)
+            snprintf(range, sizeof(range), "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, from, total - 1,
+                     total);
+        else
+            snprintf(range, sizeof(range), "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/*", from, total - 1);
+        if (final) {
+            char crc[16];
+            s_crc_b64(w->crc, crc);
+            snprintf(hash, sizeof(hash), "X-Goog-Hash: crc32c=%s", crc);
+        }
+        const char *extra[] = {range, final ? hash : NULL, NULL};
+        sl__http_request req = {.method = "PUT",
+                                .url = w->session,
+                                .body = s_data(c) + (from - base_off),
+                                .body_len = (size_t)(total - from)};
+        sl__http_response resp;
+        /* A chunk is idempotent only together with the status query below, which the loop does itself. */
+        int rc = s_perform(c, &req, extra, &resp, false, &a);
+        if (rc == 0 && final && (resp.status == 200 || resp.status == 201)) {
+            w->sent = total;
+            w->len = 0;
+            return 0;
+        }
+        if (rc == 0 && !final && resp.status == 308 && s_persisted(&resp) == total) {
+            w->sent = total;
+            w->len = 0;
+            return 0;
+        }
+        bool retry = rc == SL_EIO || (rc == 0 && (sl__retry_status(resp.status) || resp.status == 308));
+        if (rc < 0 && rc != SL_EIO)
+            return rc;
+        if (!retry || !s_backoff(c, &a))
+            return rc < 0 ? rc : s_http_error(c, w->name, &resp);
+        /* Where is the session? PUT with "bytes * /total" (or "*" while the size is unknown). */
+        char q[96];
+        snprintf(q, sizeof(q), final ? "Content-Range: bytes */%" PRIu64 : "Content-Range: bytes */*", total);
+        const char *qh[] = {q, NULL};
+        sl__http_request sreq = {.method = "PUT", .url = w->session};
+        sl__http_response sresp;
+        s_attempts sa = {.started_ms = s_now_ms()};
+        if ((rc = s_perform(c, &sreq, qh, &sresp, true, &sa)) < 0)
+            return rc;
+        if (sresp.status == 200 || sresp.status == 201) {
+            if (!final)
+                return sl__fail(SL_EIO, "gs://%s/%s: upload completed early", st->bucket, w->name);
+            w->sent = total;
+            w->len = 0;
+            return 0;
+        }
+        if (sresp.status != 308)
+            return s_http_error(c, w->name, &sresp);
+        uint64_t have = s_persisted(&sresp);
+        if (have < base_off || have > total)
+            return sl__fail(SL_EIO,
+                            "gs://%s/%s: upload session holds %" PRIu64 " bytes, expected %" PRIu64 "..%" PRIu64,
+                            st->bucket, w->name, have, base_off, total);
+        from = have;
+        if (from == total && !final) {
+            w->sent = total;
+            w->len = 0;
+            return 0;
+        }
+    }
+}
+
+static int s_write(sl_writer *base, const void *buf, size_t len) {
+    s_writer *w = (s_writer *)base;
+    s_client *c = w->client;
+    size_t chunk = (size_t)s_st(&c->base)->chunk;
+    const unsigned char *p = buf;
+    w->crc = sl__crc32c_update(w->crc, buf, len);
+    while (len) {
+        if (w->len == chunk) {
+            /* A full chunk and more to come: this object goes up in a resumable session. */
+            int rc = w->session ? 0 : s_start_session(w);
+            if (rc == 0)
+                rc = s_send_chunk(w, false);
+            if (rc < 0)
+                return rc;
+        }
+        size_t n = chunk - w->len < len ? chunk - w->len : len;
+        int rc = s_reserve(c, w->len + n);
+        if (rc < 0)
+            return rc;
+        memcpy(s_data(c) + w->len, p, n);
+        w->len += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int s_write_commit(sl_writer *base) {
+    s_writer *w = (s_writer *)base;
+    int rc = s_reserve(w->client, w->len);
+    if (rc == 0)
+        rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
+    s_write_free(w);
+    return rc;
+}
+
+static void s_write_abort(sl_writer *base) {
+    s_writer *w = (s_writer *)base;
+    if (w->session) {
+        /* Cancel the session so the partial upload is discarded at once (it would expire anyway). */
+        sl__http_request req = {.method = "DELETE", .url = w->session};
+        sl__http_response resp;
+        sl__http_perform(w->client->http, &req, &resp);
+    }
+    s_write_free(w);
+}
+
+/* ---- server-side copy (rewrite) ---- */
+
+static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key, const char *dst_key) {
+    s_client *c = (s_client *)base;
+    s_store *dst = s_st(base);
+    if (src_base->vt != &s_vtable)
+        return SL_ENOTSUP;
+    const s_store *src = (const s_store *)src_base;
+    if (strcmp(src->endpoint, dst->endpoint) != 0)
+        return SL_ENOTSUP;
+    char src_name[4096];
+    int n = snprintf(src_name, sizeof(src_name), "%s%s", src->prefix, src_key);
+    if (n < 0 || (size_t)n >= sizeof(src_name))
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: name too long", src->bucket, src->prefix, src_key);
+    int rc = s_full_name(c, dst_key, c->name, 4096);
+    if (rc < 0)
+        return rc;
+    char *token = NULL;
+    for (;;) {
+        size_t at = 0;
+        s_url_add(c, &at, dst->endpoint, false);
+        s_url_add(c, &at, "/storage/v1/b/", false);
+        s_url_add(c, &at, src->bucket, true);
+        s_url_add(c, &at, "/o/", false);
+        s_url_add(c, &at, src_name, true);
+        s_url_add(c, &at, "/rewriteTo/b/", false);
+        s_url_add(c, &at, dst->bucket, true);
+        s_url_add(c, &at, "/o/", false);
+        s_url_add(c, &at, c->name, true);
+        s_url_add(c, &at, "?fields=done,rewriteToken,totalBytesRewritten", false);
+        if (token) {
+            s_url_add(c, &at, "&rewriteToken=", false);
+            s_url_add(c, &at, token, true);
+        }
+        sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
+        const char *extra[] = {"Content-Type: application/json", NULL};
+        sl__http_response resp;
+        s_attempts a = {.started_ms = s_now_ms()};
+        /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
+        rc = s_perform(c, &req, extra, &resp, true, &a);
+        if (rc == 0 && resp.status != 200)
+            rc = s_http_error(c, src_name, &resp);
+        if (rc < 0)
+            break;
+        json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+        bool done = json_is_true(json_object_get(doc, "done"));
+        const char *next = json_string_value(json_object_get(doc, "rewriteToken"));
+        free(token);
+        token = next ? strdup(next) : NULL;
+        json_decref(doc);
+        if (done)
+            break;
+        if (!token) {
+            rc = sl__fail(SL_EIO, "gs://%s/%s: rewrite not done and no rewriteToken given", dst->bucket, c->name);
+            break;
+        }
+    }
+    free(token);
+    return rc;
+}
+
+static const sl_store_vtable s_vtable = {
+    .client_new = s_client_new,
+    .client_destroy = s_client_destroy,
+    .list_open = s_list_open,
+    .list_next = s_list_next,
+    .list_close = s_list_close,
+    .stat = s_stat,
+    .read_open = s_read_open,
+    .read = s_read,
+    .read_close = s_read_close,
+    .write_open = s_write_open,
+    .write = s_write,
+    .write_commit = s_write_commit,
+    .write_abort = s_write_abort,
+    .del = s_del,
+    .copy = s_copy,
+    .close = s_close,
+};
