@@ -294,8 +294,23 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     return 0;
 }
 
-/* Runs the transfer one step: perform, collect completion, wait for activity if nothing happened. */
-static int s_step(sl__http *h, int timeout_ms) {
+/* What a caller is waiting for. */
+typedef enum { S_WANT_DONE, S_WANT_HEADERS, S_WANT_DATA } s_want;
+
+static bool s_ready(const sl__http *h, s_want want) {
+    switch (want) {
+    case S_WANT_HEADERS:
+        return h->done || h->headers_done;
+    case S_WANT_DATA:
+        return h->done || h->user_len > 0;
+    default:
+        return h->done;
+    }
+}
+
+/* Runs the transfer one step: perform, collect completion, and only if what the caller wants is still missing,
+ * wait for socket activity. */
+static int s_step(sl__http *h, s_want want) {
     int running = 0;
     CURLMcode mc = curl_multi_perform(h->multi, &running);
     if (mc != CURLM_OK)
@@ -311,8 +326,8 @@ static int s_step(sl__http *h, int timeout_ms) {
                 h->connections += (uint64_t)n;
         }
     }
-    if (!h->done && running && timeout_ms > 0)
-        curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL);
+    if (!s_ready(h, want) && running)
+        curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
     return 0;
 }
 
@@ -328,7 +343,7 @@ static int s_transport_error(sl__http *h) {
 int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response *resp) {
     int rc = s_start(h, req, resp, false);
     while (rc == 0 && !h->done)
-        rc = s_step(h, 1000);
+        rc = s_step(h, S_WANT_DONE);
     if (rc == 0 && h->result != CURLE_OK)
         rc = s_transport_error(h);
     if (rc == 0) {
@@ -347,7 +362,7 @@ int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response
 int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_response *resp) {
     int rc = s_start(h, req, resp, true);
     while (rc == 0 && !h->done && !h->headers_done)
-        rc = s_step(h, 1000);
+        rc = s_step(h, S_WANT_HEADERS);
     if (rc == 0 && h->done && h->result != CURLE_OK && !h->headers_done)
         rc = s_transport_error(h);
     if (rc < 0)
@@ -376,7 +391,7 @@ int64_t sl__http_stream_read(sl__http *h, void *buf, size_t cap) {
         curl_easy_pause(h->easy, CURLPAUSE_CONT); /* may deliver the held chunk right here */
     }
     while (rc == 0 && h->user_len == 0 && !h->done)
-        rc = s_step(h, 1000);
+        rc = s_step(h, S_WANT_DATA);
     h->user_buf = NULL;
     if (rc < 0)
         return rc;

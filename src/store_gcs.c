@@ -31,6 +31,7 @@
 #define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
 #define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
 #define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash)"
+#define S_MAX_USER_HEADERS 16
 #define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash"
 
 typedef struct s_store {
@@ -41,6 +42,7 @@ typedef struct s_store {
     sl__gcs_auth *auth;
     sl__retry_policy retry;
     uint64_t chunk; /* upload chunk and single-request threshold */
+    char **headers; /* --header: sent with every request, NULL-terminated */
 } s_store;
 
 typedef struct s_client {
@@ -213,6 +215,8 @@ static int s_auth_headers(s_client *c, char *auth, const char *const *extra, con
         out[n++] = auth;
     for (const char *const *p = extra; p && *p && n + 1 < cap; p++)
         out[n++] = *p;
+    for (char **p = s_st(&c->base)->headers; p && *p && n + 1 < cap; p++)
+        out[n++] = *p;
     out[n] = NULL;
     return 0;
 }
@@ -261,9 +265,9 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
 static int s_perform(s_client *c, sl__http_request *req, const char *const *extra, sl__http_response *resp,
                      bool idempotent, s_attempts *a) {
     char auth[4096];
-    const char *headers[16];
+    const char *headers[16 + S_MAX_USER_HEADERS];
     for (;;) {
-        int rc = s_auth_headers(c, auth, extra, headers, 16);
+        int rc = s_auth_headers(c, auth, extra, headers, 16 + S_MAX_USER_HEADERS);
         if (rc < 0)
             return rc;
         req->headers = headers;
@@ -320,6 +324,9 @@ static void s_close(sl_store *base) {
     free(st->endpoint);
     free(st->bucket);
     free(st->prefix);
+    for (char **p = st->headers; p && *p; p++)
+        free(*p);
+    free(st->headers);
     free(st);
 }
 
@@ -343,6 +350,29 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
     memcpy(st->prefix, url->path, plen + 1);
     if (plen && url->path[plen - 1] != '/')
         memcpy(st->prefix + plen, "/", 2);
+    size_t nh = 0;
+    while (opts && opts->headers && opts->headers[nh])
+        nh++;
+    if (nh > S_MAX_USER_HEADERS) {
+        rc = sl__fail(SL_EINVAL, "at most %d extra headers", S_MAX_USER_HEADERS);
+        goto on_error;
+    }
+    if (nh) {
+        if (!(st->headers = calloc(nh + 1, sizeof(char *)))) {
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+            goto on_error;
+        }
+        for (size_t i = 0; i < nh; i++) {
+            if (!strchr(opts->headers[i], ':') || strpbrk(opts->headers[i], "\r\n")) {
+                rc = sl__fail(SL_EINVAL, "header '%s' must look like 'Name: value' on one line", opts->headers[i]);
+                goto on_error;
+            }
+            if (!(st->headers[i] = strdup(opts->headers[i]))) {
+                rc = sl__fail(SL_ENOMEM, "out of memory");
+                goto on_error;
+            }
+        }
+    }
     sl__gcs_auth_options ao = {.anonymous = emulator || (opts && opts->anonymous),
                                .token_file = opts ? opts->token_file : NULL};
     if ((rc = sl__gcs_auth_new(&ao, &st->auth)) < 0)
@@ -665,8 +695,8 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             extra[0] = range;
         }
         char auth[4096];
-        const char *headers[8];
-        int rc = s_auth_headers(c, auth, extra, headers, 8);
+        const char *headers[8 + S_MAX_USER_HEADERS];
+        int rc = s_auth_headers(c, auth, extra, headers, 8 + S_MAX_USER_HEADERS);
         if (rc < 0)
             return rc;
         sl__http_request req = {.method = "GET", .url = c->url, .headers = headers};

@@ -25,6 +25,7 @@ enum {
 
 #define MAX_GLOBS 64
 #define MAX_EXEC_WORDS 256
+#define MAX_HEADERS 16
 
 typedef struct cli {
     const char *command; /* "cp", "map", ... */
@@ -38,8 +39,10 @@ typedef struct cli {
     uint64_t memory_limit;
     bool dry_run, quiet, json, long_format, recursive, use_shell;
     const char *report, *failures, *suffix, *exec, *op, *range;
+    const char *headers[MAX_HEADERS + 1]; /* --header, NULL-terminated */
+    size_t header_count;
     sl_store_options store; /* --endpoint, --token-file, --retries, ... */
-    bool progress; /* stderr is a terminal and not quiet */
+    bool progress;          /* stderr is a terminal and not quiet */
     bool progress_shown;
     bool stdout_broken; /* a write to stdout failed (EPIPE: the reader went away) */
     char *exec_words;   /* storage for the split --exec command */
@@ -88,6 +91,7 @@ static const char s_main_help[] =
     "  --retries N             retries of transport errors, 408, 429, 5xx (default 5)\n"
     "  --retry-initial-ms MS, --retry-max-ms MS, --retry-deadline-ms MS\n"
     "                          backoff (full jitter) bounds (defaults 100, 10000, 120000)\n"
+    "  --header 'Name: value'  an extra header on every request (repeatable)\n"
     "Run `sluice COMMAND --help` for the options of a command.\n"
     "\n"
     "exit status: 0 all done, 1 some objects failed, 2 usage error, 3 the job could not run,\n"
@@ -322,6 +326,7 @@ enum {
     O_RETRY_MAX,
     O_RETRY_DEADLINE,
     O_UPLOAD_CHUNK,
+    O_HEADER,
 };
 
 static const opt_def s_opts[] = {
@@ -350,6 +355,7 @@ static const opt_def s_opts[] = {
     {"retry-max-ms", 0, OPT_VALUE, 0xff, O_RETRY_MAX},
     {"retry-deadline-ms", 0, OPT_VALUE, 0xff, O_RETRY_DEADLINE},
     {"upload-chunk", 0, OPT_VALUE, C_JOBS, O_UPLOAD_CHUNK},
+    {"header", 0, OPT_VALUE, 0xff, O_HEADER},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -463,6 +469,14 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
             c->store.retry_deadline_ms = v;
         break;
     }
+    case O_HEADER:
+        if (c->header_count == MAX_HEADERS || !strchr(value, ':')) {
+            s_err(c, "--header takes 'Name: value' (at most %d)", MAX_HEADERS);
+            return -1;
+        }
+        c->headers[c->header_count++] = value;
+        c->store.headers = c->headers;
+        break;
     case O_UPLOAD_CHUNK:
         if (!s_parse_size(value, &c->store.upload_chunk_bytes) || c->store.upload_chunk_bytes < 262144) {
             s_err(c, "--upload-chunk takes a size of at least 256K such as 8M, not '%s'", value);

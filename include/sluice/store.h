@@ -78,6 +78,9 @@ typedef struct sl_store_options {
     /* gs://: objects up to this size are uploaded in one request; larger ones in a resumable upload of chunks of
      * this size (rounded up to a multiple of 256 KiB). 0 = 8 MiB. */
     uint64_t upload_chunk_bytes;
+    /* Extra "Name: value" headers sent with every request to a remote store (NULL-terminated, at most 16), e.g.
+     * a test server's fault-injection id. */
+    const char *const *headers;
 } sl_store_options;
 
 /* Opens the store for `url`, treating the URL as a prefix ("directory"). A local directory need not exist yet
