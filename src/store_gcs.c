@@ -850,6 +850,12 @@ static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
                                     st->bucket, r->name, r->offset, r->end);
     }
     if (r->open) {
+        /* Every byte has arrived, but curl has not yet seen the response end: let it, or closing now would drop a
+         * connection the next object could reuse. A server sending more than it announced is cut off. */
+        unsigned char tail[256];
+        int64_t extra = 0, n;
+        while ((n = sl__http_stream_read(c->http, tail, sizeof(tail))) > 0 && extra < 65536)
+            extra += n;
         sl__http_stream_close(c->http);
         r->open = false;
     }
