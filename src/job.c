@@ -191,6 +191,32 @@ static bool s_command_exists(const char *name) {
     return false;
 }
 
+/* A local destination must be a directory (or not exist yet) that we can write into: otherwise every object would
+ * fail the same way, so refuse once, up front. */
+static int s_check_local_dst(const sl_job *job) {
+    if (!job->dst || sl_store_scheme(job->dst) != SL_SCHEME_FILE || job->dry_run)
+        return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s", sl_store_url(job->dst) + 7);
+    struct stat st;
+    for (;;) {
+        if (stat(path, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return sl__fail(SL_ENOTDIR, "destination %s: %s is a file, not a directory (give a directory)",
+                                sl_store_url(job->dst), path);
+            if (access(path, W_OK | X_OK) != 0)
+                return sl__fail_errno(errno, "destination %s: cannot create files in %s", sl_store_url(job->dst), path);
+            return 0;
+        }
+        if (errno != ENOENT)
+            return sl__fail_errno(errno, "destination %s: %s", sl_store_url(job->dst), path);
+        char *slash = strrchr(path, '/');
+        if (!slash || slash == path)
+            return 0;
+        *slash = '\0'; /* the nearest existing ancestor decides */
+    }
+}
+
 /* Refuses a local destination inside a local source: the job would list its own outputs. */
 static int s_check_dst_not_in_src(const sl_job *job) {
     if (!job->dst || sl_store_scheme(job->src) != SL_SCHEME_FILE || sl_store_scheme(job->dst) != SL_SCHEME_FILE ||
@@ -304,13 +330,16 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         goto on_error;
     if (!to_stdout && (rc = sl_store_open(opts->dst_url, opts->store_options, &job->dst)) < 0)
         goto on_error;
-    if ((rc = s_check_dst_not_in_src(job)) < 0)
+    if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0)
         goto on_error;
 
     job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
     if (job->buffer_size < 4096)
         job->buffer_size = 4096;
     uint64_t limit = opts->memory_limit_bytes ? opts->memory_limit_bytes : SL_JOB_DEFAULT_MEMORY_LIMIT;
+    /* A budget smaller than one default buffer still runs: with one smaller buffer. */
+    if (limit < job->buffer_size && limit >= 4096)
+        job->buffer_size = (size_t)limit;
     job->buffer_count = (size_t)(limit / job->buffer_size);
     if (job->buffer_count == 0) {
         rc = sl__fail(SL_EINVAL, "--memory-limit %llu bytes is smaller than one transfer buffer (%zu bytes)",
@@ -694,6 +723,13 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     memcpy(w->dst_key + klen, job->suffix, slen + 1);
     sl_store_key_url(job->src, it->key, w->src_url, sizeof(w->src_url));
 
+    /* Before the dry run: a dry run lists only what would really be copied. Checking reads, never writes. */
+    if (job->kind == SL_JOB_SYNC && s_already_synced(w, it, buf)) {
+        atomic_fetch_add(&job->skipped, 1);
+        atomic_fetch_add(&job->done, 1);
+        return;
+    }
+
     if (job->dry_run) {
         char members[S_KEY_CAP * 2];
         size_t n = (size_t)snprintf(members, sizeof(members), "\"dry_run\":true");
@@ -707,12 +743,6 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         size_t len = n < sizeof(members) ? s_format_line(w, it, members, n) : 0;
         if (len)
             s_emit_line(job, w->line, len);
-        atomic_fetch_add(&job->done, 1);
-        return;
-    }
-
-    if (job->kind == SL_JOB_SYNC && s_already_synced(w, it, buf)) {
-        atomic_fetch_add(&job->skipped, 1);
         atomic_fetch_add(&job->done, 1);
         return;
     }

@@ -44,7 +44,8 @@ typedef struct cli {
     sl_store_options store; /* --endpoint, --token-file, --retries, ... */
     bool progress;          /* stderr is a terminal and not quiet */
     bool progress_shown;
-    bool stdout_broken; /* a write to stdout failed (EPIPE: the reader went away) */
+    bool stdout_broken; /* a write to stdout failed */
+    bool stdout_epipe;  /* ... because its reader went away (recorded at the write: errno is per thread) */
     char *exec_words;   /* storage for the split --exec command */
     const char *exec_argv[MAX_EXEC_WORDS + 1];
 } cli;
@@ -95,7 +96,7 @@ static const char s_main_help[] =
     "Run `sluice COMMAND --help` for the options of a command.\n"
     "\n"
     "exit status: 0 all done, 1 some objects failed, 2 usage error, 3 the job could not run,\n"
-    "             130/143 interrupted by SIGINT/SIGTERM\n";
+    "             130/143 interrupted by SIGINT/SIGTERM, 141 stdout closed by its reader\n";
 
 static const char s_job_options_help[] =
     "  --include GLOB       process only keys matching GLOB (repeatable; `*.csv` matches the last\n"
@@ -154,7 +155,7 @@ static void s_command_help(const char *command) {
               "                a shell) and run without a shell. The child's environment has SLUICE_KEY,\n"
               "                SLUICE_SIZE, SLUICE_URL and SLUICE_OUTPUT_KEY. A non-zero exit fails that\n"
               "                object only; its stderr goes into the failure record. With DST `-`, the\n"
-              "                output (at most 64 KiB) is the \"output\" field of the JSON line.\n"
+              "                output (up to 64 KiB once JSON-escaped) is the \"output\" field of the JSON line.\n"
               "  --shell       run CMD with /bin/sh -c; object names reach the script only through the\n"
               "                environment (\"$SLUICE_KEY\"), never pasted into the command string\n"
               "  --op NAME     a built-in operation:\n",
@@ -585,6 +586,7 @@ static void s_out(cli *c, const char *s, size_t len) {
         return;
     if (fwrite(s, 1, len, stdout) != len) {
         c->stdout_broken = true;
+        c->stdout_epipe = errno == EPIPE;
         if (s_job)
             sl_job_cancel(s_job);
     }
@@ -604,9 +606,13 @@ static void s_out_key(cli *c, const char *key, size_t len, const char *end) {
 }
 
 static int s_finish_stdout(cli *c) {
-    if (!c->stdout_broken && fflush(stdout) != 0)
+    if (!c->stdout_broken && fflush(stdout) != 0) {
         c->stdout_broken = true;
-    return c->stdout_broken ? (errno == EPIPE ? EXIT_SIGPIPE : EXIT_FATAL) : EXIT_OK;
+        c->stdout_epipe = errno == EPIPE;
+    }
+    if (c->stdout_broken && !c->stdout_epipe)
+        s_err(c, "cannot write to stdout: %s", strerror(errno));
+    return c->stdout_broken ? (c->stdout_epipe ? EXIT_SIGPIPE : EXIT_FATAL) : EXIT_OK;
 }
 
 /* ---- ls, du, cat ---- */
@@ -738,31 +744,42 @@ static int s_cmd_list(cli *c, bool du) {
 }
 
 /* Parses --range: "A-B" (inclusive), "A-", "-N" (last N bytes). */
-static bool s_parse_range(const char *s, uint64_t size, uint64_t *offset, uint64_t *length) {
-    char *end;
-    if (s[0] == '-') {
-        errno = 0;
-        unsigned long long n = strtoull(s + 1, &end, 10);
-        if (errno || end == s + 1 || *end)
+/* Parses a run of decimal digits (no sign, no space) ending at `stop`. */
+static bool s_digits(const char *s, const char *stop, unsigned long long *out) {
+    if (s == stop)
+        return false;
+    unsigned long long v = 0;
+    for (const char *p = s; p < stop; p++) {
+        if (*p < '0' || *p > '9' || v > (ULLONG_MAX - 9) / 10)
             return false;
-        *offset = n >= size ? 0 : size - n;
+        v = v * 10 + (unsigned long long)(*p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Parses --range: "A-B" (inclusive), "A-", "-N" (last N bytes). */
+static bool s_parse_range(const char *s, uint64_t size, uint64_t *offset, uint64_t *length) {
+    const char *dash = strchr(s, '-'), *end = s + strlen(s);
+    unsigned long long a, z;
+    if (!dash)
+        return false;
+    if (dash == s) {
+        if (!s_digits(s + 1, end, &a))
+            return false;
+        *offset = a >= size ? 0 : size - a;
         *length = size - *offset;
         return true;
     }
-    errno = 0;
-    unsigned long long a = strtoull(s, &end, 10);
-    if (errno || end == s || *end != '-' || s[0] == '+')
+    if (!s_digits(s, dash, &a))
         return false;
-    const char *b = end + 1;
-    if (!*b) {
-        *offset = a;
+    *offset = a;
+    if (dash + 1 == end) {
         *length = SL_LENGTH_TO_END;
         return true;
     }
-    unsigned long long z = strtoull(b, &end, 10);
-    if (errno || end == b || *end || z < a || b[0] == '-' || b[0] == '+')
+    if (!s_digits(dash + 1, end, &z) || z < a)
         return false;
-    *offset = a;
     *length = z - a + 1;
     return true;
 }
@@ -954,7 +971,8 @@ static int s_cmd_job(cli *c) {
         exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : s_signal ? EXIT_SIGINT : out_rc ? out_rc : EXIT_FATAL;
     if (rc < 0 && rc != SL_EPARTIAL && !(rc == SL_ECANCELED && !s_signal))
         s_err(c, "%s", message);
-    if (!c->quiet && !(rc == SL_ECANCELED && c->stdout_broken)) {
+    bool fatal = rc < 0 && rc != SL_EPARTIAL && rc != SL_ECANCELED;
+    if (!c->quiet && !fatal && !(rc == SL_ECANCELED && c->stdout_broken)) {
         char rb[32], wb[32], rss[32];
         s_human_bytes(st.bytes_read, rb, sizeof(rb));
         s_human_bytes(st.bytes_written, wb, sizeof(wb));

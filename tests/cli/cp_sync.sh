@@ -28,7 +28,7 @@ run "$SLUICE" cp "$S" "$T/d1" --report "$T/cp.json"
 expect_rc 0
 same_tree "$S" "$T/d1" "cp"
 n=$(keys "$S" | wc -l)
-b=$(cat $(find "$S" -type f) | wc -c)
+b=$(find "$S" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 expect_eq "stderr: one summary line" 1 "$(wc -l <"$ERR")"
 expect_err_contains "sluice: cp: $n done (0 skipped), 0 failed of $n objects"
 no_tmp_files "$T/d1"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the end-to-end tests of the `sluice` binary (tests/cli/*.sh). Sourced, never run.
 #
 # Environment (set by CTest, see tests/CMakeLists.txt):
@@ -22,6 +23,7 @@
 #   no_tmp_files DIR         no ".sluice-tmp-" file anywhere under DIR
 #   json_field FILE EXPR     python expression on the parsed JSON file `d`, printed (e.g. 'd["objects"]["done"]')
 #   sanitized                true if the binary is built with a sanitizer
+#   say TEXT / skip_note TEXT  print what is checked / what is skipped and why
 #   finish                   remove the scratch dir, print PASS (call last)
 
 set -euo pipefail
@@ -86,15 +88,6 @@ run() {
     LAST_CMD="$(s_quote "$@")"
     RC=0
     "$@" >"$OUT" 2>"$ERR" || RC=$?
-}
-
-# run_stdin FILE CMD...: like run, with FILE on stdin.
-run_stdin() {
-    local in="$1"
-    shift
-    LAST_CMD="$(s_quote "$@") < $in"
-    RC=0
-    "$@" <"$in" >"$OUT" 2>"$ERR" || RC=$?
 }
 
 expect_rc() {
@@ -162,16 +155,6 @@ sanitized() {
     ldd "$SLUICE" 2>/dev/null | grep -qE 'lib(asan|tsan|ubsan)' && return 0
     grep -qaE '__(asan|tsan)_init' "$SLUICE" 2>/dev/null && return 0
     return 1
-}
-
-# mktree DIR: creates files from stdin lines "KEY<TAB>CONTENT" (content as printf %b, e.g. 'a\n').
-mktree() {
-    local dir="$1" key content
-    mkdir -p "$dir"
-    while IFS=$'\t' read -r key content; do
-        mkdir -p "$dir/$(dirname "$key")"
-        printf '%b' "$content" >"$dir/$key"
-    done
 }
 
 finish() {
