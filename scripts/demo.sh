@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick-start demo on local disk: builds sluice, generates a tree of 5,000 small CSV files in 50 folders, and runs
+# Quick-start demo on local disk: builds sluice, generates a tree of 2,000 small CSV files in 20 folders, and runs
 # one `map` job that gzips each file through a child process, then checks the outputs with the built-in gunzip and
 # md5 operations. Needs no server and no account.
 set -euo pipefail
@@ -15,7 +15,7 @@ python3 - "$demo/in" <<'PY'
 import os, random, sys
 root = sys.argv[1]
 rng = random.Random(42)
-for d in range(50):
+for d in range(20):
     folder = os.path.join(root, f"day={d:02d}")
     os.makedirs(folder)
     for i in range(100):
