@@ -65,13 +65,47 @@ static s_store *s_st(sl_client *c) {
     return (s_store *)c->store;
 }
 
+/* True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF), as GCS requires. */
+static bool s_utf8_valid(const unsigned char *s) {
+    while (*s) {
+        unsigned char b = *s;
+        int n;
+        uint32_t cp;
+        if (b < 0x80) {
+            s++;
+            continue;
+        } else if (b >= 0xC2 && b <= 0xDF) {
+            n = 1, cp = b & 0x1Fu;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            n = 2, cp = b & 0x0Fu;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            n = 3, cp = b & 0x07u;
+        } else {
+            return false;
+        }
+        for (int i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3Fu);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
 static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
     s_store *st = s_st(&c->base);
     int n = snprintf(out, cap, "%s%s", st->prefix, key);
     if (n < 0 || (size_t)n >= cap)
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: object name too long", st->bucket, st->prefix, key);
     if (n > 1024)
-        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: object names are at most 1024 bytes", st->bucket, out);
+        return sl__fail(SL_ENAMETOOLONG, "object name is %d bytes, over GCS's limit of 1024: gs://%s/%s", n,
+                        st->bucket, out);
+    if (!s_utf8_valid((const unsigned char *)out))
+        return sl__fail(SL_EINVAL, "gs://%s/: object name is not valid UTF-8 (GCS names must be); rename the source",
+                        st->bucket);
     return 0;
 }
 
@@ -722,10 +756,11 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
                 return sl__fail(SL_EIO, "gs://%s/%s: server answered a different range (%s)", st->bucket, r->name,
                                 resp.content_range);
             }
+            bool known = ranged || resp.content_length >= 0;
             if (!ranged && resp.content_length >= 0)
                 total = r->offset + (uint64_t)resp.content_length;
-            if (r->end == UINT64_MAX)
-                r->end = total;
+            if (known && (r->end == UINT64_MAX || r->end > total))
+                r->end = total; /* a range past the end is clamped, as the server does */
             if (info) {
                 memset(info, 0, sizeof(*info));
                 info->size = total;

@@ -32,6 +32,10 @@
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# python3 may be a version-manager shim that costs a quarter second per start; call the interpreter directly.
+GCS_PYTHON="$(command python3 -c 'import sys; print(sys.executable)')"
+python3() { command "$GCS_PYTHON" "$@"; }
+
 GCS_SERVER_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")/../gcs" && pwd)/gcs_server.py"
 [ -f "$GCS_SERVER_PY" ] || { echo "FAIL: no GCS test server at $GCS_SERVER_PY" >&2; exit 1; }
 

@@ -261,7 +261,7 @@ static void test_bad_sources_and_destinations(void) {
         sl_job_destroy(job);
     }
     ASSERT_INT_EQ(rc, SL_ENOENT);
-    o.src_url = "gs://bucket/prefix";
+    o.src_url = "s3://bucket/prefix";
     ASSERT_INT_EQ(run_job(&o, &st), SL_ENOTSUP);
     o.src_url = src;
     o.dst_url = "-";
