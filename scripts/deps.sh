@@ -3,7 +3,7 @@
 # nothing when everything is present. Needs root (or sudo) the first time.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev zlib1g-dev
-          clang libclang-rt-14-dev python3 libxml2-utils openssl)
+          clang libclang-rt-14-dev python3 libxml2-utils openssl curl procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
