@@ -336,6 +336,8 @@ static int s_transport_error(sl__http *h) {
     s_origin(h->req->url, origin, sizeof(origin));
     if (h->too_big)
         return sl__fail(SL_ETOOBIG, "%s: response larger than %zu bytes", origin, h->body_limit);
+    if (h->result == CURLE_OK)
+        return sl__fail(SL_EIO, "%s: connection closed inside the response headers", origin);
     const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result);
     return sl__fail(SL_EIO, "%s: %s", origin, why);
 }
@@ -344,7 +346,9 @@ int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response
     int rc = s_start(h, req, resp, false);
     while (rc == 0 && !h->done)
         rc = s_step(h, S_WANT_DONE);
-    if (rc == 0 && h->result != CURLE_OK)
+    /* libcurl (7.88) reports success when the connection closes after "Content-Length: 0" but before the blank
+     * line that ends the headers: such an answer may lack fields (a Location, a Range), so it is a broken one. */
+    if (rc == 0 && (h->result != CURLE_OK || !h->headers_done))
         rc = s_transport_error(h);
     if (rc == 0) {
         long status = 0;
@@ -363,7 +367,7 @@ int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_resp
     int rc = s_start(h, req, resp, true);
     while (rc == 0 && !h->done && !h->headers_done)
         rc = s_step(h, S_WANT_HEADERS);
-    if (rc == 0 && h->done && h->result != CURLE_OK && !h->headers_done)
+    if (rc == 0 && h->done && !h->headers_done)
         rc = s_transport_error(h);
     if (rc < 0)
         s_detach(h);

@@ -72,6 +72,7 @@ int sl_store_open_source(const char *text, const sl_store_options *opts, sl_stor
     int rc = sl_url_parse(text, &url);
     if (rc < 0)
         return rc;
+    sl_store *probe = NULL;
     /* A URL that does not end in '/' may name one object: look for it in the parent prefix first. */
     char *slash = strrchr(url.path, '/');
     bool has_parent = !url.trailing_slash && url.path[0] && !(url.scheme == SL_SCHEME_FILE && !slash[1]);
@@ -106,14 +107,20 @@ int sl_store_open_source(const char *text, const sl_store_options *opts, sl_stor
             sl_url_free(&url);
             return 0;
         }
-        sl_store_close(pstore);
         free(base);
-        if (rc == SL_ENOTSUP || rc == SL_EBADURL) {
+        /* Only "not there" (or "not an object") means the URL is a prefix; any other failure of the lookup (access
+         * denied, credentials, a server that keeps failing) is the answer, not a reason to list nothing. */
+        if (rc < 0 && rc != SL_ENOENT && rc != SL_ENOTDIR && rc != SL_EISDIR && rc != SL_ENAMETOOLONG &&
+            rc != SL_EUNSAFEKEY && rc != SL_EINVAL) {
+            sl_store_close(pstore);
             sl_url_free(&url);
             return rc;
         }
+        /* Closed once the store below is open: the two share credentials and their token (auth_gcs.h). */
+        probe = pstore;
     }
     rc = s_open_parsed(&url, text, opts, out);
+    sl_store_close(probe);
     sl_url_free(&url);
     return rc;
 }

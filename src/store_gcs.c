@@ -287,6 +287,14 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
     case 416:
         code = SL_ERANGE;
         break;
+    case 400:
+        /* The checksum the server computed is not the one sent: the bytes were damaged on the way and nothing was
+         * stored. SL_ECORRUPT lets the job send the object again, as it reads again after a bad download. */
+        if (strstr(detail, "doesn't match calculated")) {
+            code = SL_ECORRUPT;
+            hint = " (data corrupted in transit; nothing was stored)";
+        }
+        break;
     default:
         break;
     }
@@ -1165,23 +1173,32 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
     return 0;
 }
 
+/* Cancels a resumable session so the partial upload is discarded at once (it would expire anyway). */
+static void s_cancel_session(s_writer *w) {
+    sl__http_request req = {.method = "DELETE", .url = w->session};
+    sl__http_response resp;
+    sl__http_perform(w->client->http, &req, &resp);
+}
+
 static int s_write_commit(sl_writer *base) {
     s_writer *w = (s_writer *)base;
     int rc = s_reserve(w->client, w->len);
     if (rc == 0)
         rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
+    if (rc < 0 && w->session) {
+        char why[1024]; /* the cancel may set another error; the caller wants the one that failed the upload */
+        snprintf(why, sizeof(why), "%s", sl_last_error());
+        s_cancel_session(w);
+        sl__fail(rc, "%s", why);
+    }
     s_write_free(w);
     return rc;
 }
 
 static void s_write_abort(sl_writer *base) {
     s_writer *w = (s_writer *)base;
-    if (w->session) {
-        /* Cancel the session so the partial upload is discarded at once (it would expire anyway). */
-        sl__http_request req = {.method = "DELETE", .url = w->session};
-        sl__http_response resp;
-        sl__http_perform(w->client->http, &req, &resp);
-    }
+    if (w->session)
+        s_cancel_session(w);
     s_write_free(w);
 }
 

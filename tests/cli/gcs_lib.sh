@@ -77,7 +77,8 @@ trap gcs__on_exit EXIT
 gcs_start() {
     GCS_N=$((GCS_N + 1))
     local pf="$T/gcs$GCS_N.port" log="$T/gcs$GCS_N.log"
-    python3 "$GCS_SERVER_PY" --port 0 --port-file "$pf" "$@" >"$log" 2>&1 &
+    # The interpreter itself, not the python3 function: $! must be the server's pid so that it can be stopped.
+    "$GCS_PYTHON" "$GCS_SERVER_PY" --port 0 --port-file "$pf" "$@" >"$log" 2>&1 &
     GCS_PID=$!
     GCS_PIDS+=("$GCS_PID")
     GCS_LOGS+=("$log")
