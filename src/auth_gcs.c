@@ -55,6 +55,9 @@ typedef enum s_kind {
 } s_kind;
 
 struct sl__gcs_auth {
+    /* Guarded by s_shared_lock; refs is 0 for an instance that is not shared (anonymous, static tokens). */
+    struct sl__gcs_auth *next;
+    unsigned refs;
     /* Fixed after sl__gcs_auth_new. */
     s_kind kind;
     char *source;      /* for messages; no secrets */
@@ -78,11 +81,17 @@ struct sl__gcs_auth {
         int64_t expires_ms;   /* monotonic; S_STATIC: INT64_MAX */
         int64_t margin_ms;    /* refresh this long before expires_ms */
         bool last_failed;     /* the last fetch failed with fail_code / fail_msg */
+        bool failed_for_good; /* ... and no fetch ever worked, and not for a passing reason: do not ask again */
         int fail_code;
         char fail_msg[1024];
         uint64_t rng;
     } synced;
 };
+
+/* Sources that fetch tokens are shared by every store of the process open at the same time (a gs:// source and
+ * destination, the parent probed for a single object, ...): one token cache per process, not one per store. */
+static pthread_mutex_t s_shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static sl__gcs_auth *s_shared;
 
 /* ---- small helpers ---------------------------------------------------------------------------------------------- */
 
@@ -561,6 +570,18 @@ done:
     return auth->source ? 0 : sl__fail(SL_ENOMEM, "out of memory");
 }
 
+static bool s_streq(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* True if b, just chosen, is the same source as a: same kind, file, variable, token URI or metadata host. */
+static bool s_same_source(const sl__gcs_auth *a, const sl__gcs_auth *b) {
+    return a->kind == b->kind && s_streq(a->source, b->source) && s_streq(a->url, b->url) &&
+           s_streq(a->tried, b->tried);
+}
+
+static void s_free(sl__gcs_auth *auth);
+
 int sl__gcs_auth_new(const sl__gcs_auth_options *opts, sl__gcs_auth **out) {
     *out = NULL;
     sl__gcs_auth *auth = calloc(1, sizeof(*auth));
@@ -575,6 +596,24 @@ int sl__gcs_auth_new(const sl__gcs_auth_options *opts, sl__gcs_auth **out) {
         goto on_error;
     if (auth->kind == S_STATIC)
         auth->synced.expires_ms = INT64_MAX;
+    if (auth->kind == S_SERVICE_ACCOUNT || auth->kind == S_AUTHORIZED_USER || auth->kind == S_METADATA) {
+        pthread_mutex_lock(&s_shared_lock);
+        sl__gcs_auth *same = s_shared;
+        while (same && !s_same_source(same, auth))
+            same = same->next;
+        if (same) {
+            same->refs++;
+        } else {
+            auth->refs = 1;
+            auth->next = s_shared;
+            s_shared = auth;
+        }
+        pthread_mutex_unlock(&s_shared_lock);
+        if (same) {
+            s_free(auth);
+            auth = same;
+        }
+    }
     *out = auth;
     return 0;
 
@@ -586,6 +625,23 @@ on_error:
 void sl__gcs_auth_destroy(sl__gcs_auth *auth) {
     if (!auth)
         return;
+    bool last = true;
+    pthread_mutex_lock(&s_shared_lock);
+    if (auth->refs > 0) {
+        last = --auth->refs == 0;
+        for (sl__gcs_auth **p = &s_shared; last && *p; p = &(*p)->next) {
+            if (*p == auth) {
+                *p = auth->next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s_shared_lock);
+    if (last)
+        s_free(auth);
+}
+
+static void s_free(sl__gcs_auth *auth) {
     sl__http_destroy(auth->synced.http);
     s_wipe_free(auth->synced.header);
     s_wipe_free(auth->synced.rejected);
@@ -955,8 +1011,10 @@ int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap) {
         goto done;
     }
     /* A fetch failed while this thread waited for the lock: report that failure rather than repeating it at once
-     * (with many workers queued behind an unreachable server, each would wait out its own retries in turn). */
-    if (auth->synced.last_failed && atomic_load(&auth->attempts) != seen) {
+     * (with many workers queued behind an unreachable server, each would wait out its own retries in turn). And
+     * credentials that never worked (none found, or the token endpoint refused the grant) are not tried again for
+     * every object: the answer would be the same, after the same retries, one object at a time. */
+    if (auth->synced.last_failed && (auth->synced.failed_for_good || atomic_load(&auth->attempts) != seen)) {
         rc = sl__fail(auth->synced.fail_code, "%s", auth->synced.fail_msg);
         goto done;
     }
@@ -964,6 +1022,7 @@ int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap) {
     auth->synced.last_failed = rc < 0;
     if (rc < 0) {
         auth->synced.fail_code = rc;
+        auth->synced.failed_for_good = atomic_load(&auth->fetches) == 0 && (rc == SL_EACCES || rc == SL_ENOENT);
         snprintf(auth->synced.fail_msg, sizeof(auth->synced.fail_msg), "%s", sl_last_error());
     }
     atomic_fetch_add(&auth->attempts, 1);

@@ -32,7 +32,9 @@ typedef struct sl__gcs_auth_options {
  * server is chosen; if it cannot be reached, the first token request fails with a message listing what was tried
  * and what to set. */
 int sl__gcs_auth_new(const sl__gcs_auth_options *opts, sl__gcs_auth **out);
-/* NULL ok. */
+/* NULL ok. A source that fetches tokens (service account, authorized_user, metadata server) chosen again while an
+ * earlier instance for it is still alive is that same instance, token cache included: one token per process however
+ * many stores use it; each sl__gcs_auth_new is paired with one destroy, and the last one frees it. */
 void sl__gcs_auth_destroy(sl__gcs_auth *auth);
 
 /* Writes the header to send, "Authorization: Bearer <token>", into buf (cap bytes), or "" for anonymous access.
