@@ -1152,13 +1152,18 @@ class Handler(BaseHTTPRequestHandler):
                 c = c[:-2]
             elif c.endswith(b"\n"):
                 c = c[:-1]
-            head, sep, content = c.partition(b"\r\n\r\n")
-            if not sep:
-                head, sep, content = c.partition(b"\n\n")
+            # A part without header fields starts with the blank line at once (RFC 2046 5.1.1): Google's Go
+            # client sends the media part that way when no media Content-Type is given. Check that first, or
+            # a "\n\n" inside the data would be taken for the end of the headers.
+            if c.startswith(b"\r\n"):
+                head, content = b"", c[2:]
+            elif c.startswith(b"\n"):
+                head, content = b"", c[1:]
+            else:
+                head, sep, content = c.partition(b"\r\n\r\n")
                 if not sep:
-                    if c.startswith(b"\r\n") or c.startswith(b"\n"):
-                        head, content = b"", c.lstrip(b"\r\n")
-                    else:
+                    head, sep, content = c.partition(b"\n\n")
+                    if not sep:
                         raise ApiError(400, "Malformed multipart body.", reason="badContent")
             headers = {}
             for line in head.decode("latin-1").splitlines():

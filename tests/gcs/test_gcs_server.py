@@ -493,6 +493,20 @@ class TestMultipart(unittest.TestCase, GcsErrorShape):
         st, _, got = SRV.request("GET", "/storage/v1/b/b/o/mp%2Fok?alt=media")
         self.assertEqual(got, data)
 
+    def test_media_part_without_headers(self):
+        # Google's Go client (e.g. rclone) sends the media part with no header fields: CRLF right after the
+        # delimiter line. Data that contains (or starts with) blank lines must come through byte for byte.
+        for i, data in enumerate((b"file 572\n\n\x08\\ rest", b"\r\n\r\nstarts blank\n\n", b"")):
+            body = (b"--b42\r\nContent-Type: application/json\r\n\r\n"
+                    + json.dumps({"name": "mp/nohdr%d" % i, "contentType": "text/x-meta"}).encode()
+                    + b"\r\n--b42\r\n\r\n" + data + b"\r\n--b42--\r\n")
+            st, obj, _ = SRV.json("POST", "/upload/storage/v1/b/b/o?uploadType=multipart", body,
+                                  {"Content-Type": "multipart/related; boundary=b42"})
+            self.assertEqual(st, 200, obj)
+            self.assertEqual((obj["size"], obj["contentType"]), (str(len(data)), "text/x-meta"))
+            st, _, got = SRV.request("GET", "/storage/v1/b/b/o/mp%%2Fnohdr%d?alt=media" % i)
+            self.assertEqual(got, data)
+
     def test_wrong_checksums(self):
         data = b"payload"
         st, body, _ = self.multipart({"name": "mp/badcrc", "crc32c": crc_b64(b"other")}, data)
