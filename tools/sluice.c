@@ -1,5 +1,6 @@
 /* The sluice command. Uses only the public API of libsluice (include/sluice/). */
 #include "sluice/sluice.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -79,6 +80,7 @@ static const char s_main_help[] =
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
+    "  watch [OPTIONS] -- CMD ARGS... run CMD, record its process tree's memory, say flat or growing\n"
     "\n"
     "URLs: a plain path, file:///abs/path, gs://bucket/prefix, s3://bucket/prefix\n"
     "\n"
@@ -1006,15 +1008,19 @@ int main(int argc, char **argv) {
         return EXIT_OK;
     }
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 || strcmp(command, "help") == 0) {
-        if (argc > 2 && s_command_bit(argv[2]))
+        if (argc > 2 && strcmp(argv[2], "watch") == 0)
+            sl_cli_watch_help(stdout);
+        else if (argc > 2 && s_command_bit(argv[2]))
             s_command_help(argv[2]);
         else
             fputs(s_main_help, stdout);
         return EXIT_OK;
     }
+    if (strcmp(command, "watch") == 0)
+        return sl_cli_watch(argc - 2, argv + 2);
     if (!s_command_bit(command)) {
-        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map; see `sluice --help`)\n",
-                s_prog, command);
+        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map, watch; see `%s --help`)\n",
+                s_prog, command, s_prog);
         return EXIT_USAGE;
     }
     c.command = command;
