@@ -223,6 +223,10 @@ int sl__store_copy(sl_client *client, const sl_store *src, const char *src_key, 
     return client->store->vt->copy(client, src, src_key, dst_key);
 }
 
+int sl__store_check_access(sl_store *store) {
+    return store->vt->check_access ? store->vt->check_access(store) : 0;
+}
+
 int sl_delete(sl_client *client, const char *key) {
     if (!client || !key)
         return sl__fail(SL_EINVAL, "sl_delete: NULL argument");

@@ -1263,6 +1263,13 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
     return rc;
 }
 
+/* Credentials are fetched (and cached for every thread) before the first object: a job whose every object would fail
+ * the same way for want of a token stops at once with the one line that says what to set. */
+static int s_check_access(sl_store *base) {
+    char auth[4096];
+    return sl__gcs_auth_header(((s_store *)base)->auth, auth, sizeof(auth));
+}
+
 static const sl_store_vtable s_vtable = {
     .client_new = s_client_new,
     .client_destroy = s_client_destroy,
@@ -1279,5 +1286,6 @@ static const sl_store_vtable s_vtable = {
     .write_abort = s_write_abort,
     .del = s_del,
     .copy = s_copy,
+    .check_access = s_check_access,
     .close = s_close,
 };

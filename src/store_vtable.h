@@ -24,6 +24,8 @@ typedef struct sl_store_vtable {
     /* Optional (NULL if unsupported): copy src_key of `src` (another store) to dst_key of this client's store on the
      * server side. Returns SL_ENOTSUP when it cannot for this pair of stores, so the caller streams instead. */
     int (*copy)(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key);
+    /* Optional: fails when the store cannot be used at all (no usable credentials), before any object is tried. */
+    int (*check_access)(sl_store *store);
     void (*close)(sl_store *store); /* frees the backend's part; store.c frees base.url afterwards */
 } sl_store_vtable;
 
@@ -55,5 +57,7 @@ int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_sto
 int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
 /* Server-side copy through the vtable's copy hook; SL_ENOTSUP when the stores cannot do it. */
 int sl__store_copy(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key);
+/* The vtable's check_access hook; 0 when the store has none. */
+int sl__store_check_access(sl_store *store);
 
 #endif
