@@ -80,8 +80,10 @@ int sl_cgroup_find(const char *root, const char *proc_cgroup, sl_cgroup *out) {
     memset(out, 0, sizeof(*out));
     if (!root)
         root = s_default_root();
-    if (!proc_cgroup)
-        proc_cgroup = "/proc/self/cgroup";
+    if (!proc_cgroup) {
+        const char *env = getenv("SLUICE_PROC_CGROUP");
+        proc_cgroup = env && *env ? env : "/proc/self/cgroup";
+    }
     FILE *f = fopen(proc_cgroup, "re");
     if (!f)
         return sl__fail_errno(errno, "%s: cannot read this process's cgroups", proc_cgroup);

@@ -33,7 +33,9 @@
 #define S_LINE_CAP (S_RESULT_CAP + 6 * S_KEY_CAP + 256) /* one JSON result line, key escaped at worst 6x */
 #define S_FAILURE_SAMPLES 10 /* failures kept for the report: a fixed number, never one per object */
 #define S_TICK_MS 100u
-#define S_CORRUPT_ATTEMPTS 3u /* tries of an object whose data fails its checksum */
+#define S_CORRUPT_ATTEMPTS 3u  /* tries of an object whose data fails its checksum */
+#define S_THROTTLE_WAIT_MS 20u /* how often a worker held back by the memory guard looks again */
+#define S_MIN_DEFAULT_MEMORY_LIMIT ((uint64_t)64 * 1024)
 
 typedef struct s_item {
     sl_object src;
@@ -64,8 +66,11 @@ struct sl_job {
     sl_job_failure_fn on_failure;
     sl_job_result_fn on_result;
     sl_job_progress_fn on_progress;
+    sl_job_warning_fn on_warning;
     void *user_data;
     unsigned progress_interval_ms;
+    unsigned mem_interval_ms;
+    char *timeline_path, *chart_path;
 
     sl__queue *queue;
     sl__pool *pool;
@@ -75,11 +80,18 @@ struct sl_job {
     _Atomic uint64_t listed, done, skipped, failed, bytes_read, bytes_written, bytes_listed;
     atomic_bool listing_done;
     atomic_uint workers_running;
+    /* Workers whose index is below this take new objects; the memory guard lowers it, the others wait. */
+    atomic_uint active_limit;
     /* Read by sl_job_stats_get from any thread while sl_job_run writes them. */
     _Atomic int64_t started_ns;  /* CLOCK_MONOTONIC when the run began, 0 before */
     _Atomic int64_t finished_ns; /* when it ended, 0 while running */
     atomic_uint workers_started;
     int run_result;
+    /* Written by sl_job_run after its sampler stopped; read after it returned. */
+    bool mem_judged;
+    sl_mem_verdict mem_verdict;
+    uint64_t mem_peak_rss;
+    size_t mem_samples;
 
     struct {
         pthread_mutex_t lock;
@@ -231,6 +243,17 @@ static int s_check_dst_not_in_src(const sl_job *job) {
     return 0;
 }
 
+/* In a container, transfer buffers must leave room for everything else the process holds (clients, TLS, the heap's
+ * own slack) under the cgroup's limit: a quarter of it, unless the usual default is smaller still. */
+static uint64_t s_default_memory_limit(void) {
+    sl_cgroup cg;
+    uint64_t usage = 0, limit = 0;
+    if (sl_cgroup_find(NULL, NULL, &cg) != 0 || sl_cgroup_read(&cg, &usage, &limit) != 0 || limit == 0 ||
+        limit / 4 >= SL_JOB_DEFAULT_MEMORY_LIMIT)
+        return SL_JOB_DEFAULT_MEMORY_LIMIT;
+    return limit / 4 < S_MIN_DEFAULT_MEMORY_LIMIT ? S_MIN_DEFAULT_MEMORY_LIMIT : limit / 4;
+}
+
 int sl_job_new(const sl_job_options *opts, sl_job **out) {
     if (!opts || !out)
         return sl__fail(SL_EINVAL, "sl_job_new: NULL argument");
@@ -247,8 +270,10 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->on_failure = opts->on_failure;
     job->on_result = opts->on_result;
     job->on_progress = opts->on_progress;
+    job->on_warning = opts->on_warning;
     job->user_data = opts->user_data;
     job->progress_interval_ms = opts->progress_interval_ms ? opts->progress_interval_ms : 1000;
+    job->mem_interval_ms = opts->mem_interval_ms ? opts->mem_interval_ms : 1000;
 
     if (!opts->src_url || !opts->dst_url) {
         rc = sl__fail(SL_EINVAL, "a source and a destination are required");
@@ -312,6 +337,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->dst_text = strdup(opts->dst_url);
     job->suffix = strdup(opts->suffix ? opts->suffix : "");
     job->failures_path = opts->failures_path ? strdup(opts->failures_path) : NULL;
+    job->timeline_path = opts->timeline_path ? strdup(opts->timeline_path) : NULL;
+    job->chart_path = opts->chart_path ? strdup(opts->chart_path) : NULL;
     job->include = s_strv_dup(opts->include, opts->include_count);
     job->exclude = s_strv_dup(opts->exclude, opts->exclude_count);
     job->argv = opts->argv ? s_strv_dup(opts->argv, s_strv_len(opts->argv)) : NULL;
@@ -321,7 +348,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->op_cfg.use_shell = opts->use_shell;
     job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
     if (!job->src_text || !job->dst_text || !job->suffix || (opts->failures_path && !job->failures_path) ||
-        !job->include || !job->exclude || (opts->argv && !job->argv) || (opts->command && !job->op_cfg.command)) {
+        (opts->timeline_path && !job->timeline_path) || (opts->chart_path && !job->chart_path) || !job->include ||
+        !job->exclude || (opts->argv && !job->argv) || (opts->command && !job->op_cfg.command)) {
         rc = sl__fail(SL_ENOMEM, "out of memory");
         goto on_error;
     }
@@ -332,11 +360,13 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         goto on_error;
     if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0)
         goto on_error;
+    if (job->dst && !job->dry_run && (rc = sl__store_check_access(job->dst)) < 0)
+        goto on_error;
 
     job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
     if (job->buffer_size < 4096)
         job->buffer_size = 4096;
-    uint64_t limit = opts->memory_limit_bytes ? opts->memory_limit_bytes : SL_JOB_DEFAULT_MEMORY_LIMIT;
+    uint64_t limit = opts->memory_limit_bytes ? opts->memory_limit_bytes : s_default_memory_limit();
     /* A budget smaller than one default buffer still runs: with one smaller buffer. */
     if (limit < job->buffer_size && limit >= 4096)
         job->buffer_size = (size_t)limit;
@@ -371,6 +401,8 @@ void sl_job_destroy(sl_job *job) {
     free(job->dst_text);
     free(job->suffix);
     free(job->failures_path);
+    free(job->timeline_path);
+    free(job->chart_path);
     s_strv_free(job->include);
     s_strv_free(job->exclude);
     s_strv_free(job->argv);
@@ -581,6 +613,7 @@ done:
 /* Per-worker state: created once at thread start, reused for every object. */
 typedef struct s_worker {
     sl_job *job;
+    unsigned index; /* 0..jobs-1: the memory guard holds back the highest ones first */
     sl_client *src;
     sl_client *dst;
     void *op_state;
@@ -784,6 +817,20 @@ static void s_worker_finished(sl_job *job) {
     pthread_mutex_unlock(&job->synced.lock);
 }
 
+/* A worker the memory guard has held back waits here before its next object. False when it should exit instead:
+ * the job was cancelled, or the listing is complete and the workers still active will drain the queue (worker 0
+ * always is one). */
+static bool s_may_take(const s_worker *w) {
+    sl_job *job = w->job;
+    while (w->index >= atomic_load(&job->active_limit)) {
+        if (atomic_load(&job->cancel) || atomic_load(&job->listing_done))
+            return false;
+        struct timespec ts = {0, (long)S_THROTTLE_WAIT_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
 static void *s_worker_main(void *arg) {
     s_worker *w = arg;
     sl_job *job = w->job;
@@ -797,7 +844,7 @@ static void *s_worker_main(void *arg) {
         sl__queue_close(job->queue);
     }
     s_item *it;
-    while ((it = sl__queue_pop(job->queue)) != NULL) {
+    while (s_may_take(w) && (it = sl__queue_pop(job->queue)) != NULL) {
         if (rc == 0 && !atomic_load(&job->cancel)) {
             unsigned char *buf = sl__pool_acquire(job->pool);
             if (buf) {
@@ -834,6 +881,78 @@ static void s_block_signals(sigset_t *old) {
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
+static const char *s_kind_name(sl_job_kind kind) {
+    switch (kind) {
+    case SL_JOB_COPY:
+        return "cp";
+    case SL_JOB_SYNC:
+        return "sync";
+    case SL_JOB_EXEC:
+        return "map --exec";
+    case SL_JOB_OP:
+        return "map --op";
+    }
+    return "?";
+}
+
+static void s_human_bytes(uint64_t b, char *buf, size_t cap) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void s_mem_counts(void *user_data, uint64_t *objects, uint64_t *bytes) {
+    sl_job *job = user_data;
+    *objects = atomic_load(&job->done);
+    *bytes = atomic_load(&job->bytes_read);
+}
+
+/* The guard, on the sampler's thread (called once): fewer objects in flight means fewer buffers, clients' responses
+ * and child processes alive at once, which is what a job can give back without failing anything. */
+static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_bytes, const sl_mem_verdict *v) {
+    sl_job *job = user_data;
+    unsigned from = atomic_load(&job->active_limit);
+    unsigned to = from > 1 ? from / 2 : 1;
+    atomic_store(&job->active_limit, to);
+    uint64_t used = s->cg_usage_bytes ? s->cg_usage_bytes : s->rss_bytes;
+    char limit[32], message[512];
+    s_human_bytes(limit_bytes, limit, sizeof(limit));
+    double percent = limit_bytes ? 100.0 * (double)used / (double)limit_bytes : 0;
+    if (from > to)
+        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); lowering workers from %u to %u",
+                 percent, limit, v->text, from, to);
+    else
+        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); workers already at %u", percent,
+                 limit, v->text, to);
+    pthread_mutex_lock(&job->synced.lock);
+    if (job->on_warning)
+        job->on_warning(job->user_data, message);
+    pthread_mutex_unlock(&job->synced.lock);
+}
+
+/* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked. */
+static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
+    sl_memwatch_stop(mw);
+    const sl_timeline *tl = sl_memwatch_timeline(mw);
+    sl_memwatch_judge(mw, &job->mem_verdict);
+    job->mem_peak_rss = sl_timeline_peak_rss(tl);
+    job->mem_samples = sl_timeline_count(tl);
+    job->mem_judged = true;
+    int rc = 0;
+    if (job->chart_path) {
+        char title[1024];
+        snprintf(title, sizeof(title), "sluice %s %s -> %s", s_kind_name(job->kind), job->src_text, job->dst_text);
+        rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
+    }
+    sl_memwatch_destroy(mw);
+    return rc;
+}
+
 int sl_job_run(sl_job *job) {
     if (!job)
         return sl__fail(SL_EINVAL, "sl_job_run: NULL job");
@@ -853,6 +972,17 @@ int sl_job_run(sl_job *job) {
     pthread_t *tids = calloc(job->jobs, sizeof(pthread_t));
     if (!tids)
         return sl__fail(SL_ENOMEM, "out of memory");
+    atomic_store(&job->active_limit, job->jobs);
+    sl_memwatch *mw = NULL;
+    sl_memwatch_options mo = {.interval_ms = job->mem_interval_ms,
+                              .timeline_path = job->timeline_path,
+                              .counts = s_mem_counts,
+                              .on_warn = s_mem_warn,
+                              .user_data = job};
+    if ((rc = sl_memwatch_start(&mo, &mw)) < 0) {
+        free(tids);
+        return rc;
+    }
     sigset_t old;
     s_block_signals(&old);
     unsigned started = 0;
@@ -861,6 +991,7 @@ int sl_job_run(sl_job *job) {
         if (!w)
             break;
         w->job = job;
+        w->index = i;
         atomic_fetch_add(&job->workers_running, 1);
         if (pthread_create(&tids[started], NULL, s_worker_main, w) != 0) {
             atomic_fetch_sub(&job->workers_running, 1);
@@ -912,6 +1043,9 @@ int sl_job_run(sl_job *job) {
     if (lister_started)
         pthread_join(lister, NULL);
     atomic_store(&job->finished_ns, s_monotonic_ns());
+    int chart_rc = s_mem_finish(job, mw);
+    char chart_error[1024];
+    snprintf(chart_error, sizeof(chart_error), "%s", chart_rc < 0 ? sl_last_error() : "");
 
     if (job->synced.fatal) {
         rc = sl__fail(job->synced.fatal, "%s", job->synced.fatal_message);
@@ -926,22 +1060,10 @@ int sl_job_run(sl_job *job) {
     }
     if (job->synced.failures_log && fflush(job->synced.failures_log) != 0 && rc == 0)
         rc = sl__fail_errno(errno, "cannot write the failure log %s", job->failures_path);
+    if (chart_rc < 0 && rc == 0)
+        rc = sl__fail(chart_rc, "%s", chart_error);
     job->run_result = rc;
     return rc;
-}
-
-static const char *s_kind_name(sl_job_kind kind) {
-    switch (kind) {
-    case SL_JOB_COPY:
-        return "cp";
-    case SL_JOB_SYNC:
-        return "sync";
-    case SL_JOB_EXEC:
-        return "map --exec";
-    case SL_JOB_OP:
-        return "map --op";
-    }
-    return "?";
 }
 
 static void s_put_json(FILE *f, const char *s) {
@@ -957,6 +1079,30 @@ static void s_put_json(FILE *f, const char *s) {
     fputs(buf, f);
     if (buf != small)
         free(buf);
+}
+
+/* False (and an unknown verdict) before the sampler of a run has stopped. */
+static bool s_mem_verdict(const sl_job *job, sl_mem_verdict *out) {
+    memset(out, 0, sizeof(*out));
+    if (!job || !job->mem_judged) {
+        snprintf(out->text, sizeof(out->text), "unknown: the job has not run");
+        return false;
+    }
+    *out = job->mem_verdict;
+    return true;
+}
+
+int sl_job_mem_verdict(const sl_job *job, sl_mem_verdict *out) {
+    return s_mem_verdict(job, out) ? 0 : sl__fail(SL_EINVAL, "sl_job_mem_verdict: the job has not run");
+}
+
+static const char *s_trend_name(sl_mem_trend trend) {
+    return trend == SL_MEM_FLAT ? "flat" : trend == SL_MEM_GROWING ? "growing" : "unknown";
+}
+
+/* The JSON number for a slope: finite always (JSON has no NaN or infinity). */
+static double s_finite(double v) {
+    return v == v && v < 1e300 && v > -1e300 ? v : 0;
 }
 
 int sl_job_write_report(const sl_job *job, const char *path) {
@@ -992,6 +1138,16 @@ int sl_job_write_report(const sl_job *job, const char *path) {
             (unsigned long long)st.bytes_listed, (unsigned long long)st.bytes_read,
             (unsigned long long)st.bytes_written, st.elapsed_s, rate, st.workers, (unsigned long long)st.peak_rss_bytes,
             j->dry_run ? "true" : "false");
+    sl_mem_verdict mv;
+    s_mem_verdict(job, &mv);
+    fputs("  \"memory\": {\"verdict\": ", f);
+    s_put_json(f, mv.text);
+    fprintf(f,
+            ", \"trend\": \"%s\", \"bytes_per_object\": %.1f, \"bytes_per_second\": %.1f, \"limit_bytes\": %llu, "
+            "\"samples\": %zu, \"peak_rss_bytes\": %llu},\n",
+            s_trend_name(mv.trend), s_finite(mv.bytes_per_object), s_finite(mv.bytes_per_second),
+            (unsigned long long)mv.limit_bytes, j->mem_judged ? j->mem_samples : 0,
+            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0));
     fputs("  \"failures_log\": ", f);
     if (j->failures_path)
         s_put_json(f, j->failures_path);

@@ -40,6 +40,8 @@ typedef struct cli {
     uint64_t memory_limit;
     bool dry_run, quiet, json, long_format, recursive, use_shell;
     const char *report, *failures, *suffix, *exec, *op, *range;
+    const char *timeline, *chart;         /* --timeline, --chart */
+    unsigned mem_interval_ms;             /* --mem-interval; 0 = the library's default */
     const char *headers[MAX_HEADERS + 1]; /* --header, NULL-terminated */
     size_t header_count;
     sl_store_options store; /* --endpoint, --token-file, --retries, ... */
@@ -105,10 +107,17 @@ static const char s_job_options_help[] =
     "                       path component, `dir/**.csv` the whole key)\n"
     "  --exclude GLOB       skip keys matching GLOB (repeatable; wins over --include)\n"
     "  -j, --jobs N         worker threads (default: 4 per CPU, at least 4)\n"
-    "  --memory-limit SIZE  budget for transfer buffers, e.g. 64M, 1G (default 256M)\n"
+    "  --memory-limit SIZE  budget for transfer buffers, e.g. 64M, 1G (default 256M, or a quarter of\n"
+    "                       the container's memory limit when that is smaller). Past 80 % of the\n"
+    "                       container's limit sluice warns once and halves its active workers\n"
     "  --dry-run            list what would be done, change nothing\n"
     "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS\n"
     "  --failures FILE      write one JSON line per failed object: {\"key\",\"error\",\"code\"}\n"
+    "  --timeline FILE.csv  write sluice's own memory every --mem-interval as CSV: t_s, rss_bytes,\n"
+    "                       objects, bytes, cgroup_usage_bytes, cgroup_limit_bytes\n"
+    "  --chart FILE.svg     write an SVG chart of sluice's memory over the run with the verdict\n"
+    "                       (flat or growing) in its title\n"
+    "  --mem-interval MS    milliseconds between memory samples (default 1000)\n"
     "  -q, --quiet          no progress line, no summary, no per-failure lines\n"
     "  --upload-chunk SIZE  gs://: objects up to SIZE go up in one request, larger ones in resumable\n"
     "                       chunks of SIZE (a multiple of 256K; default 8M)\n"
@@ -330,6 +339,9 @@ enum {
     O_RETRY_DEADLINE,
     O_UPLOAD_CHUNK,
     O_HEADER,
+    O_TIMELINE,
+    O_CHART,
+    O_MEM_INTERVAL,
 };
 
 static const opt_def s_opts[] = {
@@ -359,6 +371,9 @@ static const opt_def s_opts[] = {
     {"retry-deadline-ms", 0, OPT_VALUE, 0xff, O_RETRY_DEADLINE},
     {"upload-chunk", 0, OPT_VALUE, C_JOBS, O_UPLOAD_CHUNK},
     {"header", 0, OPT_VALUE, 0xff, O_HEADER},
+    {"timeline", 0, OPT_VALUE, C_JOBS, O_TIMELINE},
+    {"chart", 0, OPT_VALUE, C_JOBS, O_CHART},
+    {"mem-interval", 0, OPT_VALUE, C_JOBS, O_MEM_INTERVAL},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -425,6 +440,18 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_FAILURES:
         c->failures = value;
+        break;
+    case O_TIMELINE:
+        c->timeline = value;
+        break;
+    case O_CHART:
+        c->chart = value;
+        break;
+    case O_MEM_INTERVAL:
+        if (!s_parse_uint(value, 10, 3600000, &c->mem_interval_ms)) {
+            s_err(c, "--mem-interval takes a whole number of milliseconds from 10 to 3600000, not '%s'", value);
+            return -1;
+        }
         break;
     case O_SUFFIX:
         if (strchr(value, '/')) {
@@ -868,6 +895,12 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error) 
         free(buf);
 }
 
+static void s_on_warning(void *ud, const char *message) {
+    cli *c = ud;
+    s_clear_progress(c);
+    fprintf(stderr, "%s: warning: %s\n", s_prog, message);
+}
+
 static void s_on_result(void *ud, const char *line, size_t len) {
     cli *c = ud;
     s_out(c, line, len);
@@ -945,6 +978,10 @@ static int s_cmd_job(cli *c) {
     o.dry_run = c->dry_run;
     o.failures_path = c->failures;
     o.store_options = &c->store;
+    o.timeline_path = c->timeline;
+    o.chart_path = c->chart;
+    o.mem_interval_ms = c->mem_interval_ms;
+    o.on_warning = s_on_warning;
     o.on_failure = s_on_failure;
     o.on_result = s_on_result;
     o.on_progress = c->progress ? s_on_progress : NULL;
@@ -980,11 +1017,13 @@ static int s_cmd_job(cli *c) {
         s_human_bytes(st.bytes_written, wb, sizeof(wb));
         s_human_bytes(st.peak_rss_bytes, rss, sizeof(rss));
         double rate = st.elapsed_s > 0 ? (double)st.objects_done / st.elapsed_s : 0;
+        sl_mem_verdict mv;
+        sl_job_mem_verdict(job, &mv);
         fprintf(stderr,
                 "%s: %s%s: %" PRIu64 " done (%" PRIu64 " skipped), %" PRIu64 " failed of %" PRIu64
-                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s)\n",
+                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s); memory: %s\n",
                 s_prog, c->command, c->dry_run ? " (dry run)" : "", st.objects_done, st.objects_skipped,
-                st.objects_failed, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss);
+                st.objects_failed, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, mv.text);
     }
     if (c->report && sl_job_write_report(job, c->report) < 0) {
         s_err(c, "%s", sl_last_error());

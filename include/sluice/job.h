@@ -9,6 +9,7 @@
 #define SLUICE_JOB_H
 
 #include "sluice/error.h"
+#include "sluice/memwatch.h"
 #include "sluice/store.h"
 
 #ifdef __cplusplus
@@ -46,6 +47,9 @@ typedef void (*sl_job_failure_fn)(void *user_data, const char *key, int err, con
 typedef void (*sl_job_result_fn)(void *user_data, const char *line, size_t len);
 /* Called about every progress_interval_ms from the thread running sl_job_run. */
 typedef void (*sl_job_progress_fn)(void *user_data, const sl_job_stats *stats);
+/* Called with a one-line warning (no newline) from the memory sampler's thread, serialized with the other callbacks.
+ * Must not call back into the job. */
+typedef void (*sl_job_warning_fn)(void *user_data, const char *message);
 
 typedef struct sl_job_options {
     sl_job_kind kind;
@@ -56,7 +60,9 @@ typedef struct sl_job_options {
     const char *const *exclude; /* an object matching any of these is skipped */
     size_t exclude_count;
     unsigned jobs;               /* worker threads; 0 = default (sl_job_default_jobs) */
-    uint64_t memory_limit_bytes; /* transfer buffer budget; 0 = default (SL_JOB_DEFAULT_MEMORY_LIMIT) */
+    uint64_t memory_limit_bytes; /* transfer buffer budget; 0 = default: SL_JOB_DEFAULT_MEMORY_LIMIT, or a quarter
+                                  * of the memory cgroup's limit when that is smaller (sl_cgroup_find), at least
+                                  * 64 KiB */
     size_t buffer_size_bytes;    /* one transfer buffer; 0 = default (256 KiB) */
     bool dry_run;                /* list and filter, report what would be done, touch nothing */
     const char *suffix;          /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
@@ -74,6 +80,17 @@ typedef struct sl_job_options {
     unsigned progress_interval_ms; /* 0 = 1000 */
     const sl_store_options *store_options; /* for both stores; NULL = defaults */
     const char *failures_path;     /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
+    /* Memory: every job samples its own RSS, objects done and bytes read, and its cgroup (sluice/memwatch.h) on a
+     * thread of its own while it runs. When the cgroup's usage first passes 80 % of the cgroup's limit, on_warning
+     * is called once and the number of workers allowed to take new objects is halved (never below 1); with no
+     * cgroup limit there is no warning. Tests point the cgroup lookup at fake trees with $SLUICE_CGROUP_ROOT and
+     * $SLUICE_PROC_CGROUP (see sl_cgroup_find). */
+    unsigned mem_interval_ms;  /* between samples; 0 = 1000 */
+    const char *timeline_path; /* if set, every sample as a CSV line (sl_memwatch_options.timeline_path) */
+    const char *chart_path;    /* if set, an SVG chart of the run written at its end (sl_mem_chart_svg) */
+    /* A timeline file that cannot be created fails sl_job_run before anything is done; a chart that cannot be written
+     * turns an otherwise successful run's 0 into that error. */
+    sl_job_warning_fn on_warning;
 } sl_job_options;
 
 #define SL_JOB_DEFAULT_MEMORY_LIMIT ((uint64_t)256 * 1024 * 1024)
@@ -97,7 +114,11 @@ SL_API int sl_job_run(sl_job *job);
 SL_API void sl_job_cancel(sl_job *job);
 /* Snapshot of the counters; any thread. */
 SL_API void sl_job_stats_get(const sl_job *job, sl_job_stats *out);
-/* Writes a JSON report (counts, bytes, duration, failures, peak RSS) to path. */
+/* The memory verdict of the run (sl_mem_judge on its timeline, against the cgroup limit if any). Valid once
+ * sl_job_run has returned; SL_EINVAL (out->trend SL_MEM_UNKNOWN) before that, or when the run stopped before its
+ * sampler started. */
+SL_API int sl_job_mem_verdict(const sl_job *job, sl_mem_verdict *out);
+/* Writes a JSON report (counts, bytes, duration, failures, peak RSS, the memory verdict under "memory") to path. */
 SL_API int sl_job_write_report(const sl_job *job, const char *path);
 /* NULL ok. */
 SL_API void sl_job_destroy(sl_job *job);

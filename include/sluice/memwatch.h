@@ -37,7 +37,8 @@ typedef struct sl_cgroup {
                       * the smallest one from dir up to there */
 } sl_cgroup;
 
-/* Finds the memory cgroup of the process from proc_cgroup (NULL: "/proc/self/cgroup"), including nested paths,
+/* Finds the memory cgroup of the process from proc_cgroup (NULL: $SLUICE_PROC_CGROUP, else "/proc/self/cgroup"; the
+ * variable is for tests, with a fake tree under $SLUICE_CGROUP_ROOT), including nested paths,
  * under root (NULL: $SLUICE_CGROUP_ROOT, else "/sys/fs/cgroup"). v2: root/<path> with memory.max/memory.current;
  * v1: root/memory/<path> (or root/<controllers incl. memory>/<path>) with memory.limit_in_bytes/usage_in_bytes.
  * A v1 memory hierarchy wins over a v2 line (hybrid systems). When root/<path> has no memory files, leading
@@ -118,7 +119,7 @@ typedef struct sl_memwatch_options {
     unsigned interval_ms;      /* 0 = 1000 */
     const char *timeline_path; /* if set, every sample is appended as a CSV line (header first) */
     const char *cgroup_root;   /* NULL: see sl_cgroup_find */
-    const char *proc_cgroup;   /* NULL: /proc/self/cgroup */
+    const char *proc_cgroup;   /* NULL: see sl_cgroup_find */
     uint64_t limit_bytes;      /* judge against this; 0 = the cgroup limit if any */
     double warn_fraction;      /* 0 = 0.8 */
     size_t capacity;           /* timeline capacity; 0 = default */

@@ -268,6 +268,180 @@ static void test_bad_sources_and_destinations(void) {
     ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
 }
 
+static void put_text(const char *dir, const char *name, const char *text) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    write_file(path, text, strlen(text));
+}
+
+static void test_memory_timeline_chart_report(void) {
+    char src[PATH_MAX], csv[PATH_MAX], svg[PATH_MAX], report[PATH_MAX], buf[65536];
+    snprintf(src, sizeof(src), "%s/ops-src", s_root);
+    snprintf(csv, sizeof(csv), "%s/mem.csv", s_root);
+    snprintf(svg, sizeof(svg), "%s/mem.svg", s_root);
+    snprintf(report, sizeof(report), "%s/mem.json", s_root);
+    collector c = {0};
+    const char *argv[] = {"sh", "-c", "sleep 0.002; cat", NULL};
+    sl_job_options o = {.kind = SL_JOB_EXEC,
+                        .src_url = src,
+                        .dst_url = "-",
+                        .argv = argv,
+                        .jobs = 4,
+                        .mem_interval_ms = 20,
+                        .timeline_path = csv,
+                        .chart_path = svg,
+                        .on_result = on_result,
+                        .on_failure = on_failure,
+                        .user_data = &c};
+    sl_job *job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    sl_mem_verdict v;
+    ASSERT_INT_EQ(sl_job_mem_verdict(job, &v), SL_EINVAL);
+    ASSERT_INT_EQ(v.trend, SL_MEM_UNKNOWN);
+    ASSERT_INT_EQ(sl_job_run(job), 0);
+    ASSERT_INT_EQ(atomic_load(&c.lines), 300);
+    ASSERT_INT_EQ(sl_job_mem_verdict(job, &v), 0);
+    ASSERT_TRUE(v.text[0] != '\0');
+    ASSERT_INT_EQ(sl_job_write_report(job, report), 0);
+    sl_job_destroy(job);
+
+    /* The timeline: the header, then one line per sample (the first and the last at least). */
+    size_t n = read_file(csv, buf, sizeof(buf) - 1);
+    ASSERT_TRUE(n != (size_t)-1 && n > 0);
+    buf[n] = '\0';
+    const char *header = "t_s,rss_bytes,objects,bytes,cgroup_usage_bytes,cgroup_limit_bytes\n";
+    ASSERT_MEM_EQ(buf, header, strlen(header));
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += buf[i] == '\n';
+    ASSERT_TRUE(lines >= 3);
+    /* The last sample is taken after the workers stopped: it counts every object. */
+    char *last = buf + n - 1;
+    while (last > buf && last[-1] != '\n')
+        last--;
+    unsigned long long objects = 0;
+    ASSERT_INT_EQ(sscanf(last, "%*[^,],%*[^,],%llu", &objects), 1);
+    ASSERT_UINT_EQ(objects, 300);
+
+    n = read_file(svg, buf, sizeof(buf) - 1);
+    ASSERT_TRUE(n != (size_t)-1 && n > 0);
+    buf[n] = '\0';
+    ASSERT_TRUE(strstr(buf, "<svg") != NULL);
+    if (system("command -v xmllint >/dev/null 2>&1") == 0) {
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof(cmd), "xmllint --noout '%s'", svg);
+        ASSERT_INT_EQ(system(cmd), 0);
+    } else {
+        printf("  (xmllint not installed: the chart's well-formedness is not checked)\n");
+    }
+
+    n = read_file(report, buf, sizeof(buf) - 1);
+    ASSERT_TRUE(n != (size_t)-1 && n > 0);
+    buf[n] = '\0';
+    const char *mem = strstr(buf, "\"memory\": {\"verdict\": \"");
+    ASSERT_TRUE(mem != NULL);
+    ASSERT_TRUE(strstr(mem, "\"trend\": \"flat\"") || strstr(mem, "\"trend\": \"growing\"") ||
+                strstr(mem, "\"trend\": \"unknown\""));
+    ASSERT_TRUE(strstr(mem, "\"samples\": ") && strstr(mem, "\"peak_rss_bytes\": ") &&
+                strstr(mem, "\"bytes_per_object\": ") && strstr(mem, "\"limit_bytes\": "));
+
+    /* A timeline that cannot be written stops the run before anything is done. */
+    snprintf(csv, sizeof(csv), "%s/no-such-dir/mem.csv", s_root);
+    o.chart_path = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    ASSERT_TRUE(sl_job_run(job) < 0);
+    ASSERT_TRUE(strstr(sl_last_error(), "no-such-dir") != NULL);
+    sl_job_stats st;
+    sl_job_stats_get(job, &st);
+    ASSERT_UINT_EQ(st.objects_done, 0);
+    sl_job_destroy(job);
+}
+
+typedef struct warnings {
+    atomic_int count;
+    char message[512];
+} warnings;
+
+static void on_warning(void *ud, const char *message) {
+    warnings *w = ud;
+    snprintf(w->message, sizeof(w->message), "%s", message);
+    atomic_fetch_add(&w->count, 1);
+}
+
+/* A fake cgroup v2 tree (SLUICE_CGROUP_ROOT) and a fake /proc/self/cgroup (SLUICE_PROC_CGROUP) put the job in a
+ * container whose usage is already past 80 % of its limit: one warning, half the workers, every object still done. */
+static void test_memory_guard_with_fake_cgroup(void) {
+    char cg[PATH_MAX], proc[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
+    snprintf(cg, sizeof(cg), "%s/fake-cgroup", s_root);
+    snprintf(proc, sizeof(proc), "%s/fake-proc-cgroup", s_root);
+    snprintf(src, sizeof(src), "%s/ops-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/guard-dst", s_root);
+    put_text(cg, "pod/ctr/memory.max", "67108864\n");     /* 64 MiB */
+    put_text(cg, "pod/ctr/memory.current", "62914560\n"); /* 60 MiB: 94 % */
+    put_text(s_root, "fake-proc-cgroup", "0::/pod/ctr\n");
+    ASSERT_INT_EQ(setenv("SLUICE_CGROUP_ROOT", cg, 1), 0);
+    ASSERT_INT_EQ(setenv("SLUICE_PROC_CGROUP", proc, 1), 0);
+
+    warnings w = {0};
+    const char *argv[] = {"sh", "-c", "sleep 0.005; cat", NULL};
+    sl_job_options o = {.kind = SL_JOB_EXEC,
+                        .src_url = src,
+                        .dst_url = dst,
+                        .argv = argv,
+                        .jobs = 8,
+                        .mem_interval_ms = 20,
+                        .on_warning = on_warning,
+                        .user_data = &w};
+    sl_job *job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    ASSERT_INT_EQ(sl_job_run(job), 0);
+    sl_job_stats st;
+    sl_job_stats_get(job, &st);
+    ASSERT_UINT_EQ(st.objects_done, 300);
+    ASSERT_UINT_EQ(st.objects_failed, 0);
+    /* 64 MiB / 4 = 16 MiB of 256 KiB buffers: the default budget leaves all 8 workers. */
+    ASSERT_UINT_EQ(st.workers, 8);
+    ASSERT_INT_EQ(atomic_load(&w.count), 1);
+    ASSERT_TRUE(strstr(w.message, "memory at 94% of the 64.0 MiB limit (") == w.message);
+    ASSERT_TRUE(strstr(w.message, "); lowering workers from 8 to 4") != NULL);
+    ASSERT_TRUE(strchr(w.message, '\n') == NULL);
+    sl_mem_verdict v;
+    ASSERT_INT_EQ(sl_job_mem_verdict(job, &v), 0);
+    ASSERT_UINT_EQ(v.limit_bytes, 67108864);
+    sl_job_destroy(job);
+
+    /* A 1 MiB container: the default budget is a quarter of it, one 256 KiB buffer, so one worker; the guard cannot
+     * go lower and says so. */
+    put_text(cg, "pod/ctr/memory.max", "1048576\n");
+    put_text(cg, "pod/ctr/memory.current", "1000000\n");
+    atomic_store(&w.count, 0);
+    snprintf(dst, sizeof(dst), "%s/guard-dst-small", s_root);
+    o.dst_url = dst;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    ASSERT_INT_EQ(sl_job_run(job), 0);
+    sl_job_stats_get(job, &st);
+    ASSERT_UINT_EQ(st.objects_done, 300);
+    ASSERT_UINT_EQ(st.workers, 1);
+    ASSERT_INT_EQ(atomic_load(&w.count), 1);
+    ASSERT_TRUE(strstr(w.message, "workers already at 1") != NULL);
+    sl_job_destroy(job);
+
+    /* No limit in the cgroup: no warning. */
+    put_text(cg, "pod/ctr/memory.max", "max\n");
+    atomic_store(&w.count, 0);
+    snprintf(dst, sizeof(dst), "%s/guard-dst-nolimit", s_root);
+    o.dst_url = dst;
+    o.argv = NULL;
+    o.kind = SL_JOB_COPY;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    ASSERT_INT_EQ(sl_job_run(job), 0);
+    ASSERT_INT_EQ(atomic_load(&w.count), 0);
+    sl_job_destroy(job);
+
+    unsetenv("SLUICE_CGROUP_ROOT");
+    unsetenv("SLUICE_PROC_CGROUP");
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(s_root, sizeof(s_root), "%s/sluice-test-job-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -278,6 +452,8 @@ int main(void) {
     RUN_TEST(test_cancel_stops_taking_work);
     RUN_TEST(test_memory_limit_bounds_workers);
     RUN_TEST(test_bad_sources_and_destinations);
+    RUN_TEST(test_memory_timeline_chart_report);
+    RUN_TEST(test_memory_guard_with_fake_cgroup);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_root);
     ASSERT_INT_EQ(system(cmd), 0);
