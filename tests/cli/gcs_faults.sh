@@ -535,4 +535,27 @@ expect_others_server "c$CASE/"
 expect_requests storage.objects.rewrite "retries exhausted" 7
 gcs_expect_consumed "$ID"
 
+# ---- a large download broken mid-stream ----
+say "get, 100 MiB object, return-broken-stream-after-51200K: resumes at byte 52428800 (one 206 for the other half,
+#      nothing downloaded twice), the file is byte-identical"
+gcs_seed "{\"bucket\": \"$BKT\", \"count\": 1, \"name_format\": \"huge/h.bin\", \"size\": 104857600}"
+rt storage.objects.get return-broken-stream-after-51200K
+run "$SLUICE" cp "gs://$BKT/huge/" "$T/h$CASE" -j 1 "${FAST[@]}" "${HDR[@]}" --report "$T/h$CASE.json"
+expect_rc 0
+want=$(python3 -c 'import hashlib
+d = b"huge/h.bin\n"
+n = 104857600
+print(hashlib.md5((d * (n // len(d) + 1))[:n]).hexdigest())')
+got=$(md5sum "$T/h$CASE/h.bin" | cut -d' ' -f1)
+expect_eq "md5 of the resumed 100 MiB download" "$want" "$got"
+expect_requests storage.objects.get "100 MiB broken once" 2
+log_since | grep -q "alt=media.* 206 52428800\$" ||
+    fail "resumed 100 MiB download" "a 206 answer of 52428800 bytes (the second half only)" \
+        "$(log_since | grep alt=media)"
+read_bytes=$(json_field "$T/h$CASE.json" 'd["bytes"]["read"]' 2>/dev/null || echo "?")
+[ "$read_bytes" = 104857600 ] ||
+    fail "bytes read by the resumed download (report bytes.read)" "104857600: each byte once" "$read_bytes"
+no_tmp_files "$T/h$CASE"
+gcs_expect_consumed "$ID"
+
 gcs_finish
