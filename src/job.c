@@ -946,7 +946,12 @@ static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
     int rc = 0;
     if (job->chart_path) {
         char title[1024];
-        snprintf(title, sizeof(title), "sluice %s %s -> %s", s_kind_name(job->kind), job->src_text, job->dst_text);
+        /* What ran: the operation's name for --op, the program for --exec. */
+        const char *what = job->kind == SL_JOB_OP     ? job->op->name
+                           : job->kind == SL_JOB_EXEC ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
+                                                      : "";
+        snprintf(title, sizeof(title), "sluice %s%s%s %s -> %s", s_kind_name(job->kind), what[0] ? " " : "", what,
+                 job->src_text, job->dst_text);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
     }
     sl_memwatch_destroy(mw);

@@ -182,7 +182,9 @@ static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, cons
     for (size_t i = 0; i < n; i++) {
         const sl_mem_sample *s = sl_timeline_get(tl, i);
         ymax = (double)s->rss_bytes > ymax ? (double)s->rss_bytes : ymax;
-        if (s->cg_usage_bytes) {
+        /* The container's usage matters next to its limit; without one it is every process in the container and
+         * would flatten this program's own curve (it stays in the CSV timeline). */
+        if (s->cg_usage_bytes && v->limit_bytes) {
             has_cg = true;
             ymax = (double)s->cg_usage_bytes > ymax ? (double)s->cg_usage_bytes : ymax;
         }
