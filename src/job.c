@@ -275,11 +275,13 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->progress_interval_ms = opts->progress_interval_ms ? opts->progress_interval_ms : 1000;
     job->mem_interval_ms = opts->mem_interval_ms ? opts->mem_interval_ms : 1000;
 
-    if (!opts->src_url || !opts->dst_url) {
+    const bool deleting = opts->kind == SL_JOB_DELETE;
+    if (!opts->src_url || (!opts->dst_url && !deleting)) {
         rc = sl__fail(SL_EINVAL, "a source and a destination are required");
         goto on_error;
     }
-    bool to_stdout = strcmp(opts->dst_url, "-") == 0;
+    const char *dst_url = deleting ? "-" : opts->dst_url; /* deleting writes nothing anywhere */
+    bool to_stdout = strcmp(dst_url, "-") == 0;
     switch (opts->kind) {
     case SL_JOB_COPY:
     case SL_JOB_SYNC:
@@ -289,6 +291,9 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
             goto on_error;
         }
         job->op = sl__op_find("copy");
+        break;
+    case SL_JOB_DELETE:
+        job->op = sl__op_find("copy"); /* never run: workers delete without an operation */
         break;
     case SL_JOB_EXEC:
         job->op = &sl__op_exec;
@@ -334,7 +339,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
             goto on_error;
 
     job->src_text = strdup(opts->src_url);
-    job->dst_text = strdup(opts->dst_url);
+    job->dst_text = strdup(deleting ? "" : dst_url);
     job->suffix = strdup(opts->suffix ? opts->suffix : "");
     job->failures_path = opts->failures_path ? strdup(opts->failures_path) : NULL;
     job->timeline_path = opts->timeline_path ? strdup(opts->timeline_path) : NULL;
@@ -356,8 +361,13 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
 
     if ((rc = sl_store_open_source(opts->src_url, opts->store_options, &job->src, &job->single_key)) < 0)
         goto on_error;
-    if (!to_stdout && (rc = sl_store_open(opts->dst_url, opts->store_options, &job->dst)) < 0)
+    if (!to_stdout && (rc = sl_store_open(dst_url, opts->store_options, &job->dst)) < 0)
         goto on_error;
+    if (deleting && !job->single_key && !opts->recursive) {
+        rc = sl__fail(SL_EINVAL, "%s is not the name of one object: add -r to delete every object under that prefix",
+                      sl_store_url(job->src));
+        goto on_error;
+    }
     if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0)
         goto on_error;
     if (job->dst && !job->dry_run && (rc = sl__store_check_access(job->dst)) < 0)
@@ -781,6 +791,13 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     }
 
     int rc = SL_ENOTSUP;
+    if (job->kind == SL_JOB_DELETE) {
+        if ((rc = sl_delete(w->src, it->key)) < 0)
+            s_report_failure(job, it->key, rc, sl_last_error());
+        else
+            atomic_fetch_add(&job->done, 1);
+        return;
+    }
     if ((job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC) &&
         (rc = sl__store_copy(w->dst, job->src, it->key, w->dst_key)) == 0) {
         /* Copied on the server: no byte crossed this machine. */
@@ -891,6 +908,8 @@ static const char *s_kind_name(sl_job_kind kind) {
         return "map --exec";
     case SL_JOB_OP:
         return "map --op";
+    case SL_JOB_DELETE:
+        return "rm";
     }
     return "?";
 }
@@ -950,8 +969,8 @@ static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
         const char *what = job->kind == SL_JOB_OP     ? job->op->name
                            : job->kind == SL_JOB_EXEC ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
                                                       : "";
-        snprintf(title, sizeof(title), "sluice %s%s%s %s -> %s", s_kind_name(job->kind), what[0] ? " " : "", what,
-                 job->src_text, job->dst_text);
+        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", what,
+                 job->src_text, job->dst_text[0] ? " -> " : "", job->dst_text);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
     }
     sl_memwatch_destroy(mw);

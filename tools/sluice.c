@@ -82,6 +82,7 @@ static const char s_main_help[] =
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
+    "  rm [-r] URL                    delete one object, or with -r every object under a prefix\n"
     "  watch [OPTIONS] -- CMD ARGS... run CMD, record its process tree's memory, say flat or growing\n"
     "\n"
     "URLs: a plain path, file:///abs/path, gs://bucket/prefix, s3://bucket/prefix\n"
@@ -176,6 +177,16 @@ static void s_command_help(const char *command) {
         fputs("                md5/crc32c/sha256/count write their JSON result as the output object;\n"
               "                gunzip writes the decompressed bytes\n"
               "  --suffix S    append S to each output key (e.g. .md5, .out)\n",
+              stdout);
+        fputs(s_job_options_help, stdout);
+    } else if (strcmp(command, "rm") == 0) {
+        fputs("usage: sluice rm [-r] [OPTIONS] URL\n\n"
+              "Delete the object URL names, or with -r every object under the prefix URL (in parallel,\n"
+              "listing and deleting as a stream). Without -r a prefix is refused. Try --dry-run first: it\n"
+              "prints one JSON line per object that would be deleted. gs://: a delete whose answer was lost\n"
+              "and whose retry finds the object gone counts as done. On local disk, directories left empty\n"
+              "are kept.\n\n"
+              "  -r, --recursive      delete every object under URL\n",
               stdout);
         fputs(s_job_options_help, stdout);
     } else {
@@ -310,8 +321,8 @@ typedef struct opt_def {
     int id;
 } opt_def;
 
-enum { C_LS = 1, C_DU = 2, C_CAT = 4, C_CP = 8, C_SYNC = 16, C_MAP = 32 };
-#define C_JOBS (C_CP | C_SYNC | C_MAP)
+enum { C_LS = 1, C_DU = 2, C_CAT = 4, C_CP = 8, C_SYNC = 16, C_MAP = 32, C_RM = 64 };
+#define C_JOBS (C_CP | C_SYNC | C_MAP | C_RM)
 enum {
     O_HELP = 1,
     O_LONG,
@@ -347,7 +358,7 @@ enum {
 static const opt_def s_opts[] = {
     {"help", 'h', OPT_FLAG, 0xff, O_HELP},
     {"long", 'l', OPT_FLAG, C_LS, O_LONG},
-    {"recursive", 'r', OPT_FLAG, C_LS | C_CP, O_RECURSIVE},
+    {"recursive", 'r', OPT_FLAG, C_LS | C_CP | C_RM, O_RECURSIVE},
     {"json", 0, OPT_FLAG, C_LS | C_DU, O_JSON},
     {"range", 0, OPT_VALUE, C_CAT, O_RANGE},
     {"include", 0, OPT_VALUE, C_LS | C_DU | C_JOBS, O_INCLUDE},
@@ -377,7 +388,7 @@ static const opt_def s_opts[] = {
 };
 
 static unsigned s_command_bit(const char *command) {
-    static const char *const names[] = {"ls", "du", "cat", "cp", "sync", "map"};
+    static const char *const names[] = {"ls", "du", "cat", "cp", "sync", "map", "rm"};
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(command, names[i]) == 0)
             return 1u << i;
@@ -870,7 +881,7 @@ done:
     return exit_code ? exit_code : out_rc;
 }
 
-/* ---- jobs: cp, sync, map ---- */
+/* ---- jobs: cp, sync, map, rm ---- */
 
 static void s_clear_progress(cli *c) {
     if (c->progress_shown) {
@@ -938,8 +949,12 @@ static void s_on_signal(int sig) {
 }
 
 static int s_cmd_job(cli *c) {
-    bool map = strcmp(c->command, "map") == 0;
-    if (c->nargs != 2) {
+    bool map = strcmp(c->command, "map") == 0, rm = strcmp(c->command, "rm") == 0;
+    if (rm && c->nargs != 1) {
+        s_err(c, "expected one URL (see `sluice rm --help`)");
+        return EXIT_USAGE;
+    }
+    if (!rm && c->nargs != 2) {
         s_err(c, "expected SRC and DST (see `sluice %s --help`)", c->command);
         return EXIT_USAGE;
     }
@@ -964,11 +979,14 @@ static int s_cmd_job(cli *c) {
         }
         o.op_name = c->op;
         o.suffix = c->suffix;
+    } else if (rm) {
+        o.kind = SL_JOB_DELETE;
+        o.recursive = c->recursive;
     } else {
         o.kind = strcmp(c->command, "sync") == 0 ? SL_JOB_SYNC : SL_JOB_COPY;
     }
     o.src_url = c->args[0];
-    o.dst_url = c->args[1];
+    o.dst_url = rm ? NULL : c->args[1];
     o.include = c->include;
     o.include_count = c->include_count;
     o.exclude = c->exclude;
@@ -1058,7 +1076,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "watch") == 0)
         return sl_cli_watch(argc - 2, argv + 2);
     if (!s_command_bit(command)) {
-        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map, watch; see `%s --help`)\n",
+        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map, rm, watch; see `%s --help`)\n",
                 s_prog, command, s_prog);
         return EXIT_USAGE;
     }

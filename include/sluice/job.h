@@ -17,10 +17,11 @@ extern "C" {
 #endif
 
 typedef enum sl_job_kind {
-    SL_JOB_COPY = 1, /* copy every object to dst (overwrite) */
-    SL_JOB_SYNC = 2, /* copy objects not already identical at dst (same size and same CRC32C) */
-    SL_JOB_EXEC = 3, /* each object's bytes on a child's stdin; its stdout becomes the output object */
-    SL_JOB_OP = 4,   /* a built-in operation (sl_job_options.op_name) */
+    SL_JOB_COPY = 1,   /* copy every object to dst (overwrite) */
+    SL_JOB_SYNC = 2,   /* copy objects not already identical at dst (same size and same CRC32C) */
+    SL_JOB_EXEC = 3,   /* each object's bytes on a child's stdin; its stdout becomes the output object */
+    SL_JOB_OP = 4,     /* a built-in operation (sl_job_options.op_name) */
+    SL_JOB_DELETE = 5, /* delete every object under src (no destination: dst_url is ignored) */
 } sl_job_kind;
 
 typedef struct sl_job sl_job;
@@ -55,6 +56,7 @@ typedef struct sl_job_options {
     sl_job_kind kind;
     const char *src_url;
     const char *dst_url;        /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
+    bool recursive;             /* SL_JOB_DELETE: src may be a prefix; without it src must name one object */
     const char *const *include; /* globs (sluice/glob.h); an object must match one of them if any are given */
     size_t include_count;
     const char *const *exclude; /* an object matching any of these is skipped */
@@ -77,9 +79,9 @@ typedef struct sl_job_options {
     sl_job_result_fn on_result;
     sl_job_progress_fn on_progress;
     void *user_data;
-    unsigned progress_interval_ms; /* 0 = 1000 */
+    unsigned progress_interval_ms;         /* 0 = 1000 */
     const sl_store_options *store_options; /* for both stores; NULL = defaults */
-    const char *failures_path;     /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
+    const char *failures_path; /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
     /* Memory: every job samples its own RSS, objects done and bytes read, and its cgroup (sluice/memwatch.h) on a
      * thread of its own while it runs. When the cgroup's usage first passes 80 % of the cgroup's limit, on_warning
      * is called once and the number of workers allowed to take new objects is halved (never below 1); with no

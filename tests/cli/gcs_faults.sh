@@ -5,10 +5,8 @@
 #   storage.objects.get      cp gs:// -> local and cat (the media download)
 #   storage.objects.insert   cp local -> gs://, one multipart request and a resumable session (--upload-chunk)
 #   storage.objects.rewrite  cp gs:// -> gs://
-#   storage.objects.delete   not covered: no sluice command deletes objects (tools/sluice.c never calls
-#                            sl_delete). The only DELETE sluice sends cancels a resumable upload session; the server
-#                            counts it as storage.objects.insert, and it is checked below through
-#                            open_upload_sessions.
+#   storage.objects.delete   rm -r gs://. (The DELETE that cancels a resumable upload session is counted by the
+#                            server as storage.objects.insert, and checked below through open_upload_sessions.)
 # Retryable answers (408, 429, 500, 503, a reset, a broken stream) must end in the same result as no fault, with
 # exactly the requests sluice's design promises (a download resumes at the byte it reached, an upload whose answer
 # was lost is not sent twice); non-retryable ones (400, 403, 404) fail that object alone, at once; corrupted data
@@ -533,6 +531,64 @@ run "$SLUICE" cp "gs://$BKT/small/" "gs://$BKT/c$CASE/" -j 1 --retries 2 "${FAST
 expect_one_failed "HTTP 503"
 expect_others_server "c$CASE/"
 expect_requests storage.objects.rewrite "retries exhausted" 7
+gcs_expect_consumed "$ID"
+
+# ---- storage.objects.delete ----
+
+# rmf INSTRUCTION...: 3 fresh objects under del$CASE/, then rm -r of them with the instructions on delete
+rmf() {
+    rt storage.objects.delete "$@"
+    gcs_seed "{\"bucket\": \"$BKT\", \"count\": 3, \"name_format\": \"del$CASE/s{:d}\", \"size\": 100}"
+    gcs_stats_reset
+    run "$SLUICE" rm -r "gs://$BKT/del$CASE/" -j 1 "${FAST[@]}" "${HDR[@]}"
+}
+left() { stat_prefix "del$CASE/"; }
+
+for f in "${RETRYABLE[@]}"; do
+    say "delete, $f: the delete is tried again; every object is gone, exit 0"
+    rmf "$f"
+    expect_rc 0
+    expect_eq "objects left" 0 "$(left)"
+    expect_requests storage.objects.delete "$f" 4
+    gcs_expect_consumed "$ID"
+done
+
+for f in return-broken-stream return-broken-stream-after-0K; do
+    say "delete, $f: the answer is lost; the retry finds the object gone or deletes it; all gone, exit 0"
+    rmf "$f"
+    expect_rc 0
+    expect_eq "objects left" 0 "$(left)"
+    gcs_expect_consumed "$ID"
+done
+
+say "delete, stall-for-1s-after-0K: waited out; all gone, one request per object"
+rmf stall-for-1s-after-0K
+expect_rc 0
+expect_eq "objects left" 0 "$(left)"
+expect_requests storage.objects.delete stall 3
+gcs_expect_consumed "$ID"
+
+for f in "${FATAL[@]}"; do
+    say "delete, $f: that object fails at once naming HTTP ${f#return-}, the other two are deleted, exit 1"
+    rmf "$f"
+    expect_rc 1
+    expect_eq "FAILED lines" 1 "$(grep -c ': FAILED ' "$ERR" || true)"
+    expect_err_contains "HTTP ${f#return-}"
+    expect_err_contains "2 done (0 skipped), 1 failed of 3 objects"
+    expect_eq "objects left (the failed one)" 1 "$(left)"
+    expect_requests storage.objects.delete "$f: one per object" 3
+    gcs_expect_consumed "$ID"
+done
+
+say "delete, retries exhausted (--retries 2, 5 x return-503): one object fails naming HTTP 503, exit 1"
+rt storage.objects.delete return-503 return-503 return-503 return-503 return-503
+gcs_seed "{\"bucket\": \"$BKT\", \"count\": 3, \"name_format\": \"del$CASE/s{:d}\", \"size\": 100}"
+gcs_stats_reset
+run "$SLUICE" rm -r "gs://$BKT/del$CASE/" -j 1 --retries 2 "${FAST[@]}" "${HDR[@]}"
+expect_rc 1
+expect_err_contains "HTTP 503"
+expect_eq "objects left (the failed one)" 1 "$(left)"
+expect_requests storage.objects.delete "retries exhausted" 7
 gcs_expect_consumed "$ID"
 
 # ---- a large download broken mid-stream ----
