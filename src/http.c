@@ -52,6 +52,9 @@ static void s_global_init(void) {
     s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud);
+static size_t s_on_body(char *data, size_t size, size_t nmemb, void *ud);
+
 sl__http *sl__http_new(const sl__http_options *opts) {
     pthread_once(&s_global_once, s_global_init);
     if (s_global_rc != CURLE_OK) {
@@ -76,6 +79,21 @@ sl__http *sl__http_new(const sl__http_options *opts) {
         sl__fail(SL_ENOMEM, "out of memory (curl handles)");
         return NULL;
     }
+    /* What every request of this handle shares is set once: a reset and a full set of options per request costs
+     * more than the rest of a small object's request path. s_start sets only the URL, the headers and the method. */
+    CURL *e = h->easy;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" SL_VERSION_STRING);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->opts.stall_timeout_s);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
     return h;
 }
 
@@ -247,20 +265,7 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     resp->body_len = 0;
 
     CURL *e = h->easy;
-    curl_easy_reset(e); /* keeps live connections and the TLS session cache */
     curl_easy_setopt(e, CURLOPT_URL, req->url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" SL_VERSION_STRING);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->opts.stall_timeout_s);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
 
     struct curl_slist *list = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
     for (const char *const *p = req->headers; list && p && *p; p++) {
@@ -276,17 +281,19 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     h->headers = list;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
 
+    /* The method: every option an earlier request of this handle may have set is set again here. */
     const char *m = req->method ? req->method : "GET";
     if (strcmp(m, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     } else if (strcmp(m, "DELETE") == 0 && !req->body_len) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
     } else {
         /* POST and PUT: the body (possibly empty) is sent as it is, with the method named. */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-        if (strcmp(m, "POST") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(m, "POST") != 0 ? m : NULL);
     }
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
         return sl__fail(SL_EINTERNAL, "curl_multi_add_handle failed");
