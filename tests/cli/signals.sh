@@ -3,10 +3,11 @@
 # temp files, every output present is whole, the report says which signal and how many objects were not started);
 # --grace: in-flight commands that outlast it are killed (their whole process group) and the job exits within the
 # grace plus a small margin, with nothing under a final name, while commands that fit in it finish and are committed;
-# a second signal abandons what is in flight at once; and a reader that goes away (| head) gives exit 141 without an
+# a second signal abandons what is in flight at once; uploads to gs:// hanging on a slow server are dropped when the
+# grace runs out (the request itself is abandoned); and a reader that goes away (| head) gives exit 141 without an
 # error message.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gcs_lib.sh" # lib.sh, plus the GCS test server for the upload case
 
 S="$T/src"
 python3 - "$S" <<'PY'
@@ -248,4 +249,58 @@ pipe_check "map --op md5 (no -q)" "$SLUICE" map "$B" - --op md5
 pipe_check "map --op crc32c -j 1" "$SLUICE" map "$B" - --op crc32c -j 1
 pipe_check "map --exec cat" "$SLUICE" map "$B" - --exec cat
 
-finish
+say "gs://: SIGTERM while uploads hang on a slow server: abandoned when a 0.5 s grace runs out, exit 143 at once"
+gcs_start
+gcs_bucket dst
+gcs_config '{"delay_ms": 50}' # 200 uploads by 2 workers take 5 s: still busy when the server slows down further
+dst=gs://dst/up
+LAST_CMD="$(s_quote "$SLUICE" cp "$S" "$dst" -j 2 --grace 500ms) & ...; server delay 20 s; kill -TERM"
+"$SLUICE" cp "$S" "$dst" -j 2 --grace 500ms --report "$T/up.json" >"$OUT" 2>"$ERR" &
+pid=$!
+for _ in $(seq 100); do # until some objects are up (at most 10 s)
+    gcs_objects dst up/ >"$T/probe"
+    [ -s "$T/probe" ] && break
+    sleep 0.1
+done
+gcs_config '{"delay_ms": 20000}' # every request from now on hangs 20 s before the server looks at it
+sleep 1
+t0=$(date +%s%N)
+kill -TERM "$pid"
+if ! wait_gone "$pid" 10; then
+    kill -KILL "$pid"
+    fail "uploads after the grace" "abandoned: exit soon after 0.5 s" "still running 10 s after SIGTERM"
+fi
+RC=0
+wait "$pid" || RC=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_rc 143
+[ "$ms" -le 3000 ] || fail "uploads hanging on the server" "abandoned within 0.5 s + a margin" "$ms ms"
+expect_eq "report: interrupted, the 2 hanging uploads abandoned" '["SIGTERM", true, 2]' \
+    "$(json_field "$T/up.json" '[d["interrupted"], d["stop"]["aborted"], d["stop"]["objects_aborted"]]')"
+gcs_config '{"delay_ms": 0}'
+sleep 0.2
+gcs_objects dst up/ >"$T/up.objects"
+n=$(wc -l <"$T/up.objects")
+[ "$n" -gt 0 ] && [ "$n" -lt 200 ] || fail "objects uploaded before SIGTERM" "some, not all 200" "$n"
+# Whatever the server holds under a final name is whole: size and CRC32C of the source file.
+python3 - "$T/up.objects" "$S" <<'PY' || fail "objects at gs://dst/up" "each identical to its source" "see above"
+import base64, json, os, struct, sys
+table = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    table.append(c)
+def crc(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
+    return base64.b64encode(struct.pack(">I", c ^ 0xFFFFFFFF)).decode()
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    data = open(os.path.join(sys.argv[2], o["name"][len("up/"):]), "rb").read()
+    assert int(o["size"]) == len(data) and o["crc32c"] == crc(data), o["name"]
+PY
+say "  exit 143 $ms ms after SIGTERM with uploads hanging; $n whole objects at the destination, no partial one"
+
+gcs_finish
