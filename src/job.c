@@ -1239,9 +1239,12 @@ int sl_job_run(sl_job *job) {
         if (sig)
             snprintf(by, sizeof(by), " by %s", s_signal_name(sig));
         uint64_t n_aborted = atomic_load(&job->aborted);
-        if (n_aborted && job->grace_expired)
+        if (n_aborted && job->grace_expired && job->grace_ms == SL_JOB_NO_GRACE)
+            snprintf(aborted, sizeof(aborted), ", %llu abandoned at once (no grace period)",
+                     (unsigned long long)n_aborted);
+        else if (n_aborted && job->grace_expired)
             snprintf(aborted, sizeof(aborted), ", %llu abandoned when the %.1f s grace ran out",
-                     (unsigned long long)n_aborted, job->grace_ms == SL_JOB_NO_GRACE ? 0.0 : job->grace_ms / 1000.0);
+                     (unsigned long long)n_aborted, job->grace_ms / 1000.0);
         else if (n_aborted)
             snprintf(aborted, sizeof(aborted), ", %llu abandoned by the abort", (unsigned long long)n_aborted);
         rc = sl__fail(SL_ECANCELED, "interrupted%s: %llu objects done, %llu failed%s, %llu listed but not started", by,
