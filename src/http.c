@@ -45,6 +45,36 @@ struct sl__http {
     size_t spill_off, spill_len;
 };
 
+static _Thread_local const atomic_bool *tl_abort;
+static _Thread_local sl__http_tally tl_tally;
+
+void sl__http_bind_abort(const atomic_bool *flag) {
+    tl_abort = flag;
+}
+
+bool sl__http_aborted(void) {
+    return tl_abort && atomic_load(tl_abort);
+}
+
+void sl__http_tally_reset(void) {
+    memset(&tl_tally, 0, sizeof(tl_tally));
+}
+
+void sl__http_note_retry(void) {
+    tl_tally.retries++;
+}
+
+void sl__http_tally_get(sl__http_tally *out) {
+    *out = tl_tally;
+}
+
+static void s_tally_status(long status) {
+    if (status > 0) {
+        tl_tally.last_status = status;
+        tl_tally.any_response = true;
+    }
+}
+
 static pthread_once_t s_global_once = PTHREAD_ONCE_INIT;
 static CURLcode s_global_rc;
 
@@ -318,6 +348,8 @@ static bool s_ready(const sl__http *h, s_want want) {
 /* Runs the transfer one step: perform, collect completion, and only if what the caller wants is still missing,
  * wait for socket activity. */
 static int s_step(sl__http *h, s_want want) {
+    if (sl__http_aborted())
+        return sl__fail(SL_ECANCELED, "request abandoned: the job was aborted");
     int running = 0;
     CURLMcode mc = curl_multi_perform(h->multi, &running);
     if (mc != CURLM_OK)
@@ -333,8 +365,9 @@ static int s_step(sl__http *h, s_want want) {
                 h->connections += (uint64_t)n;
         }
     }
+    /* A thread that can be aborted wakes often enough to notice it promptly. */
     if (!s_ready(h, want) && running)
-        curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+        curl_multi_poll(h->multi, NULL, 0, tl_abort ? 100 : 1000, NULL);
     return 0;
 }
 
@@ -361,6 +394,7 @@ int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response
         long status = 0;
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
         resp->status = status;
+        s_tally_status(status);
         if (!req->write_fn) {
             resp->body = h->body ? h->body : (char *)"";
             resp->body_len = h->body_len;
@@ -378,6 +412,8 @@ int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_resp
         rc = s_transport_error(h);
     if (rc < 0)
         s_detach(h);
+    else
+        s_tally_status(resp->status);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +74,25 @@ void sl__http_stream_close(sl__http *h);
 
 /* Number of new connections this sl__http has opened so far (CURLINFO_NUM_CONNECTS summed). For tests and stats. */
 uint64_t sl__http_connections(const sl__http *h);
+
+/* Aborting a job's requests. A job binds its abort flag to each of its threads (NULL unbinds); while the flag is
+ * set, every request made on that thread fails within a fraction of a second with SL_ECANCELED, and retry waits end
+ * early (sl__http_aborted). The flag must outlive the binding. */
+void sl__http_bind_abort(const atomic_bool *flag);
+/* True if the calling thread's bound abort flag is set. */
+bool sl__http_aborted(void);
+
+/* What the requests of the calling thread went through since the last sl__http_tally_reset, for the failure log:
+ * the number of retries stores made (they call sl__http_note_retry before each one) and the HTTP status of the
+ * last response (0 if no response arrived). Thread-local: a worker resets it before each object. */
+typedef struct sl__http_tally {
+    unsigned retries;
+    long last_status;
+    bool any_response; /* false: no HTTP response arrived since the reset */
+} sl__http_tally;
+void sl__http_tally_reset(void);
+void sl__http_note_retry(void);
+void sl__http_tally_get(sl__http_tally *out);
 
 /* Percent-encodes s for a URL path segment or query value (RFC 3986 unreserved kept: A-Z a-z 0-9 - . _ ~; every
  * other byte, '/' included, as %XX). Same return convention as snprintf. */

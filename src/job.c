@@ -5,6 +5,8 @@
  * streamed to the callback and the failure log, never collected). */
 #include "crc32c.h"
 #include "fail.h"
+#include "failure_log.h"
+#include "http.h"
 #include "pool.h"
 #include "queue.h"
 #include "store_vtable.h"
@@ -41,7 +43,8 @@ typedef struct s_item {
     sl_object src;
     sl_object dst; /* sync: what the destination listing said about the same key */
     bool has_dst;
-    char key[]; /* src.key points here */
+    bool needs_stat; /* --retry-failed: only the key is known; the worker stats it */
+    char key[];      /* src.key points here */
 } s_item;
 
 typedef struct s_failure_sample {
@@ -54,7 +57,7 @@ struct sl_job {
     sl_store *src;
     sl_store *dst; /* NULL when results go to stdout */
     char *single_key;
-    char *src_text, *dst_text, *suffix, *failures_path;
+    char *src_text, *dst_text, *suffix, *failures_path, *retry_path;
     char **include, **exclude, **argv;
     size_t include_count, exclude_count;
     const sl__op *op;
@@ -76,8 +79,13 @@ struct sl_job {
     sl__pool *pool;
     atomic_bool cancel;
     atomic_bool abort;
+    atomic_int interrupt_signal; /* the signal sl_job_interrupt recorded first, 0 if none */
+    unsigned grace_ms;           /* SL_JOB_NO_GRACE: abort as soon as cancelled */
+    bool grace_expired;          /* written by sl_job_run's thread: the abort came from the grace running out */
+    atomic_bool feeder_done;     /* the lister (or failure log reader) thread has finished */
 
     _Atomic uint64_t listed, done, skipped, failed, bytes_read, bytes_written, bytes_listed;
+    _Atomic uint64_t aborted, not_started;
     atomic_bool listing_done;
     atomic_uint workers_running;
     /* Workers whose index is below this take new objects; the memory guard lowers it, the others wait. */
@@ -203,6 +211,27 @@ static bool s_command_exists(const char *name) {
     return false;
 }
 
+/* --retry-failed: the whole log is read once before anything runs, so that a malformed line is a usage error with
+ * nothing done yet; and it must not be the file this run's failure log is about to truncate. */
+static int s_check_retry_log(const sl_job *job) {
+    struct stat a, b;
+    if (job->failures_path && (strcmp(job->failures_path, job->retry_path) == 0 ||
+                               (stat(job->failures_path, &a) == 0 && stat(job->retry_path, &b) == 0 &&
+                                a.st_dev == b.st_dev && a.st_ino == b.st_ino)))
+        return sl__fail(SL_EINVAL, "--failures %s is the file --retry-failed reads: give --failures a new file",
+                        job->failures_path);
+    sl__faillog *log = NULL;
+    int rc = sl__faillog_open(job->retry_path, &log);
+    if (rc < 0)
+        return rc;
+    const char *key;
+    size_t len;
+    while ((rc = sl__faillog_next(log, &key, &len)) > 0) {
+    }
+    sl__faillog_close(log);
+    return rc;
+}
+
 /* A local destination must be a directory (or not exist yet) that we can write into: otherwise every object would
  * fail the same way, so refuse once, up front. */
 static int s_check_local_dst(const sl_job *job) {
@@ -274,6 +303,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->user_data = opts->user_data;
     job->progress_interval_ms = opts->progress_interval_ms ? opts->progress_interval_ms : 1000;
     job->mem_interval_ms = opts->mem_interval_ms ? opts->mem_interval_ms : 1000;
+    job->grace_ms = opts->grace_ms ? opts->grace_ms : SL_JOB_DEFAULT_GRACE_MS;
 
     const bool deleting = opts->kind == SL_JOB_DELETE;
     if (!opts->src_url || (!opts->dst_url && !deleting)) {
@@ -342,6 +372,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->dst_text = strdup(deleting ? "" : dst_url);
     job->suffix = strdup(opts->suffix ? opts->suffix : "");
     job->failures_path = opts->failures_path ? strdup(opts->failures_path) : NULL;
+    job->retry_path = opts->retry_failed_path ? strdup(opts->retry_failed_path) : NULL;
     job->timeline_path = opts->timeline_path ? strdup(opts->timeline_path) : NULL;
     job->chart_path = opts->chart_path ? strdup(opts->chart_path) : NULL;
     job->include = s_strv_dup(opts->include, opts->include_count);
@@ -353,12 +384,15 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->op_cfg.use_shell = opts->use_shell;
     job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
     if (!job->src_text || !job->dst_text || !job->suffix || (opts->failures_path && !job->failures_path) ||
-        (opts->timeline_path && !job->timeline_path) || (opts->chart_path && !job->chart_path) || !job->include ||
-        !job->exclude || (opts->argv && !job->argv) || (opts->command && !job->op_cfg.command)) {
+        (opts->retry_failed_path && !job->retry_path) || (opts->timeline_path && !job->timeline_path) ||
+        (opts->chart_path && !job->chart_path) || !job->include || !job->exclude || (opts->argv && !job->argv) ||
+        (opts->command && !job->op_cfg.command)) {
         rc = sl__fail(SL_ENOMEM, "out of memory");
         goto on_error;
     }
 
+    if (job->retry_path && (rc = s_check_retry_log(job)) < 0)
+        goto on_error;
     if ((rc = sl_store_open_source(opts->src_url, opts->store_options, &job->src, &job->single_key)) < 0)
         goto on_error;
     if (!to_stdout && (rc = sl_store_open(dst_url, opts->store_options, &job->dst)) < 0)
@@ -411,6 +445,7 @@ void sl_job_destroy(sl_job *job) {
     free(job->dst_text);
     free(job->suffix);
     free(job->failures_path);
+    free(job->retry_path);
     free(job->timeline_path);
     free(job->chart_path);
     s_strv_free(job->include);
@@ -430,6 +465,17 @@ void sl_job_cancel(sl_job *job) {
     atomic_store(&job->cancel, true);
 }
 
+void sl_job_interrupt(sl_job *job, int signo) {
+    int none = 0;
+    atomic_compare_exchange_strong(&job->interrupt_signal, &none, signo);
+    atomic_store(&job->cancel, true);
+}
+
+void sl_job_abort(sl_job *job) {
+    atomic_store(&job->cancel, true);
+    atomic_store(&job->abort, true);
+}
+
 void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
     sl_job *j = (sl_job *)job;
     memset(out, 0, sizeof(*out));
@@ -445,10 +491,14 @@ void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
     out->elapsed_s = t0 ? (double)((t1 ? t1 : s_monotonic_ns()) - t0) / 1e9 : 0;
     out->peak_rss_bytes = sl_peak_rss_bytes();
     out->workers = atomic_load(&j->workers_started);
+    out->objects_aborted = atomic_load(&j->aborted);
+    out->objects_not_started = atomic_load(&j->not_started);
 }
 
-/* Records a job-level error; the first one wins. */
+/* Records a job-level error; the first one wins. A request given up because the job was aborted is not one. */
 static void s_set_fatal(sl_job *job, int rc, const char *message) {
+    if (rc == SL_ECANCELED && atomic_load(&job->abort))
+        return;
     pthread_mutex_lock(&job->synced.lock);
     if (!job->synced.fatal) {
         job->synced.fatal = rc;
@@ -458,35 +508,58 @@ static void s_set_fatal(sl_job *job, int rc, const char *message) {
     atomic_store(&job->cancel, true);
 }
 
+/* Tries of the current object by this worker thread (s_run_op counts them); reset before each object. */
+static _Thread_local unsigned tl_attempts;
+
+/* One failure log line: {"key":..,"error":..,"code":..,"attempts":..[,"http_status":..]}. */
+static void s_log_failure(FILE *log, const char *key, int err, const char *message) {
+    sl__http_tally tally;
+    sl__http_tally_get(&tally);
+    char qkey[1024], qmsg[1024];
+    char *hk = qkey, *hm = qmsg;
+    size_t nk = sl_json_quote(NULL, 0, key, strlen(key)) + 1;
+    size_t nm = sl_json_quote(NULL, 0, message, strlen(message)) + 1;
+    if (nk > sizeof(qkey))
+        hk = malloc(nk);
+    if (nm > sizeof(qmsg))
+        hm = malloc(nm);
+    if (hk && hm) {
+        sl_json_quote(hk, nk, key, strlen(key));
+        sl_json_quote(hm, nm, message, strlen(message));
+        fprintf(log, "{\"key\":%s,\"error\":%s,\"code\":\"%s\",\"attempts\":%u", hk, hm, sl_err_name(err),
+                (tl_attempts ? tl_attempts : 1) + tally.retries);
+        if (tally.any_response)
+            fprintf(log, ",\"http_status\":%ld", tally.last_status);
+        fputs("}\n", log);
+        fflush(log);
+    }
+    if (hk != qkey)
+        free(hk);
+    if (hm != qmsg)
+        free(hm);
+}
+
+/* An object that failed, or that an abort stopped midway: into the failure log either way (so --retry-failed
+ * redoes it); counted, sampled and passed to on_failure only when it failed on its own. */
 static void s_report_failure(sl_job *job, const char *key, int err, const char *message) {
-    atomic_fetch_add(&job->failed, 1);
+    bool aborted = atomic_load(&job->abort);
+    char why[S_ERROR_CAP + 64];
+    if (aborted) {
+        snprintf(why, sizeof(why), "abandoned: the job was aborted (a signal, or the grace period ran out)%s%s",
+                 err == SL_ECANCELED ? "" : ": ", err == SL_ECANCELED ? "" : message);
+        err = SL_ECANCELED;
+        message = why;
+    }
+    atomic_fetch_add(aborted ? &job->aborted : &job->failed, 1);
     pthread_mutex_lock(&job->synced.lock);
-    if (job->synced.sample_count < S_FAILURE_SAMPLES) {
+    if (!aborted && job->synced.sample_count < S_FAILURE_SAMPLES) {
         s_failure_sample *s = &job->synced.samples[job->synced.sample_count++];
         snprintf(s->key, sizeof(s->key), "%s", key);
         snprintf(s->error, sizeof(s->error), "%s", message);
     }
-    if (job->synced.failures_log) {
-        char qkey[1024], qmsg[1024];
-        char *hk = qkey, *hm = qmsg;
-        size_t nk = sl_json_quote(NULL, 0, key, strlen(key)) + 1;
-        size_t nm = sl_json_quote(NULL, 0, message, strlen(message)) + 1;
-        if (nk > sizeof(qkey))
-            hk = malloc(nk);
-        if (nm > sizeof(qmsg))
-            hm = malloc(nm);
-        if (hk && hm) {
-            sl_json_quote(hk, nk, key, strlen(key));
-            sl_json_quote(hm, nm, message, strlen(message));
-            fprintf(job->synced.failures_log, "{\"key\":%s,\"error\":%s,\"code\":\"%s\"}\n", hk, hm, sl_err_name(err));
-            fflush(job->synced.failures_log);
-        }
-        if (hk != qkey)
-            free(hk);
-        if (hm != qmsg)
-            free(hm);
-    }
-    if (job->on_failure)
+    if (job->synced.failures_log)
+        s_log_failure(job->synced.failures_log, key, err, message);
+    if (job->on_failure && !aborted)
         job->on_failure(job->user_data, key, err, message);
     pthread_mutex_unlock(&job->synced.lock);
 }
@@ -517,6 +590,7 @@ static s_item *s_item_new(const sl_object *obj) {
     it->key[obj->key_len] = '\0';
     it->src.key = it->key;
     it->has_dst = false;
+    it->needs_stat = false;
     return it;
 }
 
@@ -620,6 +694,55 @@ done:
     return NULL;
 }
 
+/* --retry-failed: the keys of the failure log, in the log's order, into the queue. An item carries only its key: the
+ * worker that takes it looks it up (in parallel, on its own client). */
+static int s_feed_retry(sl_job *job) {
+    sl__faillog *log = NULL;
+    int rc = sl__faillog_open(job->retry_path, &log);
+    if (rc < 0)
+        return rc;
+    const char *key;
+    size_t len;
+    while (!atomic_load(&job->cancel) && (rc = sl__faillog_next(log, &key, &len)) > 0) {
+        if (!s_selected(job, key, len))
+            continue;
+        sl_object obj = {.key = key, .key_len = len};
+        s_item *it = s_item_new(&obj);
+        if (!it) {
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+            break;
+        }
+        it->needs_stat = true;
+        if (!s_enqueue(job, it))
+            break;
+    }
+    sl__faillog_close(log);
+    return rc < 0 ? rc : 0;
+}
+
+/* The thread that feeds the queue: the lister, or the failure log for --retry-failed. Its requests stop when the
+ * job is aborted. */
+static void *s_feeder_main(void *arg) {
+    sl_job *job = arg;
+    sl__http_bind_abort(&job->abort);
+    if (job->retry_path) {
+        int rc = s_feed_retry(job);
+        if (rc < 0)
+            s_set_fatal(job, rc, sl_last_error());
+        else
+            atomic_store(&job->listing_done, true);
+        sl__queue_close(job->queue);
+    } else {
+        s_lister_main(job);
+    }
+    sl__http_bind_abort(NULL);
+    pthread_mutex_lock(&job->synced.lock);
+    atomic_store(&job->feeder_done, true);
+    pthread_cond_broadcast(&job->synced.finished);
+    pthread_mutex_unlock(&job->synced.lock);
+    return NULL;
+}
+
 /* Per-worker state: created once at thread start, reused for every object. */
 typedef struct s_worker {
     sl_job *job;
@@ -694,6 +817,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     sl_job *job = w->job;
     sl_reader *in = NULL;
     sl_writer *out = NULL;
+    tl_attempts++;
     w->result[0] = '\0';
     w->error[0] = '\0';
     int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
@@ -827,6 +951,36 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     atomic_fetch_add(&job->done, 1);
 }
 
+/* --retry-failed: what the source (and for sync the destination) holds under the key now. False, with the failure
+ * reported, when it is gone or cannot be looked up. */
+static bool s_resolve(s_worker *w, s_item *it) {
+    sl_job *job = w->job;
+    sl_object obj;
+    int rc = sl_stat(w->src, it->key, &obj);
+    if (rc < 0) {
+        char why[S_ERROR_CAP + S_KEY_CAP + PATH_MAX], url[S_KEY_CAP + 64];
+        if (rc == SL_ENOENT) {
+            sl_store_key_url(job->src, it->key, url, sizeof(url));
+            snprintf(why, sizeof(why), "%s: no longer exists at the source (named in the failure log %s)", url,
+                     job->retry_path);
+        } else {
+            snprintf(why, sizeof(why), "%s", sl_last_error());
+        }
+        s_report_failure(job, it->key, rc, why);
+        return false;
+    }
+    size_t len = it->src.key_len;
+    it->src = obj;
+    it->src.key = it->key;
+    it->src.key_len = len;
+    atomic_fetch_add(&job->bytes_listed, obj.size);
+    if (job->kind == SL_JOB_SYNC && sl_stat(w->dst, it->key, &it->dst) == 0) {
+        it->dst.key = NULL;
+        it->has_dst = true;
+    }
+    return true;
+}
+
 static void s_worker_finished(sl_job *job) {
     pthread_mutex_lock(&job->synced.lock);
     atomic_fetch_sub(&job->workers_running, 1);
@@ -860,23 +1014,25 @@ static void *s_worker_main(void *arg) {
         s_set_fatal(job, rc, sl_last_error());
         sl__queue_close(job->queue);
     }
+    sl__http_bind_abort(&job->abort);
     s_item *it;
     while (s_may_take(w) && (it = sl__queue_pop(job->queue)) != NULL) {
+        tl_attempts = 0;
+        sl__http_tally_reset();
         if (rc == 0 && !atomic_load(&job->cancel)) {
             unsigned char *buf = sl__pool_acquire(job->pool);
-            if (buf) {
-                s_process(w, it, buf);
-                sl__pool_release(job->pool, buf);
-            } else {
+            if (!buf)
                 s_report_failure(job, it->key, SL_ENOMEM, "out of memory for a transfer buffer");
-            }
+            else if (!it->needs_stat || s_resolve(w, it))
+                s_process(w, it, buf);
+            sl__pool_release(job->pool, buf);
         } else {
-            /* Taken off the queue but not processed: it was never done, so it is not counted as listed. */
-            atomic_fetch_sub(&job->listed, 1);
-            atomic_fetch_sub(&job->bytes_listed, it->src.size);
+            /* Taken off the queue after the job stopped taking work: listed, never started. */
+            atomic_fetch_add(&job->not_started, 1);
         }
         free(it);
     }
+    sl__http_bind_abort(NULL);
     if (job->op->thread_fini)
         job->op->thread_fini(w->op_state);
     sl_client_destroy(w->dst);
@@ -977,6 +1133,23 @@ static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
     return rc;
 }
 
+static const char *s_signal_name(int sig) {
+    switch (sig) {
+    case SIGINT:
+        return "SIGINT";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGQUIT:
+        return "SIGQUIT";
+    case SIGPIPE:
+        return "SIGPIPE";
+    default:
+        return "a signal";
+    }
+}
+
 int sl_job_run(sl_job *job) {
     if (!job)
         return sl__fail(SL_EINVAL, "sl_job_run: NULL job");
@@ -1026,18 +1199,20 @@ int sl_job_run(sl_job *job) {
         atomic_store(&job->workers_started, started);
     }
     pthread_t lister;
-    bool lister_started = started > 0 && pthread_create(&lister, NULL, s_lister_main, job) == 0;
+    bool lister_started = started > 0 && pthread_create(&lister, NULL, s_feeder_main, job) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!lister_started) {
         sl__queue_close(job->queue);
         s_set_fatal(job, SL_ENOMEM, "cannot start threads");
     }
 
-    /* The calling thread ticks: progress callbacks, and turning an async cancel request into closing the queue
-     * (which a signal handler cannot do itself). */
+    /* The calling thread ticks: progress callbacks, turning an async cancel request into closing the queue (which a
+     * signal handler cannot do itself), and the grace period after it. The feeder is waited for here too, so the
+     * grace also bounds a listing request still in flight. */
     double next_progress = s_now_s() + job->progress_interval_ms / 1000.0;
+    int64_t cancelled_ns = 0;
     pthread_mutex_lock(&job->synced.lock);
-    while (atomic_load(&job->workers_running) > 0) {
+    while (atomic_load(&job->workers_running) > 0 || (lister_started && !atomic_load(&job->feeder_done))) {
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_nsec += (long)S_TICK_MS * 1000000L;
@@ -1047,9 +1222,18 @@ int sl_job_run(sl_job *job) {
         }
         pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
         if (atomic_load(&job->cancel)) {
-            pthread_mutex_unlock(&job->synced.lock);
-            sl__queue_close(job->queue);
-            pthread_mutex_lock(&job->synced.lock);
+            int64_t now = s_monotonic_ns();
+            if (!cancelled_ns) {
+                cancelled_ns = now;
+                pthread_mutex_unlock(&job->synced.lock);
+                sl__queue_close(job->queue);
+                pthread_mutex_lock(&job->synced.lock);
+            }
+            if (!atomic_load(&job->abort) &&
+                (job->grace_ms == SL_JOB_NO_GRACE || now - cancelled_ns >= (int64_t)job->grace_ms * 1000000)) {
+                job->grace_expired = true;
+                atomic_store(&job->abort, true);
+            }
         }
         if (job->on_progress && s_now_s() >= next_progress) {
             next_progress += job->progress_interval_ms / 1000.0;
@@ -1074,10 +1258,22 @@ int sl_job_run(sl_job *job) {
     if (job->synced.fatal) {
         rc = sl__fail(job->synced.fatal, "%s", job->synced.fatal_message);
     } else if (atomic_load(&job->cancel)) {
-        rc = sl__fail(
-            SL_ECANCELED, "interrupted: %llu objects done, %llu not started",
-            (unsigned long long)atomic_load(&job->done),
-            (unsigned long long)(atomic_load(&job->listed) - atomic_load(&job->done) - atomic_load(&job->failed)));
+        char by[64] = "", aborted[128] = "";
+        int sig = atomic_load(&job->interrupt_signal);
+        if (sig)
+            snprintf(by, sizeof(by), " by %s", s_signal_name(sig));
+        uint64_t n_aborted = atomic_load(&job->aborted);
+        if (n_aborted && job->grace_expired && job->grace_ms == SL_JOB_NO_GRACE)
+            snprintf(aborted, sizeof(aborted), ", %llu abandoned at once (no grace period)",
+                     (unsigned long long)n_aborted);
+        else if (n_aborted && job->grace_expired)
+            snprintf(aborted, sizeof(aborted), ", %llu abandoned when the %.1f s grace ran out",
+                     (unsigned long long)n_aborted, job->grace_ms / 1000.0);
+        else if (n_aborted)
+            snprintf(aborted, sizeof(aborted), ", %llu abandoned by the abort", (unsigned long long)n_aborted);
+        rc = sl__fail(SL_ECANCELED, "interrupted%s: %llu objects done, %llu failed%s, %llu listed but not started", by,
+                      (unsigned long long)atomic_load(&job->done), (unsigned long long)atomic_load(&job->failed),
+                      aborted, (unsigned long long)atomic_load(&job->not_started));
     } else if (atomic_load(&job->failed) > 0) {
         rc = sl__fail(SL_EPARTIAL, "%llu of %llu objects failed", (unsigned long long)atomic_load(&job->failed),
                       (unsigned long long)atomic_load(&job->listed));
@@ -1146,6 +1342,22 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     fputs(",\n  \"destination\": ", f);
     s_put_json(f, j->dst_text);
     fprintf(f, ",\n  \"outcome\": \"%s\",\n", outcome);
+    int sig = atomic_load(&j->interrupt_signal);
+    if (sig)
+        fprintf(f, "  \"interrupted\": \"%s\",\n", s_signal_name(sig));
+    else
+        fputs("  \"interrupted\": null,\n", f);
+    /* How the run stopped: the grace it had, whether in-flight objects were abandoned, and what was left. */
+    fprintf(f,
+            "  \"stop\": {\"grace_s\": %.3f, \"aborted\": %s, \"objects_aborted\": %llu, "
+            "\"objects_not_started\": %llu},\n",
+            j->grace_ms == SL_JOB_NO_GRACE ? 0.0 : j->grace_ms / 1000.0, atomic_load(&j->abort) ? "true" : "false",
+            (unsigned long long)atomic_load(&j->aborted), (unsigned long long)atomic_load(&j->not_started));
+    if (j->retry_path) {
+        fputs("  \"retry_failed\": ", f);
+        s_put_json(f, j->retry_path);
+        fputs(",\n", f);
+    }
     if (j->synced.fatal) {
         fputs("  \"error\": ", f);
         s_put_json(f, j->synced.fatal_message);

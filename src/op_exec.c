@@ -108,11 +108,18 @@ static void s_waitpid_blocking(s_child *ch) {
     ch->reaped = true;
 }
 
+/* Signals the child's process group (each child leads its own, see s_thread_init), so that what a `--shell` script
+ * started goes too. Only before the child is reaped: until then its pid, and so its group id, cannot be reused. */
+static void s_signal_group(const s_child *ch, int sig) {
+    if (kill(-ch->pid, sig) < 0)
+        kill(ch->pid, sig);
+}
+
 /* No-op once the child has been reaped. */
 static void s_kill_and_reap(s_child *ch) {
     if (ch->pid <= 0 || ch->reaped)
         return;
-    kill(ch->pid, SIGKILL);
+    s_signal_group(ch, SIGKILL);
     s_waitpid_blocking(ch);
 }
 
@@ -120,14 +127,16 @@ static void s_kill_and_reap(s_child *ch) {
  * handles SIGTERM by flushing output gets EPIPE instead of blocking on a pipe nobody reads. */
 static int s_cancel(sl__task *task, s_child *ch) {
     s_close_pipes(ch);
-    kill(ch->pid, SIGTERM);
+    s_signal_group(ch, SIGTERM);
+    /* Waits without reaping (WNOWAIT): while the child is a zombie its group id stays ours, so whatever else in the
+     * group ignored SIGTERM can still be killed below. */
     long waited_us = 0, step_us = 100;
     while (waited_us < S_TERM_GRACE_MS * 1000L) {
-        pid_t r = waitpid(ch->pid, &ch->status, WNOHANG);
-        if (r == ch->pid || (r < 0 && errno != EINTR)) {
-            ch->reaped = true;
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        int r = waitid(P_PID, (id_t)ch->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if ((r == 0 && si.si_pid == ch->pid) || (r < 0 && errno != EINTR))
             break;
-        }
         s_sleep_us(step_us);
         waited_us += step_us;
         step_us = step_us * 2 > 50000 ? 50000 : step_us * 2;

@@ -232,11 +232,19 @@ typedef struct s_attempts {
 /* Waits before the next attempt if the policy allows one; false when retries are exhausted. */
 static bool s_backoff(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
-    if (a->retries + 1 >= st->retry.max_attempts || s_now_ms() - a->started_ms >= st->retry.deadline_ms)
+    if (a->retries + 1 >= st->retry.max_attempts || s_now_ms() - a->started_ms >= st->retry.deadline_ms ||
+        sl__http_aborted())
         return false;
     a->retries++;
-    s_sleep_ms(sl__retry_delay_ms(&st->retry, a->retries, &c->rng));
-    return true;
+    sl__http_note_retry();
+    /* In slices, so that an aborted job does not sit out a long backoff. */
+    unsigned left = sl__retry_delay_ms(&st->retry, a->retries, &c->rng);
+    while (left > 0 && !sl__http_aborted()) {
+        unsigned slice = left < 100 ? left : 100;
+        s_sleep_ms(slice);
+        left -= slice;
+    }
+    return !sl__http_aborted();
 }
 
 /* Adds the Authorization header to extra headers. `auth` must hold 4 KiB. */

@@ -40,6 +40,8 @@ typedef struct cli {
     uint64_t memory_limit;
     bool dry_run, quiet, json, long_format, recursive, use_shell;
     const char *report, *failures, *suffix, *exec, *op, *range;
+    const char *retry_failed;             /* --retry-failed FILE */
+    unsigned grace_ms;                    /* --grace; 0 = the library's default */
     const char *timeline, *chart;         /* --timeline, --chart */
     unsigned mem_interval_ms;             /* --mem-interval; 0 = the library's default */
     const char *headers[MAX_HEADERS + 1]; /* --header, NULL-terminated */
@@ -55,7 +57,11 @@ typedef struct cli {
 
 static const char *s_prog = "sluice";
 static sl_job *volatile s_job;
-static volatile sig_atomic_t s_signal;
+static volatile sig_atomic_t s_signal;       /* the first SIGINT/SIGTERM */
+static volatile sig_atomic_t s_signal_count; /* how many have come */
+
+/* After a second signal, how long the abort may take before the process leaves anyway. */
+#define S_HARD_STOP_S 5
 
 static void s_err(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_err(const cli *c, const char *fmt, ...) {
@@ -101,7 +107,8 @@ static const char s_main_help[] =
     "Run `sluice COMMAND --help` for the options of a command.\n"
     "\n"
     "exit status: 0 all done, 1 some objects failed, 2 usage error, 3 the job could not run,\n"
-    "             130/143 interrupted by SIGINT/SIGTERM, 141 stdout closed by its reader\n";
+    "             130/143 interrupted by SIGINT/SIGTERM (in-flight objects get --grace to finish;\n"
+    "             a second signal stops at once), 141 stdout closed by its reader\n";
 
 static const char s_job_options_help[] =
     "  --include GLOB       process only keys matching GLOB (repeatable; `*.csv` matches the last\n"
@@ -112,8 +119,17 @@ static const char s_job_options_help[] =
     "                       the container's memory limit when that is smaller). Past 80 % of the\n"
     "                       container's limit sluice warns once and halves its active workers\n"
     "  --dry-run            list what would be done, change nothing\n"
-    "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS\n"
-    "  --failures FILE      write one JSON line per failed object: {\"key\",\"error\",\"code\"}\n"
+    "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS, and\n"
+    "                       for an interrupted run the signal and what was left undone\n"
+    "  --failures FILE      write one JSON line per failed object: {\"key\",\"error\",\"code\",\n"
+    "                       \"attempts\",\"http_status\"}; objects abandoned by an interruption too\n"
+    "  --retry-failed FILE  process exactly the objects named in FILE, a --failures log of an earlier\n"
+    "                       run with the same SRC and DST (read line by line; each key is looked up\n"
+    "                       again; one that no longer exists fails). A malformed line: exit 2\n"
+    "  --grace DURATION     on SIGINT/SIGTERM, stop taking objects and give those in flight this long\n"
+    "                       to finish (e.g. 30s, 500ms, 2m; plain number: seconds; default 25s), then\n"
+    "                       abandon them: commands killed, uploads dropped, nothing half-written\n"
+    "                       left under a final name. A second signal abandons them at once\n"
     "  --timeline FILE.csv  write sluice's own memory every --mem-interval as CSV: t_s, rss_bytes,\n"
     "                       objects, bytes, cgroup_usage_bytes, cgroup_limit_bytes\n"
     "  --chart FILE.svg     write an SVG chart of sluice's memory over the run with the verdict\n"
@@ -243,6 +259,31 @@ static bool s_parse_size(const char *s, uint64_t *out) {
     return true;
 }
 
+/* Parses a duration: "30s", "500ms", "2m", "1h", "1.5s", or a plain number of seconds, into milliseconds. */
+static bool s_parse_duration_ms(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (!(*s >= '0' && *s <= '9') && *s != '.')
+        return false;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    double mult = 1000;
+    if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+        mult = 60000;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600000;
+    else if (*end && strcmp(end, "s") != 0)
+        return false;
+    double ms = v * mult;
+    if (ms > 86400000.0)
+        return false;
+    *out = (uint64_t)(ms + 0.5);
+    return true;
+}
+
 static bool s_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
     char *end;
     errno = 0;
@@ -353,6 +394,8 @@ enum {
     O_TIMELINE,
     O_CHART,
     O_MEM_INTERVAL,
+    O_GRACE,
+    O_RETRY_FAILED,
 };
 
 static const opt_def s_opts[] = {
@@ -385,6 +428,8 @@ static const opt_def s_opts[] = {
     {"timeline", 0, OPT_VALUE, C_JOBS, O_TIMELINE},
     {"chart", 0, OPT_VALUE, C_JOBS, O_CHART},
     {"mem-interval", 0, OPT_VALUE, C_JOBS, O_MEM_INTERVAL},
+    {"grace", 0, OPT_VALUE, C_JOBS, O_GRACE},
+    {"retry-failed", 0, OPT_VALUE, C_JOBS, O_RETRY_FAILED},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -457,6 +502,19 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_CHART:
         c->chart = value;
+        break;
+    case O_GRACE: {
+        uint64_t ms;
+        if (!s_parse_duration_ms(value, &ms)) {
+            s_err(c, "--grace takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'",
+                  value);
+            return -1;
+        }
+        c->grace_ms = ms == 0 ? SL_JOB_NO_GRACE : (unsigned)ms;
+        break;
+    }
+    case O_RETRY_FAILED:
+        c->retry_failed = value;
         break;
     case O_MEM_INTERVAL:
         if (!s_parse_uint(value, 10, 3600000, &c->mem_interval_ms)) {
@@ -627,8 +685,9 @@ static void s_out(cli *c, const char *s, size_t len) {
     if (fwrite(s, 1, len, stdout) != len) {
         c->stdout_broken = true;
         c->stdout_epipe = errno == EPIPE;
+        /* Results of objects still in flight could not be delivered either: abandon them. */
         if (s_job)
-            sl_job_cancel(s_job);
+            sl_job_abort(s_job);
     }
 }
 
@@ -938,14 +997,28 @@ static void s_on_progress(void *ud, const sl_job_stats *st) {
     c->progress_shown = true;
 }
 
+static int s_signal_exit(int sig) {
+    return sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
+}
+
+/* The first SIGINT/SIGTERM drains the job (in-flight objects get --grace); the second abandons what is in flight,
+ * which takes a moment (commands are killed, temp files removed, the report written); past S_HARD_STOP_S, or on a
+ * third signal, the process leaves at once. The exit status follows the first signal. */
 static void s_on_signal(int sig) {
-    if (s_signal) {
-        /* A second signal: stop at once. */
-        _exit(sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT);
+    if (sig == SIGALRM)
+        _exit(s_signal_exit(s_signal));
+    int n = ++s_signal_count;
+    if (n == 1)
+        s_signal = sig;
+    sl_job *job = s_job;
+    if (n >= 3 || (n == 2 && !job))
+        _exit(s_signal_exit(s_signal));
+    if (n == 1 && job)
+        sl_job_interrupt(job, sig);
+    if (n == 2) {
+        sl_job_abort(job);
+        alarm(S_HARD_STOP_S);
     }
-    s_signal = sig;
-    if (s_job)
-        sl_job_cancel(s_job);
 }
 
 static int s_cmd_job(cli *c) {
@@ -995,6 +1068,8 @@ static int s_cmd_job(cli *c) {
     o.memory_limit_bytes = c->memory_limit;
     o.dry_run = c->dry_run;
     o.failures_path = c->failures;
+    o.retry_failed_path = c->retry_failed;
+    o.grace_ms = c->grace_ms;
     o.store_options = &c->store;
     o.timeline_path = c->timeline;
     o.chart_path = c->chart;
@@ -1014,7 +1089,9 @@ static int s_cmd_job(cli *c) {
     }
     s_job = job;
     if (s_signal)
-        sl_job_cancel(job);
+        sl_job_interrupt(job, s_signal);
+    if (s_signal_count > 1)
+        sl_job_abort(job);
     rc = sl_job_run(job);
     char message[1024];
     snprintf(message, sizeof(message), "%s", sl_last_error());
@@ -1037,11 +1114,15 @@ static int s_cmd_job(cli *c) {
         double rate = st.elapsed_s > 0 ? (double)st.objects_done / st.elapsed_s : 0;
         sl_mem_verdict mv;
         sl_job_mem_verdict(job, &mv);
+        char stopped[128] = "";
+        if (rc == SL_ECANCELED)
+            snprintf(stopped, sizeof(stopped), ", %" PRIu64 " abandoned, %" PRIu64 " not started", st.objects_aborted,
+                     st.objects_not_started);
         fprintf(stderr,
-                "%s: %s%s: %" PRIu64 " done (%" PRIu64 " skipped), %" PRIu64 " failed of %" PRIu64
+                "%s: %s%s: %" PRIu64 " done (%" PRIu64 " skipped), %" PRIu64 " failed%s of %" PRIu64
                 " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s); memory: %s\n",
                 s_prog, c->command, c->dry_run ? " (dry run)" : "", st.objects_done, st.objects_skipped,
-                st.objects_failed, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, mv.text);
+                st.objects_failed, stopped, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, mv.text);
     }
     if (c->report && sl_job_write_report(job, c->report) < 0) {
         s_err(c, "%s", sl_last_error());
@@ -1090,8 +1171,12 @@ int main(int argc, char **argv) {
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = s_on_signal;
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGALRM);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int code;

@@ -39,6 +39,11 @@ typedef struct sl_job_stats {
     double elapsed_s;
     uint64_t peak_rss_bytes; /* of the whole process so far */
     unsigned workers;        /* worker threads actually started */
+    /* After sl_job_cancel: objects in flight when the grace ran out (or sl_job_abort came) and were abandoned
+     * (nothing committed; not counted in objects_failed), and listed objects never started. Once the run has
+     * returned, listed = done + failed + aborted + not_started. */
+    uint64_t objects_aborted;
+    uint64_t objects_not_started;
 } sl_job_stats;
 
 /* Called once per failed object, serialized by the job (never concurrently); key is the object's key, error a
@@ -81,7 +86,21 @@ typedef struct sl_job_options {
     void *user_data;
     unsigned progress_interval_ms;         /* 0 = 1000 */
     const sl_store_options *store_options; /* for both stores; NULL = defaults */
-    const char *failures_path; /* if set, one JSON line per failed object: {"key":..,"error":..,"code":..} */
+    /* If set, one JSON line per failed or aborted object, as it happens:
+     *   {"key":..,"error":..,"code":"SL_E..","attempts":N,"http_status":S}
+     * key and error quoted by sl_json_quote; attempts counts the object's tries in this run including the retries
+     * of its HTTP requests; http_status is the last HTTP status a remote store answered while the object was
+     * processed, absent when there was none. Objects abandoned by an abort have code "SL_ECANCELED". */
+    const char *failures_path;
+    /* If set, the objects processed are exactly those named by this failure log (failures_path of an earlier run
+     * over the same src and dst) instead of the listing of src: read line by line (constant memory), in any order,
+     * each key looked up with a stat (a key that no longer exists fails with SL_ENOENT). include/exclude still
+     * apply. sl_job_new reads the file once to check it: a malformed line fails with SL_EINVAL naming the line;
+     * the same file as failures_path fails with SL_EINVAL. */
+    const char *retry_failed_path;
+    /* After sl_job_cancel, in-flight objects get this long to finish; then the job aborts them (sl_job_abort).
+     * 0 = SL_JOB_DEFAULT_GRACE_MS; SL_JOB_NO_GRACE aborts at once. */
+    unsigned grace_ms;
     /* Memory: every job samples its own RSS, objects done and bytes read, and its cgroup (sluice/memwatch.h) on a
      * thread of its own while it runs. When the cgroup's usage first passes 80 % of the cgroup's limit, on_warning
      * is called once and the number of workers allowed to take new objects is halved (never below 1); with no
@@ -96,6 +115,9 @@ typedef struct sl_job_options {
 } sl_job_options;
 
 #define SL_JOB_DEFAULT_MEMORY_LIMIT ((uint64_t)256 * 1024 * 1024)
+/* Inside Kubernetes' default terminationGracePeriodSeconds (30) with room for the report. */
+#define SL_JOB_DEFAULT_GRACE_MS 25000u
+#define SL_JOB_NO_GRACE 0xFFFFFFFFu
 
 /* Default worker count for a source/destination pair: a few per core for local work. */
 SL_API unsigned sl_job_default_jobs(void);
@@ -112,15 +134,25 @@ SL_API int sl_job_new(const sl_job_options *opts, sl_job **out);
  * SL_EPARTIAL if some failed, SL_ECANCELED if sl_job_cancel stopped it, another SL_E* if the job could not run
  * (listing failed, destination unusable). */
 SL_API int sl_job_run(sl_job *job);
-/* Stops taking new objects; objects in flight finish. Async-signal-safe; callable from any thread. */
+/* Stops taking new objects; objects in flight get the grace period (sl_job_options.grace_ms) to finish, then they
+ * are aborted. sl_job_run then returns SL_ECANCELED. Async-signal-safe; callable from any thread, any number of
+ * times. */
 SL_API void sl_job_cancel(sl_job *job);
+/* sl_job_cancel, recording that signal `signo` asked for it: the report says "interrupted": "SIGTERM". The first
+ * signal recorded wins. Async-signal-safe. */
+SL_API void sl_job_interrupt(sl_job *job, int signo);
+/* Stops at once: no new objects, and objects in flight are abandoned (exec children killed, uploads abandoned,
+ * nothing committed: no partial output under a final name). Async-signal-safe; callable from any thread. */
+SL_API void sl_job_abort(sl_job *job);
 /* Snapshot of the counters; any thread. */
 SL_API void sl_job_stats_get(const sl_job *job, sl_job_stats *out);
 /* The memory verdict of the run (sl_mem_judge on its timeline, against the cgroup limit if any). Valid once
  * sl_job_run has returned; SL_EINVAL (out->trend SL_MEM_UNKNOWN) before that, or when the run stopped before its
  * sampler started. */
 SL_API int sl_job_mem_verdict(const sl_job *job, sl_mem_verdict *out);
-/* Writes a JSON report (counts, bytes, duration, failures, peak RSS, the memory verdict under "memory") to path. */
+/* Writes a JSON report (counts, bytes, duration, failures, peak RSS, the memory verdict under "memory",
+ * "interrupted": the name of the signal sl_job_interrupt recorded or null, and "stop": the grace, whether in-flight
+ * objects were abandoned, how many, and how many listed objects were never started) to path. */
 SL_API int sl_job_write_report(const sl_job *job, const char *path);
 /* NULL ok. */
 SL_API void sl_job_destroy(sl_job *job);

@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char s_root[256];
@@ -222,6 +224,132 @@ static void test_cancel_stops_taking_work(void) {
     ASSERT_TRUE(st.objects_done >= 5 && st.objects_done < 200);
     ASSERT_UINT_EQ(st.objects_failed, 0);
     sl_job_destroy(job);
+}
+
+static void *cancel_when_running(void *arg) {
+    sl_job *job = arg;
+    sl_job_stats st;
+    do {
+        usleep(10000);
+        sl_job_stats_get(job, &st);
+    } while (st.objects_listed < 10);
+    usleep(300000); /* both workers are in their `sleep 30` */
+    sl_job_cancel(job);
+    return NULL;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* In-flight objects that outlast the grace are abandoned: counted apart from failures, logged as SL_ECANCELED,
+ * nothing committed; the run returns soon after the grace. */
+static void test_grace_then_abort(void) {
+    char src[PATH_MAX], dst[PATH_MAX], log[PATH_MAX], line[1024];
+    snprintf(src, sizeof(src), "%s/grace-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/grace-dst", s_root);
+    snprintf(log, sizeof(log), "%s/grace.jsonl", s_root);
+    make_tree(src, 50);
+    const char *argv[] = {"sleep", "30", NULL};
+    collector c = {0};
+    sl_job_options o = {.kind = SL_JOB_EXEC,
+                        .src_url = src,
+                        .dst_url = dst,
+                        .argv = argv,
+                        .jobs = 2,
+                        .grace_ms = 300,
+                        .failures_path = log,
+                        .on_failure = on_failure,
+                        .user_data = &c};
+    sl_job *job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_when_running, job);
+    double t0 = now_s();
+    ASSERT_INT_EQ(sl_job_run(job), SL_ECANCELED);
+    double took = now_s() - t0;
+    pthread_join(t, NULL);
+    ASSERT_TRUE(took < 5.0);
+    ASSERT_TRUE(strstr(sl_last_error(), "2 abandoned when the 0.3 s grace ran out") != NULL);
+    sl_job_stats st;
+    sl_job_stats_get(job, &st);
+    ASSERT_UINT_EQ(st.objects_done, 0);
+    ASSERT_UINT_EQ(st.objects_failed, 0);
+    ASSERT_UINT_EQ(st.objects_aborted, 2);
+    ASSERT_UINT_EQ(st.objects_not_started, st.objects_listed - 2);
+    ASSERT_INT_EQ(atomic_load(&c.failures), 0); /* abandoned objects are not failures of their own */
+    FILE *f = fopen(log, "r");
+    ASSERT_TRUE(f != NULL);
+    int lines = 0;
+    while (fgets(line, sizeof(line), f)) {
+        ASSERT_TRUE(strstr(line, "\"code\":\"SL_ECANCELED\",\"attempts\":1}") != NULL);
+        lines++;
+    }
+    fclose(f);
+    ASSERT_INT_EQ(lines, 2);
+    /* No file at all under dst: neither an output under its final name nor a temp file. */
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "find '%s' -type f 2>/dev/null | wc -l", dst);
+    FILE *p = popen(cmd, "r");
+    ASSERT_TRUE(p != NULL);
+    int files = -1;
+    ASSERT_INT_EQ(fscanf(p, "%d", &files), 1);
+    pclose(p);
+    ASSERT_INT_EQ(files, 0);
+    sl_job_destroy(job);
+
+    /* sl_job_abort before the run: nothing is started at all. */
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    sl_job_interrupt(job, SIGTERM);
+    sl_job_abort(job);
+    ASSERT_INT_EQ(sl_job_run(job), SL_ECANCELED);
+    ASSERT_TRUE(strstr(sl_last_error(), "interrupted by SIGTERM: 0 objects done") != NULL);
+    sl_job_stats_get(job, &st);
+    ASSERT_UINT_EQ(st.objects_done + st.objects_aborted, 0);
+    sl_job_destroy(job);
+}
+
+/* A failure log written by one job, fed to the next: exactly the failed keys are processed again. */
+static void test_retry_failed_in_process(void) {
+    char src[512], dst[512], log[PATH_MAX], log2[PATH_MAX], path[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/retry-src", s_root);
+    snprintf(dst, sizeof(dst), "%s/retry-dst", s_root);
+    snprintf(log, sizeof(log), "%s/retry1.jsonl", s_root);
+    snprintf(log2, sizeof(log2), "%s/retry2.jsonl", s_root);
+    make_tree(src, 40);
+    /* Fails for the keys under d3/ while the marker file exists. */
+    char script[PATH_MAX + 128];
+    snprintf(path, sizeof(path), "%s/retry-broken", s_root);
+    write_file(path, "", 0);
+    snprintf(script, sizeof(script), "case \"$SLUICE_KEY\" in d3/*) [ -e '%s' ] && exit 9;; esac; cat", path);
+    const char *argv[] = {"sh", "-c", script, NULL};
+    sl_job_options o = {
+        .kind = SL_JOB_EXEC, .src_url = src, .dst_url = dst, .argv = argv, .jobs = 4, .failures_path = log};
+    sl_job_stats st;
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EPARTIAL);
+    ASSERT_UINT_EQ(st.objects_failed, 4);
+    unlink(path);
+    o.retry_failed_path = log;
+    o.failures_path = log2;
+    ASSERT_INT_EQ(run_job(&o, &st), 0);
+    ASSERT_UINT_EQ(st.objects_listed, 4);
+    ASSERT_UINT_EQ(st.objects_done, 4);
+    ASSERT_TRUE(st.listing_done);
+    char got[512], want[512];
+    for (int i = 3; i < 40; i += 10) {
+        snprintf(path, sizeof(path), "%s/d3/f%05d.txt", dst, i);
+        size_t n = read_file(path, got, sizeof(got));
+        snprintf(path, sizeof(path), "%s/d3/f%05d.txt", src, i);
+        ASSERT_UINT_EQ(n, read_file(path, want, sizeof(want)));
+        ASSERT_MEM_EQ(got, want, n);
+    }
+    /* The same file as the new failure log would be truncated before it is read. */
+    o.failures_path = log;
+    sl_job *job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), SL_EINVAL);
+    ASSERT_TRUE(job == NULL);
 }
 
 static void test_memory_limit_bounds_workers(void) {
@@ -450,6 +578,8 @@ int main(void) {
     RUN_TEST(test_ops_to_stdout_and_filters);
     RUN_TEST(test_exec_failures_are_per_object);
     RUN_TEST(test_cancel_stops_taking_work);
+    RUN_TEST(test_grace_then_abort);
+    RUN_TEST(test_retry_failed_in_process);
     RUN_TEST(test_memory_limit_bounds_workers);
     RUN_TEST(test_bad_sources_and_destinations);
     RUN_TEST(test_memory_timeline_chart_report);
