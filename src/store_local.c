@@ -887,12 +887,6 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
         rc = err == ENOTDIR ? s_fail_notdir(path) : s_fail_path(err, path, "cannot create");
         goto on_error;
     }
-    /* mkostemp creates 0600; a finished output gets the mode any new file would get. */
-    if (fchmod(w->fd, st->file_mode) < 0) {
-        rc = s_fail_path(errno, path, "cannot set the mode of the new file");
-        unlink(w->tmp_path);
-        goto on_error;
-    }
     w->base.client = client;
     s_link_add(c, &w->link, S_WRITER);
     *out = &w->base;
@@ -930,8 +924,13 @@ static void s_writer_free(s_writer *w) {
 
 static int s_write_commit(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
+    const s_store *st = (const s_store *)writer->client->store;
     int rc = 0;
-    if (fsync(w->fd) < 0)
+    /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
+     * let anyone write into it). The finished output gets the mode any new file would get. */
+    if (fchmod(w->fd, st->file_mode) < 0)
+        rc = s_fail_path(errno, w->final_path, "cannot set the mode of the new file");
+    if (rc == 0 && fsync(w->fd) < 0)
         rc = s_fail_path(errno, w->final_path, "cannot flush to disk");
     /* Linux closes the descriptor even when close fails with EINTR. */
     if (close(w->fd) < 0 && errno != EINTR && rc == 0)

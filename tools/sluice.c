@@ -57,14 +57,42 @@ static const char *s_prog = "sluice";
 static sl_job *volatile s_job;
 static volatile sig_atomic_t s_signal;
 
+/* Writes `s` to stderr with control characters as \n, \t, \r or \xHH, so that a message quoting an object name or a
+ * path (which may hold a newline) stays one line. Backslashes are left alone: text the library already escaped is not
+ * escaped twice. */
+static void s_put_one_line(const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            fputc(*p, stderr);
+        else if (*p == '\n')
+            fputs("\\n", stderr);
+        else if (*p == '\t')
+            fputs("\\t", stderr);
+        else if (*p == '\r')
+            fputs("\\r", stderr);
+        else
+            fprintf(stderr, "\\x%02x", *p);
+    }
+}
+
 static void s_err(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_err(const cli *c, const char *fmt, ...) {
+    char small[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: %s%s", s_prog, c && c->command ? c->command : "", c && c->command ? ": " : "");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
+    char *text = small;
+    if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    fprintf(stderr, "%s: %s%s", s_prog, c && c->command ? c->command : "", c && c->command ? ": " : "");
+    s_put_one_line(text ? text : small);
+    fputc('\n', stderr);
+    if (text && text != small)
+        free(text);
 }
 
 /* ---- help ---- */
@@ -890,7 +918,9 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error) 
     char *buf = need <= sizeof(small) ? small : malloc(need);
     if (buf)
         sl_text_escape(buf, need, key, strlen(key));
-    fprintf(stderr, "%s: %s: FAILED %s: %s\n", s_prog, c->command, buf ? buf : "?", error);
+    fprintf(stderr, "%s: %s: FAILED %s: ", s_prog, c->command, buf ? buf : "?");
+    s_put_one_line(error);
+    fputc('\n', stderr);
     if (buf != small)
         free(buf);
 }
@@ -898,7 +928,9 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error) 
 static void s_on_warning(void *ud, const char *message) {
     cli *c = ud;
     s_clear_progress(c);
-    fprintf(stderr, "%s: warning: %s\n", s_prog, message);
+    fprintf(stderr, "%s: warning: ", s_prog);
+    s_put_one_line(message);
+    fputc('\n', stderr);
 }
 
 static void s_on_result(void *ud, const char *line, size_t len) {
