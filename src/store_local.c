@@ -823,6 +823,30 @@ static int s_fail_notdir(const char *path) {
     return sl__fail(SL_ENOTDIR, "%s: cannot create the file: a parent is not a directory", path);
 }
 
+/* Fails when a directory between the root and path[0, dir_len) (NUL-terminated at dir_len) is a symbolic link: a key
+ * names a place below the destination, and a link left there would carry the file (and the directories made for it)
+ * somewhere else. The root itself may be a link. Directories that do not exist yet are made by us, as directories.
+ * Like tar and rsync by default, this does not defend against a link swapped in while the job runs. */
+static int s_check_no_link(const s_store *st, char *dir, size_t dir_len) {
+    for (size_t i = strlen(st->root) + 1; i <= dir_len; i++) {
+        if (i < dir_len && dir[i] != '/')
+            continue;
+        char saved = dir[i];
+        dir[i] = '\0';
+        struct stat sb;
+        int r = lstat(dir, &sb);
+        if (r == 0 && S_ISLNK(sb.st_mode))
+            return sl__fail(SL_EUNSAFEKEY,
+                            "%s: a directory on its path is a symbolic link: not written through it, "
+                            "so that nothing lands outside the destination %s",
+                            dir, s_root_name(st));
+        dir[i] = saved;
+        if (r < 0)
+            break;
+    }
+    return 0;
+}
+
 /* Makes sure path[0, dir_len) exists as a directory, remembering the last one in the client. */
 static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
     if (dir_len == 0 || (c->dir_cache_len == dir_len && memcmp(c->dir_cache, path, dir_len) == 0))
@@ -830,6 +854,9 @@ static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
     c->dir_cache_len = 0;
     memcpy(c->dir_cache, path, dir_len);
     c->dir_cache[dir_len] = '\0';
+    int rc = s_check_no_link((const s_store *)c->base.store, c->dir_cache, dir_len);
+    if (rc < 0)
+        return rc;
     int err = s_mkdirs(c->dir_cache, dir_len);
     if (err == ENOTDIR || err == EEXIST)
         return s_fail_notdir(path);

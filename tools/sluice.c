@@ -855,7 +855,21 @@ static int s_cmd_cat(cli *c) {
     if (rc == 0 && !key)
         rc = SL_EISDIR;
     if (rc == SL_EISDIR) {
-        s_err(c, "%s is a prefix or directory, not an object (use `sluice ls` to see what it holds)", c->args[0]);
+        /* A bucket has no directories: a name that is neither an object nor a prefix of one is simply missing. */
+        sl_lister *probe = NULL;
+        sl_object first;
+        sl_list_options lo = {.page_size = 1};
+        int probe_rc = 1;
+        if (store && (probe_rc = sl_client_new(store, &client)) == 0 &&
+            (probe_rc = sl_list_open(client, &lo, &probe)) == 0)
+            probe_rc = sl_list_next(probe, &first);
+        sl_list_close(probe);
+        if (probe_rc < 0)
+            s_err(c, "%s", sl_last_error());
+        else if (probe_rc == 0 && sl_store_scheme(store) != SL_SCHEME_FILE)
+            s_err(c, "%s: no such object (nor any object under it as a prefix)", c->args[0]);
+        else
+            s_err(c, "%s is a prefix or directory, not an object (use `sluice ls` to see what it holds)", c->args[0]);
         exit_code = EXIT_FATAL;
         goto done;
     }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Hostile input, one table: malformed URLs, unknown schemes, a missing bucket, permission denied, an unreadable
 # file, a destination inside the source, a full or read-only destination file system, object keys that try to
-# leave a local destination ('..', a leading '/', '//', control characters, over-long components), names with a
-# newline in every output format, commands that fail, crash, never read their stdin or write a gigabyte, zero
-# objects, a 0-byte object, bad option values, object names that look like shell code, an untrusted TLS
-# certificate, and the umask.
+# leave a local destination ('..', a leading '/', '//', control characters, over-long components, a symbolic link
+# inside the destination), a missing name with a newline, names with a newline in every output format, commands
+# that fail, crash, never read their stdin or write a gigabyte, zero objects, a 0-byte object, bad option values,
+# object names that look like shell code, an untrusted TLS certificate, and the umask.
 #
 # Each row: NAME, the exit status the README documents, an extended regexp that some stderr line must match ('-':
 # stderr must be empty), an optional check, and the command. For every row the runner also checks that
@@ -185,6 +185,8 @@ say "missing things and permission denied"
 row gs-missing-bucket 3 'gs://no-such-bucket: no such bucket \(check the name' - ls gs://no-such-bucket/x
 row gs-missing-bucket-cp 3 'no such bucket' nothing_created cp gs://no-such-bucket/x {DST}
 row local-missing-src 3 'no such file' nothing_created cp {C}/missing {DST}
+row missing-newline-name 3 'missing\\nname: no such object' - cat $'gs://hostile-keys/nl/missing\nname'
+row missing-newline-path 3 'missing\\npath.*no such file' nothing_created cp $'{C}/missing\npath' {DST}
 missing_bucket_dst() {
     expect_eq "FAILED lines, one per object" 3 "$(grep -c 'FAILED.*bucket does not exist' "$ERR")"
 }
@@ -329,6 +331,25 @@ clash_one() {
 }
 row key-file-dir-clash 1 'FAILED f(/g)?: .*(is a file, not a directory|is a directory)' clash_one \
     cp gs://hostile-keys/clash {DST}
+# A symbolic link someone left inside the destination is not written through (the destination's own path may be one).
+link_in_dst() {
+    mkdir -p "$C/outside"
+    mkdir -p "$DST"
+    ln -s ../outside "$DST/sub"
+}
+link_refused() {
+    expect_eq "nothing written through the link" "" "$(files_in "$C/outside")"
+    expect_eq "the other objects were copied" "$(printf '%s\n' a.txt b.txt)" "$(files_in "$DST")"
+    [ -L "$DST/sub" ] || fail "the link" "left as it was" "changed"
+}
+SETUP=link_in_dst
+row key-through-symlink 1 'FAILED sub/c.txt: .*/dst/sub: a directory on its path is a symbolic link' link_refused \
+    cp {FX}/src {DST}
+dst_is_link() { mkdir -p "$AUX/real" && ln -s aux/real "$DST"; }
+via_link() { src_copied_to "$AUX/real"; }
+src_copied_to() { expect_eq "files" "$(printf '%s\n' a.txt b.txt sub/c.txt)" "$(files_in "$1")"; }
+SETUP=dst_is_link
+row dst-root-is-symlink 0 - via_link cp {FX}/src {DST} -q
 nonutf8_alone() {
     expect_eq "what the server holds" "nu/good" \
         "$(gcs_objects hostile-keys nu/ | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')"
