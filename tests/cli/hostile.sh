@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC1083 # {DST}, {AUX}, {FX}, {C} are placeholders the row runner replaces
 # Hostile input, one table: malformed URLs, unknown schemes, a missing bucket, permission denied, an unreadable
 # file, a destination inside the source, a full or read-only destination file system, object keys that try to
 # leave a local destination ('..', a leading '/', '//', control characters, over-long components, a symbolic link
@@ -72,9 +73,9 @@ put("clash/ok1", "one")
 put("nl/new\nline", "newline")
 put("nl/ok", "ok")
 put("zero/empty", "")
+put("zero/x", "x")
 for n in ("a", "b", "c"):
     put("three/" + n, n)
-put("zero/x", "x")
 json.dump({"bucket": "hostile-keys", "objects": objs}, open(sys.argv[1], "w"))
 PY
 gcs_seed "@$T/seed.json"
@@ -97,6 +98,7 @@ row() {
     C="$T/case/$name"
     DST="$C/dst"
     AUX="$C/aux"
+    [ ! -e "$C" ] || fail "row names" "unique" "'$name' twice"
     mkdir -p "$C" "$AUX"
     chmod 777 "$C" "$AUX"
     local args=() a
@@ -401,7 +403,7 @@ row exec-segv 1 'FAILED .*command killed by signal SIGSEGV' no_outputs \
     map {FX}/src {DST} --exec 'sh -c "kill -SEGV \$\$"'
 row exec-kill9 1 'FAILED .*command killed by signal SIGKILL' no_outputs \
     map {FX}/src {DST} --exec 'sh -c "kill -9 \$\$"'
-no_read_done() { expect_eq "output of a command that closed its stdin" done "$(cat "$DST/big.bin")"; }
+no_read_done() { expect_eq "output of a command that closed its stdin" "done" "$(cat "$DST/big.bin")"; }
 row exec-closes-stdin 0 - no_read_done map {FX}/big {DST} -q --exec 'sh -c "exec 0<&-; sleep 0.2; echo done"'
 no_read_empty() { expect_eq "output of sleep" 0 "$(stat -c %s "$DST/big.bin")"; }
 row exec-never-reads 0 - no_read_empty map {FX}/big {DST} -q --exec 'sleep 0.3'
