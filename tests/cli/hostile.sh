@@ -494,9 +494,14 @@ if command -v openssl >/dev/null && command -v curl >/dev/null; then
         fail "curl with the system's CAs" "a certificate error" "success"
     fi
     quick() { [ "$ELAPSED" -le 3 ] || fail "an untrusted certificate" "fails at once, not after retries" "${ELAPSED}s"; }
-    row tls-self-signed-ls 3 "https://127\.0\.0\.1:$TLS_PORT: SSL certificate problem: self-signed certificate \(the server's TLS certificate is not trusted" \
-        quick ls gs://tls-bucket --endpoint "https://127.0.0.1:$TLS_PORT" --anonymous
-    row tls-self-signed-cat 3 'self-signed certificate' quick \
+    # Where the system has no CA store at all (no ca-certificates package), nothing verifies: that is said instead.
+    if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+        TLS_RE="https://127\.0\.0\.1:$TLS_PORT: SSL certificate problem: self-signed certificate \(the server's TLS certificate is not trusted"
+    else
+        TLS_RE="https://127\.0\.0\.1:$TLS_PORT: .*certificate.* \(cannot load the trusted CA certificates"
+    fi
+    row tls-self-signed-ls 3 "$TLS_RE" quick ls gs://tls-bucket --endpoint "https://127.0.0.1:$TLS_PORT" --anonymous
+    row tls-self-signed-cat 3 'certificate' quick \
         cat gs://tls-bucket/obj --endpoint "https://127.0.0.1:$TLS_PORT" --anonymous
     tls_each() {
         quick
@@ -504,9 +509,19 @@ if command -v openssl >/dev/null && command -v curl >/dev/null; then
     }
     row tls-self-signed-cp 1 'FAILED a.txt: .*certificate' tls_each \
         cp {FX}/src gs://tls-bucket/x --endpoint "https://127.0.0.1:$TLS_PORT" --anonymous
+    if [ -s /etc/ssl/certs/ca-certificates.crt ] && command -v unshare >/dev/null &&
+        unshare -m sh -c 'mount --bind /dev/null /etc/ssl/certs/ca-certificates.crt' 2>/dev/null; then
+        # In a private mount namespace the system's CA bundle is made empty, for sluice alone.
+        PRE=(unshare -m sh -c 'mount --bind /dev/null /etc/ssl/certs/ca-certificates.crt && exec "$@"' sh)
+        row tls-no-ca-store 3 'error setting certificate file: .*\(cannot load the trusted CA certificates, so no server can be verified: install the ca-certificates package\)' \
+            quick ls gs://tls-bucket --endpoint "https://127.0.0.1:$TLS_PORT" --anonymous
+    else
+        skip_note "cannot hide the system's CA bundle in a private mount namespace (or there is none): 1 row skipped"
+        NSKIPPED=$((NSKIPPED + 1))
+    fi
 else
-    skip_note "no openssl or curl: the 3 TLS rows are skipped"
-    NSKIPPED=$((NSKIPPED + 3))
+    skip_note "no openssl or curl: the 4 TLS rows are skipped"
+    NSKIPPED=$((NSKIPPED + 4))
 fi
 
 # umask: outputs get 0666 & ~umask, directories 0777 & ~umask; the failure log and the report too.
