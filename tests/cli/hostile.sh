@@ -42,7 +42,7 @@ echo secret >"$FX/locked/in/secret.txt"
 echo hidden >"$FX/locked/deny/x"
 # Object names that are shell code if anything ever pasted one into a command string.
 for k in '$(touch PWNED1)' '; touch PWNED2 #' '`touch PWNED3`' "'; touch PWNED4; '" '"; touch PWNED5; "' \
-    '|touch PWNED6' '&& touch PWNED7' '-rf' '$HOME'; do
+    '|touch PWNED6' '&& touch PWNED7' '-rf' '$HOME' '; rm -rf keep'; do
     printf '%s' "$k" >"$FX/inj/$k"
 done
 chmod 755 "$T"
@@ -467,13 +467,17 @@ inj_exact() {
         expect_eq "output of '$k'" "$k" "$(cat "$DST/$k")"
         n=$((n + 1))
     done < <(find "$FX/inj" -type f -print0)
-    expect_eq "outputs" 9 "$n"
+    expect_eq "outputs" 10 "$n"
+    expect_eq "the directory '; rm -rf keep' names" "kept" "$(cat "$C/keep/file")"
     [ -z "$(find / -xdev -maxdepth 1 -name 'PWNED*' 2>/dev/null; find "$T" -name 'PWNED*')" ] ||
         fail "object names run as shell code" "no PWNED file" "$(find "$T" / -maxdepth 1 -name 'PWNED*')"
 }
+make_keep() { mkdir -p "$C/keep" && echo kept >"$C/keep/file"; }
+SETUP=make_keep
 row inject-shell 0 - inj_exact map {FX}/inj {DST} -q --shell --exec 'printf %s "$SLUICE_KEY"'
+SETUP=make_keep
 row inject-exec 0 - inj_exact map {FX}/inj {DST} -q --exec 'sh -c "printf %s \"\$SLUICE_KEY\""'
-inj_listed() { expect_eq "ls lines" 9 "$(wc -l <"$OUT")"; }
+inj_listed() { expect_eq "ls lines" 10 "$(wc -l <"$OUT")"; }
 row inject-ls 0 - inj_listed ls {FX}/inj
 grep -qxF '$(touch PWNED1)' "$OUT" || fail "ls of shell-code names" "the exact name" "$(cat "$OUT")"
 
