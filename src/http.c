@@ -379,6 +379,19 @@ static int s_transport_error(sl__http *h) {
     if (h->result == CURLE_OK)
         return sl__fail(SL_EIO, "%s: connection closed inside the response headers", origin);
     const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result);
+    /* A certificate that does not verify will not verify on the next attempt either: not SL_EIO, so not retried.
+     * There is no switch to turn verification off. */
+    if (h->result == CURLE_SSL_CACERT_BADFILE)
+        return sl__fail(SL_EACCES,
+                        "%s: %s (cannot load the trusted CA certificates, so no server can be verified: install the "
+                        "ca-certificates package)",
+                        origin, why);
+    if (h->result == CURLE_PEER_FAILED_VERIFICATION || h->result == CURLE_SSL_ISSUER_ERROR ||
+        h->result == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
+        return sl__fail(SL_EACCES,
+                        "%s: %s (the server's TLS certificate is not trusted: sluice always verifies it; if this "
+                        "server is yours, add its CA to the system's trusted certificates)",
+                        origin, why);
     return sl__fail(SL_EIO, "%s: %s", origin, why);
 }
 

@@ -59,7 +59,8 @@ typedef struct sl__http_request {
 
 /* Performs one attempt. Returns 0 when an HTTP response arrived (whatever its status: check response->status),
  * SL_EIO for a transport failure (connection refused/reset, timeout, broken body) with sl_last_error() naming the
- * URL's host and curl's reason, SL_ETOOBIG / SL_ECANCELED as documented. */
+ * URL's host and curl's reason, SL_EACCES when the server's TLS certificate does not verify (not worth a retry),
+ * SL_ETOOBIG / SL_ECANCELED as documented. */
 int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response *resp);
 
 /* Streaming (pull) download: starts the request and returns once the status and headers are known (body not yet

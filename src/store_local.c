@@ -823,6 +823,30 @@ static int s_fail_notdir(const char *path) {
     return sl__fail(SL_ENOTDIR, "%s: cannot create the file: a parent is not a directory", path);
 }
 
+/* Fails when a directory between the root and path[0, dir_len) (NUL-terminated at dir_len) is a symbolic link: a key
+ * names a place below the destination, and a link left there would carry the file (and the directories made for it)
+ * somewhere else. The root itself may be a link. Directories that do not exist yet are made by us, as directories.
+ * Like tar and rsync by default, this does not defend against a link swapped in while the job runs. */
+static int s_check_no_link(const s_store *st, char *dir, size_t dir_len) {
+    for (size_t i = strlen(st->root) + 1; i <= dir_len; i++) {
+        if (i < dir_len && dir[i] != '/')
+            continue;
+        char saved = dir[i];
+        dir[i] = '\0';
+        struct stat sb;
+        int r = lstat(dir, &sb);
+        if (r == 0 && S_ISLNK(sb.st_mode))
+            return sl__fail(SL_EUNSAFEKEY,
+                            "%s: a directory on its path is a symbolic link: not written through it, "
+                            "so that nothing lands outside the destination %s",
+                            dir, s_root_name(st));
+        dir[i] = saved;
+        if (r < 0)
+            break;
+    }
+    return 0;
+}
+
 /* Makes sure path[0, dir_len) exists as a directory, remembering the last one in the client. */
 static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
     if (dir_len == 0 || (c->dir_cache_len == dir_len && memcmp(c->dir_cache, path, dir_len) == 0))
@@ -830,6 +854,9 @@ static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
     c->dir_cache_len = 0;
     memcpy(c->dir_cache, path, dir_len);
     c->dir_cache[dir_len] = '\0';
+    int rc = s_check_no_link((const s_store *)c->base.store, c->dir_cache, dir_len);
+    if (rc < 0)
+        return rc;
     int err = s_mkdirs(c->dir_cache, dir_len);
     if (err == ENOTDIR || err == EEXIST)
         return s_fail_notdir(path);
@@ -887,12 +914,6 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
         rc = err == ENOTDIR ? s_fail_notdir(path) : s_fail_path(err, path, "cannot create");
         goto on_error;
     }
-    /* mkostemp creates 0600; a finished output gets the mode any new file would get. */
-    if (fchmod(w->fd, st->file_mode) < 0) {
-        rc = s_fail_path(errno, path, "cannot set the mode of the new file");
-        unlink(w->tmp_path);
-        goto on_error;
-    }
     w->base.client = client;
     s_link_add(c, &w->link, S_WRITER);
     *out = &w->base;
@@ -930,8 +951,13 @@ static void s_writer_free(s_writer *w) {
 
 static int s_write_commit(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
+    const s_store *st = (const s_store *)writer->client->store;
     int rc = 0;
-    if (fsync(w->fd) < 0)
+    /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
+     * let anyone write into it). The finished output gets the mode any new file would get. */
+    if (fchmod(w->fd, st->file_mode) < 0)
+        rc = s_fail_path(errno, w->final_path, "cannot set the mode of the new file");
+    if (rc == 0 && fsync(w->fd) < 0)
         rc = s_fail_path(errno, w->final_path, "cannot flush to disk");
     /* Linux closes the descriptor even when close fails with EINTR. */
     if (close(w->fd) < 0 && errno != EINTR && rc == 0)

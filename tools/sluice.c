@@ -63,14 +63,42 @@ static volatile sig_atomic_t s_signal_count; /* how many have come */
 /* After a second signal, how long the abort may take before the process leaves anyway. */
 #define S_HARD_STOP_S 5
 
+/* Writes `s` to stderr with control characters as \n, \t, \r or \xHH, so that a message quoting an object name or a
+ * path (which may hold a newline) stays one line. Backslashes are left alone: text the library already escaped is not
+ * escaped twice. */
+static void s_put_one_line(const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            fputc(*p, stderr);
+        else if (*p == '\n')
+            fputs("\\n", stderr);
+        else if (*p == '\t')
+            fputs("\\t", stderr);
+        else if (*p == '\r')
+            fputs("\\r", stderr);
+        else
+            fprintf(stderr, "\\x%02x", *p);
+    }
+}
+
 static void s_err(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_err(const cli *c, const char *fmt, ...) {
+    char small[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: %s%s", s_prog, c && c->command ? c->command : "", c && c->command ? ": " : "");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
+    char *text = small;
+    if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    fprintf(stderr, "%s: %s%s", s_prog, c && c->command ? c->command : "", c && c->command ? ": " : "");
+    s_put_one_line(text ? text : small);
+    fputc('\n', stderr);
+    if (text && text != small)
+        free(text);
 }
 
 /* ---- help ---- */
@@ -897,7 +925,21 @@ static int s_cmd_cat(cli *c) {
     if (rc == 0 && !key)
         rc = SL_EISDIR;
     if (rc == SL_EISDIR) {
-        s_err(c, "%s is a prefix or directory, not an object (use `sluice ls` to see what it holds)", c->args[0]);
+        /* A bucket has no directories: a name that is neither an object nor a prefix of one is simply missing. */
+        sl_lister *probe = NULL;
+        sl_object first;
+        sl_list_options lo = {.page_size = 1};
+        int probe_rc = 1;
+        if (store && (probe_rc = sl_client_new(store, &client)) == 0 &&
+            (probe_rc = sl_list_open(client, &lo, &probe)) == 0)
+            probe_rc = sl_list_next(probe, &first);
+        sl_list_close(probe);
+        if (probe_rc < 0)
+            s_err(c, "%s", sl_last_error());
+        else if (probe_rc == 0 && sl_store_scheme(store) != SL_SCHEME_FILE)
+            s_err(c, "%s: no such object (nor any object under it as a prefix)", c->args[0]);
+        else
+            s_err(c, "%s is a prefix or directory, not an object (use `sluice ls` to see what it holds)", c->args[0]);
         exit_code = EXIT_FATAL;
         goto done;
     }
@@ -960,7 +1002,9 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error) 
     char *buf = need <= sizeof(small) ? small : malloc(need);
     if (buf)
         sl_text_escape(buf, need, key, strlen(key));
-    fprintf(stderr, "%s: %s: FAILED %s: %s\n", s_prog, c->command, buf ? buf : "?", error);
+    fprintf(stderr, "%s: %s: FAILED %s: ", s_prog, c->command, buf ? buf : "?");
+    s_put_one_line(error);
+    fputc('\n', stderr);
     if (buf != small)
         free(buf);
 }
@@ -968,7 +1012,9 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error) 
 static void s_on_warning(void *ud, const char *message) {
     cli *c = ud;
     s_clear_progress(c);
-    fprintf(stderr, "%s: warning: %s\n", s_prog, message);
+    fprintf(stderr, "%s: warning: ", s_prog);
+    s_put_one_line(message);
+    fputc('\n', stderr);
 }
 
 static void s_on_result(void *ud, const char *line, size_t len) {

@@ -142,7 +142,8 @@ typedef struct sl_write_options {
 
 /* Opens `key` for a streaming write. Nothing is visible under `key` until sl_write_commit succeeds; a crash or
  * sl_write_abort leaves the previous object (if any) untouched. Local store: a temp file in the target directory,
- * fsync, rename; keys that could escape the destination ("..", absolute, empty components) fail with
+ * fsync, rename (the temp file stays 0600 until then; the output gets 0666 & ~umask); keys that could escape the
+ * destination ("..", absolute, empty components, a directory on the way that is a symbolic link) fail with
  * SL_EUNSAFEKEY. opts may be NULL. */
 SL_API int sl_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out);
 /* Appends len bytes. Returns 0 or <0. */

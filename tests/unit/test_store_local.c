@@ -689,6 +689,25 @@ static void test_unsafe_keys(void) {
     s_close(&os);
 }
 
+/* Mode of the one ".sluice-tmp-*" file in dir. */
+static unsigned s_tmp_mode(const char *dir) {
+    DIR *d = opendir(dir);
+    ASSERT_TRUE(d != NULL);
+    struct dirent *e;
+    unsigned mode = 0, found = 0;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, ".sluice-tmp-", 12) != 0)
+            continue;
+        struct stat sb;
+        ASSERT_INT_EQ(fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW), 0);
+        mode = sb.st_mode & 07777;
+        found++;
+    }
+    closedir(d);
+    ASSERT_UINT_EQ(found, 1);
+    return mode;
+}
+
 static void s_check_mode(mode_t mask, mode_t file_mode, mode_t dir_mode) {
     char root[PATH_MAX], path[PATH_MAX];
     snprintf(path, sizeof(path), "umask%03o", (unsigned)mask);
@@ -698,6 +717,8 @@ static void s_check_mode(mode_t mask, mode_t file_mode, mode_t dir_mode) {
     sl_writer *w;
     ASSERT_OK(sl_write_open(os.client, "d/f", NULL, &w));
     ASSERT_OK(sl_write(w, "x", 1));
+    /* The temp file is private while it is being written, whatever the umask. */
+    ASSERT_UINT_EQ(s_tmp_mode(s_at(path, root, "d")), 0600);
     ASSERT_OK(sl_write_commit(w));
     s_close(&os);
     umask(old);
@@ -712,6 +733,45 @@ static void test_umask(void) {
     s_check_mode(027, 0640, 0750);
     s_check_mode(0, 0666, 0777);
     s_check_mode(022, 0644, 0755);
+}
+
+/* A symbolic link inside the destination is never written through; the destination itself may be one. */
+static void test_links_in_destination(void) {
+    char base[PATH_MAX], root[PATH_MAX], path[PATH_MAX], target[PATH_MAX];
+    s_at(base, s_base, "links");
+    s_at(root, base, "root");
+    s_mkdir_p(s_at(path, root, "real"));
+    s_mkdir_p(s_at(path, base, "outside"));
+    ASSERT_INT_EQ(symlink("../outside", s_at(path, root, "out")), 0);
+    ASSERT_INT_EQ(symlink("real", s_at(path, root, "in")), 0);
+    open_store os = s_open(root);
+    sl_writer *w = NULL;
+    static const char *const through[] = {"real/../out/x", "out/x", "out/new/dir/x", "in/x"};
+    for (size_t i = 0; i < sizeof(through) / sizeof(through[0]); i++) {
+        int rc = sl_write_open(os.client, through[i], NULL, &w);
+        if (rc != SL_EUNSAFEKEY)
+            TEST_FAIL_("write_open(\"%s\") returned %s, expected SL_EUNSAFEKEY", through[i], sl_err_name(rc));
+    }
+    ASSERT_CONTAINS(sl_last_error(), "symbolic link");
+    ASSERT_UINT_EQ(s_count_entries(s_at(path, base, "outside")), 0);
+    ASSERT_UINT_EQ(s_count_entries(s_at(path, root, "real")), 0);
+    /* A key that names the link itself replaces the link (rename does not follow it). */
+    ASSERT_OK(sl_write_open(os.client, "out", NULL, &w));
+    ASSERT_OK(sl_write(w, "f", 1));
+    ASSERT_OK(sl_write_commit(w));
+    struct stat sb;
+    ASSERT_INT_EQ(lstat(s_at(path, root, "out"), &sb), 0);
+    ASSERT_TRUE(S_ISREG(sb.st_mode));
+    ASSERT_UINT_EQ(s_count_entries(s_at(path, base, "outside")), 0);
+    s_close(&os);
+
+    /* Opened through a link to it, the destination works as usual. */
+    ASSERT_INT_EQ(symlink("root/real", s_at(path, base, "via")), 0);
+    os = s_open(s_at(target, base, "via"));
+    ASSERT_OK(sl_write_open(os.client, "sub/y", NULL, &w));
+    ASSERT_OK(sl_write_commit(w));
+    ASSERT_TRUE(s_exists(s_at(path, root, "real/sub/y")));
+    s_close(&os);
 }
 
 /* Reads [offset, offset+length) of key in reads of at most `chunk` bytes; returns the bytes (caller frees). */
@@ -930,6 +990,7 @@ int main(void) {
     RUN_TEST(test_atomic_write);
     RUN_TEST(test_unsafe_keys);
     RUN_TEST(test_umask);
+    RUN_TEST(test_links_in_destination);
     RUN_TEST(test_ranged_read);
     RUN_TEST(test_errors);
 
