@@ -2,6 +2,8 @@
 # Installs what sluice needs to build and test on Debian 12, from Debian's packages only. Safe to rerun: does
 # nothing when everything is present. Needs root (or sudo) the first time.
 set -euo pipefail
+# clang is clang 14 on Debian 12; libclang-rt-14-dev holds its ASan/UBSan/TSan runtimes and libFuzzer
+# (libclang_rt.fuzzer*.a), which scripts/fuzz.sh links.
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev zlib1g-dev
           clang libclang-rt-14-dev python3 libxml2-utils openssl curl procps)
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, then builds and runs every test three times —
 # plain (warnings are errors), under AddressSanitizer + UndefinedBehaviorSanitizer, and the threaded core under
-# ThreadSanitizer.
+# ThreadSanitizer — and finally runs every libFuzzer target for a fixed time (scripts/fuzz.sh; SL_FUZZ_SECONDS,
+# default 20 s per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
@@ -24,3 +25,4 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   run asan -DCMAKE_C_COMPILER=clang -DSL_SANITIZE=ON
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   run tsan -DCMAKE_C_COMPILER=clang -DSL_TSAN=ON -- -L unit
+./scripts/fuzz.sh "${SL_FUZZ_SECONDS:-20}"

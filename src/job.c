@@ -100,6 +100,7 @@ struct sl_job {
     sl_mem_verdict mem_verdict;
     uint64_t mem_peak_rss;
     size_t mem_samples;
+    uint64_t mem_cg_usage, mem_cg_limit; /* the cgroup's at the last sample; 0 when unknown */
 
     struct {
         pthread_mutex_t lock;
@@ -109,6 +110,7 @@ struct sl_job {
         char fatal_message[1024];
         s_failure_sample samples[S_FAILURE_SAMPLES];
         size_t sample_count;
+        char mem_warning[512]; /* the memory guard's warning, "" if it did not fire */
     } synced;
 };
 
@@ -1098,13 +1100,23 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
     char limit[32], message[512];
     s_human_bytes(limit_bytes, limit, sizeof(limit));
     double percent = limit_bytes ? 100.0 * (double)used / (double)limit_bytes : 0;
+    /* The slope so far, even when it is too small to call growing: a growing verdict already says it. */
+    char trend[300], slope[32];
+    if (v->trend == SL_MEM_FLAT) {
+        double per_min = v->bytes_per_second * 60;
+        s_human_bytes((uint64_t)(per_min < 0 ? -per_min : per_min), slope, sizeof(slope));
+        snprintf(trend, sizeof(trend), "%s, %s%s/min", v->text, per_min < 0 ? "-" : "+", slope);
+    } else {
+        snprintf(trend, sizeof(trend), "%s", v->text);
+    }
     if (from > to)
         snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); lowering workers from %u to %u",
-                 percent, limit, v->text, from, to);
+                 percent, limit, trend, from, to);
     else
         snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); workers already at %u", percent,
-                 limit, v->text, to);
+                 limit, trend, to);
     pthread_mutex_lock(&job->synced.lock);
+    snprintf(job->synced.mem_warning, sizeof(job->synced.mem_warning), "%s", message);
     if (job->on_warning)
         job->on_warning(job->user_data, message);
     pthread_mutex_unlock(&job->synced.lock);
@@ -1113,6 +1125,10 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
 /* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked. */
 static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
     sl_memwatch_stop(mw);
+    sl_mem_sample last;
+    sl_memwatch_last(mw, &last);
+    job->mem_cg_usage = last.cg_usage_bytes;
+    job->mem_cg_limit = last.cg_limit_bytes;
     const sl_timeline *tl = sl_memwatch_timeline(mw);
     sl_memwatch_judge(mw, &job->mem_verdict);
     job->mem_peak_rss = sl_timeline_peak_rss(tl);
@@ -1380,10 +1396,20 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     s_put_json(f, mv.text);
     fprintf(f,
             ", \"trend\": \"%s\", \"bytes_per_object\": %.1f, \"bytes_per_second\": %.1f, \"limit_bytes\": %llu, "
-            "\"samples\": %zu, \"peak_rss_bytes\": %llu},\n",
+            "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"cgroup_usage_bytes\": %llu, \"cgroup_limit_bytes\": %llu, "
+            "\"warning\": ",
             s_trend_name(mv.trend), s_finite(mv.bytes_per_object), s_finite(mv.bytes_per_second),
             (unsigned long long)mv.limit_bytes, j->mem_judged ? j->mem_samples : 0,
-            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0));
+            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0),
+            (unsigned long long)(j->mem_judged ? j->mem_cg_usage : 0),
+            (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0));
+    pthread_mutex_lock(&j->synced.lock);
+    if (j->synced.mem_warning[0])
+        s_put_json(f, j->synced.mem_warning);
+    else
+        fputs("null", f);
+    pthread_mutex_unlock(&j->synced.lock);
+    fputs("},\n", f);
     fputs("  \"failures_log\": ", f);
     if (j->failures_path)
         s_put_json(f, j->failures_path);

@@ -1,4 +1,5 @@
-/* The memory chart: one self-contained SVG a stranger can read. RSS over time on the left axis (MiB), the limit as a
+/* The memory chart: one self-contained SVG a stranger can read. Memory (RSS, or what the caller names: `sluice watch`
+ * draws a process tree's PSS) over time on the left axis (MiB), the limit as a
  * dashed line, objects per second on the right axis, the fitted trend over the judged span, the verdict in the title.
  * Numbers in the markup are formatted with integer arithmetic, so a caller's setlocale() cannot put commas in them. */
 #include "fail.h"
@@ -133,7 +134,12 @@ static bool s_rate(const sl_timeline *tl, size_t i, size_t window, double *rate)
     return true;
 }
 
-static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, const char *title) {
+/* What the memory line measures, in the places the chart names it. */
+typedef struct s_names {
+    const char *desc, *axis, *legend, *peak;
+} s_names;
+
+static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, const char *title, const s_names *nm) {
     const size_t n = sl_timeline_count(tl);
     const sl_mem_sample *first = n ? sl_timeline_get(tl, 0) : NULL, *last = n ? sl_timeline_get(tl, n - 1) : NULL;
     char b1[48], b2[48];
@@ -222,8 +228,10 @@ static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, cons
     s_escaped(f, heading);
     fputs(": memory ", f);
     s_escaped(f, v->text);
-    fputs("</title>\n<desc>Resident memory (RSS) of the watched program sampled over time, with the memory limit, the "
-          "objects processed per second and a robust (Theil-Sen) trend line. Drawn by sluice.</desc>\n",
+    fputs("</title>\n<desc>", f);
+    s_escaped(f, nm->desc);
+    fputs(" sampled over time, with the memory limit, the objects processed per second and a robust (Theil-Sen) trend "
+          "line. Drawn by sluice.</desc>\n",
           f);
     fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", S_W, S_H);
     fprintf(f, "<text x=\"%d\" y=\"34\" text-anchor=\"middle\" font-size=\"20\" font-weight=\"bold\">", S_W / 2);
@@ -273,10 +281,10 @@ static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, cons
     /* Axis titles. */
     fprintf(f, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">time since start (%s)</text>\n",
             S_N((S_LEFT + S_RIGHT) / 2), S_N(S_BOTTOM + 42), unit_name);
-    fprintf(f,
-            "<text x=\"24\" y=\"%s\" text-anchor=\"middle\" transform=\"rotate(-90 24 %s)\" fill=\"%s\">"
-            "resident memory, RSS (MiB)</text>\n",
+    fprintf(f, "<text x=\"24\" y=\"%s\" text-anchor=\"middle\" transform=\"rotate(-90 24 %s)\" fill=\"%s\">",
             S_N((S_TOP + S_BOTTOM) / 2), S_N((S_TOP + S_BOTTOM) / 2), S_RSS_COLOR);
+    s_escaped(f, nm->axis);
+    fputs(" (MiB)</text>\n", f);
     if (has_rate)
         fprintf(f,
                 "<text x=\"%d\" y=\"%s\" text-anchor=\"middle\" transform=\"rotate(90 %d %s)\" fill=\"%s\">"
@@ -347,7 +355,9 @@ static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, cons
 
     /* Legend, then one line of context. */
     double lx = S_LEFT, ly = 528;
-    s_legend_item(f, &lx, &ly, S_RSS_COLOR, NULL, 2.5, "RSS (left axis)");
+    char legend[160];
+    snprintf(legend, sizeof(legend), "%s (left axis)", nm->legend);
+    s_legend_item(f, &lx, &ly, S_RSS_COLOR, NULL, 2.5, legend);
     if (has_cg)
         s_legend_item(f, &lx, &ly, S_CG_COLOR, NULL, 1.5, "container (cgroup) usage");
     if (limit > 0)
@@ -357,14 +367,26 @@ static void s_draw(FILE *f, const sl_timeline *tl, const sl_mem_verdict *v, cons
     if (has_rate)
         s_legend_item(f, &lx, &ly, S_RATE_COLOR, NULL, 1.5, "objects/s (right axis)");
     fprintf(f, "<text x=\"%s\" y=\"%d\" font-size=\"11\" fill=\"#666666\">", S_N(S_LEFT), S_H - 8);
-    fprintf(f, "%zu samples over %s, peak RSS %s", n, sl__fmt_duration(t1 - t0, b1, sizeof(b1)),
-            sl__fmt_bytes((double)sl_timeline_peak_rss(tl), b2, sizeof(b2)));
+    fprintf(f, "%zu samples over %s, peak ", n, sl__fmt_duration(t1 - t0, b1, sizeof(b1)));
+    s_escaped(f, nm->peak);
+    fprintf(f, " %s", sl__fmt_bytes((double)sl_timeline_peak_rss(tl), b2, sizeof(b2)));
     if (last && last->objects)
         fprintf(f, ", %llu objects", (unsigned long long)last->objects);
     fputs(". The trend is fitted after a warm-up (the first 20 % of the run).</text>\n</svg>\n", f);
 }
 
 int sl_mem_chart_svg(const sl_timeline *tl, const sl_mem_verdict *v, const char *title, const char *path) {
+    return sl_mem_chart_svg_named(tl, v, title, NULL, path);
+}
+
+int sl_mem_chart_svg_named(const sl_timeline *tl, const sl_mem_verdict *v, const char *title, const char *memory_name,
+                           const char *path) {
+    s_names nm = {"Resident memory (RSS) of the watched program", "resident memory, RSS", "RSS", "RSS"};
+    char desc[160];
+    if (memory_name && *memory_name) {
+        snprintf(desc, sizeof(desc), "Memory (%s) of the watched program", memory_name);
+        nm = (s_names){desc, memory_name, memory_name, memory_name};
+    }
     if (!tl || !path)
         return sl__fail(SL_EINVAL, "memory chart: no timeline or no path");
     sl_mem_verdict judged;
@@ -392,7 +414,7 @@ int sl_mem_chart_svg(const sl_timeline *tl, const sl_mem_verdict *v, const char 
         free(tmp);
         return rc;
     }
-    s_draw(f, tl, v, title);
+    s_draw(f, tl, v, title, &nm);
     int err = 0;
     errno = 0;
     if (ferror(f) || fflush(f) != 0 || fsync(fd) != 0)

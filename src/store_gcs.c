@@ -8,10 +8,12 @@
  * an interrupted download resumes at the byte it reached, pinned to the generation it started with; an upload
  * retried after an ambiguous failure first checks whether the object already landed, then re-sends with
  * ifGenerationMatch set to the generation seen, so it can never overwrite someone else's newer object. */
+#include "store_gcs.h"
 #include "auth_gcs.h"
 #include "crc32c.h"
 #include "fail.h"
 #include "http.h"
+#include "range.h"
 #include "store_vtable.h"
 
 #include <errno.h>
@@ -101,8 +103,8 @@ static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
     if (n < 0 || (size_t)n >= cap)
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: object name too long", st->bucket, st->prefix, key);
     if (n > 1024)
-        return sl__fail(SL_ENAMETOOLONG, "object name is %d bytes, over GCS's limit of 1024: gs://%s/%s", n,
-                        st->bucket, out);
+        return sl__fail(SL_ENAMETOOLONG, "object name is %d bytes, over GCS's limit of 1024: gs://%s/%s", n, st->bucket,
+                        out);
     if (!s_utf8_valid((const unsigned char *)out))
         return sl__fail(SL_EINVAL, "gs://%s/: object name is not valid UTF-8 (GCS names must be); rename the source",
                         st->bucket);
@@ -160,12 +162,16 @@ static bool s_hash_crc(const char *goog_hash, uint32_t *crc) {
     return true;
 }
 
-/* RFC 3339 ("2026-11-25T10:23:00.123Z") to ns since the epoch; 0 if unparsable. */
+/* RFC 3339 ("2026-11-25T10:23:00.123Z") to ns since the epoch; 0 if unparsable or outside what int64 ns can hold
+ * (years 1678 to 2261). */
 static int64_t s_parse_time(const char *s) {
     struct tm tm = {0};
     int y, mo, d, h, mi, sec;
     int used = 0;
     if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
+        return 0;
+    if (y < 1678 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        sec < 0 || sec > 60)
         return 0;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -183,12 +189,21 @@ static int64_t s_parse_time(const char *s) {
     return (int64_t)timegm(&tm) * 1000000000 + ns;
 }
 
+/* A non-negative integer given as a JSON string of decimal digits (how GCS sends int64 fields) or a JSON integer;
+ * 0 for anything else (a sign, a fraction, trailing text, more than 64 bits). */
 static uint64_t s_json_u64(json_t *v) {
-    if (json_is_string(v))
-        return strtoull(json_string_value(v), NULL, 10);
     if (json_is_integer(v))
-        return (uint64_t)json_integer_value(v);
-    return 0;
+        return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+    const char *p = json_string_value(v);
+    uint64_t n = 0;
+    if (!p || !*p)
+        return 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || n > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return 0;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    return n;
 }
 
 /* Fills *out (all but key) from an object resource. */
@@ -206,6 +221,67 @@ static void s_object_from_json(json_t *item, sl_object *out) {
     const char *md5 = json_string_value(json_object_get(item, "md5Hash"));
     if (md5 && s_unb64(md5, out->md5, 16))
         out->has_md5 = true;
+}
+
+/* ---- listing pages ---- */
+
+int sl__gcs_page_parse(sl__gcs_page *page, const char *body, size_t len, const char *bucket) {
+    json_error_t jerr;
+    page->item_i = page->prefix_i = 0;
+    page->root = json_loadb(body, len, 0, &jerr);
+    if (json_is_object(page->root))
+        return 0;
+    if (page->root)
+        snprintf(jerr.text, sizeof(jerr.text), "not an object");
+    json_decref(page->root);
+    page->root = NULL;
+    return sl__fail(SL_ECORRUPT, "gs://%s: listing page is not valid JSON: %s (line %d)", bucket, jerr.text, jerr.line);
+}
+
+const char *sl__gcs_page_token(const sl__gcs_page *page) {
+    const char *token = json_string_value(json_object_get(page->root, "nextPageToken"));
+    return token && *token ? token : NULL;
+}
+
+int sl__gcs_page_next(sl__gcs_page *page, const char **name, sl_object *out) {
+    json_t *items = json_object_get(page->root, "items");
+    json_t *prefixes = json_object_get(page->root, "prefixes");
+    for (;;) {
+        json_t *item = json_array_get(items, page->item_i);
+        json_t *pfx = json_array_get(prefixes, page->prefix_i);
+        const char *iname = json_string_value(json_object_get(item, "name"));
+        const char *pname = json_string_value(pfx);
+        if (!iname && item) {
+            page->item_i++;
+            continue;
+        }
+        if (!pname && pfx) {
+            page->prefix_i++;
+            continue;
+        }
+        if (!iname && !pname)
+            return 0;
+        /* Items and prefixes are each sorted; merging them keeps the whole listing in byte order. */
+        if (pname && (!iname || strcmp(pname, iname) < 0)) {
+            page->prefix_i++;
+            memset(out, 0, sizeof(*out));
+            out->is_prefix = true;
+            *name = pname;
+        } else {
+            page->item_i++;
+            s_object_from_json(item, out);
+            *name = iname;
+        }
+        return 1;
+    }
+}
+
+void sl__gcs_page_clear(sl__gcs_page *page) {
+    if (!page)
+        return;
+    json_decref(page->root);
+    page->root = NULL;
+    page->item_i = page->prefix_i = 0;
 }
 
 /* ---- requests with retries ---- */
@@ -492,17 +568,14 @@ typedef struct s_lister {
     char *start_after;  /* key: skip names <= this */
     char *page_token;
     bool last_page;
-    json_t *page;
-    size_t item_i, prefix_i;
+    sl__gcs_page page;
     char key[4096];
 } s_lister;
 
 static int s_fetch_page(s_lister *l) {
     s_client *c = l->client;
     s_store *st = s_st(&c->base);
-    json_decref(l->page);
-    l->page = NULL;
-    l->item_i = l->prefix_i = 0;
+    sl__gcs_page_clear(&l->page);
     size_t at = 0;
     s_url_add(c, &at, st->endpoint, false);
     s_url_add(c, &at, "/storage/v1/b/", false);
@@ -539,15 +612,12 @@ static int s_fetch_page(s_lister *l) {
             return sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
         return s_http_error(c, st->prefix, &resp);
     }
-    json_error_t jerr;
-    l->page = json_loadb(resp.body, resp.body_len, 0, &jerr);
-    if (!json_is_object(l->page))
-        return sl__fail(SL_ECORRUPT, "gs://%s: listing page is not valid JSON: %s (line %d)", st->bucket, jerr.text,
-                        jerr.line);
+    if ((rc = sl__gcs_page_parse(&l->page, resp.body, resp.body_len, st->bucket)) < 0)
+        return rc;
     free(l->page_token);
     l->page_token = NULL;
-    const char *token = json_string_value(json_object_get(l->page, "nextPageToken"));
-    if (token && *token) {
+    const char *token = sl__gcs_page_token(&l->page);
+    if (token) {
         if (!(l->page_token = strdup(token)))
             return sl__fail(SL_ENOMEM, "out of memory");
     } else {
@@ -576,7 +646,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
     int rc = (opts->start_after && (!l->start_offset || !l->start_after)) ? sl__fail(SL_ENOMEM, "out of memory")
                                                                           : s_fetch_page(l);
     if (rc < 0) {
-        json_decref(l->page);
+        sl__gcs_page_clear(&l->page);
         free(l->start_offset);
         free(l->start_after);
         free(l->page_token);
@@ -591,17 +661,8 @@ static int s_list_next(sl_lister *base, sl_object *out) {
     s_lister *l = (s_lister *)base;
     size_t plen = strlen(s_st(base->client)->prefix);
     for (;;) {
-        json_t *items = json_object_get(l->page, "items");
-        json_t *prefixes = json_object_get(l->page, "prefixes");
-        json_t *item = json_array_get(items, l->item_i);
-        json_t *pfx = json_array_get(prefixes, l->prefix_i);
-        const char *iname = json_string_value(json_object_get(item, "name"));
-        const char *pname = json_string_value(pfx);
-        if (!iname && item) {
-            l->item_i++;
-            continue;
-        }
-        if (!iname && !pname) {
+        const char *name;
+        if (sl__gcs_page_next(&l->page, &name, out) == 0) {
             if (l->last_page)
                 return 0;
             int rc = s_fetch_page(l);
@@ -609,25 +670,12 @@ static int s_list_next(sl_lister *base, sl_object *out) {
                 return rc;
             continue;
         }
-        /* Items and prefixes are each sorted; merging them keeps the whole listing in byte order. */
-        bool take_prefix = pname && (!iname || strcmp(pname, iname) < 0);
-        const char *name = take_prefix ? pname : iname;
-        if (take_prefix)
-            l->prefix_i++;
-        else
-            l->item_i++;
         size_t nlen = strlen(name);
         if (nlen <= plen || nlen - plen >= sizeof(l->key))
             continue; /* the prefix "directory" placeholder itself, or a name we cannot hold */
         memcpy(l->key, name + plen, nlen - plen + 1);
         if (l->start_after && strcmp(l->key, l->start_after) <= 0)
             continue;
-        if (take_prefix) {
-            memset(out, 0, sizeof(*out));
-            out->is_prefix = true;
-        } else {
-            s_object_from_json(item, out);
-        }
         out->key = l->key;
         out->key_len = nlen - plen;
         return 1;
@@ -636,7 +684,7 @@ static int s_list_next(sl_lister *base, sl_object *out) {
 
 static void s_list_close(sl_lister *base) {
     s_lister *l = (s_lister *)base;
-    json_decref(l->page);
+    sl__gcs_page_clear(&l->page);
     free(l->start_offset);
     free(l->start_after);
     free(l->page_token);
@@ -712,17 +760,6 @@ typedef struct s_reader {
     s_attempts attempts;
 } s_reader;
 
-/* Parses "bytes a-b/total" (Content-Range). */
-static bool s_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *total) {
-    unsigned long long x, y, z;
-    if (sscanf(v, "bytes %llu-%llu/%llu", &x, &y, &z) != 3)
-        return false;
-    *a = x;
-    *b = y;
-    *total = z;
-    return true;
-}
-
 /* (Re)opens the media stream at r->offset. Retries open failures; on success r->open is true. */
 static int s_reader_connect(s_reader *r, sl_object *info) {
     s_client *c = r->client;
@@ -766,7 +803,7 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             if (!r->has_crc && s_hash_crc(resp.goog_hash, &r->expected_crc))
                 r->has_crc = true;
             uint64_t a, b, total = 0;
-            bool ranged = resp.status == 206 && s_content_range(resp.content_range, &a, &b, &total);
+            bool ranged = resp.status == 206 && sl__content_range_parse(resp.content_range, &a, &b, &total);
             if (resp.status == 206 && (!ranged || a != r->offset)) {
                 sl__http_stream_close(c->http);
                 return sl__fail(SL_EIO, "gs://%s/%s: server answered a different range (%s)", st->bucket, r->name,
@@ -1046,8 +1083,8 @@ static int s_upload_multipart(s_writer *w) {
 
 /* Parses a 308's "Range: bytes=0-N": persisted byte count (0 when absent). */
 static uint64_t s_persisted(const sl__http_response *resp) {
-    unsigned long long a, b;
-    if (resp->range[0] && sscanf(resp->range, "bytes=%llu-%llu", &a, &b) == 2)
+    uint64_t a, b;
+    if (resp->range[0] && sl__range_header_parse(resp->range, &a, &b) && b < UINT64_MAX)
         return b + 1;
     return 0;
 }

@@ -870,47 +870,6 @@ static int s_cmd_list(cli *c, bool du) {
     return exit_code ? exit_code : out_rc;
 }
 
-/* Parses --range: "A-B" (inclusive), "A-", "-N" (last N bytes). */
-/* Parses a run of decimal digits (no sign, no space) ending at `stop`. */
-static bool s_digits(const char *s, const char *stop, unsigned long long *out) {
-    if (s == stop)
-        return false;
-    unsigned long long v = 0;
-    for (const char *p = s; p < stop; p++) {
-        if (*p < '0' || *p > '9' || v > (ULLONG_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (unsigned long long)(*p - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Parses --range: "A-B" (inclusive), "A-", "-N" (last N bytes). */
-static bool s_parse_range(const char *s, uint64_t size, uint64_t *offset, uint64_t *length) {
-    const char *dash = strchr(s, '-'), *end = s + strlen(s);
-    unsigned long long a, z;
-    if (!dash)
-        return false;
-    if (dash == s) {
-        if (!s_digits(s + 1, end, &a))
-            return false;
-        *offset = a >= size ? 0 : size - a;
-        *length = size - *offset;
-        return true;
-    }
-    if (!s_digits(s, dash, &a))
-        return false;
-    *offset = a;
-    if (dash + 1 == end) {
-        *length = SL_LENGTH_TO_END;
-        return true;
-    }
-    if (!s_digits(dash + 1, end, &z) || z < a)
-        return false;
-    *length = z - a + 1;
-    return true;
-}
-
 static int s_cmd_cat(cli *c) {
     if (c->nargs != 1) {
         s_err(c, "expected one URL (see `sluice cat --help`)");
@@ -948,7 +907,7 @@ static int s_cmd_cat(cli *c) {
     uint64_t offset = 0, length = SL_LENGTH_TO_END;
     if (rc == 0 && c->range) {
         sl_object obj;
-        if ((rc = sl_stat(client, key, &obj)) == 0 && !s_parse_range(c->range, obj.size, &offset, &length)) {
+        if ((rc = sl_stat(client, key, &obj)) == 0 && sl_range_parse(c->range, obj.size, &offset, &length) != 0) {
             s_err(c, "--range takes A-B, A- or -N (bytes, 0-based, inclusive), not '%s'", c->range);
             exit_code = EXIT_USAGE;
             goto done;

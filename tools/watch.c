@@ -710,7 +710,7 @@ int sl_cli_watch(int argc, char **argv) {
     if (o.chart && tl) {
         char title[256];
         snprintf(title, sizeof(title), "sluice watch: %s", cmdline);
-        int crc = sl_mem_chart_svg(tl, &r.v, title, o.chart);
+        int crc = sl_mem_chart_svg_named(tl, &r.v, title, "process tree PSS", o.chart);
         if (crc < 0) {
             const char *why = sl_last_error();
             fprintf(stderr, "%s: --chart %s: %s\n", s_prog, o.chart, why[0] ? why : sl_strerror(crc));

@@ -21,7 +21,8 @@ extern "C" {
 
 typedef struct sl_mem_sample {
     double t_s;              /* seconds since the watch started */
-    uint64_t rss_bytes;      /* resident set size of the watched process (or process tree) */
+    uint64_t rss_bytes;      /* memory of what is watched: a process's RSS by default, or what the sampler's rss
+                              * function returns (sluice watch: a process tree's PSS, see sl_proc_tree_rss) */
     uint64_t objects;        /* objects done so far (0 when not a job) */
     uint64_t bytes;          /* bytes done so far */
     uint64_t cg_usage_bytes; /* cgroup memory usage, 0 if unknown */
@@ -65,9 +66,9 @@ SL_API sl_timeline *sl_timeline_new(size_t capacity);
 SL_API void sl_timeline_add(sl_timeline *tl, const sl_mem_sample *s);
 SL_API size_t sl_timeline_count(const sl_timeline *tl);
 SL_API const sl_mem_sample *sl_timeline_get(const sl_timeline *tl, size_t i);
-SL_API uint64_t sl_timeline_peak_rss(const sl_timeline *tl); /* over every sample ever added */
+SL_API uint64_t sl_timeline_peak_rss(const sl_timeline *tl);   /* over every sample ever added */
 SL_API size_t sl_timeline_memory_bytes(const sl_timeline *tl); /* what the timeline itself holds */
-SL_API void sl_timeline_destroy(sl_timeline *tl);                /* NULL ok */
+SL_API void sl_timeline_destroy(sl_timeline *tl);              /* NULL ok */
 
 /* ---- verdict ---- */
 
@@ -102,6 +103,10 @@ SL_API void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_ver
 /* Writes a self-contained SVG: RSS over time, the limit line, objects/s on a second axis, the fitted trend, the
  * verdict in the title (title may be NULL). Atomic (temp + rename). */
 SL_API int sl_mem_chart_svg(const sl_timeline *tl, const sl_mem_verdict *v, const char *title, const char *path);
+/* The same, with memory_name naming what the samples' memory is in the axis title, the legend and the footer (e.g.
+ * "process tree PSS" for sl_proc_tree_rss samples); NULL or "": RSS, as sl_mem_chart_svg. */
+SL_API int sl_mem_chart_svg_named(const sl_timeline *tl, const sl_mem_verdict *v, const char *title,
+                                  const char *memory_name, const char *path);
 
 /* ---- sampler thread ---- */
 
@@ -112,8 +117,7 @@ typedef void (*sl_mem_counts_fn)(void *user_data, uint64_t *objects, uint64_t *b
 /* Called at most once, from the sampler thread, when usage first passes warn_fraction of a limit: RSS against
  * opts->limit_bytes when given, the cgroup's usage (RSS if unknown) against the cgroup's limit; limit_bytes is the one
  * passed, v the verdict on the timeline so far. */
-typedef void (*sl_mem_warn_fn)(void *user_data, const sl_mem_sample *s, uint64_t limit_bytes,
-                               const sl_mem_verdict *v);
+typedef void (*sl_mem_warn_fn)(void *user_data, const sl_mem_sample *s, uint64_t limit_bytes, const sl_mem_verdict *v);
 
 typedef struct sl_memwatch_options {
     unsigned interval_ms;      /* 0 = 1000 */
@@ -145,7 +149,9 @@ SL_API void sl_memwatch_destroy(sl_memwatch *mw); /* stops first; NULL ok */
 
 /* ---- process trees ---- */
 
-/* Sum of the RSS of pid and all its descendants (children, grandchildren...) read from /proc; 0 if pid is gone. */
+/* Memory of pid and all its descendants (children, grandchildren...) read from /proc: the sum of each process's PSS
+ * (proportional set size, so pages shared by several of them count once in total), or its RSS where PSS cannot be
+ * read (no /proc/PID/smaps_rollup). 0 if pid is gone. The name is historical: it is PSS whenever the kernel has it. */
 SL_API uint64_t sl_proc_tree_rss(pid_t pid);
 
 #ifdef __cplusplus

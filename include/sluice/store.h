@@ -71,9 +71,9 @@ typedef struct sl_store_options {
     bool anonymous;         /* send no credentials */
     const char *token_file; /* gs://: a file holding an OAuth2 access token */
     /* Retries of transport errors, 408, 429 and 5xx: exponential backoff with full jitter. */
-    unsigned retries;          /* attempts after the first; 0 = 5; SL_NO_RETRIES for none */
-    unsigned retry_initial_ms; /* 0 = 100 */
-    unsigned retry_max_ms;     /* 0 = 10000 */
+    unsigned retries;           /* attempts after the first; 0 = 5; SL_NO_RETRIES for none */
+    unsigned retry_initial_ms;  /* 0 = 100 */
+    unsigned retry_max_ms;      /* 0 = 10000 */
     unsigned retry_deadline_ms; /* 0 = 120000 */
     /* gs://: objects up to this size are uploaded in one request; larger ones in a resumable upload of chunks of
      * this size (rounded up to a multiple of 256 KiB). 0 = 8 MiB. */
@@ -131,6 +131,11 @@ SL_API int sl_stat(sl_client *client, const char *key, sl_object *out);
  * (info->key = key). Caller closes with sl_read_close. */
 SL_API int sl_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
                         sl_reader **out);
+/* Turns a range as users write it into sl_read_open's offset and length for an object of `size` bytes: "A-B" bytes A
+ * to B inclusive (0-based, B >= A), "A-" from A to the end (length SL_LENGTH_TO_END), "-N" the last N bytes (the
+ * whole object when N >= size). Decimal digits only. An A at or past the end is not checked here: sl_read_open
+ * answers SL_ERANGE. Returns 0, or SL_EINVAL for anything else. */
+SL_API int sl_range_parse(const char *spec, uint64_t size, uint64_t *offset, uint64_t *length);
 /* Reads up to cap bytes. Returns bytes read (>0), 0 at the end of the range, <0 on error. */
 SL_API int64_t sl_read(sl_reader *reader, void *buf, size_t cap);
 /* NULL ok. */

@@ -191,6 +191,10 @@ verdict_is growing
 text=$(result 'd["verdict"]["text"]')
 xmllint --noout "$T/c.svg" 2>"$T/xmllint.err" || fail "xmllint --noout c.svg" "well-formed" "$(cat "$T/xmllint.err")"
 grep -qF -- "$text" "$T/c.svg" || fail "chart carries the verdict" "'$text' in the SVG" "not there"
+# The curve is the tree's PSS, and the chart says so: nowhere does it call it RSS.
+grep -qF 'process tree PSS (MiB)' "$T/c.svg" || fail "chart's memory axis" "'process tree PSS (MiB)'" "$(grep -o 'fill="#1f77b4">[^<]*' "$T/c.svg")"
+grep -qF 'process tree PSS (left axis)' "$T/c.svg" || fail "chart's legend" "'process tree PSS (left axis)'" "not there"
+! grep -q 'RSS' "$T/c.svg" || fail "chart" "no mention of RSS" "$(grep -o '[^>]*RSS[^<]*' "$T/c.svg" | head -3)"
 expect_eq "CSV header" "t_s,rss_bytes,objects,bytes,cgroup_usage_bytes,cgroup_limit_bytes" "$(head -n 1 "$T/t.csv")"
 lines=$(($(wc -l <"$T/t.csv") - 1))
 [ "$lines" -ge 15 ] || fail "CSV lines for a 1 s run at --interval 50" ">= 15" "$lines"

@@ -580,6 +580,16 @@ static void test_chart_svg(void) {
     struct stat st;
     ASSERT_INT_EQ(stat(path, &st), 0);
     ASSERT_INT_EQ(st.st_mode & 0777, 0644);
+
+    /* Named memory: the axis, the legend, the footer and the description say what the line is, escaped. */
+    const char *named = s_path("named.svg");
+    ASSERT_INT_EQ(sl_mem_chart_svg_named(tl, &v, "t", "tree <PSS>", named), 0);
+    s_check_svg(named);
+    svg = s_slurp(named);
+    ASSERT_TRUE(strstr(svg, "tree &lt;PSS&gt; (MiB)") != NULL);
+    ASSERT_TRUE(strstr(svg, "tree &lt;PSS&gt; (left axis)") != NULL);
+    ASSERT_TRUE(strstr(svg, "peak tree &lt;PSS&gt; ") != NULL);
+    ASSERT_TRUE(strstr(svg, "RSS") == NULL);
     sl_timeline_destroy(tl);
 
     /* Empty and tiny timelines still make a valid chart; no temp files are left behind. */
