@@ -89,6 +89,9 @@ bool sl__fp_parse(const char *text, sl__fingerprint *out) {
             size_t len = (size_t)(end - v);
             if (len == 0 || len >= sizeof(out->job))
                 return false;
+            for (const char *q = v; q < end; q++)
+                if (*q <= 0x20 || *q >= 0x7f)
+                    return false;
             memcpy(out->job, v, len);
             out->job[len] = '\0';
             has_job = true;
