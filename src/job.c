@@ -9,6 +9,7 @@
 #include "http.h"
 #include "pool.h"
 #include "queue.h"
+#include "resume.h"
 #include "store_vtable.h"
 #include "task.h"
 
@@ -41,10 +42,11 @@
 
 typedef struct s_item {
     sl_object src;
-    sl_object dst; /* sync: what the destination listing said about the same key */
+    sl_object dst; /* cp/sync: the destination's output of the same size, to compare checksums with (no key) */
     bool has_dst;
-    bool needs_stat; /* --retry-failed: only the key is known; the worker stats it */
-    char key[];      /* src.key points here */
+    bool needs_stat;  /* --retry-failed: only the key is known; the worker stats it */
+    bool dst_unknown; /* the destination listing could not tell: the worker looks the output up itself */
+    char key[];       /* src.key points here */
 } s_item;
 
 typedef struct s_failure_sample {
@@ -66,6 +68,8 @@ struct sl_job {
     size_t buffer_size;
     size_t buffer_count;
     bool dry_run;
+    bool force;
+    char job_tag[SL__JOB_TAG_CAP]; /* recorded in each output's source fingerprint (resume.h) */
     sl_job_failure_fn on_failure;
     sl_job_result_fn on_result;
     sl_job_progress_fn on_progress;
@@ -298,6 +302,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
 
     job->kind = opts->kind;
     job->dry_run = opts->dry_run;
+    job->force = opts->force;
     job->on_failure = opts->on_failure;
     job->on_result = opts->on_result;
     job->on_progress = opts->on_progress;
@@ -362,6 +367,14 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         rc = sl__fail(SL_EINTERNAL, "operation table missing");
         goto on_error;
     }
+    if (opts->kind == SL_JOB_COPY || opts->kind == SL_JOB_SYNC)
+        sl__job_tag_copy(job->job_tag);
+    else if (opts->kind == SL_JOB_OP)
+        sl__job_tag_op(opts->op_name, job->job_tag);
+    else if (opts->use_shell)
+        sl__job_tag_shell(opts->command, job->job_tag);
+    else
+        sl__job_tag_exec(opts->argv, job->job_tag);
 
     for (size_t i = 0; i < opts->include_count; i++)
         if ((rc = sl_glob_check(opts->include[i])) < 0)
@@ -578,11 +591,6 @@ static bool s_selected(const sl_job *job, const char *key, size_t len) {
     return false;
 }
 
-static int s_keycmp(const char *a, size_t alen, const char *b, size_t blen) {
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen < blen ? -1 : alen > blen ? 1 : 0);
-}
-
 static s_item *s_item_new(const sl_object *obj) {
     s_item *it = malloc(sizeof(*it) + obj->key_len + 1);
     if (!it)
@@ -591,9 +599,23 @@ static s_item *s_item_new(const sl_object *obj) {
     memcpy(it->key, obj->key, obj->key_len);
     it->key[obj->key_len] = '\0';
     it->src.key = it->key;
+    it->src.source_fingerprint = NULL;
     it->has_dst = false;
     it->needs_stat = false;
+    it->dst_unknown = false;
     return it;
+}
+
+/* An object whose output is already complete: done without being queued. */
+static void s_count_skipped(sl_job *job, const sl_object *obj) {
+    atomic_fetch_add(&job->listed, 1);
+    atomic_fetch_add(&job->bytes_listed, obj->size);
+    atomic_fetch_add(&job->skipped, 1);
+    atomic_fetch_add(&job->done, 1);
+}
+
+static bool s_copies(const sl_job *job) {
+    return job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC;
 }
 
 /* Queues one object; returns false when the job stops taking work. */
@@ -609,15 +631,19 @@ static bool s_enqueue(sl_job *job, s_item *it) {
     return true;
 }
 
-/* The lister: streams the source listing through the filters into the queue. For sync it merge-joins the
- * destination listing (same byte order) so each item carries what the destination has under its key, in O(1)
- * memory. */
+/* The lister: streams the source listing through the filters into the queue. Unless the job is forced, it
+ * merge-joins the destination listing (same byte order, resume.h) so that objects whose output is already complete
+ * are counted as skipped without being queued, in O(1) memory. */
 static void *s_lister_main(void *arg) {
     sl_job *job = arg;
     sl_client *sc = NULL, *dc = NULL;
-    sl_lister *sl = NULL, *dl = NULL;
-    sl_object dobj = {0};
-    int dstate = 0; /* sync: 1 = dobj holds the next destination object, 0 = destination exhausted */
+    sl_lister *sl = NULL;
+    sl__dst_cursor cur = {0};
+    bool resume = job->dst && !job->force;
+    /* A dry run changes nothing, not even leftovers. */
+    bool clean = resume && !job->dry_run && sl_store_scheme(job->dst) == SL_SCHEME_FILE;
+    size_t slen = strlen(job->suffix);
+    char target[SL__CURSOR_KEY_CAP];
     int rc = sl_client_new(job->src, &sc);
     if (rc < 0)
         goto done;
@@ -633,8 +659,7 @@ static void *s_lister_main(void *arg) {
             rc = sl__fail(SL_ENOMEM, "out of memory");
             goto done;
         }
-        if (job->kind == SL_JOB_SYNC && sl_client_new(job->dst, &dc) == 0 && sl_stat(dc, it->key, &it->dst) == 0)
-            it->has_dst = true;
+        it->dst_unknown = resume; /* one object: its worker looks the output up */
         s_enqueue(job, it);
         goto done;
     }
@@ -642,53 +667,53 @@ static void *s_lister_main(void *arg) {
     sl_list_options lo = {.recursive = true};
     if ((rc = sl_list_open(sc, &lo, &sl)) < 0)
         goto done;
-    if (job->kind == SL_JOB_SYNC) {
-        if ((rc = sl_client_new(job->dst, &dc)) < 0)
-            goto done;
-        rc = sl_list_open(dc, &lo, &dl);
-        if (rc == SL_ENOENT) {
-            dstate = 0; /* the destination does not exist yet: nothing to skip */
-        } else if (rc < 0) {
-            goto done;
-        } else if ((dstate = sl_list_next(dl, &dobj)) < 0) {
-            rc = dstate;
-            goto done;
-        }
-    }
+    if (resume && ((rc = sl_client_new(job->dst, &dc)) < 0 || (rc = sl__dst_cursor_open(&cur, dc, clean)) < 0))
+        goto done;
     sl_object obj;
     while (!atomic_load(&job->cancel) && (rc = sl_list_next(sl, &obj)) > 0) {
         if (!s_selected(job, obj.key, obj.key_len))
             continue;
+        const sl_object *dobj = NULL;
+        int found = 0;
+        if (resume && obj.key_len + slen < sizeof(target)) {
+            memcpy(target, obj.key, obj.key_len);
+            memcpy(target + obj.key_len, job->suffix, slen);
+            if ((found = sl__dst_cursor_seek(&cur, target, obj.key_len + slen, &dobj)) < 0) {
+                rc = found;
+                goto done;
+            }
+        }
+        sl__resume_action action =
+            found == 1 ? sl__resume_decide(&obj, dobj, job->job_tag, s_copies(job)) : SL__RESUME_DO;
+        if (action == SL__RESUME_SKIP) {
+            s_count_skipped(job, &obj);
+            continue;
+        }
         s_item *it = s_item_new(&obj);
         if (!it) {
             rc = sl__fail(SL_ENOMEM, "out of memory");
             goto done;
         }
-        while (dstate > 0) {
-            int c = s_keycmp(dobj.key, dobj.key_len, it->key, obj.key_len);
-            if (c > 0)
-                break;
-            if (c == 0) {
-                it->dst = dobj;
-                it->dst.key = NULL;
-                it->has_dst = true;
-            }
-            if ((dstate = sl_list_next(dl, &dobj)) < 0) {
-                rc = dstate;
-                free(it);
-                goto done;
-            }
+        if (action == SL__RESUME_VERIFY) {
+            it->dst = *dobj;
+            it->dst.key = NULL;
+            it->dst.source_fingerprint = NULL;
+            it->has_dst = true;
         }
+        it->dst_unknown = found == 2;
         if (!s_enqueue(job, it))
             break;
     }
+    /* The rest of a local destination is listed too, so every leftover temp file in it is seen and removed. */
+    if (rc == 0 && clean)
+        rc = sl__dst_cursor_drain(&cur, &job->cancel);
 
 done:
     if (rc < 0)
         s_set_fatal(job, rc, sl_last_error());
     else
         atomic_store(&job->listing_done, true);
-    sl_list_close(dl);
+    sl__dst_cursor_close(&cur);
     sl_list_close(sl);
     sl_client_destroy(dc);
     sl_client_destroy(sc);
@@ -755,6 +780,7 @@ typedef struct s_worker {
     char result[S_RESULT_CAP];
     char error[S_ERROR_CAP];
     char dst_key[S_KEY_CAP];
+    char fingerprint[SL__FP_CAP]; /* of the object being processed, recorded with its output */
     char src_url[S_KEY_CAP + 64];
     char line[S_LINE_CAP];
 } s_worker;
@@ -790,6 +816,30 @@ static bool s_already_synced(s_worker *w, const s_item *it, unsigned char *buf) 
         return false;
     atomic_fetch_add(&w->job->bytes_read, read_bytes);
     return src_crc == dst_crc;
+}
+
+/* Whether the output of `it` is already complete: looked up now if the listing could not tell, then for cp/sync an
+ * output of the same size that sluice did not record is compared by checksum. */
+static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
+    sl_job *job = w->job;
+    if (it->dst_unknown) {
+        sl_object d;
+        if (sl_stat(w->dst, w->dst_key, &d) < 0)
+            return false;
+        switch (sl__resume_decide(&it->src, &d, job->job_tag, s_copies(job))) {
+        case SL__RESUME_SKIP:
+            return true;
+        case SL__RESUME_VERIFY:
+            it->dst = d;
+            it->dst.key = NULL;
+            it->dst.source_fingerprint = NULL;
+            it->has_dst = true;
+            break;
+        case SL__RESUME_DO:
+            return false;
+        }
+    }
+    return it->has_dst && s_already_synced(w, it, buf);
 }
 
 /* Formats {"key":..,"size":..,<members>} into w->line. Returns its length or 0 if it does not fit. */
@@ -829,6 +879,8 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     }
     if (job->dst) {
         sl_write_options wo = {.size_hint = it->src.size};
+        if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
+            wo.source_fingerprint = w->fingerprint;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
             sl_read_close(in);
             snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
@@ -892,8 +944,8 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     memcpy(w->dst_key + klen, job->suffix, slen + 1);
     sl_store_key_url(job->src, it->key, w->src_url, sizeof(w->src_url));
 
-    /* Before the dry run: a dry run lists only what would really be copied. Checking reads, never writes. */
-    if (job->kind == SL_JOB_SYNC && s_already_synced(w, it, buf)) {
+    /* Before the dry run: a dry run lists only what would really be done. Checking reads, never writes. */
+    if (job->dst && !job->force && s_output_complete(w, it, buf)) {
         atomic_fetch_add(&job->skipped, 1);
         atomic_fetch_add(&job->done, 1);
         return;

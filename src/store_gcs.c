@@ -33,8 +33,11 @@
 #define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
 #define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
 #define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash)"
+#define S_LIST_FIELDS_FP "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,metadata)"
 #define S_MAX_USER_HEADERS 16
-#define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash"
+#define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash,metadata"
+#define S_META_KEY "sluice-source" /* custom metadata: the source fingerprint (sl_write_options) */
+#define S_FP_CAP 256
 
 typedef struct s_store {
     sl_store base;
@@ -57,6 +60,7 @@ typedef struct s_client {
      * for the closing boundary. Grows up to that bound as objects need it; kept for the thread's life. */
     unsigned char *up;
     size_t up_alloc;
+    char fp[S_FP_CAP]; /* the source fingerprint of the last stat */
 } s_client;
 
 static const sl_store_vtable s_vtable;
@@ -221,6 +225,8 @@ static void s_object_from_json(json_t *item, sl_object *out) {
     const char *md5 = json_string_value(json_object_get(item, "md5Hash"));
     if (md5 && s_unb64(md5, out->md5, 16))
         out->has_md5 = true;
+    /* Points into `item`: valid as long as the document is. */
+    out->source_fingerprint = json_string_value(json_object_get(json_object_get(item, "metadata"), S_META_KEY));
 }
 
 /* ---- listing pages ---- */
@@ -563,6 +569,7 @@ typedef struct s_lister {
     sl_lister base;
     s_client *client;
     bool recursive;
+    bool fingerprints;
     size_t page_size;
     char *start_offset; /* full name: list names >= this */
     char *start_after;  /* key: skip names <= this */
@@ -581,7 +588,7 @@ static int s_fetch_page(s_lister *l) {
     s_url_add(c, &at, "/storage/v1/b/", false);
     s_url_add(c, &at, st->bucket, true);
     s_url_add(c, &at, "/o?fields=", false);
-    s_url_add(c, &at, S_LIST_FIELDS, true);
+    s_url_add(c, &at, l->fingerprints ? S_LIST_FIELDS_FP : S_LIST_FIELDS, true);
     char num[32];
     snprintf(num, sizeof(num), "&maxResults=%zu", l->page_size);
     s_url_add(c, &at, num, false);
@@ -635,6 +642,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
     l->base.client = base;
     l->client = c;
     l->recursive = opts->recursive;
+    l->fingerprints = opts->fingerprints;
     l->page_size = opts->page_size && opts->page_size <= 1000 ? opts->page_size : 1000;
     if (opts->start_after) {
         size_t n = strlen(st->prefix) + strlen(opts->start_after) + 1;
@@ -710,6 +718,10 @@ static int s_stat_name(s_client *c, const char *name, sl_object *out) {
         return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", s_st(&c->base)->bucket, name);
     }
     s_object_from_json(doc, out);
+    if (out->source_fingerprint) {
+        snprintf(c->fp, sizeof(c->fp), "%s", out->source_fingerprint);
+        out->source_fingerprint = c->fp;
+    }
     json_decref(doc);
     return 0;
 }
@@ -962,10 +974,11 @@ typedef struct s_writer {
     sl_writer base;
     s_client *client;
     char *name;
-    size_t len;    /* bytes buffered in the client's upload buffer (after the preamble room) */
-    uint64_t sent; /* bytes already persisted by the resumable session */
-    uint32_t crc;  /* of everything written */
-    char *session; /* resumable upload session URI, NULL until the first chunk */
+    size_t len;        /* bytes buffered in the client's upload buffer (after the preamble room) */
+    uint64_t sent;     /* bytes already persisted by the resumable session */
+    uint32_t crc;      /* of everything written */
+    char *session;     /* resumable upload session URI, NULL until the first chunk */
+    char *fingerprint; /* recorded as the custom metadata S_META_KEY; NULL: none */
 } s_writer;
 
 static unsigned char *s_data(s_client *c) {
@@ -992,13 +1005,18 @@ static int s_reserve(s_client *c, size_t need) {
 }
 
 static int s_write_open(sl_client *base, const char *key, const sl_write_options *opts, sl_writer **out) {
-    (void)opts;
     s_client *c = (s_client *)base;
     int rc = s_full_name(c, key, c->name, 4096);
     if (rc < 0)
         return rc;
+    const char *fp = opts->source_fingerprint;
+    if (fp && (!fp[0] || strlen(fp) >= S_FP_CAP))
+        return sl__fail(SL_EINVAL, "gs://%s/%s: a source fingerprint must be 1 to %d characters", s_st(base)->bucket,
+                        c->name, S_FP_CAP - 1);
     s_writer *w = calloc(1, sizeof(*w));
-    if (!w || !(w->name = strdup(c->name))) {
+    if (!w || !(w->name = strdup(c->name)) || (fp && !(w->fingerprint = strdup(fp)))) {
+        if (w)
+            free(w->name);
         free(w);
         return sl__fail(SL_ENOMEM, "out of memory");
     }
@@ -1009,6 +1027,7 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
 }
 
 static void s_write_free(s_writer *w) {
+    free(w->fingerprint);
     free(w->session);
     free(w->name);
     free(w);
@@ -1020,6 +1039,20 @@ static bool s_landed(s_client *c, s_writer *w, uint64_t size) {
     return s_stat_name(c, w->name, &obj) == 0 && obj.size == size && obj.has_crc32c && obj.crc32c == w->crc;
 }
 
+/* `,"metadata":{"sluice-source":"..."}` for the upload's resource JSON, or "" when there is no fingerprint. */
+static void s_custom_metadata(const s_writer *w, char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (!w->fingerprint)
+        return;
+    int n = snprintf(buf, cap, ",\"metadata\":{\"" S_META_KEY "\":");
+    size_t q = sl_json_quote(buf + n, cap - (size_t)n, w->fingerprint, strlen(w->fingerprint));
+    if ((size_t)n + q + 2 > cap) {
+        buf[0] = '\0';
+        return;
+    }
+    memcpy(buf + n + q, "}", 2);
+}
+
 /* Single-request upload (multipart: metadata with the CRC32C, then the bytes). */
 static int s_upload_multipart(s_writer *w) {
     s_client *c = w->client;
@@ -1029,14 +1062,18 @@ static int s_upload_multipart(s_writer *w) {
     s_crc_b64(w->crc, crc);
     char meta[S_PREAMBLE_CAP];
     size_t qn = sl_json_quote(NULL, 0, w->name, strlen(w->name));
-    if (qn + 512 > sizeof(meta))
+    if (qn + 1024 > sizeof(meta))
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
-    char quoted[S_PREAMBLE_CAP - 512];
+    char quoted[S_PREAMBLE_CAP - 1024], custom[S_FP_CAP * 6 + 64];
     sl_json_quote(quoted, sizeof(quoted), w->name, strlen(w->name));
-    int m = snprintf(meta, sizeof(meta),
-                     "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"}\r\n"
-                     "--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
-                     boundary, quoted, crc, boundary);
+    s_custom_metadata(w, custom, sizeof(custom));
+    int m =
+        snprintf(meta, sizeof(meta),
+                 "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"%s}\r\n"
+                 "--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
+                 boundary, quoted, crc, custom, boundary);
+    if (m < 0 || (size_t)m >= sizeof(meta))
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
     /* The preamble goes right in front of the data and the trailer right after it: one contiguous body, no copy
      * of the object. */
     unsigned char *body = s_data(c) - m;
@@ -1099,7 +1136,14 @@ static int s_start_session(s_writer *w) {
     s_url_add(c, &at, "/o?uploadType=resumable&name=", false);
     s_url_add(c, &at, w->name, true);
     const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
-    sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
+    char body[S_FP_CAP * 6 + 64];
+    s_custom_metadata(w, body + 1, sizeof(body) - 2);
+    body[0] = '{';
+    if (body[1])
+        body[1] = ' '; /* the leading comma */
+    size_t blen = strlen(body);
+    memcpy(body + blen, "}", 2);
+    sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = blen + 1};
     sl__http_response resp;
     s_attempts a = {.started_ms = s_now_ms()};
     int rc = s_perform(c, &req, extra, &resp, true, &a); /* starting a session changes nothing: safe to repeat */

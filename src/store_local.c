@@ -8,7 +8,13 @@
  * scanned again for the next B. Memory is O(depth * B), whatever the number of entries.
  *
  * Writes go to ".sluice-tmp-XXXXXX" in the target directory and are renamed into place on commit, so a half-written
- * file never appears under its final name; listings never show those temp names. */
+ * file never appears under its final name; listings never show those temp names. The writer holds an exclusive
+ * flock on its temp file from creation to rename, so a temp file nobody holds a lock on belongs to a writer that is
+ * gone (killed): a listing with clean_stale removes it.
+ *
+ * A write given a source fingerprint records it in the xattr user.sluice.source as "<size> <mtime_ns> <fingerprint>",
+ * the size and mtime being the finished file's own: a file changed in place since its commit keeps the xattr but not
+ * its size and mtime, so its fingerprint is no longer reported. */
 #include "fail.h"
 #include "store_vtable.h"
 
@@ -19,8 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define S_TMP_PREFIX ".sluice-tmp-"
@@ -32,6 +40,9 @@
 #define S_SLOT (NAME_MAX + 2)
 /* Keys (and full paths) must fit a PATH_MAX buffer with their NUL. */
 #define S_KEY_MAX (PATH_MAX - 1)
+#define S_XATTR "user.sluice.source"
+#define S_FP_MAX 255 /* a recorded fingerprint */
+#define S_XATTR_CAP (S_FP_MAX + 64)
 
 typedef struct s_store {
     sl_store base;
@@ -52,6 +63,7 @@ typedef struct s_client {
     /* The directory the last write made sure exists, so writing many files into one directory costs no mkdir. */
     size_t dir_cache_len; /* 0 = empty */
     char dir_cache[PATH_MAX];
+    char fp[S_XATTR_CAP]; /* the source fingerprint of the last sl_stat */
 } s_client;
 
 typedef struct s_entry {
@@ -79,11 +91,13 @@ typedef struct s_lister {
     sl_lister base;
     s_link link;
     bool recursive;
+    bool fingerprints, clean_stale;
     size_t batch_max;
     char *start_after; /* owned copy; levels point into it */
     s_level *levels;
     size_t depth, levels_cap;
     char key[PATH_MAX + S_SLOT];
+    char fp[S_XATTR_CAP]; /* the source fingerprint of the last object returned */
 } s_lister;
 
 typedef struct s_reader {
@@ -99,6 +113,7 @@ typedef struct s_writer {
     s_link link;
     int fd;
     char *tmp_path;
+    char *fingerprint; /* NULL: none to record */
     char final_path[];
 } s_writer;
 
@@ -192,6 +207,37 @@ static void s_fill_object(sl_object *out, const char *key, size_t key_len, const
         out->size = (uint64_t)st->st_size;
         out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     }
+}
+
+/* The fingerprint recorded in the xattr of the file at `path` whose stat is `st`, copied into buf[S_XATTR_CAP];
+ * NULL when there is none, or when the file's size or mtime is no longer the one recorded: it changed since. */
+static const char *s_read_fingerprint(const char *path, const struct stat *st, char *buf) {
+    ssize_t n = getxattr(path, S_XATTR, buf, S_XATTR_CAP - 1);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    unsigned long long size;
+    long long mtime_ns;
+    int used = 0;
+    if (sscanf(buf, "%llu %lld %n", &size, &mtime_ns, &used) != 2 || !used || !buf[used])
+        return NULL;
+    if (size != (unsigned long long)st->st_size ||
+        mtime_ns != (long long)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec)
+        return NULL;
+    return buf + used;
+}
+
+/* Removes `name` in `dirfd` if it is a temp file no writer holds a lock on: the leftover of a killed process. The
+ * name is checked to still be the file locked, so a temp file created under the same name meanwhile is left alone. */
+static void s_remove_stale(int dirfd, const char *name) {
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return;
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        unlinkat(dirfd, name, 0);
+    close(fd);
 }
 
 /* The process umask, read without changing it where possible: umask() is process-wide, and setting it even
@@ -432,8 +478,11 @@ static int s_scan(s_lister *ls, s_level *lv) {
         const char *name = d->d_name;
         if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
             continue;
-        if (strncmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0)
+        if (strncmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0) {
+            if (ls->clean_stale)
+                s_remove_stale(lv->fd, name);
             continue;
+        }
         size_t len = strlen(name);
         if (len > NAME_MAX)
             continue;
@@ -525,6 +574,8 @@ static int s_list_open(sl_client *client, const sl_list_options *opts, sl_lister
         return sl__fail(SL_ENOMEM, "out of memory opening a listing");
     ls->base.client = client;
     ls->recursive = opts->recursive;
+    ls->fingerprints = opts->fingerprints;
+    ls->clean_stale = opts->clean_stale;
     ls->batch_max = opts->page_size ? opts->page_size : S_DEFAULT_BATCH;
     if (ls->batch_max > S_MAX_BATCH)
         ls->batch_max = S_MAX_BATCH;
@@ -631,6 +682,12 @@ static int s_list_next(sl_lister *lister, sl_object *out) {
         if (!S_ISREG(st.st_mode))
             continue;
         s_fill_object(out, ls->key, key_len, &st);
+        if (ls->fingerprints) {
+            char path[PATH_MAX];
+            int n = snprintf(path, sizeof(path), "%s/%s", s_lister_store(ls)->root, ls->key);
+            if (n > 0 && (size_t)n < sizeof(path))
+                out->source_fingerprint = s_read_fingerprint(path, &st, ls->fp);
+        }
         return 1;
     }
     return 0;
@@ -675,6 +732,7 @@ static int s_stat(sl_client *client, const char *key, sl_object *out) {
     if (!S_ISREG(sb.st_mode))
         return s_not_regular(path, &sb);
     s_fill_object(out, key, strlen(key), &sb);
+    out->source_fingerprint = s_read_fingerprint(path, &sb, ((s_client *)client)->fp);
     return 0;
 }
 
@@ -866,15 +924,31 @@ static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
     return 0;
 }
 
+/* Creates the temp file and locks it. A listing cleaning leftovers may have taken the file for one in the instant
+ * between its creation and the lock, and removed it: then the name is no longer this file, and another is made. */
 static int s_make_temp(s_writer *w, size_t dir_len) {
-    memcpy(w->tmp_path, w->final_path, dir_len);
-    memcpy(w->tmp_path + dir_len, "/" S_TMP_PREFIX "XXXXXX", S_TMP_PREFIX_LEN + 8);
-    w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
-    return w->fd < 0 ? errno : 0;
+    for (int attempt = 0;; attempt++) {
+        memcpy(w->tmp_path, w->final_path, dir_len);
+        memcpy(w->tmp_path + dir_len, "/" S_TMP_PREFIX "XXXXXX", S_TMP_PREFIX_LEN + 8);
+        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+        if (w->fd < 0)
+            return errno;
+        int locked;
+        while ((locked = flock(w->fd, LOCK_EX)) < 0 && errno == EINTR)
+            ;
+        if (locked < 0)
+            return 0; /* no locks here (some network file systems): cleaners cannot lock it either */
+        struct stat a, b;
+        if (fstat(w->fd, &a) == 0 && stat(w->tmp_path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+            return 0;
+        close(w->fd);
+        w->fd = -1;
+        if (attempt == 3)
+            return EAGAIN;
+    }
 }
 
 static int s_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out) {
-    (void)opts;
     s_client *c = (s_client *)client;
     s_store *st = (s_store *)client->store;
     char path[PATH_MAX];
@@ -887,13 +961,24 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
     if (tmp_len > S_KEY_MAX)
         return sl__fail(SL_ENAMETOOLONG, "%s: path of the temporary file would be too long (limit %d bytes)", path,
                         S_KEY_MAX);
+    const char *fp = opts->source_fingerprint;
+    if (fp) {
+        size_t n = strlen(fp);
+        bool printable = n > 0 && n <= S_FP_MAX;
+        for (size_t i = 0; i < n && printable; i++)
+            printable = fp[i] >= 0x20 && fp[i] < 0x7f;
+        if (!printable)
+            return sl__fail(SL_EINVAL, "%s: a source fingerprint must be 1 to %d printable ASCII characters", path,
+                            S_FP_MAX);
+    }
     s_writer *w = malloc(sizeof(*w) + path_len + 1);
     if (!w)
         return sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", path);
     memcpy(w->final_path, path, path_len + 1);
     w->fd = -1;
+    w->fingerprint = fp ? strdup(fp) : NULL;
     w->tmp_path = malloc(tmp_len + 1);
-    if (!w->tmp_path) {
+    if (!w->tmp_path || (fp && !w->fingerprint)) {
         rc = sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", path);
         goto on_error;
     }
@@ -922,6 +1007,7 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
 on_error:
     if (w->fd >= 0)
         close(w->fd);
+    free(w->fingerprint);
     free(w->tmp_path);
     free(w);
     return rc;
@@ -945,8 +1031,22 @@ static int s_write(sl_writer *writer, const void *buf, size_t len) {
 
 static void s_writer_free(s_writer *w) {
     s_link_remove(&w->link);
+    free(w->fingerprint);
     free(w->tmp_path);
     free(w);
+}
+
+/* Records the fingerprint with the finished file's own size and mtime (setting an xattr changes neither). A file
+ * system without user xattrs records nothing: the output is then simply not known to be complete by a rerun. */
+static void s_record_fingerprint(s_writer *w) {
+    struct stat st;
+    char value[S_XATTR_CAP];
+    if (!w->fingerprint || fstat(w->fd, &st) < 0)
+        return;
+    int n = snprintf(value, sizeof(value), "%llu %lld %s", (unsigned long long)st.st_size,
+                     (long long)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, w->fingerprint);
+    if (n > 0 && (size_t)n < sizeof(value))
+        (void)fsetxattr(w->fd, S_XATTR, value, (size_t)n, 0);
 }
 
 static int s_write_commit(sl_writer *writer) {
@@ -957,11 +1057,10 @@ static int s_write_commit(sl_writer *writer) {
      * let anyone write into it). The finished output gets the mode any new file would get. */
     if (fchmod(w->fd, st->file_mode) < 0)
         rc = s_fail_path(errno, w->final_path, "cannot set the mode of the new file");
+    if (rc == 0)
+        s_record_fingerprint(w);
     if (rc == 0 && fsync(w->fd) < 0)
         rc = s_fail_path(errno, w->final_path, "cannot flush to disk");
-    /* Linux closes the descriptor even when close fails with EINTR. */
-    if (close(w->fd) < 0 && errno != EINTR && rc == 0)
-        rc = s_fail_path(errno, w->final_path, "cannot write (close failed)");
     if (rc == 0 && rename(w->tmp_path, w->final_path) < 0) {
         if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
             rc = sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->final_path);
@@ -970,6 +1069,9 @@ static int s_write_commit(sl_writer *writer) {
     }
     if (rc < 0)
         unlink(w->tmp_path);
+    /* Closed only now: the lock must hold until the temp name is gone, or a cleaner could take the finished file for
+     * a leftover. The data is already on disk (fsync), so a failing close loses nothing. */
+    close(w->fd);
     s_writer_free(w);
     return rc;
 }

@@ -38,7 +38,7 @@ typedef struct cli {
     size_t exclude_count;
     unsigned jobs;
     uint64_t memory_limit;
-    bool dry_run, quiet, json, long_format, recursive, use_shell;
+    bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *retry_failed;             /* --retry-failed FILE */
     unsigned grace_ms;                    /* --grace; 0 = the library's default */
@@ -147,6 +147,7 @@ static const char s_job_options_help[] =
     "                       the container's memory limit when that is smaller). Past 80 % of the\n"
     "                       container's limit sluice warns once and halves its active workers\n"
     "  --dry-run            list what would be done, change nothing\n"
+    "  --force              redo every object, even those whose output is already complete\n"
     "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS, and\n"
     "                       for an interrupted run the signal and what was left undone\n"
     "  --failures FILE      write one JSON line per failed object: {\"key\",\"error\",\"code\",\n"
@@ -167,6 +168,17 @@ static const char s_job_options_help[] =
     "  --upload-chunk SIZE  gs://: objects up to SIZE go up in one request, larger ones in resumable\n"
     "                       chunks of SIZE (a multiple of 256K; default 8M)\n"
     "  -h, --help           this help\n";
+
+static const char s_resume_help[] =
+    "Rerunning is resuming: an object whose output is already complete is skipped (\"skipped\" in the\n"
+    "summary and the report) unless --force is given. Each output records the fingerprint of its source\n"
+    "(size, generation or mtime, CRC32C when known) and of the job (cp/sync, the --op, or the command);\n"
+    "an output is complete when that record matches the source as it is now. For cp and sync, an output\n"
+    "without a record is complete when it has the same size and CRC32C as the source (checksums from the\n"
+    "store's metadata, else read from both sides). map outputs without a record are redone. The record is\n"
+    "the xattr user.sluice.source (local; a local output changed since sluice wrote it loses it, and a\n"
+    "file system without user xattrs keeps none) or the custom metadata sluice-source (gs://). Leftover\n"
+    "temp files of a killed run are removed by the rerun.\n\n";
 
 static void s_command_help(const char *command) {
     if (strcmp(command, "ls") == 0) {
@@ -193,13 +205,14 @@ static void s_command_help(const char *command) {
         bool sync = strcmp(command, "sync") == 0;
         printf("usage: sluice %s [OPTIONS] SRC DST\n\n", command);
         fputs(sync ? "Copy every object under SRC to DST under the same key, skipping objects that are already\n"
-                     "identical at DST: same size and same CRC32C checksum (from the store's metadata when it has\n"
-                     "one, otherwise computed by reading both sides). Nothing at DST is deleted.\n"
-                   : "Copy every object under SRC to DST under the same key, overwriting. SRC may be one object.\n",
+                     "identical at DST. Nothing at DST is deleted.\n"
+                   : "Copy every object under SRC to DST under the same key, overwriting outputs that are not\n"
+                     "complete. SRC may be one object.\n",
               stdout);
         fputs("DST is always a directory or prefix. Each output is committed atomically (local: temp file,\n"
               "fsync, rename), so an interrupted run never leaves a partial file under a final name.\n\n",
               stdout);
+        fputs(s_resume_help, stdout);
         fputs(s_job_options_help, stdout);
     } else if (strcmp(command, "map") == 0) {
         fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
@@ -220,8 +233,9 @@ static void s_command_help(const char *command) {
             printf("                  %-8s %s\n", *n, sl_job_op_describe(*n));
         fputs("                md5/crc32c/sha256/count write their JSON result as the output object;\n"
               "                gunzip writes the decompressed bytes\n"
-              "  --suffix S    append S to each output key (e.g. .md5, .out)\n",
+              "  --suffix S    append S to each output key (e.g. .md5, .out)\n\n",
               stdout);
+        fputs(s_resume_help, stdout);
         fputs(s_job_options_help, stdout);
     } else if (strcmp(command, "rm") == 0) {
         fputs("usage: sluice rm [-r] [OPTIONS] URL\n\n"
@@ -424,6 +438,7 @@ enum {
     O_MEM_INTERVAL,
     O_GRACE,
     O_RETRY_FAILED,
+    O_FORCE,
 };
 
 static const opt_def s_opts[] = {
@@ -458,6 +473,7 @@ static const opt_def s_opts[] = {
     {"mem-interval", 0, OPT_VALUE, C_JOBS, O_MEM_INTERVAL},
     {"grace", 0, OPT_VALUE, C_JOBS, O_GRACE},
     {"retry-failed", 0, OPT_VALUE, C_JOBS, O_RETRY_FAILED},
+    {"force", 0, OPT_FLAG, C_JOBS, O_FORCE},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -515,6 +531,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_DRY_RUN:
         c->dry_run = true;
+        break;
+    case O_FORCE:
+        c->force = true;
         break;
     case O_QUIET:
         c->quiet = true;
@@ -1072,6 +1091,7 @@ static int s_cmd_job(cli *c) {
     o.jobs = c->jobs;
     o.memory_limit_bytes = c->memory_limit;
     o.dry_run = c->dry_run;
+    o.force = c->force;
     o.failures_path = c->failures;
     o.retry_failed_path = c->retry_failed;
     o.grace_ms = c->grace_ms;

@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 typedef enum sl_job_kind {
-    SL_JOB_COPY = 1,   /* copy every object to dst (overwrite) */
+    SL_JOB_COPY = 1,   /* copy every object to dst (overwrite), skipping complete outputs (see force) */
     SL_JOB_SYNC = 2,   /* copy objects not already identical at dst (same size and same CRC32C) */
     SL_JOB_EXEC = 3,   /* each object's bytes on a child's stdin; its stdout becomes the output object */
     SL_JOB_OP = 4,     /* a built-in operation (sl_job_options.op_name) */
@@ -30,7 +30,7 @@ typedef struct sl_job sl_job;
 typedef struct sl_job_stats {
     uint64_t objects_listed;  /* passed the filters */
     uint64_t objects_done;    /* completed successfully (including skipped) */
-    uint64_t objects_skipped; /* sync: already identical at dst */
+    uint64_t objects_skipped; /* the output was already complete (see sl_job_options.force) */
     uint64_t objects_failed;
     uint64_t bytes_read;    /* from the source */
     uint64_t bytes_written; /* to the destination (or stdout) */
@@ -72,7 +72,17 @@ typedef struct sl_job_options {
                                   * 64 KiB */
     size_t buffer_size_bytes;    /* one transfer buffer; 0 = default (256 KiB) */
     bool dry_run;                /* list and filter, report what would be done, touch nothing */
-    const char *suffix;          /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
+    /* Resume: unless force is set, an object whose output is already complete is skipped (counted in
+     * objects_skipped), so rerunning an interrupted job is resuming it. Every output is committed with the
+     * fingerprint of its source (sl_write_options.source_fingerprint): size, generation (gs://) or mtime (local),
+     * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, or a checksum of the command). An
+     * output is complete when its recorded fingerprint matches the source's now; for cp and sync, an output without
+     * one (written by something else, or on a file system without xattrs) is complete when it has the same size and
+     * CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
+     * memory); an output key that sorts before one already looked up (possible with a suffix) is looked up alone
+     * with sl_stat. A local destination's listing also removes the temp files of writers that are gone. */
+    bool force;
+    const char *suffix; /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
     /* SL_JOB_EXEC: argv[0] is looked up in PATH; no shell. With use_shell, command is run as
      * `/bin/sh -c command sluice` and the key reaches the script as $SLUICE_KEY only. */
     const char *const *argv;

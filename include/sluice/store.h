@@ -53,6 +53,10 @@ typedef struct sl_object {
     bool has_md5;
     bool is_prefix;        /* one-level listings only: a common prefix ("dir/"), not an object */
     unsigned char md5[16]; /* valid when has_md5 */
+    /* What sl_write_options.source_fingerprint recorded when this object was committed, or NULL: when nothing was
+     * recorded, when the listing did not ask for it (sl_list_options.fingerprints), or, in a local directory, when
+     * the file's size or mtime changed since that commit. Valid as long as key is. Filled by sl_stat always. */
+    const char *source_fingerprint;
 } sl_object;
 
 typedef struct sl_store sl_store;
@@ -111,6 +115,10 @@ typedef struct sl_list_options {
     bool recursive;          /* false: one level, sub-"directories" reported as is_prefix objects ending in '/' */
     const char *start_after; /* list only keys > start_after (byte order); NULL = from the start */
     size_t page_size;        /* objects per page/batch asked of the backend; 0 = default */
+    bool fingerprints;       /* fill sl_object.source_fingerprint (local: one getxattr per file) */
+    /* Local: remove the temp files (".sluice-tmp-*") of interrupted writes whose process is gone while listing. A
+     * writer holds a lock on its temp file for its whole life; a temp file nobody holds a lock on is a leftover. */
+    bool clean_stale;
 } sl_list_options;
 
 /* Starts a streaming listing of the whole store prefix, in byte order of the key. Memory does not grow with the
@@ -143,6 +151,11 @@ SL_API void sl_read_close(sl_reader *reader);
 
 typedef struct sl_write_options {
     uint64_t size_hint; /* expected size in bytes, 0 if unknown */
+    /* If set (at most 255 bytes, printable ASCII), recorded with the object at commit and given back by listings
+     * and sl_stat as sl_object.source_fingerprint. Local: the xattr user.sluice.source, set before the rename (a file
+     * system that refuses xattrs stores nothing; the commit still succeeds); gs://: the custom metadata
+     * sluice-source. */
+    const char *source_fingerprint;
 } sl_write_options;
 
 /* Opens `key` for a streaming write. Nothing is visible under `key` until sl_write_commit succeeds; a crash or

@@ -1,0 +1,207 @@
+/* Fingerprints of the source recorded with each output, the skip decision, and the destination cursor. */
+#include "resume.h"
+
+#include "crc32c.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t sl__fp_format(const sl_object *src, const char *job_tag, char *buf, size_t cap) {
+    if (cap)
+        buf[0] = '\0';
+    int64_t version = src->generation ? src->generation : src->mtime_ns;
+    if (!version || !job_tag || !job_tag[0])
+        return 0;
+    char crc[32] = "";
+    if (src->has_crc32c)
+        snprintf(crc, sizeof(crc), " crc32c=%08" PRIx32, src->crc32c);
+    int n = snprintf(buf, cap, "size=%" PRIu64 " %s=%" PRId64 "%s job=%s", src->size, src->generation ? "gen" : "mtime",
+                     version, crc, job_tag);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap)
+            buf[0] = '\0';
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* Parses the decimal digits of [p, end) (no sign) into *out; false if empty, not digits or over max. */
+static bool s_number(const char *p, const char *end, uint64_t max, uint64_t *out) {
+    if (p == end || end - p > 20)
+        return false;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (max - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+bool sl__fp_parse(const char *text, sl__fingerprint *out) {
+    memset(out, 0, sizeof(*out));
+    if (!text)
+        return false;
+    bool has_size = false, has_version = false, has_job = false;
+    const char *p = text;
+    while (*p) {
+        const char *end = strchr(p, ' ');
+        if (!end)
+            end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (!eq || eq == p)
+            return false;
+        size_t name_len = (size_t)(eq - p);
+        const char *v = eq + 1;
+        uint64_t n;
+        if (name_len == 4 && memcmp(p, "size", 4) == 0 && !has_size) {
+            if (!s_number(v, end, UINT64_MAX, &n))
+                return false;
+            out->size = n;
+            has_size = true;
+        } else if (((name_len == 3 && memcmp(p, "gen", 3) == 0) || (name_len == 5 && memcmp(p, "mtime", 5) == 0)) &&
+                   !has_version) {
+            if (!s_number(v, end, INT64_MAX, &n) || n == 0)
+                return false;
+            out->has_gen = name_len == 3;
+            out->version = (int64_t)n;
+            has_version = true;
+        } else if (name_len == 6 && memcmp(p, "crc32c", 6) == 0 && !out->has_crc32c) {
+            if (end - v != 8)
+                return false;
+            uint32_t c = 0;
+            for (const char *q = v; q < end; q++) {
+                int d = *q >= '0' && *q <= '9' ? *q - '0' : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10 : -1;
+                if (d < 0)
+                    return false;
+                c = c << 4 | (uint32_t)d;
+            }
+            out->crc32c = c;
+            out->has_crc32c = true;
+        } else if (name_len == 3 && memcmp(p, "job", 3) == 0 && !has_job) {
+            size_t len = (size_t)(end - v);
+            if (len == 0 || len >= sizeof(out->job))
+                return false;
+            for (const char *q = v; q < end; q++)
+                if (*q <= 0x20 || *q >= 0x7f)
+                    return false;
+            memcpy(out->job, v, len);
+            out->job[len] = '\0';
+            has_job = true;
+        } else {
+            return false;
+        }
+        if (!*end)
+            break;
+        p = end + 1;
+        if (!*p)
+            return false; /* a trailing space */
+    }
+    return has_size && has_version && has_job;
+}
+
+bool sl__fp_matches(const char *recorded, const sl_object *src, const char *job_tag) {
+    sl__fingerprint fp;
+    if (!recorded || !job_tag || !sl__fp_parse(recorded, &fp))
+        return false;
+    bool src_has_gen = src->generation != 0;
+    int64_t version = src_has_gen ? src->generation : src->mtime_ns;
+    if (!version || fp.has_gen != src_has_gen || fp.version != version || fp.size != src->size)
+        return false;
+    if (fp.has_crc32c && src->has_crc32c && fp.crc32c != src->crc32c)
+        return false;
+    return strcmp(fp.job, job_tag) == 0;
+}
+
+void sl__job_tag_copy(char out[SL__JOB_TAG_CAP]) {
+    snprintf(out, SL__JOB_TAG_CAP, "copy");
+}
+
+void sl__job_tag_op(const char *name, char out[SL__JOB_TAG_CAP]) {
+    snprintf(out, SL__JOB_TAG_CAP, "op:%.40s", name ? name : "");
+}
+
+void sl__job_tag_exec(const char *const *argv, char out[SL__JOB_TAG_CAP]) {
+    uint32_t crc = 0;
+    for (const char *const *a = argv; a && *a; a++)
+        crc = sl__crc32c_update(crc, *a, strlen(*a) + 1); /* the NUL separates the words */
+    snprintf(out, SL__JOB_TAG_CAP, "exec:%08" PRIx32, crc);
+}
+
+void sl__job_tag_shell(const char *command, char out[SL__JOB_TAG_CAP]) {
+    uint32_t crc = command ? sl__crc32c_update(0, command, strlen(command)) : 0;
+    snprintf(out, SL__JOB_TAG_CAP, "shell:%08" PRIx32, crc);
+}
+
+sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, const char *job_tag,
+                                    bool compare_content) {
+    if (!dst || dst->is_prefix)
+        return SL__RESUME_DO;
+    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || dst->size == src->size))
+        return SL__RESUME_SKIP;
+    if (compare_content && dst->size == src->size)
+        return SL__RESUME_VERIFY;
+    return SL__RESUME_DO;
+}
+
+static int s_keycmp(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen < blen ? -1 : alen > blen ? 1 : 0);
+}
+
+int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
+    memset(cur, 0, sizeof(*cur));
+    sl_list_options lo = {.recursive = true, .fingerprints = true, .clean_stale = clean_stale};
+    int rc = sl_list_open(dst, &lo, &cur->lister);
+    if (rc == SL_ENOENT) {
+        cur->lister = NULL; /* the destination does not exist yet: nothing to resume */
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    cur->state = sl_list_next(cur->lister, &cur->obj);
+    return cur->state < 0 ? cur->state : 0;
+}
+
+int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const sl_object **out) {
+    *out = NULL;
+    if (len >= sizeof(cur->last))
+        return 2;
+    if (cur->has_last && s_keycmp(key, len, cur->last, cur->last_len) < 0)
+        return 2; /* the cursor may be past it */
+    memcpy(cur->last, key, len);
+    cur->last_len = len;
+    cur->has_last = true;
+    while (cur->state > 0) {
+        int c = s_keycmp(cur->obj.key, cur->obj.key_len, key, len);
+        if (c == 0 && !cur->obj.is_prefix) {
+            *out = &cur->obj;
+            return 1;
+        }
+        if (c > 0)
+            return 0;
+        cur->state = sl_list_next(cur->lister, &cur->obj);
+        if (cur->state < 0)
+            return cur->state;
+    }
+    return 0;
+}
+
+int sl__dst_cursor_drain(sl__dst_cursor *cur, const atomic_bool *stop) {
+    while (cur->state > 0 && !(stop && atomic_load(stop)))
+        cur->state = sl_list_next(cur->lister, &cur->obj);
+    return cur->state < 0 ? cur->state : 0;
+}
+
+void sl__dst_cursor_close(sl__dst_cursor *cur) {
+    sl_list_close(cur->lister);
+    cur->lister = NULL;
+    cur->state = 0;
+}

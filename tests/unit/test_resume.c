@@ -1,0 +1,298 @@
+/* Resume: the source fingerprint's format and parser, the skip decision, and the destination cursor over a real
+ * local directory (suffix keys out of order, fingerprints recorded by real writes, leftover temp files removed only
+ * when no writer holds them). */
+#include "test.h"
+
+#include "resume.h"
+#include "sluice/sluice.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+static char s_root[256];
+static bool s_xattrs; /* the scratch file system keeps user xattrs (where sluice records fingerprints) */
+
+/* Expects the recorded fingerprint `want` on o, or none where the file system keeps no xattrs. */
+#define ASSERT_FP(o, want)                                                                                             \
+    do {                                                                                                               \
+        if (s_xattrs)                                                                                                  \
+            ASSERT_STR_EQ((o)->source_fingerprint, want);                                                              \
+        else                                                                                                           \
+            ASSERT_TRUE((o)->source_fingerprint == NULL);                                                              \
+    } while (0)
+
+static sl_object obj_local(uint64_t size, int64_t mtime_ns) {
+    sl_object o = {.key = "k", .key_len = 1, .size = size, .mtime_ns = mtime_ns};
+    return o;
+}
+
+static void test_format_and_parse(void) {
+    char buf[SL__FP_CAP];
+    sl_object local = obj_local(5120, 1733186154123456789);
+    ASSERT_UINT_EQ(sl__fp_format(&local, "copy", buf, sizeof(buf)),
+                   strlen("size=5120 mtime=1733186154123456789 job=copy"));
+    ASSERT_STR_EQ(buf, "size=5120 mtime=1733186154123456789 job=copy");
+
+    sl_object gcs = {
+        .size = 0, .generation = 1733186154123456, .mtime_ns = 99, .crc32c = 0x0a1b2c3d, .has_crc32c = true};
+    sl__fp_format(&gcs, "op:sha256", buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "size=0 gen=1733186154123456 crc32c=0a1b2c3d job=op:sha256");
+    sl__fingerprint fp;
+    ASSERT_TRUE(sl__fp_parse(buf, &fp));
+    ASSERT_UINT_EQ(fp.size, 0);
+    ASSERT_TRUE(fp.has_gen);
+    ASSERT_INT_EQ(fp.version, 1733186154123456);
+    ASSERT_TRUE(fp.has_crc32c);
+    ASSERT_UINT_EQ(fp.crc32c, 0x0a1b2c3d);
+    ASSERT_STR_EQ(fp.job, "op:sha256");
+
+    /* Nothing trustworthy to record: no generation and no mtime; a tag that does not fit. */
+    sl_object none = obj_local(1, 0);
+    ASSERT_UINT_EQ(sl__fp_format(&none, "copy", buf, sizeof(buf)), 0);
+    ASSERT_STR_EQ(buf, "");
+    ASSERT_UINT_EQ(sl__fp_format(&local, "copy", buf, 20), 0);
+    ASSERT_UINT_EQ(sl__fp_format(&local, "", buf, sizeof(buf)), 0);
+
+    /* Anything else is not a fingerprint. */
+    const char *bad[] = {"",
+                         "size=1",
+                         "size=1 mtime=5",
+                         "mtime=5 job=copy",
+                         "size=1 job=copy",
+                         "size=1 mtime=0 job=copy",
+                         "size=-1 mtime=5 job=copy",
+                         "size=1 mtime=5 job=",
+                         "size=1 mtime=5 job=copy ",
+                         "size=1  mtime=5 job=copy",
+                         "size=1 mtime=5 gen=6 job=copy",
+                         "size=1 size=2 mtime=5 job=copy",
+                         "size=1 mtime=5 crc32c=123 job=copy",
+                         "size=1 mtime=5 crc32c=0A1B2C3D job=copy",
+                         "size=1 mtime=5 job=copy extra=1",
+                         "size=18446744073709551616 mtime=5 job=copy",
+                         "size=1 mtime=9223372036854775808 job=copy",
+                         "size=1 mtime=5 job=copy\n",
+                         "=1 mtime=5 job=copy"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (sl__fp_parse(bad[i], &fp))
+            TEST_FAIL_("parsed what is not a fingerprint: \"%s\"", bad[i]);
+    }
+    ASSERT_FALSE(sl__fp_parse(NULL, &fp));
+    ASSERT_TRUE(sl__fp_parse("size=18446744073709551615 mtime=9223372036854775807 job=x", &fp));
+    ASSERT_UINT_EQ(fp.size, UINT64_MAX);
+    /* Fields in another order are the same fingerprint. */
+    ASSERT_TRUE(sl__fp_parse("job=copy crc32c=ffffffff gen=7 size=3", &fp));
+    ASSERT_UINT_EQ(fp.crc32c, 0xffffffffu);
+}
+
+static void test_matches(void) {
+    char rec[SL__FP_CAP];
+    sl_object src = obj_local(10, 1000);
+    sl__fp_format(&src, "copy", rec, sizeof(rec));
+    ASSERT_TRUE(sl__fp_matches(rec, &src, "copy"));
+    ASSERT_FALSE(sl__fp_matches(rec, &src, "op:md5")); /* another job made it */
+    ASSERT_FALSE(sl__fp_matches(NULL, &src, "copy"));
+    ASSERT_FALSE(sl__fp_matches("garbage", &src, "copy"));
+    sl_object changed = obj_local(10, 1001); /* touched */
+    ASSERT_FALSE(sl__fp_matches(rec, &changed, "copy"));
+    changed = obj_local(11, 1000); /* grown */
+    ASSERT_FALSE(sl__fp_matches(rec, &changed, "copy"));
+    /* A generation is not an mtime, even with the same number. */
+    sl_object gen = {.size = 10, .generation = 1000};
+    ASSERT_FALSE(sl__fp_matches(rec, &gen, "copy"));
+    /* CRC32C: compared when both sides have one. */
+    sl_object g1 = {.size = 10, .generation = 5, .crc32c = 1, .has_crc32c = true};
+    sl__fp_format(&g1, "copy", rec, sizeof(rec));
+    ASSERT_TRUE(sl__fp_matches(rec, &g1, "copy"));
+    g1.crc32c = 2;
+    ASSERT_FALSE(sl__fp_matches(rec, &g1, "copy"));
+    g1.has_crc32c = false;
+    ASSERT_TRUE(sl__fp_matches(rec, &g1, "copy"));
+    /* A source without a version can never be matched. */
+    sl_object none = obj_local(10, 0);
+    ASSERT_FALSE(sl__fp_matches("size=10 mtime=5 job=copy", &none, "copy"));
+}
+
+static void test_job_tags(void) {
+    char a[SL__JOB_TAG_CAP], b[SL__JOB_TAG_CAP];
+    sl__job_tag_copy(a);
+    ASSERT_STR_EQ(a, "copy");
+    sl__job_tag_op("sha256", a);
+    ASSERT_STR_EQ(a, "op:sha256");
+    const char *gz[] = {"gzip", "-c", NULL}, *gz2[] = {"gzip", "-c", "-9", NULL}, *joined[] = {"gzip-c", NULL};
+    sl__job_tag_exec(gz, a);
+    ASSERT_TRUE(strncmp(a, "exec:", 5) == 0 && strlen(a) == 13);
+    sl__job_tag_exec(gz2, b);
+    ASSERT_TRUE(strcmp(a, b) != 0);
+    sl__job_tag_exec(joined, b); /* word boundaries count */
+    ASSERT_TRUE(strcmp(a, b) != 0);
+    sl__job_tag_exec(gz, b);
+    ASSERT_STR_EQ(a, b);
+    sl__job_tag_shell("gzip -c", b);
+    ASSERT_TRUE(strncmp(b, "shell:", 6) == 0 && strcmp(a + 5, b + 6) != 0);
+}
+
+static void test_decide(void) {
+    char rec[SL__FP_CAP];
+    sl_object src = obj_local(10, 1000);
+    sl__fp_format(&src, "copy", rec, sizeof(rec));
+    sl_object dst = obj_local(10, 5);
+    ASSERT_INT_EQ(sl__resume_decide(&src, NULL, "copy", true), SL__RESUME_DO);
+    dst.source_fingerprint = rec;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_SKIP);
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", false), SL__RESUME_SKIP);
+    /* A copy whose size is not the source's is not complete, whatever it records. */
+    dst.size = 9;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_DO);
+    /* ... but a map output has its own size. */
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", false), SL__RESUME_SKIP);
+    /* No record: cp/sync compare checksums when the sizes agree; map redoes. */
+    dst.source_fingerprint = NULL;
+    dst.size = 10;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_VERIFY);
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "op:md5", false), SL__RESUME_DO);
+    dst.size = 11;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_DO);
+    /* A record of another job or of an older source. */
+    dst.size = 10;
+    dst.source_fingerprint = rec;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "op:md5", false), SL__RESUME_DO);
+    src.mtime_ns = 2000;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_VERIFY);
+    sl_object prefix = {.is_prefix = true};
+    ASSERT_INT_EQ(sl__resume_decide(&src, &prefix, "copy", true), SL__RESUME_DO);
+}
+
+/* Writes key with contents through the store (so the fingerprint is recorded as sluice records it). */
+static void put(sl_client *c, const char *key, const char *fp) {
+    sl_writer *w = NULL;
+    sl_write_options wo = {.source_fingerprint = fp};
+    ASSERT_INT_EQ(sl_write_open(c, key, &wo, &w), 0);
+    ASSERT_INT_EQ(sl_write(w, key, strlen(key)), 0);
+    ASSERT_INT_EQ(sl_write_commit(w), 0);
+}
+
+static int seek(sl__dst_cursor *cur, const char *key, const sl_object **out) {
+    return sl__dst_cursor_seek(cur, key, strlen(key), out);
+}
+
+static void test_cursor(void) {
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/dst", s_root);
+    sl_store *st = NULL;
+    sl_client *c = NULL;
+    ASSERT_INT_EQ(sl_store_open(dir, NULL, &st), 0);
+    ASSERT_INT_EQ(sl_client_new(st, &c), 0);
+
+    /* A destination that does not exist yet holds nothing. */
+    sl__dst_cursor cur;
+    const sl_object *o;
+    ASSERT_INT_EQ(sl__dst_cursor_open(&cur, c, true), 0);
+    ASSERT_INT_EQ(seek(&cur, "a.out", &o), 0);
+    ASSERT_TRUE(o == NULL);
+    ASSERT_INT_EQ(sl__dst_cursor_drain(&cur, NULL), 0);
+    sl__dst_cursor_close(&cur);
+
+    /* Outputs of the sources "a", "a.b", "b/c", "c" with --suffix .out; "a.b.out" sorts before "a.out". */
+    put(c, "a.b.out", "size=1 mtime=1 job=copy");
+    put(c, "a.out", "size=1 mtime=2 job=copy");
+    put(c, "b/c.out", NULL);
+    put(c, "c.out", "size=1 mtime=4 job=copy");
+    put(c, "z.out", NULL);
+
+    /* Leftovers: an unlocked temp file (its writer is gone) and one a live writer holds. */
+    char stale[PATH_MAX], live[PATH_MAX];
+    snprintf(stale, sizeof(stale), "%s/b/.sluice-tmp-AAAAAA", dir);
+    snprintf(live, sizeof(live), "%s/b/.sluice-tmp-BBBBBB", dir);
+    int fd = open(stale, O_CREAT | O_WRONLY, 0600);
+    ASSERT_TRUE(fd >= 0);
+    close(fd);
+    int lfd = open(live, O_CREAT | O_WRONLY, 0600);
+    ASSERT_TRUE(lfd >= 0);
+    ASSERT_INT_EQ(flock(lfd, LOCK_EX), 0);
+
+    /* Without cleaning, both stay, and neither is ever an object. */
+    ASSERT_INT_EQ(sl__dst_cursor_open(&cur, c, false), 0);
+    ASSERT_INT_EQ(seek(&cur, "a.out", &o), 1); /* the source "a" comes first */
+    ASSERT_STR_EQ(o->key, "a.out");
+    ASSERT_FP(o, "size=1 mtime=2 job=copy");
+    /* "a.b.out" is behind the cursor now: the cursor cannot tell. */
+    ASSERT_INT_EQ(seek(&cur, "a.b.out", &o), 2);
+    ASSERT_TRUE(o == NULL);
+    ASSERT_INT_EQ(seek(&cur, "b/c.out", &o), 1);
+    ASSERT_TRUE(o->source_fingerprint == NULL);
+    ASSERT_INT_EQ(seek(&cur, "b/d.out", &o), 0); /* between two outputs */
+    ASSERT_INT_EQ(seek(&cur, "c.out", &o), 1);
+    ASSERT_FP(o, "size=1 mtime=4 job=copy");
+    ASSERT_INT_EQ(seek(&cur, "d.out", &o), 0);
+    ASSERT_INT_EQ(seek(&cur, "zz.out", &o), 0); /* past the end */
+    ASSERT_INT_EQ(seek(&cur, "zzz.out", &o), 0);
+    sl__dst_cursor_close(&cur);
+    ASSERT_INT_EQ(access(stale, F_OK), 0);
+    ASSERT_INT_EQ(access(live, F_OK), 0);
+
+    /* In source order without a suffix the keys only go forward: every lookup is answered. Cleaning removes the
+     * leftover and keeps the file a writer holds. */
+    ASSERT_INT_EQ(sl__dst_cursor_open(&cur, c, true), 0);
+    ASSERT_INT_EQ(seek(&cur, "a.b.out", &o), 1);
+    ASSERT_FP(o, "size=1 mtime=1 job=copy");
+    ASSERT_INT_EQ(seek(&cur, "a.out", &o), 1);
+    ASSERT_INT_EQ(sl__dst_cursor_drain(&cur, NULL), 0);
+    sl__dst_cursor_close(&cur);
+    ASSERT_INT_EQ(access(stale, F_OK), -1);
+    ASSERT_INT_EQ(access(live, F_OK), 0);
+    close(lfd); /* the writer is gone now */
+    ASSERT_INT_EQ(sl__dst_cursor_open(&cur, c, true), 0);
+    ASSERT_INT_EQ(sl__dst_cursor_drain(&cur, NULL), 0);
+    sl__dst_cursor_close(&cur);
+    ASSERT_INT_EQ(access(live, F_OK), -1);
+
+    /* A file changed in place after its commit keeps the xattr, but its record no longer counts. */
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/c.out", dir);
+    sl_object so;
+    ASSERT_INT_EQ(sl_stat(c, "c.out", &so), 0);
+    ASSERT_FP(&so, "size=1 mtime=4 job=copy");
+    FILE *f = fopen(path, "ab");
+    ASSERT_TRUE(f != NULL);
+    fputs("more", f);
+    fclose(f);
+    ASSERT_INT_EQ(sl_stat(c, "c.out", &so), 0);
+    ASSERT_TRUE(so.source_fingerprint == NULL);
+
+    /* Fingerprints that are not printable ASCII are refused before anything is written. */
+    sl_writer *w = NULL;
+    sl_write_options wo = {.source_fingerprint = "bad\nvalue"};
+    ASSERT_INT_EQ(sl_write_open(c, "x", &wo, &w), SL_EINVAL);
+
+    sl_client_destroy(c);
+    sl_store_close(st);
+}
+
+int main(void) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s_root, sizeof(s_root), "%s/sluice-test-resume-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ASSERT_TRUE(mkdtemp(s_root) != NULL);
+    char probe[PATH_MAX];
+    snprintf(probe, sizeof(probe), "%s/probe", s_root);
+    int pfd = open(probe, O_CREAT | O_WRONLY, 0600);
+    ASSERT_TRUE(pfd >= 0);
+    s_xattrs = fsetxattr(pfd, "user.probe", "1", 1, 0) == 0;
+    close(pfd);
+    unlink(probe);
+    if (!s_xattrs)
+        fprintf(stderr, "  (%s keeps no user xattrs: checking that no fingerprint is reported there)\n", s_root);
+    RUN_TEST(test_format_and_parse);
+    RUN_TEST(test_matches);
+    RUN_TEST(test_job_tags);
+    RUN_TEST(test_decide);
+    RUN_TEST(test_cursor);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_root);
+    ASSERT_INT_EQ(system(cmd), 0);
+    TEST_DONE();
+}
