@@ -1354,9 +1354,31 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
 
 /* Credentials are fetched (and cached for every thread) before the first object: a job whose every object would fail
  * the same way for want of a token stops at once with the one line that says what to set. */
+/* Before a job writes: credentials can be had, and the bucket exists. Only a 404 for the bucket is final: an account
+ * that may write objects need not be allowed to read the bucket's metadata (403), and any other trouble is met again
+ * and reported by the first object. */
 static int s_check_access(sl_store *base) {
+    s_store *st = (s_store *)base;
     char auth[4096];
-    return sl__gcs_auth_header(((s_store *)base)->auth, auth, sizeof(auth));
+    int rc = sl__gcs_auth_header(st->auth, auth, sizeof(auth));
+    if (rc < 0)
+        return rc;
+    sl_client *cb = NULL;
+    if (s_client_new(base, &cb) < 0)
+        return 0;
+    s_client *c = (s_client *)cb;
+    size_t at = 0;
+    s_url_add(c, &at, st->endpoint, false);
+    s_url_add(c, &at, "/storage/v1/b/", false);
+    s_url_add(c, &at, st->bucket, true);
+    s_url_add(c, &at, "?fields=name", false);
+    sl__http_request req = {.method = "GET", .url = c->url};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = s_now_ms()};
+    if (at < S_URL_CAP && s_perform(c, &req, NULL, &resp, true, &a) == 0 && resp.status == 404)
+        rc = sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
+    s_client_destroy(cb);
+    return rc;
 }
 
 static const sl_store_vtable s_vtable = {
