@@ -579,6 +579,15 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
     pthread_mutex_unlock(&job->synced.lock);
 }
 
+/* The source lister met a directory it may not open: it fails alone, as one object would, under its key ("dir/"). */
+static void s_on_dir_skipped(void *ud, const char *key, size_t key_len, int err, const char *message) {
+    sl_job *job = ud;
+    char k[S_KEY_CAP];
+    snprintf(k, sizeof(k), "%.*s", (int)(key_len < sizeof(k) ? key_len : sizeof(k) - 1), key);
+    atomic_fetch_add(&job->listed, 1);
+    s_report_failure(job, k, err, message);
+}
+
 static bool s_selected(const sl_job *job, const char *key, size_t len) {
     for (size_t i = 0; i < job->exclude_count; i++)
         if (sl_glob_match(job->exclude[i], key, len))
@@ -664,7 +673,7 @@ static void *s_lister_main(void *arg) {
         goto done;
     }
 
-    sl_list_options lo = {.recursive = true};
+    sl_list_options lo = {.recursive = true, .on_skipped = s_on_dir_skipped, .on_skipped_data = job};
     if ((rc = sl_list_open(sc, &lo, &sl)) < 0)
         goto done;
     if (resume && ((rc = sl_client_new(job->dst, &dc)) < 0 || (rc = sl__dst_cursor_open(&cur, dc, clean)) < 0))

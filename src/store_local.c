@@ -92,6 +92,8 @@ typedef struct s_lister {
     s_link link;
     bool recursive;
     bool fingerprints, clean_stale;
+    void (*on_skipped)(void *user_data, const char *key, size_t key_len, int err, const char *message);
+    void *on_skipped_data;
     size_t batch_max;
     char *start_after; /* owned copy; levels point into it */
     s_level *levels;
@@ -576,6 +578,8 @@ static int s_list_open(sl_client *client, const sl_list_options *opts, sl_lister
     ls->recursive = opts->recursive;
     ls->fingerprints = opts->fingerprints;
     ls->clean_stale = opts->clean_stale;
+    ls->on_skipped = opts->on_skipped;
+    ls->on_skipped_data = opts->on_skipped_data;
     ls->batch_max = opts->page_size ? opts->page_size : S_DEFAULT_BATCH;
     if (ls->batch_max > S_MAX_BATCH)
         ls->batch_max = S_MAX_BATCH;
@@ -622,7 +626,13 @@ static int s_descend(s_lister *ls, const s_level *lv, const s_entry *e, size_t k
         if (err == ENOENT || err == ENOTDIR || err == ELOOP)
             return 0;
         char path[PATH_MAX + 32];
-        return s_fail_path(err, s_key_path(ls, key_len - 1, path, sizeof(path)), "cannot list directory");
+        int rc = s_fail_path(err, s_key_path(ls, key_len - 1, path, sizeof(path)), "cannot list directory");
+        if ((err == EACCES || err == EPERM) && ls->on_skipped) {
+            /* One unreadable directory fails alone; the rest of the tree is still listed. */
+            ls->on_skipped(ls->on_skipped_data, ls->key, key_len, rc, sl_last_error());
+            return 0;
+        }
+        return rc;
     }
     /* Only the first batch of a level is selected by start_after; the directory it points into inherits the rest. */
     const char *start = NULL;

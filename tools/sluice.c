@@ -38,6 +38,7 @@ typedef struct cli {
     size_t exclude_count;
     unsigned jobs;
     uint64_t memory_limit;
+    uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *retry_failed;             /* --retry-failed FILE */
@@ -819,6 +820,17 @@ static void s_print_object(cli *c, const sl_object *obj) {
     s_out_key(c, obj->key, obj->key_len, "\n");
 }
 
+static void s_on_failure(void *ud, const char *key, int err, const char *error);
+
+/* ls -r, du: a directory that may not be opened is reported like a failed object, and the listing goes on. */
+static void s_on_list_skipped(void *ud, const char *key, size_t key_len, int err, const char *message) {
+    cli *c = ud;
+    char k[PATH_MAX + 1];
+    snprintf(k, sizeof(k), "%.*s", (int)(key_len < sizeof(k) ? key_len : sizeof(k) - 1), key);
+    c->list_skipped++;
+    s_on_failure(c, k, err, message);
+}
+
 /* Lists (ls) or totals (du) the objects under the URL in c->args[0]. */
 static int s_cmd_list(cli *c, bool du) {
     if (c->nargs != 1) {
@@ -842,7 +854,7 @@ static int s_cmd_list(cli *c, bool du) {
                 s_print_object(c, &obj);
         }
     } else if (rc == 0) {
-        sl_list_options lo = {.recursive = du || c->recursive};
+        sl_list_options lo = {.recursive = du || c->recursive, .on_skipped = s_on_list_skipped, .on_skipped_data = c};
         rc = sl_list_open(client, &lo, &lister);
         sl_object obj;
         while (rc == 0 && !c->stdout_broken && !s_signal) {
@@ -880,6 +892,8 @@ static int s_cmd_list(cli *c, bool du) {
         else
             line[0] = '\0';
         s_out(c, line, strlen(line));
+        if (c->list_skipped)
+            exit_code = EXIT_PARTIAL; /* the totals leave out what could not be listed */
     }
     sl_list_close(lister);
     sl_client_destroy(client);

@@ -119,6 +119,11 @@ typedef struct sl_list_options {
     /* Local: remove the temp files (".sluice-tmp-*") of interrupted writes whose process is gone while listing. A
      * writer holds a lock on its temp file for its whole life; a temp file nobody holds a lock on is a leftover. */
     bool clean_stale;
+    /* Local, recursive: a subdirectory that cannot be opened (permission denied) is skipped, and this is called with
+     * its key (ending in '/'), the error and a one-line message, from the thread calling sl_list_next; the listing
+     * goes on. NULL: such a directory ends the listing with its error. */
+    void (*on_skipped)(void *user_data, const char *key, size_t key_len, int err, const char *message);
+    void *on_skipped_data;
 } sl_list_options;
 
 /* Starts a streaming listing of the whole store prefix, in byte order of the key. Memory does not grow with the

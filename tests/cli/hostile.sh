@@ -213,8 +213,8 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
     mkdir -p "$T/rootonly"
     chmod 755 "$T/rootonly"
     if setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$FX/locked/in/secret.txt"; then
-        skip_note "the unprivileged user can read a chmod 000 file (capabilities?): 4 rows skipped"
-        NSKIPPED=$((NSKIPPED + 4))
+        skip_note "the unprivileged user can read a chmod 000 file (capabilities?): 6 rows skipped"
+        NSKIPPED=$((NSKIPPED + 6))
     else
         unreadable_alone() {
             expect_eq "the readable file is copied" ok "$(cat "$DST/ok.txt")"
@@ -225,6 +225,19 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
             cp {FX}/locked/in {DST}
         as_nobody
         row unreadable-dir 3 'Permission denied' - ls -r {FX}/locked/deny
+        # An unreadable directory inside the source fails alone, under its key, like an object; the rest is copied.
+        unreadable_subdir() {
+            expect_eq "the readable file is copied" ok "$(cat "$DST/in/ok.txt")"
+            [ ! -e "$DST/deny" ] || fail "the unreadable directory" "nothing of it at the destination" "$DST/deny"
+            expect_err_contains "FAILED deny/: "
+            expect_err_contains "1 done (0 skipped), 2 failed of 3 objects"
+        }
+        as_nobody
+        row unreadable-subdir 1 'FAILED in/secret.txt: .*Permission denied' unreadable_subdir cp {FX}/locked {DST}
+        subdir_listed() { expect_out "in/ok.txt" "in/secret.txt"; }
+        as_nobody
+        row unreadable-subdir-ls 1 'FAILED deny/: .*cannot list directory: Permission denied' subdir_listed \
+            ls -r {FX}/locked
         as_nobody
         row unreadable-cat 3 'secret.txt: cannot open: Permission denied' - cat {FX}/locked/in/secret.txt
         as_nobody
@@ -234,8 +247,8 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
     chmod 755 "$FX/locked/deny"
     chmod 644 "$FX/locked/in/secret.txt"
 else
-    skip_note "not root, or no setpriv: the 4 permission-denied rows as an unprivileged user are skipped"
-    NSKIPPED=$((NSKIPPED + 4))
+    skip_note "not root, or no setpriv: the 6 permission-denied rows as an unprivileged user are skipped"
+    NSKIPPED=$((NSKIPPED + 6))
 fi
 
 row dst-inside-src 2 'inside the source' - cp {FX}/src {FX}/src/sub/copy
