@@ -24,6 +24,8 @@ struct sl__http {
     CURL *easy;
     sl__http_options opts;
     struct curl_slist *headers; /* of the request in progress */
+    char origin[256];           /* "scheme://host[:port]" of the request in progress, for messages (a streaming
+                                 * request outlives the caller's sl__http_request) */
     const sl__http_request *req;
     sl__http_response *resp;
     char errbuf[CURL_ERROR_SIZE];
@@ -194,6 +196,8 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
     sl__http *h = ud;
     sl__http_response *r = h->resp;
     size_t len = size * nmemb;
+    if (h->headers_done)
+        return len; /* trailers, after the caller of a stream has its response: nothing sluice reads */
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* A new status line: 1xx interim answers are followed by the real one. */
         s_reset_response(r);
@@ -281,6 +285,7 @@ static void s_origin(const char *url, char *buf, size_t cap) {
 static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {
     s_detach(h);
     h->req = req;
+    s_origin(req->url, h->origin, sizeof(h->origin));
     h->resp = resp;
     h->done = false;
     h->result = CURLE_OK;
@@ -372,8 +377,7 @@ static int s_step(sl__http *h, s_want want) {
 }
 
 static int s_transport_error(sl__http *h) {
-    char origin[256];
-    s_origin(h->req->url, origin, sizeof(origin));
+    const char *origin = h->origin;
     if (h->too_big)
         return sl__fail(SL_ETOOBIG, "%s: response larger than %zu bytes", origin, h->body_limit);
     if (h->result == CURLE_OK)
@@ -423,10 +427,14 @@ int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_resp
         rc = s_step(h, S_WANT_HEADERS);
     if (rc == 0 && h->done && !h->headers_done)
         rc = s_transport_error(h);
-    if (rc < 0)
+    if (rc < 0) {
         s_detach(h);
-    else
+    } else {
         s_tally_status(resp->status);
+        /* The caller's request and response may go out of scope while the body streams: nothing reads them now. */
+        h->req = NULL;
+        h->resp = NULL;
+    }
     return rc;
 }
 
