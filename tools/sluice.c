@@ -255,8 +255,8 @@ static void s_command_help(const char *command) {
 
 /* ---- argument parsing ---- */
 
-/* Parses "64M", "1.5G", "512KiB", "1048576". Returns false on anything else. */
-static bool s_parse_size(const char *s, uint64_t *out) {
+/* Parses "64M", "1.5G", "512KiB", "1048576". Returns false on anything else. Shared with `sluice watch`. */
+bool sl_cli_parse_size(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -525,7 +525,7 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         }
         break;
     case O_MEMORY:
-        if (!s_parse_size(value, &c->memory_limit) || c->memory_limit < 65536) {
+        if (!sl_cli_parse_size(value, &c->memory_limit) || c->memory_limit < 65536) {
             s_err(c, "--memory-limit takes a size of at least 64K such as 64M or 1G, not '%s'", value);
             return -1;
         }
@@ -625,7 +625,7 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         c->store.headers = c->headers;
         break;
     case O_UPLOAD_CHUNK:
-        if (!s_parse_size(value, &c->store.upload_chunk_bytes) || c->store.upload_chunk_bytes < 262144) {
+        if (!sl_cli_parse_size(value, &c->store.upload_chunk_bytes) || c->store.upload_chunk_bytes < 262144) {
             s_err(c, "--upload-chunk takes a size of at least 256K such as 8M, not '%s'", value);
             return -1;
         }

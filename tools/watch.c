@@ -128,49 +128,6 @@ static bool s_parse_ms(const char *text, unsigned *out) {
     return true;
 }
 
-/* "512M", "2G", "1.5GiB", "1000000" (bytes); binary units. */
-static bool s_parse_size(const char *text, uint64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || !(v > 0) || text[0] == '-')
-        return false;
-    double mult = 1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = 1024.0;
-        break;
-    case 'm':
-    case 'M':
-        mult = 1024.0 * 1024;
-        break;
-    case 'g':
-    case 'G':
-        mult = 1024.0 * 1024 * 1024;
-        break;
-    case 't':
-    case 'T':
-        mult = 1024.0 * 1024 * 1024 * 1024;
-        break;
-    case '\0':
-        break;
-    default:
-        return false;
-    }
-    if (*end) {
-        end++;
-        if (*end == 'i')
-            end++;
-        if (*end == 'B')
-            end++;
-    }
-    if (*end || v * mult >= 18e18)
-        return false;
-    *out = (uint64_t)(v * mult);
-    return true;
-}
-
 /* Returns -1 usage error (reported), 1 help printed, 0 ok. Options end at "--" or at the first word that is not an
  * option: everything after belongs to CMD. */
 static int s_parse(int argc, char **argv, s_opts *o) {
@@ -231,7 +188,7 @@ static int s_parse(int argc, char **argv, s_opts *o) {
             o->report = value;
             break;
         default:
-            if (!s_parse_size(value, &o->limit_bytes)) {
+            if (!sl_cli_parse_size(value, &o->limit_bytes) || o->limit_bytes == 0) {
                 s_usage_error("--limit '%s': want a size such as 512M or 2G", value);
                 return -1;
             }

@@ -2,6 +2,8 @@
 #ifndef SLUICE_TOOLS_WATCH_H
 #define SLUICE_TOOLS_WATCH_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* argv: what follows "watch" on the command line. Returns the exit status for sluice: CMD's own (128 + N when a
@@ -9,5 +11,7 @@
 int sl_cli_watch(int argc, char **argv);
 /* Writes the usage text of `sluice watch` to out. */
 void sl_cli_watch_help(FILE *out);
+/* Parses a size: "64M", "1.5G", "512KiB", "1048576" (binary units; tools/sluice.c). False on anything else. */
+bool sl_cli_parse_size(const char *s, uint64_t *out);
 
 #endif
