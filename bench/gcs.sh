@@ -83,6 +83,7 @@ SRV_PID=
 cleanup() {
     if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
+    [ -z "${SHM:-}" ] || rm -rf "$SHM"
 }
 trap cleanup EXIT
 
@@ -166,11 +167,27 @@ ctl _seed '{"bucket": "src"}'
 "$SLUICE" cp "$TREE" gs://src -j "$JOBS" -q
 PREP_UP="curl -sSf -X POST $EMU/_reset -d '{\"buckets\": [\"upload\"]}' >/dev/null &&"
 PREP_UP+=" curl -sSf -X POST $EMU/_seed -d '{\"bucket\": \"upload\"}' >/dev/null" # an empty bucket "upload"
-PREP_DOWN="rm -rf $WORK/dl"
+# Each download run starts from an empty destination, but the previous run's files are moved aside, not deleted:
+# on an ext4 without a journal (this VM's root file system) every new inode is checked against the recently deleted
+# ones (ext4 recently_deleted()), so deleting 2,000 files before each run makes the next run's file creation cost
+# more and more kernel time, the same for both clients, and swamps what is being compared. They are deleted at the
+# end. DL_SHM (default /dev/shm, "" to skip) is a tmpfs: the same download there measures the clients without the
+# disk's file system.
+mkdir -p "$WORK/old"
+rm -f "$OUT"/gcs-shm*
+PREP_DOWN="[ ! -e $WORK/dl ] || mv $WORK/dl \$(mktemp -d -p $WORK/old)/"
+DL_SHM=${DL_SHM-/dev/shm}
+SHM=
+if [ -n "$DL_SHM" ] && [ -d "$DL_SHM" ]; then
+    SHM=$(mktemp -d -p "$DL_SHM" sluice-bench.XXXXXX)
+fi
+PREP_SHM="rm -rf $SHM/dl"
 UP_SLUICE="$SLUICE cp $TREE gs://upload -j $JOBS -q"
 UP_RCLONE="$RCLONE copy $TREE emu:upload --transfers $JOBS -q"
 DOWN_SLUICE="$SLUICE cp gs://src $WORK/dl -j $JOBS -q"
 DOWN_RCLONE="$RCLONE copy emu:src $WORK/dl --transfers $JOBS -q"
+SHM_SLUICE="$SLUICE cp gs://src $SHM/dl -j $JOBS -q"
+SHM_RCLONE="$RCLONE copy emu:src $SHM/dl --transfers $JOBS -q"
 # The same download without the local filesystem: fetch every object and MD5 it in memory.
 MD5_SLUICE="$SLUICE map gs://src - --op md5 -q -j $JOBS"
 MD5_RCLONE="$RCLONE hashsum md5 --download emu:src --checkers $JOBS --transfers $JOBS"
@@ -193,6 +210,12 @@ echo "== hyperfine: download (warmup 1, runs $RUNS)" >&2
 hyperfine --warmup 1 --runs "$RUNS" --style basic --prepare "$PREP_DOWN" \
     --export-json "$OUT/gcs-down.json" --export-markdown "$OUT/gcs-down.md" \
     -n sluice "$DOWN_SLUICE" -n rclone "$DOWN_RCLONE"
+if [ -n "$SHM" ]; then
+    echo "== hyperfine: download to tmpfs $DL_SHM (warmup 1, runs $RUNS)" >&2
+    hyperfine --warmup 1 --runs "$RUNS" --style basic --prepare "$PREP_SHM" \
+        --export-json "$OUT/gcs-shm.json" --export-markdown "$OUT/gcs-shm.md" \
+        -n sluice "$SHM_SLUICE" -n rclone "$SHM_RCLONE"
+fi
 echo "== hyperfine: download + MD5, no local disk (warmup 1, runs $RUNS)" >&2
 hyperfine --warmup 1 --runs "$RUNS" --style basic \
     --export-json "$OUT/gcs-md5.json" --export-markdown "$OUT/gcs-md5.md" \
@@ -201,8 +224,10 @@ hyperfine --warmup 1 --runs "$RUNS" --style basic \
 echo "== CPU and peak RSS (GNU time, $CPU_RUNS runs each, interleaved)" >&2
 pair up "$PREP_UP" "$UP_SLUICE" "$UP_RCLONE"
 pair down "$PREP_DOWN" "$DOWN_SLUICE" "$DOWN_RCLONE"
+[ -z "$SHM" ] || pair shm "$PREP_SHM" "$SHM_SLUICE" "$SHM_RCLONE"
 pair md5 true "$MD5_SLUICE >/dev/null" "$MD5_RCLONE >/dev/null"
-rm -rf "$WORK/dl"
+rm -rf "$WORK/dl" "$WORK/old"
+[ -z "$SHM" ] || rm -rf "$SHM"
 ctl _reset '{"buckets": ["upload", "src"]}'
 
 # --- 2. listing -------------------------------------------------------------------------------------------------
@@ -247,7 +272,7 @@ ctl _config '{"delay_ms": 0}'
 # --- report -----------------------------------------------------------------------------------------------------
 python3 - "$OUT" "$FILES" "$SIZE" "$DIRS" "$JOBS" "$LIST_SMALL" "$LIST_LARGE" "$IR_SMALL" "$IR_LARGE" \
     "$DELAY_MS" "$LAT_FILES" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 out = sys.argv[1]
 files, size, dirs, jobs, n_small, n_large, ir_small, ir_large, delay, lat_files = (int(v) for v in sys.argv[2:12])
 med = statistics.median
@@ -274,8 +299,9 @@ print("| direction | client | wall (median) | min..max | client CPU / object | o
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 cpu = {}
 rss_s = []
-DIRS = (("up", "upload local -> gs://"), ("down", "download gs:// -> local"),
-        ("md5", "download + MD5, no disk"))
+DIRS = (("up", "upload local -> gs://"), ("down", "download gs:// -> local disk"),
+        ("shm", "download gs:// -> tmpfs"), ("md5", "download + MD5, no disk"))
+DIRS = tuple(d for d in DIRS if os.path.exists("%s/gcs-%s-sluice.time" % (out, d[0])))
 for d, label in DIRS:
     res = {r["command"]: r for r in json.load(open("%s/gcs-%s.json" % (out, d)))["results"]}
     for who in ("sluice", "rclone"):

@@ -24,6 +24,9 @@ struct sl__http {
     CURL *easy;
     sl__http_options opts;
     struct curl_slist *headers; /* of the request in progress */
+    /* The headers every request sends, linked in front of `headers`. The User-Agent goes here rather than through
+     * CURLOPT_USERAGENT, which libcurl would format anew for every request. */
+    struct curl_slist fixed[2];
     char origin[256];           /* "scheme://host[:port]" of the request in progress, for messages (a streaming
                                  * request outlives the caller's sl__http_request) */
     const sl__http_request *req;
@@ -80,8 +83,14 @@ static void s_tally_status(long status) {
 static pthread_once_t s_global_once = PTHREAD_ONCE_INIT;
 static CURLcode s_global_rc;
 
+static bool s_proxy_env; /* a proxy variable libcurl reads is set */
+
 static void s_global_init(void) {
     s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        if (getenv(vars[i]))
+            s_proxy_env = true;
 }
 
 static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud);
@@ -113,10 +122,13 @@ sl__http *sl__http_new(const sl__http_options *opts) {
     }
     /* What every request of this handle shares is set once: a reset and a full set of options per request costs
      * more than the rest of a small object's request path. s_start sets only the URL, the headers and the method. */
+    static char expect[] = "Expect:"; /* no 100-continue round trip */
+    static char agent[] = "User-Agent: sluice/" SL_VERSION_STRING;
+    h->fixed[0] = (struct curl_slist){.data = expect, .next = &h->fixed[1]};
+    h->fixed[1] = (struct curl_slist){.data = agent, .next = NULL};
     CURL *e = h->easy;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" SL_VERSION_STRING);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->opts.stall_timeout_s);
@@ -126,6 +138,11 @@ sl__http *sl__http_new(const sl__http_options *opts) {
     curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+    if (!s_proxy_env) {
+        /* No proxy in the environment: saying so spares libcurl looking it up again for every request. */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
     return h;
 }
 
@@ -136,6 +153,7 @@ static void s_detach(sl__http *h) {
     }
     curl_slist_free_all(h->headers);
     h->headers = NULL;
+    h->fixed[1].next = NULL;
     h->streaming = false;
     h->paused = false;
     h->user_buf = NULL;
@@ -183,13 +201,9 @@ static void s_reset_response(sl__http_response *r) {
     r->body = body;
 }
 
-static bool s_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen) {
-    size_t n = strlen(name);
-    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return false;
-    *value = line + n + 1;
-    *vlen = len - n - 1;
-    return true;
+/* Whether a header line's name (the n bytes before its colon) is `name`, in any case. */
+static bool s_is(const char *line, size_t n, const char *name) {
+    return strlen(name) == n && strncasecmp(line, name, n) == 0;
 }
 
 static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
@@ -211,24 +225,46 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
             h->headers_done = true;
         return len;
     }
-    const char *v;
-    size_t vl;
+    /* Only the headers sluice reads are copied out; the name's length picks the one candidate to compare. */
+    const char *colon = memchr(data, ':', len);
+    if (!colon)
+        return len;
+    size_t n = (size_t)(colon - data), vl = len - n - 1;
+    const char *v = colon + 1;
     char num[32];
-    if (s_is(data, len, "location", &v, &vl))
-        s_set_field(r->location, sizeof(r->location), v, vl, false);
-    else if (s_is(data, len, "range", &v, &vl))
-        s_set_field(r->range, sizeof(r->range), v, vl, false);
-    else if (s_is(data, len, "content-range", &v, &vl))
-        s_set_field(r->content_range, sizeof(r->content_range), v, vl, false);
-    else if (s_is(data, len, "x-goog-hash", &v, &vl))
-        s_set_field(r->goog_hash, sizeof(r->goog_hash), v, vl, true);
-    else if (s_is(data, len, "x-goog-generation", &v, &vl))
-        s_set_field(r->goog_generation, sizeof(r->goog_generation), v, vl, false);
-    else if (s_is(data, len, "content-type", &v, &vl))
-        s_set_field(r->content_type, sizeof(r->content_type), v, vl, false);
-    else if (s_is(data, len, "content-length", &v, &vl)) {
-        s_set_field(num, sizeof(num), v, vl, false);
-        r->content_length = strtoll(num, NULL, 10);
+    switch (n) {
+    case 5:
+        if (s_is(data, n, "range"))
+            s_set_field(r->range, sizeof(r->range), v, vl, false);
+        break;
+    case 8:
+        if (s_is(data, n, "location"))
+            s_set_field(r->location, sizeof(r->location), v, vl, false);
+        break;
+    case 11:
+        if (s_is(data, n, "x-goog-hash"))
+            s_set_field(r->goog_hash, sizeof(r->goog_hash), v, vl, true);
+        break;
+    case 12:
+        if (s_is(data, n, "content-type"))
+            s_set_field(r->content_type, sizeof(r->content_type), v, vl, false);
+        break;
+    case 13:
+        if (s_is(data, n, "content-range"))
+            s_set_field(r->content_range, sizeof(r->content_range), v, vl, false);
+        break;
+    case 14:
+        if (s_is(data, n, "content-length")) {
+            s_set_field(num, sizeof(num), v, vl, false);
+            r->content_length = strtoll(num, NULL, 10);
+        }
+        break;
+    case 17:
+        if (s_is(data, n, "x-goog-generation"))
+            s_set_field(r->goog_generation, sizeof(r->goog_generation), v, vl, false);
+        break;
+    default:
+        break;
     }
     return len;
 }
@@ -302,19 +338,18 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     CURL *e = h->easy;
     curl_easy_setopt(e, CURLOPT_URL, req->url);
 
-    struct curl_slist *list = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
-    for (const char *const *p = req->headers; list && p && *p; p++) {
+    struct curl_slist *list = NULL;
+    for (const char *const *p = req->headers; p && *p; p++) {
         struct curl_slist *next = curl_slist_append(list, *p);
         if (!next) {
             curl_slist_free_all(list);
-            list = NULL;
+            return sl__fail(SL_ENOMEM, "out of memory");
         }
         list = next;
     }
-    if (!list)
-        return sl__fail(SL_ENOMEM, "out of memory");
     h->headers = list;
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+    h->fixed[1].next = list;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, &h->fixed[0]);
 
     /* The method: every option an earlier request of this handle may have set is set again here. */
     const char *m = req->method ? req->method : "GET";

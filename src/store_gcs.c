@@ -103,12 +103,14 @@ static bool s_utf8_valid(const unsigned char *s) {
 
 static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
     s_store *st = s_st(&c->base);
-    int n = snprintf(out, cap, "%s%s", st->prefix, key);
-    if (n < 0 || (size_t)n >= cap)
+    size_t plen = strlen(st->prefix), klen = strlen(key);
+    if (plen + klen >= cap)
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: object name too long", st->bucket, st->prefix, key);
-    if (n > 1024)
-        return sl__fail(SL_ENAMETOOLONG, "object name is %d bytes, over GCS's limit of 1024: gs://%s/%s", n, st->bucket,
-                        out);
+    memcpy(out, st->prefix, plen);
+    memcpy(out + plen, key, klen + 1);
+    if (plen + klen > 1024)
+        return sl__fail(SL_ENAMETOOLONG, "object name is %zu bytes, over GCS's limit of 1024: gs://%s/%s", plen + klen,
+                        st->bucket, out);
     if (!s_utf8_valid((const unsigned char *)out))
         return sl__fail(SL_EINVAL, "gs://%s/: object name is not valid UTF-8 (GCS names must be); rename the source",
                         st->bucket);
@@ -119,9 +121,15 @@ static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
 static void s_url_add(s_client *c, size_t *at, const char *raw, bool escape) {
     if (*at >= S_URL_CAP)
         return;
-    size_t n = escape ? sl__url_escape(c->url + *at, S_URL_CAP - *at, raw, strlen(raw))
-                      : (size_t)snprintf(c->url + *at, S_URL_CAP - *at, "%s", raw);
-    *at += n;
+    size_t len = strlen(raw), room = S_URL_CAP - *at;
+    if (escape) {
+        *at += sl__url_escape(c->url + *at, room, raw, len);
+        return;
+    }
+    size_t n = len < room ? len : room - 1; /* the full length still counts, so an overlong URL is caught */
+    memcpy(c->url + *at, raw, n);
+    c->url[*at + n] = '\0';
+    *at += len;
 }
 
 static size_t s_b64(const unsigned char *in, size_t len, char *out) {
