@@ -4,7 +4,7 @@
 set -euo pipefail
 # clang is clang 14 on Debian 12; libclang-rt-14-dev holds its ASan/UBSan/TSan runtimes and libFuzzer
 # (libclang_rt.fuzzer*.a), which scripts/fuzz.sh links.
-packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev zlib1g-dev
+packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libyajl-dev zlib1g-dev
           clang libclang-rt-14-dev python3 libxml2-utils openssl curl procps)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,8 +1,7 @@
-/* Byte ranges: sl_range_parse (--range), the Content-Range and Range header parsers, and the GCS listing page
- * parser; the same functions tests/fuzz feeds random input to. */
+/* Byte ranges: sl_range_parse (--range), the Content-Range and Range header parsers; the same functions tests/fuzz
+ * feeds random input to. (The GCS listing page parser is tested in test_gcs_page.c.) */
 #include "range.h"
 #include "sluice/store.h"
-#include "store_gcs.h"
 #include "test.h"
 
 #define S_END SL_LENGTH_TO_END
@@ -125,63 +124,9 @@ static void test_range_header(void) {
             TEST_FAIL_("Range \"%s\" accepted as %" PRIu64 "-%" PRIu64, bad[i], a, b);
 }
 
-/* Every entry of a page, as "name size is_prefix" lines. */
-static void page_entries(const char *json, char *out, size_t cap) {
-    sl__gcs_page page = {0};
-    ASSERT_INT_EQ(sl__gcs_page_parse(&page, json, strlen(json), "b"), 0);
-    size_t at = 0;
-    const char *name;
-    sl_object o;
-    out[0] = '\0';
-    while (sl__gcs_page_next(&page, &name, &o) == 1)
-        at += (size_t)snprintf(out + at, cap - at, "%s %" PRIu64 "%s%s;", name, o.size, o.is_prefix ? " dir" : "",
-                               o.has_crc32c ? " crc" : "");
-    sl__gcs_page_clear(&page);
-    sl__gcs_page_clear(&page);
-    sl__gcs_page_clear(NULL);
-}
-
-static void test_gcs_page(void) {
-    char got[1024];
-    page_entries("{\"items\":[{\"name\":\"p/a\",\"size\":\"3\",\"crc32c\":\"AAAAAA==\"},{\"name\":\"p/c\",\"size\":5}],"
-                 "\"prefixes\":[\"p/b/\",\"p/d/\"]}",
-                 got, sizeof(got));
-    ASSERT_STR_EQ(got, "p/a 3 crc;p/b/ 0 dir;p/c 5;p/d/ 0 dir;");
-    /* Entries without a string name are skipped, not taken for the end of the page. */
-    page_entries("{\"items\":[{\"size\":\"1\"},{\"name\":7},\"x\",{\"name\":\"b\"}],\"prefixes\":[3,null,\"c/\"]}", got,
-                 sizeof(got));
-    ASSERT_STR_EQ(got, "b 0;c/ 0 dir;");
-    page_entries("{}", got, sizeof(got));
-    ASSERT_STR_EQ(got, "");
-    page_entries("{\"items\":{\"name\":\"x\"},\"prefixes\":\"y/\"}", got, sizeof(got));
-    ASSERT_STR_EQ(got, "");
-    /* Bad crc32c / md5 / size / updated values leave those fields unknown. */
-    page_entries("{\"items\":[{\"name\":\"a\",\"size\":\"-1x\",\"crc32c\":\"!!!!\",\"md5Hash\":\"AAAA\","
-                 "\"updated\":\"2026-99-99T99:99:99.99999999999999999999Z\"}]}",
-                 got, sizeof(got));
-    ASSERT_STR_EQ(got, "a 0;");
-
-    sl__gcs_page page = {0};
-    const char *tok_page = "{\"nextPageToken\":\"tok\",\"items\":[]}";
-    ASSERT_INT_EQ(sl__gcs_page_parse(&page, tok_page, strlen(tok_page), "b"), 0);
-    ASSERT_STR_EQ(sl__gcs_page_token(&page), "tok");
-    sl__gcs_page_clear(&page);
-    ASSERT_INT_EQ(sl__gcs_page_parse(&page, "{\"nextPageToken\":\"\"}", 20, "b"), 0);
-    ASSERT_TRUE(sl__gcs_page_token(&page) == NULL);
-    sl__gcs_page_clear(&page);
-
-    static const char *const bad[] = {"", "[]", "\"x\"", "{", "{\"items\":[}", "null", "{} {}", "{\"a\":\"\\u0000\"}"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ASSERT_INT_EQ(sl__gcs_page_parse(&page, bad[i], strlen(bad[i]), "bkt"), SL_ECORRUPT);
-        ASSERT_TRUE(page.root == NULL);
-        ASSERT_TRUE(strstr(sl_last_error(), "gs://bkt: listing page is not valid JSON") != NULL);
-    }
-}
-
 int main(void) {
     RUN_TEST(test_range_spec);
     RUN_TEST(test_content_range);
     RUN_TEST(test_range_header);
-    RUN_TEST(test_gcs_page);
     TEST_DONE();
 }
