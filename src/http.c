@@ -27,8 +27,8 @@ struct sl__http {
     /* The headers every request sends, linked in front of `headers`. The User-Agent goes here rather than through
      * CURLOPT_USERAGENT, which libcurl would format anew for every request. */
     struct curl_slist fixed[2];
-    char origin[256];           /* "scheme://host[:port]" of the request in progress, for messages (a streaming
-                                 * request outlives the caller's sl__http_request) */
+    char origin[256]; /* "scheme://host[:port]" of the request in progress, for messages (a streaming
+                       * request outlives the caller's sl__http_request) */
     const sl__http_request *req;
     sl__http_response *resp;
     char errbuf[CURL_ERROR_SIZE];

@@ -4,7 +4,7 @@
  * jansson loads it as an object, with the same entries in the same order, the same names, sizes, generations and
  * fingerprints, and the same token. Two departures are on purpose: nesting deeper than jansson's limit (2048) is
  * accepted, and a NUL byte is refused wherever it is (jansson skips one that follows a number or a literal). */
-#include "store_gcs.h"
+#include "gcs_page.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -2,8 +2,8 @@
  * skipped, what fails the whole page, and the arena behind it; and, through the public API against a one-answer
  * HTTP server, the listing that stops when a server repeats its page token. The same functions tests/fuzz feeds
  * random input to. */
+#include "gcs_page.h"
 #include "sluice/sluice.h"
-#include "store_gcs.h"
 #include "test.h"
 
 #include <arpa/inet.h>

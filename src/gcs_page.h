@@ -1,10 +1,24 @@
-/* Internals of the gs:// store that are reachable from tests (tests/unit, tests/fuzz): the listing page parser. */
-#ifndef SLUICE_STORE_GCS_H
-#define SLUICE_STORE_GCS_H
+/* What the gs:// store reads out of GCS JSON answers: the listing page parser (a stream parse with yajl into one flat
+ * block, so a page of 1,000 objects costs a few thousand instructions per object rather than a document tree) and
+ * the field decoders it shares with store_gcs.c. Reachable from tests (tests/unit, tests/fuzz). */
+#ifndef SLUICE_GCS_PAGE_H
+#define SLUICE_GCS_PAGE_H
 
 #include "sluice/store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The custom metadata key that holds a source fingerprint (sl_write_options.source_fingerprint). */
+#define SL__GCS_META_KEY "sluice-source"
+
+/* Decodes base64 text (NUL-terminated) into exactly `want` bytes; false if it is not that. */
+bool sl__gcs_unb64(const char *in, unsigned char *out, size_t want);
+/* RFC 3339 ("2026-11-25T10:23:00.123Z") to ns since the epoch; 0 if unparsable or out of int64 ns range. NULL ok. */
+int64_t sl__gcs_parse_time(const char *s);
+/* A non-negative decimal integer of len characters, as GCS sends int64 fields; 0 for anything else. */
+uint64_t sl__gcs_u64_text(const char *p, size_t len);
 
 /* One page of an objects.list answer: {"items": [{"name": ..., "size": ...}, ...], "prefixes": [...],
  * "nextPageToken": ...}. The server sorts items and prefixes each; sl__gcs_page_next merges the two in byte order.
@@ -32,4 +46,4 @@ int sl__gcs_page_next(sl__gcs_page *page, const char **name, sl_object *out);
 /* Frees the page and leaves it empty. NULL ok. */
 void sl__gcs_page_clear(sl__gcs_page *page);
 
-#endif
+#endif /* SLUICE_GCS_PAGE_H */
