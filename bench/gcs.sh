@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sluice against the local GCS test server (tests/gcs/gcs_server.py: in memory, Python, 127.0.0.1 only).
 #
-#   bench/gcs.sh            ~10 min on 2 cores
+#   bench/gcs.sh            ~8 min on 2 cores
 #
 # 1. transfer: FILES (2,000) x SIZE (4 KiB) files in DIRS (20) folders, upload (DIR -> gs://) and download
 #    (gs:// -> DIR): `sluice cp -j 8` next to `rclone copy --transfers 8` (gcs backend, anonymous, endpoint = the
@@ -11,8 +11,8 @@
 #    and peak RSS: GNU time of the client process alone, median of CPU_RUNS runs, sluice and rclone interleaved.
 #    The server is another process: its CPU is read from /proc/PID/stat around each run and reported separately,
 #    never added to the client's.
-#    A third pair takes the local filesystem out (sluice fsyncs and renames every file it writes, rclone does
-#    not): download + MD5 in memory, `sluice map gs://src - --op md5` vs `rclone hashsum md5 --download`, both
+#    The same download to a tmpfs (DL_SHM) takes the disk's file system out; a last pair takes files out
+#    altogether (sluice fsyncs and renames every file it writes, rclone does not): download + MD5 in memory, `sluice map gs://src - --op md5` vs `rclone hashsum md5 --download`, both
 #    checked against md5sum of the tree.
 # 2. listing: `sluice ls -r gs://B > /dev/null` over LIST_SMALL (10,000) and LIST_LARGE (100,000) objects seeded
 #    through the server's /_seed (no upload): objects per CPU-second and peak RSS (median of LIST_RUNS), then one
@@ -26,7 +26,7 @@
 # anonymous). Nothing but 127.0.0.1 is contacted.
 #
 # Environment: FILES, SIZE, DIRS, JOBS (8), RUNS (5), CPU_RUNS (7), LIST_SMALL, LIST_LARGE, LIST_RUNS (5),
-# CALLGRIND (1), DELAY_MS, LAT_JOBS, LAT_FILES (2000), LAT_RUNS (3), SLUICE (the release binary), RCLONE (rclone),
+# CALLGRIND (1), DELAY_MS, LAT_JOBS, LAT_FILES (2000), LAT_RUNS (3), DL_SHM (/dev/shm), SLUICE (the release binary), RCLONE (rclone),
 # OUT (hyperfine exports and raw figures; default build/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
