@@ -51,11 +51,21 @@ export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 FAST=(--retry-initial-ms 5 --retry-max-ms 50)
 GCS_PIDS=()
 GCS_LOGS=()
+GCS_WATCHDOGS=()
 GCS_N=0
+
+# gcs_watch PID: stops the server PID if this test shell dies without running its EXIT trap (SIGKILL, a ctest
+# timeout), so no server outlives its test. The watchdog checks once a second; a normal exit stops it first.
+gcs_watch() {
+    local server=$1 shell=$$
+    (while kill -0 "$shell" 2>/dev/null; do sleep 1; done; kill "$server" 2>/dev/null) </dev/null >/dev/null 2>&1 &
+    GCS_WATCHDOGS+=("$!")
+}
 
 gcs__on_exit() {
     local rc=$?
     local i
+    for i in "${GCS_WATCHDOGS[@]}"; do kill "$i" 2>/dev/null || true; done
     for i in "${!GCS_PIDS[@]}"; do
         kill "${GCS_PIDS[$i]}" 2>/dev/null || true
         wait "${GCS_PIDS[$i]}" 2>/dev/null || true
@@ -81,6 +91,7 @@ gcs_start() {
     "$GCS_PYTHON" "$GCS_SERVER_PY" --port 0 --port-file "$pf" "$@" >"$log" 2>&1 &
     GCS_PID=$!
     GCS_PIDS+=("$GCS_PID")
+    gcs_watch "$GCS_PID"
     GCS_LOGS+=("$log")
     local i
     for i in $(seq 200); do
@@ -104,6 +115,10 @@ gcs_stop() { # stops the server started last
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     unset 'GCS_PIDS[-1]'
+    if [ "${#GCS_WATCHDOGS[@]}" -gt 0 ]; then
+        kill "${GCS_WATCHDOGS[-1]}" 2>/dev/null || true
+        unset 'GCS_WATCHDOGS[-1]'
+    fi
     if grep -q 'Traceback' "$log"; then
         fail "GCS test server log" "no traceback (a traceback is a bug in the server)" "$(head -c 2000 "$log")"
     fi

@@ -499,6 +499,7 @@ if command -v openssl >/dev/null && command -v curl >/dev/null; then
         -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
     openssl s_server -accept 127.0.0.1:0 -cert "$T/tls.crt" -key "$T/tls.key" -www >"$T/gcs-tls.log" 2>&1 </dev/null &
     GCS_PIDS+=("$!")
+    gcs_watch "$!"
     GCS_LOGS+=("$T/gcs-tls.log")
     for _ in $(seq 100); do grep -qs "^ACCEPT" "$T/gcs-tls.log" && break; sleep 0.05; done
     TLS_PORT=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/gcs-tls.log")
