@@ -363,6 +363,10 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         rc = sl__fail(SL_EINVAL, "unknown job kind %d", (int)opts->kind);
         goto on_error;
     }
+    if (opts->timeout_ms && opts->kind != SL_JOB_EXEC) {
+        rc = sl__fail(SL_EINVAL, "a timeout applies to commands (--exec/--shell) only");
+        goto on_error;
+    }
     if (!job->op) {
         rc = sl__fail(SL_EINTERNAL, "operation table missing");
         goto on_error;
@@ -397,6 +401,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->exclude_count = opts->exclude_count;
     job->op_cfg.argv = (const char *const *)job->argv;
     job->op_cfg.use_shell = opts->use_shell;
+    job->op_cfg.timeout_ms = opts->timeout_ms;
     job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
     if (!job->src_text || !job->dst_text || !job->suffix || (opts->failures_path && !job->failures_path) ||
         (opts->retry_failed_path && !job->retry_path) || (opts->timeline_path && !job->timeline_path) ||

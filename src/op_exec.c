@@ -62,6 +62,7 @@ typedef struct s_child {
     int in_w, out_r, err_r; /* parent ends, -1 once closed */
     bool reaped;
     int status;
+    int64_t deadline_ms; /* s_now_ms() past which the child is stopped; 0 = no limit */
 } s_child;
 
 static void s_close(int *fd) {
@@ -97,6 +98,24 @@ static void s_clear_sigpipe(void) {
     }
 }
 
+static int64_t s_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool s_expired(const s_child *ch) {
+    return ch->deadline_ms && s_now_ms() >= ch->deadline_ms;
+}
+
+/* `most`, or less if the deadline comes sooner. */
+static long s_until_deadline_ms(const s_child *ch, long most) {
+    if (!ch->deadline_ms)
+        return most;
+    int64_t left = ch->deadline_ms - s_now_ms();
+    return left <= 0 ? 0 : left < most ? (long)left : most;
+}
+
 static void s_sleep_us(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
@@ -125,7 +144,7 @@ static void s_kill_and_reap(s_child *ch) {
 
 /* Asks the child to stop, gives it S_TERM_GRACE_MS, then kills it. The pipes are closed first, so a child that
  * handles SIGTERM by flushing output gets EPIPE instead of blocking on a pipe nobody reads. */
-static int s_cancel(sl__task *task, s_child *ch) {
+static void s_stop(s_child *ch) {
     s_close_pipes(ch);
     s_signal_group(ch, SIGTERM);
     /* Waits without reaping (WNOWAIT): while the child is a zombie its group id stays ours, so whatever else in the
@@ -142,6 +161,10 @@ static int s_cancel(sl__task *task, s_child *ch) {
         step_us = step_us * 2 > 50000 ? 50000 : step_us * 2;
     }
     s_kill_and_reap(ch);
+}
+
+static int s_cancel(sl__task *task, s_child *ch) {
+    s_stop(ch);
     return sl__task_fail(task, SL_ECANCELED, "command stopped: the job was aborted");
 }
 
@@ -323,6 +346,8 @@ static void s_keep_stderr(s_state *st, const unsigned char *p, size_t n) {
     st->err_dropped += n - keep;
 }
 
+static int s_time_out(s_state *st, sl__task *task, s_child *ch);
+
 /* Moves data until the child has closed stdout and stderr and no input remains to feed it. task->buf is split in
  * two halves: source bytes on their way to the child's stdin, and bytes read from the child's stdout or stderr.
  * On failure task->error is filled and the caller kills and reaps the child. */
@@ -340,6 +365,8 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
     while (ch->in_w >= 0 || ch->out_r >= 0 || ch->err_r >= 0) {
         if (s_aborted(task))
             return s_cancel(task, ch);
+        if (s_expired(ch))
+            return s_time_out(st, task, ch);
         if (ch->in_w >= 0 && in_off == in_len) {
             int64_t n = sl_read(task->in, inbuf, half);
             if (n < 0)
@@ -368,7 +395,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
         }
         if (nfd == 0)
             break;
-        int ready = poll(pfd, nfd, S_POLL_MS);
+        int ready = poll(pfd, nfd, (int)s_until_deadline_ms(ch, S_POLL_MS));
         if (ready < 0 && errno != EINTR)
             return s_pipe_failed(task, errno, "cannot poll the command's pipes");
         if (ready <= 0)
@@ -418,8 +445,8 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
     return 0;
 }
 
-/* Reaps a child that has closed all its pipes, noticing an abort while it keeps running. */
-static int s_reap(sl__task *task, s_child *ch) {
+/* Reaps a child that has closed all its pipes, noticing an abort or the time limit while it keeps running. */
+static int s_reap(s_state *st, sl__task *task, s_child *ch) {
     long step_us = 50;
     for (;;) {
         pid_t r = waitpid(ch->pid, &ch->status, WNOHANG);
@@ -435,7 +462,9 @@ static int s_reap(sl__task *task, s_child *ch) {
         }
         if (s_aborted(task))
             return s_cancel(task, ch);
-        s_sleep_us(step_us);
+        if (s_expired(ch))
+            return s_time_out(st, task, ch);
+        s_sleep_us(step_us); /* at most 20 ms past the deadline */
         step_us = step_us * 2 > 20000 ? 20000 : step_us * 2;
     }
 }
@@ -478,6 +507,31 @@ static const char *s_stderr_excerpt(s_state *st, size_t avail) {
     if (dropped)
         snprintf(st->excerpt + len, avail - len, "%s... (%" PRIu64 " more bytes)", len ? " " : "", dropped);
     return st->excerpt;
+}
+
+/* The time limit, as the user would have written it: "30s", "500ms", "1.25s". */
+static void s_format_limit(unsigned ms, char *buf, size_t cap) {
+    if (ms % 1000 == 0) {
+        snprintf(buf, cap, "%us", ms / 1000);
+    } else if (ms < 1000) {
+        snprintf(buf, cap, "%ums", ms);
+    } else {
+        unsigned frac = ms % 1000, digits = 3;
+        for (; frac % 10 == 0; frac /= 10)
+            digits--;
+        snprintf(buf, cap, "%u.%0*us", ms / 1000, (int)digits, frac);
+    }
+}
+
+/* Fails the object with what the child said on stderr before it was stopped, which often explains the hang. */
+static int s_time_out(s_state *st, sl__task *task, s_child *ch) {
+    s_stop(ch);
+    char limit[32], what[80];
+    s_format_limit(st->cfg->timeout_ms, limit, sizeof(limit));
+    snprintf(what, sizeof(what), "command timed out after %s (killed)", limit);
+    size_t used = strlen(what) + 3; /* ": " and the NUL */
+    const char *excerpt = s_stderr_excerpt(st, task->error_cap > used ? task->error_cap - used : 0);
+    return sl__task_fail(task, SL_ECHILD, "%s%s%s", what, excerpt[0] ? ": " : "", excerpt);
 }
 
 static int s_emit_output(s_state *st, sl__task *task) {
@@ -535,9 +589,11 @@ static int s_run(s_state *st, sl__task *task) {
     int rc = s_spawn(st, task, &ch);
     if (rc < 0)
         return rc;
+    if (st->cfg->timeout_ms)
+        ch.deadline_ms = s_now_ms() + st->cfg->timeout_ms;
     rc = s_pump(st, task, &ch);
     if (rc == 0)
-        rc = s_reap(task, &ch);
+        rc = s_reap(st, task, &ch);
     /* The one cleanup path: after a failure the child may still be running and the pipes open. */
     s_close_pipes(&ch);
     s_kill_and_reap(&ch);

@@ -41,6 +41,7 @@ typedef struct sl__op_config {
     const char *const *argv; /* exec: argv, NULL-terminated */
     bool use_shell;          /* exec: run `command` with /bin/sh -c */
     const char *command;
+    unsigned timeout_ms; /* exec: wall-clock limit per object, spawn to exit; 0 = none */
 } sl__op_config;
 
 typedef struct sl__op {

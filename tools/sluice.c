@@ -43,6 +43,8 @@ typedef struct cli {
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *retry_failed;             /* --retry-failed FILE */
     unsigned grace_ms;                    /* --grace; 0 = the library's default */
+    unsigned timeout_ms;                  /* --timeout; 0 = no limit */
+    bool timeout_given;                   /* --timeout, even 0: refused outside map --exec */
     const char *timeline, *chart;         /* --timeline, --chart */
     unsigned mem_interval_ms;             /* --mem-interval; 0 = the library's default */
     const char *headers[MAX_HEADERS + 1]; /* --header, NULL-terminated */
@@ -228,6 +230,10 @@ static void s_command_help(const char *command) {
               "                output (up to 64 KiB once JSON-escaped) is the \"output\" field of the JSON line.\n"
               "  --shell       run CMD with /bin/sh -c; object names reach the script only through the\n"
               "                environment (\"$SLUICE_KEY\"), never pasted into the command string\n"
+              "  --timeout DURATION  with --exec: time limit per object from the command's start to its\n"
+              "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none). Past it\n"
+              "                the command (its process group) gets SIGTERM, 2 s later SIGKILL, and that\n"
+              "                object fails alone: \"command timed out after 30s (killed)\"\n"
               "  --op NAME     a built-in operation:\n",
               stdout);
         for (const char *const *n = sl_job_op_names(); *n; n++)
@@ -440,6 +446,7 @@ enum {
     O_GRACE,
     O_RETRY_FAILED,
     O_FORCE,
+    O_TIMEOUT,
 };
 
 static const opt_def s_opts[] = {
@@ -475,6 +482,7 @@ static const opt_def s_opts[] = {
     {"grace", 0, OPT_VALUE, C_JOBS, O_GRACE},
     {"retry-failed", 0, OPT_VALUE, C_JOBS, O_RETRY_FAILED},
     {"force", 0, OPT_FLAG, C_JOBS, O_FORCE},
+    {"timeout", 0, OPT_VALUE, C_JOBS, O_TIMEOUT},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -559,6 +567,17 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
             return -1;
         }
         c->grace_ms = ms == 0 ? SL_JOB_NO_GRACE : (unsigned)ms;
+        break;
+    }
+    case O_TIMEOUT: {
+        uint64_t ms;
+        if (!s_parse_duration_ms(value, &ms)) {
+            s_err(c, "--timeout takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'",
+                  value);
+            return -1;
+        }
+        c->timeout_ms = (unsigned)ms;
+        c->timeout_given = true;
         break;
     }
     case O_RETRY_FAILED:
@@ -1069,6 +1088,10 @@ static int s_cmd_job(cli *c) {
         s_err(c, "expected SRC and DST (see `sluice %s --help`)", c->command);
         return EXIT_USAGE;
     }
+    if (c->timeout_given && !(map && c->exec)) {
+        s_err(c, "--timeout applies to map --exec/--shell only");
+        return EXIT_USAGE;
+    }
     sl_job_options o = {0};
     if (map) {
         if (!c->exec == !c->op) {
@@ -1088,6 +1111,7 @@ static int s_cmd_job(cli *c) {
                 return EXIT_USAGE;
             o.argv = c->exec_argv;
         }
+        o.timeout_ms = c->timeout_ms;
         o.op_name = c->op;
         o.suffix = c->suffix;
     } else if (rm) {

@@ -88,6 +88,10 @@ typedef struct sl_job_options {
     const char *const *argv;
     bool use_shell;
     const char *command;
+    /* SL_JOB_EXEC: wall-clock limit per object, from the child's start to its exit; 0 = none. A child still running
+     * then gets SIGTERM (its whole process group), 2 s later SIGKILL, and the object fails alone (SL_ECHILD,
+     * "command timed out after ..."; nothing committed). Other kinds: must be 0 (SL_EINVAL). */
+    unsigned timeout_ms;
     /* SL_JOB_OP: "md5", "crc32c", "sha256", "count", "gunzip" (sl_job_op_names). */
     const char *op_name;
     sl_job_failure_fn on_failure;
