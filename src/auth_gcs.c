@@ -10,6 +10,7 @@
  * it does not contain anything we sent. */
 #include "auth_gcs.h"
 
+#include "clock.h"
 #include "fail.h"
 #include "http.h"
 
@@ -94,12 +95,6 @@ static pthread_mutex_t s_shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl__gcs_auth *s_shared;
 
 /* ---- small helpers ---------------------------------------------------------------------------------------------- */
-
-static int64_t s_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void s_sleep_ms(unsigned ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -590,7 +585,7 @@ int sl__gcs_auth_new(const sl__gcs_auth_options *opts, sl__gcs_auth **out) {
     pthread_mutex_init(&auth->synced.lock, NULL);
     atomic_init(&auth->fetches, 0);
     atomic_init(&auth->attempts, 0);
-    auth->synced.rng = ((uint64_t)(uintptr_t)auth ^ (uint64_t)s_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
+    auth->synced.rng = ((uint64_t)(uintptr_t)auth ^ (uint64_t)sl__now_ms() * 0x9E3779B97F4A7C15ull) | 1;
     int rc = s_choose(auth, opts);
     if (rc < 0)
         goto on_error;
@@ -894,14 +889,14 @@ static int s_fetch_locked(sl__gcs_auth *auth) {
     };
     sl__retry_policy policy = {.max_attempts = 3, .initial_delay_ms = 100, .max_delay_ms = 1000, .deadline_ms = 20000};
     char reason[512] = "";
-    int64_t started = s_now_ms(), sent = started;
+    int64_t started = sl__now_ms(), sent = started;
     for (unsigned attempt = 1;; attempt++) {
         if (attempt > 1)
             s_sleep_ms(sl__retry_delay_ms(&policy, attempt - 1, &auth->synced.rng));
-        sent = s_now_ms();
+        sent = sl__now_ms();
         memset(&resp, 0, sizeof(resp));
         rc = sl__http_perform(auth->synced.http, &req, &resp);
-        bool last = attempt >= policy.max_attempts || s_now_ms() - started >= policy.deadline_ms;
+        bool last = attempt >= policy.max_attempts || sl__now_ms() - started >= policy.deadline_ms;
         if (rc == SL_EIO) {
             snprintf(reason, sizeof(reason), "%s", sl_last_error());
             if (last)
@@ -1006,7 +1001,7 @@ int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap) {
         rc = s_copy_header_locked(auth, buf, cap);
         goto done;
     }
-    if (auth->synced.header && s_now_ms() + auth->synced.margin_ms < auth->synced.expires_ms) {
+    if (auth->synced.header && sl__now_ms() + auth->synced.margin_ms < auth->synced.expires_ms) {
         rc = s_copy_header_locked(auth, buf, cap);
         goto done;
     }

@@ -26,6 +26,14 @@ bool sl__gcs_unb64(const char *in, unsigned char *out, size_t want) {
     return true;
 }
 
+bool sl__gcs_unb64_crc(const char *in, uint32_t *crc) {
+    unsigned char be[4];
+    if (!sl__gcs_unb64(in, be, 4))
+        return false;
+    *crc = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
+    return true;
+}
+
 /* One sscanf "%Nd": white space, then an optional sign and digits, width characters at most, at least one digit. */
 static bool s_scan_int(const char **s, int width, int *out) {
     const char *p = *s;
@@ -306,10 +314,10 @@ static int s_page_stop(s_page_parser *p, int rc, const char *why) {
     return 0;
 }
 
-/* Decodes base64 text of len bytes into out (want bytes) as s_unb64 does. */
-static bool s_page_unb64(s_page_parser *p, const char *text, size_t len, unsigned char *out, size_t want) {
-    const char *s = len <= 64 ? s_arena_scratch(p->page, text, len) : NULL;
-    return s && sl__gcs_unb64(s, out, want);
+/* A NUL-terminated scratch copy of a base64 value for the decoders, NULL when it is longer than any they accept (or
+ * out of memory). */
+static const char *s_page_b64(s_page_parser *p, const char *text, size_t len) {
+    return len <= 64 ? s_arena_scratch(p->page, text, len) : NULL;
 }
 
 /* A value of an item's field. S_V_OTHER also stands for null, booleans, reals, objects and arrays. */
@@ -338,16 +346,18 @@ static int s_page_item_value(s_page_parser *p, s_page_value kind, const char *s,
         break;
     }
     case S_F_CRC32C: {
-        unsigned char be[4];
-        bool ok = kind == S_V_STRING && s_page_unb64(p, s, len, be, 4);
+        const char *text = kind == S_V_STRING ? s_page_b64(p, s, len) : NULL;
+        uint32_t crc = 0;
+        bool ok = text && sl__gcs_unb64_crc(text, &crc);
         item = s_item_at(page, p->item);
         item->has_crc32c = ok;
-        item->crc32c = ok ? (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3] : 0;
+        item->crc32c = crc;
         break;
     }
     case S_F_MD5: {
         unsigned char md5[16];
-        bool ok = kind == S_V_STRING && s_page_unb64(p, s, len, md5, 16);
+        const char *text = kind == S_V_STRING ? s_page_b64(p, s, len) : NULL;
+        bool ok = text && sl__gcs_unb64(text, md5, 16);
         item = s_item_at(page, p->item);
         item->has_md5 = ok;
         memcpy(item->md5, ok ? md5 : (const unsigned char[16]){0}, 16);

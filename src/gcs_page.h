@@ -15,6 +15,8 @@
 
 /* Decodes base64 text (NUL-terminated) into exactly `want` bytes; false if it is not that. */
 bool sl__gcs_unb64(const char *in, unsigned char *out, size_t want);
+/* Decodes a CRC32C as GCS sends it (base64 of its 4 big-endian bytes); false if it is not that. */
+bool sl__gcs_unb64_crc(const char *in, uint32_t *crc);
 /* RFC 3339 ("2026-11-25T10:23:00.123Z") to ns since the epoch; 0 if unparsable or out of int64 ns range. NULL ok. */
 int64_t sl__gcs_parse_time(const char *s);
 /* A non-negative decimal integer of len characters, as GCS sends int64 fields; 0 for anything else. */

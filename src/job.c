@@ -575,7 +575,7 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
     if (!aborted && job->synced.sample_count < S_FAILURE_SAMPLES) {
         s_failure_sample *s = &job->synced.samples[job->synced.sample_count++];
         snprintf(s->key, sizeof(s->key), "%s", key);
-        size_t n = strlen(message) < sizeof(s->error) ? strlen(message) : sizeof(s->error) - 1; /* cut on purpose */
+        size_t n = strnlen(message, sizeof(s->error) - 1); /* cut on purpose */
         memcpy(s->error, message, n);
         s->error[n] = '\0';
     }

@@ -4,6 +4,7 @@
  * command line: the child learns them from SLUICE_* environment variables. The parent pumps three non-blocking pipes
  * with poll(), reading the child's stdout while it feeds stdin, so a child that writes before it reads cannot
  * deadlock against us. Every path reaps the child and closes every descriptor before process() returns. */
+#include "clock.h"
 #include "fail.h"
 #include "task.h"
 
@@ -62,7 +63,7 @@ typedef struct s_child {
     int in_w, out_r, err_r; /* parent ends, -1 once closed */
     bool reaped;
     int status;
-    int64_t deadline_ms; /* s_now_ms() past which the child is stopped; 0 = no limit */
+    int64_t deadline_ms; /* sl__now_ms() past which the child is stopped; 0 = no limit */
 } s_child;
 
 static void s_close(int *fd) {
@@ -98,21 +99,15 @@ static void s_clear_sigpipe(void) {
     }
 }
 
-static int64_t s_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool s_expired(const s_child *ch) {
-    return ch->deadline_ms && s_now_ms() >= ch->deadline_ms;
+    return ch->deadline_ms && sl__now_ms() >= ch->deadline_ms;
 }
 
 /* `most`, or less if the deadline comes sooner. */
 static long s_until_deadline_ms(const s_child *ch, long most) {
     if (!ch->deadline_ms)
         return most;
-    int64_t left = ch->deadline_ms - s_now_ms();
+    int64_t left = ch->deadline_ms - sl__now_ms();
     return left <= 0 ? 0 : left < most ? (long)left : most;
 }
 
@@ -590,7 +585,7 @@ static int s_run(s_state *st, sl__task *task) {
     if (rc < 0)
         return rc;
     if (st->cfg->timeout_ms)
-        ch.deadline_ms = s_now_ms() + st->cfg->timeout_ms;
+        ch.deadline_ms = sl__now_ms() + st->cfg->timeout_ms;
     rc = s_pump(st, task, &ch);
     if (rc == 0)
         rc = s_reap(st, task, &ch);

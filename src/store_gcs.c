@@ -9,6 +9,7 @@
  * retried after an ambiguous failure first checks whether the object already landed, then re-sends with
  * ifGenerationMatch set to the generation seen, so it can never overwrite someone else's newer object. */
 #include "auth_gcs.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "fail.h"
 #include "gcs_page.h"
@@ -153,11 +154,7 @@ static bool s_hash_crc(const char *goog_hash, uint32_t *crc) {
         return false;
     memcpy(b64, p + 7, n);
     b64[n] = '\0';
-    unsigned char be[4];
-    if (!sl__gcs_unb64(b64, be, 4))
-        return false;
-    *crc = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
-    return true;
+    return sl__gcs_unb64_crc(b64, crc);
 }
 
 /* A non-negative integer given as a JSON string of decimal digits (how GCS sends int64 fields) or a JSON integer;
@@ -168,18 +165,14 @@ static uint64_t s_json_u64(json_t *v) {
     return json_is_string(v) ? sl__gcs_u64_text(json_string_value(v), json_string_length(v)) : 0;
 }
 
-/* Fills *out (all but key) from an object resource (objects.get; listing pages have their own parser below). */
+/* Fills *out (all but key) from an object resource (objects.get; listing pages are read by gcs_page.c). */
 static void s_object_from_json(json_t *item, sl_object *out) {
     memset(out, 0, sizeof(*out));
     out->size = s_json_u64(json_object_get(item, "size"));
     out->generation = (int64_t)s_json_u64(json_object_get(item, "generation"));
     out->mtime_ns = sl__gcs_parse_time(json_string_value(json_object_get(item, "updated")));
     const char *crc = json_string_value(json_object_get(item, "crc32c"));
-    unsigned char be[4];
-    if (crc && sl__gcs_unb64(crc, be, 4)) {
-        out->crc32c = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
-        out->has_crc32c = true;
-    }
+    out->has_crc32c = crc && sl__gcs_unb64_crc(crc, &out->crc32c);
     const char *md5 = json_string_value(json_object_get(item, "md5Hash"));
     if (md5 && sl__gcs_unb64(md5, out->md5, 16))
         out->has_md5 = true;
@@ -195,12 +188,6 @@ static void s_sleep_ms(unsigned ms) {
         ;
 }
 
-static int64_t s_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Tracks one logical request's retries. */
 typedef struct s_attempts {
     unsigned retries;
@@ -211,7 +198,7 @@ typedef struct s_attempts {
 /* Waits before the next attempt if the policy allows one; false when retries are exhausted. */
 static bool s_backoff(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
-    if (a->retries + 1 >= st->retry.max_attempts || s_now_ms() - a->started_ms >= st->retry.deadline_ms ||
+    if (a->retries + 1 >= st->retry.max_attempts || sl__now_ms() - a->started_ms >= st->retry.deadline_ms ||
         sl__http_aborted())
         return false;
     a->retries++;
@@ -442,7 +429,7 @@ static int s_client_new(sl_store *store, sl_client **out) {
         s_client_destroy(&c->base);
         return sl__fail(SL_ENOMEM, "out of memory");
     }
-    c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)s_now_ms() * 0x9E3779B97F4A7C15ull;
+    c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)sl__now_ms() * 0x9E3779B97F4A7C15ull;
     *out = &c->base;
     return 0;
 }
@@ -507,7 +494,7 @@ static int s_fetch_page(s_lister *l) {
         return sl__fail(SL_ENAMETOOLONG, "gs://%s: listing URL too long", st->bucket);
     sl__http_request req = {.method = "GET", .url = c->url, .body_cap = S_PAGE_CAP};
     sl__http_response resp;
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a);
     if (rc < 0)
         return rc;
@@ -608,7 +595,7 @@ static int s_stat_name(s_client *c, const char *name, sl_object *out) {
     s_url_add(c, &at, "?fields=" S_OBJECT_FIELDS, false);
     sl__http_request req = {.method = "GET", .url = c->url};
     sl__http_response resp;
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a);
     if (rc < 0)
         return rc;
@@ -648,7 +635,7 @@ static int s_del(sl_client *base, const char *key) {
     s_object_url(c, c->name, "/storage/v1");
     sl__http_request req = {.method = "DELETE", .url = c->url};
     sl__http_response resp;
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     if ((rc = s_perform(c, &req, NULL, &resp, true, &a)) < 0)
         return rc;
     if (resp.status == 404 && a.retries > 0)
@@ -783,7 +770,7 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
     r->offset = offset;
     r->end = length == SL_LENGTH_TO_END || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
     r->whole = offset == 0 && length == SL_LENGTH_TO_END;
-    r->attempts.started_ms = s_now_ms();
+    r->attempts.started_ms = sl__now_ms();
     if (r->end == offset) {
         /* An empty range: nothing to fetch, but the object must exist. */
         sl_object obj;
@@ -984,7 +971,7 @@ static int s_upload_multipart(s_writer *w) {
     char ctype[96];
     snprintf(ctype, sizeof(ctype), "Content-Type: multipart/related; boundary=%s", boundary);
     const char *extra[] = {ctype, NULL};
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     int64_t if_gen = -1; /* no precondition on the first attempt */
     for (;;) {
         size_t at = 0;
@@ -1047,7 +1034,7 @@ static int s_start_session(s_writer *w) {
     memcpy(body + blen, "}", 2);
     sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = blen + 1};
     sl__http_response resp;
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, extra, &resp, true, &a); /* starting a session changes nothing: safe to repeat */
     if (rc < 0)
         return rc;
@@ -1066,7 +1053,7 @@ static int s_send_chunk(s_writer *w, bool final) {
     s_store *st = s_st(&c->base);
     uint64_t base_off = w->sent; /* first byte in the buffer */
     uint64_t total = base_off + w->len;
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     uint64_t from = base_off;
     for (;;) {
         char range[128], hash[64] = "";
@@ -1111,7 +1098,7 @@ static int s_send_chunk(s_writer *w, bool final) {
         const char *qh[] = {q, NULL};
         sl__http_request sreq = {.method = "PUT", .url = w->session};
         sl__http_response sresp;
-        s_attempts sa = {.started_ms = s_now_ms()};
+        s_attempts sa = {.started_ms = sl__now_ms()};
         if ((rc = s_perform(c, &sreq, qh, &sresp, true, &sa)) < 0)
             return rc;
         if (sresp.status == 200 || sresp.status == 201) {
@@ -1230,7 +1217,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
         sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
         const char *extra[] = {"Content-Type: application/json", NULL};
         sl__http_response resp;
-        s_attempts a = {.started_ms = s_now_ms()};
+        s_attempts a = {.started_ms = sl__now_ms()};
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
         if (rc == 0 && resp.status != 200)
@@ -1276,7 +1263,7 @@ static int s_check_access(sl_store *base) {
     s_url_add(c, &at, "?fields=name", false);
     sl__http_request req = {.method = "GET", .url = c->url};
     sl__http_response resp;
-    s_attempts a = {.started_ms = s_now_ms()};
+    s_attempts a = {.started_ms = sl__now_ms()};
     if (at < S_URL_CAP && s_perform(c, &req, NULL, &resp, true, &a) == 0 && resp.status == 404)
         rc = sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
     s_client_destroy(cb);

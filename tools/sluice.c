@@ -494,6 +494,14 @@ static unsigned s_command_bit(const char *command) {
 }
 
 /* Applies one option. Returns -1 on a usage error, 1 if help was printed, 0 otherwise. */
+/* A duration option's value (s_parse_duration_ms): 0, or -1 with the usage error said. */
+static int s_duration_opt(cli *c, const char *name, const char *value, uint64_t *ms) {
+    if (s_parse_duration_ms(value, ms))
+        return 0;
+    s_err(c, "%s takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'", name, value);
+    return -1;
+}
+
 static int s_apply(cli *c, const opt_def *o, const char *value) {
     switch (o->id) {
     case O_HELP:
@@ -561,21 +569,15 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_GRACE: {
         uint64_t ms;
-        if (!s_parse_duration_ms(value, &ms)) {
-            s_err(c, "--grace takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'",
-                  value);
+        if (s_duration_opt(c, "--grace", value, &ms) < 0)
             return -1;
-        }
         c->grace_ms = ms == 0 ? SL_JOB_NO_GRACE : (unsigned)ms;
         break;
     }
     case O_TIMEOUT: {
         uint64_t ms;
-        if (!s_parse_duration_ms(value, &ms)) {
-            s_err(c, "--timeout takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'",
-                  value);
+        if (s_duration_opt(c, "--timeout", value, &ms) < 0)
             return -1;
-        }
         c->timeout_ms = (unsigned)ms;
         c->timeout_given = true;
         break;
