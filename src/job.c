@@ -338,6 +338,15 @@ static int s_check_not_everything(const sl_job *job) {
  * the run (the report and the chart), or lose its record (the failure log, the timeline). */
 static int s_check_outputs(const sl_job *job, const sl_job_options *opts) {
     int rc = 0;
+    /* rm -r would delete a log it is writing (lost without a word) or a file it has not written yet. */
+    const char *const named[][2] = {{job->failures_path, "the failure log"},
+                                    {job->timeline_path, "the timeline"},
+                                    {job->chart_path, "the chart"},
+                                    {opts->report_path, "the report"}};
+    for (size_t i = 0; job->kind == SL_JOB_DELETE && !job->single_key && i < sizeof(named) / sizeof(named[0]); i++)
+        if (named[i][0] && sl__store_covers_file(job->src, named[i][0]))
+            return sl__fail(SL_EINVAL, "%s %s is inside %s, which rm -r deletes: write it somewhere else", named[i][1],
+                            named[i][0], sl_store_url(job->src));
     if (job->failures_path && (rc = sl_outfile_check(job->failures_path, SL_OUTFILE_STREAM, "the failure log")) < 0)
         return rc;
     if (job->timeline_path && (rc = sl_outfile_check(job->timeline_path, SL_OUTFILE_STREAM, "the timeline")) < 0)

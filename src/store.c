@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char *s_canonical_url(const sl_url *url) {
     const char *scheme = url->scheme == SL_SCHEME_GS ? "gs" : url->scheme == SL_SCHEME_S3 ? "s3" : "file";
@@ -357,4 +358,24 @@ bool sl__store_is_root(const sl_store *store, char *where, size_t cap) {
     const char *sep = strstr(store->url, "://");
     const char *slash = sep ? strchr(sep + 3, '/') : NULL;
     return !slash || !slash[1];
+}
+
+bool sl__store_covers_file(const sl_store *store, const char *path) {
+    if (store->scheme != SL_SCHEME_FILE || !path || !path[0])
+        return false;
+    char abs[2 * PATH_MAX], cwd[PATH_MAX];
+    int n;
+    if (path[0] == '/')
+        n = snprintf(abs, sizeof(abs), "%s", path);
+    else if (getcwd(cwd, sizeof(cwd)))
+        n = snprintf(abs, sizeof(abs), "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path);
+    else
+        return false;
+    if (n < 0 || n >= PATH_MAX)
+        return false; /* no such file can be opened either */
+    char file[PATH_MAX], root[PATH_MAX];
+    size_t ef, er;
+    s_physical(abs, file, &ef);
+    s_physical(store->url + 7, root, &er);
+    return s_local_within(file, ef, root, er) != 0;
 }

@@ -75,5 +75,8 @@ int sl__store_nesting(const sl_store *a, const sl_store *b, char *where_a, char 
 /* True if the store is a whole name space: the file-system root (after resolving links, as above) or a bucket's
  * root. where (cap bytes) gets what was judged. */
 bool sl__store_is_root(const sl_store *store, char *where, size_t cap);
+/* True if the local file `path` (relative to the current directory or absolute; it need not exist) is, once resolved
+ * as above, inside the local store. False for other stores. */
+bool sl__store_covers_file(const sl_store *store, const char *path);
 
 #endif
