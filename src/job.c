@@ -109,9 +109,14 @@ struct sl_job {
     struct {
         pthread_mutex_t lock;
         pthread_cond_t finished;
-        FILE *failures_log;
+        sl_outfile *failures_log;
         int fatal; /* first job-level error (listing, destination), 0 if none */
         char fatal_message[1024];
+        /* The first output file (failure log, timeline, chart) that could not be written, 0 if none; output_stopped:
+         * that error is what stopped the job (it was not stopping already). */
+        int output_error;
+        bool output_stopped;
+        char output_message[1024];
         s_failure_sample samples[S_FAILURE_SAMPLES];
         size_t sample_count;
         char mem_warning[512]; /* the memory guard's warning, "" if it did not fire */
@@ -264,17 +269,92 @@ static int s_check_local_dst(const sl_job *job) {
     }
 }
 
-/* Refuses a local destination inside a local source: the job would list its own outputs. */
+/* " (which is DIR)" when a store was judged by where it really is and that is not how its URL spells it. */
+static void s_resolved_note(const sl_store *store, const char *where, char *out, size_t cap) {
+    const char *url = sl_store_url(store);
+    bool local = sl_store_scheme(store) == SL_SCHEME_FILE;
+    if (local && strcmp(url + 7, where) != 0)
+        snprintf(out, cap, " (which is %s)", where);
+    else
+        out[0] = '\0';
+}
+
+/* Refuses a destination that overlaps the source, for every pair of stores, before anything is done:
+ *   - a destination inside the source (or the source itself): the job would read its own outputs, and rewrite its
+ *     sources when they are the same (map SRC SRC), or copy into itself without end (cp SRC SRC/sub);
+ *   - a source inside the destination: an output key could land on a source object (cp a/sub a writes key "sub/x"
+ *     to a/sub/x, which is a source file);
+ *   - one object as the source, whose output would be that object itself (map d/a.txt d without --suffix).
+ * Local paths are compared where they really are (symbolic links and bind mounts seen through), bucket prefixes as
+ * directory-like prefixes of the same bucket (sl__store_nesting). */
 static int s_check_dst_not_in_src(const sl_job *job) {
-    if (!job->dst || sl_store_scheme(job->src) != SL_SCHEME_FILE || sl_store_scheme(job->dst) != SL_SCHEME_FILE ||
-        job->single_key)
+    if (!job->dst)
         return 0;
-    const char *s = sl_store_url(job->src) + 7, *d = sl_store_url(job->dst) + 7;
-    size_t n = strlen(s);
-    bool root = strcmp(s, "/") == 0;
-    if (strcmp(s, d) == 0 || root || (strncmp(s, d, n) == 0 && d[n] == '/'))
-        return sl__fail(SL_EINVAL, "destination %s is inside the source %s: choose a destination outside it",
-                        sl_store_url(job->dst), sl_store_url(job->src));
+    char ws[PATH_MAX + 64], wd[PATH_MAX + 64], ns[PATH_MAX + 80], nd[PATH_MAX + 80];
+    int nesting = sl__store_nesting(job->dst, job->src, wd, ws, sizeof(ws)); /* SL__INSIDE: dst inside src */
+    s_resolved_note(job->src, ws, ns, sizeof(ns));
+    s_resolved_note(job->dst, wd, nd, sizeof(nd));
+    const char *src = sl_store_url(job->src), *dst = sl_store_url(job->dst);
+    if (job->single_key) {
+        /* Its one output is DST/<key><suffix>: the source object itself when DST is its directory, with no suffix. */
+        if (nesting == SL__SAME && !job->suffix[0]) {
+            char url[S_KEY_CAP + 64];
+            sl_store_key_url(job->src, job->single_key, url, sizeof(url));
+            return sl__fail(SL_EINVAL,
+                            "destination %s%s holds the source %s: its output would replace the source itself; "
+                            "choose another destination%s",
+                            dst, nd, url, job->kind == SL_JOB_EXEC || job->kind == SL_JOB_OP ? " or a --suffix" : "");
+        }
+        return 0;
+    }
+    if (nesting == SL__SAME || nesting == SL__INSIDE)
+        return sl__fail(SL_EINVAL,
+                        "destination %s%s is inside the source %s%s%s: choose a destination outside the source (the "
+                        "job would read its own outputs)",
+                        dst, nd, src, ns, nesting == SL__SAME ? " (it is the source itself)" : "");
+    if (nesting == SL__CONTAINS)
+        return sl__fail(SL_EINVAL,
+                        "the source %s%s is inside the destination %s%s: an output could replace a source object; "
+                        "choose a destination that does not contain the source",
+                        src, ns, dst, nd);
+    return 0;
+}
+
+/* rm -r of a whole bucket or of the file-system root (however spelled: "/", "$EMPTY/", a link to "/") needs the
+ * caller's explicit confirmation (sl_job_options.all), like GNU rm's --preserve-root. A dry run too: it shows what
+ * the same command would do, and that command is refused. */
+static int s_check_not_everything(const sl_job *job) {
+    char where[PATH_MAX + 64], note[PATH_MAX + 80];
+    if (!sl__store_is_root(job->src, where, sizeof(where)))
+        return 0;
+    bool local = sl_store_scheme(job->src) == SL_SCHEME_FILE;
+    s_resolved_note(job->src, where, note, sizeof(note));
+    return sl__fail(SL_EINVAL,
+                    "refusing to delete every object under %s%s: that is %s; add --all if that is really meant",
+                    sl_store_url(job->src), note, local ? "every file on the machine" : "the whole bucket");
+}
+
+/* Every output file named in the options must be writable before anything runs: finding out at the end would waste
+ * the run (the report and the chart), or lose its record (the failure log, the timeline). */
+static int s_check_outputs(const sl_job *job, const sl_job_options *opts) {
+    int rc = 0;
+    /* rm -r would delete a log it is writing (lost without a word) or a file it has not written yet. */
+    const char *const named[][2] = {{job->failures_path, "the failure log"},
+                                    {job->timeline_path, "the timeline"},
+                                    {job->chart_path, "the chart"},
+                                    {opts->report_path, "the report"}};
+    for (size_t i = 0; job->kind == SL_JOB_DELETE && !job->single_key && i < sizeof(named) / sizeof(named[0]); i++)
+        if (named[i][0] && sl__store_covers_file(job->src, named[i][0]))
+            return sl__fail(SL_EINVAL, "%s %s is inside %s, which rm -r deletes: write it somewhere else", named[i][1],
+                            named[i][0], sl_store_url(job->src));
+    if (job->failures_path && (rc = sl_outfile_check(job->failures_path, SL_OUTFILE_STREAM, "the failure log")) < 0)
+        return rc;
+    if (job->timeline_path && (rc = sl_outfile_check(job->timeline_path, SL_OUTFILE_STREAM, "the timeline")) < 0)
+        return rc;
+    if (job->chart_path && (rc = sl_outfile_check(job->chart_path, SL_OUTFILE_REPLACE, "the chart")) < 0)
+        return rc;
+    if (opts->report_path && (rc = sl_outfile_check(opts->report_path, SL_OUTFILE_REPLACE, "the report")) < 0)
+        return rc;
     return 0;
 }
 
@@ -422,7 +502,10 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
                       sl_store_url(job->src));
         goto on_error;
     }
-    if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0)
+    if (deleting && !job->single_key && !opts->all && (rc = s_check_not_everything(job)) < 0)
+        goto on_error;
+    if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0 ||
+        (rc = s_check_outputs(job, opts)) < 0)
         goto on_error;
     if (job->dst && !job->dry_run && (rc = sl__store_check_access(job->dst)) < 0)
         goto on_error;
@@ -474,8 +557,7 @@ void sl_job_destroy(sl_job *job) {
     free((char *)job->op_cfg.command);
     sl__queue_destroy(job->queue);
     sl__pool_destroy(job->pool);
-    if (job->synced.failures_log)
-        fclose(job->synced.failures_log);
+    sl_outfile_discard(job->synced.failures_log);
     pthread_mutex_destroy(&job->synced.lock);
     pthread_cond_destroy(&job->synced.finished);
     free(job);
@@ -532,7 +614,8 @@ static void s_set_fatal(sl_job *job, int rc, const char *message) {
 static _Thread_local unsigned tl_attempts;
 
 /* One failure log line: {"key":..,"error":..,"code":..,"attempts":..[,"http_status":..]}. */
-static void s_log_failure(FILE *log, const char *key, int err, const char *message) {
+static int s_log_failure(sl_outfile *out, const char *key, int err, const char *message) {
+    FILE *log = sl_outfile_stream(out);
     sl__http_tally tally;
     sl__http_tally_get(&tally);
     char qkey[1024], qmsg[1024];
@@ -551,12 +634,37 @@ static void s_log_failure(FILE *log, const char *key, int err, const char *messa
         if (tally.any_response)
             fprintf(log, ",\"http_status\":%ld", tally.last_status);
         fputs("}\n", log);
-        fflush(log);
     }
+    int rc = hk && hm ? sl_outfile_flush(out) : sl__fail(SL_ENOMEM, "cannot write the failure log: out of memory");
     if (hk != qkey)
         free(hk);
     if (hm != qmsg)
         free(hm);
+    return rc;
+}
+
+/* An output file could not be written while the job runs (the caller holds synced.lock): the first such error is
+ * kept, and the job stops taking new objects, since what it records (the failures to retry, the memory) would be
+ * incomplete from here on. sl_job_run returns it. */
+static void s_output_failed_locked(sl_job *job, int rc, const char *message) {
+    if (job->synced.output_error)
+        return;
+    job->synced.output_error = rc;
+    snprintf(job->synced.output_message, sizeof(job->synced.output_message), "%s", message);
+    if (!atomic_load(&job->cancel)) {
+        job->synced.output_stopped = true;
+        atomic_store(&job->cancel, true);
+    }
+}
+
+/* The same once the run is over (its last lines, the chart): nothing left to stop. */
+static void s_output_failed_at_end(sl_job *job, int rc, const char *message) {
+    pthread_mutex_lock(&job->synced.lock);
+    if (!job->synced.output_error) {
+        job->synced.output_error = rc;
+        snprintf(job->synced.output_message, sizeof(job->synced.output_message), "%s", message);
+    }
+    pthread_mutex_unlock(&job->synced.lock);
 }
 
 /* An object that failed, or that an abort stopped midway: into the failure log either way (so --retry-failed
@@ -579,8 +687,9 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
         memcpy(s->error, message, n);
         s->error[n] = '\0';
     }
-    if (job->synced.failures_log)
-        s_log_failure(job->synced.failures_log, key, err, message);
+    int log_rc = job->synced.failures_log ? s_log_failure(job->synced.failures_log, key, err, message) : 0;
+    if (log_rc < 0)
+        s_output_failed_locked(job, log_rc, sl_last_error());
     if (job->on_failure && !aborted)
         job->on_failure(job->user_data, key, err, message);
     pthread_mutex_unlock(&job->synced.lock);
@@ -1190,9 +1299,14 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
     pthread_mutex_unlock(&job->synced.lock);
 }
 
-/* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked. */
-static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
+/* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a
+ * timeline or chart that could not be written is recorded as an output error. */
+static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     sl_memwatch_stop(mw);
+    char why[1024];
+    int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
+    if (timeline_rc < 0)
+        s_output_failed_at_end(job, timeline_rc, why);
     sl_mem_sample last;
     sl_memwatch_last(mw, &last);
     job->mem_cg_usage = last.cg_usage_bytes;
@@ -1212,9 +1326,10 @@ static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
         snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", what,
                  job->src_text, job->dst_text[0] ? " -> " : "", job->dst_text);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
+        if (rc < 0)
+            s_output_failed_at_end(job, rc, sl_last_error());
     }
     sl_memwatch_destroy(mw);
-    return rc;
 }
 
 static const char *s_signal_name(int sig) {
@@ -1241,8 +1356,9 @@ int sl_job_run(sl_job *job) {
         return sl__fail(SL_EINVAL, "sl_job_run: a job runs once");
     atomic_store(&job->started_ns, s_monotonic_ns());
     int rc = 0;
-    if (job->failures_path && !(job->synced.failures_log = fopen(job->failures_path, "we")))
-        return sl__fail_errno(errno, "cannot write the failure log %s", job->failures_path);
+    if (job->failures_path &&
+        (rc = sl_outfile_open(job->failures_path, SL_OUTFILE_STREAM, "the failure log", &job->synced.failures_log)) < 0)
+        return rc;
 
     size_t queue_capacity = (size_t)job->jobs * 4 + 16;
     job->queue = sl__queue_new(queue_capacity);
@@ -1305,6 +1421,12 @@ int sl_job_run(sl_job *job) {
             deadline.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
+        if (!job->synced.output_error) {
+            char why[1024];
+            int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
+            if (timeline_rc < 0)
+                s_output_failed_locked(job, timeline_rc, why);
+        }
         if (atomic_load(&job->cancel)) {
             int64_t now = s_monotonic_ns();
             if (!cancelled_ns) {
@@ -1335,12 +1457,22 @@ int sl_job_run(sl_job *job) {
     if (lister_started)
         pthread_join(lister, NULL);
     atomic_store(&job->finished_ns, s_monotonic_ns());
-    int chart_rc = s_mem_finish(job, mw);
-    char chart_error[1024];
-    snprintf(chart_error, sizeof(chart_error), "%s", chart_rc < 0 ? sl_last_error() : "");
+    /* The timeline's last lines, the chart and the failure log's end: an error there is the job's too. */
+    s_mem_finish(job, mw);
+    int log_rc = sl_outfile_close(job->synced.failures_log);
+    job->synced.failures_log = NULL;
+    if (log_rc < 0)
+        s_output_failed_at_end(job, log_rc, sl_last_error());
 
     if (job->synced.fatal) {
         rc = sl__fail(job->synced.fatal, "%s", job->synced.fatal_message);
+    } else if (job->synced.output_error && job->synced.output_stopped) {
+        rc = sl__fail(job->synced.output_error,
+                      "%s; the job stopped there: %llu objects done, %llu failed, %llu not started (rerun to "
+                      "resume)",
+                      job->synced.output_message, (unsigned long long)atomic_load(&job->done),
+                      (unsigned long long)atomic_load(&job->failed),
+                      (unsigned long long)(atomic_load(&job->not_started) + atomic_load(&job->aborted)));
     } else if (atomic_load(&job->cancel)) {
         char by[64] = "", aborted[128] = "";
         int sig = atomic_load(&job->interrupt_signal);
@@ -1362,10 +1494,17 @@ int sl_job_run(sl_job *job) {
         rc = sl__fail(SL_EPARTIAL, "%llu of %llu objects failed", (unsigned long long)atomic_load(&job->failed),
                       (unsigned long long)atomic_load(&job->listed));
     }
-    if (job->synced.failures_log && fflush(job->synced.failures_log) != 0 && rc == 0)
-        rc = sl__fail_errno(errno, "cannot write the failure log %s", job->failures_path);
-    if (chart_rc < 0 && rc == 0)
-        rc = sl__fail(chart_rc, "%s", chart_error);
+    /* An output that failed after the run ended (or while it was stopping for another reason) turns success or
+     * partial success into that error; a run that already failed otherwise keeps its own error, and the output's is
+     * still said. */
+    if (job->synced.output_error && (rc == 0 || rc == SL_EPARTIAL)) {
+        rc = sl__fail(job->synced.output_error, "%s", job->synced.output_message);
+    } else if (job->synced.output_error && !job->synced.output_stopped && job->on_warning) {
+        char message[1024];
+        snprintf(message, sizeof(message), "%s", sl_last_error());
+        job->on_warning(job->user_data, job->synced.output_message);
+        sl__fail(rc, "%s", message);
+    }
     job->run_result = rc;
     return rc;
 }
@@ -1411,9 +1550,11 @@ static double s_finite(double v) {
 
 int sl_job_write_report(const sl_job *job, const char *path) {
     sl_job *j = (sl_job *)job;
-    FILE *f = fopen(path, "we");
-    if (!f)
-        return sl__fail_errno(errno, "cannot write the report %s", path);
+    sl_outfile *out = NULL;
+    int rc = sl_outfile_open(path, SL_OUTFILE_REPLACE, "the report", &out);
+    if (rc < 0)
+        return rc;
+    FILE *f = sl_outfile_stream(out);
     sl_job_stats st;
     sl_job_stats_get(job, &st);
     const char *outcome = j->run_result == 0              ? "ok"
@@ -1442,9 +1583,9 @@ int sl_job_write_report(const sl_job *job, const char *path) {
         s_put_json(f, j->retry_path);
         fputs(",\n", f);
     }
-    if (j->synced.fatal) {
+    if (j->synced.fatal || j->synced.output_error) {
         fputs("  \"error\": ", f);
-        s_put_json(f, j->synced.fatal_message);
+        s_put_json(f, j->synced.fatal ? j->synced.fatal_message : j->synced.output_message);
         fputs(",\n", f);
     }
     double rate = st.elapsed_s > 0 ? (double)st.objects_done / st.elapsed_s : 0;
@@ -1494,7 +1635,5 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     }
     pthread_mutex_unlock(&j->synced.lock);
     fputs(j->synced.sample_count ? "\n  ]\n}\n" : "]\n}\n", f);
-    if (fclose(f) != 0)
-        return sl__fail_errno(errno, "cannot write the report %s", path);
-    return 0;
+    return sl_outfile_close(out);
 }

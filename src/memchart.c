@@ -6,6 +6,7 @@
 #include "memfit.h"
 
 #include "sluice/memwatch.h"
+#include "sluice/outfile.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -394,40 +395,12 @@ int sl_mem_chart_svg_named(const sl_timeline *tl, const sl_mem_verdict *v, const
         sl_mem_judge(tl, 0, &judged);
         v = &judged;
     }
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp)
-        return sl__fail(SL_ENOMEM, "%s: out of memory", path);
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = sl__fail_errno(errno, "%s: cannot create the chart", path);
-        free(tmp);
+    /* Like `> FILE`: /dev/null or a FIFO is written into, a symbolic link is followed, and a regular file is
+     * replaced whole (temp file + rename), with the mode the umask gives a new file. */
+    sl_outfile *out = NULL;
+    int rc = sl_outfile_open(path, SL_OUTFILE_REPLACE, "the chart", &out);
+    if (rc < 0)
         return rc;
-    }
-    fchmod(fd, 0644); /* mkstemp's 0600 would make a chart others cannot open */
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        int rc = sl__fail_errno(errno, "%s: cannot create the chart", path);
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    s_draw(f, tl, v, title, &nm);
-    int err = 0;
-    errno = 0;
-    if (ferror(f) || fflush(f) != 0 || fsync(fd) != 0)
-        err = errno ? errno : EIO;
-    if (fclose(f) != 0 && !err)
-        err = errno ? errno : EIO;
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
-    int rc = 0;
-    if (err) {
-        unlink(tmp);
-        rc = sl__fail_errno(err, "%s: cannot write the chart", path);
-    }
-    free(tmp);
-    return rc;
+    s_draw(sl_outfile_stream(out), tl, v, title, &nm);
+    return sl_outfile_close(out);
 }

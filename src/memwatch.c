@@ -4,6 +4,7 @@
 
 #include "sluice/job.h"
 #include "sluice/memwatch.h"
+#include "sluice/outfile.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -299,7 +301,7 @@ struct sl_memwatch {
     struct timespec started;
     sl_cgroup cg;
     /* Owned by the sampler thread while it runs, then by whoever called stop. */
-    FILE *csv;
+    sl_outfile *csv;
     bool warned;
     pthread_t thread;
     bool thread_running;
@@ -311,6 +313,8 @@ struct sl_memwatch {
         bool stop_called; /* stop has run (or is running) */
         sl_timeline *tl;
         sl_mem_sample last;
+        int csv_err; /* the timeline file's first write error, 0 if none */
+        char csv_message[512];
     } synced;
 };
 
@@ -320,16 +324,28 @@ static double s_elapsed_s(const struct timespec *since) {
     return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
+static void s_csv_failed(sl_memwatch *mw, int rc, const char *message) {
+    pthread_mutex_lock(&mw->synced.lock);
+    if (!mw->synced.csv_err) {
+        mw->synced.csv_err = rc;
+        snprintf(mw->synced.csv_message, sizeof(mw->synced.csv_message), "%s", message);
+    }
+    pthread_mutex_unlock(&mw->synced.lock);
+}
+
 static void s_write_csv(sl_memwatch *mw, const sl_mem_sample *s) {
     if (!mw->csv)
         return;
     /* Integer formatting: a caller's setlocale() must not turn the decimal point into a comma. */
     unsigned long long ms = (unsigned long long)(s->t_s * 1000 + 0.5);
-    int rc = fprintf(mw->csv, "%llu.%03llu,%llu,%llu,%llu,%llu,%llu\n", ms / 1000, ms % 1000,
-                     (unsigned long long)s->rss_bytes, (unsigned long long)s->objects, (unsigned long long)s->bytes,
-                     (unsigned long long)s->cg_usage_bytes, (unsigned long long)s->cg_limit_bytes);
-    if (rc < 0 || fflush(mw->csv) != 0) {
-        fclose(mw->csv); /* a full disk must not stop the watch itself; the file simply ends here */
+    fprintf(sl_outfile_stream(mw->csv), "%llu.%03llu,%llu,%llu,%llu,%llu,%llu\n", ms / 1000, ms % 1000,
+            (unsigned long long)s->rss_bytes, (unsigned long long)s->objects, (unsigned long long)s->bytes,
+            (unsigned long long)s->cg_usage_bytes, (unsigned long long)s->cg_limit_bytes);
+    int rc = sl_outfile_flush(mw->csv);
+    if (rc < 0) {
+        /* The sampling goes on (the verdict needs it); the file ends here, and whoever watches is told. */
+        s_csv_failed(mw, rc, sl_last_error());
+        sl_outfile_discard(mw->csv);
         mw->csv = NULL;
     }
 }
@@ -428,7 +444,7 @@ int sl_memwatch_start(const sl_memwatch_options *opts, sl_memwatch **out) {
     if (!mw)
         return sl__fail(SL_ENOMEM, "out of memory starting the memory watch");
     int rc = 0;
-    bool cond_ok = false;
+    bool cond_ok = false, existed = false;
     mw->opts = *opts;
     mw->opts.timeline_path = mw->opts.cgroup_root = mw->opts.proc_cgroup = NULL;
     mw->interval_ms = opts->interval_ms ? opts->interval_ms : 1000;
@@ -449,16 +465,14 @@ int sl_memwatch_start(const sl_memwatch_options *opts, sl_memwatch **out) {
     }
     if (sl_cgroup_find(opts->cgroup_root, opts->proc_cgroup, &mw->cg) != 0)
         mw->cg.version = 0; /* no cgroup is normal outside containers: the samples just have no limit */
+    struct stat before;
+    existed = opts->timeline_path && stat(opts->timeline_path, &before) == 0;
     if (opts->timeline_path) {
-        if (!(mw->csv = fopen(opts->timeline_path, "we"))) {
-            rc = sl__fail_errno(errno, "%s: cannot create the timeline file", opts->timeline_path);
+        if ((rc = sl_outfile_open(opts->timeline_path, SL_OUTFILE_STREAM, "the timeline", &mw->csv)) < 0)
             goto on_error;
-        }
-        if (fputs("t_s,rss_bytes,objects,bytes,cgroup_usage_bytes,cgroup_limit_bytes\n", mw->csv) < 0 ||
-            fflush(mw->csv) != 0) {
-            rc = sl__fail_errno(errno, "%s: cannot write the timeline file", opts->timeline_path);
+        fputs("t_s,rss_bytes,objects,bytes,cgroup_usage_bytes,cgroup_limit_bytes\n", sl_outfile_stream(mw->csv));
+        if ((rc = sl_outfile_flush(mw->csv)) < 0)
             goto on_error;
-        }
     }
 
     /* The thread first, so that if it cannot start, no callback has run. Signals belong to the threads that handle
@@ -484,8 +498,9 @@ int sl_memwatch_start(const sl_memwatch_options *opts, sl_memwatch **out) {
 
 on_error:
     if (mw->csv) {
-        fclose(mw->csv);
-        unlink(opts->timeline_path); /* created by this call: a failed start leaves nothing behind */
+        sl_outfile_discard(mw->csv);
+        if (!existed)
+            unlink(opts->timeline_path); /* created by this call: a failed start leaves nothing behind */
     }
     sl_timeline_destroy(mw->synced.tl);
     if (cond_ok)
@@ -512,8 +527,10 @@ void sl_memwatch_stop(sl_memwatch *mw) {
     }
     s_sample(mw, false);
     if (mw->csv) {
-        fclose(mw->csv);
+        int rc = sl_outfile_close(mw->csv);
         mw->csv = NULL;
+        if (rc < 0)
+            s_csv_failed(mw, rc, sl_last_error());
     }
 }
 
@@ -533,6 +550,16 @@ void sl_memwatch_judge(const sl_memwatch *mw, sl_mem_verdict *out) {
     pthread_mutex_lock(&m->synced.lock);
     sl_mem_judge(m->synced.tl, m->opts.limit_bytes, out);
     pthread_mutex_unlock(&m->synced.lock);
+}
+
+int sl_memwatch_error(const sl_memwatch *mw, char *buf, size_t cap) {
+    sl_memwatch *m = (sl_memwatch *)mw;
+    pthread_mutex_lock(&m->synced.lock);
+    int rc = m->synced.csv_err;
+    if (rc && buf && cap)
+        snprintf(buf, cap, "%s", m->synced.csv_message);
+    pthread_mutex_unlock(&m->synced.lock);
+    return rc;
 }
 
 void sl_memwatch_destroy(sl_memwatch *mw) {

@@ -2,9 +2,12 @@
 #include "fail.h"
 #include "store_vtable.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char *s_canonical_url(const sl_url *url) {
     const char *scheme = url->scheme == SL_SCHEME_GS ? "gs" : url->scheme == SL_SCHEME_S3 ? "s3" : "file";
@@ -231,4 +234,148 @@ int sl_delete(sl_client *client, const char *key) {
     if (!client || !key)
         return sl__fail(SL_EINVAL, "sl_delete: NULL argument");
     return client->store->vt->del(client, key);
+}
+
+/* ---- where a store's objects live: overlap of two stores, the whole name space ---- */
+
+/* The physical path of the local directory `path` (absolute) into out[PATH_MAX]: the realpath of its longest
+ * existing leading part, then the rest (components not created yet, which cannot be links). *existing: the bytes of
+ * out that exist (0 when nothing could be resolved: out is then `path` as it is). */
+static void s_physical(const char *path, char *out, size_t *existing) {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    size_t keep = strlen(buf);
+    for (;;) {
+        char save = buf[keep];
+        buf[keep] = '\0';
+        char *r = realpath(buf, out);
+        buf[keep] = save;
+        if (r)
+            break;
+        if (keep <= 1) {
+            snprintf(out, PATH_MAX, "%s", path);
+            *existing = 0;
+            return;
+        }
+        while (keep > 1 && buf[keep - 1] != '/')
+            keep--;
+        if (keep > 1)
+            keep--;
+    }
+    size_t n = strlen(out);
+    *existing = n;
+    const char *rest = path + keep; /* "" or "/..." */
+    if (n == 1 && rest[0])
+        n = 0; /* the root: "/" + "/rest" */
+    snprintf(out + n, PATH_MAX - n, "%s", rest);
+}
+
+/* 1 if the physical paths x and y name the same directory, 2 if x is inside y, 0 otherwise. Where y exists, x's
+ * existing ancestors are compared with it by device and inode, so that a bind mount is seen through as well as a
+ * symbolic link; otherwise (nothing exists there yet) the spelling decides. */
+static int s_local_within(const char *x, size_t x_existing, const char *y, size_t y_existing) {
+    size_t xl = strlen(x), yl = strlen(y);
+    if (xl == yl && memcmp(x, y, xl) == 0)
+        return 1;
+    if (strcmp(y, "/") == 0 || (xl > yl && memcmp(x, y, yl) == 0 && x[yl] == '/'))
+        return 2;
+    struct stat ys;
+    if (y_existing != yl || x_existing == 0 || stat(y, &ys) != 0)
+        return 0;
+    char buf[PATH_MAX];
+    size_t n = x_existing;
+    memcpy(buf, x, n);
+    buf[n] = '\0';
+    for (;;) {
+        struct stat st;
+        if (stat(buf, &st) == 0 && st.st_dev == ys.st_dev && st.st_ino == ys.st_ino)
+            return n == xl ? 1 : 2;
+        if (n <= 1)
+            return 0;
+        while (n > 1 && buf[n - 1] != '/')
+            n--;
+        if (n > 1)
+            n--;
+        buf[n] = '\0';
+    }
+}
+
+/* A bucket store's canonical URL "<scheme>://<bucket>[/<prefix>]" as the bucket part (up to and with the '/' after
+ * it, or the whole URL) and its prefix made directory-like: "" for the bucket root, else ending in '/' ("p" and
+ * "p/" are the same prefix, which never covers "p2/"). */
+static void s_bucket_place(const char *url, char *out, size_t cap) {
+    const char *sep = strstr(url, "://");
+    const char *slash = sep ? strchr(sep + 3, '/') : NULL;
+    if (!slash) {
+        snprintf(out, cap, "%s/", url);
+        return;
+    }
+    size_t n = strlen(url);
+    snprintf(out, cap, "%s%s", url, slash[1] && url[n - 1] != '/' ? "/" : "");
+}
+
+int sl__store_nesting(const sl_store *a, const sl_store *b, char *where_a, char *where_b, size_t cap) {
+    if (a->scheme != b->scheme)
+        return SL__APART;
+    if (a->scheme == SL_SCHEME_FILE) {
+        char pa[PATH_MAX], pb[PATH_MAX];
+        size_t ea, eb;
+        s_physical(a->url + 7, pa, &ea);
+        s_physical(b->url + 7, pb, &eb);
+        snprintf(where_a, cap, "%s", pa);
+        snprintf(where_b, cap, "%s", pb);
+        int w = s_local_within(pa, ea, pb, eb);
+        if (w)
+            return w == 1 ? SL__SAME : SL__INSIDE;
+        return s_local_within(pb, eb, pa, ea) ? SL__CONTAINS : SL__APART;
+    }
+    /* Every bucket store: the same scheme, bucket and (directory-like) prefix, or one prefix a prefix of the other.
+     * Both stores of a job are opened with the same sl_store_options, so the same scheme means the same endpoint. */
+    snprintf(where_a, cap, "%s", a->url);
+    snprintf(where_b, cap, "%s", b->url);
+    char pa[2 * PATH_MAX], pb[2 * PATH_MAX];
+    s_bucket_place(a->url, pa, sizeof(pa));
+    s_bucket_place(b->url, pb, sizeof(pb));
+    size_t la = strlen(pa), lb = strlen(pb);
+    if (la == lb && memcmp(pa, pb, la) == 0)
+        return SL__SAME;
+    if (la > lb && memcmp(pa, pb, lb) == 0)
+        return SL__INSIDE;
+    if (lb > la && memcmp(pa, pb, la) == 0)
+        return SL__CONTAINS;
+    return SL__APART;
+}
+
+bool sl__store_is_root(const sl_store *store, char *where, size_t cap) {
+    if (store->scheme == SL_SCHEME_FILE) {
+        char p[PATH_MAX];
+        size_t e;
+        s_physical(store->url + 7, p, &e);
+        snprintf(where, cap, "%s", p);
+        return strcmp(p, "/") == 0;
+    }
+    snprintf(where, cap, "%s", store->url);
+    const char *sep = strstr(store->url, "://");
+    const char *slash = sep ? strchr(sep + 3, '/') : NULL;
+    return !slash || !slash[1];
+}
+
+bool sl__store_covers_file(const sl_store *store, const char *path) {
+    if (store->scheme != SL_SCHEME_FILE || !path || !path[0])
+        return false;
+    char abs[2 * PATH_MAX], cwd[PATH_MAX];
+    int n;
+    if (path[0] == '/')
+        n = snprintf(abs, sizeof(abs), "%s", path);
+    else if (getcwd(cwd, sizeof(cwd)))
+        n = snprintf(abs, sizeof(abs), "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path);
+    else
+        return false;
+    if (n < 0 || n >= PATH_MAX)
+        return false; /* no such file can be opened either */
+    char file[PATH_MAX], root[PATH_MAX];
+    size_t ef, er;
+    s_physical(abs, file, &ef);
+    s_physical(store->url + 7, root, &er);
+    return s_local_within(file, ef, root, er) != 0;
 }

@@ -60,4 +60,23 @@ int sl__store_copy(sl_client *client, const sl_store *src, const char *src_key, 
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 
+/* How the objects of two stores relate, whatever their scheme. Local directories are compared by where they really
+ * are: the realpath of each one's longest existing part plus the part not created yet, and by device and inode along
+ * the way (symbolic links and bind mounts are seen through). Bucket stores (gs://, s3://, any scheme with a bucket)
+ * by scheme, bucket and directory-like prefix: the bucket root covers every prefix, "p" covers "p/q" but not "p2".
+ * where_a/where_b (cap bytes each) get what was compared: the physical path, or the store's URL. */
+typedef enum sl__nesting {
+    SL__APART = 0,    /* no object of one can be an object of the other */
+    SL__SAME = 1,     /* the same directory or prefix */
+    SL__INSIDE = 2,   /* a is inside b */
+    SL__CONTAINS = 3, /* b is inside a */
+} sl__nesting;
+int sl__store_nesting(const sl_store *a, const sl_store *b, char *where_a, char *where_b, size_t cap);
+/* True if the store is a whole name space: the file-system root (after resolving links, as above) or a bucket's
+ * root. where (cap bytes) gets what was judged. */
+bool sl__store_is_root(const sl_store *store, char *where, size_t cap);
+/* True if the local file `path` (relative to the current directory or absolute; it need not exist) is, once resolved
+ * as above, inside the local store. False for other stores. */
+bool sl__store_covers_file(const sl_store *store, const char *path);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SUPPORTED_FORMS "gs://BUCKET/PREFIX, s3://BUCKET/PREFIX, file:///PATH or a local path"
@@ -120,8 +121,59 @@ static bool s_ends_in_dot_component(const char *path) {
     return strcmp(base, ".") == 0 || strcmp(base, "..") == 0;
 }
 
-/* Makes `path` absolute (against the current directory) and normal: no "." or ".." components (resolved lexically,
- * without looking at symlinks), no repeated '/', no trailing '/' except for the root. */
+/* Before a ".." is applied to full[0..*len) (an absolute path without "." or ".." components), makes that path
+ * physical the way the kernel walks it: if its existing leading part goes through a symbolic link, that part is
+ * replaced by its realpath, so that ".." then leaves the directory the link leads to (as `cat lnk/../x` does). The
+ * components after it do not exist yet and are kept (a destination not created yet: they cannot be links). Paths
+ * without links keep the user's spelling. The buffer has room for PATH_MAX more bytes. */
+static int s_resolve_before_dotdot(const char *text, char *full, size_t *len) {
+    char shown[SHOWN_CAP];
+    char resolved[PATH_MAX];
+    size_t keep = *len;
+    for (;;) {
+        char save = full[keep];
+        full[keep] = '\0';
+        char *r = keep >= PATH_MAX ? NULL : realpath(full, resolved);
+        int e = keep >= PATH_MAX ? ENAMETOOLONG : errno;
+        struct stat st;
+        bool is_link = !r && e == ENOENT && lstat(full, &st) == 0;
+        full[keep] = save;
+        if (r)
+            break;
+        if (e == ENAMETOOLONG)
+            return 0; /* no file can be reached through it anyway; the length check comes later */
+        if (is_link)
+            return sl__fail(SL_ENOENT, "%s: cannot resolve '..' after %.*s: a symbolic link to nothing",
+                            s_show(text, shown), (int)keep, full);
+        if (e != ENOENT)
+            return sl__fail_errno(e, "%s: cannot resolve '..' after %.*s", s_show(text, shown), (int)keep, full);
+        while (keep > 1 && full[keep - 1] != '/')
+            keep--;
+        if (keep > 1)
+            keep--;
+    }
+    if (keep == *len) {
+        /* ".." after a file is ENOTDIR to the kernel, not its directory. */
+        struct stat st;
+        if (stat(resolved, &st) == 0 && !S_ISDIR(st.st_mode))
+            return sl__fail(SL_ENOTDIR, "%s: '..' follows %s, which is not a directory", s_show(text, shown), resolved);
+    }
+    size_t rl = strlen(resolved);
+    if (rl == keep && memcmp(resolved, full, keep) == 0)
+        return 0;
+    if (rl == 1 && keep < *len)
+        rl = 0; /* the root, then "/rest" */
+    memmove(full + rl, full + keep, *len - keep);
+    memcpy(full, resolved, rl);
+    *len = rl + (*len - keep);
+    if (*len == 0)
+        full[(*len)++] = '/';
+    return 0;
+}
+
+/* Makes `path` absolute (against the current directory) and normal: no "." or ".." components, no repeated '/', no
+ * trailing '/' except for the root. A ".." is resolved the way the kernel resolves it (s_resolve_before_dotdot):
+ * after a symbolic link it leaves the link's target, not the directory holding the link. */
 static int s_normalise_path(const char *text, const char *path, char **out) {
     char shown[SHOWN_CAP];
     char *cwd = NULL;
@@ -141,7 +193,7 @@ static int s_normalise_path(const char *text, const char *path, char **out) {
         cwd_len = strlen(cwd);
     }
     size_t n = strlen(path);
-    char *full = malloc(cwd_len + 1 + n + 1);
+    char *full = malloc(cwd_len + 1 + n + 1 + PATH_MAX);
     if (!full) {
         free(cwd);
         return sl__fail(SL_ENOMEM, "%s: out of memory", s_show(text, shown));
@@ -158,6 +210,12 @@ static int s_normalise_path(const char *text, const char *path, char **out) {
                 q++;
             size_t len = (size_t)(q - p);
             if (len == 2 && p[0] == '.' && p[1] == '.') {
+                int rc = o > 1 ? s_resolve_before_dotdot(text, full, &o) : 0;
+                if (rc < 0) {
+                    free(full);
+                    free(cwd);
+                    return rc;
+                }
                 while (o > 1 && full[o - 1] != '/')
                     o--;
                 if (o > 1)

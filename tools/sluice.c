@@ -40,6 +40,7 @@ typedef struct cli {
     uint64_t memory_limit;
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
+    bool all; /* rm --all: a whole bucket or the file-system root may be deleted */
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *retry_failed;             /* --retry-failed FILE */
     unsigned grace_ms;                    /* --grace; 0 = the library's default */
@@ -167,6 +168,11 @@ static const char s_job_options_help[] =
     "  --chart FILE.svg     write an SVG chart of sluice's memory over the run with the verdict\n"
     "                       (flat or growing) in its title\n"
     "  --mem-interval MS    milliseconds between memory samples (default 1000)\n"
+    "                       --report, --failures, --timeline and --chart are checked before anything\n"
+    "                       runs (exit 3 if one cannot be written) and written like `> FILE`: a\n"
+    "                       device or FIFO is written into, a link followed, a regular file replaced\n"
+    "                       whole (report, chart). One that fails during the run (a full disk) stops\n"
+    "                       the job: exit 3\n"
     "  -q, --quiet          no progress line, no summary, no per-failure lines\n"
     "  --upload-chunk SIZE  gs://: objects up to SIZE go up in one request, larger ones in resumable\n"
     "                       chunks of SIZE (a multiple of 256K; default 8M)\n"
@@ -251,7 +257,10 @@ static void s_command_help(const char *command) {
               "prints one JSON line per object that would be deleted. gs://: a delete whose answer was lost\n"
               "and whose retry finds the object gone counts as done. On local disk, directories left empty\n"
               "are kept.\n\n"
-              "  -r, --recursive      delete every object under URL\n",
+              "A whole bucket (gs://b, gs://b/) or the file-system root (/, however spelled, links\n"
+              "resolved) is refused (exit 2), --dry-run included, unless --all confirms it.\n\n"
+              "  -r, --recursive      delete every object under URL\n"
+              "  --all                confirm that URL may be a whole bucket or the root directory\n",
               stdout);
         fputs(s_job_options_help, stdout);
     } else {
@@ -447,6 +456,7 @@ enum {
     O_RETRY_FAILED,
     O_FORCE,
     O_TIMEOUT,
+    O_ALL,
 };
 
 static const opt_def s_opts[] = {
@@ -483,6 +493,7 @@ static const opt_def s_opts[] = {
     {"retry-failed", 0, OPT_VALUE, C_JOBS, O_RETRY_FAILED},
     {"force", 0, OPT_FLAG, C_JOBS, O_FORCE},
     {"timeout", 0, OPT_VALUE, C_JOBS, O_TIMEOUT},
+    {"all", 0, OPT_FLAG, C_RM, O_ALL},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -551,6 +562,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_FORCE:
         c->force = true;
+        break;
+    case O_ALL:
+        c->all = true;
         break;
     case O_QUIET:
         c->quiet = true;
@@ -1119,6 +1133,7 @@ static int s_cmd_job(cli *c) {
     } else if (rm) {
         o.kind = SL_JOB_DELETE;
         o.recursive = c->recursive;
+        o.all = c->all;
     } else {
         o.kind = strcmp(c->command, "sync") == 0 ? SL_JOB_SYNC : SL_JOB_COPY;
     }
@@ -1138,6 +1153,7 @@ static int s_cmd_job(cli *c) {
     o.store_options = &c->store;
     o.timeline_path = c->timeline;
     o.chart_path = c->chart;
+    o.report_path = c->report;
     o.mem_interval_ms = c->mem_interval_ms;
     o.on_warning = s_on_warning;
     o.on_failure = s_on_failure;
@@ -1189,9 +1205,11 @@ static int s_cmd_job(cli *c) {
                 s_prog, c->command, c->dry_run ? " (dry run)" : "", st.objects_done, st.objects_skipped,
                 st.objects_failed, stopped, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, mv.text);
     }
+    /* A report that cannot be written is the job's error too: 3, unless the run already ended worse (3, or
+     * interrupted) and keeps its own status. */
     if (c->report && sl_job_write_report(job, c->report) < 0) {
         s_err(c, "%s", sl_last_error());
-        if (exit_code == EXIT_OK)
+        if (exit_code == EXIT_OK || exit_code == EXIT_PARTIAL)
             exit_code = EXIT_FATAL;
     }
     s_job = NULL;

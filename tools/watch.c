@@ -41,6 +41,7 @@ extern char **environ;
 
 enum {
     S_EXIT_USAGE = 2,
+    S_EXIT_OUTPUT = 3,       /* CMD exited 0, but --report, --timeline or --chart could not be written */
     S_EXIT_CANNOT_RUN = 126, /* as a shell: found but not executable */
     S_EXIT_NOT_FOUND = 127,  /* as a shell: no such command */
 };
@@ -101,8 +102,13 @@ void sl_cli_watch_help(FILE *out) {
           "be read. The verdict is a robust (Theil-Sen) fit of memory against time after a warm-up of 20 % of the\n"
           "samples: 'flat', 'growing: +X per minute, limit reached in T', or 'unknown: too few samples'.\n"
           "\n"
+          "Output files are checked before CMD runs (exit 2 if one cannot be written) and written like\n"
+          "`> FILE`: a device or FIFO is written into, a link followed, a regular file replaced whole\n"
+          "(report, chart). One that fails later (a full disk) is said at once.\n"
+          "\n"
           "exit status: CMD's own; 128+N if signal N killed it (137 = SIGKILL, e.g. the OOM killer);\n"
-          "             2 usage error, 126 CMD cannot be executed, 127 CMD not found\n",
+          "             2 usage error, 126 CMD cannot be executed, 127 CMD not found;\n"
+          "             3 CMD exited 0 but --report, --timeline or --chart could not be written\n",
           out);
 }
 
@@ -208,26 +214,12 @@ static int s_parse(int argc, char **argv, s_opts *o) {
     return 0;
 }
 
-/* An output file must be creatable before CMD runs: finding out afterwards would waste the run. */
-static bool s_dir_writable(const char *what, const char *path) {
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "%s: %s %s: is a directory\n", s_prog, what, path);
-        return false;
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        fprintf(stderr, "%s: %s %s: cannot write in %s: %s\n", s_prog, what, path, dir, strerror(errno));
-        return false;
-    }
-    return true;
+/* An output file must be writable before CMD runs: finding out afterwards would waste the run. */
+static bool s_output_ok(const char *what, const char *path, sl_outfile_mode mode) {
+    if (sl_outfile_check(path, mode, what) == 0)
+        return true;
+    fprintf(stderr, "%s: %s\n", s_prog, sl_last_error());
+    return false;
 }
 
 /* ---- small helpers ---- */
@@ -337,11 +329,24 @@ static int s_start_sampler(s_watched *w, unsigned interval_ms, const s_opts *o, 
     int rc = sl_memwatch_start(&mo, out);
     if (rc < 0) {
         const char *why = sl_last_error();
-        fprintf(stderr, "%s: cannot sample memory%s%s: %s\n", s_prog, timeline ? " into " : "",
-                timeline ? timeline : "", why[0] ? why : sl_strerror(rc));
+        if (timeline)
+            fprintf(stderr, "%s: %s (the watch goes on without --timeline)\n", s_prog, why[0] ? why : sl_strerror(rc));
+        else
+            fprintf(stderr, "%s: cannot sample memory: %s\n", s_prog, why[0] ? why : sl_strerror(rc));
         *out = NULL;
     }
     return rc;
+}
+
+/* Says, once, that the --timeline file could not be written (a full disk): at once while CMD runs, not at its end.
+ * True once it has been said. */
+static bool s_timeline_failed(const sl_memwatch *slow, bool *said) {
+    char why[1024];
+    if (!*said && slow && sl_memwatch_error(slow, why, sizeof(why)) < 0) {
+        fprintf(stderr, "%s: %s (the timeline ends there; the watch goes on)\n", s_prog, why);
+        *said = true;
+    }
+    return *said;
 }
 
 /* ---- the live line ---- */
@@ -518,9 +523,12 @@ static int s_spawn(const s_opts *o, const sigset_t *child_mask, pid_t *pid) {
 /* Waits for CMD to exit (without reaping it), passing signals on, ending the fast phase on time and drawing the live
  * line. */
 static void s_wait_exit(pid_t pid, const sigset_t *waited, double start_s, double fast_end_s, sl_memwatch **fast,
-                        sl_memwatch *slow, s_live *lv, uint64_t limit_bytes) {
+                        sl_memwatch *slow, s_live *lv, uint64_t limit_bytes, bool *timeline_said) {
     double next_live = start_s + S_LIVE_MS / 1000.0;
     for (;;) {
+        if (lv->shown && !*timeline_said && slow && sl_memwatch_error(slow, NULL, 0) < 0)
+            s_live_clear(lv);
+        s_timeline_failed(slow, timeline_said);
         siginfo_t si;
         memset(&si, 0, sizeof(si));
         int wr = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
@@ -557,8 +565,9 @@ int sl_cli_watch(int argc, char **argv) {
     int pr = s_parse(argc, argv, &o);
     if (pr)
         return pr < 0 ? S_EXIT_USAGE : 0;
-    if ((o.chart && !s_dir_writable("--chart", o.chart)) || (o.timeline && !s_dir_writable("--timeline", o.timeline)) ||
-        (o.report && !s_dir_writable("--report", o.report)))
+    if ((o.chart && !s_output_ok("--chart", o.chart, SL_OUTFILE_REPLACE)) ||
+        (o.timeline && !s_output_ok("--timeline", o.timeline, SL_OUTFILE_STREAM)) ||
+        (o.report && !s_output_ok("--report", o.report, SL_OUTFILE_REPLACE)))
         return S_EXIT_USAGE;
 
     /* Blocked before CMD exists, so neither its exit nor a signal can slip in before we wait for them; the sampler
@@ -597,15 +606,18 @@ int sl_cli_watch(int argc, char **argv) {
     sl_memwatch *fast = NULL, *slow = NULL, *fast_running = NULL;
     if (use_fast && s_start_sampler(&w, S_FAST_MS, &o, NULL, &fast) == 0)
         fast_running = fast;
+    bool outputs_failed = false; /* an output file could not be written: exit 3 where CMD exited 0 */
+    bool timeline_said = false;
     if (s_start_sampler(&w, o.interval_ms, &o, o.timeline, &slow) < 0 && o.timeline) {
         o.timeline = NULL; /* said why above; the watch itself goes on */
+        outputs_failed = true;
         s_start_sampler(&w, o.interval_ms, &o, NULL, &slow);
     }
 
     s_live lv = {.on = o.live && isatty(STDERR_FILENO) && (fast || slow)};
     if (lv.on && !(lv.tl = sl_timeline_new(128)))
         lv.on = false;
-    s_wait_exit(w.pid, &waited, start_s, start_s + fast_s, &fast_running, slow, &lv, o.limit_bytes);
+    s_wait_exit(w.pid, &waited, start_s, start_s + fast_s, &fast_running, slow, &lv, o.limit_bytes, &timeline_said);
     bool fast_whole_run = fast_running != NULL;
 
     /* CMD is a zombie now: its pid cannot be reused until we reap it, so stop reading /proc for it first. */
@@ -645,6 +657,8 @@ int sl_cli_watch(int argc, char **argv) {
         sl_memwatch_stop(fast_running);
     if (slow)
         sl_memwatch_stop(slow);
+    if (s_timeline_failed(slow, &timeline_said))
+        outputs_failed = true;
 
     char cmdline[200];
     s_command_line(o.cmd, o.cmd_argc, cmdline, sizeof(cmdline));
@@ -671,17 +685,20 @@ int sl_cli_watch(int argc, char **argv) {
         if (crc < 0) {
             const char *why = sl_last_error();
             fprintf(stderr, "%s: --chart %s: %s\n", s_prog, o.chart, why[0] ? why : sl_strerror(crc));
+            outputs_failed = true;
         }
     }
     if (o.report) {
-        FILE *f = fopen(o.report, "we");
-        if (f) {
-            s_print_json(f, &o, &r);
-            if (fclose(f) != 0)
-                f = NULL;
+        sl_outfile *f = NULL;
+        int frc = sl_outfile_open(o.report, SL_OUTFILE_REPLACE, "--report", &f);
+        if (frc == 0) {
+            s_print_json(sl_outfile_stream(f), &o, &r);
+            frc = sl_outfile_close(f);
         }
-        if (!f)
-            fprintf(stderr, "%s: --report %s: %s\n", s_prog, o.report, strerror(errno));
+        if (frc < 0) {
+            fprintf(stderr, "%s: %s\n", s_prog, sl_last_error());
+            outputs_failed = true;
+        }
     }
     if (o.json)
         s_print_json(stderr, &o, &r);
@@ -699,5 +716,6 @@ int sl_cli_watch(int argc, char **argv) {
     while (sigtimedwait(&waited, NULL, &zero) > 0) {
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    return r.exit_code;
+    /* CMD's own status, unless it succeeded and what was asked of the watch (a file) could not be done. */
+    return outputs_failed && r.exit_code == 0 ? S_EXIT_OUTPUT : r.exit_code;
 }

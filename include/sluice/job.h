@@ -10,6 +10,7 @@
 
 #include "sluice/error.h"
 #include "sluice/memwatch.h"
+#include "sluice/outfile.h"
 #include "sluice/store.h"
 
 #ifdef __cplusplus
@@ -53,8 +54,8 @@ typedef void (*sl_job_failure_fn)(void *user_data, const char *key, int err, con
 typedef void (*sl_job_result_fn)(void *user_data, const char *line, size_t len);
 /* Called about every progress_interval_ms from the thread running sl_job_run. */
 typedef void (*sl_job_progress_fn)(void *user_data, const sl_job_stats *stats);
-/* Called with a one-line warning (no newline) from the memory sampler's thread, serialized with the other callbacks.
- * Must not call back into the job. */
+/* Called with a one-line warning (no newline) from the memory sampler's thread (or, once its workers are done, from
+ * the thread running sl_job_run), serialized with the other callbacks. Must not call back into the job. */
 typedef void (*sl_job_warning_fn)(void *user_data, const char *message);
 
 typedef struct sl_job_options {
@@ -62,6 +63,9 @@ typedef struct sl_job_options {
     const char *src_url;
     const char *dst_url;        /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
     bool recursive;             /* SL_JOB_DELETE: src may be a prefix; without it src must name one object */
+    /* SL_JOB_DELETE: confirms that src may be a whole bucket (gs://b, gs://b/) or the file-system root ("/", however
+     * spelled, symbolic links resolved). Without it such a src fails sl_job_new with SL_EINVAL, dry runs too. */
+    bool all;
     const char *const *include; /* globs (sluice/glob.h); an object must match one of them if any are given */
     size_t include_count;
     const char *const *exclude; /* an object matching any of these is skipped */
@@ -123,8 +127,16 @@ typedef struct sl_job_options {
     unsigned mem_interval_ms;  /* between samples; 0 = 1000 */
     const char *timeline_path; /* if set, every sample as a CSV line (sl_memwatch_options.timeline_path) */
     const char *chart_path;    /* if set, an SVG chart of the run written at its end (sl_mem_chart_svg) */
-    /* A timeline file that cannot be created fails sl_job_run before anything is done; a chart that cannot be written
-     * turns an otherwise successful run's 0 into that error. */
+    /* The path the caller will give sl_job_write_report, if any: checked by sl_job_new with the other output files. */
+    const char *report_path;
+    /* Output files (failures_path, timeline_path, chart_path, report_path) are written as sluice/outfile.h says: like
+     * the shell's `> FILE`, a regular file of the chart or the report replaced whole. sl_job_new checks each one
+     * (sl_outfile_check) and fails before anything is done if one cannot be written (its directory is missing or
+     * read-only, it is a directory, ...). During the run, a failure log or timeline that cannot be written (a full
+     * disk) stops the job like a job-level error: no new objects, and sl_job_run returns that error ("cannot write
+     * the failure log F: No space left on device; the job stopped there ..."). A timeline, failure log or chart that
+     * fails as the run ends turns 0 or SL_EPARTIAL into that error; a run that failed otherwise (SL_ECANCELED, a
+     * job-level error) keeps its own, and the output's error goes to on_warning. */
     sl_job_warning_fn on_warning;
 } sl_job_options;
 
@@ -166,7 +178,9 @@ SL_API void sl_job_stats_get(const sl_job *job, sl_job_stats *out);
 SL_API int sl_job_mem_verdict(const sl_job *job, sl_mem_verdict *out);
 /* Writes a JSON report (counts, bytes, duration, failures, peak RSS, the memory verdict under "memory",
  * "interrupted": the name of the signal sl_job_interrupt recorded or null, and "stop": the grace, whether in-flight
- * objects were abandoned, how many, and how many listed objects were never started) to path. */
+ * objects were abandoned, how many, and how many listed objects were never started) to path, as
+ * sl_outfile_open(path, SL_OUTFILE_REPLACE) writes (a regular file replaced whole, /dev/null written into). A write
+ * error (a full disk) fails with its code; what was at path before is then left as it was. */
 SL_API int sl_job_write_report(const sl_job *job, const char *path);
 /* NULL ok. */
 SL_API void sl_job_destroy(sl_job *job);

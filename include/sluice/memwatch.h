@@ -101,7 +101,8 @@ SL_API void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_ver
 /* ---- chart ---- */
 
 /* Writes a self-contained SVG: RSS over time, the limit line, objects/s on a second axis, the fitted trend, the
- * verdict in the title (title may be NULL). Atomic (temp + rename). */
+ * verdict in the title (title may be NULL). Written as sl_outfile_open(path, SL_OUTFILE_REPLACE) writes: a regular or
+ * new file whole (temp + rename, the mode the umask gives), a device or FIFO in place, through symbolic links. */
 SL_API int sl_mem_chart_svg(const sl_timeline *tl, const sl_mem_verdict *v, const char *title, const char *path);
 /* The same, with memory_name naming what the samples' memory is in the axis title, the legend and the footer (e.g.
  * "process tree PSS" for sl_proc_tree_rss samples); NULL or "": RSS, as sl_mem_chart_svg. */
@@ -121,7 +122,10 @@ typedef void (*sl_mem_warn_fn)(void *user_data, const sl_mem_sample *s, uint64_t
 
 typedef struct sl_memwatch_options {
     unsigned interval_ms;      /* 0 = 1000 */
-    const char *timeline_path; /* if set, every sample is appended as a CSV line (header first) */
+    /* If set, every sample is appended as a CSV line (header first), in place (SL_OUTFILE_STREAM). A file that cannot
+     * be created or whose header cannot be written fails sl_memwatch_start; a later write error ends the file there
+     * and is kept for sl_memwatch_error (the sampling goes on). */
+    const char *timeline_path;
     const char *cgroup_root;   /* NULL: see sl_cgroup_find */
     const char *proc_cgroup;   /* NULL: see sl_cgroup_find */
     uint64_t limit_bytes;      /* judge against this; 0 = the cgroup limit if any */
@@ -145,6 +149,10 @@ SL_API const sl_timeline *sl_memwatch_timeline(const sl_memwatch *mw);
 SL_API void sl_memwatch_last(const sl_memwatch *mw, sl_mem_sample *out);
 /* The verdict on the timeline so far (sl_mem_judge against opts->limit_bytes), safe while running. */
 SL_API void sl_memwatch_judge(const sl_memwatch *mw, sl_mem_verdict *out);
+/* 0 while the timeline file is written without error (or there is none); else the SL_E* code of its first write
+ * error, with its one-line message ("cannot write the timeline FILE: No space left on device") copied into buf.
+ * Safe while running; after sl_memwatch_stop it also covers the file's final flush. */
+SL_API int sl_memwatch_error(const sl_memwatch *mw, char *buf, size_t cap);
 SL_API void sl_memwatch_destroy(sl_memwatch *mw); /* stops first; NULL ok */
 
 /* ---- process trees ---- */

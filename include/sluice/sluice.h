@@ -9,5 +9,6 @@
 #include "sluice/glob.h"
 #include "sluice/store.h"
 #include "sluice/job.h"
+#include "sluice/outfile.h"
 
 #endif

@@ -33,8 +33,12 @@ typedef struct sl_url {
 
 /* Parse `text`: "gs://bucket/prefix", "s3://bucket/prefix", "file:///abs/path" (percent-decoded, host empty or
  * "localhost"), or a plain path (relative paths are made absolute against the current directory; no decoding).
- * On failure returns SL_EBADURL (SL_ENAMETOOLONG for a path over PATH_MAX, SL_ENOENT/SL_EACCES when a relative path
- * cannot be resolved, SL_ENOMEM) and sets sl_last_error() to a message that quotes the text and says what is wrong.
+ * A local path's ".." is resolved the way the kernel resolves it: after a symbolic link it leaves the link's target
+ * (the part before it is then spelled as its realpath); elsewhere, and in a part that does not exist yet, it drops the
+ * component before it. On failure returns SL_EBADURL (SL_ENAMETOOLONG for a path over PATH_MAX, SL_ENOENT/SL_EACCES
+ * when a relative path cannot be resolved or a ".." follows a dangling link or an unreadable directory, SL_ENOTDIR
+ * when it follows a file, SL_ENOMEM) and sets sl_last_error() to a message that quotes the text and says what is
+ * wrong.
  * `out` is zeroed on failure. */
 SL_API int sl_url_parse(const char *text, sl_url *out);
 /* Frees the strings of `url` (NULL ok) and zeroes it. */

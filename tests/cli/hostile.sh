@@ -259,6 +259,324 @@ row dst-is-a-file 3 'is a file, not a directory' - cp {FX}/src "$T/case/a-file"
 expect_eq "the file in the way is untouched" "a file" "$(cat "$T/case/a-file")"
 
 # ============================================================================================================
+say "paths: a destination that overlaps its source, '..' after a link, rm of everything, output files"
+# Fixtures of this section: a source of 300 files (the failure-log rows need many failures), a bucket whose objects
+# must never change, and a bucket rm empties. Mounts made here (bind mounts, small tmpfs) are undone by each row's
+# check, and at exit whatever a failed row left.
+PX="$T/px"
+mkdir -p "$PX/many"
+for i in $(seq -w 1 300); do echo "$i" >"$PX/many/f$i"; done
+P9_MOUNTS=()
+p9_unmount() {
+    local m
+    for m in "${P9_MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done
+    P9_MOUNTS=()
+}
+P9__PREV_EXIT_TRAP="$(trap -p EXIT)"
+eval "set -- ${P9__PREV_EXIT_TRAP:-x x x}"
+P9__PREV_EXIT_TRAP="${3:-true}"
+set --
+p9__on_exit() {
+    local rc=$?
+    p9_unmount
+    (exit "$rc")
+    eval "$P9__PREV_EXIT_TRAP"
+}
+trap p9__on_exit EXIT
+gcs_seed '{"bucket": "hostile-paths", "objects": [{"name": "d/a", "data": "alpha"}, {"name": "d/b", "data": "bravo"},
+    {"name": "p/x", "data": "x-ray"}, {"name": "p/y", "data": "yankee"}]}'
+gcs_seed '{"bucket": "hostile-rm", "objects": [{"name": "one", "data": "1"}, {"name": "sub/two", "data": "2"}]}'
+p9_gs_state() { # every object of the bucket as name:generation
+    gcs_objects "$1" | python3 -c 'import json, sys
+print(" ".join("%s:%s" % (d["name"], d["generation"]) for d in map(json.loads, sys.stdin)))'
+}
+P9_GS_BEFORE=$(p9_gs_state hostile-paths)
+gs_unchanged() { expect_eq "objects of gs://hostile-paths" "$P9_GS_BEFORE" "$(p9_gs_state hostile-paths)"; }
+
+# A destination inside the source, or the source inside the destination, is refused before anything is done, for
+# every pair of stores and however the path is spelled: the runner's snapshot shows the source untouched.
+alias_src() { ln -s "$FX/src" "$C/alias"; }
+SETUP=alias_src
+row overlap-link-same 2 'destination .*/alias \(which is .*/fx/src\) is inside the source .*/fx/src \(it is the source itself\)' \
+    - map {FX}/src {C}/alias --exec 'gzip -c'
+SETUP=alias_src
+PRE=(timeout 20)
+row overlap-link-nested 2 'destination .*/alias/zzz \(which is .*/fx/src/zzz\) is inside the source' - \
+    cp {FX}/src {C}/alias/zzz
+SETUP=alias_src
+PRE=(timeout 20)
+row overlap-link-dry-run 2 'is inside the source' - cp {FX}/src {C}/alias/zzz --dry-run
+retry_log() { alias_src && printf '{"key":"a.txt","error":"x"}\n' >"$AUX/log"; }
+SETUP=retry_log
+row overlap-retry-failed 2 'is inside the source' - sync {FX}/src {C}/alias --retry-failed {AUX}/log
+row overlap-src-in-dst 2 'the source .*/fx/src/sub is inside the destination .*/fx/src: an output could replace a source object' \
+    - cp {FX}/src/sub {FX}/src
+# One object as the source: refused only when its output would be that object itself.
+row overlap-single-object 2 'destination .*/fx/src holds the source .*/fx/src/a.txt: its output would replace the source itself' \
+    - map {FX}/src/a.txt {FX}/src --exec 'gzip -c'
+SETUP=alias_src
+row overlap-single-object-link 2 'holds the source .*/fx/src/a.txt' - map {FX}/src/a.txt {C}/alias --exec 'gzip -c'
+own_src() { mkdir -p "$DST" && cp -r "$FX/src" "$DST/src"; }
+beside_src() {
+    expect_eq "the source" alpha "$(cat "$DST/src/a.txt")"
+    expect_eq "the output beside it" alpha "$(gunzip -c "$DST/src/a.txt.gz")"
+}
+SETUP=own_src
+row overlap-single-suffix 0 - beside_src map {DST}/src/a.txt {DST}/src --exec 'gzip -c' --suffix .gz -q
+bind_src() {
+    mkdir -p "$C/mnt" && mount --bind "$FX/src" "$C/mnt" 2>/dev/null && P9_MOUNTS+=("$C/mnt") && return 0
+    skip_note "cannot bind-mount here (not root): row skipped"
+    return 1
+}
+SETUP=bind_src
+row overlap-bind-mount 2 'destination .*/mnt/out is inside the source .*/fx/src' p9_unmount cp {FX}/src {C}/mnt/out
+# gs:// (any bucket scheme): the same bucket and the same or a nested directory-like prefix.
+row gs-overlap-same 2 'destination gs://hostile-paths/d is inside the source gs://hostile-paths/d \(it is the source itself\)' \
+    gs_unchanged map gs://hostile-paths/d gs://hostile-paths/d --exec 'gzip -c'
+row gs-overlap-same-slash 2 'is inside the source' gs_unchanged cp gs://hostile-paths/p/ gs://hostile-paths/p
+PRE=(timeout 20)
+row gs-overlap-nested 2 'destination gs://hostile-paths/p/zz is inside the source gs://hostile-paths/p' gs_unchanged \
+    cp gs://hostile-paths/p gs://hostile-paths/p/zz
+row gs-overlap-src-in-bucket-root 2 'the source gs://hostile-paths/p is inside the destination gs://hostile-paths' \
+    gs_unchanged cp gs://hostile-paths/p gs://hostile-paths
+row gs-overlap-bucket-root-src 2 'destination gs://hostile-paths/copy is inside the source gs://hostile-paths' \
+    gs_unchanged sync gs://hostile-paths/ gs://hostile-paths/copy --dry-run
+row gs-overlap-single-object 2 'destination gs://hostile-paths/d holds the source gs://hostile-paths/d/a' gs_unchanged \
+    map gs://hostile-paths/d/a gs://hostile-paths/d --exec 'gzip -c'
+# Not overlapping: "p" never covers "p2"; a suffix keeps one object's output beside it; map to '-' writes nothing.
+gs_added() { # gs_added NAME...: the bucket holds its objects as they were, plus exactly these
+    local now o before
+    now=$(p9_gs_state hostile-paths)
+    read -r -a before <<<"$P9_GS_BEFORE"
+    for o in "${before[@]}"; do
+        case " $now " in *" $o "*) ;; *) fail "gs://hostile-paths/${o%%:*}" "unchanged ($o)" "$now" ;; esac
+    done
+    expect_eq "objects" "$(printf '%s\n' "${before[@]}" "$@" | sed 's/:.*//' | LC_ALL=C sort | tr '\n' ' ')" \
+        "$(tr ' ' '\n' <<<"$now" | sed 's/:.*//' | tr '\n' ' ')"
+}
+p2_added() { gs_added p2/x p2/y; }
+row gs-prefix-sibling 0 - p2_added cp gs://hostile-paths/p gs://hostile-paths/p2 -q
+suffix_added() { gs_added p2/x p2/y d/a.out; }
+row gs-single-suffix 0 - suffix_added map gs://hostile-paths/d/a gs://hostile-paths/d --exec cat --suffix .out -q
+row gs-overlap-stdout 0 - - map gs://hostile-paths/d - --op md5 -q
+expect_eq "map to - lines" 3 "$(wc -l <"$OUT")"
+
+# '..' is resolved the way the kernel resolves it: after a symbolic link it leaves the link's target.
+dotdot_tree() {
+    mkdir -p "$C/pl/real/sub"
+    ln -s real/sub "$C/pl/lnk"
+    echo pl >"$C/pl/marker"
+    echo real >"$C/pl/real/marker"
+}
+reads_like_cat() { expect_eq "what cat(1) reads" "$(cat "$C/pl/lnk/../marker")" "$(cat "$OUT")"; }
+SETUP=dotdot_tree
+row dotdot-cat-relative 0 - reads_like_cat cat pl/lnk/../marker
+SETUP=dotdot_tree
+row dotdot-cat-file-url 0 - reads_like_cat cat file://{C}/pl/lnk/../marker
+SETUP=dotdot_tree
+row dotdot-ls-dot 0 - - ls pl/lnk/./..
+expect_out marker sub/
+dotdot_dst() { mkdir -p "$DST/real/sub" && ln -s real/sub "$DST/lnk"; }
+p9_copied_to() { expect_eq "files in $1" "$(printf '%s\n' a.txt b.txt sub/c.txt)" "$(files_in "$1")"; }
+written_like_shell() {
+    p9_copied_to "$DST/real/out"
+    [ ! -e "$DST/out" ] || fail "cp to lnk/../out" "nothing at $DST/out" "$(find "$DST/out")"
+}
+SETUP=dotdot_dst
+row dotdot-cp 0 - written_like_shell cp {FX}/src {DST}/lnk/../out -q
+new_below_link() { p9_copied_to "$DST/real/sub/out"; }
+SETUP=dotdot_dst
+row dotdot-cp-not-created 0 - new_below_link cp {FX}/src {DST}/lnk/new/../out -q
+dangling() { ln -s nowhere "$C/dangling"; }
+SETUP=dangling
+row dotdot-dangling 3 'dangling/\.\./x: cannot resolve .\.\.. after .*/dangling: a symbolic link to nothing' - \
+    cat dangling/../x
+
+# rm of a whole bucket or of / needs --all. The local rows exclude every key ('**'), so that even a sluice without
+# the check would delete nothing (the first row proves the exclusion alone keeps everything).
+keep_copy() { mkdir -p "$DST" && cp -r "$FX/src/." "$DST"; }
+kept() { src_copied; }
+SETUP=keep_copy
+row rm-exclude-everything 0 - kept rm -r {DST} --exclude '**' -q
+PRE=(timeout 20)
+row rm-root 2 'refusing to delete every object under file:///: that is every file on the machine; add --all' - \
+    rm -r / --exclude '**'
+PRE=(timeout 20)
+row rm-root-dry-run 2 'refusing to delete every object under file:///' - rm -r / --dry-run --include 'no-such-key-p9'
+PRE=(timeout 20)
+row rm-root-spelled 2 'refusing to delete every object under file:///' - rm -r "${P9_EMPTY:-}/" --exclude '**'
+PRE=(timeout 20)
+row rm-root-file-url 2 'refusing to delete every object under file:///' - rm -r file:///tmp/.. --exclude '**'
+root_link() { ln -s / "$C/root"; }
+SETUP=root_link
+PRE=(timeout 20)
+row rm-root-link 2 'refusing to delete every object under file://.*/root \(which is /\)' - rm -r {C}/root --exclude '**'
+# rm -r would delete a failure log (or report, timeline, chart) it is writing inside what it deletes: refused.
+SETUP=keep_copy
+row rm-log-inside 2 'the failure log .*/dst/f.jsonl is inside file://.*/dst, which rm -r deletes: write it somewhere else' \
+    kept rm -r {DST} --failures {DST}/f.jsonl
+rm_kept() { expect_eq "objects of gs://hostile-rm" "one sub/two" "$(p9_gs_state hostile-rm | sed 's/:[0-9]*//g')"; }
+row rm-bucket-root 2 'refusing to delete every object under gs://hostile-rm: that is the whole bucket; add --all' \
+    rm_kept rm -r gs://hostile-rm
+row rm-bucket-root-slash-dry 2 'refusing to delete every object under gs://hostile-rm' rm_kept \
+    rm -r gs://hostile-rm/ --dry-run
+rm_listed() { expect_eq "dry-run lines" 2 "$(wc -l <"$OUT")"; rm_kept; }
+row rm-bucket-root-all-dry 0 - rm_listed rm -r gs://hostile-rm/ --all --dry-run -q
+rm_emptied() { expect_eq "objects of gs://hostile-rm" "" "$(p9_gs_state hostile-rm)"; }
+row rm-bucket-root-all 0 - rm_emptied rm -r gs://hostile-rm --all -q
+
+# Output files are written like `> FILE`: a device or a FIFO is written into, a link is followed. As root, device
+# nodes of our own (the numbers of /dev/null and /dev/full) stand in for the machine's, so that a sluice that
+# replaced them would replace ours; without root the machine's own are used (they cannot be replaced then).
+# (In a hidden directory: the runner's snapshot leaves out what writes into them may touch.)
+P9_NULL="" P9_FULL=""
+mkdir -p "$T/.p9dev"
+if mknod "$T/.p9dev/null" c 1 3 2>/dev/null && mknod "$T/.p9dev/full" c 1 7 2>/dev/null &&
+    : >"$T/.p9dev/null" 2>/dev/null; then
+    chmod 666 "$T/.p9dev/null" "$T/.p9dev/full"
+    P9_NULL="$T/.p9dev/null" P9_FULL="$T/.p9dev/full"
+elif [ "$(id -u)" != 0 ]; then
+    P9_NULL=/dev/null P9_FULL=/dev/full
+else
+    skip_note "root, and no device node can be made in the scratch directory: the device rows are skipped"
+fi
+devices_kept() {
+    [ -c "$P9_NULL" ] && [ -c "$P9_FULL" ] || fail "the device nodes" "still character devices" "$(ls -l "$P9_NULL" "$P9_FULL")"
+}
+if [ -n "$P9_NULL" ]; then
+    row out-null-chart-report 0 - devices_kept cp {FX}/src {DST} -q --chart "$P9_NULL" --report "$P9_NULL"
+    row out-null-log-timeline 1 'FAILED' devices_kept map {FX}/src {DST} --exec false --failures "$P9_NULL" \
+        --timeline "$P9_NULL" --chart "$P9_NULL"
+    # Written into, every write fails with ENOSPC: a job error (3), whatever the objects did, said in one line.
+    row out-full-failures 3 'cannot write the failure log .*/full: No space left on device; the job stopped there' \
+        devices_kept map {FX}/src - --exec false -q --failures "$P9_FULL"
+    row out-full-report-partial 3 'cannot write the report .*/full: No space left on device' devices_kept \
+        map {FX}/src - --exec false -q --report "$P9_FULL"
+    row out-full-chart 3 'cannot write the chart .*/full: No space left on device' devices_kept \
+        cp {FX}/src {DST} -q --chart "$P9_FULL"
+    row out-full-timeline 3 'cannot write the timeline .*/full: No space left on device' devices_kept \
+        cp {FX}/src {DST} -q --timeline "$P9_FULL"
+    # Only once our own nodes survived: the machine's /dev/null.
+    if [ "$P9_NULL" != /dev/null ]; then
+        sys_null_kept() { [ -c /dev/null ] || fail "/dev/null" "a character device" "$(ls -l /dev/null)"; }
+        row out-dev-null 0 - sys_null_kept cp {FX}/src {DST} -q --chart /dev/null --report /dev/null
+    fi
+fi
+fifo_reader() {
+    mkfifo "$AUX/fifo"
+    timeout 60 cat "$AUX/fifo" >"$AUX/fifo.out" &
+    P9_READER=$!
+}
+fifo_read() {
+    wait "$P9_READER" || fail "the FIFO's reader" "got the chart and exited 0" "exit $?"
+    [ -p "$AUX/fifo" ] || fail "the FIFO" "still a FIFO" "$(ls -l "$AUX/fifo")"
+    grep -q '</svg>' "$AUX/fifo.out" || fail "what the reader got" "a whole SVG" "$(head -c 200 "$AUX/fifo.out")"
+}
+SETUP=fifo_reader
+row out-fifo-chart 0 - fifo_read cp {FX}/src {DST} -q --chart {AUX}/fifo
+links_out() { mkdir -p "$AUX/real" && ln -s real/chart.svg "$AUX/chart.svg" && ln -s real/r.json "$AUX/r.json"; }
+through_links() {
+    [ -L "$AUX/chart.svg" ] && [ -L "$AUX/r.json" ] || fail "the links" "still links" "$(ls -l "$AUX")"
+    grep -q '</svg>' "$AUX/real/chart.svg" || fail "the chart's target" "the SVG" "$(head -c 200 "$AUX/real/chart.svg")"
+    expect_eq "the report's target" 3 "$(json_field "$AUX/real/r.json" 'd["objects"]["done"]')"
+    expect_eq "files beside the links and their targets (no temp file left)" "chart.svg r.json real chart.svg r.json" \
+        "$(cd "$AUX" && ls -A | tr '\n' ' ' && ls -A real | tr '\n' ' ' | sed 's/ $//')"
+    expect_eq "modes (umask 027)" "640 640" "$(stat -c %a "$AUX/real/chart.svg" "$AUX/real/r.json" | tr '\n' ' ' | sed 's/ $//')"
+}
+SETUP=links_out
+PRE=(sh -c 'umask 027 && exec "$@"' sh)
+row out-symlinks 0 - through_links cp {FX}/src {DST} -q --chart {AUX}/chart.svg --report {AUX}/r.json
+
+# Output files are checked before anything runs (exit 3, nothing created); one that cannot be written during the
+# run (a full disk) stops the job with exit 3, said in one line; a report that cannot be replaced leaves the old one.
+row out-report-no-dir 3 'cannot write the report .*/aux/no/such/r.json: directory .*/aux/no/such: No such file or directory' \
+    nothing_created cp {FX}/src {DST} --report {AUX}/no/such/r.json
+row out-report-is-dir 3 'cannot write the report .*/aux: it is a directory' nothing_created cp {FX}/src {DST} --report {AUX}
+row out-chart-no-dir 3 'cannot write the chart' nothing_created map {FX}/src {DST} --op md5 --chart {AUX}/no/c.svg
+small_fs() { # a 1 MiB tmpfs at $AUX/small; $1: bytes left free once it is filled (0: full)
+    mkdir -p "$AUX/small"
+    if ! mount -t tmpfs -o size=1m,mode=755 sluice-p9 "$AUX/small" 2>/dev/null; then
+        skip_note "cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN): row skipped"
+        return 1
+    fi
+    P9_MOUNTS+=("$AUX/small")
+    head -c 2M /dev/zero >"$AUX/small/fill" 2>/dev/null || true
+    [ "${1:-0}" = 0 ] || truncate -s "-$1" "$AUX/small/fill"
+}
+small_ro() { small_fs 0 && mount -o remount,ro "$AUX/small"; }
+SETUP=small_ro
+row out-report-read-only 3 'cannot write the report .*/small/r.json: cannot create files in .*/small: Read-only file system' \
+    nothing_created cp {FX}/src {DST} --report {AUX}/small/r.json
+small_4k() { small_fs 4096; }
+log_torn() {
+    local lines
+    lines=$(wc -l <"$AUX/small/f.jsonl")
+    [ "$lines" -lt 300 ] || fail "the failure log on a full disk" "cut short" "$lines lines"
+    if [ "$(tail -c 1 "$AUX/small/f.jsonl" | od -An -c | tr -d ' ')" != '\n' ]; then
+        run "$SLUICE" map "$PX/many" - --exec false -q --retry-failed "$AUX/small/f.jsonl"
+        expect_rc 2 # a torn last line is refused by --retry-failed: the run that wrote it said so with exit 3
+    fi
+    p9_unmount
+}
+SETUP=small_4k
+row out-failures-disk-full 3 'cannot write the failure log .*/small/f.jsonl: No space left on device; the job stopped there: 0 objects done, [0-9]+ failed, [0-9]+ not started' \
+    log_torn map "$PX/many" - --exec false -q --failures {AUX}/small/f.jsonl
+old_report() {
+    small_fs 0 || return 1
+    rm -f "$AUX/small/fill"
+    echo "old report" >"$AUX/small/r.json"
+    head -c 2M /dev/zero >"$AUX/small/fill" 2>/dev/null || true
+}
+report_kept() {
+    expect_eq "the report that was there" "old report" "$(cat "$AUX/small/r.json")"
+    expect_eq "files on the full file system (no temp file left)" "fill r.json" "$(cd "$AUX/small" && ls -A | tr '\n' ' ' | sed 's/ $//')"
+    p9_unmount
+}
+SETUP=old_report
+row out-report-disk-full 3 'cannot write the report .*/small/r.json: No space left on device' report_kept \
+    cp {FX}/src {DST} -q --report {AUX}/small/r.json
+timeline_cut() {
+    [ "$(wc -l <"$AUX/small/t.csv")" -gt 1 ] || fail "the timeline" "some lines before the disk filled" "$(wc -l <"$AUX/small/t.csv")"
+    p9_unmount
+}
+SETUP=small_4k
+row out-timeline-disk-full 3 'cannot write the timeline .*/small/t.csv: No space left on device; the job stopped there' \
+    timeline_cut map "$PX/many" {DST} --exec 'sleep 0.2' -j 1 -q --mem-interval 10 --timeline {AUX}/small/t.csv
+
+# sluice watch: the same files, the same rules; its own exit status is CMD's, or 3 when CMD exited 0 but a file
+# could not be written (its text block on stderr does not fit the table's one-message-per-line rule).
+say "paths: sluice watch --chart/--report/--timeline into devices, FIFOs and full disks"
+if [ -n "$P9_NULL" ]; then
+    run "$SLUICE" watch --chart "$P9_NULL" --report "$P9_NULL" -- true
+    expect_rc 0
+    devices_kept
+    run "$SLUICE" watch --report "$P9_FULL" -- true
+    expect_rc 3
+    expect_err_contains "sluice: watch: cannot write --report $P9_FULL: No space left on device"
+    run "$SLUICE" watch --chart "$P9_FULL" -- sh -c 'exit 5'
+    expect_rc 5 # CMD's own failure wins
+    expect_err_contains "cannot write the chart $P9_FULL: No space left on device"
+    devices_kept
+fi
+C="$T/case/watch-fifo" AUX="$T/case/watch-fifo/aux"
+mkdir -p "$AUX"
+fifo_reader
+run "$SLUICE" watch --chart "$AUX/fifo" -- true
+expect_rc 0
+fifo_read
+C="$T/case/watch-full" AUX="$T/case/watch-full/aux"
+mkdir -p "$AUX"
+if small_fs 4096; then
+    run "$SLUICE" watch --interval 10 --timeline "$AUX/small/t.csv" -- sleep 3
+    expect_rc 3
+    expect_err_contains "sluice: watch: cannot write the timeline $AUX/small/t.csv: No space left on device (the timeline ends there; the watch goes on)"
+    # Said while CMD ran: before the summary block, which comes once CMD has exited.
+    [ "$(grep -n 'the timeline ends there' "$ERR" | cut -d: -f1)" -lt "$(grep -n '^sluice watch: sleep 3' "$ERR" | cut -d: -f1)" ] ||
+        fail "the timeline's error" "said before the summary" "$(cat "$ERR")"
+    p9_unmount
+fi
+
+# ============================================================================================================
 say "a destination file system that is full (1 MiB tmpfs) or read-only"
 MOUNTED=()
 mount_small() { # mounts a 1 MiB tmpfs at $DST; false (row skipped) where mount is not permitted

@@ -473,16 +473,19 @@ static void test_memory_timeline_chart_report(void) {
     ASSERT_TRUE(strstr(mem, "\"samples\": ") && strstr(mem, "\"peak_rss_bytes\": ") &&
                 strstr(mem, "\"bytes_per_object\": ") && strstr(mem, "\"limit_bytes\": "));
 
-    /* A timeline that cannot be written stops the run before anything is done. */
+    /* A timeline (or any output file) that cannot be written is refused before anything is done. */
     snprintf(csv, sizeof(csv), "%s/no-such-dir/mem.csv", s_root);
     o.chart_path = NULL;
-    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
-    ASSERT_TRUE(sl_job_run(job) < 0);
+    ASSERT_INT_EQ(sl_job_new(&o, &job), SL_ENOENT);
+    ASSERT_TRUE(job == NULL);
+    ASSERT_TRUE(strstr(sl_last_error(), "cannot write the timeline ") != NULL);
     ASSERT_TRUE(strstr(sl_last_error(), "no-such-dir") != NULL);
-    sl_job_stats st;
-    sl_job_stats_get(job, &st);
-    ASSERT_UINT_EQ(st.objects_done, 0);
-    sl_job_destroy(job);
+    o.timeline_path = NULL;
+    o.report_path = csv;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), SL_ENOENT);
+    ASSERT_TRUE(strstr(sl_last_error(), "cannot write the report ") != NULL);
+    o.report_path = s_root;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), SL_EISDIR);
 }
 
 typedef struct warnings {

@@ -229,6 +229,54 @@ static void test_plain_relative(void) {
     FILEP(" lead and trail ", want, false);
 }
 
+/* ".." means what the kernel makes of it: after a symbolic link it leaves the link's target, not the directory
+ * holding the link (`cat pl/lnk/../marker` reads pl/real/marker when lnk -> real/sub). Plain paths, file:// URLs,
+ * relative paths and destinations not created yet alike. */
+static void test_dotdot_after_symlink(void) {
+    char want[PATH_MAX + 64], text[PATH_MAX + 64];
+    ASSERT_INT_EQ(mkdir("pl", 0755), 0);
+    ASSERT_INT_EQ(mkdir("pl/real", 0755), 0);
+    ASSERT_INT_EQ(mkdir("pl/real/sub", 0755), 0);
+    ASSERT_INT_EQ(symlink("real/sub", "pl/lnk"), 0);
+    ASSERT_INT_EQ(symlink("nowhere", "pl/dangling"), 0);
+    FILE *f = fopen("pl/file", "w");
+    ASSERT_TRUE(f != NULL);
+    fclose(f);
+
+    snprintf(want, sizeof(want), "%s/pl/real/marker", s_tmp);
+    FILEP("pl/lnk/../marker", want, false);
+    FILEP("./pl//lnk/./../marker", want, false);
+    snprintf(text, sizeof(text), "%s/pl/lnk/../marker", s_tmp);
+    FILEP(text, want, false);
+    snprintf(text, sizeof(text), "file://%s/pl/lnk/../marker", s_tmp);
+    FILEP(text, want, false);
+    snprintf(text, sizeof(text), "file://%s/pl/lnk/%%2E%%2E/marker", s_tmp);
+    FILEP(text, want, false);
+    snprintf(want, sizeof(want), "%s/pl/real", s_tmp);
+    FILEP("pl/lnk/..", want, true);
+    FILEP("pl/lnk/../", want, true);
+    FILEP("pl/lnk/sub2/../..", want, true);
+    /* A destination not created yet: the missing part cannot hold a link, ".." inside it drops a component. */
+    snprintf(want, sizeof(want), "%s/pl/real/sub/out", s_tmp);
+    FILEP("pl/lnk/new/../out", want, false);
+    snprintf(want, sizeof(want), "%s/pl/real/out/deeper", s_tmp);
+    FILEP("pl/lnk/../out/deeper", want, false);
+    /* Without a link before the "..", and for a link no ".." follows, the spelling is the user's. */
+    snprintf(want, sizeof(want), "%s/pl/lnk/x", s_tmp);
+    FILEP("pl/real/../lnk/x", want, false);
+    FILEP("pl/lnk/x", want, false);
+    /* What the kernel refuses is refused, naming the reason. */
+    BAD("pl/dangling/../x", SL_ENOENT, "pl/dangling/../x", "symbolic link to nothing");
+    BAD("pl/file/../x", SL_ENOTDIR, "'..' follows", "pl/file, which is not a directory");
+
+    ASSERT_INT_EQ(unlink("pl/file"), 0);
+    ASSERT_INT_EQ(unlink("pl/dangling"), 0);
+    ASSERT_INT_EQ(unlink("pl/lnk"), 0);
+    ASSERT_INT_EQ(rmdir("pl/real/sub"), 0);
+    ASSERT_INT_EQ(rmdir("pl/real"), 0);
+    ASSERT_INT_EQ(rmdir("pl"), 0);
+}
+
 static void test_long_paths(void) {
     static char text[3 * PATH_MAX], want[3 * PATH_MAX];
     char comp[300];
@@ -327,6 +375,7 @@ int main(void) {
     RUN_TEST(test_file_url_errors);
     RUN_TEST(test_plain_absolute);
     RUN_TEST(test_plain_relative);
+    RUN_TEST(test_dotdot_after_symlink);
     RUN_TEST(test_long_paths);
     RUN_TEST(test_empty_and_null);
     RUN_TEST(test_messages_are_safe);
