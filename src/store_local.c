@@ -7,10 +7,11 @@
  * selected with a bounded max-heap during one readdir pass); when the batch is used up the directory is rewound and
  * scanned again for the next B. Memory is O(depth * B), whatever the number of entries.
  *
- * Writes go to ".sluice-tmp-XXXXXX" in the target directory and are renamed into place on commit, so a half-written
- * file never appears under its final name; listings never show those temp names. The writer holds an exclusive
- * flock on its temp file from creation to rename, so a temp file nobody holds a lock on belongs to a writer that is
- * gone (killed): a listing with clean_stale removes it.
+ * Writes go to ".sluice-tmp-XXXXXX" (exactly six ASCII letters or digits after the prefix) in the target directory
+ * and are renamed into place on commit, so a half-written file never appears under its final name; listings never
+ * show a file named exactly so. The writer holds an exclusive flock on its temp file from creation to rename, so such
+ * a file nobody holds a lock on belongs to a writer that is gone (killed): a listing with clean_stale removes it. Any
+ * other name, ".sluice-tmp-notes" or a directory named like a temp file included, is an ordinary object.
  *
  * A write given a source fingerprint records it in the xattr user.sluice.source as "<size> <mtime_ns> <fingerprint>",
  * the size and mtime being the finished file's own: a file changed in place since its commit keeps the xattr but not
@@ -33,6 +34,8 @@
 
 #define S_TMP_PREFIX ".sluice-tmp-"
 #define S_TMP_PREFIX_LEN (sizeof(S_TMP_PREFIX) - 1)
+#define S_TMP_RANDOM 6 /* ASCII letters or digits after the prefix, as mkostemp makes them */
+#define S_TMP_NAME_LEN (S_TMP_PREFIX_LEN + S_TMP_RANDOM)
 #define S_DEFAULT_BATCH 4096
 /* The slot index of a batch entry is 32-bit; far beyond any sensible page size anyway. */
 #define S_MAX_BATCH (1u << 20)
@@ -159,6 +162,19 @@ static int s_fail_path(int errnum, const char *path, const char *what) {
     return sl__fail(sl__errno_to_sl(errnum), "%s: %s: %s%s", path, what, reason, s_hint(errnum));
 }
 
+/* Whether name[0, len) has exactly the form of the temp files writers make: the prefix, then S_TMP_RANDOM ASCII
+ * letters or digits. Only a file of such a name is ever taken for a write in progress or a leftover. */
+static bool s_is_temp_name(const char *name, size_t len) {
+    if (len != S_TMP_NAME_LEN || memcmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) != 0)
+        return false;
+    for (size_t i = S_TMP_PREFIX_LEN; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
 static int s_cmp(const char *a, size_t alen, const char *b, size_t blen) {
     int c = memcmp(a, b, alen < blen ? alen : blen);
     if (c)
@@ -184,8 +200,8 @@ static int s_key_to_path(const s_store *st, const char *key, char *buf) {
             why = "it has an empty path component (\"//\")";
         else if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
             why = "it has a '.' or '..' path component";
-        else if (n >= S_TMP_PREFIX_LEN && memcmp(p, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0)
-            why = "names starting with \"" S_TMP_PREFIX "\" are reserved for writes in progress";
+        else if (!slash && s_is_temp_name(p, n))
+            why = "a file named \"" S_TMP_PREFIX "\" and six letters or digits is reserved for writes in progress";
         else if (n > NAME_MAX)
             return sl__fail(SL_ENAMETOOLONG, "%s/%s: a path component of %zu bytes is too long (limit %d)", st->root,
                             key, n, NAME_MAX);
@@ -480,11 +496,6 @@ static int s_scan(s_lister *ls, s_level *lv) {
         const char *name = d->d_name;
         if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
             continue;
-        if (strncmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0) {
-            if (ls->clean_stale)
-                s_remove_stale(lv->fd, name);
-            continue;
-        }
         size_t len = strlen(name);
         if (len > NAME_MAX)
             continue;
@@ -493,6 +504,13 @@ static int s_scan(s_lister *ls, s_level *lv) {
             return kind;
         if (kind == 0)
             continue;
+        /* A file named exactly like a temp file is a write in progress or the leftover of a killed one, never an
+         * object, in a source as in a destination. */
+        if (kind == 1 && s_is_temp_name(name, len)) {
+            if (ls->clean_stale)
+                s_remove_stale(lv->fd, name);
+            continue;
+        }
         bool is_dir = kind == 2;
         /* A directory sorts as "name/": that puts its subtree exactly where its keys fall in byte order. */
         char sort_name[S_SLOT];

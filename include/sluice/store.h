@@ -116,8 +116,9 @@ typedef struct sl_list_options {
     const char *start_after; /* list only keys > start_after (byte order); NULL = from the start */
     size_t page_size;        /* objects per page/batch asked of the backend; 0 = default */
     bool fingerprints;       /* fill sl_object.source_fingerprint (local: one getxattr per file) */
-    /* Local: remove the temp files (".sluice-tmp-*") of interrupted writes whose process is gone while listing. A
-     * writer holds a lock on its temp file for its whole life; a temp file nobody holds a lock on is a leftover. */
+    /* Local: remove the temp files of interrupted writes whose process is gone while listing. Temp files are the
+     * regular files named exactly ".sluice-tmp-" and six ASCII letters or digits (no listing shows them); a writer
+     * holds a lock on its temp file for its whole life, so one nobody holds a lock on is a leftover. */
     bool clean_stale;
     /* Local, recursive: a subdirectory that cannot be opened (permission denied) is skipped, and this is called with
      * its key (ending in '/'), the error and a one-line message, from the thread calling sl_list_next; the listing

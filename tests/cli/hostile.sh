@@ -370,6 +370,71 @@ nonutf8_alone() {
 row key-not-utf8-to-gs 1 'FAILED bad\\xffbyte: .*UTF-8' nonutf8_alone cp {FX}/nonutf8 gs://hostile-keys/nu
 
 # ============================================================================================================
+say "names like sluice's temp files: only a file named .sluice-tmp- + 6 letters or digits is a write in progress"
+mkdir -p "$FX/tmplike/sub" "$FX/tmplike/.sluice-tmp-Dir123"
+echo a >"$FX/tmplike/a.txt"
+echo notes >"$FX/tmplike/.sluice-tmp-notes.txt"
+echo short >"$FX/tmplike/.sluice-tmp-abc"
+echo seven >"$FX/tmplike/.sluice-tmp-abcdefg"
+echo inside >"$FX/tmplike/.sluice-tmp-Dir123/inside"
+# Exactly the form of a temp file: a write in progress or a leftover, in a source too; never an object.
+echo partial >"$FX/tmplike/sub/.sluice-tmp-AbC123"
+TMPLIKE=(.sluice-tmp-Dir123/inside .sluice-tmp-abc .sluice-tmp-abcdefg .sluice-tmp-notes.txt a.txt)
+row tmpname-ls 0 - - ls -r {FX}/tmplike
+expect_out "${TMPLIKE[@]}"
+row tmpname-du 0 - - du {FX}/tmplike
+grep -q '^5 objects, 27 bytes ' "$OUT" || fail "du of names like temp files" "5 objects, 27 bytes" "$(cat "$OUT")"
+tmplike_copied() {
+    expect_eq "files copied" "$(printf '%s\n' "${TMPLIKE[@]}")" "$(files_in "$DST")"
+    expect_eq "content" notes "$(cat "$DST/.sluice-tmp-notes.txt")"
+}
+row tmpname-cp 0 '5 done \(0 skipped\), 0 failed of 5 objects' tmplike_copied cp {FX}/tmplike {DST}
+copy_tmplike_first() { "$SLUICE" cp -q "$FX/tmplike" "$DST"; }
+SETUP=copy_tmplike_first
+row tmpname-rerun 0 '5 done \(5 skipped\), 0 failed of 5 objects' tmplike_copied sync {FX}/tmplike {DST}
+# A destination holding the user's own files named like temp files: they stay; only a leftover of the exact form
+# that no writer holds is removed.
+dst_user_tmp_names() {
+    mkdir -p "$DST/sub"
+    echo mine >"$DST/.sluice-tmp-keep.me"
+    echo mine >"$DST/sub/.sluice-tmp-abcde"
+    echo mine >"$DST/sub/.sluice-tmp-x_yz12"
+    echo partial >"$DST/sub/.sluice-tmp-Stale9"
+}
+user_names_kept() {
+    expect_eq "files" "$(printf '%s\n' .sluice-tmp-keep.me a.txt b.txt sub/.sluice-tmp-abcde sub/.sluice-tmp-x_yz12 \
+        sub/c.txt)" "$(files_in "$DST")"
+    expect_eq "the user's file" mine "$(cat "$DST/.sluice-tmp-keep.me")"
+}
+SETUP=dst_user_tmp_names
+row tmpname-dst-user-files 0 - user_names_kept cp {FX}/src {DST} -q
+tmplike_in_dst() { mkdir -p "$DST" && cp -r "$FX/tmplike/." "$DST/" && rm "$DST/sub/.sluice-tmp-AbC123"; }
+all_removed() { expect_eq "files left" "" "$(files_in "$DST")"; }
+SETUP=tmplike_in_dst
+row tmpname-rm-r 0 '5 done \(0 skipped\), 0 failed of 5 objects' all_removed rm -r {DST}
+notes_removed() {
+    [ ! -e "$DST/.sluice-tmp-notes.txt" ] || fail "rm of .sluice-tmp-notes.txt" "removed" "still there"
+    expect_eq "files left" 4 "$(files_in "$DST" | wc -l)"
+}
+SETUP=tmplike_in_dst
+row tmpname-rm-one 0 '1 done \(0 skipped\), 0 failed of 1 objects' notes_removed rm {DST}/.sluice-tmp-notes.txt
+# gs:// keys: only the exact form is refused at a local destination (row key-temp-name); the others are copied.
+gcs_seed '{"bucket": "hostile-keys", "create_bucket": false, "objects": [
+    {"name": "tn/.sluice-tmp-notes", "data": "notes"}, {"name": "tn/.sluice-tmp-abcdefg", "data": "seven"},
+    {"name": "tn/d/.sluice-tmp-12345", "data": "five"}, {"name": "tn/.sluice-tmp-AbC123/x", "data": "in a dir"},
+    {"name": "tn/ok", "data": "ok"}]}'
+gs_tmplike_copied() {
+    expect_eq "files" "$(printf '%s\n' .sluice-tmp-AbC123/x .sluice-tmp-abcdefg .sluice-tmp-notes d/.sluice-tmp-12345 \
+        ok)" "$(files_in "$DST")"
+}
+row tmpname-gs-to-local 0 - gs_tmplike_copied cp gs://hostile-keys/tn {DST} -q
+gs_got_tmplike() {
+    expect_eq "objects at the server" "$(printf 'tl/%s\n' "${TMPLIKE[@]}")" \
+        "$(gcs_objects hostile-keys tl/ | python3 -c 'import json, sys; print("\n".join(json.loads(l)["name"] for l in sys.stdin))')"
+}
+row tmpname-local-to-gs 0 - gs_got_tmplike cp {FX}/tmplike gs://hostile-keys/tl -q
+
+# ============================================================================================================
 say "a name with a newline is escaped in every output format"
 row nl-ls 0 - - ls -r gs://hostile-keys/nl
 expect_out 'new\nline' ok

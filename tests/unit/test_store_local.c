@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -279,6 +280,13 @@ static char **s_make_tree(const char *root, size_t *count) {
         keys[n++] = strdup(name);
     }
     keys[n++] = strdup("link-to-file");
+    /* Names that only look like the temp files of writes in progress are ordinary objects, as is everything under a
+     * directory named exactly like one (writers make files, never directories, of that name). */
+    static const char *const temp_like[] = {".sluice-tmp-abc", "a/.sluice-tmp-zzz", ".sluice-tmp-dir/inside",
+                                            ".sluice-tmp-", ".sluice-tmp-abcdefg", ".sluice-tmp-ab-def",
+                                            "b/.sluice-tmp-abcdef.txt", ".sluice-tmp-Dir123/inside"};
+    for (size_t i = 0; i < sizeof(temp_like) / sizeof(temp_like[0]); i++)
+        keys[n++] = strdup(temp_like[i]);
 
     for (size_t i = 0; i < n; i++) {
         ASSERT_TRUE(keys[i] != NULL);
@@ -293,9 +301,10 @@ static char **s_make_tree(const char *root, size_t *count) {
     ASSERT_INT_EQ(symlink(s_at(other, root, "c"), s_at(path, root, "x/y/abs-link-to-dir")), 0);
     ASSERT_INT_EQ(symlink("nowhere", s_at(path, root, "dangling")), 0);
     ASSERT_INT_EQ(mkfifo(s_at(path, root, "fifo"), 0644), 0);
-    s_put(root, ".sluice-tmp-abc", "x", 1);
-    s_put(root, "a/.sluice-tmp-zzz", "x", 1);
-    s_put(root, ".sluice-tmp-dir/inside", "x", 1);
+    /* Files named exactly like temp files: never listed. */
+    s_put(root, ".sluice-tmp-AbC123", "x", 1);
+    s_put(root, "a/.sluice-tmp-zzzzzz", "x", 1);
+    s_put(root, ".sluice-tmp-Dir123/.sluice-tmp-000000", "x", 1);
 
     qsort(keys, n, sizeof(*keys), s_memcmp_keys);
     *count = n;
@@ -651,7 +660,7 @@ static void test_unsafe_keys(void) {
     open_store os = s_open(root);
     static const char *const bad[] = {
         "",   "/abs", "/",  "../x",  "a/../../x", "..",      ".",         "./a",  "a/.",           "a/..",
-        "a/", "a//b", "//", "a/./b", "../secret", "x/../..", "a/b/../..", "dir/", ".sluice-tmp-x", "a/.sluice-tmp-1",
+        "a/", "a//b", "//", "a/./b", "../secret", "x/../..", "a/b/../..", "dir/", ".sluice-tmp-abcdef", "a/.sluice-tmp-1Z2y3X",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         sl_writer *w = NULL;
@@ -680,12 +689,104 @@ static void test_unsafe_keys(void) {
 
     /* Dots that are not "." or ".." components are ordinary names. */
     static const char *const fine[] = {"...", "..a", ".a", "a./b..", "a..b/c"};
+    /* Nor is a name that only starts like a temp file, or a directory named like one. */
+    static const char *const temp_like[] = {".sluice-tmp-x", "a/.sluice-tmp-1", ".sluice-tmp-abcdefg",
+                                            ".sluice-tmp-abcde", ".sluice-tmp-abc.ef", ".sluice-tmp-abcdef/x"};
+    for (size_t i = 0; i < sizeof(temp_like) / sizeof(temp_like[0]); i++) {
+        ASSERT_OK(sl_write_open(os.client, temp_like[i], NULL, &w));
+        ASSERT_OK(sl_write(w, "t", 1));
+        ASSERT_OK(sl_write_commit(w));
+        sl_object obj;
+        ASSERT_OK(sl_stat(os.client, temp_like[i], &obj));
+        ASSERT_UINT_EQ(obj.size, 1);
+        ASSERT_OK(sl_delete(os.client, temp_like[i]));
+        ASSERT_FALSE(s_exists(s_at(path, root, temp_like[i])));
+    }
     for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
         ASSERT_OK(sl_write_open(os.client, fine[i], NULL, &w));
         ASSERT_OK(sl_write_commit(w));
         ASSERT_TRUE(s_exists(s_at(path, root, fine[i])));
     }
     ASSERT_UINT_EQ(s_count_entries(base), 2);
+    s_close(&os);
+}
+
+/* Only files named exactly like sluice's temp files (the prefix and six ASCII letters or digits) are taken for writes
+ * in progress: left out of listings, and removed by a cleaning listing when no writer holds their lock. Everything
+ * else is an ordinary object. */
+static unsigned char *s_read_range(sl_client *client, const char *key, uint64_t offset, uint64_t length, size_t chunk,
+                                   size_t *got, sl_object *info);
+
+static void test_temp_names(void) {
+    char root[PATH_MAX], path[PATH_MAX];
+    s_at(root, s_base, "temps");
+    static const char *const objects[] = {
+        ".sluice-tmp-abcdefg", "d/.sluice-tmp-", "d/.sluice-tmp-DIR000/keep", "d/.sluice-tmp-a_cdef",
+        "d/.sluice-tmp-abcde", "d/.sluice-tmp-notes", "d/.sluice-tmp-stale1.bak", "d/.sluice-tmp-\xc3\xa9" "bcde",
+        "d/other",
+    };
+    size_t n = sizeof(objects) / sizeof(objects[0]);
+    for (size_t i = 0; i < n; i++)
+        s_put(root, objects[i], objects[i], strlen(objects[i]));
+    s_put(root, "d/.sluice-tmp-Stale1", "partial", 7);
+    s_put(root, ".sluice-tmp-000000", "partial", 7);
+    s_put(root, "d/.sluice-tmp-Live01", "partial", 7);
+    ASSERT_INT_EQ(symlink("other", s_at(path, root, "d/.sluice-tmp-Link00")), 0);
+    /* A writer still at work: its lock is held (by another open file description than the cleaner's). */
+    int live = open(s_at(path, root, "d/.sluice-tmp-Live01"), O_RDWR);
+    ASSERT_TRUE(live >= 0);
+    ASSERT_INT_EQ(flock(live, LOCK_EX), 0);
+
+    open_store os = s_open(root);
+    /* A plain listing (a source) leaves the temp files out and removes nothing. */
+    for (int clean = 0; clean < 2; clean++) {
+        sl_list_options opts = {.recursive = true, .clean_stale = clean == 1, .page_size = 2};
+        sl_lister *ls;
+        sl_object obj;
+        ASSERT_OK(sl_list_open(os.client, &opts, &ls));
+        size_t i = 0;
+        int rc;
+        while ((rc = sl_list_next(ls, &obj)) == 1) {
+            ASSERT_TRUE(i < n);
+            ASSERT_STR_EQ(obj.key, objects[i]);
+            ASSERT_UINT_EQ(obj.size, strlen(objects[i]));
+            i++;
+        }
+        ASSERT_OK(rc);
+        ASSERT_UINT_EQ(i, n);
+        sl_list_close(ls);
+        ASSERT_INT_EQ(s_exists(s_at(path, root, "d/.sluice-tmp-Stale1")), clean == 0);
+        ASSERT_INT_EQ(s_exists(s_at(path, root, ".sluice-tmp-000000")), clean == 0);
+        ASSERT_TRUE(s_exists(s_at(path, root, "d/.sluice-tmp-Live01")));
+        ASSERT_TRUE(s_exists(s_at(path, root, "d/.sluice-tmp-Link00")));
+        for (size_t k = 0; k < n; k++)
+            ASSERT_TRUE(s_exists(s_at(path, root, objects[k])));
+    }
+    close(live);
+
+    /* The others are objects like any: read, replaced, deleted. */
+    size_t got;
+    unsigned char *data = s_read_range(os.client, "d/.sluice-tmp-notes", 0, SL_LENGTH_TO_END, 64, &got, NULL);
+    ASSERT_UINT_EQ(got, strlen("d/.sluice-tmp-notes"));
+    free(data);
+    sl_writer *w;
+    ASSERT_OK(sl_write_open(os.client, "d/.sluice-tmp-notes", NULL, &w));
+    ASSERT_OK(sl_write(w, "new", 3));
+    ASSERT_OK(sl_write_commit(w));
+    data = (unsigned char *)s_slurp(s_at(path, root, "d/.sluice-tmp-notes"), &got);
+    ASSERT_UINT_EQ(got, 3);
+    free(data);
+    ASSERT_OK(sl_delete(os.client, "d/.sluice-tmp-abcde"));
+    ASSERT_FALSE(s_exists(s_at(path, root, "d/.sluice-tmp-abcde")));
+    /* A key naming a file exactly like a temp file is refused everywhere. */
+    sl_object obj;
+    sl_reader *r;
+    ASSERT_ERR(sl_stat(os.client, "d/.sluice-tmp-Live01", &obj), SL_EUNSAFEKEY);
+    ASSERT_CONTAINS(sl_last_error(), "reserved for writes in progress");
+    ASSERT_ERR(sl_read_open(os.client, "d/.sluice-tmp-Live01", 0, SL_LENGTH_TO_END, NULL, &r), SL_EUNSAFEKEY);
+    ASSERT_ERR(sl_delete(os.client, "d/.sluice-tmp-Live01"), SL_EUNSAFEKEY);
+    ASSERT_ERR(sl_write_open(os.client, "d/.sluice-tmp-Zz9999", NULL, &w), SL_EUNSAFEKEY);
+    ASSERT_TRUE(s_exists(s_at(path, root, "d/.sluice-tmp-Live01")));
     s_close(&os);
 }
 
@@ -989,6 +1090,7 @@ int main(void) {
     RUN_TEST(test_one_level);
     RUN_TEST(test_atomic_write);
     RUN_TEST(test_unsafe_keys);
+    RUN_TEST(test_temp_names);
     RUN_TEST(test_umask);
     RUN_TEST(test_links_in_destination);
     RUN_TEST(test_ranged_read);
