@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -110,6 +112,11 @@ typedef struct s_reader {
     s_link link;
     int fd;
     uint64_t pos, end;
+    uint64_t offset;  /* where the range starts */
+    bool to_eof;      /* the file system reports a size of 0 (/proc and the like): read until end of file */
+    uint64_t size;    /* the file's size when opened */
+    int64_t mtime_ns; /* and its mtime: both must be the same once the range has been read */
+    bool changed;     /* it was not: every read fails */
     char path[];
 } s_reader;
 
@@ -215,6 +222,38 @@ static int s_key_to_path(const s_store *st, const char *key, char *buf) {
     if (n < 0 || n >= PATH_MAX)
         return sl__fail(SL_ENAMETOOLONG, "%s/%s: path too long (limit %d bytes)", st->root, key, S_KEY_MAX);
     return 0;
+}
+
+static int64_t s_mtime_ns(const struct stat *st) {
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* Whether the open file `fd` has at least one byte to read. */
+static bool s_has_content(int fd) {
+    char c;
+    ssize_t n;
+    while ((n = pread(fd, &c, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n > 0;
+}
+
+/* Whether `fd` is on a file system whose file sizes say nothing of their content (proc, sysfs, debugfs, ...). */
+static bool s_is_pseudo_fs(int fd) {
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        return false;
+    switch ((unsigned long)sf.f_type) {
+    case PROC_SUPER_MAGIC:
+    case SYSFS_MAGIC:
+    case DEBUGFS_MAGIC:
+    case TRACEFS_MAGIC:
+    case SECURITYFS_MAGIC:
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void s_fill_object(sl_object *out, const char *key, size_t key_len, const struct stat *st) {
@@ -796,15 +835,33 @@ static int s_read_open(sl_client *client, const char *key, uint64_t offset, uint
         goto on_error;
     }
     uint64_t size = (uint64_t)sb.st_size;
-    if (offset > size) {
+    r->size = size;
+    r->mtime_ns = s_mtime_ns(&sb);
+    r->changed = false;
+    r->offset = r->pos = offset;
+    /* A size of 0 is what /proc, cgroup and similar file systems report for files that do have content: such a file
+     * is read to its end, never taken for an empty one. Only a range counted from the end (the only way to ask for
+     * 0 bytes, "-N" of a 0-byte object) cannot be served, as its end is not known. */
+    r->to_eof = size == 0 && length > 0 && (offset == 0 || s_has_content(r->fd));
+    if (size == 0 && length == 0 && s_has_content(r->fd)) {
+        rc = sl__fail(SL_ERANGE,
+                      "%s: the file system reports a size of 0 but the file has content (as files in /proc do), so a "
+                      "range counted from its end cannot be read: read the whole file",
+                      path);
+        goto on_error;
+    }
+    if (r->to_eof) {
+        r->end = length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+    } else if (offset > size) {
         rc = sl__fail(SL_ERANGE, "%s: range starts at byte %llu, past the end of the object (%llu bytes)", path,
                       (unsigned long long)offset, (unsigned long long)size);
         goto on_error;
+    } else {
+        /* The range ends at the size seen now, so the bytes delivered match info->size; a file that changes before
+         * they are all read fails (s_read). */
+        r->end = length < size - offset ? offset + length : size;
+        (void)posix_fadvise(r->fd, (off_t)offset, (off_t)(r->end - offset), POSIX_FADV_SEQUENTIAL);
     }
-    /* The range ends at the size seen now, so the bytes delivered match info->size even if the file grows. */
-    r->pos = offset;
-    r->end = length < size - offset ? offset + length : size;
-    (void)posix_fadvise(r->fd, (off_t)offset, (off_t)(r->end - offset), POSIX_FADV_SEQUENTIAL);
     if (info)
         s_fill_object(info, key, strlen(key), &sb);
     r->base.client = client;
@@ -819,8 +876,26 @@ on_error:
     return rc;
 }
 
+/* Fails unless the file is still the size and mtime it had when opened: the bytes delivered are then all of one
+ * version of the file, the one its listing and info described. */
+static int s_check_unchanged(s_reader *r) {
+    struct stat sb;
+    if (fstat(r->fd, &sb) < 0)
+        return s_fail_path(errno, r->path, "cannot stat");
+    if ((uint64_t)sb.st_size == r->size && s_mtime_ns(&sb) == r->mtime_ns)
+        return 0;
+    r->changed = true;
+    return sl__fail(SL_EIO,
+                    "%s: changed while being read (%llu bytes when opened, %llu now%s): not used; rerun to process "
+                    "it as it is then",
+                    r->path, (unsigned long long)r->size, (unsigned long long)sb.st_size,
+                    (uint64_t)sb.st_size == r->size ? ", modified since" : "");
+}
+
 static int64_t s_read(sl_reader *reader, void *buf, size_t cap) {
     s_reader *r = (s_reader *)reader;
+    if (r->changed)
+        return sl__fail(SL_EIO, "%s: changed while being read: not used", r->path);
     uint64_t left = r->end - r->pos;
     if (left == 0)
         return 0;
@@ -832,13 +907,38 @@ static int64_t s_read(sl_reader *reader, void *buf, size_t cap) {
         ssize_t n = pread(r->fd, buf, cap, (off_t)r->pos);
         if (n > 0) {
             r->pos += (uint64_t)n;
+            /* The last byte of the range: checked before it is handed out, so no caller can take a changed file for
+             * a complete one, whether or not it reads on to the end. */
+            if (r->pos == r->end) {
+                int rc = s_check_unchanged(r);
+                if (rc < 0)
+                    return rc;
+            }
             return n;
         }
-        if (n == 0)
-            return sl__fail(SL_EIO, "%s: file shrank while being read (ended at byte %llu of %llu)", r->path,
-                            (unsigned long long)r->pos, (unsigned long long)r->end);
-        if (errno != EINTR)
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
             return s_fail_path(errno, r->path, "cannot read");
+        if (r->to_eof) {
+            if (r->pos == r->offset && r->offset > 0)
+                return sl__fail(SL_ERANGE, "%s: range starts at byte %llu, past the end of the file", r->path,
+                                (unsigned long long)r->offset);
+            r->end = r->pos;
+            int rc = s_check_unchanged(r);
+            return rc < 0 ? rc : 0;
+        }
+        /* Before the size it had when opened: it shrank, unless its file system reports sizes that are not the
+         * content's (sysfs says 4096 for every attribute). */
+        if (s_is_pseudo_fs(r->fd)) {
+            r->end = r->pos;
+            return 0;
+        }
+        r->changed = true;
+        return sl__fail(SL_EIO,
+                        "%s: changed while being read (it shrank: ended at byte %llu, not %llu): not used; rerun to "
+                        "process it as it is then",
+                        r->path, (unsigned long long)r->pos, (unsigned long long)r->end);
     }
 }
 

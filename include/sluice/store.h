@@ -142,7 +142,11 @@ SL_API int sl_stat(sl_client *client, const char *key, sl_object *out);
 #define SL_LENGTH_TO_END UINT64_MAX
 /* Opens `key` for streaming reads of bytes [offset, offset+length) (length SL_LENGTH_TO_END = to the end).
  * An offset past the end fails with SL_ERANGE. If `info` is non-NULL it receives the object's metadata
- * (info->key = key). Caller closes with sl_read_close. */
+ * (info->key = key). Caller closes with sl_read_close. Local store: the bytes delivered are those of the file as it
+ * was when opened; if its size or mtime changed, the read that reaches the end of the range fails with SL_EIO instead
+ * of returning the last bytes. A file the file system reports as 0 bytes long although it has content (/proc) is
+ * read to its end (info->size stays 0); a 0-byte range of it (what "-N" gives for a 0-byte object) fails with
+ * SL_ERANGE. */
 SL_API int sl_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
                         sl_reader **out);
 /* Turns a range as users write it into sl_read_open's offset and length for an object of `size` bytes: "A-B" bytes A

@@ -434,6 +434,30 @@ gs_got_tmplike() {
 }
 row tmpname-local-to-gs 0 - gs_got_tmplike cp {FX}/tmplike gs://hostile-keys/tl -q
 
+say "files whose size says nothing of their content (/proc), and files that change while being read"
+cat /proc/version >"$T/proc-version" # cmp(1) takes the 0 bytes /proc reports for the file's size
+row proc-cat 0 - - cat /proc/version
+expect_out_file "$T/proc-version"
+proc_copied() { expect_eq "the copy of /proc/version" "$(cat /proc/version)" "$(cat "$DST/version")"; }
+row proc-cp 0 - proc_copied cp /proc/version {DST} -q
+row proc-count 0 - - map /proc/version - --op count -q
+expect_out "{\"key\":\"version\",\"size\":0,\"bytes\":$(wc -c </proc/version),\"lines\":1}"
+row proc-range 0 - - cat --range 0-4 /proc/version
+expect_eq "bytes 0-4 of /proc/version" "$(head -c 5 /proc/version)" "$(cat "$OUT")"
+row proc-range-from-end 2 '/proc/version: the file system reports a size of 0 but the file has content' - \
+    cat --range -10 /proc/version
+# The command appends to its own source file before it reads it: the reader is still at the first of many buffers
+# (16 MiB), so the file has grown before its last byte is read, whatever the machine's speed.
+grow_src() { mkdir -p "$AUX/grow" && head -c 16777216 /dev/zero >"$AUX/grow/grow.bin" && echo ok >"$AUX/grow/ok.txt"; }
+grow_failed_alone() {
+    expect_eq "outputs" ok.txt "$(files_in "$DST")"
+    expect_err_contains "1 done (0 skipped), 1 failed of 2 objects"
+}
+SETUP=grow_src
+row grows-while-read 1 'FAILED grow.bin: .*changed while being read \(16777216 bytes when opened, 16777221 now\)' \
+    grow_failed_alone map {AUX}/grow {DST} -j 1 --shell \
+    --exec 'case "$SLUICE_KEY" in grow.bin) echo more >>"{AUX}/grow/grow.bin" ;; esac; cat'
+
 # ============================================================================================================
 say "a name with a newline is escaped in every output format"
 row nl-ls 0 - - ls -r gs://hostile-keys/nl

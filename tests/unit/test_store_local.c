@@ -964,6 +964,133 @@ static void test_ranged_read(void) {
     free(data);
 }
 
+/* Reads all of key in reads of `chunk` bytes; returns the last sl_read result (0 at a clean end, <0 on error) and the
+ * bytes delivered before it. */
+static int64_t s_read_all(sl_client *client, const char *key, size_t chunk, size_t *total) {
+    sl_reader *r;
+    ASSERT_OK(sl_read_open(client, key, 0, SL_LENGTH_TO_END, NULL, &r));
+    unsigned char buf[4096];
+    int64_t k;
+    *total = 0;
+    while ((k = sl_read(r, buf, chunk < sizeof(buf) ? chunk : sizeof(buf))) > 0)
+        *total += (size_t)k;
+    /* A reader that failed keeps failing. */
+    if (k < 0)
+        ASSERT_TRUE(sl_read(r, buf, sizeof(buf)) < 0);
+    sl_read_close(r);
+    return k;
+}
+
+/* A file is read as it was when opened, or not at all: one that grows, shrinks or is rewritten in place while being
+ * read fails before its last byte is handed out. A file whose size the file system reports as 0 is read to its end. */
+static void test_changing_files(void) {
+    char root[PATH_MAX], path[PATH_MAX];
+    s_at(root, s_base, "changing");
+    enum { SIZE = 100000 };
+    unsigned char *data = malloc(SIZE);
+    memset(data, 'c', SIZE);
+    open_store os = s_open(root);
+    sl_reader *r;
+    unsigned char buf[4096];
+    size_t total;
+
+    /* Appended to after the open: the copy would be short of what the file now holds. */
+    s_put(root, "grows", data, SIZE);
+    ASSERT_OK(sl_read_open(os.client, "grows", 0, SL_LENGTH_TO_END, NULL, &r));
+    int fd = open(s_at(path, root, "grows"), O_WRONLY | O_APPEND);
+    ASSERT_INT_EQ(write(fd, "more", 4), 4);
+    close(fd);
+    total = 0;
+    int64_t k;
+    while ((k = sl_read(r, buf, sizeof(buf))) > 0)
+        total += (size_t)k;
+    ASSERT_ERR(k, SL_EIO);
+    ASSERT_CONTAINS(sl_last_error(), "changed while being read (100000 bytes when opened, 100004 now)");
+    ASSERT_TRUE(total < SIZE); /* the last bytes were never handed out */
+    sl_read_close(r);
+
+    /* Rewritten in place, same size, after part of it was read. */
+    s_put(root, "rewritten", data, SIZE);
+    ASSERT_OK(sl_read_open(os.client, "rewritten", 0, SL_LENGTH_TO_END, NULL, &r));
+    ASSERT_INT_EQ(sl_read(r, buf, sizeof(buf)), sizeof(buf));
+    fd = open(s_at(path, root, "rewritten"), O_WRONLY);
+    ASSERT_INT_EQ(pwrite(fd, "XY", 2, 50000), 2);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 1000000000, .tv_nsec = 0}};
+    ASSERT_INT_EQ(futimens(fd, times), 0); /* a new mtime, whatever the clock's granularity */
+    close(fd);
+    while ((k = sl_read(r, buf, sizeof(buf))) > 0)
+        ;
+    ASSERT_ERR(k, SL_EIO);
+    ASSERT_CONTAINS(sl_last_error(), "modified since");
+    sl_read_close(r);
+
+    /* A range that ends before the end of the file is checked the same way. */
+    ASSERT_OK(sl_read_open(os.client, "rewritten", 10, 100, NULL, &r));
+    fd = open(s_at(path, root, "rewritten"), O_WRONLY | O_APPEND);
+    ASSERT_INT_EQ(write(fd, "z", 1), 1);
+    close(fd);
+    ASSERT_ERR(sl_read(r, buf, sizeof(buf)), SL_EIO);
+    sl_read_close(r);
+
+    /* Unchanged files are read as before, to the last byte, whatever the chunk size. */
+    ASSERT_INT_EQ(s_read_all(os.client, "rewritten", 4096, &total), 0);
+    ASSERT_UINT_EQ(total, SIZE + 1);
+    ASSERT_INT_EQ(s_read_all(os.client, "rewritten", 7, &total), 0);
+    ASSERT_UINT_EQ(total, SIZE + 1);
+    s_close(&os);
+
+    /* /proc reports 0 bytes for files that have content: they are read to their end. */
+    os = s_open("/proc/self");
+    sl_object info;
+    unsigned char *got = s_read_range(os.client, "status", 0, SL_LENGTH_TO_END, 100, &total, &info);
+    ASSERT_UINT_EQ(info.size, 0);
+    ASSERT_TRUE(total > 100);
+    ASSERT_MEM_EQ(got, "Name:", 5);
+    free(got);
+    /* A range from a given byte works; one counted from the end ("-N" of a 0-byte object asks for 0 bytes) cannot. */
+    uint64_t off, len;
+    ASSERT_OK(sl_range_parse("0-4", 0, &off, &len));
+    got = s_read_range(os.client, "status", off, len, 100, &total, NULL);
+    ASSERT_UINT_EQ(total, 5);
+    ASSERT_MEM_EQ(got, "Name:", 5);
+    free(got);
+    got = s_read_range(os.client, "status", 1, SL_LENGTH_TO_END, 100, &total, NULL);
+    ASSERT_MEM_EQ(got, "ame:", 4);
+    free(got);
+    ASSERT_OK(sl_range_parse("-10", 0, &off, &len));
+    ASSERT_ERR(sl_read_open(os.client, "status", off, len, NULL, &r), SL_ERANGE);
+    ASSERT_CONTAINS(sl_last_error(), "reports a size of 0 but the file has content");
+    ASSERT_OK(sl_read_open(os.client, "status", 1000000, SL_LENGTH_TO_END, NULL, &r));
+    ASSERT_ERR(sl_read(r, buf, sizeof(buf)), SL_ERANGE);
+    ASSERT_CONTAINS(sl_last_error(), "past the end of the file");
+    sl_read_close(r);
+    s_close(&os);
+
+    /* A truly empty file stays one: "-10" of it is empty, a range past its end is refused at once. */
+    s_put(root, "empty", "", 0);
+    os = s_open(root);
+    ASSERT_OK(sl_read_open(os.client, "empty", 0, 0, NULL, &r));
+    ASSERT_INT_EQ(sl_read(r, buf, sizeof(buf)), 0);
+    sl_read_close(r);
+    ASSERT_ERR(sl_read_open(os.client, "empty", 1, SL_LENGTH_TO_END, NULL, &r), SL_ERANGE);
+    s_close(&os);
+
+    /* sysfs reports 4096 bytes for every attribute: its shorter content is all of it, not a file that shrank. */
+    const char *attr = "/sys/class/net/lo";
+    if (access("/sys/class/net/lo/mtu", R_OK) == 0) {
+        os = s_open(attr);
+        ASSERT_OK(sl_stat(os.client, "mtu", &info));
+        got = s_read_range(os.client, "mtu", 0, SL_LENGTH_TO_END, 100, &total, NULL);
+        ASSERT_TRUE(total > 0 && total < info.size);
+        ASSERT_TRUE(got[total - 1] == '\n');
+        free(got);
+        s_close(&os);
+    } else {
+        fprintf(stderr, "    SKIPPED the sysfs check: no /sys/class/net/lo/mtu here\n");
+    }
+    free(data);
+}
+
 /* The permission checks, run as a user that permissions apply to. Exits the process with 0 on success. */
 static void s_unreadable_checks(const char *root) {
     open_store os = s_open(root);
@@ -1094,6 +1221,7 @@ int main(void) {
     RUN_TEST(test_umask);
     RUN_TEST(test_links_in_destination);
     RUN_TEST(test_ranged_read);
+    RUN_TEST(test_changing_files);
     RUN_TEST(test_errors);
 
     s_free_keys(s_keys, s_nkeys);
