@@ -6,7 +6,8 @@
  * and the listers, readers and writers made from it, must never be used from two threads.
  *
  * Keys are '/'-separated paths relative to the store's prefix (the URL the store was opened with). Every store
- * lists keys in the byte order of the full key (memcmp order), the order GCS and S3 use. */
+ * lists keys in the byte order of the full key (memcmp order), the order GCS and S3 use. A local key is at most 4,095
+ * bytes (SL_ENAMETOOLONG beyond), however long the root's path: the store works relative to directory fds. */
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
 
@@ -120,9 +121,11 @@ typedef struct sl_list_options {
      * regular files named exactly ".sluice-tmp-" and six ASCII letters or digits (no listing shows them); a writer
      * holds a lock on its temp file for its whole life, so one nobody holds a lock on is a leftover. */
     bool clean_stale;
-    /* Local, recursive: a subdirectory that cannot be opened (permission denied) is skipped, and this is called with
-     * its key (ending in '/'), the error and a one-line message, from the thread calling sl_list_next; the listing
-     * goes on. NULL: such a directory ends the listing with its error. */
+    /* Local: a subdirectory that cannot be opened (permission denied, recursive listings), or a file or directory
+     * whose key would be longer than 4,095 bytes (SL_ENAMETOOLONG, with everything under it), is skipped, and this is
+     * called with its key (a directory's ending in '/'; at most 4,095 + 256 bytes), the error and a one-line message,
+     * from the thread calling sl_list_next; the listing goes on. NULL: sl_list_next returns the error instead, and the
+     * next call goes on after it. */
     void (*on_skipped)(void *user_data, const char *key, size_t key_len, int err, const char *message);
     void *on_skipped_data;
 } sl_list_options;

@@ -430,7 +430,8 @@ gs_tmplike_copied() {
 row tmpname-gs-to-local 0 - gs_tmplike_copied cp gs://hostile-keys/tn {DST} -q
 gs_got_tmplike() {
     expect_eq "objects at the server" "$(printf 'tl/%s\n' "${TMPLIKE[@]}")" \
-        "$(gcs_objects hostile-keys tl/ | python3 -c 'import json, sys; print("\n".join(json.loads(l)["name"] for l in sys.stdin))')"
+        "$(gcs_objects hostile-keys tl/ |
+            python3 -c 'import json, sys; print("\n".join(json.loads(l)["name"] for l in sys.stdin))')"
 }
 row tmpname-local-to-gs 0 - gs_got_tmplike cp {FX}/tmplike gs://hostile-keys/tl -q
 
@@ -457,6 +458,95 @@ SETUP=grow_src
 row grows-while-read 1 'FAILED grow.bin: .*changed while being read \(16777216 bytes when opened, 16777221 now\)' \
     grow_failed_alone map {AUX}/grow {DST} -j 1 --shell \
     --exec 'case "$SLUICE_KEY" in grow.bin) echo more >>"{AUX}/grow/grow.bin" ;; esac; cat'
+
+say "a local tree deeper than PATH_MAX: keys up to 4,095 bytes work, a longer one fails alone with its reason"
+# 20 directories of 200 bytes (4,020 key bytes); in the last: f (a key of 4,090 bytes: its full path is longer than
+# PATH_MAX), g (4,120 bytes) and the directory h/ (4,111 bytes) holding one file. mkdir -p cannot make such a path:
+# the tree is made one relative step at a time.
+DEEP_DIRS=()
+for i in $(seq -w 1 20); do DEEP_DIRS+=("d$i$(printf 'x%.0s' $(seq 197))"); done
+DEEP_F=$(printf 'f%.0s' $(seq 70))
+DEEP_G=$(printf 'g%.0s' $(seq 100))
+DEEP_H=$(printf 'h%.0s' $(seq 90))
+DEEP_PATH=$(printf '%s/' "${DEEP_DIRS[@]}")
+make_deep() { # make_deep DIR
+    mkdir -p "$1"
+    echo top >"$1/top.txt"
+    echo zz >"$1/zz.txt"
+    (
+        cd "$1"
+        for d in "${DEEP_DIRS[@]}"; do mkdir -p "$d" && cd "$d"; done
+        echo deep >"$DEEP_F"
+        echo long >"$DEEP_G"
+        mkdir -p "$DEEP_H" && echo inner >"$DEEP_H/inner"
+    )
+}
+deep_cat() { # deep_cat DIR: the content of DIR's f, reached one directory at a time
+    (
+        cd "$1"
+        for d in "${DEEP_DIRS[@]}"; do cd "$d"; done
+        cat "$DEEP_F"
+    )
+}
+make_deep "$FX/deep"
+if [ "${#DEEP_PATH}" != 4020 ] || [ $((${#FX} + 6 + ${#DEEP_PATH} + ${#DEEP_F})) -le 4096 ]; then
+    fail "the deep fixture" "4,020-byte directories, f's full path over 4,096 bytes" "${#DEEP_PATH}"
+fi
+DEEP_G_RE="FAILED ${DEEP_PATH}${DEEP_G}: .*/d20x+/${DEEP_G}: skipped: "
+DEEP_G_RE+="its key would be 4120 bytes long, over the limit of 4095\$"
+DEEP_H_RE="FAILED ${DEEP_PATH}${DEEP_H}/: .*/${DEEP_H}/: skipped with everything under it: "
+DEEP_H_RE+="its key would be 4111 bytes long, over the limit of 4095\$"
+deep_two_failed() { # both too-long entries fail alone, each in one whole line that ends with the reason
+    grep -qE -- "$DEEP_G_RE" "$ERR" || fail "the FAILED line of g" "/$DEEP_G_RE/" "$(cut -c1-300 "$ERR")"
+    grep -qE -- "$DEEP_H_RE" "$ERR" || fail "the FAILED line of h/" "/$DEEP_H_RE/" "$(cut -c1-300 "$ERR")"
+    expect_eq "FAILED lines" 2 "$(grep -c FAILED "$ERR")"
+}
+deep_listed() {
+    deep_two_failed
+    expect_out "$DEEP_PATH$DEEP_F" top.txt zz.txt
+}
+row deep-ls 1 'FAILED d01x+' deep_listed ls -r {FX}/deep
+deep_counted() {
+    deep_two_failed
+    grep -q '^3 objects, 12 bytes ' "$OUT" || fail "du of the deep tree" "3 objects, 12 bytes" "$(cat "$OUT")"
+}
+row deep-du 1 'FAILED d01x+' deep_counted du {FX}/deep
+deep_copied() {
+    deep_two_failed
+    expect_err_contains "3 done (0 skipped), 2 failed of 5 objects"
+    expect_eq "files copied" "$(printf '%s\n' "$DEEP_PATH$DEEP_F" top.txt zz.txt)" "$(files_in "$DST")"
+    expect_eq "the deep file's content" deep "$(deep_cat "$DST")"
+}
+row deep-cp 1 'FAILED d01x+' deep_copied cp {FX}/deep {DST}
+copy_deep_first() { "$SLUICE" cp -q "$FX/deep" "$DST" || true; }
+deep_resumed() {
+    deep_two_failed
+    expect_err_contains "3 done (3 skipped), 2 failed of 5 objects"
+}
+SETUP=copy_deep_first
+row deep-sync-rerun 1 'FAILED d01x+' deep_resumed sync {FX}/deep {DST}
+deep_md5() {
+    deep_two_failed
+    expect_eq "result lines" 3 "$(wc -l <"$OUT")"
+    grep -qF "{\"key\":\"$DEEP_PATH$DEEP_F\",\"size\":5,\"md5\":\"$(echo deep | md5sum | cut -d' ' -f1)\"}" "$OUT" ||
+        fail "md5 of the deep file" "its line" "$(cut -c1-200 "$OUT")"
+}
+row deep-map 1 'FAILED d01x+' deep_md5 map {FX}/deep - --op md5 -j 1
+# An output key over 4,095 bytes (4,090 + a suffix) fails alone, whole message, reason at its end.
+deep_suffix() {
+    expect_eq "outputs" "$(printf '%s\n' top.txt.md5sums zz.txt.md5sums)" "$(files_in "$DST")"
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+}
+row deep-dst-key-too-long 1 "FAILED $DEEP_PATH$DEEP_F: .*: the key is 4098 bytes long, over the limit of 4095 bytes\$" \
+    deep_suffix map {FX}/deep {DST} --op md5 --suffix .md5sums
+make_deep_dst() { make_deep "$DST"; }
+deep_rm_left() {
+    deep_two_failed
+    expect_eq "files left" "$(printf '%s\n' "$DEEP_PATH$DEEP_G" "$DEEP_PATH$DEEP_H/inner")" "$(files_in "$DST")"
+}
+SETUP=make_deep_dst
+row deep-rm-r 1 '3 done \(0 skipped\), 2 failed of 5 objects' deep_rm_left rm -r {DST}
+rm -rf "$FX/deep"
 
 # ============================================================================================================
 say "a name with a newline is escaped in every output format"
