@@ -732,7 +732,7 @@ static void test_temp_names(void) {
     s_at(root, s_base, "temps");
     static const char *const objects[] = {
         ".sluice-tmp-abcdefg", "d/.sluice-tmp-", "d/.sluice-tmp-DIR000/keep", "d/.sluice-tmp-a_cdef",
-        "d/.sluice-tmp-abcde", "d/.sluice-tmp-notes", "d/.sluice-tmp-stale1.bak", "d/.sluice-tmp-\xc3\xa9" "bcde",
+        "d/.sluice-tmp-abcde", "d/.sluice-tmp-notes", "d/.sluice-tmp-stale1.bak", ("d/.sluice-tmp-\xc3\xa9" "bcde"),
         "d/other",
     };
     size_t n = sizeof(objects) / sizeof(objects[0]);
@@ -1126,10 +1126,10 @@ static void s_put_at(int dirfd, const char *name, const char *data) {
     close(fd);
 }
 
-/* "D[0]/.../D[19]/<name>"; caller frees. */
+/* "D[0]/.../D[19]/<name>", with room for one more byte; caller frees. */
 static char *s_deep_key(const char *name) {
     size_t len = S_DEEP_LEVELS * 201 + strlen(name);
-    char *key = malloc(len + 1);
+    char *key = malloc(len + 2);
     ASSERT_TRUE(key != NULL);
     for (int i = 0; i < S_DEEP_LEVELS; i++) {
         memcpy(key + i * 201, s_deep_dir[i], 200);
