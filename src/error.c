@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char tl_message[1024];
@@ -44,24 +45,59 @@ const char *sl_version(void) {
     return SL_VERSION_STRING;
 }
 
+/* Sets the message to fmt/ap followed by `tail` (may be ""). A message that does not fit loses bytes from its middle,
+ * not its end: the end says what went wrong ("...: path too long"), the start which store and object, and only a
+ * long path or key quoted in between is shortened. */
+static void s_set_message(const char *tail, const char *fmt, va_list ap) {
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(tl_message, sizeof(tl_message), fmt, ap);
+    size_t tail_len = strlen(tail);
+    if (n >= 0 && (size_t)n + tail_len < sizeof(tl_message)) {
+        memcpy(tl_message + n, tail, tail_len + 1);
+        va_end(again);
+        return;
+    }
+    size_t len = n < 0 ? 0 : (size_t)n + tail_len;
+    char *full = n < 0 ? NULL : malloc(len + 1);
+    if (!full) {
+        /* No room to shorten it properly: the start, as vsnprintf left it. */
+        va_end(again);
+        return;
+    }
+    vsnprintf(full, (size_t)n + 1, fmt, again);
+    va_end(again);
+    memcpy(full + n, tail, tail_len + 1);
+    static const char mark[] = " [...] ";
+    size_t keep = sizeof(tl_message) - 1 - (sizeof(mark) - 1), head = keep / 3, rest = len - (keep - head);
+    /* Cut between characters, not inside a UTF-8 sequence. */
+    while (head > 0 && ((unsigned char)full[head] & 0xC0) == 0x80)
+        head--;
+    while (rest < len && ((unsigned char)full[rest] & 0xC0) == 0x80)
+        rest++;
+    memcpy(tl_message, full, head);
+    memcpy(tl_message + head, mark, sizeof(mark) - 1);
+    memcpy(tl_message + head + sizeof(mark) - 1, full + rest, len - rest + 1);
+    free(full);
+}
+
 int sl__fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_message, sizeof(tl_message), fmt, ap);
+    s_set_message("", fmt, ap);
     va_end(ap);
     return code;
 }
 
 int sl__fail_errno(int errnum, const char *fmt, ...) {
-    char errbuf[128];
+    char errbuf[128], tail[160];
     /* strerror_r (GNU flavour under _GNU_SOURCE) may return a static string instead of filling errbuf. */
     const char *reason = strerror_r(errnum, errbuf, sizeof(errbuf));
+    snprintf(tail, sizeof(tail), ": %s", reason);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tl_message, sizeof(tl_message), fmt, ap);
+    s_set_message(tail, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(tl_message))
-        snprintf(tl_message + n, sizeof(tl_message) - (size_t)n, ": %s", reason);
     return sl__errno_to_sl(errnum);
 }
 

@@ -4,7 +4,8 @@
 
 #include "sluice/sluice.h"
 
-/* Formats the explanation into the calling thread's buffer (truncated at 1 KiB) and returns `code`. Usage:
+/* Formats the explanation into the calling thread's buffer (1 KiB: a longer one loses bytes from its middle, never its
+ * end, where the reason is) and returns `code`. Usage:
  *     return sl__fail(SL_ENOENT, "%s: no such file or directory", path); */
 int sl__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Like sl__fail with code = sl__errno_to_sl(errnum); appends ": <strerror(errnum)>" to the message. */

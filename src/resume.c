@@ -156,9 +156,21 @@ static int s_keycmp(const char *a, size_t alen, const char *b, size_t blen) {
     return c ? c : (alen < blen ? -1 : alen > blen ? 1 : 0);
 }
 
+/* A part of the destination its listing cannot show (a directory that may not be read, such as a volume's
+ * lost+found, or an entry whose key is too long for the store) holds no output this job could look up: the objects
+ * whose outputs would be there are simply done, and fail alone if that place cannot be written. */
+static void s_dst_skipped(void *user_data, const char *key, size_t key_len, int err, const char *message) {
+    (void)user_data;
+    (void)key;
+    (void)key_len;
+    (void)err;
+    (void)message;
+}
+
 int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
     memset(cur, 0, sizeof(*cur));
-    sl_list_options lo = {.recursive = true, .fingerprints = true, .clean_stale = clean_stale};
+    sl_list_options lo = {
+        .recursive = true, .fingerprints = true, .clean_stale = clean_stale, .on_skipped = s_dst_skipped};
     int rc = sl_list_open(dst, &lo, &cur->lister);
     if (rc == SL_ENOENT) {
         cur->lister = NULL; /* the destination does not exist yet: nothing to resume */

@@ -7,10 +7,15 @@
  * selected with a bounded max-heap during one readdir pass); when the batch is used up the directory is rewound and
  * scanned again for the next B. Memory is O(depth * B), whatever the number of entries.
  *
- * Writes go to ".sluice-tmp-XXXXXX" in the target directory and are renamed into place on commit, so a half-written
- * file never appears under its final name; listings never show those temp names. The writer holds an exclusive
- * flock on its temp file from creation to rename, so a temp file nobody holds a lock on belongs to a writer that is
- * gone (killed): a listing with clean_stale removes it.
+ * Writes go to ".sluice-tmp-XXXXXX" (exactly six ASCII letters or digits after the prefix) in the target directory
+ * and are renamed into place on commit, so a half-written file never appears under its final name; listings never
+ * show a file named exactly so. The writer holds an exclusive flock on its temp file from creation to rename, so such
+ * a file nobody holds a lock on belongs to a writer that is gone (killed): a listing with clean_stale removes it. Any
+ * other name, ".sluice-tmp-notes" or a directory named like a temp file included, is an ordinary object.
+ *
+ * Depth is no limit: listing opens each directory relative to its parent's fd, a key whose full path would be longer
+ * than PATH_MAX is reached relative to an fd of the root, and a write walks to its directory one component at a time.
+ * An entry whose key would be longer than S_KEY_MAX fails alone (on_skipped) and the listing goes on.
  *
  * A write given a source fingerprint records it in the xattr user.sluice.source as "<size> <mtime_ns> <fingerprint>",
  * the size and mtime being the finished file's own: a file changed in place since its commit keeps the xattr but not
@@ -22,23 +27,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_TMP_PREFIX ".sluice-tmp-"
 #define S_TMP_PREFIX_LEN (sizeof(S_TMP_PREFIX) - 1)
+#define S_TMP_RANDOM 6 /* ASCII letters or digits after the prefix, as mkostemp makes them */
+#define S_TMP_NAME_LEN (S_TMP_PREFIX_LEN + S_TMP_RANDOM)
 #define S_DEFAULT_BATCH 4096
 /* The slot index of a batch entry is 32-bit; far beyond any sensible page size anyway. */
 #define S_MAX_BATCH (1u << 20)
 /* A sort name: up to NAME_MAX bytes, '/' for a directory, NUL. */
 #define S_SLOT (NAME_MAX + 2)
-/* Keys (and full paths) must fit a PATH_MAX buffer with their NUL. */
+/* A key must fit a PATH_MAX buffer with its NUL; a full path may be longer (s_loc, s_open_dir). */
 #define S_KEY_MAX (PATH_MAX - 1)
 #define S_XATTR "user.sluice.source"
 #define S_FP_MAX 255 /* a recorded fingerprint */
@@ -47,7 +58,7 @@
 typedef struct s_store {
     sl_store base;
     char *root;       /* absolute, no trailing '/'; "" for the file-system root */
-    mode_t file_mode; /* 0666 & ~umask, applied to new files (mkostemp creates them 0600) */
+    mode_t file_mode; /* 0666 & ~umask, applied to new files (temp files are created 0600) */
 } s_store;
 
 /* Handles still open on a client, so client_destroy can close them. */
@@ -60,9 +71,11 @@ typedef struct s_link {
 typedef struct s_client {
     sl_client base;
     s_link open; /* sentinel of the circular list of open handles */
-    /* The directory the last write made sure exists, so writing many files into one directory costs no mkdir. */
-    size_t dir_cache_len; /* 0 = empty */
-    char dir_cache[PATH_MAX];
+    /* The directory the last write went into, kept open, so writing many files into one directory costs no mkdir and
+     * no walk: dir_fd (-1 = none, or lent to a writer) is key[0, dir_key_len) of that write. */
+    int dir_fd;
+    size_t dir_key_len;
+    char dir_key[PATH_MAX];
     char fp[S_XATTR_CAP]; /* the source fingerprint of the last sl_stat */
 } s_client;
 
@@ -107,6 +120,11 @@ typedef struct s_reader {
     s_link link;
     int fd;
     uint64_t pos, end;
+    uint64_t offset;  /* where the range starts */
+    bool to_eof;      /* the file system reports a size of 0 (/proc and the like): read until end of file */
+    uint64_t size;    /* the file's size when opened */
+    int64_t mtime_ns; /* and its mtime: both must be the same once the range has been read */
+    bool changed;     /* it was not: every read fails */
     char path[];
 } s_reader;
 
@@ -114,9 +132,12 @@ typedef struct s_writer {
     sl_writer base;
     s_link link;
     int fd;
-    char *tmp_path;
+    int dir_fd;       /* the directory the file goes into; every call is relative to it, so depth does not matter */
+    size_t dir_len;   /* that directory's key length */
+    const char *name; /* the file's name there (points into path) */
+    char tmp_name[S_TMP_NAME_LEN + 1];
     char *fingerprint; /* NULL: none to record */
-    char final_path[];
+    char path[];       /* "<root>/<key>", for messages */
 } s_writer;
 
 static const sl_store_vtable s_vtable;
@@ -159,6 +180,26 @@ static int s_fail_path(int errnum, const char *path, const char *what) {
     return sl__fail(sl__errno_to_sl(errnum), "%s: %s: %s%s", path, what, reason, s_hint(errnum));
 }
 
+/* s_fail_path for the path "<root>/<key>", however long (the message is shortened in its middle). */
+static int s_fail_key(int errnum, const char *root, const char *key, const char *what) {
+    char buf[128];
+    const char *reason = strerror_r(errnum, buf, sizeof(buf));
+    return sl__fail(sl__errno_to_sl(errnum), "%s/%s: %s: %s%s", root, key, what, reason, s_hint(errnum));
+}
+
+/* Whether name[0, len) has exactly the form of the temp files writers make: the prefix, then S_TMP_RANDOM ASCII
+ * letters or digits. Only a file of such a name is ever taken for a write in progress or a leftover. */
+static bool s_is_temp_name(const char *name, size_t len) {
+    if (len != S_TMP_NAME_LEN || memcmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) != 0)
+        return false;
+    for (size_t i = S_TMP_PREFIX_LEN; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
 static int s_cmp(const char *a, size_t alen, const char *b, size_t blen) {
     int c = memcmp(a, b, alen < blen ? alen : blen);
     if (c)
@@ -166,9 +207,8 @@ static int s_cmp(const char *a, size_t alen, const char *b, size_t blen) {
     return alen < blen ? -1 : alen > blen;
 }
 
-/* Rejects keys that could name something outside the root, or that a directory tree cannot hold, and writes the
- * full path of `key` into buf[PATH_MAX]. */
-static int s_key_to_path(const s_store *st, const char *key, char *buf) {
+/* Rejects keys that could name something outside the root, or that a directory tree cannot hold. */
+static int s_key_check(const s_store *st, const char *key) {
     const char *why = NULL;
     size_t len = strlen(key);
     if (!len)
@@ -184,8 +224,8 @@ static int s_key_to_path(const s_store *st, const char *key, char *buf) {
             why = "it has an empty path component (\"//\")";
         else if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
             why = "it has a '.' or '..' path component";
-        else if (n >= S_TMP_PREFIX_LEN && memcmp(p, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0)
-            why = "names starting with \"" S_TMP_PREFIX "\" are reserved for writes in progress";
+        else if (!slash && s_is_temp_name(p, n))
+            why = "a file named \"" S_TMP_PREFIX "\" and six letters or digits is reserved for writes in progress";
         else if (n > NAME_MAX)
             return sl__fail(SL_ENAMETOOLONG, "%s/%s: a path component of %zu bytes is too long (limit %d)", st->root,
                             key, n, NAME_MAX);
@@ -195,10 +235,78 @@ static int s_key_to_path(const s_store *st, const char *key, char *buf) {
     }
     if (why)
         return sl__fail(SL_EUNSAFEKEY, "%s/%s: object key is unsafe for a local directory: %s", st->root, key, why);
-    int n = snprintf(buf, PATH_MAX, "%s/%s", st->root, key);
-    if (n < 0 || n >= PATH_MAX)
-        return sl__fail(SL_ENAMETOOLONG, "%s/%s: path too long (limit %d bytes)", st->root, key, S_KEY_MAX);
+    if (len > S_KEY_MAX)
+        return sl__fail(SL_ENAMETOOLONG, "%s/%s: the key is %zu bytes long, over the limit of %d bytes", st->root, key,
+                        len, S_KEY_MAX);
     return 0;
+}
+
+/* Where the file of a key is, for the *at() calls: its full path relative to the current directory, or, when that
+ * would be longer than PATH_MAX, the key itself relative to an fd of the root (the kernel limits each path it is
+ * given, not the depth of a file), so every key of up to S_KEY_MAX bytes can be reached whatever the root. */
+typedef struct s_loc {
+    int dirfd;        /* AT_FDCWD, or an fd of the root that s_loc_close closes */
+    const char *name; /* relative to dirfd */
+    char path[PATH_MAX];
+} s_loc;
+
+/* Checks `key` and fills *loc. */
+static int s_loc_open(const s_store *st, const char *key, s_loc *loc) {
+    loc->dirfd = AT_FDCWD;
+    loc->name = loc->path;
+    int rc = s_key_check(st, key);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(loc->path, sizeof(loc->path), "%s/%s", st->root, key);
+    if (n >= 0 && (size_t)n < sizeof(loc->path))
+        return 0;
+    loc->dirfd = open(st->root[0] ? st->root : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (loc->dirfd < 0) {
+        int err = errno;
+        if (err == ENOENT || err == ENOTDIR)
+            return sl__fail(SL_ENOENT, "%s/%s: no such object (no such file)", st->root, key);
+        return s_fail_key(err, st->root, key, "cannot open the root directory");
+    }
+    loc->name = key;
+    return 0;
+}
+
+static void s_loc_close(s_loc *loc) {
+    if (loc->dirfd >= 0)
+        close(loc->dirfd);
+    loc->dirfd = AT_FDCWD;
+}
+
+static int64_t s_mtime_ns(const struct stat *st) {
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* Whether the open file `fd` has at least one byte to read. */
+static bool s_has_content(int fd) {
+    char c;
+    ssize_t n;
+    while ((n = pread(fd, &c, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n > 0;
+}
+
+/* Whether `fd` is on a file system whose file sizes say nothing of their content (proc, sysfs, debugfs, ...). */
+static bool s_is_pseudo_fs(int fd) {
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        return false;
+    switch ((unsigned long)sf.f_type) {
+    case PROC_SUPER_MAGIC:
+    case SYSFS_MAGIC:
+    case DEBUGFS_MAGIC:
+    case TRACEFS_MAGIC:
+    case SECURITYFS_MAGIC:
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void s_fill_object(sl_object *out, const char *key, size_t key_len, const struct stat *st) {
@@ -211,10 +319,9 @@ static void s_fill_object(sl_object *out, const char *key, size_t key_len, const
     }
 }
 
-/* The fingerprint recorded in the xattr of the file at `path` whose stat is `st`, copied into buf[S_XATTR_CAP];
- * NULL when there is none, or when the file's size or mtime is no longer the one recorded: it changed since. */
-static const char *s_read_fingerprint(const char *path, const struct stat *st, char *buf) {
-    ssize_t n = getxattr(path, S_XATTR, buf, S_XATTR_CAP - 1);
+/* The fingerprint in buf[0, n) (n: what getxattr answered), NUL-terminated in place; NULL when there is none, or
+ * when the file (whose stat is `st`) no longer has the size or mtime recorded with it: it changed since. */
+static const char *s_parse_fingerprint(char *buf, ssize_t n, const struct stat *st) {
     if (n <= 0)
         return NULL;
     buf[n] = '\0';
@@ -223,10 +330,31 @@ static const char *s_read_fingerprint(const char *path, const struct stat *st, c
     int used = 0;
     if (sscanf(buf, "%llu %lld %n", &size, &mtime_ns, &used) != 2 || !used || !buf[used])
         return NULL;
-    if (size != (unsigned long long)st->st_size ||
-        mtime_ns != (long long)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec)
+    if (size != (unsigned long long)st->st_size || mtime_ns != (long long)s_mtime_ns(st))
         return NULL;
     return buf + used;
+}
+
+/* The fingerprint recorded in the xattr of the file at `path` whose stat is `st`, copied into buf[S_XATTR_CAP];
+ * NULL when there is none, or when the file's size or mtime is no longer the one recorded: it changed since. */
+static const char *s_read_fingerprint(const char *path, const struct stat *st, char *buf) {
+    return s_parse_fingerprint(buf, getxattr(path, S_XATTR, buf, S_XATTR_CAP - 1), st);
+}
+
+/* s_read_fingerprint for `name` relative to `dirfd` (AT_FDCWD: a path). */
+static const char *s_read_fingerprint_at(int dirfd, const char *name, const struct stat *st, char *buf) {
+    if (dirfd == AT_FDCWD)
+        return s_read_fingerprint(name, st, buf);
+    /* There is no getxattrat: through the file itself (reading a user xattr needs read permission anyway). */
+    int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat now;
+    const char *fp = NULL;
+    if (fstat(fd, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev)
+        fp = s_parse_fingerprint(buf, fgetxattr(fd, S_XATTR, buf, S_XATTR_CAP - 1), st);
+    close(fd);
+    return fp;
 }
 
 /* Removes `name` in `dirfd` if it is a temp file no writer holds a lock on: the leftover of a killed process. The
@@ -301,7 +429,8 @@ static int s_client_new(sl_store *store, sl_client **out) {
         return sl__fail(SL_ENOMEM, "out of memory creating a client");
     c->base.store = store;
     c->open.next = c->open.prev = &c->open;
-    c->dir_cache_len = 0;
+    c->dir_fd = -1;
+    c->dir_key_len = 0;
     *out = &c->base;
     return 0;
 }
@@ -330,6 +459,8 @@ static void s_client_destroy(sl_client *client) {
             break;
         }
     }
+    if (c->dir_fd >= 0)
+        close(c->dir_fd);
     free(c);
 }
 
@@ -343,10 +474,12 @@ static s_store *s_lister_store(const s_lister *ls) {
     return (s_store *)ls->base.client->store;
 }
 
-/* The full path of the first `len` key bytes, for messages. */
-static const char *s_key_path(const s_lister *ls, size_t len, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%.*s", s_lister_store(ls)->root, (int)len, ls->key);
-    return buf;
+/* s_fail_path for the path of the first `len` key bytes followed by `name` (may be ""), however long. */
+static int s_fail_listed(const s_lister *ls, int errnum, size_t len, const char *name, const char *what) {
+    char buf[128];
+    const char *reason = strerror_r(errnum, buf, sizeof(buf));
+    return sl__fail(sl__errno_to_sl(errnum), "%s/%.*s%s: %s: %s%s", s_lister_store(ls)->root, (int)len, ls->key, name,
+                    what, reason, s_hint(errnum));
 }
 
 static char *s_slot(const s_level *lv, uint32_t slot) {
@@ -436,10 +569,7 @@ static int s_classify(s_lister *ls, s_level *lv, const struct dirent *d) {
         if (fstatat(lv->fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
                 return 0;
-            char path[PATH_MAX + S_SLOT + 32];
-            size_t n = strlen(s_key_path(ls, lv->prefix_len, path, PATH_MAX + 32));
-            snprintf(path + n, sizeof(path) - n, "%s", d->d_name);
-            return s_fail_path(errno, path, "cannot stat");
+            return s_fail_listed(ls, errno, lv->prefix_len, d->d_name, "cannot stat");
         }
         mode = st.st_mode;
         break;
@@ -471,20 +601,13 @@ static int s_scan(s_lister *ls, s_level *lv) {
         errno = 0;
         struct dirent *d = readdir(lv->dir);
         if (!d) {
-            if (errno) {
-                char path[PATH_MAX + 32];
-                return s_fail_path(errno, s_key_path(ls, lv->prefix_len, path, sizeof(path)), "cannot list");
-            }
+            if (errno)
+                return s_fail_listed(ls, errno, lv->prefix_len, "", "cannot list");
             break;
         }
         const char *name = d->d_name;
         if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
             continue;
-        if (strncmp(name, S_TMP_PREFIX, S_TMP_PREFIX_LEN) == 0) {
-            if (ls->clean_stale)
-                s_remove_stale(lv->fd, name);
-            continue;
-        }
         size_t len = strlen(name);
         if (len > NAME_MAX)
             continue;
@@ -493,6 +616,13 @@ static int s_scan(s_lister *ls, s_level *lv) {
             return kind;
         if (kind == 0)
             continue;
+        /* A file named exactly like a temp file is a write in progress or the leftover of a killed one, never an
+         * object, in a source as in a destination. */
+        if (kind == 1 && s_is_temp_name(name, len)) {
+            if (ls->clean_stale)
+                s_remove_stale(lv->fd, name);
+            continue;
+        }
         bool is_dir = kind == 2;
         /* A directory sorts as "name/": that puts its subtree exactly where its keys fall in byte order. */
         char sort_name[S_SLOT];
@@ -548,8 +678,7 @@ static int s_push_level(s_lister *ls, int fd, size_t prefix_len, const char *sta
     if (!lv->dir) {
         int e = errno;
         close(fd);
-        char path[PATH_MAX + 32];
-        return s_fail_path(e, s_key_path(ls, prefix_len, path, sizeof(path)), "cannot list");
+        return s_fail_listed(ls, e, prefix_len, "", "cannot list");
     }
     lv->fd = fd;
     lv->prefix_len = prefix_len;
@@ -625,8 +754,7 @@ static int s_descend(s_lister *ls, const s_level *lv, const s_entry *e, size_t k
     if (fd < 0) {
         if (err == ENOENT || err == ENOTDIR || err == ELOOP)
             return 0;
-        char path[PATH_MAX + 32];
-        int rc = s_fail_path(err, s_key_path(ls, key_len - 1, path, sizeof(path)), "cannot list directory");
+        int rc = s_fail_listed(ls, err, key_len - 1, "", "cannot list directory");
         if ((err == EACCES || err == EPERM) && ls->on_skipped) {
             /* One unreadable directory fails alone; the rest of the tree is still listed. */
             ls->on_skipped(ls->on_skipped_data, ls->key, key_len, rc, sl_last_error());
@@ -663,14 +791,19 @@ static int s_list_next(sl_lister *lister, sl_object *out) {
         }
         const s_entry *e = &lv->batch[lv->pos++];
         size_t key_len = lv->prefix_len + e->len;
-        if (key_len > S_KEY_MAX) {
-            char path[PATH_MAX + 32];
-            return sl__fail(SL_ENAMETOOLONG, "%s%.*s: skipped: its key would be longer than %d bytes",
-                            s_key_path(ls, lv->prefix_len, path, sizeof(path)), (int)e->len, s_slot(lv, e->slot),
-                            S_KEY_MAX);
-        }
         memcpy(ls->key + lv->prefix_len, s_slot(lv, e->slot), e->len);
         ls->key[key_len] = '\0';
+        if (key_len > S_KEY_MAX) {
+            /* Found however deep it is (levels are opened relative to their parent), but no key can name it: it fails
+             * alone, a directory with everything under it, under the key it would have. */
+            int rc = sl__fail(
+                SL_ENAMETOOLONG, "%s/%s: skipped%s: its key would be %zu bytes long, over the limit of %d",
+                s_lister_store(ls)->root, ls->key, e->is_dir ? " with everything under it" : "", key_len, S_KEY_MAX);
+            if (!ls->on_skipped)
+                return rc;
+            ls->on_skipped(ls->on_skipped_data, ls->key, key_len, rc, sl_last_error());
+            continue;
+        }
         if (e->is_dir) {
             if (!ls->recursive) {
                 s_fill_object(out, ls->key, key_len, NULL);
@@ -686,8 +819,7 @@ static int s_list_next(sl_lister *lister, sl_object *out) {
         if (fstatat(lv->fd, ls->key + lv->prefix_len, &st, 0) < 0) {
             if (errno == ENOENT)
                 continue;
-            char path[PATH_MAX + 32];
-            return s_fail_path(errno, s_key_path(ls, key_len, path, sizeof(path)), "cannot stat");
+            return s_fail_listed(ls, errno, key_len, "", "cannot stat");
         }
         if (!S_ISREG(st.st_mode))
             continue;
@@ -697,6 +829,8 @@ static int s_list_next(sl_lister *lister, sl_object *out) {
             int n = snprintf(path, sizeof(path), "%s/%s", s_lister_store(ls)->root, ls->key);
             if (n > 0 && (size_t)n < sizeof(path))
                 out->source_fingerprint = s_read_fingerprint(path, &st, ls->fp);
+            else
+                out->source_fingerprint = s_read_fingerprint_at(lv->fd, ls->key + lv->prefix_len, &st, ls->fp);
         }
         return 1;
     }
@@ -719,74 +853,100 @@ static void s_list_close(sl_lister *lister) {
 
 /* ---- stat, read, delete ---- */
 
-static int s_not_found(const char *path, int errnum) {
+static int s_not_found(const s_store *st, const char *key, int errnum) {
     if (errnum == ENOENT || errnum == ENOTDIR)
-        return sl__fail(SL_ENOENT, "%s: no such object (no such file)", path);
-    return s_fail_path(errnum, path, "cannot open");
+        return sl__fail(SL_ENOENT, "%s/%s: no such object (no such file)", st->root, key);
+    return s_fail_key(errnum, st->root, key, "cannot open");
 }
 
-static int s_not_regular(const char *path, const struct stat *sb) {
+static int s_not_regular(const s_store *st, const char *key, const struct stat *sb) {
     if (S_ISDIR(sb->st_mode))
-        return sl__fail(SL_ENOENT, "%s: is a directory, not an object", path);
-    return sl__fail(SL_ENOENT, "%s: not a regular file, not an object", path);
+        return sl__fail(SL_ENOENT, "%s/%s: is a directory, not an object", st->root, key);
+    return sl__fail(SL_ENOENT, "%s/%s: not a regular file, not an object", st->root, key);
 }
 
 static int s_stat(sl_client *client, const char *key, sl_object *out) {
-    char path[PATH_MAX];
-    int rc = s_key_to_path((s_store *)client->store, key, path);
-    if (rc < 0)
-        return rc;
+    const s_store *st = (const s_store *)client->store;
+    s_loc loc;
+    int rc = s_loc_open(st, key, &loc);
     struct stat sb;
-    if (stat(path, &sb) < 0)
-        return s_not_found(path, errno);
-    if (!S_ISREG(sb.st_mode))
-        return s_not_regular(path, &sb);
-    s_fill_object(out, key, strlen(key), &sb);
-    out->source_fingerprint = s_read_fingerprint(path, &sb, ((s_client *)client)->fp);
-    return 0;
+    if (rc == 0 && fstatat(loc.dirfd, loc.name, &sb, 0) < 0)
+        rc = s_not_found(st, key, errno);
+    else if (rc == 0 && !S_ISREG(sb.st_mode))
+        rc = s_not_regular(st, key, &sb);
+    if (rc == 0) {
+        s_fill_object(out, key, strlen(key), &sb);
+        out->source_fingerprint = s_read_fingerprint_at(loc.dirfd, loc.name, &sb, ((s_client *)client)->fp);
+    }
+    s_loc_close(&loc);
+    return rc;
 }
 
 static int s_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
                        sl_reader **out) {
-    char path[PATH_MAX];
-    int rc = s_key_to_path((s_store *)client->store, key, path);
+    const s_store *st = (const s_store *)client->store;
+    s_loc loc;
+    int rc = s_loc_open(st, key, &loc);
     if (rc < 0)
         return rc;
-    size_t path_len = strlen(path);
-    s_reader *r = malloc(sizeof(*r) + path_len + 1);
-    if (!r)
-        return sl__fail(SL_ENOMEM, "%s: out of memory opening for reading", path);
-    memcpy(r->path, path, path_len + 1);
+    size_t root_len = strlen(st->root), key_len = strlen(key);
+    s_reader *r = malloc(sizeof(*r) + root_len + 1 + key_len + 1);
+    if (!r) {
+        s_loc_close(&loc);
+        return sl__fail(SL_ENOMEM, "%s/%s: out of memory opening for reading", st->root, key);
+    }
+    memcpy(r->path, st->root, root_len);
+    r->path[root_len] = '/';
+    memcpy(r->path + root_len + 1, key, key_len + 1);
     /* O_NONBLOCK: opening a fifo must not wait for a writer; it is cleared once the file is known to be regular. */
-    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    r->fd = openat(loc.dirfd, loc.name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    s_loc_close(&loc);
     if (r->fd < 0) {
-        rc = s_not_found(path, errno);
+        rc = s_not_found(st, key, errno);
         goto on_error;
     }
     struct stat sb;
     if (fstat(r->fd, &sb) < 0) {
-        rc = s_fail_path(errno, path, "cannot stat");
+        rc = s_fail_path(errno, r->path, "cannot stat");
         goto on_error;
     }
     if (!S_ISREG(sb.st_mode)) {
-        rc = s_not_regular(path, &sb);
+        rc = s_not_regular(st, key, &sb);
         goto on_error;
     }
     int flags = fcntl(r->fd, F_GETFL);
     if (flags < 0 || fcntl(r->fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-        rc = s_fail_path(errno, path, "cannot open");
+        rc = s_fail_path(errno, r->path, "cannot open");
         goto on_error;
     }
     uint64_t size = (uint64_t)sb.st_size;
-    if (offset > size) {
-        rc = sl__fail(SL_ERANGE, "%s: range starts at byte %llu, past the end of the object (%llu bytes)", path,
-                      (unsigned long long)offset, (unsigned long long)size);
+    r->size = size;
+    r->mtime_ns = s_mtime_ns(&sb);
+    r->changed = false;
+    r->offset = r->pos = offset;
+    /* A size of 0 is what /proc, cgroup and similar file systems report for files that do have content: such a file
+     * is read to its end, never taken for an empty one. Only a range counted from the end (the only way to ask for
+     * 0 bytes, "-N" of a 0-byte object) cannot be served, as its end is not known. */
+    r->to_eof = size == 0 && length > 0 && (offset == 0 || s_has_content(r->fd));
+    if (size == 0 && length == 0 && s_has_content(r->fd)) {
+        rc = sl__fail(SL_ERANGE,
+                      "%s: the file system reports a size of 0 but the file has content (as files in /proc do), so a "
+                      "range counted from its end cannot be read: read the whole file",
+                      r->path);
         goto on_error;
     }
-    /* The range ends at the size seen now, so the bytes delivered match info->size even if the file grows. */
-    r->pos = offset;
-    r->end = length < size - offset ? offset + length : size;
-    (void)posix_fadvise(r->fd, (off_t)offset, (off_t)(r->end - offset), POSIX_FADV_SEQUENTIAL);
+    if (r->to_eof) {
+        r->end = length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+    } else if (offset > size) {
+        rc = sl__fail(SL_ERANGE, "%s: range starts at byte %llu, past the end of the object (%llu bytes)", r->path,
+                      (unsigned long long)offset, (unsigned long long)size);
+        goto on_error;
+    } else {
+        /* The range ends at the size seen now, so the bytes delivered match info->size; a file that changes before
+         * they are all read fails (s_read). */
+        r->end = length < size - offset ? offset + length : size;
+        (void)posix_fadvise(r->fd, (off_t)offset, (off_t)(r->end - offset), POSIX_FADV_SEQUENTIAL);
+    }
     if (info)
         s_fill_object(info, key, strlen(key), &sb);
     r->base.client = client;
@@ -801,8 +961,26 @@ on_error:
     return rc;
 }
 
+/* Fails unless the file is still the size and mtime it had when opened: the bytes delivered are then all of one
+ * version of the file, the one its listing and info described. */
+static int s_check_unchanged(s_reader *r) {
+    struct stat sb;
+    if (fstat(r->fd, &sb) < 0)
+        return s_fail_path(errno, r->path, "cannot stat");
+    if ((uint64_t)sb.st_size == r->size && s_mtime_ns(&sb) == r->mtime_ns)
+        return 0;
+    r->changed = true;
+    return sl__fail(SL_EIO,
+                    "%s: changed while being read (%llu bytes when opened, %llu now%s): not used; rerun to process "
+                    "it as it is then",
+                    r->path, (unsigned long long)r->size, (unsigned long long)sb.st_size,
+                    (uint64_t)sb.st_size == r->size ? ", modified since" : "");
+}
+
 static int64_t s_read(sl_reader *reader, void *buf, size_t cap) {
     s_reader *r = (s_reader *)reader;
+    if (r->changed)
+        return sl__fail(SL_EIO, "%s: changed while being read: not used", r->path);
     uint64_t left = r->end - r->pos;
     if (left == 0)
         return 0;
@@ -814,13 +992,38 @@ static int64_t s_read(sl_reader *reader, void *buf, size_t cap) {
         ssize_t n = pread(r->fd, buf, cap, (off_t)r->pos);
         if (n > 0) {
             r->pos += (uint64_t)n;
+            /* The last byte of the range: checked before it is handed out, so no caller can take a changed file for
+             * a complete one, whether or not it reads on to the end. */
+            if (r->pos == r->end) {
+                int rc = s_check_unchanged(r);
+                if (rc < 0)
+                    return rc;
+            }
             return n;
         }
-        if (n == 0)
-            return sl__fail(SL_EIO, "%s: file shrank while being read (ended at byte %llu of %llu)", r->path,
-                            (unsigned long long)r->pos, (unsigned long long)r->end);
-        if (errno != EINTR)
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
             return s_fail_path(errno, r->path, "cannot read");
+        if (r->to_eof) {
+            if (r->pos == r->offset && r->offset > 0)
+                return sl__fail(SL_ERANGE, "%s: range starts at byte %llu, past the end of the file", r->path,
+                                (unsigned long long)r->offset);
+            r->end = r->pos;
+            int rc = s_check_unchanged(r);
+            return rc < 0 ? rc : 0;
+        }
+        /* Before the size it had when opened: it shrank, unless its file system reports sizes that are not the
+         * content's (sysfs says 4096 for every attribute). */
+        if (s_is_pseudo_fs(r->fd)) {
+            r->end = r->pos;
+            return 0;
+        }
+        r->changed = true;
+        return sl__fail(SL_EIO,
+                        "%s: changed while being read (it shrank: ended at byte %llu, not %llu): not used; rerun to "
+                        "process it as it is then",
+                        r->path, (unsigned long long)r->pos, (unsigned long long)r->end);
     }
 }
 
@@ -832,17 +1035,22 @@ static void s_read_close(sl_reader *reader) {
 }
 
 static int s_del(sl_client *client, const char *key) {
-    char path[PATH_MAX];
-    int rc = s_key_to_path((s_store *)client->store, key, path);
+    const s_store *st = (const s_store *)client->store;
+    s_loc loc;
+    int rc = s_loc_open(st, key, &loc);
     if (rc < 0)
         return rc;
-    if (unlink(path) == 0)
-        return 0;
-    if (errno == EISDIR)
-        return sl__fail(SL_ENOENT, "%s: is a directory, not an object", path);
-    if (errno == ENOENT || errno == ENOTDIR)
-        return sl__fail(SL_ENOENT, "%s: no such object (no such file)", path);
-    return s_fail_path(errno, path, "cannot delete");
+    if (unlinkat(loc.dirfd, loc.name, 0) < 0) {
+        int err = errno;
+        if (err == EISDIR)
+            rc = sl__fail(SL_ENOENT, "%s/%s: is a directory, not an object", st->root, key);
+        else if (err == ENOENT || err == ENOTDIR)
+            rc = sl__fail(SL_ENOENT, "%s/%s: no such object (no such file)", st->root, key);
+        else
+            rc = s_fail_key(err, st->root, key, "cannot delete");
+    }
+    s_loc_close(&loc);
+    return rc;
 }
 
 /* ---- write ---- */
@@ -877,83 +1085,152 @@ static int s_mkdirs(char *dir, size_t len) {
     return 0;
 }
 
-/* SL_ENOTDIR for `path`, naming the ancestor that is in the way. */
-static int s_fail_notdir(const char *path) {
+/* SL_ENOTDIR for the file `shown`, naming the ancestor of (or the) directory `dir` that is in the way. */
+static int s_fail_notdir(const char *shown, const char *dir) {
     char buf[PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
-        *p = '\0';
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (char *p = buf + 1;; p++) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
         struct stat sb;
         if (stat(buf, &sb) == 0 && !S_ISDIR(sb.st_mode))
-            return sl__fail(SL_ENOTDIR, "%s: cannot create the file: %s is a file, not a directory", path, buf);
-        *p = '/';
+            return sl__fail(SL_ENOTDIR, "%s: cannot create the file: %s is a file, not a directory", shown, buf);
+        if (!slash)
+            break;
+        *slash = '/';
+        p = slash;
     }
-    return sl__fail(SL_ENOTDIR, "%s: cannot create the file: a parent is not a directory", path);
+    return sl__fail(SL_ENOTDIR, "%s: cannot create the file: a parent is not a directory", shown);
 }
 
-/* Fails when a directory between the root and path[0, dir_len) (NUL-terminated at dir_len) is a symbolic link: a key
- * names a place below the destination, and a link left there would carry the file (and the directories made for it)
- * somewhere else. The root itself may be a link. Directories that do not exist yet are made by us, as directories.
- * Like tar and rsync by default, this does not defend against a link swapped in while the job runs. */
-static int s_check_no_link(const s_store *st, char *dir, size_t dir_len) {
-    for (size_t i = strlen(st->root) + 1; i <= dir_len; i++) {
-        if (i < dir_len && dir[i] != '/')
-            continue;
-        char saved = dir[i];
-        dir[i] = '\0';
-        struct stat sb;
-        int r = lstat(dir, &sb);
-        if (r == 0 && S_ISLNK(sb.st_mode))
-            return sl__fail(SL_EUNSAFEKEY,
-                            "%s: a directory on its path is a symbolic link: not written through it, "
-                            "so that nothing lands outside the destination %s",
-                            dir, s_root_name(st));
-        dir[i] = saved;
-        if (r < 0)
-            break;
+/* An O_PATH fd of the root, made (mkdir -p) if it does not exist yet; the root itself may be a symbolic link. */
+static int s_open_root(const s_store *st, const char *shown, int *out) {
+    const char *root = s_root_name(st);
+    int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        char dir[PATH_MAX];
+        size_t len = strlen(root);
+        memcpy(dir, root, len + 1);
+        int err = s_mkdirs(dir, len);
+        if (err == ENOTDIR || err == EEXIST)
+            return s_fail_notdir(shown, root);
+        if (err)
+            return s_fail_path(err, root, "cannot create directory");
+        fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOTDIR)
+            return s_fail_notdir(shown, root);
+        return s_fail_path(err, root, "cannot open directory");
+    }
+    *out = fd;
     return 0;
 }
 
-/* Makes sure path[0, dir_len) exists as a directory, remembering the last one in the client. */
-static int s_ensure_dir(s_client *c, const char *path, size_t dir_len) {
-    if (dir_len == 0 || (c->dir_cache_len == dir_len && memcmp(c->dir_cache, path, dir_len) == 0))
+/* Opens the directory key[0, dir_len) below the root in *out (an O_PATH fd the caller owns), making the missing
+ * ones, one component at a time relative to its parent: no path is ever longer than a name, and no directory on the
+ * way may be a symbolic link (O_NOFOLLOW): a key names a place below the destination, and a link left there would
+ * carry the file (and the directories made for it) somewhere else. Directories that do not exist yet are made by us,
+ * as directories. The client's open directory is taken when it is the one; a writer gives its own back when done
+ * (s_writer_free), so a client holds one directory fd, not one per file. */
+static int s_open_dir(s_client *c, const char *key, size_t dir_len, const char *shown, int *out) {
+    const s_store *st = (const s_store *)c->base.store;
+    if (c->dir_fd >= 0 && c->dir_key_len == dir_len && memcmp(c->dir_key, key, dir_len) == 0) {
+        *out = c->dir_fd;
+        c->dir_fd = -1;
         return 0;
-    c->dir_cache_len = 0;
-    memcpy(c->dir_cache, path, dir_len);
-    c->dir_cache[dir_len] = '\0';
-    int rc = s_check_no_link((const s_store *)c->base.store, c->dir_cache, dir_len);
+    }
+    int fd = -1;
+    int rc = s_open_root(st, shown, &fd);
     if (rc < 0)
         return rc;
-    int err = s_mkdirs(c->dir_cache, dir_len);
-    if (err == ENOTDIR || err == EEXIST)
-        return s_fail_notdir(path);
-    if (err)
-        return s_fail_path(err, c->dir_cache, "cannot create directory");
-    c->dir_cache_len = dir_len;
+    for (size_t i = 0; i < dir_len;) {
+        const char *slash = memchr(key + i, '/', dir_len - i);
+        size_t n = slash ? (size_t)(slash - (key + i)) : dir_len - i, end = i + n;
+        char name[NAME_MAX + 1];
+        memcpy(name, key + i, n);
+        name[n] = '\0';
+        int next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT) {
+            if (mkdirat(fd, name, 0777) < 0 && errno != EEXIST) {
+                int err = errno;
+                close(fd);
+                char buf[128];
+                return sl__fail(sl__errno_to_sl(err), "%s/%.*s: cannot create directory: %s%s", st->root, (int)end, key,
+                                strerror_r(err, buf, sizeof(buf)), s_hint(err));
+            }
+            next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (next < 0) {
+            int err = errno;
+            struct stat sb;
+            bool known = (err == ENOTDIR || err == ELOOP) && fstatat(fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+            close(fd);
+            if (known && S_ISLNK(sb.st_mode))
+                return sl__fail(SL_EUNSAFEKEY,
+                                "%s/%.*s: a directory on its path is a symbolic link: not written through it, "
+                                "so that nothing lands outside the destination %s",
+                                st->root, (int)end, key, s_root_name(st));
+            if (known)
+                return sl__fail(SL_ENOTDIR, "%s: cannot create the file: %s/%.*s is a file, not a directory", shown,
+                                st->root, (int)end, key);
+            char buf[128];
+            return sl__fail(sl__errno_to_sl(err), "%s/%.*s: cannot open directory: %s%s", st->root, (int)end, key,
+                            strerror_r(err, buf, sizeof(buf)), s_hint(err));
+        }
+        close(fd);
+        fd = next;
+        i = end + 1;
+    }
+    *out = fd;
     return 0;
 }
 
-/* Creates the temp file and locks it. A listing cleaning leftovers may have taken the file for one in the instant
- * between its creation and the lock, and removed it: then the name is no longer this file, and another is made. */
-static int s_make_temp(s_writer *w, size_t dir_len) {
-    for (int attempt = 0;; attempt++) {
-        memcpy(w->tmp_path, w->final_path, dir_len);
-        memcpy(w->tmp_path + dir_len, "/" S_TMP_PREFIX "XXXXXX", S_TMP_PREFIX_LEN + 8);
-        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
-        if (w->fd < 0)
+/* A temp-file name: the prefix and S_TMP_RANDOM letters or digits. */
+static void s_temp_name(char *out) {
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static _Thread_local uint64_t tl_state;
+    unsigned char rnd[S_TMP_RANDOM];
+    if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+        /* No entropy yet (early boot): names only need to differ, O_EXCL catches a clash. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        tl_state = tl_state * 6364136223846793005u + ((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&tl_state) + 1;
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            rnd[i] = (unsigned char)(tl_state >> (8 * i + 11));
+    }
+    memcpy(out, S_TMP_PREFIX, S_TMP_PREFIX_LEN);
+    for (size_t i = 0; i < S_TMP_RANDOM; i++)
+        out[S_TMP_PREFIX_LEN + i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+    out[S_TMP_NAME_LEN] = '\0';
+}
+
+/* Creates the temp file (mode 0600) in w->dir_fd and locks it. A listing cleaning leftovers may have taken the file
+ * for one in the instant between its creation and the lock, and removed it: then the name is no longer this file,
+ * and another is made. Returns 0 or an errno value. */
+static int s_make_temp(s_writer *w) {
+    for (int attempt = 0, lost = 0;; attempt++) {
+        s_temp_name(w->tmp_name);
+        w->fd = openat(w->dir_fd, w->tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+        if (w->fd < 0) {
+            if (errno == EEXIST && attempt < 100)
+                continue;
             return errno;
+        }
         int locked;
         while ((locked = flock(w->fd, LOCK_EX)) < 0 && errno == EINTR)
             ;
         if (locked < 0)
             return 0; /* no locks here (some network file systems): cleaners cannot lock it either */
         struct stat a, b;
-        if (fstat(w->fd, &a) == 0 && stat(w->tmp_path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        if (fstat(w->fd, &a) == 0 && fstatat(w->dir_fd, w->tmp_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+            a.st_ino == b.st_ino && a.st_dev == b.st_dev)
             return 0;
         close(w->fd);
         w->fd = -1;
-        if (attempt == 3)
+        if (++lost == 3)
             return EAGAIN;
     }
 }
@@ -961,16 +1238,12 @@ static int s_make_temp(s_writer *w, size_t dir_len) {
 static int s_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out) {
     s_client *c = (s_client *)client;
     s_store *st = (s_store *)client->store;
-    char path[PATH_MAX];
-    int rc = s_key_to_path(st, key, path);
+    int rc = s_key_check(st, key);
     if (rc < 0)
         return rc;
-    size_t path_len = strlen(path);
-    size_t dir_len = (size_t)(strrchr(path, '/') - path);
-    size_t tmp_len = dir_len + 1 + S_TMP_PREFIX_LEN + 6;
-    if (tmp_len > S_KEY_MAX)
-        return sl__fail(SL_ENAMETOOLONG, "%s: path of the temporary file would be too long (limit %d bytes)", path,
-                        S_KEY_MAX);
+    size_t root_len = strlen(st->root), key_len = strlen(key);
+    const char *slash = strrchr(key, '/');
+    size_t dir_len = slash ? (size_t)(slash - key) : 0;
     const char *fp = opts->source_fingerprint;
     if (fp) {
         size_t n = strlen(fp);
@@ -978,35 +1251,39 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
         for (size_t i = 0; i < n && printable; i++)
             printable = fp[i] >= 0x20 && fp[i] < 0x7f;
         if (!printable)
-            return sl__fail(SL_EINVAL, "%s: a source fingerprint must be 1 to %d printable ASCII characters", path,
-                            S_FP_MAX);
+            return sl__fail(SL_EINVAL, "%s/%s: a source fingerprint must be 1 to %d printable ASCII characters",
+                            st->root, key, S_FP_MAX);
     }
-    s_writer *w = malloc(sizeof(*w) + path_len + 1);
+    s_writer *w = malloc(sizeof(*w) + root_len + 1 + key_len + 1);
     if (!w)
-        return sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", path);
-    memcpy(w->final_path, path, path_len + 1);
+        return sl__fail(SL_ENOMEM, "%s/%s: out of memory opening for writing", st->root, key);
+    memcpy(w->path, st->root, root_len);
+    w->path[root_len] = '/';
+    memcpy(w->path + root_len + 1, key, key_len + 1);
+    w->name = w->path + root_len + 1 + (slash ? dir_len + 1 : 0);
     w->fd = -1;
+    w->dir_fd = -1;
+    w->dir_len = dir_len;
     w->fingerprint = fp ? strdup(fp) : NULL;
-    w->tmp_path = malloc(tmp_len + 1);
-    if (!w->tmp_path || (fp && !w->fingerprint)) {
-        rc = sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", path);
+    if (fp && !w->fingerprint) {
+        rc = sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", w->path);
         goto on_error;
     }
-    rc = s_ensure_dir(c, path, dir_len);
+    rc = s_open_dir(c, key, dir_len, w->path, &w->dir_fd);
     if (rc < 0)
         goto on_error;
-    int err = s_make_temp(w, dir_len);
-    if (err == ENOENT && dir_len) {
-        /* The remembered directory was removed behind our back. */
-        c->dir_cache_len = 0;
-        rc = s_ensure_dir(c, path, dir_len);
+    int err = s_make_temp(w);
+    if (err == ENOENT) {
+        /* The remembered directory was removed behind our back: walk (and make) it again. */
+        close(w->dir_fd);
+        w->dir_fd = -1;
+        rc = s_open_dir(c, key, dir_len, w->path, &w->dir_fd);
         if (rc < 0)
             goto on_error;
-        err = s_make_temp(w, dir_len);
+        err = s_make_temp(w);
     }
     if (err) {
-        c->dir_cache_len = 0;
-        rc = err == ENOTDIR ? s_fail_notdir(path) : s_fail_path(err, path, "cannot create");
+        rc = s_fail_path(err, w->path, "cannot create");
         goto on_error;
     }
     w->base.client = client;
@@ -1017,8 +1294,9 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
 on_error:
     if (w->fd >= 0)
         close(w->fd);
+    if (w->dir_fd >= 0)
+        close(w->dir_fd);
     free(w->fingerprint);
-    free(w->tmp_path);
     free(w);
     return rc;
 }
@@ -1031,7 +1309,7 @@ static int s_write(sl_writer *writer, const void *buf, size_t len) {
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return s_fail_path(errno, w->final_path, "cannot write");
+            return s_fail_path(errno, w->path, "cannot write");
         }
         p += n;
         len -= (size_t)n;
@@ -1040,9 +1318,17 @@ static int s_write(sl_writer *writer, const void *buf, size_t len) {
 }
 
 static void s_writer_free(s_writer *w) {
+    s_client *c = (s_client *)w->base.client;
     s_link_remove(&w->link);
+    /* The directory goes back to the client for its next write, unless it already holds another. */
+    if (c->dir_fd < 0) {
+        c->dir_fd = w->dir_fd;
+        c->dir_key_len = w->dir_len;
+        memcpy(c->dir_key, w->path + strlen(((const s_store *)c->base.store)->root) + 1, w->dir_len);
+    } else {
+        close(w->dir_fd);
+    }
     free(w->fingerprint);
-    free(w->tmp_path);
     free(w);
 }
 
@@ -1066,19 +1352,19 @@ static int s_write_commit(sl_writer *writer) {
     /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
      * let anyone write into it). The finished output gets the mode any new file would get. */
     if (fchmod(w->fd, st->file_mode) < 0)
-        rc = s_fail_path(errno, w->final_path, "cannot set the mode of the new file");
+        rc = s_fail_path(errno, w->path, "cannot set the mode of the new file");
     if (rc == 0)
         s_record_fingerprint(w);
     if (rc == 0 && fsync(w->fd) < 0)
-        rc = s_fail_path(errno, w->final_path, "cannot flush to disk");
-    if (rc == 0 && rename(w->tmp_path, w->final_path) < 0) {
+        rc = s_fail_path(errno, w->path, "cannot flush to disk");
+    if (rc == 0 && renameat(w->dir_fd, w->tmp_name, w->dir_fd, w->name) < 0) {
         if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
-            rc = sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->final_path);
+            rc = sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->path);
         else
-            rc = s_fail_path(errno, w->final_path, "cannot rename the finished file into place");
+            rc = s_fail_path(errno, w->path, "cannot rename the finished file into place");
     }
     if (rc < 0)
-        unlink(w->tmp_path);
+        unlinkat(w->dir_fd, w->tmp_name, 0);
     /* Closed only now: the lock must hold until the temp name is gone, or a cleaner could take the finished file for
      * a leftover. The data is already on disk (fsync), so a failing close loses nothing. */
     close(w->fd);
@@ -1089,7 +1375,7 @@ static int s_write_commit(sl_writer *writer) {
 static void s_write_abort(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
     close(w->fd);
-    unlink(w->tmp_path);
+    unlinkat(w->dir_fd, w->tmp_name, 0);
     s_writer_free(w);
 }
 

@@ -860,10 +860,11 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error);
 /* ls -r, du: a directory that may not be opened is reported like a failed object, and the listing goes on. */
 static void s_on_list_skipped(void *ud, const char *key, size_t key_len, int err, const char *message) {
     cli *c = ud;
-    char k[PATH_MAX + 1];
-    snprintf(k, sizeof(k), "%.*s", (int)(key_len < sizeof(k) ? key_len : sizeof(k) - 1), key);
+    /* The whole key, however long (an entry too deep for a key is reported under the key it would have). */
+    char *k = strndup(key, key_len);
     c->list_skipped++;
-    s_on_failure(c, k, err, message);
+    s_on_failure(c, k ? k : "?", err, message);
+    free(k);
 }
 
 /* Lists (ls) or totals (du) the objects under the URL in c->args[0]. */

@@ -6,7 +6,8 @@
  * and the listers, readers and writers made from it, must never be used from two threads.
  *
  * Keys are '/'-separated paths relative to the store's prefix (the URL the store was opened with). Every store
- * lists keys in the byte order of the full key (memcmp order), the order GCS and S3 use. */
+ * lists keys in the byte order of the full key (memcmp order), the order GCS and S3 use. A local key is at most 4,095
+ * bytes (SL_ENAMETOOLONG beyond), however long the root's path: the store works relative to directory fds. */
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
 
@@ -120,12 +121,15 @@ typedef struct sl_list_options {
     const char *start_after; /* list only keys > start_after (byte order); NULL = from the start */
     size_t page_size;        /* objects per page/batch asked of the backend; 0 = default */
     bool fingerprints;       /* fill sl_object.source_fingerprint (local: one getxattr per file) */
-    /* Local: remove the temp files (".sluice-tmp-*") of interrupted writes whose process is gone while listing. A
-     * writer holds a lock on its temp file for its whole life; a temp file nobody holds a lock on is a leftover. */
+    /* Local: remove the temp files of interrupted writes whose process is gone while listing. Temp files are the
+     * regular files named exactly ".sluice-tmp-" and six ASCII letters or digits (no listing shows them); a writer
+     * holds a lock on its temp file for its whole life, so one nobody holds a lock on is a leftover. */
     bool clean_stale;
-    /* Local, recursive: a subdirectory that cannot be opened (permission denied) is skipped, and this is called with
-     * its key (ending in '/'), the error and a one-line message, from the thread calling sl_list_next; the listing
-     * goes on. NULL: such a directory ends the listing with its error. */
+    /* Local: a subdirectory that cannot be opened (permission denied, recursive listings), or a file or directory
+     * whose key would be longer than 4,095 bytes (SL_ENAMETOOLONG, with everything under it), is skipped, and this is
+     * called with its key (a directory's ending in '/'; at most 4,095 + 256 bytes), the error and a one-line message,
+     * from the thread calling sl_list_next; the listing goes on. NULL: sl_list_next returns the error instead, and the
+     * next call goes on after it. */
     void (*on_skipped)(void *user_data, const char *key, size_t key_len, int err, const char *message);
     void *on_skipped_data;
 } sl_list_options;
@@ -145,7 +149,11 @@ SL_API int sl_stat(sl_client *client, const char *key, sl_object *out);
 #define SL_LENGTH_TO_END UINT64_MAX
 /* Opens `key` for streaming reads of bytes [offset, offset+length) (length SL_LENGTH_TO_END = to the end).
  * An offset past the end fails with SL_ERANGE. If `info` is non-NULL it receives the object's metadata
- * (info->key = key). Caller closes with sl_read_close. */
+ * (info->key = key). Caller closes with sl_read_close. Local store: the bytes delivered are those of the file as it
+ * was when opened; if its size or mtime changed, the read that reaches the end of the range fails with SL_EIO instead
+ * of returning the last bytes. A file the file system reports as 0 bytes long although it has content (/proc) is
+ * read to its end (info->size stays 0); a 0-byte range of it (what "-N" gives for a 0-byte object) fails with
+ * SL_ERANGE. */
 SL_API int sl_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
                         sl_reader **out);
 /* Turns a range as users write it into sl_read_open's offset and length for an object of `size` bytes: "A-B" bytes A

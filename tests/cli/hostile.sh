@@ -688,6 +688,197 @@ nonutf8_alone() {
 row key-not-utf8-to-gs 1 'FAILED bad\\xffbyte: .*UTF-8' nonutf8_alone cp {FX}/nonutf8 gs://hostile-keys/nu
 
 # ============================================================================================================
+say "names like sluice's temp files: only a file named .sluice-tmp- + 6 letters or digits is a write in progress"
+mkdir -p "$FX/tmplike/sub" "$FX/tmplike/.sluice-tmp-Dir123"
+echo a >"$FX/tmplike/a.txt"
+echo notes >"$FX/tmplike/.sluice-tmp-notes.txt"
+echo short >"$FX/tmplike/.sluice-tmp-abc"
+echo seven >"$FX/tmplike/.sluice-tmp-abcdefg"
+echo inside >"$FX/tmplike/.sluice-tmp-Dir123/inside"
+# Exactly the form of a temp file: a write in progress or a leftover, in a source too; never an object.
+echo partial >"$FX/tmplike/sub/.sluice-tmp-AbC123"
+TMPLIKE=(.sluice-tmp-Dir123/inside .sluice-tmp-abc .sluice-tmp-abcdefg .sluice-tmp-notes.txt a.txt)
+row tmpname-ls 0 - - ls -r {FX}/tmplike
+expect_out "${TMPLIKE[@]}"
+row tmpname-du 0 - - du {FX}/tmplike
+grep -q '^5 objects, 27 bytes ' "$OUT" || fail "du of names like temp files" "5 objects, 27 bytes" "$(cat "$OUT")"
+tmplike_copied() {
+    expect_eq "files copied" "$(printf '%s\n' "${TMPLIKE[@]}")" "$(files_in "$DST")"
+    expect_eq "content" notes "$(cat "$DST/.sluice-tmp-notes.txt")"
+}
+row tmpname-cp 0 '5 done \(0 skipped\), 0 failed of 5 objects' tmplike_copied cp {FX}/tmplike {DST}
+copy_tmplike_first() { "$SLUICE" cp -q "$FX/tmplike" "$DST"; }
+SETUP=copy_tmplike_first
+row tmpname-rerun 0 '5 done \(5 skipped\), 0 failed of 5 objects' tmplike_copied sync {FX}/tmplike {DST}
+# A destination holding the user's own files named like temp files: they stay; only a leftover of the exact form
+# that no writer holds is removed.
+dst_user_tmp_names() {
+    mkdir -p "$DST/sub"
+    echo mine >"$DST/.sluice-tmp-keep.me"
+    echo mine >"$DST/sub/.sluice-tmp-abcde"
+    echo mine >"$DST/sub/.sluice-tmp-x_yz12"
+    echo partial >"$DST/sub/.sluice-tmp-Stale9"
+}
+user_names_kept() {
+    expect_eq "files" "$(printf '%s\n' .sluice-tmp-keep.me a.txt b.txt sub/.sluice-tmp-abcde sub/.sluice-tmp-x_yz12 \
+        sub/c.txt)" "$(files_in "$DST")"
+    expect_eq "the user's file" mine "$(cat "$DST/.sluice-tmp-keep.me")"
+}
+SETUP=dst_user_tmp_names
+row tmpname-dst-user-files 0 - user_names_kept cp {FX}/src {DST} -q
+tmplike_in_dst() { mkdir -p "$DST" && cp -r "$FX/tmplike/." "$DST/" && rm "$DST/sub/.sluice-tmp-AbC123"; }
+all_removed() { expect_eq "files left" "" "$(files_in "$DST")"; }
+SETUP=tmplike_in_dst
+row tmpname-rm-r 0 '5 done \(0 skipped\), 0 failed of 5 objects' all_removed rm -r {DST}
+notes_removed() {
+    [ ! -e "$DST/.sluice-tmp-notes.txt" ] || fail "rm of .sluice-tmp-notes.txt" "removed" "still there"
+    expect_eq "files left" 4 "$(files_in "$DST" | wc -l)"
+}
+SETUP=tmplike_in_dst
+row tmpname-rm-one 0 '1 done \(0 skipped\), 0 failed of 1 objects' notes_removed rm {DST}/.sluice-tmp-notes.txt
+# gs:// keys: only the exact form is refused at a local destination (row key-temp-name); the others are copied.
+gcs_seed '{"bucket": "hostile-keys", "create_bucket": false, "objects": [
+    {"name": "tn/.sluice-tmp-notes", "data": "notes"}, {"name": "tn/.sluice-tmp-abcdefg", "data": "seven"},
+    {"name": "tn/d/.sluice-tmp-12345", "data": "five"}, {"name": "tn/.sluice-tmp-AbC123/x", "data": "in a dir"},
+    {"name": "tn/ok", "data": "ok"}]}'
+gs_tmplike_copied() {
+    expect_eq "files" "$(printf '%s\n' .sluice-tmp-AbC123/x .sluice-tmp-abcdefg .sluice-tmp-notes d/.sluice-tmp-12345 \
+        ok)" "$(files_in "$DST")"
+}
+row tmpname-gs-to-local 0 - gs_tmplike_copied cp gs://hostile-keys/tn {DST} -q
+gs_got_tmplike() {
+    expect_eq "objects at the server" "$(printf 'tl/%s\n' "${TMPLIKE[@]}")" \
+        "$(gcs_objects hostile-keys tl/ |
+            python3 -c 'import json, sys; print("\n".join(json.loads(l)["name"] for l in sys.stdin))')"
+}
+row tmpname-local-to-gs 0 - gs_got_tmplike cp {FX}/tmplike gs://hostile-keys/tl -q
+
+say "files whose size says nothing of their content (/proc), and files that change while being read"
+cat /proc/version >"$T/proc-version" # cmp(1) takes the 0 bytes /proc reports for the file's size
+row proc-cat 0 - - cat /proc/version
+expect_out_file "$T/proc-version"
+proc_copied() { expect_eq "the copy of /proc/version" "$(cat /proc/version)" "$(cat "$DST/version")"; }
+row proc-cp 0 - proc_copied cp /proc/version {DST} -q
+row proc-count 0 - - map /proc/version - --op count -q
+expect_out "{\"key\":\"version\",\"size\":0,\"bytes\":$(wc -c </proc/version),\"lines\":1}"
+row proc-range 0 - - cat --range 0-4 /proc/version
+expect_eq "bytes 0-4 of /proc/version" "$(head -c 5 /proc/version)" "$(cat "$OUT")"
+row proc-range-from-end 2 '/proc/version: the file system reports a size of 0 but the file has content' - \
+    cat --range -10 /proc/version
+# The command appends to its own source file before it reads it: the reader is still at the first of many buffers
+# (16 MiB), so the file has grown before its last byte is read, whatever the machine's speed.
+grow_src() { mkdir -p "$AUX/grow" && head -c 16777216 /dev/zero >"$AUX/grow/grow.bin" && echo ok >"$AUX/grow/ok.txt"; }
+grow_failed_alone() {
+    expect_eq "outputs" ok.txt "$(files_in "$DST")"
+    expect_err_contains "1 done (0 skipped), 1 failed of 2 objects"
+}
+SETUP=grow_src
+row grows-while-read 1 'FAILED grow.bin: .*changed while being read \(16777216 bytes when opened, 16777221 now\)' \
+    grow_failed_alone map {AUX}/grow {DST} -j 1 --shell \
+    --exec 'case "$SLUICE_KEY" in grow.bin) echo more >>"{AUX}/grow/grow.bin" ;; esac; cat'
+
+say "a local tree deeper than PATH_MAX: keys up to 4,095 bytes work, a longer one fails alone with its reason"
+# 20 directories of 200 bytes (4,020 key bytes); in the last: f (a key of 4,090 bytes: its full path is longer than
+# PATH_MAX), g (4,120 bytes) and the directory h/ (4,111 bytes) holding one file. mkdir -p cannot make such a path:
+# the tree is made one relative step at a time.
+DEEP_DIRS=()
+for i in $(seq -w 1 20); do DEEP_DIRS+=("d$i$(printf 'x%.0s' $(seq 197))"); done
+DEEP_F=$(printf 'f%.0s' $(seq 70))
+DEEP_G=$(printf 'g%.0s' $(seq 100))
+DEEP_H=$(printf 'h%.0s' $(seq 90))
+DEEP_PATH=$(printf '%s/' "${DEEP_DIRS[@]}")
+make_deep() { # make_deep DIR
+    mkdir -p "$1"
+    echo top >"$1/top.txt"
+    echo zz >"$1/zz.txt"
+    (
+        cd "$1"
+        for d in "${DEEP_DIRS[@]}"; do mkdir -p "$d" && cd "$d"; done
+        echo deep >"$DEEP_F"
+        echo long >"$DEEP_G"
+        mkdir -p "$DEEP_H" && echo inner >"$DEEP_H/inner"
+    )
+}
+deep_cat() { # deep_cat DIR: the content of DIR's f, reached one directory at a time
+    (
+        cd "$1"
+        for d in "${DEEP_DIRS[@]}"; do cd "$d"; done
+        cat "$DEEP_F"
+    )
+}
+make_deep "$FX/deep"
+if [ "${#DEEP_PATH}" != 4020 ] || [ $((${#FX} + 6 + ${#DEEP_PATH} + ${#DEEP_F})) -le 4096 ]; then
+    fail "the deep fixture" "4,020-byte directories, f's full path over 4,096 bytes" "${#DEEP_PATH}"
+fi
+DEEP_G_RE="FAILED ${DEEP_PATH}${DEEP_G}: .*/d20x+/${DEEP_G}: skipped: "
+DEEP_G_RE+="its key would be 4120 bytes long, over the limit of 4095\$"
+DEEP_H_RE="FAILED ${DEEP_PATH}${DEEP_H}/: .*/${DEEP_H}/: skipped with everything under it: "
+DEEP_H_RE+="its key would be 4111 bytes long, over the limit of 4095\$"
+deep_two_failed() { # both too-long entries fail alone, each in one whole line that ends with the reason
+    grep -qE -- "$DEEP_G_RE" "$ERR" || fail "the FAILED line of g" "/$DEEP_G_RE/" "$(cut -c1-300 "$ERR")"
+    grep -qE -- "$DEEP_H_RE" "$ERR" || fail "the FAILED line of h/" "/$DEEP_H_RE/" "$(cut -c1-300 "$ERR")"
+    expect_eq "FAILED lines" 2 "$(grep -c FAILED "$ERR")"
+}
+deep_listed() {
+    deep_two_failed
+    expect_out "$DEEP_PATH$DEEP_F" top.txt zz.txt
+}
+row deep-ls 1 'FAILED d01x+' deep_listed ls -r {FX}/deep
+deep_counted() {
+    deep_two_failed
+    grep -q '^3 objects, 12 bytes ' "$OUT" || fail "du of the deep tree" "3 objects, 12 bytes" "$(cat "$OUT")"
+}
+row deep-du 1 'FAILED d01x+' deep_counted du {FX}/deep
+deep_copied() {
+    deep_two_failed
+    expect_err_contains "3 done (0 skipped), 2 failed of 5 objects"
+    expect_eq "files copied" "$(printf '%s\n' "$DEEP_PATH$DEEP_F" top.txt zz.txt)" "$(files_in "$DST")"
+    expect_eq "the deep file's content" deep "$(deep_cat "$DST")"
+}
+row deep-cp 1 'FAILED d01x+' deep_copied cp {FX}/deep {DST}
+copy_deep_first() { "$SLUICE" cp -q "$FX/deep" "$DST" || true; }
+deep_resumed() {
+    deep_two_failed
+    expect_err_contains "3 done (3 skipped), 2 failed of 5 objects"
+}
+SETUP=copy_deep_first
+row deep-sync-rerun 1 'FAILED d01x+' deep_resumed sync {FX}/deep {DST}
+deep_md5() {
+    deep_two_failed
+    expect_eq "result lines" 3 "$(wc -l <"$OUT")"
+    grep -qF "{\"key\":\"$DEEP_PATH$DEEP_F\",\"size\":5,\"md5\":\"$(echo deep | md5sum | cut -d' ' -f1)\"}" "$OUT" ||
+        fail "md5 of the deep file" "its line" "$(cut -c1-200 "$OUT")"
+}
+row deep-map 1 'FAILED d01x+' deep_md5 map {FX}/deep - --op md5 -j 1
+# An output key over 4,095 bytes (4,090 + a suffix) fails alone, whole message, reason at its end.
+deep_suffix() {
+    expect_eq "outputs" "$(printf '%s\n' top.txt.md5sums zz.txt.md5sums)" "$(files_in "$DST")"
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+}
+row deep-dst-key-too-long 1 "FAILED $DEEP_PATH$DEEP_F: .*: the key is 4098 bytes long, over the limit of 4095 bytes\$" \
+    deep_suffix map {FX}/deep {DST} --op md5 --suffix .md5sums
+make_deep_dst() { make_deep "$DST"; }
+deep_rm_left() {
+    deep_two_failed
+    expect_eq "files left" "$(printf '%s\n' "$DEEP_PATH$DEEP_G" "$DEEP_PATH$DEEP_H/inner")" "$(files_in "$DST")"
+}
+SETUP=make_deep_dst
+row deep-rm-r 1 '3 done \(0 skipped\), 2 failed of 5 objects' deep_rm_left rm -r {DST}
+rm -rf "$FX/deep"
+# Nor does a directory of the destination that its listing may not open (a volume's lost+found) stop a job: no
+# output can be looked up there, none is needed.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$SLUICE" --version >/dev/null 2>&1; then
+    dst_lost_found() { mkdir -p "$DST/lost+found" && chmod 777 "$DST" && chmod 700 "$DST/lost+found"; }
+    SETUP=dst_lost_found
+    PRE=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    row dst-unreadable-subdir 0 - src_copied cp {FX}/src {DST} -q
+else
+    skip_note "not root, or no setpriv: the row with an unreadable directory in the destination is skipped"
+    NSKIPPED=$((NSKIPPED + 1))
+fi
+
+# ============================================================================================================
 say "a name with a newline is escaped in every output format"
 row nl-ls 0 - - ls -r gs://hostile-keys/nl
 expect_out 'new\nline' ok

@@ -20,7 +20,7 @@
 #   expect_err_one_line S    stderr is exactly one line, starting with "sluice: " and containing S
 #   expect_eq WHAT EXPECTED ACTUAL
 #   fail WHAT EXPECTED ACTUAL
-#   no_tmp_files DIR         no ".sluice-tmp-" file anywhere under DIR
+#   no_tmp_files DIR         no temp file of sluice's (".sluice-tmp-XXXXXX") anywhere under DIR
 #   json_field FILE EXPR     python expression on the parsed JSON file `d`, printed (e.g. 'd["objects"]["done"]')
 #   sanitized                true if the binary is built with a sanitizer
 #   say TEXT / skip_note TEXT  print what is checked / what is skipped and why
@@ -132,7 +132,9 @@ expect_eq() { # expect_eq WHAT EXPECTED ACTUAL
 
 no_tmp_files() {
     local left
-    left=$(find "$1" -name '.sluice-tmp-*' 2>/dev/null | head -5)
+    # sluice's temp files are files named exactly ".sluice-tmp-" and six letters or digits; others are objects.
+    left=$(find "$1" -type f -name '.sluice-tmp-[A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9]' \
+        2>/dev/null | head -5)
     [ -z "$left" ] || fail "no temp files left under $1" "none" "$left"
 }
 

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,16 +95,25 @@ static bool s_exists(const char *path) {
     return lstat(path, &sb) == 0;
 }
 
-static int s_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
+/* Removes name in dirfd and everything under it, relative to each directory: trees deeper than PATH_MAX too. */
+static void s_rm_at(int dirfd, const char *name) {
+    if (unlinkat(dirfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM))
+        return;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    DIR *d = fdopendir(fd);
+    ASSERT_TRUE(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            s_rm_at(fd, e->d_name);
+    closedir(d);
+    unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
 static void s_rm_rf(const char *path) {
-    nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    s_rm_at(AT_FDCWD, path);
 }
 
 static int s_tmp_found;
@@ -279,6 +289,13 @@ static char **s_make_tree(const char *root, size_t *count) {
         keys[n++] = strdup(name);
     }
     keys[n++] = strdup("link-to-file");
+    /* Names that only look like the temp files of writes in progress are ordinary objects, as is everything under a
+     * directory named exactly like one (writers make files, never directories, of that name). */
+    static const char *const temp_like[] = {".sluice-tmp-abc", "a/.sluice-tmp-zzz", ".sluice-tmp-dir/inside",
+                                            ".sluice-tmp-", ".sluice-tmp-abcdefg", ".sluice-tmp-ab-def",
+                                            "b/.sluice-tmp-abcdef.txt", ".sluice-tmp-Dir123/inside"};
+    for (size_t i = 0; i < sizeof(temp_like) / sizeof(temp_like[0]); i++)
+        keys[n++] = strdup(temp_like[i]);
 
     for (size_t i = 0; i < n; i++) {
         ASSERT_TRUE(keys[i] != NULL);
@@ -293,9 +310,10 @@ static char **s_make_tree(const char *root, size_t *count) {
     ASSERT_INT_EQ(symlink(s_at(other, root, "c"), s_at(path, root, "x/y/abs-link-to-dir")), 0);
     ASSERT_INT_EQ(symlink("nowhere", s_at(path, root, "dangling")), 0);
     ASSERT_INT_EQ(mkfifo(s_at(path, root, "fifo"), 0644), 0);
-    s_put(root, ".sluice-tmp-abc", "x", 1);
-    s_put(root, "a/.sluice-tmp-zzz", "x", 1);
-    s_put(root, ".sluice-tmp-dir/inside", "x", 1);
+    /* Files named exactly like temp files: never listed. */
+    s_put(root, ".sluice-tmp-AbC123", "x", 1);
+    s_put(root, "a/.sluice-tmp-zzzzzz", "x", 1);
+    s_put(root, ".sluice-tmp-Dir123/.sluice-tmp-000000", "x", 1);
 
     qsort(keys, n, sizeof(*keys), s_memcmp_keys);
     *count = n;
@@ -650,8 +668,9 @@ static void test_unsafe_keys(void) {
     s_put(base, "secret", "s", 1);
     open_store os = s_open(root);
     static const char *const bad[] = {
-        "",   "/abs", "/",  "../x",  "a/../../x", "..",      ".",         "./a",  "a/.",           "a/..",
-        "a/", "a//b", "//", "a/./b", "../secret", "x/../..", "a/b/../..", "dir/", ".sluice-tmp-x", "a/.sluice-tmp-1",
+        "",   "/abs", "/",  "../x",  "a/../../x", "..",      ".",         "./a",  "a/.", "a/..",
+        "a/", "a//b", "//", "a/./b", "../secret", "x/../..", "a/b/../..", "dir/", ".sluice-tmp-abcdef",
+        "a/.sluice-tmp-1Z2y3X",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         sl_writer *w = NULL;
@@ -680,12 +699,104 @@ static void test_unsafe_keys(void) {
 
     /* Dots that are not "." or ".." components are ordinary names. */
     static const char *const fine[] = {"...", "..a", ".a", "a./b..", "a..b/c"};
+    /* Nor is a name that only starts like a temp file, or a directory named like one. */
+    static const char *const temp_like[] = {".sluice-tmp-x", "a/.sluice-tmp-1", ".sluice-tmp-abcdefg",
+                                            ".sluice-tmp-abcde", ".sluice-tmp-abc.ef", ".sluice-tmp-abcdef/x"};
+    for (size_t i = 0; i < sizeof(temp_like) / sizeof(temp_like[0]); i++) {
+        ASSERT_OK(sl_write_open(os.client, temp_like[i], NULL, &w));
+        ASSERT_OK(sl_write(w, "t", 1));
+        ASSERT_OK(sl_write_commit(w));
+        sl_object obj;
+        ASSERT_OK(sl_stat(os.client, temp_like[i], &obj));
+        ASSERT_UINT_EQ(obj.size, 1);
+        ASSERT_OK(sl_delete(os.client, temp_like[i]));
+        ASSERT_FALSE(s_exists(s_at(path, root, temp_like[i])));
+    }
     for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
         ASSERT_OK(sl_write_open(os.client, fine[i], NULL, &w));
         ASSERT_OK(sl_write_commit(w));
         ASSERT_TRUE(s_exists(s_at(path, root, fine[i])));
     }
     ASSERT_UINT_EQ(s_count_entries(base), 2);
+    s_close(&os);
+}
+
+/* Only files named exactly like sluice's temp files (the prefix and six ASCII letters or digits) are taken for writes
+ * in progress: left out of listings, and removed by a cleaning listing when no writer holds their lock. Everything
+ * else is an ordinary object. */
+static unsigned char *s_read_range(sl_client *client, const char *key, uint64_t offset, uint64_t length, size_t chunk,
+                                   size_t *got, sl_object *info);
+
+static void test_temp_names(void) {
+    char root[PATH_MAX], path[PATH_MAX];
+    s_at(root, s_base, "temps");
+    static const char *const objects[] = {
+        ".sluice-tmp-abcdefg", "d/.sluice-tmp-", "d/.sluice-tmp-DIR000/keep", "d/.sluice-tmp-a_cdef",
+        "d/.sluice-tmp-abcde", "d/.sluice-tmp-notes", "d/.sluice-tmp-stale1.bak", ("d/.sluice-tmp-\xc3\xa9" "bcde"),
+        "d/other",
+    };
+    size_t n = sizeof(objects) / sizeof(objects[0]);
+    for (size_t i = 0; i < n; i++)
+        s_put(root, objects[i], objects[i], strlen(objects[i]));
+    s_put(root, "d/.sluice-tmp-Stale1", "partial", 7);
+    s_put(root, ".sluice-tmp-000000", "partial", 7);
+    s_put(root, "d/.sluice-tmp-Live01", "partial", 7);
+    ASSERT_INT_EQ(symlink("other", s_at(path, root, "d/.sluice-tmp-Link00")), 0);
+    /* A writer still at work: its lock is held (by another open file description than the cleaner's). */
+    int live = open(s_at(path, root, "d/.sluice-tmp-Live01"), O_RDWR);
+    ASSERT_TRUE(live >= 0);
+    ASSERT_INT_EQ(flock(live, LOCK_EX), 0);
+
+    open_store os = s_open(root);
+    /* A plain listing (a source) leaves the temp files out and removes nothing. */
+    for (int clean = 0; clean < 2; clean++) {
+        sl_list_options opts = {.recursive = true, .clean_stale = clean == 1, .page_size = 2};
+        sl_lister *ls;
+        sl_object obj;
+        ASSERT_OK(sl_list_open(os.client, &opts, &ls));
+        size_t i = 0;
+        int rc;
+        while ((rc = sl_list_next(ls, &obj)) == 1) {
+            ASSERT_TRUE(i < n);
+            ASSERT_STR_EQ(obj.key, objects[i]);
+            ASSERT_UINT_EQ(obj.size, strlen(objects[i]));
+            i++;
+        }
+        ASSERT_OK(rc);
+        ASSERT_UINT_EQ(i, n);
+        sl_list_close(ls);
+        ASSERT_INT_EQ(s_exists(s_at(path, root, "d/.sluice-tmp-Stale1")), clean == 0);
+        ASSERT_INT_EQ(s_exists(s_at(path, root, ".sluice-tmp-000000")), clean == 0);
+        ASSERT_TRUE(s_exists(s_at(path, root, "d/.sluice-tmp-Live01")));
+        ASSERT_TRUE(s_exists(s_at(path, root, "d/.sluice-tmp-Link00")));
+        for (size_t k = 0; k < n; k++)
+            ASSERT_TRUE(s_exists(s_at(path, root, objects[k])));
+    }
+    close(live);
+
+    /* The others are objects like any: read, replaced, deleted. */
+    size_t got;
+    unsigned char *data = s_read_range(os.client, "d/.sluice-tmp-notes", 0, SL_LENGTH_TO_END, 64, &got, NULL);
+    ASSERT_UINT_EQ(got, strlen("d/.sluice-tmp-notes"));
+    free(data);
+    sl_writer *w;
+    ASSERT_OK(sl_write_open(os.client, "d/.sluice-tmp-notes", NULL, &w));
+    ASSERT_OK(sl_write(w, "new", 3));
+    ASSERT_OK(sl_write_commit(w));
+    data = (unsigned char *)s_slurp(s_at(path, root, "d/.sluice-tmp-notes"), &got);
+    ASSERT_UINT_EQ(got, 3);
+    free(data);
+    ASSERT_OK(sl_delete(os.client, "d/.sluice-tmp-abcde"));
+    ASSERT_FALSE(s_exists(s_at(path, root, "d/.sluice-tmp-abcde")));
+    /* A key naming a file exactly like a temp file is refused everywhere. */
+    sl_object obj;
+    sl_reader *r;
+    ASSERT_ERR(sl_stat(os.client, "d/.sluice-tmp-Live01", &obj), SL_EUNSAFEKEY);
+    ASSERT_CONTAINS(sl_last_error(), "reserved for writes in progress");
+    ASSERT_ERR(sl_read_open(os.client, "d/.sluice-tmp-Live01", 0, SL_LENGTH_TO_END, NULL, &r), SL_EUNSAFEKEY);
+    ASSERT_ERR(sl_delete(os.client, "d/.sluice-tmp-Live01"), SL_EUNSAFEKEY);
+    ASSERT_ERR(sl_write_open(os.client, "d/.sluice-tmp-Zz9999", NULL, &w), SL_EUNSAFEKEY);
+    ASSERT_TRUE(s_exists(s_at(path, root, "d/.sluice-tmp-Live01")));
     s_close(&os);
 }
 
@@ -863,6 +974,375 @@ static void test_ranged_read(void) {
     free(data);
 }
 
+/* Reads all of key in reads of `chunk` bytes; returns the last sl_read result (0 at a clean end, <0 on error) and the
+ * bytes delivered before it. */
+static int64_t s_read_all(sl_client *client, const char *key, size_t chunk, size_t *total) {
+    sl_reader *r;
+    ASSERT_OK(sl_read_open(client, key, 0, SL_LENGTH_TO_END, NULL, &r));
+    unsigned char buf[4096];
+    int64_t k;
+    *total = 0;
+    while ((k = sl_read(r, buf, chunk < sizeof(buf) ? chunk : sizeof(buf))) > 0)
+        *total += (size_t)k;
+    /* A reader that failed keeps failing. */
+    if (k < 0)
+        ASSERT_TRUE(sl_read(r, buf, sizeof(buf)) < 0);
+    sl_read_close(r);
+    return k;
+}
+
+/* A file is read as it was when opened, or not at all: one that grows, shrinks or is rewritten in place while being
+ * read fails before its last byte is handed out. A file whose size the file system reports as 0 is read to its end. */
+static void test_changing_files(void) {
+    char root[PATH_MAX], path[PATH_MAX];
+    s_at(root, s_base, "changing");
+    enum { SIZE = 100000 };
+    unsigned char *data = malloc(SIZE);
+    memset(data, 'c', SIZE);
+    open_store os = s_open(root);
+    sl_reader *r;
+    unsigned char buf[4096];
+    size_t total;
+
+    /* Appended to after the open: the copy would be short of what the file now holds. */
+    s_put(root, "grows", data, SIZE);
+    ASSERT_OK(sl_read_open(os.client, "grows", 0, SL_LENGTH_TO_END, NULL, &r));
+    int fd = open(s_at(path, root, "grows"), O_WRONLY | O_APPEND);
+    ASSERT_INT_EQ(write(fd, "more", 4), 4);
+    close(fd);
+    total = 0;
+    int64_t k;
+    while ((k = sl_read(r, buf, sizeof(buf))) > 0)
+        total += (size_t)k;
+    ASSERT_ERR(k, SL_EIO);
+    ASSERT_CONTAINS(sl_last_error(), "changed while being read (100000 bytes when opened, 100004 now)");
+    ASSERT_TRUE(total < SIZE); /* the last bytes were never handed out */
+    sl_read_close(r);
+
+    /* Rewritten in place, same size, after part of it was read. */
+    s_put(root, "rewritten", data, SIZE);
+    ASSERT_OK(sl_read_open(os.client, "rewritten", 0, SL_LENGTH_TO_END, NULL, &r));
+    ASSERT_INT_EQ(sl_read(r, buf, sizeof(buf)), sizeof(buf));
+    fd = open(s_at(path, root, "rewritten"), O_WRONLY);
+    ASSERT_INT_EQ(pwrite(fd, "XY", 2, 50000), 2);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 1000000000, .tv_nsec = 0}};
+    ASSERT_INT_EQ(futimens(fd, times), 0); /* a new mtime, whatever the clock's granularity */
+    close(fd);
+    while ((k = sl_read(r, buf, sizeof(buf))) > 0)
+        ;
+    ASSERT_ERR(k, SL_EIO);
+    ASSERT_CONTAINS(sl_last_error(), "modified since");
+    sl_read_close(r);
+
+    /* A range that ends before the end of the file is checked the same way. */
+    ASSERT_OK(sl_read_open(os.client, "rewritten", 10, 100, NULL, &r));
+    fd = open(s_at(path, root, "rewritten"), O_WRONLY | O_APPEND);
+    ASSERT_INT_EQ(write(fd, "z", 1), 1);
+    close(fd);
+    ASSERT_ERR(sl_read(r, buf, sizeof(buf)), SL_EIO);
+    sl_read_close(r);
+
+    /* Unchanged files are read as before, to the last byte, whatever the chunk size. */
+    ASSERT_INT_EQ(s_read_all(os.client, "rewritten", 4096, &total), 0);
+    ASSERT_UINT_EQ(total, SIZE + 1);
+    ASSERT_INT_EQ(s_read_all(os.client, "rewritten", 7, &total), 0);
+    ASSERT_UINT_EQ(total, SIZE + 1);
+    s_close(&os);
+
+    /* /proc reports 0 bytes for files that have content: they are read to their end. */
+    os = s_open("/proc/self");
+    sl_object info;
+    unsigned char *got = s_read_range(os.client, "status", 0, SL_LENGTH_TO_END, 100, &total, &info);
+    ASSERT_UINT_EQ(info.size, 0);
+    ASSERT_TRUE(total > 100);
+    ASSERT_MEM_EQ(got, "Name:", 5);
+    free(got);
+    /* A range from a given byte works; one counted from the end ("-N" of a 0-byte object asks for 0 bytes) cannot. */
+    uint64_t off, len;
+    ASSERT_OK(sl_range_parse("0-4", 0, &off, &len));
+    got = s_read_range(os.client, "status", off, len, 100, &total, NULL);
+    ASSERT_UINT_EQ(total, 5);
+    ASSERT_MEM_EQ(got, "Name:", 5);
+    free(got);
+    got = s_read_range(os.client, "status", 1, SL_LENGTH_TO_END, 100, &total, NULL);
+    ASSERT_MEM_EQ(got, "ame:", 4);
+    free(got);
+    ASSERT_OK(sl_range_parse("-10", 0, &off, &len));
+    ASSERT_ERR(sl_read_open(os.client, "status", off, len, NULL, &r), SL_ERANGE);
+    ASSERT_CONTAINS(sl_last_error(), "reports a size of 0 but the file has content");
+    ASSERT_OK(sl_read_open(os.client, "status", 1000000, SL_LENGTH_TO_END, NULL, &r));
+    ASSERT_ERR(sl_read(r, buf, sizeof(buf)), SL_ERANGE);
+    ASSERT_CONTAINS(sl_last_error(), "past the end of the file");
+    sl_read_close(r);
+    s_close(&os);
+
+    /* A truly empty file stays one: "-10" of it is empty, a range past its end is refused at once. */
+    s_put(root, "empty", "", 0);
+    os = s_open(root);
+    ASSERT_OK(sl_read_open(os.client, "empty", 0, 0, NULL, &r));
+    ASSERT_INT_EQ(sl_read(r, buf, sizeof(buf)), 0);
+    sl_read_close(r);
+    ASSERT_ERR(sl_read_open(os.client, "empty", 1, SL_LENGTH_TO_END, NULL, &r), SL_ERANGE);
+    s_close(&os);
+
+    /* sysfs reports 4096 bytes for every attribute: its shorter content is all of it, not a file that shrank. */
+    const char *attr = "/sys/class/net/lo";
+    if (access("/sys/class/net/lo/mtu", R_OK) == 0) {
+        os = s_open(attr);
+        ASSERT_OK(sl_stat(os.client, "mtu", &info));
+        got = s_read_range(os.client, "mtu", 0, SL_LENGTH_TO_END, 100, &total, NULL);
+        ASSERT_TRUE(total > 0 && total < info.size);
+        ASSERT_TRUE(got[total - 1] == '\n');
+        free(got);
+        s_close(&os);
+    } else {
+        fprintf(stderr, "    SKIPPED the sysfs check: no /sys/class/net/lo/mtu here\n");
+    }
+    free(data);
+}
+
+/* The deep tree of test_deep_tree: under the root, D[0]/.../D[19] (20 names of 200 bytes, 4,020 key bytes). */
+#define S_DEEP_LEVELS 20
+static char s_deep_dir[S_DEEP_LEVELS][201];
+
+/* Makes dirfd's D[0]/.../D[levels-1] (those missing), relative step by step; returns an fd of the last. */
+static int s_deep_open(int dirfd, int levels) {
+    int fd = dup(dirfd);
+    for (int i = 0; i < levels; i++) {
+        if (mkdirat(fd, s_deep_dir[i], 0755) < 0)
+            ASSERT_INT_EQ(errno, EEXIST);
+        int next = openat(fd, s_deep_dir[i], O_RDONLY | O_DIRECTORY);
+        ASSERT_TRUE(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    return fd;
+}
+
+static void s_put_at(int dirfd, const char *name, const char *data) {
+    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_INT_EQ(write(fd, data, strlen(data)), (long long)strlen(data));
+    close(fd);
+}
+
+/* "D[0]/.../D[19]/<name>", with room for one more byte; caller frees. */
+static char *s_deep_key(const char *name) {
+    size_t len = S_DEEP_LEVELS * 201 + strlen(name);
+    char *key = malloc(len + 2);
+    ASSERT_TRUE(key != NULL);
+    for (int i = 0; i < S_DEEP_LEVELS; i++) {
+        memcpy(key + i * 201, s_deep_dir[i], 200);
+        key[i * 201 + 200] = '/';
+    }
+    strcpy(key + S_DEEP_LEVELS * 201, name);
+    return key;
+}
+
+typedef struct skipped {
+    items keys;
+    int errs[8];
+    char last_message[1100];
+} skipped;
+
+static void s_on_skipped(void *user_data, const char *key, size_t key_len, int err, const char *message) {
+    skipped *sk = user_data;
+    ASSERT_UINT_EQ(strlen(key), key_len);
+    if (sk->keys.n < 8)
+        sk->errs[sk->keys.n] = err;
+    s_items_push(&sk->keys, key, false, 0);
+    snprintf(sk->last_message, sizeof(sk->last_message), "%s", message);
+}
+
+/* A message that quotes a path of several KiB stays one line of at most 1,023 bytes that ends with its reason. */
+static void s_check_long_message(const char *message, const char *start, const char *reason) {
+    size_t len = strlen(message), rlen = strlen(reason);
+    ASSERT_TRUE(len <= 1023);
+    ASSERT_TRUE(strncmp(message, start, strlen(start)) == 0);
+    ASSERT_CONTAINS(message, " [...] ");
+    ASSERT_TRUE(len >= rlen && strcmp(message + len - rlen, reason) == 0);
+    ASSERT_TRUE(strchr(message, '\n') == NULL);
+}
+
+/* A tree whose full paths are longer than PATH_MAX (a long root, 20 levels of 200-byte names): every key of up to
+ * 4,095 bytes is listed, read, stat'ed, fingerprinted, written and deleted; an entry whose key would be longer fails
+ * alone, under that key, with the reason. */
+static void test_deep_tree(void) {
+    char root[PATH_MAX], name[256];
+    memset(name, 'r', 220);
+    name[220] = '\0';
+    s_at(root, s_base, "deeptree");
+    s_mkdir_p(root);
+    strcat(root, "/");
+    strcat(root, name);
+    s_mkdir_p(root);
+    for (int i = 0; i < S_DEEP_LEVELS; i++) {
+        snprintf(s_deep_dir[i], sizeof(s_deep_dir[i]), "d%02d", i);
+        memset(s_deep_dir[i] + 3, 'x', 197);
+        s_deep_dir[i][200] = '\0';
+    }
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY);
+    ASSERT_TRUE(rootfd >= 0);
+    s_put_at(rootfd, "top", "top");
+    s_put_at(rootfd, "zz", "zz");
+    int deep = s_deep_open(rootfd, S_DEEP_LEVELS);
+    /* f: a key of 4,090 bytes (the full path is longer than PATH_MAX); g: 4,120 bytes; h/: a directory of 4,111. */
+    char f[71], g[101], h[91];
+    memset(f, 'f', 70);
+    f[70] = '\0';
+    memset(g, 'g', 100);
+    g[100] = '\0';
+    memset(h, 'h', 90);
+    h[90] = '\0';
+    s_put_at(deep, f, "deep file");
+    s_put_at(deep, g, "too long");
+    ASSERT_INT_EQ(mkdirat(deep, h, 0755), 0);
+    int hfd = openat(deep, h, O_RDONLY | O_DIRECTORY);
+    s_put_at(hfd, "inner", "inner");
+    close(hfd);
+    char *kf = s_deep_key(f), *kg = s_deep_key(g), *kh = s_deep_key(h);
+    strcat(kh, "/");
+    ASSERT_UINT_EQ(strlen(kf), 4090);
+    ASSERT_TRUE(strlen(root) + 1 + strlen(kf) > PATH_MAX);
+
+    open_store os = s_open(root);
+    const char *const want[] = {kf, "top", "zz"};
+    const size_t pages[] = {1, 2, 0};
+    for (size_t p = 0; p < sizeof(pages) / sizeof(pages[0]); p++) {
+        skipped sk = {0};
+        sl_list_options opts = {.recursive = true, .page_size = pages[p], .on_skipped = s_on_skipped,
+                                .on_skipped_data = &sk, .fingerprints = true};
+        sl_lister *ls;
+        sl_object obj;
+        items got = {0};
+        ASSERT_OK(sl_list_open(os.client, &opts, &ls));
+        int rc;
+        while ((rc = sl_list_next(ls, &obj)) == 1)
+            s_items_push(&got, obj.key, false, obj.size);
+        ASSERT_OK(rc);
+        sl_list_close(ls);
+        s_assert_keys(&got, want, 3, "deep tree");
+        ASSERT_UINT_EQ(got.v[0].size, strlen("deep file"));
+        const char *const want_skipped[] = {kg, kh};
+        s_assert_keys(&sk.keys, want_skipped, 2, "deep tree, skipped");
+        ASSERT_INT_EQ(sk.errs[0], SL_ENAMETOOLONG);
+        ASSERT_INT_EQ(sk.errs[1], SL_ENAMETOOLONG);
+        s_check_long_message(sk.last_message, root,
+                             "/: skipped with everything under it: its key would be 4111 bytes long, over the limit "
+                             "of 4095");
+        s_items_free(&got);
+        s_items_free(&sk.keys);
+    }
+    /* Without on_skipped each of them is an error, after which the listing goes on. */
+    {
+        sl_list_options opts = {.recursive = true};
+        sl_lister *ls;
+        sl_object obj;
+        ASSERT_OK(sl_list_open(os.client, &opts, &ls));
+        int rc, errors = 0, objects = 0;
+        while ((rc = sl_list_next(ls, &obj)) != 0) {
+            if (rc < 0) {
+                ASSERT_INT_EQ(rc, SL_ENAMETOOLONG);
+                ASSERT_CONTAINS(sl_last_error(), "over the limit of 4095");
+                errors++;
+            } else {
+                objects++;
+            }
+        }
+        sl_list_close(ls);
+        ASSERT_INT_EQ(errors, 2);
+        ASSERT_INT_EQ(objects, 3);
+    }
+    /* start_after inside the deep directory, and past what fails there ("h...0" sorts after every "h.../..."). */
+    char *kh0 = strdup(kh);
+    kh0[strlen(kh0) - 1] = '0';
+    for (int past = 0; past < 2; past++) {
+        skipped sk = {0};
+        sl_list_options opts = {.recursive = true, .page_size = 1, .start_after = past ? kh0 : kf,
+                                .on_skipped = s_on_skipped, .on_skipped_data = &sk};
+        sl_lister *ls;
+        sl_object obj;
+        items got = {0};
+        ASSERT_OK(sl_list_open(os.client, &opts, &ls));
+        while (sl_list_next(ls, &obj) == 1)
+            s_items_push(&got, obj.key, false, obj.size);
+        sl_list_close(ls);
+        const char *const after_f[] = {"top", "zz"};
+        s_assert_keys(&got, after_f, 2, "deep tree, start_after in its deepest directory");
+        ASSERT_UINT_EQ(sk.keys.n, past ? 0 : 2);
+        s_items_free(&got);
+        s_items_free(&sk.keys);
+    }
+    free(kh0);
+
+    /* The key of 4,090 bytes is an object like any other. */
+    sl_object obj;
+    ASSERT_OK(sl_stat(os.client, kf, &obj));
+    ASSERT_UINT_EQ(obj.size, strlen("deep file"));
+    size_t n;
+    unsigned char *data = s_read_range(os.client, kf, 0, SL_LENGTH_TO_END, 4, &n, NULL);
+    ASSERT_UINT_EQ(n, strlen("deep file"));
+    ASSERT_MEM_EQ(data, "deep file", n);
+    free(data);
+    char *kw = s_deep_key("written");
+    sl_writer *w;
+    sl_write_options wo = {.source_fingerprint = "size=1 fp"};
+    ASSERT_OK(sl_write_open(os.client, kw, &wo, &w));
+    ASSERT_OK(sl_write(w, "w", 1));
+    ASSERT_OK(sl_write_commit(w));
+    ASSERT_OK(sl_stat(os.client, kw, &obj));
+    ASSERT_STR_EQ(obj.source_fingerprint, "size=1 fp");
+    {
+        skipped sk = {0};
+        sl_list_options opts = {.recursive = true, .fingerprints = true, .start_after = kf,
+                                .on_skipped = s_on_skipped, .on_skipped_data = &sk};
+        sl_lister *ls;
+        ASSERT_OK(sl_list_open(os.client, &opts, &ls));
+        ASSERT_INT_EQ(sl_list_next(ls, &obj), 1);
+        ASSERT_STR_EQ(obj.key, kw);
+        ASSERT_STR_EQ(obj.source_fingerprint, "size=1 fp");
+        sl_list_close(ls);
+        s_items_free(&sk.keys);
+    }
+    ASSERT_INT_EQ(faccessat(deep, "written", F_OK, 0), 0);
+    ASSERT_OK(sl_delete(os.client, kw));
+    ASSERT_INT_EQ(faccessat(deep, "written", F_OK, 0), -1);
+    ASSERT_ERR(sl_stat(os.client, kw, &obj), SL_ENOENT);
+    /* New directories below that depth are made one by one. */
+    char *kn = s_deep_key("new/dir/x");
+    kn[0] = 'n'; /* another first directory: the whole chain is new */
+    ASSERT_OK(sl_write_open(os.client, kn, NULL, &w));
+    ASSERT_OK(sl_write(w, "n", 1));
+    ASSERT_OK(sl_write_commit(w));
+    ASSERT_OK(sl_stat(os.client, kn, &obj));
+    ASSERT_UINT_EQ(obj.size, 1);
+    ASSERT_INT_EQ(s_count_tmp(root), 0);
+
+    /* A key over 4,095 bytes is refused by every call, with a whole message. */
+    sl_reader *r;
+    ASSERT_ERR(sl_write_open(os.client, kg, NULL, &w), SL_ENAMETOOLONG);
+    s_check_long_message(sl_last_error(), root, ": the key is 4120 bytes long, over the limit of 4095 bytes");
+    ASSERT_ERR(sl_stat(os.client, kg, &obj), SL_ENAMETOOLONG);
+    ASSERT_ERR(sl_read_open(os.client, kg, 0, SL_LENGTH_TO_END, NULL, &r), SL_ENAMETOOLONG);
+    ASSERT_ERR(sl_delete(os.client, kg), SL_ENAMETOOLONG);
+    ASSERT_INT_EQ(faccessat(deep, g, F_OK, 0), 0);
+    /* A missing deep key: the message names it and says why, however long the path. */
+    char *km = s_deep_key("missing");
+    ASSERT_ERR(sl_read_open(os.client, km, 0, SL_LENGTH_TO_END, NULL, &r), SL_ENOENT);
+    s_check_long_message(sl_last_error(), root, "/missing: no such object (no such file)");
+    s_close(&os);
+
+    close(deep);
+    close(rootfd);
+    free(kf);
+    free(kg);
+    free(kh);
+    free(kw);
+    free(kn);
+    free(km);
+    s_rm_rf(s_at(root, s_base, "deeptree"));
+}
+
 /* The permission checks, run as a user that permissions apply to. Exits the process with 0 on success. */
 static void s_unreadable_checks(const char *root) {
     open_store os = s_open(root);
@@ -989,9 +1469,12 @@ int main(void) {
     RUN_TEST(test_one_level);
     RUN_TEST(test_atomic_write);
     RUN_TEST(test_unsafe_keys);
+    RUN_TEST(test_temp_names);
     RUN_TEST(test_umask);
     RUN_TEST(test_links_in_destination);
     RUN_TEST(test_ranged_read);
+    RUN_TEST(test_changing_files);
+    RUN_TEST(test_deep_tree);
     RUN_TEST(test_errors);
 
     s_free_keys(s_keys, s_nkeys);
