@@ -2,6 +2,7 @@
 #include "resume.h"
 
 #include "crc32c.h"
+#include "store_vtable.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -156,6 +157,19 @@ static int s_keycmp(const char *a, size_t alen, const char *b, size_t blen) {
     return c ? c : (alen < blen ? -1 : alen > blen ? 1 : 0);
 }
 
+/* The next destination object; a listing that has gone out of any order the cursor can merge is given up on: from
+ * then on every key is looked up on its own. */
+static int s_cursor_next(sl__dst_cursor *cur) {
+    cur->state = sl_list_next(cur->lister, &cur->obj);
+    if (cur->state > 0 && sl__list_order_kept(cur->lister) == SL__ORDER_NONE) {
+        sl_list_close(cur->lister);
+        cur->lister = NULL;
+        cur->state = 0;
+        cur->unordered = true;
+    }
+    return cur->state;
+}
+
 int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
     memset(cur, 0, sizeof(*cur));
     sl_list_options lo = {.recursive = true, .fingerprints = true, .clean_stale = clean_stale};
@@ -166,13 +180,14 @@ int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
     }
     if (rc < 0)
         return rc;
-    cur->state = sl_list_next(cur->lister, &cur->obj);
+    sl__list_tolerate(cur->lister);
+    s_cursor_next(cur);
     return cur->state < 0 ? cur->state : 0;
 }
 
 int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const sl_object **out) {
     *out = NULL;
-    if (len >= sizeof(cur->last))
+    if (len >= sizeof(cur->last) || cur->unordered)
         return 2;
     if (cur->has_last && s_keycmp(key, len, cur->last, cur->last_len) < 0)
         return 2; /* the cursor may be past it */
@@ -185,13 +200,15 @@ int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const 
             *out = &cur->obj;
             return 1;
         }
+        /* Passing a smaller key is safe in any order (later keys are greater still); stopping at a greater one says
+         * the key is absent only if the listing is sorted: in byte order or, as some servers have it, in UTF-16
+         * order. Where the two disagree about this pair, the key is looked up on its own. */
         if (c > 0)
-            return 0;
-        cur->state = sl_list_next(cur->lister, &cur->obj);
-        if (cur->state < 0)
+            return sl__key_cmp_utf16(cur->obj.key, cur->obj.key_len, key, len) > 0 ? 0 : 2;
+        if (s_cursor_next(cur) < 0)
             return cur->state;
     }
-    return 0;
+    return cur->unordered ? 2 : 0;
 }
 
 int sl__dst_cursor_drain(sl__dst_cursor *cur, const atomic_bool *stop) {

@@ -62,12 +62,18 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
  * produces them; as long as that order is ascending (always when the output key is the source key) each lookup only
  * moves the cursor forward, so the whole destination is read once. With a suffix the output keys can go backwards
  * ("a" < "a.b" but "a.b.out" < "a.out"): such a key may already be behind the cursor, and the lookup answers
- * "unknown" so that the caller asks the store for that one key. Memory: one listing page and one key. */
+ * "unknown" so that the caller asks the store for that one key. Memory: one listing page and one key.
+ *
+ * The destination listing is merged whether it is sorted in byte order or in UTF-16 order (as some servers sort):
+ * a key the two orders place differently against the cursor's object is "unknown". A listing in neither order (a
+ * repeated key, a step backwards) is abandoned where it shows, and every later key is "unknown"; keys judged absent
+ * before that may then be redone (never lost). */
 typedef struct sl__dst_cursor {
     sl_lister *lister; /* NULL: the destination holds nothing */
     int state;         /* 1: obj holds the next destination object; 0: the listing is exhausted */
     sl_object obj;
     bool has_last;
+    bool unordered; /* the listing went out of order: closed, every lookup answers "unknown" */
     size_t last_len;
     char last[SL__CURSOR_KEY_CAP]; /* the greatest key looked up so far */
 } sl__dst_cursor;

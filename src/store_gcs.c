@@ -459,6 +459,11 @@ typedef struct s_lister {
     char *start_after;  /* key: skip names <= this */
     char *page_token;
     bool last_page;
+    int failed; /* <0: the listing went wrong in a way asking again would repeat (sticky) */
+    /* Page tokens that go round in a cycle (A, B, A, ...), found in constant memory (Brent's method): the token seen
+     * at the last power of two is kept, and each new token is compared with it. */
+    char *cycle_token;
+    unsigned long cycle_power, cycle_steps, pages;
     sl__gcs_page page;
     char key[4096];
 } s_lister;
@@ -506,11 +511,24 @@ static int s_fetch_page(s_lister *l) {
     if ((rc = sl__gcs_page_parse(&l->page, resp.body, resp.body_len, st->bucket)) < 0)
         return rc;
     const char *token = sl__gcs_page_token(&l->page);
-    if (token && l->page_token && strcmp(token, l->page_token) == 0) {
-        /* Asking again would get the same page again, forever. */
+    l->pages++;
+    if (token && l->cycle_token && strcmp(token, l->cycle_token) == 0) {
+        /* Following it would go round the same pages forever. */
         sl__gcs_page_clear(&l->page);
-        return sl__fail(SL_ECORRUPT, "gs://%s: the server repeated the page token; listing stopped", st->bucket);
+        l->failed = SL_ECORRUPT;
+        return sl__fail(SL_ECORRUPT,
+                        "%s: the server repeated a page token (its pages go round in a cycle; %lu pages read); "
+                        "listing stopped",
+                        sl_store_url(&st->base), l->pages);
     }
+    if (token && l->cycle_steps == l->cycle_power) {
+        free(l->cycle_token);
+        if (!(l->cycle_token = strdup(token)))
+            return sl__fail(SL_ENOMEM, "out of memory");
+        l->cycle_power *= 2;
+        l->cycle_steps = 0;
+    }
+    l->cycle_steps++;
     free(l->page_token);
     l->page_token = NULL;
     if (token) {
@@ -533,6 +551,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
     l->recursive = opts->recursive;
     l->fingerprints = opts->fingerprints;
     l->page_size = opts->page_size && opts->page_size <= 1000 ? opts->page_size : 1000;
+    l->cycle_power = l->cycle_steps = 1;
     if (opts->start_after) {
         size_t n = strlen(st->prefix) + strlen(opts->start_after) + 1;
         l->start_offset = malloc(n);
@@ -547,6 +566,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
         free(l->start_offset);
         free(l->start_after);
         free(l->page_token);
+        free(l->cycle_token);
         free(l);
         return rc;
     }
@@ -556,7 +576,10 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
 
 static int s_list_next(sl_lister *base, sl_object *out) {
     s_lister *l = (s_lister *)base;
-    size_t plen = strlen(s_st(base->client)->prefix);
+    s_store *st = s_st(base->client);
+    size_t plen = strlen(st->prefix);
+    if (l->failed)
+        return sl__fail(l->failed, "%s: listing stopped (see the error before)", sl_store_url(&st->base));
     for (;;) {
         const char *name;
         if (sl__gcs_page_next(&l->page, &name, out) == 0) {
@@ -568,6 +591,15 @@ static int s_list_next(sl_lister *base, sl_object *out) {
             continue;
         }
         size_t nlen = strlen(name);
+        if (strncmp(name, st->prefix, plen) != 0) {
+            /* Cutting the prefix off a name that does not have it would make up a key. */
+            char shown[256];
+            sl_text_escape(shown, sizeof(shown), name, nlen < 120 ? nlen : 120);
+            l->failed = SL_ECORRUPT;
+            return sl__fail(SL_ECORRUPT,
+                            "%s: the server listed '%s%s', which is not under the prefix asked for; listing stopped",
+                            sl_store_url(&st->base), shown, nlen > 120 ? "..." : "");
+        }
         if (nlen <= plen || nlen - plen >= sizeof(l->key))
             continue; /* the prefix "directory" placeholder itself, or a name we cannot hold */
         memcpy(l->key, name + plen, nlen - plen + 1);
@@ -585,6 +617,7 @@ static void s_list_close(sl_lister *base) {
     free(l->start_offset);
     free(l->start_after);
     free(l->page_token);
+    free(l->cycle_token);
     free(l);
 }
 

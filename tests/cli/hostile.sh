@@ -399,6 +399,60 @@ row nl-failure-log-report 1 'FAILED new\\nline' nl_logs \
     map gs://hostile-keys/nl {DST} --exec false --failures {AUX}/failures.jsonl --report {AUX}/report.json
 
 # ============================================================================================================
+say "gs:// answers that lie: listings out of order"
+# Buckets whose listings misbehave (the test server's list modes): 10 objects under r/ and one outside it.
+for b in hl-repeat hl-reverse hl-prefix hl-cycle hl-utf16src hl-rm; do
+    gcs_seed "{\"bucket\": \"$b\", \"count\": 10, \"name_format\": \"r/{:02d}\", \"size\": 5}"
+    gcs_seed "{\"bucket\": \"$b\", \"objects\": [{\"name\": \"s/x\", \"data\": \"outside\"}]}"
+done
+gcs_bucket hl-utf16
+gcs_config '{"list_modes": {"hl-repeat": ["repeat-last", "page-size-3"], "hl-rm": ["reverse-pages", "page-size-4"],
+    "hl-reverse": ["reverse-pages", "page-size-4"], "hl-prefix": ["ignore-prefix"], "hl-cycle": ["token-cycle"],
+    "hl-utf16src": ["utf16-order"], "hl-utf16": ["utf16-order"]}}'
+# Keys whose order differs between UTF-8 bytes and UTF-16 code units: U+E000, U+FF5E, U+FFFD against U+1F600.
+mkdir -p "$FX/u16/d"
+for k in a z $'\xee\x80\x80' $'\xef\xbd\x9e' $'\xef\xbf\xbd' $'\xf0\x9f\x98\x80' $'\xf0\x9f\x98\x80x' \
+    $'d/\xee\x80\x80' $'d/\xf0\x9f\x98\x80'; do
+    printf '%s\n' "$k" >"$FX/u16/$k"
+done
+gcs_seed "{\"bucket\": \"hl-utf16src\", \"objects\": [{\"name\": \"r/\\ue000\"}, {\"name\": \"r/\\ud83d\\ude00\"}]}"
+(cd "$FX/u16" && find . -type f | sed 's|^\./||') |
+    python3 -c 'import json, sys; [print(json.dumps({"key": k})) for k in sys.stdin.read().splitlines()]' >"$FX/u16.failures"
+# -- B11: listings are checked: strictly increasing keys, page tokens that do not go round, names under the prefix.
+row list-repeat-du 3 'gs://hl-repeat/r: the listing is not in byte order: .02. came after .02. \(the same key twice\); stopped' \
+    - du gs://hl-repeat/r
+run "$SLUICE" ls -r gs://hl-repeat/r
+expect_rc 3
+expect_err_one_line "(the same key twice)"
+expect_out 00 01 02
+row list-repeat-cp 3 'not in byte order.*the same key twice' - cp gs://hl-repeat/r {DST} -j 1
+row list-reverse-rm 3 "gs://hl-rm/r: the listing is not in byte order: '02' came after '03'" - rm -r gs://hl-rm/r -j 1
+row list-reverse-cp 3 "gs://hl-reverse/r: the listing is not in byte order: '02' came after '03' \(it went backwards\)" \
+    - cp gs://hl-reverse/r {DST} -j 1
+row list-outside-prefix 3 "gs://hl-prefix/r: the server listed 's/x', which is not under the prefix asked for" - \
+    cp gs://hl-prefix/r {DST}
+PRE=(timeout 60)
+row list-token-cycle 3 'gs://hl-cycle/r: the server repeated a page token \(its pages go round in a cycle' - \
+    du gs://hl-cycle/r
+row list-utf16-source 3 'the server sorts by UTF-16 code units, not by bytes' - du gs://hl-utf16src/r
+# A destination listed in UTF-16 order: the keys it places differently are looked up one by one, so the second sync
+# uploads nothing.
+first_sync() {
+    "$SLUICE" sync "$FX/u16" gs://hl-utf16/s -q && gcs_stats_reset
+}
+nothing_uploaded() {
+    expect_err_contains "9 done (9 skipped), 0 failed of 9 objects"
+    expect_eq "uploads" 0 "$(gcs_requests storage.objects.insert)"
+}
+SETUP=first_sync
+row list-utf16-dst-sync 0 '9 done \(9 skipped\)' nothing_uploaded sync {FX}/u16 gs://hl-utf16/s
+SETUP=first_sync
+row list-utf16-dst-retry-failed 0 'done \(9 skipped\)' nothing_uploaded sync {FX}/u16 gs://hl-utf16/s \
+    --retry-failed "$FX/u16.failures"
+gcs_config '{"list_modes": {"hl-repeat": [], "hl-rm": [], "hl-reverse": [], "hl-prefix": [], "hl-cycle": [],
+    "hl-utf16src": [], "hl-utf16": []}}'
+
+# ============================================================================================================
 say "map commands that fail, crash, never read their stdin, or write a gigabyte"
 no_outputs() { expect_eq "outputs of a failing command" "" "$(files_in "$DST")"; }
 row exec-nonzero 1 'FAILED a.txt: command exited with status 7: oops' no_outputs \
