@@ -311,11 +311,22 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *ud) {
     return len;
 }
 
-/* "scheme://host[:port]" of a URL, for messages: never the path or query (an upload session id is a credential). */
+/* "scheme://host[:port]" of a URL, for messages: never the path or query (an upload session id is a credential), nor
+ * a "user:password@" in front of the host. */
 static void s_origin(const char *url, char *buf, size_t cap) {
     const char *p = strstr(url, "://");
-    size_t n = p ? (size_t)(strcspn(p + 3, "/?#") + (size_t)(p + 3 - url)) : strlen(url);
-    snprintf(buf, cap, "%.*s", (int)n, url);
+    if (!p) {
+        snprintf(buf, cap, "%s", url);
+        return;
+    }
+    const char *host = p + 3;
+    size_t authority = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', authority);
+    if (at) {
+        authority -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    snprintf(buf, cap, "%.*s%.*s", (int)(p + 3 - url), url, (int)authority, host);
 }
 
 static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {

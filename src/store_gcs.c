@@ -233,9 +233,12 @@ static int s_auth_headers(s_client *c, char *auth, const char *const *extra, con
 static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
     s_store *st = s_st(&c->base);
     char detail[512] = "";
+    bool secret = false;
     if (r->body && r->body_len) {
         json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
         const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        /* A server (or a proxy in front of it) may quote the request back, Authorization header included. */
+        secret = msg && sl__gcs_auth_mentions_secret(st->auth, msg);
         if (msg)
             snprintf(detail, sizeof(detail), ": %s", msg);
         json_decref(doc);
@@ -272,6 +275,8 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
     default:
         break;
     }
+    if (secret)
+        snprintf(detail, sizeof(detail), ": (the server's message is not shown: it quotes a credential)");
     return sl__fail(code, "gs://%s/%s: HTTP %ld%s%s (via %s)", st->bucket, what, r->status, detail, hint,
                     sl__gcs_auth_source(st->auth));
 }

@@ -399,7 +399,8 @@ row nl-failure-log-report 1 'FAILED new\\nline' nl_logs \
     map gs://hostile-keys/nl {DST} --exec false --failures {AUX}/failures.jsonl --report {AUX}/report.json
 
 # ============================================================================================================
-say "gs:// answers that lie: listings out of order"
+say "gs:// answers that lie: listings out of order, credentials quoted in errors"
+NOOP=stall-for-0s-after-0K # a fault instruction that changes nothing: it puts the next one on a later request
 # Buckets whose listings misbehave (the test server's list modes): 10 objects under r/ and one outside it.
 for b in hl-repeat hl-reverse hl-prefix hl-cycle hl-utf16src hl-rm; do
     gcs_seed "{\"bucket\": \"$b\", \"count\": 10, \"name_format\": \"r/{:02d}\", \"size\": 5}"
@@ -451,6 +452,48 @@ row list-utf16-dst-retry-failed 0 'done \(9 skipped\)' nothing_uploaded sync {FX
     --retry-failed "$FX/u16.failures"
 gcs_config '{"list_modes": {"hl-repeat": [], "hl-rm": [], "hl-reverse": [], "hl-prefix": [], "hl-cycle": [],
     "hl-utf16src": [], "hl-utf16": []}}'
+
+# -- D18: a server error that quotes the request's Authorization header never shows the token.
+gcs_seed '{"bucket": "hostile-read", "objects": [{"name": "d18/a", "data": "a"}, {"name": "d18/b", "data": "b"}]}'
+D18=gs://hostile-read/d18
+D18_TOKEN="ya29.sluice-hostile-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$D18_TOKEN" >"$FX/d18.token"
+no_token() {
+    local f
+    for f in "$ERR" "$AUX"/*; do
+        [ -e "$f" ] || continue
+        if grep -qF "${D18_TOKEN#ya29.}" "$f"; then
+            fail "the token in $(basename "$f")" "nowhere" "$(grep -F "${D18_TOKEN#ya29.}" "$f" | head -c 300)"
+        fi
+    done
+    expect_err_contains "(the server's message is not shown: it quotes a credential)"
+}
+d18_logged() {
+    no_token
+    expect_eq "failure log lines" 1 "$(wc -l <"$AUX/f.jsonl")"
+    expect_eq "report failures" 1 "$(json_field "$AUX/r.json" 'len(d["failures_sample"])')"
+}
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-403-echo-headers"]}')
+PRE=(env -u STORAGE_EMULATOR_HOST)
+row secret-echo-token-file 1 'FAILED a: .*HTTP 403: \(the server.s message is not shown: it quotes a credential\)' \
+    d18_logged cp "$D18/" {DST} -j 1 --endpoint "$GCS" --token-file "$FX/d18.token" \
+    --header "x-retry-test-id: $ID" --failures {AUX}/f.jsonl --report {AUX}/r.json
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.list": ["return-400-echo-headers"]}')
+d18_fatal() { no_token; json_field "$AUX/r.json" 'd["error"]' | grep -q 'not shown' || fail "report error" "the filtered message" "$(cat "$AUX/r.json")"; }
+PRE=(env -u STORAGE_EMULATOR_HOST "GOOGLE_OAUTH_ACCESS_TOKEN=$D18_TOKEN")
+row secret-echo-env-listing 3 'HTTP 400: \(the server.s message is not shown' d18_fatal \
+    cp "$D18/" {DST} --endpoint "$GCS" --header "x-retry-test-id: $ID" --failures {AUX}/f.jsonl --report {AUX}/r.json
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-403-echo-headers\"]}")
+PRE=(env -u STORAGE_EMULATOR_HOST)
+row secret-echo-cat 3 'HTTP 403: \(the server.s message is not shown' no_token \
+    cat "$D18/a" --endpoint "$GCS" --token-file "$FX/d18.token" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+# A password in the endpoint's URL is not part of the address messages name.
+no_password() { ! grep -q sekrit "$ERR" || fail "the endpoint's password" "nowhere in messages" "$(cat "$ERR")"; }
+row secret-endpoint-password 3 ': http://127\.0\.0\.1:1: ' no_password \
+    ls gs://hostile-read --endpoint http://user:sekrit@127.0.0.1:1 --retries 0
 
 # ============================================================================================================
 say "map commands that fail, crash, never read their stdin, or write a gigabyte"
