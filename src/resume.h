@@ -4,11 +4,14 @@
  * When sluice commits an output it records the fingerprint of the source object it was made from, and of the job
  * that made it, with the output (local: the xattr user.sluice.source; gs://: the custom metadata sluice-source):
  *
- *     size=<bytes> gen=<generation> [crc32c=<8 hex>] job=<tag>     (sources with generations: gs://)
+ *     size=<bytes> gen=<generation> [crc32c=<8 hex>] [enc=<encoding>] job=<tag>     (sources with generations: gs://)
  *     size=<bytes> mtime=<ns since the epoch> [crc32c=<8 hex>] job=<tag>     (local sources)
  *
+ * size and crc32c are the source's as its store lists it; enc=gzip says the source is stored gzip-compressed and the
+ * output was made from its decompressed bytes (sl_object.content_encoding).
+ *
  * An output is complete when it exists and its recorded fingerprint matches the current source's: same size, same
- * generation (or mtime), same job tag, and the same CRC32C when both sides know one. */
+ * generation (or mtime), same encoding, same job tag, and the same CRC32C when both sides know one. */
 #ifndef SLUICE_RESUME_H
 #define SLUICE_RESUME_H
 
@@ -18,6 +21,7 @@
 
 #define SL__FP_CAP 192     /* a formatted fingerprint with its NUL, job tag included */
 #define SL__JOB_TAG_CAP 48 /* a job tag with its NUL */
+#define SL__ENC_CAP 16     /* a content encoding with its NUL */
 
 typedef struct sl__fingerprint {
     uint64_t size;
@@ -25,6 +29,7 @@ typedef struct sl__fingerprint {
     int64_t version; /* never 0 */
     bool has_crc32c;
     uint32_t crc32c;
+    char enc[SL__ENC_CAP]; /* "" when the source is stored as it reads */
     char job[SL__JOB_TAG_CAP];
 } sl__fingerprint;
 
@@ -52,7 +57,9 @@ typedef enum sl__resume_action {
 } sl__resume_action;
 
 /* dst NULL: no output. compare_content: cp/sync (an output of the same size may be identical); false for map, whose
- * output can only be known complete by its fingerprint. For cp/sync a fingerprint match also needs the same size. */
+ * output can only be known complete by its fingerprint. For cp/sync a fingerprint match also needs the same size,
+ * unless the source is encoded (its copy holds the decompressed bytes); an output sluice did not record is compared
+ * by content only when both sides are stored alike. */
 sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, const char *job_tag,
                                     bool compare_content);
 

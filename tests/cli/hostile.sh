@@ -399,8 +399,42 @@ row nl-failure-log-report 1 'FAILED new\\nline' nl_logs \
     map gs://hostile-keys/nl {DST} --exec false --failures {AUX}/failures.jsonl --report {AUX}/report.json
 
 # ============================================================================================================
-say "gs:// answers that lie: listings out of order, credentials quoted in errors"
+say "gs:// answers that lie: short or long bodies, a 200 to a Range, gzip-encoded objects, listings out of order, credentials quoted in errors"
 NOOP=stall-for-0s-after-0K # a fault instruction that changes nothing: it puts the next one on a later request
+# Objects whose downloads misbehave (the test server's per-object serve modes, tests/gcs/README.md): a correctly
+# framed body cut to half or padded by 16 bytes, without x-goog-hash (so only the size and CRC32C the metadata has
+# can tell), with it, and a Range header ignored (200 and the whole object). Objects stored gzip-compressed.
+python3 - "$T/read.json" "$FX" <<'PY'
+import base64, gzip, json, os, sys
+out, fx = sys.argv[1], sys.argv[2]
+def b64(b):
+    return base64.b64encode(b).decode()
+data = bytes((i * 7 + i // 256) % 256 for i in range(550))
+big = bytes((i * 131 + i // 1000) % 256 for i in range(1 << 20))
+text = b"".join(b"%05d the quick brown fox\n" % i for i in range(3000))
+gz = gzip.compress(text[:40000], mtime=0) + gzip.compress(text[40000:], mtime=0)  # two members, as `cat a.gz b.gz`
+small = b"a small gzip-encoded object\n"
+os.makedirs(fx + "/read", exist_ok=True)
+for name, b in (("data", data), ("big", big), ("text", text), ("small", small)):
+    open(fx + "/read/" + name, "wb").write(b)
+objs = []
+def put(name, b, **kw):
+    objs.append(dict(name=name, data_b64=b64(b), **kw))
+put("b7/nohash", data, serve=["no-hash"])
+put("b7/short", data, serve=["no-hash", "short-body"])
+put("b7/long", data, serve=["no-hash", "long-body"])
+put("b7/short-h", data, serve=["short-body"])
+put("b7r/big-nohash", big, serve=["no-hash"])
+put("b7s/big-short", big, serve=["no-hash", "short-body"])
+put("b9/ir.bin", data, serve=["ignore-range"])
+put("b9r/big.bin", big, serve=["ignore-range"])
+put("gz/text.txt", gz, contentEncoding="gzip", contentType="text/plain")
+put("gz/small.txt", gzip.compress(small, mtime=0), contentEncoding="gzip")
+put("gz/plain.txt", small)
+json.dump({"bucket": "hostile-read", "objects": objs}, open(out, "w"))
+PY
+gcs_seed "@$T/read.json"
+head -c 275 "$FX/read/data" >"$FX/read/data.half"
 # Buckets whose listings misbehave (the test server's list modes): 10 objects under r/ and one outside it.
 for b in hl-repeat hl-reverse hl-prefix hl-cycle hl-utf16src hl-rm; do
     gcs_seed "{\"bucket\": \"$b\", \"count\": 10, \"name_format\": \"r/{:02d}\", \"size\": 5}"
@@ -419,6 +453,125 @@ done
 gcs_seed "{\"bucket\": \"hl-utf16src\", \"objects\": [{\"name\": \"r/\\ue000\"}, {\"name\": \"r/\\ud83d\\ude00\"}]}"
 (cd "$FX/u16" && find . -type f | sed 's|^\./||') |
     python3 -c 'import json, sys; [print(json.dumps({"key": k})) for k in sys.stdin.read().splitlines()]' >"$FX/u16.failures"
+READ=gs://hostile-read
+no_files() { expect_eq "outputs" "" "$(files_in "$DST")"; }
+
+# cat streams: what it wrote before the end of the object showed the answer was wrong stays written, so these are not
+# rows (whose exit 3 means "nothing on stdout"): exit 3 and one line saying the bytes on stdout are not the object's.
+streamed_wrong() { # streamed_wrong MESSAGE WANT_STDOUT_FILE ARGS...
+    local msg=$1 want=$2
+    shift 2
+    say "not a row: sluice $*"
+    run "$SLUICE" "$@"
+    expect_rc 3
+    expect_err_one_line "$msg"
+    [ -z "$want" ] || expect_out_file "$want"
+}
+
+# -- B7: the size and CRC32C of every whole download are checked, also when the answer carries no x-goog-hash.
+streamed_wrong "$READ/b7/short: received 275 bytes but the object has 550: the answer was cut short or padded (not accepted); the 275 bytes written to stdout are not the object's" \
+    "$FX/read/data.half" cat "$READ/b7/short" "${FAST[@]}"
+streamed_wrong "$READ/b7/long: received 566 bytes but the object has 550: the answer was cut short or padded (not accepted); the 566 bytes written to stdout are not the object's" \
+    "" cat "$READ/b7/long" "${FAST[@]}"
+row read-cat-short-hash 3 'the answer holds 275 bytes but the object has 550 \(x-goog-stored-content-length\)' - \
+    cat "$READ/b7/short-h" "${FAST[@]}"
+row read-cat-nohash 0 - - cat "$READ/b7/nohash"
+expect_out_file "$FX/read/data"
+short_long_failed() { # b7/: nohash copied exactly; short, long, short-h failed after 3 tries each, nothing of them left
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+    expect_eq "outputs" "nohash" "$(files_in "$DST")"
+    cmp -s "$FX/read/data" "$DST/nohash" || fail "the object without x-goog-hash" "copied exactly" "different bytes"
+    expect_eq "tries of each corrupt object (failure log)" "3 3 3" \
+        "$(python3 -c 'import json, sys; print(" ".join(str(json.loads(l)["attempts"]) for l in open(sys.argv[1])))' "$AUX/f.jsonl")"
+}
+row read-cp-short-long 1 'FAILED short: .*received 275 bytes but the object has 550' short_long_failed \
+    cp "$READ/b7/" {DST} -j 1 "${FAST[@]}" --failures {AUX}/f.jsonl
+mapped_nohash() {
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+    cmp -s "$FX/read/data" "$DST/nohash.out" || fail "map input without x-goog-hash" "the object's bytes" "different"
+    expect_eq "outputs" "nohash.out" "$(files_in "$DST")"
+}
+row read-map-short-long 1 'FAILED long: .*received 566 bytes' mapped_nohash \
+    map "$READ/b7/" {DST} --exec cat --suffix .out -j 2 "${FAST[@]}"
+op_nohash() { expect_out "{\"key\":\"nohash\",\"size\":550,\"md5\":\"$(md5sum <"$FX/read/data" | cut -d' ' -f1)\"}"; }
+row read-op-short-long 1 'FAILED short-h: .*the answer holds 275 bytes' op_nohash \
+    map "$READ/b7/" - --op md5 -j 1 "${FAST[@]}"
+# A download broken after 256 KiB resumes with a Range; without x-goog-hash the whole is still checked at the end.
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-broken-stream-after-256K"]}')
+big_resumed() { cmp -s "$FX/read/big" "$DST/big-nohash" || fail "resumed download without x-goog-hash" "exact" "different"; }
+row read-resume-nohash 0 - big_resumed cp "$READ/b7r/" {DST} -q -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-broken-stream-after-64K"]}')
+row read-resume-short 1 'FAILED big-short: .*(cut short|not accepted)' no_files \
+    cp "$READ/b7s/" {DST} -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# -- B9: a 200 (the whole object) to a ranged GET: the bytes before the offset are dropped.
+for r in 100-119 -10 500- 0-0 549- 550-; do
+    row "read-range-200-$r" 0 - - cat --range "$r" "$READ/b9/ir.bin"
+    "$SLUICE" cat --range "$r" "$FX/read/data" >"$T/want.range"
+    expect_out_file "$T/want.range"
+done
+row read-range-200-past-end 2 'ir.bin: offset 551 is past the end' - cat --range 551- "$READ/b9/ir.bin"
+# The resume of a broken download at byte 262144 is answered 200: it goes on at that byte of the whole object. Each
+# of the job's 3 tries of the object would meet the same, a broken answer then a 200 to the resume (a try that took
+# the 200 for the range would fail its CRC32C); the first try gets it right.
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"return-broken-stream-after-256K\", \"$NOOP\",
+    \"return-broken-stream-after-256K\", \"$NOOP\", \"return-broken-stream-after-256K\", \"$NOOP\"]}")
+resumed_200() {
+    cmp -s "$FX/read/big" "$DST/big.bin" || fail "resume answered with 200" "exact copy" "different"
+    gcs_api GET "/retry_test/$ID" >"$T/.rt.json"
+    expect_eq "faults left (one try was enough)" 4 "$(json_field "$T/.rt.json" 'len(d["instructions"]["storage.objects.get"])')"
+}
+row read-resume-200 0 - resumed_200 cp "$READ/b9r/" {DST} -q -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-broken-stream-after-256K\"]}")
+row read-resume-200-cat 0 - - cat "$READ/b9r/big.bin" "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_out_file "$FX/read/big"
+gcs_expect_consumed "$ID"
+
+# -- B10: objects stored with Content-Encoding: gzip are fetched as stored, checked, and read decompressed.
+row read-gzip-cat 0 - - cat "$READ/gz/text.txt"
+expect_out_file "$FX/read/text"
+row read-gzip-range 0 - - cat --range 40000-40099 "$READ/gz/text.txt"
+"$SLUICE" cat --range 40000-40099 "$FX/read/text" >"$T/want.range"
+expect_out_file "$T/want.range"
+row read-gzip-range-tail 2 'stored gzip-compressed and read decompressed: --range -N would need its decompressed size' - \
+    cat --range -10 "$READ/gz/text.txt"
+gzip_copied() {
+    expect_eq "outputs" "$(printf '%s\n' plain.txt small.txt text.txt)" "$(files_in "$DST")"
+    cmp -s "$FX/read/text" "$DST/text.txt" || fail "cp of a gzip-encoded object" "its decompressed bytes" "other bytes"
+    cmp -s "$FX/read/small" "$DST/small.txt" || fail "cp of a small gzip-encoded object" "decompressed" "other bytes"
+    # Rerun: complete outputs are skipped, though their size is not the listing's (the compressed size).
+    run "$SLUICE" cp "$READ/gz/" "$DST"
+    expect_rc 0
+    expect_err_contains "3 done (3 skipped), 0 failed of 3 objects"
+    # An output cut short since is not accepted: it is made again.
+    truncate -s 100 "$DST/text.txt"
+    run "$SLUICE" cp "$READ/gz/" "$DST"
+    expect_err_contains "3 done (2 skipped), 0 failed of 3 objects"
+    cmp -s "$FX/read/text" "$DST/text.txt" || fail "the cut output" "made again" "not"
+}
+row read-gzip-cp 0 - gzip_copied cp "$READ/gz/" {DST} -q
+gzip_mapped() { cmp -s "$FX/read/text" "$DST/text.txt.out" || fail "map input of a gzip-encoded object" "decompressed" "not"; }
+row read-gzip-map 0 - gzip_mapped map "$READ/gz/" {DST} --exec cat --suffix .out -q
+row read-gzip-op 0 - - map "$READ/gz/text.txt" - --op md5 -q
+expect_out "{\"key\":\"text.txt\",\"size\":$(gcs_meta hostile-read gz/text.txt 'd["size"]'),\"md5\":\"$(md5sum <"$FX/read/text" | cut -d' ' -f1)\"}"
+gzip_rewritten() { # a gs:// to gs:// copy is a rewrite on the server: the stored bytes stay as they are
+    expect_eq "the copy's encoding and CRC32C" "$(gcs_meta hostile-read gz/text.txt '[d["contentEncoding"], d["crc32c"], d["size"]]')" \
+        "$(gcs_meta hostile-read gzcopy/text.txt '[d["contentEncoding"], d["crc32c"], d["size"]]')"
+    run "$SLUICE" cp "$READ/gz/" "$READ/gzcopy/"
+    expect_err_contains "3 done (3 skipped), 0 failed of 3 objects"
+}
+row read-gzip-gs-to-gs 0 - gzip_rewritten cp "$READ/gz/" "$READ/gzcopy/" -q
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-corrupted-data", "return-corrupted-data", "return-corrupted-data"]}')
+gz_corrupt() {
+    expect_eq "FAILED lines" 1 "$(grep -c FAILED "$ERR")"
+    expect_eq "outputs" "" "$(files_in "$DST")"
+}
+row read-gzip-corrupt 1 'FAILED text.txt: .*(CRC32C mismatch|not valid gzip data)' gz_corrupt \
+    cp "$READ/gz/" {DST} --include text.txt -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
 # -- B11: listings are checked: strictly increasing keys, page tokens that do not go round, names under the prefix.
 row list-repeat-du 3 'gs://hl-repeat/r: the listing is not in byte order: .02. came after .02. \(the same key twice\); stopped' \
     - du gs://hl-repeat/r

@@ -488,6 +488,32 @@ static void test_repeated_token(void) {
     close(s.listen_fd);
 }
 
+/* contentEncoding "gzip" (any case, or "x-gzip") marks an object stored compressed; anything else does not. */
+static void test_content_encoding(void) {
+    const char *body =
+        "{\"items\":[{\"name\":\"a\",\"contentEncoding\":\"gzip\"},"
+        "{\"name\":\"b\",\"contentEncoding\":\" GZip \"},{\"name\":\"c\",\"contentEncoding\":\"x-gzip\"},"
+        "{\"name\":\"d\",\"contentEncoding\":\"br\"},{\"name\":\"e\",\"contentEncoding\":\"gzip2\"},"
+        "{\"name\":\"f\",\"contentEncoding\":1},{\"name\":\"g\"},"
+        "{\"name\":\"h\",\"contentEncoding\":\"gzip\",\"contentEncoding\":\"identity\"}]}";
+    const char *want = "a+b+c+d-e-f-g-h-";
+    sl__gcs_page page = {0};
+    ASSERT_INT_EQ(sl__gcs_page_parse(&page, body, strlen(body), "b"), 0);
+    const char *name;
+    sl_object o;
+    char got[64] = "";
+    size_t n = 0;
+    while (sl__gcs_page_next(&page, &name, &o) == 1 && n + 2 < sizeof(got)) {
+        got[n++] = name[0];
+        got[n++] = o.content_encoding ? '+' : '-';
+        if (o.content_encoding)
+            ASSERT_STR_EQ(o.content_encoding, "gzip");
+    }
+    got[n] = '\0';
+    ASSERT_STR_EQ(got, want);
+    sl__gcs_page_clear(&page);
+}
+
 /* Page tokens that come back after a longer round (A, B, A; or after some pages that are not part of the cycle, and
  * with no object on the pages that would repeat a key) end the listing too, after a number of pages bounded by the
  * cycle's start and length, without remembering every token. */
@@ -557,5 +583,6 @@ int main(void) {
     RUN_TEST(test_big_page);
     RUN_TEST(test_repeated_token);
     RUN_TEST(test_token_cycle);
+    RUN_TEST(test_content_encoding);
     TEST_DONE();
 }

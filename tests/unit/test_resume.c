@@ -169,6 +169,37 @@ static void test_decide(void) {
     ASSERT_INT_EQ(sl__resume_decide(&src, &prefix, "copy", true), SL__RESUME_DO);
 }
 
+/* A source stored gzip-compressed: its fingerprint says so, only such a record matches it, and its copy (the
+ * decompressed object, of another size) is complete by its record alone. */
+static void test_encoded(void) {
+    char rec[SL__FP_CAP];
+    sl_object gz = {.size = 40, .generation = 7, .crc32c = 0xabcdef01, .has_crc32c = true, .content_encoding = "gzip"};
+    sl__fp_format(&gz, "copy", rec, sizeof(rec));
+    ASSERT_STR_EQ(rec, "size=40 gen=7 crc32c=abcdef01 enc=gzip job=copy");
+    sl__fingerprint fp;
+    ASSERT_TRUE(sl__fp_parse(rec, &fp));
+    ASSERT_STR_EQ(fp.enc, "gzip");
+    ASSERT_TRUE(sl__fp_matches(rec, &gz, "copy"));
+    sl_object plain = gz;
+    plain.content_encoding = NULL;
+    ASSERT_FALSE(sl__fp_matches(rec, &plain, "copy"));
+    ASSERT_FALSE(sl__fp_matches("size=40 gen=7 crc32c=abcdef01 job=copy", &gz, "copy"));
+    const char *bad[] = {"size=1 gen=5 enc= job=copy", "size=1 gen=5 enc=GZIP job=copy",
+                         "size=1 gen=5 enc=gzip enc=gzip job=copy", "size=1 gen=5 enc=0123456789abcdef job=copy"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sl__fp_parse(bad[i], &fp))
+            TEST_FAIL_("parsed what is not a fingerprint: \"%s\"", bad[i]);
+
+    sl_object out = {.size = 1000, .mtime_ns = 5, .source_fingerprint = rec};
+    ASSERT_INT_EQ(sl__resume_decide(&gz, &out, "copy", true), SL__RESUME_SKIP);
+    out.source_fingerprint = NULL; /* not recorded: a decompressed copy cannot be compared with the stored bytes */
+    out.size = 40;
+    ASSERT_INT_EQ(sl__resume_decide(&gz, &out, "copy", true), SL__RESUME_DO);
+    out.content_encoding = "gzip"; /* a gs:// to gs:// copy keeps the stored bytes: compared as they are */
+    ASSERT_INT_EQ(sl__resume_decide(&gz, &out, "copy", true), SL__RESUME_VERIFY);
+    ASSERT_INT_EQ(sl__resume_decide(&plain, &out, "copy", true), SL__RESUME_DO);
+}
+
 /* UTF-16 code unit order against byte order. */
 static void test_utf16_order(void) {
     static const struct {
@@ -407,6 +438,7 @@ int main(void) {
     RUN_TEST(test_job_tags);
     RUN_TEST(test_decide);
     RUN_TEST(test_cursor);
+    RUN_TEST(test_encoded);
     RUN_TEST(test_utf16_order);
     RUN_TEST(test_cursor_misordered);
     char cmd[PATH_MAX + 16];
