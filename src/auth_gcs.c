@@ -744,27 +744,75 @@ static int s_make_body(sl__gcs_auth *auth, s_sbuf *body) {
     return 0;
 }
 
-/* True if text contains one of the secrets we sent or hold, so it must not be quoted in a message. */
-static bool s_mentions_secret(const sl__gcs_auth *auth, const char *text, const s_sbuf *body) {
-    const char *secrets[] = {auth->client_secret, auth->refresh_token};
-    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
-        if (secrets[i] && strlen(secrets[i]) >= 4 && strstr(text, secrets[i]))
+/* True if text quotes the secret (NUL-terminated, len bytes): all of it, or, for a long one, any 16 bytes of it in a
+ * row (a server quoting it back may cut it short). Error paths only: a strstr per position of the secret. */
+static bool s_quotes(const char *text, const char *secret, size_t len) {
+    if (!secret || len < 4)
+        return false;
+    if (len < 32)
+        return strstr(text, secret) != NULL;
+    for (size_t at = 0; at + 16 <= len; at++) {
+        char run[17];
+        memcpy(run, secret + at, 16);
+        run[16] = '\0';
+        bool found = strstr(text, run) != NULL;
+        OPENSSL_cleanse(run, sizeof(run));
+        if (found)
             return true;
-    /* A server quoting the signed assertion back would quote some 16-byte run of it. */
-    const char *assertion = body->data ? strstr(body->data, "assertion=") : NULL;
-    if (assertion) {
-        const char *p = assertion + strlen("assertion=");
-        for (size_t left = strlen(p); left >= 16; left -= 16, p += 16) {
-            char run[17];
-            memcpy(run, p, 16);
-            run[16] = '\0';
-            bool found = strstr(text, run) != NULL;
-            OPENSSL_cleanse(run, sizeof(run));
-            if (found)
-                return true;
-        }
     }
     return false;
+}
+
+static bool s_bearer_quoted(const char *text);
+
+/* The one secret filter for text a server sent (server error messages and headers quoted in messages, reports and
+ * failure logs; token endpoint answers): true when it must not be shown because it quotes one of the secrets this
+ * process holds or sent -- the access token in use or one rejected, a client secret, a refresh token, the signed
+ * assertion of the token request (`body`, may be NULL) -- or any bearer credential at all ("Bearer " and a token).
+ * Called with the lock held. */
+static bool s_mentions_secret(const sl__gcs_auth *auth, const char *text, const s_sbuf *body) {
+    size_t blen = strlen(S_BEARER);
+    const char *tokens[] = {auth->synced.header, auth->synced.rejected};
+    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
+        if (tokens[i] && strlen(tokens[i]) > blen && s_quotes(text, tokens[i] + blen, strlen(tokens[i]) - blen))
+            return true;
+    const char *secrets[] = {auth->client_secret, auth->refresh_token};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        if (secrets[i] && s_quotes(text, secrets[i], strlen(secrets[i])))
+            return true;
+    const char *assertion = body && body->data ? strstr(body->data, "assertion=") : NULL;
+    if (assertion && s_quotes(text, assertion + strlen("assertion="), strlen(assertion + strlen("assertion="))))
+        return true;
+    return s_bearer_quoted(text);
+}
+
+/* A credential this process never held (one a proxy added, one given with --header): "Bearer" and 8 characters of a
+ * token. */
+static bool s_bearer_quoted(const char *text) {
+    for (const char *p = text; (p = strcasestr(p, "bearer")) != NULL; p += 6) {
+        const char *q = p + 6;
+        if (*q != ' ' && *q != '\t' && *q != '=' && *q != ':')
+            continue;
+        while (*q == ' ' || *q == '\t' || *q == '=' || *q == ':')
+            q++;
+        size_t n = 0;
+        while (s_token_char((unsigned char)q[n]) && q[n] != ',' && q[n] != '"' && q[n] != '\'' && q[n] != ';')
+            n++;
+        if (n >= 8)
+            return true;
+    }
+    return false;
+}
+
+bool sl__gcs_auth_mentions_secret(sl__gcs_auth *auth, const char *text) {
+    if (!text || !*text)
+        return false;
+    if (!auth)
+        return s_bearer_quoted(text);
+    pthread_mutex_lock(&auth->synced.lock);
+    bool found = s_mentions_secret(auth, text, NULL);
+    pthread_mutex_unlock(&auth->synced.lock);
+    return found;
 }
 
 /* Appends what the server said about a failed token request to msg: the OAuth "error"/"error_description" fields,
@@ -825,8 +873,9 @@ static int s_parse_token(sl__gcs_auth *auth, const sl__http_response *resp, char
     }
     json_t *type = json_object_get(root, "token_type");
     if (type && (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer") != 0)) {
+        const char *said = json_is_string(type) ? json_string_value(type) : "?";
         rc = sl__fail(SL_EIO, "%s: the token endpoint %s answered with token_type '%.40s', not Bearer", auth->source,
-                      auth->url, json_is_string(type) ? json_string_value(type) : "?");
+                      auth->url, s_mentions_secret(auth, said, NULL) ? "(not shown)" : said);
         goto on_error;
     }
     json_t *exp = json_object_get(root, "expires_in");

@@ -47,6 +47,11 @@ void sl__gcs_auth_invalidate(sl__gcs_auth *auth, const char *header_used);
 /* A description of the source for messages, e.g. "service account key /path/key.json (GOOGLE_APPLICATION_CREDENTIALS)".
  * Never contains secrets. */
 const char *sl__gcs_auth_source(const sl__gcs_auth *auth);
+/* The secret filter every message that quotes a server's answer goes through: true when `text` must not be shown
+ * because it quotes a secret this process holds (the access token in use or one rejected, a refresh token, a client
+ * secret; all of it or a 16-byte run of a long one) or any bearer credential ("Bearer" and a token). auth NULL: only
+ * the last test. Thread-safe (waits for a token fetch in progress). */
+bool sl__gcs_auth_mentions_secret(sl__gcs_auth *auth, const char *text);
 /* Tokens fetched so far (for tests and the report). */
 unsigned long sl__gcs_auth_fetches(const sl__gcs_auth *auth);
 

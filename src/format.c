@@ -249,6 +249,10 @@ size_t sl_object_format_json(const sl_object *obj, char *buf, size_t cap) {
             s_put_hex_byte(&k, "", obj->md5[i]);
         s_putc(&k, '"');
     }
+    if (obj->content_encoding) {
+        s_puts(&k, ",\"content_encoding\":");
+        s_json_quote(&k, obj->content_encoding, strlen(obj->content_encoding));
+    }
     s_putc(&k, '}');
     return s_sink_finish(&k);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yajl/yajl_parse.h>
 
 /* Decodes base64 into out (exactly want bytes expected). Returns true on success. */
@@ -98,6 +99,14 @@ uint64_t sl__gcs_u64_text(const char *p, size_t len) {
     return n;
 }
 
+bool sl__gcs_is_gzip(const char *s, size_t len) {
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    return (len == 4 && strncasecmp(s, "gzip", 4) == 0) || (len == 6 && strncasecmp(s, "x-gzip", 6) == 0);
+}
+
 /* ---- listing pages ---- */
 
 /* A page is parsed as a stream (yajl) into page->arena, which holds, after S_ARENA_START unused bytes (so that offset
@@ -113,6 +122,7 @@ typedef struct s_item {
     int64_t mtime_ns;
     uint32_t crc32c;
     bool has_crc32c, has_md5;
+    bool gzip; /* contentEncoding is "gzip" */
     unsigned char md5[16];
 } s_item;
 
@@ -287,6 +297,7 @@ typedef enum s_page_field {
     S_F_MD5,
     S_F_METADATA,
     S_F_FINGERPRINT,
+    S_F_ENCODING,
 } s_page_field;
 
 typedef enum s_page_value { S_V_STRING, S_V_INTEGER, S_V_OTHER } s_page_value;
@@ -365,6 +376,9 @@ static int s_page_item_value(s_page_parser *p, s_page_value kind, const char *s,
     }
     case S_F_METADATA:
         item->fingerprint = 0; /* not an object */
+        break;
+    case S_F_ENCODING:
+        item->gzip = kind == S_V_STRING && sl__gcs_is_gzip(s, len);
         break;
     default:
         break;
@@ -469,14 +483,15 @@ static int s_page_key(void *ctx, const unsigned char *key, size_t len) {
         return 1;
     s_page_field f = S_F_OTHER;
     if (p->in == S_IN_ITEM) {
-        f = S_KEY_IS(key, len, "name")         ? S_F_NAME
-            : S_KEY_IS(key, len, "size")       ? S_F_SIZE
-            : S_KEY_IS(key, len, "generation") ? S_F_GENERATION
-            : S_KEY_IS(key, len, "updated")    ? S_F_UPDATED
-            : S_KEY_IS(key, len, "crc32c")     ? S_F_CRC32C
-            : S_KEY_IS(key, len, "md5Hash")    ? S_F_MD5
-            : S_KEY_IS(key, len, "metadata")   ? S_F_METADATA
-                                               : S_F_OTHER;
+        f = S_KEY_IS(key, len, "name")              ? S_F_NAME
+            : S_KEY_IS(key, len, "size")            ? S_F_SIZE
+            : S_KEY_IS(key, len, "generation")      ? S_F_GENERATION
+            : S_KEY_IS(key, len, "updated")         ? S_F_UPDATED
+            : S_KEY_IS(key, len, "crc32c")          ? S_F_CRC32C
+            : S_KEY_IS(key, len, "md5Hash")         ? S_F_MD5
+            : S_KEY_IS(key, len, "metadata")        ? S_F_METADATA
+            : S_KEY_IS(key, len, "contentEncoding") ? S_F_ENCODING
+                                                    : S_F_OTHER;
     } else if (p->in == S_IN_PAGE) {
         f = S_KEY_IS(key, len, "items")           ? S_F_ITEMS
             : S_KEY_IS(key, len, "prefixes")      ? S_F_PREFIXES
@@ -656,6 +671,7 @@ int sl__gcs_page_next(sl__gcs_page *page, const char **name, sl_object *out) {
         .has_crc32c = item->has_crc32c,
         .has_md5 = item->has_md5,
         .source_fingerprint = item->fingerprint ? page->arena + item->fingerprint : NULL,
+        .content_encoding = item->gzip ? SL__GCS_GZIP : NULL,
     };
     memcpy(out->md5, item->md5, sizeof(out->md5));
     *name = page->arena + item->name;

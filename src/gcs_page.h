@@ -13,6 +13,12 @@
 /* The custom metadata key that holds a source fingerprint (sl_write_options.source_fingerprint). */
 #define SL__GCS_META_KEY "sluice-source"
 
+/* sl_object.content_encoding of an object stored gzip-compressed. */
+#define SL__GCS_GZIP "gzip"
+/* True when a contentEncoding or Content-Encoding value (len bytes) says gzip ("gzip" or "x-gzip", any case, white
+ * space around it ignored): the stored bytes are one or more gzip members. */
+bool sl__gcs_is_gzip(const char *s, size_t len);
+
 /* Decodes base64 text (NUL-terminated) into exactly `want` bytes; false if it is not that. */
 bool sl__gcs_unb64(const char *in, unsigned char *out, size_t want);
 /* Decodes a CRC32C as GCS sends it (base64 of its 4 big-endian bytes); false if it is not that. */

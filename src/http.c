@@ -138,6 +138,9 @@ sl__http *sl__http_new(const sl__http_options *opts) {
     curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+    /* Bodies are delivered exactly as they came: a gzip-encoded object is checksummed on its stored bytes and
+     * decompressed by the store that asked for them (store_gcs.c), never by libcurl behind its back. */
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     if (!s_proxy_env) {
         /* No proxy in the environment: saying so spares libcurl looking it up again for every request. */
         curl_easy_setopt(e, CURLOPT_PROXY, "");
@@ -198,6 +201,7 @@ static void s_reset_response(sl__http_response *r) {
     char *body = r->body;
     memset(r, 0, sizeof(*r));
     r->content_length = -1;
+    r->stored_length = -1;
     r->body = body;
 }
 
@@ -259,9 +263,23 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
             r->content_length = strtoll(num, NULL, 10);
         }
         break;
+    case 16:
+        if (s_is(data, n, "content-encoding"))
+            s_set_field(r->content_encoding, sizeof(r->content_encoding), v, vl, true);
+        break;
     case 17:
         if (s_is(data, n, "x-goog-generation"))
             s_set_field(r->goog_generation, sizeof(r->goog_generation), v, vl, false);
+        break;
+    case 28:
+        if (s_is(data, n, "x-goog-stored-content-length")) {
+            s_set_field(num, sizeof(num), v, vl, false);
+            r->stored_length = num[0] >= '0' && num[0] <= '9' ? strtoll(num, NULL, 10) : -1;
+        }
+        break;
+    case 30:
+        if (s_is(data, n, "x-goog-stored-content-encoding"))
+            s_set_field(r->stored_encoding, sizeof(r->stored_encoding), v, vl, false);
         break;
     default:
         break;
@@ -311,11 +329,22 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *ud) {
     return len;
 }
 
-/* "scheme://host[:port]" of a URL, for messages: never the path or query (an upload session id is a credential). */
+/* "scheme://host[:port]" of a URL, for messages: never the path or query (an upload session id is a credential), nor
+ * a "user:password@" in front of the host. */
 static void s_origin(const char *url, char *buf, size_t cap) {
     const char *p = strstr(url, "://");
-    size_t n = p ? (size_t)(strcspn(p + 3, "/?#") + (size_t)(p + 3 - url)) : strlen(url);
-    snprintf(buf, cap, "%.*s", (int)n, url);
+    if (!p) {
+        snprintf(buf, cap, "%s", url);
+        return;
+    }
+    const char *host = p + 3;
+    size_t authority = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', authority);
+    if (at) {
+        authority -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    snprintf(buf, cap, "%.*s%.*s", (int)(p + 3 - url), url, (int)authority, host);
 }
 
 static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {

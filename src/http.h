@@ -36,7 +36,10 @@ typedef struct sl__http_response {
     char goog_hash[256];     /* all x-goog-hash values joined with ',' ("crc32c=..,md5=..") */
     char goog_generation[32];
     char content_type[128];
-    int64_t content_length;  /* -1 if absent */
+    char content_encoding[64]; /* Content-Encoding of this answer's body ("gzip": the bytes are compressed) */
+    char stored_encoding[32];  /* x-goog-stored-content-encoding: how the object is stored ("gzip", "identity") */
+    int64_t content_length;    /* -1 if absent */
+    int64_t stored_length;     /* x-goog-stored-content-length: the object's stored size; -1 if absent */
     /* Collected body (when the request has no write_fn): owned by the sl__http, valid until its next request.
      * NUL-terminated for convenience. */
     char *body;

@@ -2,6 +2,7 @@
 #include "resume.h"
 
 #include "crc32c.h"
+#include "store_vtable.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -9,17 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A content encoding as a fingerprint records it: 1 to 15 lowercase letters, digits or '-'. */
+static bool s_encoding_ok(const char *s, size_t len) {
+    if (len == 0 || len >= SL__ENC_CAP)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
 size_t sl__fp_format(const sl_object *src, const char *job_tag, char *buf, size_t cap) {
     if (cap)
         buf[0] = '\0';
     int64_t version = src->generation ? src->generation : src->mtime_ns;
     if (!version || !job_tag || !job_tag[0])
         return 0;
-    char crc[32] = "";
+    char crc[32] = "", enc[32] = "";
     if (src->has_crc32c)
         snprintf(crc, sizeof(crc), " crc32c=%08" PRIx32, src->crc32c);
-    int n = snprintf(buf, cap, "size=%" PRIu64 " %s=%" PRId64 "%s job=%s", src->size, src->generation ? "gen" : "mtime",
-                     version, crc, job_tag);
+    if (src->content_encoding && s_encoding_ok(src->content_encoding, strlen(src->content_encoding)))
+        snprintf(enc, sizeof(enc), " enc=%s", src->content_encoding);
+    int n = snprintf(buf, cap, "size=%" PRIu64 " %s=%" PRId64 "%s%s job=%s", src->size,
+                     src->generation ? "gen" : "mtime", version, crc, enc, job_tag);
     if (n < 0 || (size_t)n >= cap) {
         if (cap)
             buf[0] = '\0';
@@ -85,6 +98,11 @@ bool sl__fp_parse(const char *text, sl__fingerprint *out) {
             }
             out->crc32c = c;
             out->has_crc32c = true;
+        } else if (name_len == 3 && memcmp(p, "enc", 3) == 0 && !out->enc[0]) {
+            if (!s_encoding_ok(v, (size_t)(end - v)))
+                return false;
+            memcpy(out->enc, v, (size_t)(end - v));
+            out->enc[end - v] = '\0';
         } else if (name_len == 3 && memcmp(p, "job", 3) == 0 && !has_job) {
             size_t len = (size_t)(end - v);
             if (len == 0 || len >= sizeof(out->job))
@@ -117,6 +135,9 @@ bool sl__fp_matches(const char *recorded, const sl_object *src, const char *job_
         return false;
     if (fp.has_crc32c && src->has_crc32c && fp.crc32c != src->crc32c)
         return false;
+    /* An output made from the decompressed bytes of a gzip-encoded source is not the output of its stored bytes. */
+    if (strcmp(fp.enc, src->content_encoding ? src->content_encoding : "") != 0)
+        return false;
     return strcmp(fp.job, job_tag) == 0;
 }
 
@@ -144,9 +165,17 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
                                     bool compare_content) {
     if (!dst || dst->is_prefix)
         return SL__RESUME_DO;
-    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || dst->size == src->size))
+    /* A copy of an encoded source holds its decompressed bytes: their size is not the listing's, and the
+     * fingerprint alone says the output is complete (a local output's fingerprint is void once its size changes). */
+    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) &&
+        (!compare_content || dst->size == src->size || src->content_encoding))
         return SL__RESUME_SKIP;
-    if (compare_content && dst->size == src->size)
+    /* Same size and CRC32C means the same bytes only when both sides are stored alike (a gs:// to gs:// copy of an
+     * encoded object keeps it encoded). */
+    bool same_encoding =
+        (!src->content_encoding && !dst->content_encoding) ||
+        (src->content_encoding && dst->content_encoding && strcmp(src->content_encoding, dst->content_encoding) == 0);
+    if (compare_content && dst->size == src->size && same_encoding)
         return SL__RESUME_VERIFY;
     return SL__RESUME_DO;
 }
@@ -167,6 +196,19 @@ static void s_dst_skipped(void *user_data, const char *key, size_t key_len, int 
     (void)message;
 }
 
+/* The next destination object; a listing that has gone out of any order the cursor can merge is given up on: from
+ * then on every key is looked up on its own. */
+static int s_cursor_next(sl__dst_cursor *cur) {
+    cur->state = sl_list_next(cur->lister, &cur->obj);
+    if (cur->state > 0 && sl__list_order_kept(cur->lister) == SL__ORDER_NONE) {
+        sl_list_close(cur->lister);
+        cur->lister = NULL;
+        cur->state = 0;
+        cur->unordered = true;
+    }
+    return cur->state;
+}
+
 int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
     memset(cur, 0, sizeof(*cur));
     sl_list_options lo = {
@@ -178,13 +220,14 @@ int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
     }
     if (rc < 0)
         return rc;
-    cur->state = sl_list_next(cur->lister, &cur->obj);
+    sl__list_tolerate(cur->lister);
+    s_cursor_next(cur);
     return cur->state < 0 ? cur->state : 0;
 }
 
 int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const sl_object **out) {
     *out = NULL;
-    if (len >= sizeof(cur->last))
+    if (len >= sizeof(cur->last) || cur->unordered)
         return 2;
     if (cur->has_last && s_keycmp(key, len, cur->last, cur->last_len) < 0)
         return 2; /* the cursor may be past it */
@@ -197,13 +240,15 @@ int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const 
             *out = &cur->obj;
             return 1;
         }
+        /* Passing a smaller key is safe in any order (later keys are greater still); stopping at a greater one says
+         * the key is absent only if the listing is sorted: in byte order or, as some servers have it, in UTF-16
+         * order. Where the two disagree about this pair, the key is looked up on its own. */
         if (c > 0)
-            return 0;
-        cur->state = sl_list_next(cur->lister, &cur->obj);
-        if (cur->state < 0)
+            return sl__key_cmp_utf16(cur->obj.key, cur->obj.key_len, key, len) > 0 ? 0 : 2;
+        if (s_cursor_next(cur) < 0)
             return cur->state;
     }
-    return 0;
+    return cur->unordered ? 2 : 0;
 }
 
 int sl__dst_cursor_drain(sl__dst_cursor *cur, const atomic_bool *stop) {

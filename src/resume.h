@@ -4,11 +4,14 @@
  * When sluice commits an output it records the fingerprint of the source object it was made from, and of the job
  * that made it, with the output (local: the xattr user.sluice.source; gs://: the custom metadata sluice-source):
  *
- *     size=<bytes> gen=<generation> [crc32c=<8 hex>] job=<tag>     (sources with generations: gs://)
+ *     size=<bytes> gen=<generation> [crc32c=<8 hex>] [enc=<encoding>] job=<tag>     (sources with generations: gs://)
  *     size=<bytes> mtime=<ns since the epoch> [crc32c=<8 hex>] job=<tag>     (local sources)
  *
+ * size and crc32c are the source's as its store lists it; enc=gzip says the source is stored gzip-compressed and the
+ * output was made from its decompressed bytes (sl_object.content_encoding).
+ *
  * An output is complete when it exists and its recorded fingerprint matches the current source's: same size, same
- * generation (or mtime), same job tag, and the same CRC32C when both sides know one. */
+ * generation (or mtime), same encoding, same job tag, and the same CRC32C when both sides know one. */
 #ifndef SLUICE_RESUME_H
 #define SLUICE_RESUME_H
 
@@ -18,6 +21,7 @@
 
 #define SL__FP_CAP 192     /* a formatted fingerprint with its NUL, job tag included */
 #define SL__JOB_TAG_CAP 48 /* a job tag with its NUL */
+#define SL__ENC_CAP 16     /* a content encoding with its NUL */
 
 typedef struct sl__fingerprint {
     uint64_t size;
@@ -25,6 +29,7 @@ typedef struct sl__fingerprint {
     int64_t version; /* never 0 */
     bool has_crc32c;
     uint32_t crc32c;
+    char enc[SL__ENC_CAP]; /* "" when the source is stored as it reads */
     char job[SL__JOB_TAG_CAP];
 } sl__fingerprint;
 
@@ -52,7 +57,9 @@ typedef enum sl__resume_action {
 } sl__resume_action;
 
 /* dst NULL: no output. compare_content: cp/sync (an output of the same size may be identical); false for map, whose
- * output can only be known complete by its fingerprint. For cp/sync a fingerprint match also needs the same size. */
+ * output can only be known complete by its fingerprint. For cp/sync a fingerprint match also needs the same size,
+ * unless the source is encoded (its copy holds the decompressed bytes); an output sluice did not record is compared
+ * by content only when both sides are stored alike. */
 sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, const char *job_tag,
                                     bool compare_content);
 
@@ -62,12 +69,18 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
  * produces them; as long as that order is ascending (always when the output key is the source key) each lookup only
  * moves the cursor forward, so the whole destination is read once. With a suffix the output keys can go backwards
  * ("a" < "a.b" but "a.b.out" < "a.out"): such a key may already be behind the cursor, and the lookup answers
- * "unknown" so that the caller asks the store for that one key. Memory: one listing page and one key. */
+ * "unknown" so that the caller asks the store for that one key. Memory: one listing page and one key.
+ *
+ * The destination listing is merged whether it is sorted in byte order or in UTF-16 order (as some servers sort):
+ * a key the two orders place differently against the cursor's object is "unknown". A listing in neither order (a
+ * repeated key, a step backwards) is abandoned where it shows, and every later key is "unknown"; keys judged absent
+ * before that may then be redone (never lost). */
 typedef struct sl__dst_cursor {
     sl_lister *lister; /* NULL: the destination holds nothing */
     int state;         /* 1: obj holds the next destination object; 0: the listing is exhausted */
     sl_object obj;
     bool has_last;
+    bool unordered; /* the listing went out of order: closed, every lookup answers "unknown" */
     size_t last_len;
     char last[SL__CURSOR_KEY_CAP]; /* the greatest key looked up so far */
 } sl__dst_cursor;

@@ -169,8 +169,82 @@ int sl_list_open(sl_client *client, const sl_list_options *opts, sl_lister **out
     return client->store->vt->list_open(client, opts ? opts : &defaults, out);
 }
 
+static int s_keycmp(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen < blen ? -1 : alen > blen ? 1 : 0);
+}
+
+static bool s_continuation(char c) {
+    return ((unsigned char)c & 0xC0) == 0x80;
+}
+
+int sl__key_cmp_utf16(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t n = alen < blen ? alen : blen, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    if (i == n)
+        return alen < blen ? -1 : alen > blen ? 1 : 0;
+    int bytes = (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+    /* Byte order is code point order. UTF-16 differs only for a character of U+10000 and above (lead byte F0 to F4),
+     * which is a surrogate pair starting with 0xD8xx, against one of U+E000 to U+FFFF (lead byte EE or EF). When the
+     * first differing byte is inside a character, both characters share their lead byte and so agree. */
+    if (s_continuation(a[i]) || s_continuation(b[i]))
+        return bytes;
+    unsigned char la = (unsigned char)a[i], lb = (unsigned char)b[i];
+    bool a_bmp_high = la == 0xEE || la == 0xEF, b_bmp_high = lb == 0xEE || lb == 0xEF;
+    bool a_astral = la >= 0xF0 && la <= 0xF4, b_astral = lb >= 0xF0 && lb <= 0xF4;
+    if ((a_bmp_high && b_astral) || (a_astral && b_bmp_high))
+        return -bytes;
+    return bytes;
+}
+
+void sl__list_tolerate(sl_lister *lister) {
+    lister->tolerant = true;
+}
+
+sl__list_order sl__list_order_kept(const sl_lister *lister) {
+    return !lister->not_bytes ? SL__ORDER_BYTES : !lister->not_utf16 ? SL__ORDER_UTF16 : SL__ORDER_NONE;
+}
+
+/* Every key must come after the one before it: a listing that repeats a key would have it processed twice, and one
+ * that goes backwards breaks the merge with a destination listing (resume.h). Only the first SL__LIST_KEY_CAP bytes
+ * of the last key are kept: two keys longer than that which agree on those bytes are not compared. */
+static int s_check_order(sl_lister *lister, const sl_object *obj) {
+    size_t kept = lister->last_len < SL__LIST_KEY_CAP ? lister->last_len : SL__LIST_KEY_CAP;
+    size_t klen = obj->key_len;
+    bool undecided = lister->last_len > SL__LIST_KEY_CAP && klen >= SL__LIST_KEY_CAP &&
+                     memcmp(obj->key, lister->last, SL__LIST_KEY_CAP) == 0;
+    if (lister->has_last && !undecided) {
+        int bytes = s_keycmp(obj->key, klen, lister->last, kept);
+        int utf16 = sl__key_cmp_utf16(obj->key, klen, lister->last, kept);
+        lister->not_bytes |= bytes <= 0;
+        lister->not_utf16 |= utf16 <= 0;
+        if (bytes <= 0 && !lister->tolerant) {
+            char now[256], before[256];
+            size_t nl = klen < 100 ? klen : 100, bl = kept < 100 ? kept : 100;
+            sl_text_escape(now, sizeof(now), obj->key, nl);
+            sl_text_escape(before, sizeof(before), lister->last, bl);
+            lister->failed = true;
+            return sl__fail(SL_ECORRUPT, "%s: the listing is not in byte order: '%s%s' came after '%s%s' (%s); stopped",
+                            sl_store_url(lister->client->store), now, nl < klen ? "..." : "", before,
+                            bl < lister->last_len ? "..." : "",
+                            bytes == 0  ? "the same key twice"
+                            : utf16 > 0 ? "the server sorts by UTF-16 code units, not by bytes"
+                                        : "it went backwards");
+        }
+    }
+    memcpy(lister->last, obj->key, klen < SL__LIST_KEY_CAP ? klen : SL__LIST_KEY_CAP);
+    lister->last_len = klen;
+    lister->has_last = true;
+    return 1;
+}
+
 int sl_list_next(sl_lister *lister, sl_object *out) {
-    return lister->client->store->vt->list_next(lister, out);
+    if (lister->failed)
+        return sl__fail(SL_ECORRUPT, "%s: the listing stopped: its keys were out of order",
+                        sl_store_url(lister->client->store));
+    int rc = lister->client->store->vt->list_next(lister, out);
+    return rc == 1 ? s_check_order(lister, out) : rc;
 }
 
 void sl_list_close(sl_lister *lister) {

@@ -3,7 +3,7 @@
  * Each sl_client owns one sl__http (its connections, its TLS sessions) and one upload buffer, both made once per
  * thread and reused for every object. The store itself holds only configuration and the process-wide token cache.
  *
- * Integrity: full downloads are checked against the object's CRC32C (x-goog-hash); uploads send the CRC32C of the
+ * Integrity: downloads are checked against the object's size and CRC32C (see s_reader); uploads send the CRC32C of the
  * bytes so the server rejects corrupted data. Retries: transport errors, 408, 429 and 5xx are retried with backoff;
  * an interrupted download resumes at the byte it reached, pinned to the generation it started with; an upload
  * retried after an ambiguous failure first checks whether the object already landed, then re-sends with
@@ -20,12 +20,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define S_DEFAULT_ENDPOINT "https://storage.googleapis.com"
 #define S_UPLOAD_QUANTUM ((uint64_t)256 * 1024)
@@ -33,12 +35,14 @@
 #define S_URL_CAP 16384
 #define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
 #define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
-#define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash)"
-#define S_LIST_FIELDS_FP "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,metadata)"
+#define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,contentEncoding)"
+#define S_LIST_FIELDS_FP                                                                                               \
+    "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,contentEncoding,metadata)"
 #define S_MAX_USER_HEADERS 16
-#define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash,metadata"
+#define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash,contentEncoding,metadata"
 #define S_META_KEY SL__GCS_META_KEY
 #define S_FP_CAP 256
+#define S_ZIN_CAP ((size_t)64 * 1024) /* compressed bytes handed to zlib at a time (gzip-encoded objects) */
 
 typedef struct s_store {
     sl_store base;
@@ -62,6 +66,10 @@ typedef struct s_client {
     unsigned char *up;
     size_t up_alloc;
     char fp[S_FP_CAP]; /* the source fingerprint of the last stat */
+    /* Decompression of gzip-encoded objects: made on the first such object, reset for each one after. */
+    z_stream z;
+    bool z_ready;
+    unsigned char *zin; /* S_ZIN_CAP bytes of stored (compressed) data */
 } s_client;
 
 static const sl_store_vtable s_vtable;
@@ -178,6 +186,9 @@ static void s_object_from_json(json_t *item, sl_object *out) {
         out->has_md5 = true;
     /* Points into `item`: valid as long as the document is. */
     out->source_fingerprint = json_string_value(json_object_get(json_object_get(item, "metadata"), S_META_KEY));
+    json_t *enc = json_object_get(item, "contentEncoding");
+    if (json_is_string(enc) && sl__gcs_is_gzip(json_string_value(enc), json_string_length(enc)))
+        out->content_encoding = SL__GCS_GZIP;
 }
 
 /* ---- requests with retries ---- */
@@ -233,9 +244,12 @@ static int s_auth_headers(s_client *c, char *auth, const char *const *extra, con
 static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
     s_store *st = s_st(&c->base);
     char detail[512] = "";
+    bool secret = false;
     if (r->body && r->body_len) {
         json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
         const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        /* A server (or a proxy in front of it) may quote the request back, Authorization header included. */
+        secret = msg && sl__gcs_auth_mentions_secret(st->auth, msg);
         if (msg)
             snprintf(detail, sizeof(detail), ": %s", msg);
         json_decref(doc);
@@ -272,6 +286,8 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
     default:
         break;
     }
+    if (secret)
+        snprintf(detail, sizeof(detail), ": (the server's message is not shown: it quotes a credential)");
     return sl__fail(code, "gs://%s/%s: HTTP %ld%s%s (via %s)", st->bucket, what, r->status, detail, hint,
                     sl__gcs_auth_source(st->auth));
 }
@@ -410,6 +426,9 @@ on_error:
 
 static void s_client_destroy(sl_client *base) {
     s_client *c = (s_client *)base;
+    if (c->z_ready)
+        inflateEnd(&c->z);
+    free(c->zin);
     sl__http_destroy(c->http);
     free(c->url);
     free(c->name);
@@ -459,6 +478,11 @@ typedef struct s_lister {
     char *start_after;  /* key: skip names <= this */
     char *page_token;
     bool last_page;
+    int failed; /* <0: the listing went wrong in a way asking again would repeat (sticky) */
+    /* Page tokens that go round in a cycle (A, B, A, ...), found in constant memory (Brent's method): the token seen
+     * at the last power of two is kept, and each new token is compared with it. */
+    char *cycle_token;
+    unsigned long cycle_power, cycle_steps, pages;
     sl__gcs_page page;
     char key[4096];
 } s_lister;
@@ -506,11 +530,24 @@ static int s_fetch_page(s_lister *l) {
     if ((rc = sl__gcs_page_parse(&l->page, resp.body, resp.body_len, st->bucket)) < 0)
         return rc;
     const char *token = sl__gcs_page_token(&l->page);
-    if (token && l->page_token && strcmp(token, l->page_token) == 0) {
-        /* Asking again would get the same page again, forever. */
+    l->pages++;
+    if (token && l->cycle_token && strcmp(token, l->cycle_token) == 0) {
+        /* Following it would go round the same pages forever. */
         sl__gcs_page_clear(&l->page);
-        return sl__fail(SL_ECORRUPT, "gs://%s: the server repeated the page token; listing stopped", st->bucket);
+        l->failed = SL_ECORRUPT;
+        return sl__fail(SL_ECORRUPT,
+                        "%s: the server repeated a page token (its pages go round in a cycle; %lu pages read); "
+                        "listing stopped",
+                        sl_store_url(&st->base), l->pages);
     }
+    if (token && l->cycle_steps == l->cycle_power) {
+        free(l->cycle_token);
+        if (!(l->cycle_token = strdup(token)))
+            return sl__fail(SL_ENOMEM, "out of memory");
+        l->cycle_power *= 2;
+        l->cycle_steps = 0;
+    }
+    l->cycle_steps++;
     free(l->page_token);
     l->page_token = NULL;
     if (token) {
@@ -533,6 +570,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
     l->recursive = opts->recursive;
     l->fingerprints = opts->fingerprints;
     l->page_size = opts->page_size && opts->page_size <= 1000 ? opts->page_size : 1000;
+    l->cycle_power = l->cycle_steps = 1;
     if (opts->start_after) {
         size_t n = strlen(st->prefix) + strlen(opts->start_after) + 1;
         l->start_offset = malloc(n);
@@ -547,6 +585,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
         free(l->start_offset);
         free(l->start_after);
         free(l->page_token);
+        free(l->cycle_token);
         free(l);
         return rc;
     }
@@ -556,7 +595,10 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
 
 static int s_list_next(sl_lister *base, sl_object *out) {
     s_lister *l = (s_lister *)base;
-    size_t plen = strlen(s_st(base->client)->prefix);
+    s_store *st = s_st(base->client);
+    size_t plen = strlen(st->prefix);
+    if (l->failed)
+        return sl__fail(l->failed, "%s: listing stopped (see the error before)", sl_store_url(&st->base));
     for (;;) {
         const char *name;
         if (sl__gcs_page_next(&l->page, &name, out) == 0) {
@@ -568,6 +610,15 @@ static int s_list_next(sl_lister *base, sl_object *out) {
             continue;
         }
         size_t nlen = strlen(name);
+        if (strncmp(name, st->prefix, plen) != 0) {
+            /* Cutting the prefix off a name that does not have it would make up a key. */
+            char shown[256];
+            sl_text_escape(shown, sizeof(shown), name, nlen < 120 ? nlen : 120);
+            l->failed = SL_ECORRUPT;
+            return sl__fail(SL_ECORRUPT,
+                            "%s: the server listed '%s%s', which is not under the prefix asked for; listing stopped",
+                            sl_store_url(&st->base), shown, nlen > 120 ? "..." : "");
+        }
         if (nlen <= plen || nlen - plen >= sizeof(l->key))
             continue; /* the prefix "directory" placeholder itself, or a name we cannot hold */
         memcpy(l->key, name + plen, nlen - plen + 1);
@@ -585,14 +636,21 @@ static void s_list_close(sl_lister *base) {
     free(l->start_offset);
     free(l->start_after);
     free(l->page_token);
+    free(l->cycle_token);
     free(l);
 }
 
 /* ---- stat, delete ---- */
 
-static int s_stat_name(s_client *c, const char *name, sl_object *out) {
+/* The metadata of object `name`; of its generation `generation` when that is not 0 (SL_ENOENT once it is replaced). */
+static int s_stat_gen(s_client *c, const char *name, int64_t generation, sl_object *out) {
     size_t at = s_object_url(c, name, "/storage/v1");
     s_url_add(c, &at, "?fields=" S_OBJECT_FIELDS, false);
+    if (generation) {
+        char num[48];
+        snprintf(num, sizeof(num), "&generation=%" PRId64, generation);
+        s_url_add(c, &at, num, false);
+    }
     sl__http_request req = {.method = "GET", .url = c->url};
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
@@ -613,6 +671,10 @@ static int s_stat_name(s_client *c, const char *name, sl_object *out) {
     }
     json_decref(doc);
     return 0;
+}
+
+static int s_stat_name(s_client *c, const char *name, sl_object *out) {
+    return s_stat_gen(c, name, 0, out);
 }
 
 static int s_stat(sl_client *base, const char *key, sl_object *out) {
@@ -647,19 +709,161 @@ static int s_del(sl_client *base, const char *key) {
 
 /* ---- reads ---- */
 
+/* A reader works on two levels. The stream is the object's stored bytes [offset, end): ranged GETs that resume where
+ * a broken answer stopped, pinned to the generation first seen, and checked: a whole read against the object's size
+ * and CRC32C, a range against what the answer says it holds. An object stored gzip-compressed (Content-Encoding:
+ * gzip) is asked for as stored (Accept-Encoding: gzip, so that its stored bytes are what is checked), read from its
+ * first byte and decompressed on the way out: the caller's offset and length then count decompressed bytes. */
 typedef struct s_reader {
     sl_reader base;
     s_client *client;
     char *name;
     int64_t generation; /* pinned after the first answer: a resumed read must see the same object */
-    uint64_t offset;    /* next byte to deliver */
-    uint64_t end;       /* one past the last byte wanted, UINT64_MAX until known */
-    bool whole;         /* the read covers the whole object: its CRC32C is checked */
+    uint64_t offset;    /* next stored byte to deliver */
+    uint64_t end;       /* one past the last stored byte wanted, UINT64_MAX until known */
+    uint64_t size;      /* the object's stored size as the answers tell it, UINT64_MAX until known */
+    uint64_t skip;      /* bytes at the start of the open answer to drop: a 200 (the whole object) to a ranged GET */
+    uint64_t body_end;  /* where the open answer's body ends (a stored offset), UINT64_MAX if it did not say */
+    bool whole;         /* the stream covers the whole object: its size and CRC32C are checked */
     bool has_crc;
+    bool hash_header; /* expected_crc came with an answer (x-goog-hash) rather than from the metadata */
     uint32_t expected_crc, crc;
-    bool open; /* a stream is open on the client's sl__http */
+    bool open;     /* a stream is open on the client's sl__http */
+    bool identity; /* the server compressed a plain object on the fly: ask it not to */
+    int final_rc;  /* 1 until the end of the stream is checked, then the result of that check */
+    /* Decompression of a gzip-encoded object (the client's z_stream). */
+    bool gunzip;
+    bool member_open;  /* inside a gzip member */
+    bool stored_done;  /* the stream delivered its last byte and passed its checks */
+    uint64_t dec_skip; /* decompressed bytes still to drop before the caller's offset */
+    uint64_t dec_left; /* decompressed bytes still to deliver; UINT64_MAX: to the end */
     s_attempts attempts;
 } s_reader;
+
+/* Server text in a message: `text` itself, or a note that it was left out because it quotes a credential. */
+static const char *s_said(s_client *c, const char *text) {
+    return sl__gcs_auth_mentions_secret(s_st(&c->base)->auth, text) ? "(not shown: it quotes a credential)" : text;
+}
+
+/* The object turned out to be stored gzip-compressed, before any of it was delivered: from now on the stream is the
+ * whole stored object, and what the caller asked for ([offset, end) so far) counts decompressed bytes. */
+static int s_gunzip_start(s_reader *r) {
+    s_client *c = r->client;
+    if (!c->zin && !(c->zin = malloc(S_ZIN_CAP)))
+        return sl__fail(SL_ENOMEM, "out of memory");
+    if (!c->z_ready) {
+        memset(&c->z, 0, sizeof(c->z));
+        if (inflateInit2(&c->z, 16 + MAX_WBITS) != Z_OK) /* 16: gzip members only */
+            return sl__fail(SL_ENOMEM, "out of memory (zlib)");
+        c->z_ready = true;
+    }
+    c->z.next_in = c->zin;
+    c->z.avail_in = 0;
+    r->gunzip = true;
+    r->member_open = false;
+    r->dec_skip = r->offset;
+    r->dec_left = r->end == UINT64_MAX ? UINT64_MAX : r->end - r->offset;
+    r->offset = 0;
+    r->end = UINT64_MAX;
+    r->whole = true;
+    r->crc = 0;
+    return 0;
+}
+
+/* Judges the headers of a 200 or 206 answer to the GET s_reader_connect made (`ranged`: with a Range header) and sets
+ * the reader up to read its body. Returns 0; 1 when this answer is not the one to read and the GET is to be made
+ * again (the object turned out to be gzip-encoded and a range of its compressed bytes is of no use; or the server
+ * compressed a plain object on the fly); <0 when it cannot be read. */
+static int s_reader_accept(s_reader *r, const sl__http_response *resp, sl_object *info) {
+    s_client *c = r->client;
+    s_store *st = s_st(&c->base);
+    int64_t gen = resp->goog_generation[0] ? strtoll(resp->goog_generation, NULL, 10) : 0;
+    if (!r->generation)
+        r->generation = gen;
+    if (!r->has_crc && s_hash_crc(resp->goog_hash, &r->expected_crc))
+        r->has_crc = r->hash_header = true;
+
+    /* The body must be the stored bytes, as they are or gzip-compressed, or there is nothing to check it against. */
+    bool gz_body = sl__gcs_is_gzip(resp->content_encoding, strlen(resp->content_encoding));
+    bool stored_gz = sl__gcs_is_gzip(resp->stored_encoding, strlen(resp->stored_encoding));
+    bool stored_plain = resp->stored_encoding[0] && !stored_gz;
+    if (!gz_body && resp->content_encoding[0] && strcasecmp(resp->content_encoding, "identity") != 0)
+        return sl__fail(SL_EIO,
+                        "gs://%s/%s: the server sent the object with Content-Encoding '%s', which sluice cannot decode",
+                        st->bucket, r->name, s_said(c, resp->content_encoding));
+    if (gz_body && stored_plain) {
+        if (r->identity)
+            return sl__fail(SL_EIO,
+                            "gs://%s/%s: the server compresses the object on the fly even when asked not to "
+                            "(Accept-Encoding: identity): what it sends cannot be checked against its CRC32C",
+                            st->bucket, r->name);
+        r->identity = true; /* its x-goog-hash is of the uncompressed bytes: have those sent */
+        return 1;
+    }
+    if (!gz_body && (stored_gz || r->gunzip))
+        return sl__fail(
+            SL_EIO,
+            "gs://%s/%s: the object is stored gzip-compressed, but the server sent it decompressed although "
+            "sluice asked for the stored bytes (Accept-Encoding: gzip): they cannot be checked against its "
+            "CRC32C",
+            st->bucket, r->name);
+    if (gz_body && !r->gunzip) {
+        int rc = s_gunzip_start(r);
+        if (rc < 0)
+            return rc;
+        if (resp->status == 206)
+            return 1; /* a range of compressed bytes: ask for the whole object instead */
+    }
+
+    uint64_t first, last, total = UINT64_MAX;
+    if (resp->status == 206) {
+        if (!sl__content_range_parse(resp->content_range, &first, &last, &total) || first != r->offset)
+            return sl__fail(SL_EIO, "gs://%s/%s: server answered a different range (%s)", st->bucket, r->name,
+                            s_said(c, resp->content_range));
+        if (resp->content_length >= 0 && (uint64_t)resp->content_length != last - first + 1)
+            return sl__fail(SL_ECORRUPT,
+                            "gs://%s/%s: the answer holds %" PRId64 " bytes but says they are %s (not accepted)",
+                            st->bucket, r->name, resp->content_length, s_said(c, resp->content_range));
+        r->skip = 0;
+        r->body_end = last + 1;
+    } else {
+        /* A 200 is the whole object, whatever range was asked for: its bytes before the offset are dropped. */
+        if (resp->content_length >= 0)
+            total = (uint64_t)resp->content_length;
+        r->skip = r->offset;
+        r->body_end = total;
+    }
+    if (resp->stored_length >= 0) {
+        if (total != UINT64_MAX && total != (uint64_t)resp->stored_length)
+            return sl__fail(SL_ECORRUPT,
+                            "gs://%s/%s: the answer holds %" PRIu64 " bytes but the object has %" PRId64
+                            " (x-goog-stored-content-length): cut short or padded, not accepted",
+                            st->bucket, r->name, total, resp->stored_length);
+        total = (uint64_t)resp->stored_length;
+    }
+    if (total != UINT64_MAX) {
+        if (r->size != UINT64_MAX && r->size != total)
+            return sl__fail(SL_ECORRUPT,
+                            "gs://%s/%s: one answer says the object has %" PRIu64 " bytes, another %" PRIu64
+                            " (not accepted)",
+                            st->bucket, r->name, r->size, total);
+        r->size = total;
+        if (r->offset > total)
+            return sl__fail(SL_ERANGE, "gs://%s/%s: offset %" PRIu64 " is past the end (%" PRIu64 " bytes)", st->bucket,
+                            r->name, r->offset, total);
+        if (r->end == UINT64_MAX || r->end > total)
+            r->end = total; /* a range past the end is clamped, as the server does */
+    }
+    if (info) {
+        memset(info, 0, sizeof(*info));
+        info->size = total;
+        info->generation = r->generation;
+        info->crc32c = r->expected_crc;
+        info->has_crc32c = r->has_crc;
+        info->content_encoding = r->gunzip ? SL__GCS_GZIP : NULL;
+    }
+    return 0;
+}
 
 /* (Re)opens the media stream at r->offset. Retries open failures; on success r->open is true. */
 static int s_reader_connect(s_reader *r, sl_object *info) {
@@ -673,14 +877,16 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             snprintf(num, sizeof(num), "&generation=%" PRId64, r->generation);
             s_url_add(c, &at, num, false);
         }
+        /* Accept-Encoding: gzip asks for the stored bytes of a gzip-encoded object (GCS would decompress it
+         * otherwise, and its checksums would not apply). */
         char range[96] = "";
-        const char *extra[3] = {NULL, NULL, NULL};
+        const char *extra[3] = {r->identity ? "Accept-Encoding: identity" : "Accept-Encoding: gzip", NULL, NULL};
         if (r->offset > 0 || r->end != UINT64_MAX) {
             if (r->end != UINT64_MAX)
                 snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, r->offset, r->end - 1);
             else
                 snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", r->offset);
-            extra[0] = range;
+            extra[1] = range;
         }
         char auth[4096];
         const char *headers[8 + S_MAX_USER_HEADERS];
@@ -698,30 +904,13 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
         if (rc < 0)
             return rc;
         if (resp.status == 200 || resp.status == 206) {
-            int64_t gen = resp.goog_generation[0] ? strtoll(resp.goog_generation, NULL, 10) : 0;
-            if (!r->generation)
-                r->generation = gen;
-            if (!r->has_crc && s_hash_crc(resp.goog_hash, &r->expected_crc))
-                r->has_crc = true;
-            uint64_t a, b, total = 0;
-            bool ranged = resp.status == 206 && sl__content_range_parse(resp.content_range, &a, &b, &total);
-            if (resp.status == 206 && (!ranged || a != r->offset)) {
+            rc = s_reader_accept(r, &resp, info);
+            if (rc != 0)
                 sl__http_stream_close(c->http);
-                return sl__fail(SL_EIO, "gs://%s/%s: server answered a different range (%s)", st->bucket, r->name,
-                                resp.content_range);
-            }
-            bool known = ranged || resp.content_length >= 0;
-            if (!ranged && resp.content_length >= 0)
-                total = r->offset + (uint64_t)resp.content_length;
-            if (known && (r->end == UINT64_MAX || r->end > total))
-                r->end = total; /* a range past the end is clamped, as the server does */
-            if (info) {
-                memset(info, 0, sizeof(*info));
-                info->size = total;
-                info->generation = r->generation;
-                info->crc32c = r->expected_crc;
-                info->has_crc32c = r->has_crc;
-            }
+            if (rc == 1)
+                continue;
+            if (rc < 0)
+                return rc;
             r->open = true;
             return 0;
         }
@@ -769,7 +958,9 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
     r->client = c;
     r->offset = offset;
     r->end = length == SL_LENGTH_TO_END || length > UINT64_MAX - offset ? UINT64_MAX : offset + length;
+    r->size = r->body_end = UINT64_MAX;
     r->whole = offset == 0 && length == SL_LENGTH_TO_END;
+    r->final_rc = 1;
     r->attempts.started_ms = sl__now_ms();
     if (r->end == offset) {
         /* An empty range: nothing to fetch, but the object must exist. */
@@ -782,11 +973,17 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
             *info = obj;
     } else {
         rc = s_reader_connect(r, info);
-        if (rc == SL_ERANGE) {
+        if (rc == SL_ERANGE && !r->gunzip) {
             /* GCS answers 416 to any range of an empty object, and to an offset at the very end: both are an
-             * empty read when the offset equals the size. */
+             * empty read when the offset equals the size. And the offset into a gzip-encoded object counts
+             * decompressed bytes, of which there are more than the 416 was about. */
             sl_object obj;
-            if (s_stat_name(c, r->name, &obj) == 0 && offset == obj.size) {
+            int src = s_stat_name(c, r->name, &obj);
+            if (src == 0 && obj.content_encoding) {
+                r->generation = obj.generation;
+                if ((rc = s_gunzip_start(r)) == 0)
+                    rc = s_reader_connect(r, info);
+            } else if (src == 0 && offset == obj.size) {
                 r->end = offset;
                 rc = 0;
                 if (info)
@@ -809,8 +1006,56 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
     return 0;
 }
 
-static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
-    s_reader *r = (s_reader *)base;
+/* The stream delivered [offset, end): lets the answer finish, then checks what a whole read received against the
+ * object. Returns 0 when it passes (and the same result on every later call), <0 otherwise. */
+static int s_read_end(s_reader *r) {
+    if (r->final_rc != 1)
+        return r->final_rc;
+    s_client *c = r->client;
+    s_store *st = s_st(&c->base);
+    int rc = 0;
+    if (r->open) {
+        /* Every byte has arrived, but curl has not yet seen the response end: let it, or closing now would drop a
+         * connection the next object could reuse. More bytes than the answer announced are an error; the rest of
+         * a whole object sent for a range is not (it is not wanted). */
+        bool more_expected = r->skip > 0 || (r->body_end != UINT64_MAX && r->body_end > r->end);
+        unsigned char tail[256];
+        uint64_t extra = 0;
+        int64_t n;
+        while ((n = sl__http_stream_read(c->http, tail, sizeof(tail))) > 0 && extra < 65536)
+            extra += (uint64_t)n;
+        sl__http_stream_close(c->http);
+        r->open = false;
+        if (extra && !more_expected)
+            rc = sl__fail(SL_ECORRUPT,
+                          "gs://%s/%s: the server sent more than the %" PRIu64 " bytes it announced (not accepted)",
+                          st->bucket, r->name, r->end);
+    }
+    if (rc == 0 && r->whole && !r->hash_header) {
+        /* No x-goog-hash came with the data (a server that is not GCS): the object's metadata, of the same
+         * generation, tells its size and CRC32C. */
+        sl_object obj;
+        rc = s_stat_gen(c, r->name, r->generation, &obj);
+        if (rc == 0) {
+            r->size = obj.size;
+            r->has_crc = obj.has_crc32c;
+            r->expected_crc = obj.crc32c;
+        }
+    }
+    if (rc == 0 && r->whole && r->size != UINT64_MAX && r->offset != r->size)
+        rc = sl__fail(SL_ECORRUPT,
+                      "gs://%s/%s: received %" PRIu64 " bytes but the object has %" PRIu64
+                      ": the answer was cut short or padded (not accepted)",
+                      st->bucket, r->name, r->offset, r->size);
+    if (rc == 0 && r->whole && r->has_crc && r->crc != r->expected_crc)
+        rc = sl__fail(SL_ECORRUPT, "gs://%s/%s: CRC32C mismatch: received data has %08x, the object has %08x",
+                      st->bucket, r->name, r->crc, r->expected_crc);
+    r->final_rc = rc;
+    return rc;
+}
+
+/* Stored bytes of the stream into buf: >0, 0 once [offset, end) has been delivered and passed its checks, <0. */
+static int64_t s_read_stored(s_reader *r, void *buf, size_t cap) {
     s_client *c = r->client;
     s_store *st = s_st(&c->base);
     while (r->offset < r->end) {
@@ -818,9 +1063,15 @@ static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
             int rc = s_reader_connect(r, NULL);
             if (rc < 0)
                 return rc;
+            continue; /* the answer may have moved the end */
         }
-        uint64_t want = r->end - r->offset;
+        bool dropping = r->skip > 0;
+        uint64_t want = dropping ? r->skip : r->end - r->offset;
         int64_t n = sl__http_stream_read(c->http, buf, want < cap ? (size_t)want : cap);
+        if (n > 0 && dropping) {
+            r->skip -= (uint64_t)n;
+            continue;
+        }
         if (n > 0) {
             if (r->whole)
                 r->crc = sl__crc32c_update(r->crc, buf, (size_t)n);
@@ -830,7 +1081,7 @@ static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
         /* The stream ended or broke before the end: resume at the offset reached, same generation. */
         sl__http_stream_close(c->http);
         r->open = false;
-        if (n == 0 && r->end == UINT64_MAX)
+        if (n == 0 && r->end == UINT64_MAX && !dropping)
             break;
         if (!s_backoff(c, &r->attempts))
             return n < 0 ? (int)n
@@ -838,23 +1089,68 @@ static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
                                     "gs://%s/%s: download ended at byte %" PRIu64 " of %" PRIu64 " and did not resume",
                                     st->bucket, r->name, r->offset, r->end);
     }
-    if (r->open) {
-        /* Every byte has arrived, but curl has not yet seen the response end: let it, or closing now would drop a
-         * connection the next object could reuse. A server sending more than it announced is cut off. */
-        unsigned char tail[256];
-        int64_t extra = 0, n;
-        while ((n = sl__http_stream_read(c->http, tail, sizeof(tail))) > 0 && extra < 65536)
-            extra += n;
-        sl__http_stream_close(c->http);
-        r->open = false;
+    return s_read_end(r);
+}
+
+/* Decompressed bytes of a gzip-encoded object (one or more members, as gzip -d reads them). */
+static int64_t s_read_gunzip(s_reader *r, unsigned char *buf, size_t cap) {
+    s_client *c = r->client;
+    s_store *st = s_st(&c->base);
+    z_stream *z = &c->z;
+    if (cap > UINT_MAX)
+        cap = UINT_MAX;
+    for (;;) {
+        if (r->dec_left == 0)
+            return 0;
+        if (z->avail_in == 0 && !r->stored_done) {
+            int64_t n = s_read_stored(r, c->zin, S_ZIN_CAP);
+            if (n < 0)
+                return n;
+            r->stored_done = n == 0;
+            z->next_in = c->zin;
+            z->avail_in = (uInt)n;
+        }
+        if (z->avail_in == 0) {
+            if (r->member_open)
+                return sl__fail(SL_ECORRUPT, "gs://%s/%s: its gzip data ends in the middle of a member (truncated)",
+                                st->bucket, r->name);
+            if (r->dec_skip > 0)
+                return sl__fail(SL_ERANGE, "gs://%s/%s: offset is past the end of the decompressed object", st->bucket,
+                                r->name);
+            return 0;
+        }
+        if (!r->member_open) {
+            inflateReset(z);
+            r->member_open = true;
+        }
+        z->next_out = buf;
+        z->avail_out = (uInt)cap;
+        int zr = inflate(z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END)
+            r->member_open = false;
+        else if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return sl__fail(SL_ECORRUPT, "gs://%s/%s: its stored bytes are not valid gzip data (%s)", st->bucket,
+                            r->name, z->msg ? z->msg : "zlib error");
+        size_t got = cap - z->avail_out;
+        if (r->dec_skip) {
+            size_t drop = got < r->dec_skip ? got : (size_t)r->dec_skip;
+            memmove(buf, buf + drop, got - drop);
+            got -= drop;
+            r->dec_skip -= drop;
+        }
+        if (r->dec_left != UINT64_MAX) {
+            if (got > r->dec_left)
+                got = (size_t)r->dec_left;
+            r->dec_left -= got;
+        }
+        if (got)
+            return (int64_t)got;
     }
-    if (r->whole && r->has_crc && r->crc != r->expected_crc) {
-        r->whole = false; /* report once */
-        return sl__fail(SL_ECORRUPT,
-                        "gs://%s/%s: CRC32C mismatch: received data has %08x, the object has %08x (data discarded)",
-                        st->bucket, r->name, r->crc, r->expected_crc);
-    }
-    return 0;
+}
+
+static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
+    s_reader *r = (s_reader *)base;
+    return r->gunzip ? s_read_gunzip(r, buf, cap) : s_read_stored(r, buf, cap);
 }
 
 /* ---- writes ---- */

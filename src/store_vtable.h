@@ -39,8 +39,19 @@ struct sl_client {
     sl_store *store;
 };
 
+#define SL__LIST_KEY_CAP 4352 /* bytes of the last key a listing keeps to compare the next with */
+
 struct sl_lister {
     sl_client *client;
+    /* store.c's, never a backend's (backends allocate their listers zeroed, and may free them without store.c):
+     * sl_list_next checks that every key is greater than the one before it. */
+    size_t last_len; /* of the key returned last, of which `last` keeps the first SL__LIST_KEY_CAP bytes */
+    bool has_last;
+    bool tolerant;  /* sl__list_tolerate: a key out of byte order is recorded, not an error */
+    bool not_bytes; /* a key came that was not greater, in byte order, than the one before it */
+    bool not_utf16; /* ... in the order of UTF-16 code units */
+    bool failed;    /* strict: a key out of order ended the listing */
+    char last[SL__LIST_KEY_CAP];
 };
 
 struct sl_reader {
@@ -50,6 +61,23 @@ struct sl_reader {
 struct sl_writer {
     sl_client *client;
 };
+
+/* The order a listing has kept so far. */
+typedef enum sl__list_order {
+    SL__ORDER_BYTES = 0, /* strictly increasing in byte order: the order every store promises */
+    SL__ORDER_UTF16,     /* strictly increasing in the order of UTF-16 code units, not in byte order (some GCS
+                          * implementations sort so) */
+    SL__ORDER_NONE,      /* neither: a key repeated, or went backwards in both */
+} sl__list_order;
+/* By default a listing whose keys are not strictly increasing in byte order fails at the first key out of order
+ * (SL_ECORRUPT, naming the store and the two keys). After this call (right after sl_list_open) such keys are returned
+ * as they come, and sl__list_order tells what order the listing has kept: for a destination listing, which can
+ * fall back to looking keys up one by one. */
+void sl__list_tolerate(sl_lister *lister);
+sl__list_order sl__list_order_kept(const sl_lister *lister);
+/* Compares two keys in the order of their UTF-16 code units (keys that are not UTF-8: in byte order). It differs
+ * from byte order only where one key has a character from U+E000 to U+FFFF and the other one of U+10000 or above. */
+int sl__key_cmp_utf16(const char *a, size_t alen, const char *b, size_t blen);
 
 /* Backends. `url` is parsed and owned by the caller; the backend fills base.vt, base.scheme (store.c sets
  * base.url). */

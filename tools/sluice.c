@@ -973,7 +973,7 @@ static int s_cmd_cat(cli *c) {
     }
     if (rc == 0)
         rc = sl_client_new(store, &client);
-    uint64_t offset = 0, length = SL_LENGTH_TO_END;
+    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0;
     if (rc == 0 && c->range) {
         sl_object obj;
         if ((rc = sl_stat(client, key, &obj)) == 0 && sl_range_parse(c->range, obj.size, &offset, &length) != 0) {
@@ -981,6 +981,17 @@ static int s_cmd_cat(cli *c) {
             exit_code = EXIT_USAGE;
             goto done;
         }
+        if (rc == 0 && obj.content_encoding && c->range[0] == '-') {
+            /* Its size is that of its compressed bytes; the range counts decompressed ones. */
+            s_err(c,
+                  "%s is stored %s-compressed and read decompressed: --range -N would need its decompressed size; "
+                  "use --range A- or A-B (decompressed bytes)",
+                  c->args[0], obj.content_encoding);
+            exit_code = EXIT_USAGE;
+            goto done;
+        }
+        if (rc == 0 && !obj.content_encoding && offset < obj.size)
+            expect = length < obj.size - offset ? length : obj.size - offset;
     }
     if (rc == 0)
         rc = sl_read_open(client, key, offset, length, NULL, &reader);
@@ -993,10 +1004,23 @@ static int s_cmd_cat(cli *c) {
                 break;
             }
             s_out(c, (const char *)buf, (size_t)n);
+            written += (uint64_t)n;
+        }
+        /* The store checks a range against what its answers say; the size looked up first says it too. */
+        if (rc == 0 && !c->stdout_broken && !s_signal && expect != UINT64_MAX && written != expect) {
+            s_err(c,
+                  "%s: received %" PRIu64 " bytes of a range of %" PRIu64 "; the bytes written to stdout are not "
+                  "the range",
+                  c->args[0], written, expect);
+            exit_code = EXIT_FATAL;
         }
     }
     if (rc < 0) {
-        s_err(c, "%s", sl_last_error());
+        /* Bytes already went to stdout: say that they are not to be trusted. */
+        if (rc == SL_ECORRUPT && written)
+            s_err(c, "%s; the %" PRIu64 " bytes written to stdout are not the object's", sl_last_error(), written);
+        else
+            s_err(c, "%s", sl_last_error());
         exit_code = rc == SL_ERANGE ? EXIT_USAGE : s_fatal_for(rc);
     } else if (s_signal) {
         exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;

@@ -62,6 +62,10 @@ typedef struct sl_object {
      * recorded, when the listing did not ask for it (sl_list_options.fingerprints), or, in a local directory, when
      * the file's size or mtime changed since that commit. Valid as long as key is. Filled by sl_stat always. */
     const char *source_fingerprint;
+    /* How the store keeps the object's bytes, when that is not how sl_read gives them: "gzip" for a gs:// object
+     * stored with Content-Encoding: gzip (what `gcloud storage cp -Z` makes), which sl_read decompresses; NULL for
+     * every other object. `size`, `crc32c` and `md5` describe the stored (compressed) bytes. A static string. */
+    const char *content_encoding;
 } sl_object;
 
 typedef struct sl_store sl_store;
@@ -153,7 +157,12 @@ SL_API int sl_stat(sl_client *client, const char *key, sl_object *out);
  * was when opened; if its size or mtime changed, the read that reaches the end of the range fails with SL_EIO instead
  * of returning the last bytes. A file the file system reports as 0 bytes long although it has content (/proc) is
  * read to its end (info->size stays 0); a 0-byte range of it (what "-N" gives for a 0-byte object) fails with
- * SL_ERANGE. */
+ * SL_ERANGE.
+ *
+ * What is read is verified: a whole read against the object's size and CRC32C (SL_ECORRUPT from sl_read, before
+ * it returns the end, when they differ), a range against the range asked for. An object whose content_encoding is
+ * "gzip" is read as its decompressed bytes (its stored bytes are what is checked), and offset and length count
+ * decompressed bytes: the bytes before the offset are read and dropped. */
 SL_API int sl_read_open(sl_client *client, const char *key, uint64_t offset, uint64_t length, sl_object *info,
                         sl_reader **out);
 /* Turns a range as users write it into sl_read_open's offset and length for an object of `size` bytes: "A-B" bytes A
@@ -200,8 +209,8 @@ SL_API size_t sl_json_quote(char *buf, size_t cap, const char *s, size_t len);
 /* Writes `s` to buf for one-line plain-text display: control characters as \n \t \r \xHH, backslash as \\.
  * Same return convention as sl_json_quote. */
 SL_API size_t sl_text_escape(char *buf, size_t cap, const char *s, size_t len);
-/* Formats one object as a JSON object on one line (no newline): {"key":..,"size":..,"updated":..,...}. Same return
- * convention as snprintf. */
+/* Formats one object as a JSON object on one line (no newline): {"key":..,"size":..,"updated":..,...,
+ * "content_encoding":..} (the last only for an encoded object). Same return convention as snprintf. */
 SL_API size_t sl_object_format_json(const sl_object *obj, char *buf, size_t cap);
 
 #ifdef __cplusplus

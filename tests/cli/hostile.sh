@@ -908,6 +908,256 @@ row nl-failure-log-report 1 'FAILED new\\nline' nl_logs \
     map gs://hostile-keys/nl {DST} --exec false --failures {AUX}/failures.jsonl --report {AUX}/report.json
 
 # ============================================================================================================
+say "gs:// answers that lie: short or long bodies, a 200 to a Range, gzip-encoded objects, listings out of order, credentials quoted in errors"
+NOOP=stall-for-0s-after-0K # a fault instruction that changes nothing: it puts the next one on a later request
+# Objects whose downloads misbehave (the test server's per-object serve modes, tests/gcs/README.md): a correctly
+# framed body cut to half or padded by 16 bytes, without x-goog-hash (so only the size and CRC32C the metadata has
+# can tell), with it, and a Range header ignored (200 and the whole object). Objects stored gzip-compressed.
+python3 - "$T/read.json" "$FX" <<'PY'
+import base64, gzip, json, os, sys
+out, fx = sys.argv[1], sys.argv[2]
+def b64(b):
+    return base64.b64encode(b).decode()
+data = bytes((i * 7 + i // 256) % 256 for i in range(550))
+big = bytes((i * 131 + i // 1000) % 256 for i in range(1 << 20))
+text = b"".join(b"%05d the quick brown fox\n" % i for i in range(3000))
+gz = gzip.compress(text[:40000], mtime=0) + gzip.compress(text[40000:], mtime=0)  # two members, as `cat a.gz b.gz`
+small = b"a small gzip-encoded object\n"
+os.makedirs(fx + "/read", exist_ok=True)
+for name, b in (("data", data), ("big", big), ("text", text), ("small", small)):
+    open(fx + "/read/" + name, "wb").write(b)
+objs = []
+def put(name, b, **kw):
+    objs.append(dict(name=name, data_b64=b64(b), **kw))
+put("b7/nohash", data, serve=["no-hash"])
+put("b7/short", data, serve=["no-hash", "short-body"])
+put("b7/long", data, serve=["no-hash", "long-body"])
+put("b7/short-h", data, serve=["short-body"])
+put("b7r/big-nohash", big, serve=["no-hash"])
+put("b7s/big-short", big, serve=["no-hash", "short-body"])
+put("b9/ir.bin", data, serve=["ignore-range"])
+put("b9r/big.bin", big, serve=["ignore-range"])
+put("gz/text.txt", gz, contentEncoding="gzip", contentType="text/plain")
+put("gz/small.txt", gzip.compress(small, mtime=0), contentEncoding="gzip")
+put("gz/plain.txt", small)
+json.dump({"bucket": "hostile-read", "objects": objs}, open(out, "w"))
+PY
+gcs_seed "@$T/read.json"
+head -c 275 "$FX/read/data" >"$FX/read/data.half"
+# Buckets whose listings misbehave (the test server's list modes): 10 objects under r/ and one outside it.
+for b in hl-repeat hl-reverse hl-prefix hl-cycle hl-utf16src hl-rm; do
+    gcs_seed "{\"bucket\": \"$b\", \"count\": 10, \"name_format\": \"r/{:02d}\", \"size\": 5}"
+    gcs_seed "{\"bucket\": \"$b\", \"objects\": [{\"name\": \"s/x\", \"data\": \"outside\"}]}"
+done
+gcs_bucket hl-utf16
+gcs_config '{"list_modes": {"hl-repeat": ["repeat-last", "page-size-3"], "hl-rm": ["reverse-pages", "page-size-4"],
+    "hl-reverse": ["reverse-pages", "page-size-4"], "hl-prefix": ["ignore-prefix"], "hl-cycle": ["token-cycle"],
+    "hl-utf16src": ["utf16-order"], "hl-utf16": ["utf16-order"]}}'
+# Keys whose order differs between UTF-8 bytes and UTF-16 code units: U+E000, U+FF5E, U+FFFD against U+1F600.
+mkdir -p "$FX/u16/d"
+for k in a z $'\xee\x80\x80' $'\xef\xbd\x9e' $'\xef\xbf\xbd' $'\xf0\x9f\x98\x80' $'\xf0\x9f\x98\x80x' \
+    $'d/\xee\x80\x80' $'d/\xf0\x9f\x98\x80'; do
+    printf '%s\n' "$k" >"$FX/u16/$k"
+done
+gcs_seed "{\"bucket\": \"hl-utf16src\", \"objects\": [{\"name\": \"r/\\ue000\"}, {\"name\": \"r/\\ud83d\\ude00\"}]}"
+(cd "$FX/u16" && find . -type f | sed 's|^\./||') |
+    python3 -c 'import json, sys; [print(json.dumps({"key": k})) for k in sys.stdin.read().splitlines()]' >"$FX/u16.failures"
+READ=gs://hostile-read
+no_files() { expect_eq "outputs" "" "$(files_in "$DST")"; }
+
+# cat streams: what it wrote before the end of the object showed the answer was wrong stays written, so these are not
+# rows (whose exit 3 means "nothing on stdout"): exit 3 and one line saying the bytes on stdout are not the object's.
+streamed_wrong() { # streamed_wrong MESSAGE WANT_STDOUT_FILE ARGS...
+    local msg=$1 want=$2
+    shift 2
+    say "not a row: sluice $*"
+    run "$SLUICE" "$@"
+    expect_rc 3
+    expect_err_one_line "$msg"
+    [ -z "$want" ] || expect_out_file "$want"
+}
+
+# -- B7: the size and CRC32C of every whole download are checked, also when the answer carries no x-goog-hash.
+streamed_wrong "$READ/b7/short: received 275 bytes but the object has 550: the answer was cut short or padded (not accepted); the 275 bytes written to stdout are not the object's" \
+    "$FX/read/data.half" cat "$READ/b7/short" "${FAST[@]}"
+streamed_wrong "$READ/b7/long: received 566 bytes but the object has 550: the answer was cut short or padded (not accepted); the 566 bytes written to stdout are not the object's" \
+    "" cat "$READ/b7/long" "${FAST[@]}"
+row read-cat-short-hash 3 'the answer holds 275 bytes but the object has 550 \(x-goog-stored-content-length\)' - \
+    cat "$READ/b7/short-h" "${FAST[@]}"
+row read-cat-nohash 0 - - cat "$READ/b7/nohash"
+expect_out_file "$FX/read/data"
+short_long_failed() { # b7/: nohash copied exactly; short, long, short-h failed after 3 tries each, nothing of them left
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+    expect_eq "outputs" "nohash" "$(files_in "$DST")"
+    cmp -s "$FX/read/data" "$DST/nohash" || fail "the object without x-goog-hash" "copied exactly" "different bytes"
+    expect_eq "tries of each corrupt object (failure log)" "3 3 3" \
+        "$(python3 -c 'import json, sys; print(" ".join(str(json.loads(l)["attempts"]) for l in open(sys.argv[1])))' "$AUX/f.jsonl")"
+}
+row read-cp-short-long 1 'FAILED short: .*received 275 bytes but the object has 550' short_long_failed \
+    cp "$READ/b7/" {DST} -j 1 "${FAST[@]}" --failures {AUX}/f.jsonl
+mapped_nohash() {
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+    cmp -s "$FX/read/data" "$DST/nohash.out" || fail "map input without x-goog-hash" "the object's bytes" "different"
+    expect_eq "outputs" "nohash.out" "$(files_in "$DST")"
+}
+row read-map-short-long 1 'FAILED long: .*received 566 bytes' mapped_nohash \
+    map "$READ/b7/" {DST} --exec cat --suffix .out -j 2 "${FAST[@]}"
+op_nohash() { expect_out "{\"key\":\"nohash\",\"size\":550,\"md5\":\"$(md5sum <"$FX/read/data" | cut -d' ' -f1)\"}"; }
+row read-op-short-long 1 'FAILED short-h: .*the answer holds 275 bytes' op_nohash \
+    map "$READ/b7/" - --op md5 -j 1 "${FAST[@]}"
+# A download broken after 256 KiB resumes with a Range; without x-goog-hash the whole is still checked at the end.
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-broken-stream-after-256K"]}')
+big_resumed() { cmp -s "$FX/read/big" "$DST/big-nohash" || fail "resumed download without x-goog-hash" "exact" "different"; }
+row read-resume-nohash 0 - big_resumed cp "$READ/b7r/" {DST} -q -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-broken-stream-after-64K"]}')
+row read-resume-short 1 'FAILED big-short: .*(cut short|not accepted)' no_files \
+    cp "$READ/b7s/" {DST} -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# -- B9: a 200 (the whole object) to a ranged GET: the bytes before the offset are dropped.
+for r in 100-119 -10 500- 0-0 549- 550-; do
+    row "read-range-200-$r" 0 - - cat --range "$r" "$READ/b9/ir.bin"
+    "$SLUICE" cat --range "$r" "$FX/read/data" >"$T/want.range"
+    expect_out_file "$T/want.range"
+done
+row read-range-200-past-end 2 'ir.bin: offset 551 is past the end' - cat --range 551- "$READ/b9/ir.bin"
+# The resume of a broken download at byte 262144 is answered 200: it goes on at that byte of the whole object. Each
+# of the job's 3 tries of the object would meet the same, a broken answer then a 200 to the resume (a try that took
+# the 200 for the range would fail its CRC32C); the first try gets it right.
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"return-broken-stream-after-256K\", \"$NOOP\",
+    \"return-broken-stream-after-256K\", \"$NOOP\", \"return-broken-stream-after-256K\", \"$NOOP\"]}")
+resumed_200() {
+    cmp -s "$FX/read/big" "$DST/big.bin" || fail "resume answered with 200" "exact copy" "different"
+    gcs_api GET "/retry_test/$ID" >"$T/.rt.json"
+    expect_eq "faults left (one try was enough)" 4 "$(json_field "$T/.rt.json" 'len(d["instructions"]["storage.objects.get"])')"
+}
+row read-resume-200 0 - resumed_200 cp "$READ/b9r/" {DST} -q -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-broken-stream-after-256K\"]}")
+row read-resume-200-cat 0 - - cat "$READ/b9r/big.bin" "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_out_file "$FX/read/big"
+gcs_expect_consumed "$ID"
+
+# -- B10: objects stored with Content-Encoding: gzip are fetched as stored, checked, and read decompressed.
+row read-gzip-cat 0 - - cat "$READ/gz/text.txt"
+expect_out_file "$FX/read/text"
+row read-gzip-range 0 - - cat --range 40000-40099 "$READ/gz/text.txt"
+"$SLUICE" cat --range 40000-40099 "$FX/read/text" >"$T/want.range"
+expect_out_file "$T/want.range"
+row read-gzip-range-tail 2 'stored gzip-compressed and read decompressed: --range -N would need its decompressed size' - \
+    cat --range -10 "$READ/gz/text.txt"
+gzip_copied() {
+    expect_eq "outputs" "$(printf '%s\n' plain.txt small.txt text.txt)" "$(files_in "$DST")"
+    cmp -s "$FX/read/text" "$DST/text.txt" || fail "cp of a gzip-encoded object" "its decompressed bytes" "other bytes"
+    cmp -s "$FX/read/small" "$DST/small.txt" || fail "cp of a small gzip-encoded object" "decompressed" "other bytes"
+    # Rerun: complete outputs are skipped, though their size is not the listing's (the compressed size).
+    run "$SLUICE" cp "$READ/gz/" "$DST"
+    expect_rc 0
+    expect_err_contains "3 done (3 skipped), 0 failed of 3 objects"
+    # An output cut short since is not accepted: it is made again.
+    truncate -s 100 "$DST/text.txt"
+    run "$SLUICE" cp "$READ/gz/" "$DST"
+    expect_err_contains "3 done (2 skipped), 0 failed of 3 objects"
+    cmp -s "$FX/read/text" "$DST/text.txt" || fail "the cut output" "made again" "not"
+}
+row read-gzip-cp 0 - gzip_copied cp "$READ/gz/" {DST} -q
+gzip_mapped() { cmp -s "$FX/read/text" "$DST/text.txt.out" || fail "map input of a gzip-encoded object" "decompressed" "not"; }
+row read-gzip-map 0 - gzip_mapped map "$READ/gz/" {DST} --exec cat --suffix .out -q
+row read-gzip-op 0 - - map "$READ/gz/text.txt" - --op md5 -q
+expect_out "{\"key\":\"text.txt\",\"size\":$(gcs_meta hostile-read gz/text.txt 'd["size"]'),\"md5\":\"$(md5sum <"$FX/read/text" | cut -d' ' -f1)\"}"
+gzip_rewritten() { # a gs:// to gs:// copy is a rewrite on the server: the stored bytes stay as they are
+    expect_eq "the copy's encoding and CRC32C" "$(gcs_meta hostile-read gz/text.txt '[d["contentEncoding"], d["crc32c"], d["size"]]')" \
+        "$(gcs_meta hostile-read gzcopy/text.txt '[d["contentEncoding"], d["crc32c"], d["size"]]')"
+    run "$SLUICE" cp "$READ/gz/" "$READ/gzcopy/"
+    expect_err_contains "3 done (3 skipped), 0 failed of 3 objects"
+}
+row read-gzip-gs-to-gs 0 - gzip_rewritten cp "$READ/gz/" "$READ/gzcopy/" -q
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-corrupted-data", "return-corrupted-data", "return-corrupted-data"]}')
+gz_corrupt() {
+    expect_eq "FAILED lines" 1 "$(grep -c FAILED "$ERR")"
+    expect_eq "outputs" "" "$(files_in "$DST")"
+}
+row read-gzip-corrupt 1 'FAILED text.txt: .*(CRC32C mismatch|not valid gzip data)' gz_corrupt \
+    cp "$READ/gz/" {DST} --include text.txt -j 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# -- B11: listings are checked: strictly increasing keys, page tokens that do not go round, names under the prefix.
+row list-repeat-du 3 'gs://hl-repeat/r: the listing is not in byte order: .02. came after .02. \(the same key twice\); stopped' \
+    - du gs://hl-repeat/r
+run "$SLUICE" ls -r gs://hl-repeat/r
+expect_rc 3
+expect_err_one_line "(the same key twice)"
+expect_out 00 01 02
+row list-repeat-cp 3 'not in byte order.*the same key twice' - cp gs://hl-repeat/r {DST} -j 1
+row list-reverse-rm 3 "gs://hl-rm/r: the listing is not in byte order: '02' came after '03'" - rm -r gs://hl-rm/r -j 1
+row list-reverse-cp 3 "gs://hl-reverse/r: the listing is not in byte order: '02' came after '03' \(it went backwards\)" \
+    - cp gs://hl-reverse/r {DST} -j 1
+row list-outside-prefix 3 "gs://hl-prefix/r: the server listed 's/x', which is not under the prefix asked for" - \
+    cp gs://hl-prefix/r {DST}
+PRE=(timeout 60)
+row list-token-cycle 3 'gs://hl-cycle/r: the server repeated a page token \(its pages go round in a cycle' - \
+    du gs://hl-cycle/r
+row list-utf16-source 3 'the server sorts by UTF-16 code units, not by bytes' - du gs://hl-utf16src/r
+# A destination listed in UTF-16 order: the keys it places differently are looked up one by one, so the second sync
+# uploads nothing.
+first_sync() {
+    "$SLUICE" sync "$FX/u16" gs://hl-utf16/s -q && gcs_stats_reset
+}
+nothing_uploaded() {
+    expect_err_contains "9 done (9 skipped), 0 failed of 9 objects"
+    expect_eq "uploads" 0 "$(gcs_requests storage.objects.insert)"
+}
+SETUP=first_sync
+row list-utf16-dst-sync 0 '9 done \(9 skipped\)' nothing_uploaded sync {FX}/u16 gs://hl-utf16/s
+SETUP=first_sync
+row list-utf16-dst-retry-failed 0 'done \(9 skipped\)' nothing_uploaded sync {FX}/u16 gs://hl-utf16/s \
+    --retry-failed "$FX/u16.failures"
+gcs_config '{"list_modes": {"hl-repeat": [], "hl-rm": [], "hl-reverse": [], "hl-prefix": [], "hl-cycle": [],
+    "hl-utf16src": [], "hl-utf16": []}}'
+
+# -- D18: a server error that quotes the request's Authorization header never shows the token.
+gcs_seed '{"bucket": "hostile-read", "objects": [{"name": "d18/a", "data": "a"}, {"name": "d18/b", "data": "b"}]}'
+D18=gs://hostile-read/d18
+D18_TOKEN="ya29.sluice-hostile-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$D18_TOKEN" >"$FX/d18.token"
+no_token() {
+    local f
+    for f in "$ERR" "$AUX"/*; do
+        [ -e "$f" ] || continue
+        if grep -qF "${D18_TOKEN#ya29.}" "$f"; then
+            fail "the token in $(basename "$f")" "nowhere" "$(grep -F "${D18_TOKEN#ya29.}" "$f" | head -c 300)"
+        fi
+    done
+    expect_err_contains "(the server's message is not shown: it quotes a credential)"
+}
+d18_logged() {
+    no_token
+    expect_eq "failure log lines" 1 "$(wc -l <"$AUX/f.jsonl")"
+    expect_eq "report failures" 1 "$(json_field "$AUX/r.json" 'len(d["failures_sample"])')"
+}
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-403-echo-headers"]}')
+PRE=(env -u STORAGE_EMULATOR_HOST)
+row secret-echo-token-file 1 'FAILED a: .*HTTP 403: \(the server.s message is not shown: it quotes a credential\)' \
+    d18_logged cp "$D18/" {DST} -j 1 --endpoint "$GCS" --token-file "$FX/d18.token" \
+    --header "x-retry-test-id: $ID" --failures {AUX}/f.jsonl --report {AUX}/r.json
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.list": ["return-400-echo-headers"]}')
+d18_fatal() { no_token; json_field "$AUX/r.json" 'd["error"]' | grep -q 'not shown' || fail "report error" "the filtered message" "$(cat "$AUX/r.json")"; }
+PRE=(env -u STORAGE_EMULATOR_HOST "GOOGLE_OAUTH_ACCESS_TOKEN=$D18_TOKEN")
+row secret-echo-env-listing 3 'HTTP 400: \(the server.s message is not shown' d18_fatal \
+    cp "$D18/" {DST} --endpoint "$GCS" --header "x-retry-test-id: $ID" --failures {AUX}/f.jsonl --report {AUX}/r.json
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-403-echo-headers\"]}")
+PRE=(env -u STORAGE_EMULATOR_HOST)
+row secret-echo-cat 3 'HTTP 403: \(the server.s message is not shown' no_token \
+    cat "$D18/a" --endpoint "$GCS" --token-file "$FX/d18.token" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+# A password in the endpoint's URL is not part of the address messages name.
+no_password() { ! grep -q sekrit "$ERR" || fail "the endpoint's password" "nowhere in messages" "$(cat "$ERR")"; }
+row secret-endpoint-password 3 ': http://127\.0\.0\.1:1: ' no_password \
+    ls gs://hostile-read --endpoint http://user:sekrit@127.0.0.1:1 --retries 0
+
+# ============================================================================================================
 say "map commands that fail, crash, never read their stdin, or write a gigabyte"
 no_outputs() { expect_eq "outputs of a failing command" "" "$(files_in "$DST")"; }
 row exec-nonzero 1 'FAILED a.txt: command exited with status 7: oops' no_outputs \

@@ -16,6 +16,7 @@ import argparse
 import base64
 import bisect
 import binascii
+import gzip
 import hashlib
 import io
 import json
@@ -245,7 +246,7 @@ def apply_fields(value, sel):
 
 class Obj:
     __slots__ = ("name", "bucket", "data", "generation", "metageneration", "crc", "md5", "created", "updated",
-                 "content_type", "meta")
+                 "content_type", "meta", "serve")
 
     def __init__(self, bucket, name, data, generation, crc, md5, content_type, meta):
         self.bucket = bucket
@@ -258,6 +259,7 @@ class Obj:
         self.created = self.updated = generation / 1e6
         self.content_type = content_type or "application/octet-stream"
         self.meta = meta
+        self.serve = frozenset()  # SERVE_MODES this object's downloads misbehave with (set by /_seed)
 
     def resource(self, base):
         enc = quote(self.name, safe="")
@@ -358,7 +360,25 @@ INSTRUCTION_RES = [
     ("broken-after", re.compile(r"^return-broken-stream-after-(\d+)K$")),
     ("stall", re.compile(r"^stall-for-(\d+(?:\.\d+)?)s-after-(\d+)K$")),
     ("corrupt", re.compile(r"^return-corrupted-data$")),
+    ("echo", re.compile(r"^return-(\d{3})-echo-headers$")),
 ]
+
+# How an object's media downloads misbehave (POST /_seed, per object: "serve": [...]):
+#   no-hash       no x-goog-hash, no x-goog-stored-content-* headers (a server that is not GCS)
+#   short-body    the body is the first half of what it should be, Content-Length saying so (correctly framed)
+#   long-body     the body has 16 bytes more than it should, Content-Length saying so
+#   ignore-range  a Range header is ignored: 200 and the whole object
+SERVE_MODES = ("no-hash", "short-body", "long-body", "ignore-range")
+
+# How a bucket's listings misbehave (POST /_config {"list_modes": {"BUCKET": [...]}}):
+#   utf16-order    names sorted by UTF-16 code units, not by their UTF-8 bytes (startOffset, endOffset and page tokens
+#                  follow that order), as some GCS implementations have it
+#   repeat-last    each page after the first starts with the last entry of the page before (an inclusive page token)
+#   reverse-pages  the items (and prefixes) of each page come in reverse order
+#   ignore-prefix  the prefix parameter is ignored: names outside it are listed too
+#   token-cycle    after the first page, empty pages whose tokens go round A, B, A, ... forever
+#   page-size-N    at most N entries per page, whatever maxResults asks
+LIST_MODE_RE = re.compile(r"^(utf16-order|repeat-last|reverse-pages|ignore-prefix|token-cycle|page-size-[1-9]\d*)$")
 
 FAULT_METHODS = {
     "storage.buckets.list", "storage.buckets.insert", "storage.buckets.get", "storage.buckets.delete",
@@ -390,6 +410,7 @@ class State:
         self.token_lifetime_s = opts.token_lifetime_s
         self.token_required = opts.token_required
         self.rewrite_chunk = opts.rewrite_chunk
+        self.list_modes = {}  # bucket -> [LIST_MODE_RE modes]
         self.stats_lock = threading.Lock()
         self.reset_stats()
 
@@ -512,6 +533,65 @@ class State:
                 i += 1
             more = i < hi
         return items, prefixes, (last if more else None)
+
+    def list_misbehaving(self, bucket, prefix, delim, max_results, token, start, end, modes):
+        """A listing with the misbehaviours of LIST_MODE_RE. Slow (sorts the whole bucket): for tests with few
+        objects. Page tokens are base64url of "m", then "x" (after) or "i" (from, inclusive) and a name; or "mA" /
+        "mB" (token-cycle). Returns the JSON answer, items as Obj."""
+        utf16 = "utf16-order" in modes
+
+        def order(name):
+            return name.encode("utf-16-be") if utf16 else name.encode("utf-8")
+
+        with self.lock:
+            names = [k.decode("utf-8") for k in self.bucket(bucket).keys]
+            objects = dict(self.buckets[bucket].objects)
+        if "ignore-prefix" in modes:
+            prefix = ""
+        names = sorted((n for n in names if n.startswith(prefix)), key=order)
+        if start:
+            names = [n for n in names if order(n) >= order(start)]
+        if end:
+            names = [n for n in names if order(n) < order(end)]
+        entries = []
+        for n in names:
+            j = n.find(delim, len(prefix)) if delim else -1
+            if j >= 0:
+                p = n[:j + len(delim)]
+                if not entries or entries[-1] != ("p", p):
+                    entries.append(("p", p))
+            else:
+                entries.append(("o", n))
+        size = max_results
+        for m in modes:
+            if m.startswith("page-size-"):
+                size = min(size, int(m[len("page-size-"):]))
+        out = {"kind": "storage#objects"}
+        if token is not None and "token-cycle" in modes and token in ("A", "B"):
+            out["nextPageToken"] = base64.urlsafe_b64encode(b"m" + (b"B" if token == "A" else b"A")).decode()
+            return out
+        first = 0
+        if token is not None:
+            keys = [order(n) for _, n in entries]
+            at = order(token[1:])
+            first = bisect.bisect_left(keys, at) if token[0] == "i" else bisect.bisect_right(keys, at)
+        page = entries[first:first + size]
+        if "token-cycle" in modes:
+            out["nextPageToken"] = base64.urlsafe_b64encode(b"mA").decode()
+        elif first + len(page) < len(entries):
+            inclusive = "repeat-last" in modes and len(page) > 1
+            out["nextPageToken"] = base64.urlsafe_b64encode(
+                b"m" + (b"i" if inclusive else b"x") + page[-1][1].encode("utf-8")).decode()
+        items = [objects[n.encode("utf-8")] for kind, n in page if kind == "o"]
+        prefixes = [n for kind, n in page if kind == "p"]
+        if "reverse-pages" in modes:
+            items.reverse()
+            prefixes.reverse()
+        if prefixes:
+            out["prefixes"] = prefixes
+        if items:
+            out["items"] = items
+        return out
 
 
 def check_write_preconditions(p, cur):
@@ -818,6 +898,11 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if fault and fault[0] == "return":
                 raise ApiError(int(fault[1]), "Retry Test: Caused a %s" % fault[1])
+            if fault and fault[0] == "echo":
+                # A server (or a proxy) that quotes the whole request back in its error, credentials included.
+                said = "; ".join("%s: %s" % (k, v) for k, v in self.headers.items())
+                raise ApiError(int(fault[1]), "Retry Test: Caused a %s for the request %s %s with the headers %s"
+                               % (fault[1], self.command, self.path.partition("?")[0], said))
             if fault and fault[0] == "return-after" and not (method in UPLOAD_METHODS and "upload_id" in q):
                 raise ApiError(int(fault[1]), "Retry Test: Caused a %s" % fault[1])
             if kind == "storage" and self.state.token_required:
@@ -994,6 +1079,25 @@ class Handler(BaseHTTPRequestHandler):
         max_results = min(max_results, 1000)
         if q.get("matchGlob"):
             raise ApiError(400, "matchGlob is not supported by this test server.", reason="invalidParameter")
+        modes = self.state.list_modes.get(bucket)
+        if modes:
+            token = None
+            if q.get("pageToken"):
+                try:
+                    raw = b64u_decode(q["pageToken"])
+                    if raw[:1] != b"m":
+                        raise ValueError()
+                    token = raw[1:].decode("utf-8")
+                    if token not in ("A", "B") and token[:1] not in ("i", "x"):
+                        raise ValueError()
+                except (ValueError, binascii.Error, UnicodeDecodeError):
+                    raise ApiError(400, "Invalid page token: %s" % q["pageToken"], reason="invalidParameter")
+            out = self.state.list_misbehaving(bucket, q.get("prefix", ""), q.get("delimiter", ""), max_results, token,
+                                              q.get("startOffset"), q.get("endOffset"), modes)
+            if "items" in out:
+                base = self.base_url()
+                out["items"] = [o.resource(base) for o in out["items"]]
+            return self.json_fields(200, out, q)
         token = None
         if q.get("pageToken"):
             try:
@@ -1031,25 +1135,44 @@ class Handler(BaseHTTPRequestHandler):
         obj = self.live_object(s[4], s[6], q)
         return self.json_fields(200, obj.resource(self.base_url()), q)
 
+    def accepts_gzip(self):
+        for part in (self.headers.get("Accept-Encoding") or "").split(","):
+            coding, _, params = part.strip().partition(";")
+            if coding.strip().lower() in ("gzip", "x-gzip", "*") and params.replace(" ", "") not in ("q=0", "q=0.0"):
+                return True
+        return False
+
     def object_get_media(self, s, q, body, fault):
         obj = self.live_object(s[4], s[6], q)
-        size = len(obj.data)
+        data = obj.data
+        stored_encoding = obj.meta.get("contentEncoding", "identity")
         hdrs = [("Content-Type", obj.content_type),
                 ("ETag", '"%s"' % obj.etag()),
                 ("Last-Modified", formatdate(obj.updated, usegmt=True)),
                 ("x-goog-generation", str(obj.generation)),
-                ("x-goog-metageneration", str(obj.metageneration)),
-                ("x-goog-stored-content-length", str(size)),
-                ("x-goog-stored-content-encoding", obj.meta.get("contentEncoding", "identity")),
-                ("x-goog-storage-class", "STANDARD"),
-                ("Accept-Ranges", "bytes")]
-        if self.state.opts.split_hash_headers:
+                ("x-goog-metageneration", str(obj.metageneration))]
+        if "no-hash" not in obj.serve:
+            hdrs += [("x-goog-stored-content-length", str(len(obj.data))),
+                     ("x-goog-stored-content-encoding", stored_encoding)]
+        hdrs += [("x-goog-storage-class", "STANDARD"),
+                 ("Accept-Ranges", "bytes")]
+        if "no-hash" in obj.serve:
+            pass
+        elif self.state.opts.split_hash_headers:
             hdrs += [("x-goog-hash", "crc32c=" + crc32c_b64(obj.crc)),
                      ("x-goog-hash", "md5=" + base64.b64encode(obj.md5).decode())]
         else:
             hdrs.append(("x-goog-hash", obj.hash_header()))
+        # An object stored gzip-compressed is served as stored when the request accepts gzip; otherwise it is
+        # decompressed ("decompressive transcoding"), its hashes still those of the stored bytes and any Range ignored.
+        transcode = stored_encoding.lower() == "gzip" and not self.accepts_gzip()
+        if transcode:
+            data = gzip.decompress(obj.data)
+        elif stored_encoding.lower() == "gzip":
+            hdrs.append(("Content-Encoding", "gzip"))
+        size = len(data)
         rng = self.headers.get("Range")
-        if rng:
+        if rng and not transcode and "ignore-range" not in obj.serve:
             r = parse_range(rng, size)
             if r == "unsatisfiable":
                 raise ApiError(416, "The requested range cannot be satisfied.",
@@ -1057,9 +1180,18 @@ class Handler(BaseHTTPRequestHandler):
                                extra={"locationType": "header", "location": "Range"})
             if r is not None:
                 a, b = r
-                return Response(206, obj.data[a:b + 1], hdrs + [("Content-Range", "bytes %d-%d/%d" % (a, b, size))],
-                                media=True)
-        return Response(200, obj.data, hdrs, media=True)
+                return Response(206, self.misshape(data[a:b + 1], obj),
+                                hdrs + [("Content-Range", "bytes %d-%d/%d" % (a, b, size))], media=True)
+        return Response(200, self.misshape(data, obj), hdrs, media=True)
+
+    @staticmethod
+    def misshape(body, obj):
+        """The body as the object's serve modes cut or pad it."""
+        if "short-body" in obj.serve:
+            return body[:len(body) // 2]
+        if "long-body" in obj.serve:
+            return body + b"#sixteen extra!#"
+        return body
 
     def object_delete(self, s, q, body, fault):
         self.state.delete(s[4], s[6], int_param(q, "generation"), preconditions(q))
@@ -1462,8 +1594,19 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "Parse Error", reason="parseError")
             for k in cfg:
                 if k not in ("delay_ms", "token_lifetime_s", "token_required", "rewrite_chunk",
-                             "allow_newline_names"):
+                             "allow_newline_names", "list_modes"):
                     raise ApiError(400, "Unknown config key: %s" % k)
+            if "list_modes" in cfg:
+                lm = cfg["list_modes"]
+                if not isinstance(lm, dict) or not all(
+                        isinstance(v, list) and all(isinstance(m, str) and LIST_MODE_RE.match(m) for m in v)
+                        for v in lm.values()):
+                    raise ApiError(400, "list_modes takes {\"BUCKET\": [MODE, ...]}: %r" % (lm,))
+                for b, v in lm.items():
+                    if v:
+                        st.list_modes[b] = list(v)
+                    else:
+                        st.list_modes.pop(b, None)
             if "delay_ms" in cfg:
                 st.delay_ms = float(cfg["delay_ms"])
             if "token_lifetime_s" in cfg:
@@ -1476,7 +1619,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.opts.allow_newline_names = bool(cfg["allow_newline_names"])
         return json_response(200, {"delay_ms": st.delay_ms, "token_lifetime_s": st.token_lifetime_s,
                                    "token_required": st.token_required, "rewrite_chunk": st.rewrite_chunk,
-                                   "allow_newline_names": st.opts.allow_newline_names})
+                                   "allow_newline_names": st.opts.allow_newline_names,
+                                   "list_modes": st.list_modes})
 
     def reset_all(self, s, q, body, fault):
         """Drop everything, or with {"buckets": [..]} just those buckets and their objects."""
@@ -1507,7 +1651,11 @@ class Handler(BaseHTTPRequestHandler):
         n = 0
         for o in req.get("objects", []):
             data = base64.b64decode(o["data_b64"]) if "data_b64" in o else o.get("data", "").encode("utf-8")
-            self.state.put(bucket, o["name"], data, o.get("contentType"), {}, {})
+            serve = o.get("serve", [])
+            if not isinstance(serve, list) or not all(m in SERVE_MODES for m in serve):
+                raise ApiError(400, "serve takes a list of %s: %r" % (", ".join(SERVE_MODES), serve))
+            obj = self.state.put(bucket, o["name"], data, o.get("contentType"), writable(o), {})
+            obj.serve = frozenset(serve)
             n += 1
         count = int(req.get("count", 0))
         fmt = req.get("name_format", "obj-{:06d}")

@@ -6,6 +6,7 @@ Run: python3 tests/gcs/test_gcs_server.py
 """
 
 import base64
+import gzip
 import hashlib
 import http.client
 import json
@@ -857,6 +858,122 @@ class TestFaults(unittest.TestCase, GcsErrorShape):
         c.close()
         # Two connections since the reset: the one creating the retry test and c.
         self.assertEqual(stats["connections"], 2)
+
+
+class TestMisbehaviour(unittest.TestCase, GcsErrorShape):
+    """Serve modes of seeded objects, gzip-encoded objects, listing modes of buckets, the header-echoing error."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.data = bytes(range(256)) * 4 + b"tail"
+        cls.gz = gzip.compress(b"hello, " * 300, mtime=0) + gzip.compress(b"second member\n", mtime=0)
+        objs = [{"name": "m/" + mode, "data_b64": b64(cls.data), "serve": [mode]}
+                for mode in ("no-hash", "short-body", "long-body", "ignore-range")]
+        objs.append({"name": "m/gz", "data_b64": b64(cls.gz), "contentEncoding": "gzip", "contentType": "text/plain"})
+        st, body, _ = SRV.json("POST", "/_seed", {"bucket": "mis", "objects": objs})
+        assert st == 200, body
+        st, body, _ = SRV.json("POST", "/_seed", {"bucket": "mis", "objects": [{"name": "x", "serve": ["bad"]}]})
+        assert st == 400, body
+
+    def media(self, name, headers=None):
+        return SRV.request("GET", "/storage/v1/b/mis/o/%s?alt=media" % enc(name), headers=headers or {})
+
+    def test_serve_modes(self):
+        st, h, body = self.media("m/no-hash")
+        self.assertEqual((st, body), (200, self.data))
+        self.assertIsNone(h["x-goog-hash"])
+        self.assertIsNone(h["x-goog-stored-content-length"])
+        st, h, body = self.media("m/short-body")
+        self.assertEqual((st, body, h["Content-Length"]), (200, self.data[:len(self.data) // 2],
+                                                          str(len(self.data) // 2)))
+        self.assertEqual(h["x-goog-stored-content-length"], str(len(self.data)))  # the truth, beside a short body
+        st, h, body = self.media("m/short-body", {"Range": "bytes=10-29"})
+        self.assertEqual((st, body, h["Content-Range"]), (206, self.data[10:20], "bytes 10-29/%d" % len(self.data)))
+        st, h, body = self.media("m/long-body")
+        self.assertEqual((st, len(body), h["Content-Length"]), (200, len(self.data) + 16, str(len(self.data) + 16)))
+        self.assertEqual(body[:len(self.data)], self.data)
+        st, h, body = self.media("m/ignore-range", {"Range": "bytes=100-119"})
+        self.assertEqual((st, body), (200, self.data))
+        self.assertIsNone(h["Content-Range"])
+
+    def test_gzip_encoded_object(self):
+        st, meta, _ = SRV.json("GET", "/storage/v1/b/mis/o/m%2Fgz")
+        self.assertEqual((meta["contentEncoding"], meta["size"], meta["crc32c"]),
+                         ("gzip", str(len(self.gz)), crc_b64(self.gz)))
+        # Without Accept-Encoding: gzip, decompressed (both members), hashes of the stored bytes, Range ignored.
+        plain = gzip.decompress(self.gz)
+        for hdrs in ({}, {"Range": "bytes=0-9"}, {"Accept-Encoding": "gzip;q=0"}, {"Accept-Encoding": "br"}):
+            st, h, body = self.media("m/gz", hdrs)
+            self.assertEqual((st, body), (200, plain), hdrs)
+            self.assertIsNone(h["Content-Encoding"])
+            self.assertEqual(h["x-goog-hash"].split(",")[0], "crc32c=" + crc_b64(self.gz))
+            self.assertEqual((h["x-goog-stored-content-encoding"], h["x-goog-stored-content-length"]),
+                             ("gzip", str(len(self.gz))))
+        # With it, the stored bytes, ranges of them too.
+        for ae in ("gzip", "deflate, gzip", "*"):
+            st, h, body = self.media("m/gz", {"Accept-Encoding": ae})
+            self.assertEqual((st, body, h["Content-Encoding"]), (200, self.gz, "gzip"), ae)
+        st, h, body = self.media("m/gz", {"Accept-Encoding": "gzip", "Range": "bytes=5-14"})
+        self.assertEqual((st, body, h["Content-Range"]), (206, self.gz[5:15], "bytes 5-14/%d" % len(self.gz)))
+
+    def test_echo_headers(self):
+        tid = SRV.retry_test({"storage.objects.get": ["return-403-echo-headers"]})
+        st, _, body = self.media("m/gz", {"x-retry-test-id": tid, "Authorization": "Bearer ya29.secret-token-123"})
+        err = json.loads(body)
+        self.assertGcsError(st, err, 403)
+        self.assertIn("Authorization: Bearer ya29.secret-token-123", err["error"]["message"])
+
+    def set_modes(self, bucket, modes):
+        st, body, _ = SRV.json("POST", "/_config", {"list_modes": {bucket: modes}})
+        self.assertEqual(st, 200, body)
+
+    def list_pages(self, bucket, query="", limit=50):
+        names, pages, token = [], 0, None
+        while pages < limit:
+            q = query + ("&pageToken=" + quote(token) if token else "")
+            st, body, _ = SRV.json("GET", "/storage/v1/b/%s/o?%s" % (bucket, q))
+            self.assertEqual(st, 200, body)
+            pages += 1
+            names += [i["name"] for i in body.get("items", [])] + body.get("prefixes", [])
+            token = body.get("nextPageToken")
+            if not token:
+                break
+        return names, pages, token
+
+    def test_list_modes(self):
+        keys = ["p/a", "p/b", "p/\ue000", "p/\uff5e", "p/\ufffd", "p/\U0001f600", "p/\U0001f600x", "p/z", "q/out"]
+        SRV.json("POST", "/_seed", {"bucket": "lm", "objects": [{"name": k} for k in keys]})
+        try:
+            self.set_modes("lm", ["utf16-order", "page-size-2"])
+            names, pages, _ = self.list_pages("lm", "prefix=p/")
+            want = sorted(keys[:-1], key=lambda k: k.encode("utf-16-be"))
+            self.assertEqual(names, want)
+            self.assertNotEqual(names, sorted(keys[:-1], key=lambda k: k.encode()))
+            self.assertEqual(pages, 4)
+            names, _, _ = self.list_pages("lm", "prefix=p/&startOffset=" + quote("p/\U0001f600x"))
+            self.assertEqual(names, want[want.index("p/\U0001f600x"):])
+            self.set_modes("lm", ["repeat-last", "page-size-3"])
+            names, _, _ = self.list_pages("lm", "prefix=p/")
+            self.assertEqual(len(names), 8 + 3)  # pages of 3 that each repeat the last of the page before
+            self.assertEqual(sorted(set(names)), sorted(keys[:-1]))
+            self.set_modes("lm", ["reverse-pages", "page-size-4"])
+            names, _, _ = self.list_pages("lm", "prefix=p/")
+            byte_order = sorted(keys[:-1], key=lambda k: k.encode())
+            self.assertEqual(names, byte_order[:4][::-1] + byte_order[4:][::-1])
+            self.set_modes("lm", ["ignore-prefix"])
+            names, _, _ = self.list_pages("lm", "prefix=p/")
+            self.assertIn("q/out", names)
+            self.set_modes("lm", ["token-cycle"])
+            names, pages, token = self.list_pages("lm", "prefix=p/", limit=7)
+            self.assertEqual((sorted(names), pages), (sorted(keys[:-1]), 7))
+            self.assertIsNotNone(token)
+            self.set_modes("lm", [])
+            names, _, _ = self.list_pages("lm", "prefix=p/")
+            self.assertEqual(names, byte_order)
+            st, body, _ = SRV.json("POST", "/_config", {"list_modes": {"lm": ["sideways"]}})
+            self.assertGcsError(st, body, 400)
+        finally:
+            self.set_modes("lm", [])
 
 
 class TestStatsAndConfig(unittest.TestCase):

@@ -257,6 +257,36 @@ static void test_env_token(void) {
     ASSERT_CONTAINS(sl_last_error(), "GOOGLE_OAUTH_ACCESS_TOKEN");
 }
 
+/* The secret filter of server text: the token in use, also a 16-byte run of it, a rejected one, any bearer
+ * credential; not ordinary error text. */
+static void test_secret_filter(void) {
+    const char *token = "ya29.a0-long-SECRET-token-0123456789abcdefghij";
+    reset_env();
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", token, 1);
+    sl__gcs_auth *auth = NULL;
+    char buf[HDR_CAP];
+    ASSERT_INT_EQ(sl__gcs_auth_new(NULL, &auth), 0);
+    get_header(auth, buf);
+    char text[512];
+    snprintf(text, sizeof(text), "Invalid request; headers: Authorization: Bearer %s; Host: x", token);
+    ASSERT_TRUE(sl__gcs_auth_mentions_secret(auth, text));
+    snprintf(text, sizeof(text), "echo: token=%.16s (cut)", token + 11); /* 16 bytes of it, without "Bearer" */
+    ASSERT_TRUE(sl__gcs_auth_mentions_secret(auth, text));
+    snprintf(text, sizeof(text), "echo: token=%.12s (cut)", token + 11); /* 12: too little to tell */
+    ASSERT_FALSE(sl__gcs_auth_mentions_secret(auth, text));
+    ASSERT_TRUE(sl__gcs_auth_mentions_secret(auth, "proxy said: authorization=bearer abcdefgh12345"));
+    ASSERT_TRUE(sl__gcs_auth_mentions_secret(NULL, "Authorization: Bearer ya29.a0AfH6SMB"));
+    ASSERT_FALSE(sl__gcs_auth_mentions_secret(auth, "No such object: b/k"));
+    ASSERT_FALSE(sl__gcs_auth_mentions_secret(auth, "Bearer token required"));
+    ASSERT_FALSE(sl__gcs_auth_mentions_secret(auth, ""));
+    ASSERT_FALSE(sl__gcs_auth_mentions_secret(NULL, NULL));
+    /* A token rejected by a 401 is still a secret. */
+    sl__gcs_auth_invalidate(auth, buf);
+    snprintf(text, sizeof(text), "you sent %s", token);
+    ASSERT_TRUE(sl__gcs_auth_mentions_secret(auth, text));
+    sl__gcs_auth_destroy(auth);
+}
+
 static void test_token_file(void) {
     reset_env();
     setenv("GOOGLE_OAUTH_ACCESS_TOKEN", ENV_TOKEN, 1); /* the explicit file wins */
@@ -973,6 +1003,7 @@ int main(void) {
 
     RUN_TEST(test_anonymous);
     RUN_TEST(test_env_token);
+    RUN_TEST(test_secret_filter);
     RUN_TEST(test_token_file);
     RUN_TEST(test_broken_credentials);
     RUN_TEST(test_metadata_unreachable);

@@ -385,9 +385,12 @@ static void test_big_page(void) {
     free(body);
 }
 
-/* A one-page HTTP server on 127.0.0.1 that answers every request with a page naming the same nextPageToken. */
+/* A one-page HTTP server on 127.0.0.1 that answers every request with a page naming the same nextPageToken; or, with
+ * lambda > 0, whose page tokens go round in a cycle: the first page names "a" and token p1, then empty pages with
+ * tokens p2 .. p(mu+lambda), after which p(mu+1) comes again. */
 typedef struct stuck_server {
     int listen_fd, port;
+    int mu, lambda;
     atomic_bool stop;
     atomic_int requests, with_token;
     pthread_t thread;
@@ -421,6 +424,16 @@ static void *stuck_main(void *arg) {
             atomic_fetch_add(&s->with_token, token);
             const char *body = token ? "{\"items\":[{\"name\":\"b\"}],\"nextPageToken\":\"again\"}"
                                      : "{\"items\":[{\"name\":\"a\"}],\"nextPageToken\":\"again\"}";
+            char cycle_body[128];
+            if (s->lambda > 0) {
+                const char *t = strstr(req, "pageToken=p");
+                int k = t && t < end ? atoi(t + strlen("pageToken=p")) : 0;
+                int next = k < s->mu + s->lambda ? k + 1 : s->mu + 1;
+                atomic_fetch_add(&s->with_token, k > 0);
+                snprintf(cycle_body, sizeof(cycle_body), "{%s\"nextPageToken\":\"p%d\"}",
+                         k ? "" : "\"items\":[{\"name\":\"a\"}],", next);
+                body = cycle_body;
+            }
             char answer[512];
             int an = snprintf(answer, sizeof(answer),
                               "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
@@ -459,7 +472,9 @@ static void test_repeated_token(void) {
     ASSERT_INT_EQ(sl_list_next(lister, &o), 1);
     ASSERT_STR_EQ(o.key, "a");
     ASSERT_INT_EQ(sl_list_next(lister, &o), SL_ECORRUPT);
-    ASSERT_STR_EQ(sl_last_error(), "gs://bkt: the server repeated the page token; listing stopped");
+    ASSERT_STR_EQ(sl_last_error(),
+                  "gs://bkt: the server repeated a page token (its pages go round in a cycle; 2 pages read); listing "
+                  "stopped");
     ASSERT_INT_EQ(atomic_load(&s.requests), 2);
     ASSERT_INT_EQ(atomic_load(&s.with_token), 1);
     /* Asked again, it does not hand out the repeated page. */
@@ -473,6 +488,90 @@ static void test_repeated_token(void) {
     close(s.listen_fd);
 }
 
+/* contentEncoding "gzip" (any case, or "x-gzip") marks an object stored compressed; anything else does not. */
+static void test_content_encoding(void) {
+    const char *body =
+        "{\"items\":[{\"name\":\"a\",\"contentEncoding\":\"gzip\"},"
+        "{\"name\":\"b\",\"contentEncoding\":\" GZip \"},{\"name\":\"c\",\"contentEncoding\":\"x-gzip\"},"
+        "{\"name\":\"d\",\"contentEncoding\":\"br\"},{\"name\":\"e\",\"contentEncoding\":\"gzip2\"},"
+        "{\"name\":\"f\",\"contentEncoding\":1},{\"name\":\"g\"},"
+        "{\"name\":\"h\",\"contentEncoding\":\"gzip\",\"contentEncoding\":\"identity\"}]}";
+    const char *want = "a+b+c+d-e-f-g-h-";
+    sl__gcs_page page = {0};
+    ASSERT_INT_EQ(sl__gcs_page_parse(&page, body, strlen(body), "b"), 0);
+    const char *name;
+    sl_object o;
+    char got[64] = "";
+    size_t n = 0;
+    while (sl__gcs_page_next(&page, &name, &o) == 1 && n + 2 < sizeof(got)) {
+        got[n++] = name[0];
+        got[n++] = o.content_encoding ? '+' : '-';
+        if (o.content_encoding)
+            ASSERT_STR_EQ(o.content_encoding, "gzip");
+    }
+    got[n] = '\0';
+    ASSERT_STR_EQ(got, want);
+    sl__gcs_page_clear(&page);
+}
+
+/* Page tokens that come back after a longer round (A, B, A; or after some pages that are not part of the cycle, and
+ * with no object on the pages that would repeat a key) end the listing too, after a number of pages bounded by the
+ * cycle's start and length, without remembering every token. */
+static void test_token_cycle(void) {
+    static const int cases[][2] = {{0, 2}, {0, 3}, {3, 5}, {10, 7}, {1, 40}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        stuck_server s = {
+            .listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), .mu = cases[i][0], .lambda = cases[i][1]};
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t alen = sizeof(a);
+        ASSERT_TRUE(s.listen_fd >= 0);
+        ASSERT_INT_EQ(bind(s.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        ASSERT_INT_EQ(listen(s.listen_fd, 4), 0);
+        ASSERT_INT_EQ(getsockname(s.listen_fd, (struct sockaddr *)&a, &alen), 0);
+        ASSERT_INT_EQ(pthread_create(&s.thread, NULL, stuck_main, &s), 0);
+
+        char endpoint[64];
+        snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", ntohs(a.sin_port));
+        sl_store_options so = {.endpoint = endpoint, .anonymous = true, .retries = SL_NO_RETRIES};
+        sl_store *store;
+        sl_client *client;
+        sl_lister *lister;
+        sl_object o;
+        ASSERT_INT_EQ(sl_store_open("gs://bkt/p", &so, &store), 0);
+        ASSERT_INT_EQ(sl_client_new(store, &client), 0);
+        sl_list_options lo = {.recursive = true};
+        ASSERT_INT_EQ(sl_list_open(client, &lo, &lister), 0);
+        ASSERT_INT_EQ(sl_list_next(lister, &o), SL_ECORRUPT); /* "a" is not under the prefix "p/" */
+        ASSERT_TRUE(strstr(sl_last_error(), "gs://bkt/p: the server listed 'a', which is not under the prefix") ==
+                    sl_last_error());
+        sl_list_close(lister);
+        sl_client_destroy(client);
+        sl_store_close(store);
+
+        ASSERT_INT_EQ(sl_store_open("gs://bkt", &so, &store), 0);
+        ASSERT_INT_EQ(sl_client_new(store, &client), 0);
+        atomic_store(&s.requests, 0);
+        ASSERT_INT_EQ(sl_list_open(client, &lo, &lister), 0);
+        ASSERT_INT_EQ(sl_list_next(lister, &o), 1);
+        ASSERT_STR_EQ(o.key, "a");
+        ASSERT_INT_EQ(sl_list_next(lister, &o), SL_ECORRUPT);
+        ASSERT_TRUE(strstr(sl_last_error(), "gs://bkt: the server repeated a page token") == sl_last_error());
+        int pages = atomic_load(&s.requests), bound = 2 * (s.mu + 2 * s.lambda) + 2;
+        ASSERT_TRUE(pages > s.mu + s.lambda);
+        ASSERT_TRUE(pages <= bound);
+        ASSERT_INT_EQ(sl_list_next(lister, &o), SL_ECORRUPT);
+        ASSERT_INT_EQ(atomic_load(&s.requests), pages); /* stopped for good: nothing asked again */
+        sl_list_close(lister);
+        sl_client_destroy(client);
+        sl_store_close(store);
+
+        atomic_store(&s.stop, true);
+        pthread_join(s.thread, NULL);
+        close(s.listen_fd);
+    }
+}
+
 int main(void) {
     RUN_TEST(test_order);
     RUN_TEST(test_fields);
@@ -483,5 +582,7 @@ int main(void) {
     RUN_TEST(test_token);
     RUN_TEST(test_big_page);
     RUN_TEST(test_repeated_token);
+    RUN_TEST(test_token_cycle);
+    RUN_TEST(test_content_encoding);
     TEST_DONE();
 }

@@ -1,10 +1,12 @@
 /* Resume: the source fingerprint's format and parser, the skip decision, and the destination cursor over a real
  * local directory (suffix keys out of order, fingerprints recorded by real writes, leftover temp files removed only
- * when no writer holds them). */
+ * when no writer holds them) and over the GCS test server listing in UTF-16 order or repeating keys. */
 #include "test.h"
 
+#include "gcs_fixture.h"
 #include "resume.h"
 #include "sluice/sluice.h"
+#include "store_vtable.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -167,6 +169,151 @@ static void test_decide(void) {
     ASSERT_INT_EQ(sl__resume_decide(&src, &prefix, "copy", true), SL__RESUME_DO);
 }
 
+/* A source stored gzip-compressed: its fingerprint says so, only such a record matches it, and its copy (the
+ * decompressed object, of another size) is complete by its record alone. */
+static void test_encoded(void) {
+    char rec[SL__FP_CAP];
+    sl_object gz = {.size = 40, .generation = 7, .crc32c = 0xabcdef01, .has_crc32c = true, .content_encoding = "gzip"};
+    sl__fp_format(&gz, "copy", rec, sizeof(rec));
+    ASSERT_STR_EQ(rec, "size=40 gen=7 crc32c=abcdef01 enc=gzip job=copy");
+    sl__fingerprint fp;
+    ASSERT_TRUE(sl__fp_parse(rec, &fp));
+    ASSERT_STR_EQ(fp.enc, "gzip");
+    ASSERT_TRUE(sl__fp_matches(rec, &gz, "copy"));
+    sl_object plain = gz;
+    plain.content_encoding = NULL;
+    ASSERT_FALSE(sl__fp_matches(rec, &plain, "copy"));
+    ASSERT_FALSE(sl__fp_matches("size=40 gen=7 crc32c=abcdef01 job=copy", &gz, "copy"));
+    const char *bad[] = {"size=1 gen=5 enc= job=copy", "size=1 gen=5 enc=GZIP job=copy",
+                         "size=1 gen=5 enc=gzip enc=gzip job=copy", "size=1 gen=5 enc=0123456789abcdef job=copy"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (sl__fp_parse(bad[i], &fp))
+            TEST_FAIL_("parsed what is not a fingerprint: \"%s\"", bad[i]);
+
+    sl_object out = {.size = 1000, .mtime_ns = 5, .source_fingerprint = rec};
+    ASSERT_INT_EQ(sl__resume_decide(&gz, &out, "copy", true), SL__RESUME_SKIP);
+    out.source_fingerprint = NULL; /* not recorded: a decompressed copy cannot be compared with the stored bytes */
+    out.size = 40;
+    ASSERT_INT_EQ(sl__resume_decide(&gz, &out, "copy", true), SL__RESUME_DO);
+    out.content_encoding = "gzip"; /* a gs:// to gs:// copy keeps the stored bytes: compared as they are */
+    ASSERT_INT_EQ(sl__resume_decide(&gz, &out, "copy", true), SL__RESUME_VERIFY);
+    ASSERT_INT_EQ(sl__resume_decide(&plain, &out, "copy", true), SL__RESUME_DO);
+}
+
+/* UTF-16 code unit order against byte order. */
+static void test_utf16_order(void) {
+    static const struct {
+        const char *a, *b;
+        int bytes, utf16;
+    } cases[] = {
+        {"a", "b", -1, -1},
+        {"a", "ab", -1, -1},
+        {"", "", 0, 0},
+        {"x\xee\x80\x80", "x\xf0\x9f\x98\x80", -1, 1},    /* U+E000 against U+1F600 */
+        {"\xef\xbf\xbd", "\xf0\x9f\x98\x80", -1, 1},      /* U+FFFD */
+        {"\xef\xbd\x9e/", "\xf0\x90\x80\x80", -1, 1},     /* U+FF5E against U+10000 */
+        {"\xed\x9f\xbf", "\xf0\x9f\x98\x80", -1, -1},     /* U+D7FF: below the surrogates in both */
+        {"\xe4\xb8\x80", "\xee\x80\x80", -1, -1},         /* U+4E00 against U+E000 */
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x81", -1, -1}, /* two astral characters */
+        {"\xef\xbf\xbd", "\xef\xbf\xbe", -1, -1},         /* same lead byte */
+        {"a\xff", "a\xee\x80\x80", 1, 1},                 /* not UTF-8: byte order */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *a = cases[i].a, *b = cases[i].b;
+        int u = sl__key_cmp_utf16(a, strlen(a), b, strlen(b)), r = sl__key_cmp_utf16(b, strlen(b), a, strlen(a));
+        if ((u > 0) - (u < 0) != cases[i].utf16 || (r > 0) - (r < 0) != -cases[i].utf16)
+            TEST_FAIL_("case %zu: utf16 order %d, reversed %d, want %d", i, u, r, cases[i].utf16);
+        int m = memcmp(a, b, strlen(a) < strlen(b) ? strlen(a) : strlen(b));
+        int bytes = m ? m : (int)strlen(a) - (int)strlen(b);
+        if ((bytes > 0) - (bytes < 0) != cases[i].bytes)
+            TEST_FAIL_("case %zu: byte order %d, want %d", i, bytes, cases[i].bytes);
+    }
+}
+
+static int seek(sl__dst_cursor *cur, const char *key, const sl_object **out);
+
+static void gcs_post(const gcs_server *srv, const char *path, const char *json) {
+    char url[256], out[1024];
+    snprintf(url, sizeof(url), "%s%s", srv->base_url, path);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    long st = gcs_http("POST", url, h, json, out, sizeof(out));
+    if (st != 200)
+        TEST_FAIL_("POST %s: %ld %s", path, st, out);
+}
+
+/* The destination cursor over a real GCS listing that is in UTF-16 order, or that repeats keys; and sl_list_next of
+ * a listing that is not tolerated. */
+static void test_cursor_misordered(void) {
+    gcs_server srv;
+    const char *args[] = {"--bucket", "u16", "--bucket", "rep", NULL};
+    if (gcs_server_start(&srv, args) != 0)
+        TEST_FAIL_("cannot start the GCS test server");
+    gcs_post(&srv, "/_seed",
+             "{\"bucket\": \"u16\", \"objects\": [{\"name\": \"d/a\"}, {\"name\": \"d/x\\ue000\"}, "
+             "{\"name\": \"d/x\\uff5e\"}, {\"name\": \"d/x\\ud83d\\ude00\"}, {\"name\": \"d/z\"}]}");
+    gcs_post(&srv, "/_seed",
+             "{\"bucket\": \"rep\", \"objects\": [{\"name\": \"d/a\"}, {\"name\": \"d/b\"}, "
+             "{\"name\": \"d/c\"}, {\"name\": \"d/d\"}]}");
+    gcs_post(&srv, "/_config",
+             "{\"list_modes\": {\"u16\": [\"utf16-order\", \"page-size-2\"], \"rep\": [\"repeat-last\", "
+             "\"page-size-2\"]}}");
+    sl_store_options so = {.endpoint = srv.base_url, .anonymous = true, .retries = SL_NO_RETRIES};
+    sl_store *st;
+    sl_client *c;
+    sl__dst_cursor cur;
+    const sl_object *o;
+
+    ASSERT_INT_EQ(sl_store_open("gs://u16/d", &so, &st), 0);
+    ASSERT_INT_EQ(sl_client_new(st, &c), 0);
+    ASSERT_INT_EQ(sl__dst_cursor_open(&cur, c, false), 0);
+    /* Looked up in byte order; listed as a, x+U+1F600, x+U+E000, x+U+FF5E, z. */
+    ASSERT_INT_EQ(seek(&cur, "a", &o), 1);
+    ASSERT_INT_EQ(seek(&cur, "b", &o), 0);             /* absent in either order */
+    ASSERT_INT_EQ(seek(&cur, "x\xee\x80\x80", &o), 2); /* the orders disagree: looked up on its own */
+    ASSERT_INT_EQ(seek(&cur, "x\xef\xbd\x9e", &o), 2);
+    ASSERT_INT_EQ(seek(&cur, "x\xef\xbf\xbd", &o), 2);
+    ASSERT_INT_EQ(seek(&cur, "x\xf0\x9f\x98\x80", &o), 1);
+    ASSERT_INT_EQ(seek(&cur, "y", &o), 0);
+    ASSERT_INT_EQ(seek(&cur, "z", &o), 1);
+    ASSERT_INT_EQ(seek(&cur, "zz", &o), 0);
+    sl__dst_cursor_close(&cur);
+    /* The same listing, not tolerated (a source): it stops where the order breaks, naming the store and why. */
+    sl_lister *l;
+    sl_object obj;
+    sl_list_options lo = {.recursive = true};
+    ASSERT_INT_EQ(sl_list_open(c, &lo, &l), 0);
+    ASSERT_INT_EQ(sl_list_next(l, &obj), 1);
+    ASSERT_INT_EQ(sl_list_next(l, &obj), 1);
+    ASSERT_INT_EQ(sl_list_next(l, &obj), SL_ECORRUPT);
+    ASSERT_TRUE(strstr(sl_last_error(), "gs://u16/d: the listing is not in byte order: 'x") == sl_last_error());
+    ASSERT_TRUE(strstr(sl_last_error(), "(the server sorts by UTF-16 code units, not by bytes); stopped") != NULL);
+    ASSERT_INT_EQ(sl_list_next(l, &obj), SL_ECORRUPT);
+    sl_list_close(l);
+    sl_client_destroy(c);
+    sl_store_close(st);
+
+    /* Listed a, b, b, c, c, d: once a key repeats, the cursor gives up on the listing and every key is "unknown". */
+    ASSERT_INT_EQ(sl_store_open("gs://rep/d", &so, &st), 0);
+    ASSERT_INT_EQ(sl_client_new(st, &c), 0);
+    ASSERT_INT_EQ(sl__dst_cursor_open(&cur, c, false), 0);
+    ASSERT_INT_EQ(seek(&cur, "a", &o), 1);
+    ASSERT_INT_EQ(seek(&cur, "b", &o), 1);
+    ASSERT_INT_EQ(seek(&cur, "c", &o), 2);
+    ASSERT_INT_EQ(seek(&cur, "d", &o), 2);
+    ASSERT_INT_EQ(seek(&cur, "e", &o), 2);
+    sl__dst_cursor_close(&cur);
+    ASSERT_INT_EQ(sl_list_open(c, &lo, &l), 0);
+    int rc;
+    while ((rc = sl_list_next(l, &obj)) == 1) {
+    }
+    ASSERT_INT_EQ(rc, SL_ECORRUPT);
+    ASSERT_TRUE(strstr(sl_last_error(), "'b' came after 'b' (the same key twice)") != NULL);
+    sl_list_close(l);
+    sl_client_destroy(c);
+    sl_store_close(st);
+    gcs_server_stop(&srv);
+}
+
 /* Writes key with contents through the store (so the fingerprint is recorded as sluice records it). */
 static void put(sl_client *c, const char *key, const char *fp) {
     sl_writer *w = NULL;
@@ -291,6 +438,9 @@ int main(void) {
     RUN_TEST(test_job_tags);
     RUN_TEST(test_decide);
     RUN_TEST(test_cursor);
+    RUN_TEST(test_encoded);
+    RUN_TEST(test_utf16_order);
+    RUN_TEST(test_cursor_misordered);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_root);
     ASSERT_INT_EQ(system(cmd), 0);
