@@ -193,19 +193,26 @@ static void s_sleep_ms(unsigned ms) {
 typedef struct s_attempts {
     unsigned retries;
     int64_t started_ms;
-    bool refreshed; /* a 401 already refreshed the token once */
+    int64_t held_ms; /* when its retries ran out while the server answered nothing (s_backoff), 0 before */
+    bool refreshed;  /* a 401 already refreshed the token once */
 } s_attempts;
 
 /* Waits before the next attempt if the policy allows one; false when retries are exhausted. While a job watches a
  * server that answers nothing at all, running out is not the end: the job judges the outage as a whole (it stops once
  * the server has been unreachable for the retry deadline, which ends this wait), so an outage shorter than that costs
- * no object. With retries turned off (--retries 0) nothing waits. */
+ * no object. A request holds so for one more deadline at most, whatever the server does (one that answers now and
+ * then keeps the job going). With retries turned off (--retries 0) nothing waits. */
 static bool s_backoff(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
     if (sl__http_aborted())
         return false;
-    bool spent = a->retries + 1 >= st->retry.max_attempts || sl__now_ms() - a->started_ms >= st->retry.deadline_ms;
+    int64_t now = sl__now_ms();
+    bool spent = a->retries + 1 >= st->retry.max_attempts || now - a->started_ms >= st->retry.deadline_ms;
     bool holding = spent && st->retry.max_attempts > 1 && sl__http_health_holding(&st->health);
+    if (holding && !a->held_ms)
+        a->held_ms = now;
+    if (holding && now - a->held_ms >= st->retry.deadline_ms)
+        holding = false;
     if (spent && !holding)
         return false;
     a->retries++;
