@@ -50,9 +50,9 @@ int64_t sl__http_health_unreachable_ms(sl__http_health *hh, char *why, size_t ca
 bool sl__http_health_holding(sl__http_health *hh);
 
 typedef struct sl__http_options {
-    long connect_timeout_ms;  /* 0 = 10000 */
-    long stall_timeout_s;     /* abort a transfer that moves no byte for this long; 0 = 60 */
-    sl__http_health *health;  /* NULL: none; else must outlive the sl__http */
+    long connect_timeout_ms; /* 0 = 10000 */
+    long stall_timeout_s;    /* abort a transfer that moves no byte for this long; 0 = 60 */
+    sl__http_health *health; /* NULL: none; else must outlive the sl__http */
 } sl__http_options;
 
 /* opts may be NULL. Returns NULL on allocation failure (sl_last_error set). */

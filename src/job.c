@@ -86,13 +86,13 @@ struct sl_job {
     atomic_int interrupt_signal; /* the signal sl_job_interrupt recorded first, 0 if none */
     unsigned grace_ms;           /* SL_JOB_NO_GRACE: abort as soon as cancelled */
     bool grace_expired;          /* written by sl_job_run's thread: the abort came from the grace running out */
+    atomic_bool feeder_done;     /* the lister (or failure log reader) thread has finished */
     /* Set by sl_job_run's thread before it aborts the job because a store's server answered nothing for its retry
      * deadline (s_check_reachable); unreachable_* say which and why, for the final message. */
     atomic_bool unreachable;
     const sl_store *unreachable_store;
     int64_t unreachable_ms;
     char unreachable_why[512];
-    atomic_bool feeder_done;     /* the lister (or failure log reader) thread has finished */
 
     _Atomic uint64_t listed, done, skipped, failed, bytes_read, bytes_written, bytes_listed;
     _Atomic uint64_t aborted, not_started;

@@ -49,7 +49,8 @@ typedef struct s_store {
     sl__retry_policy retry;
     uint64_t chunk; /* upload chunk and single-request threshold */
     char **headers; /* --header: sent with every request, NULL-terminated */
-    sl__http_health health; /* of the endpoint, fed by every client's requests (base.health points here) */
+    /* Of the endpoint, fed by every client's requests (base.health points here). */
+    sl__http_health health;
 } s_store;
 
 typedef struct s_client {
