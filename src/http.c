@@ -6,6 +6,7 @@
  * copies into the caller's buffer and pauses the transfer when that buffer is full. */
 #include "http.h"
 
+#include "clock.h"
 #include "fail.h"
 
 #include "sluice/sluice.h"
@@ -32,6 +33,7 @@ struct sl__http {
     const sl__http_request *req;
     sl__http_response *resp;
     char errbuf[CURL_ERROR_SIZE];
+    bool answered; /* a status line of the request in progress arrived (sl__http_health) */
     uint64_t connections;
     bool active; /* the easy handle is in the multi */
     bool done;   /* the transfer finished (result says how) */
@@ -51,14 +53,70 @@ struct sl__http {
 };
 
 static _Thread_local const atomic_bool *tl_abort;
+static _Thread_local const volatile sig_atomic_t *tl_user_abort;
 static _Thread_local sl__http_tally tl_tally;
 
 void sl__http_bind_abort(const atomic_bool *flag) {
     tl_abort = flag;
 }
 
+void sl__http_bind_user_abort(const volatile sig_atomic_t *flag) {
+    tl_user_abort = flag;
+}
+
 bool sl__http_aborted(void) {
-    return tl_abort && atomic_load(tl_abort);
+    return (tl_abort && atomic_load(tl_abort)) || (tl_user_abort && *tl_user_abort);
+}
+
+/* ---- server health ---- */
+
+void sl__http_health_init(sl__http_health *hh, unsigned deadline_ms) {
+    memset(hh, 0, sizeof(*hh));
+    atomic_init(&hh->failing_since_ms, 0);
+    atomic_init(&hh->watched, false);
+    hh->deadline_ms = deadline_ms ? deadline_ms : 120000;
+    pthread_mutex_init(&hh->lock, NULL);
+}
+
+void sl__http_health_destroy(sl__http_health *hh) {
+    if (hh)
+        pthread_mutex_destroy(&hh->lock);
+}
+
+int64_t sl__http_health_unreachable_ms(sl__http_health *hh, char *why, size_t cap) {
+    int64_t since = atomic_load(&hh->failing_since_ms);
+    if (why && cap) {
+        pthread_mutex_lock(&hh->lock);
+        snprintf(why, cap, "%s", hh->last_error);
+        pthread_mutex_unlock(&hh->lock);
+    }
+    if (!since)
+        return 0;
+    int64_t d = sl__now_ms() - since;
+    return d > 0 ? d : 1;
+}
+
+bool sl__http_health_holding(sl__http_health *hh) {
+    return hh && atomic_load(&hh->watched) && atomic_load(&hh->failing_since_ms) != 0;
+}
+
+/* Something came from the server. Loaded first: most calls find nothing to clear, and a plain load keeps the shared
+ * line from bouncing between the cores of busy workers. */
+static void s_health_answer(sl__http *h) {
+    sl__http_health *hh = h->opts.health;
+    if (hh && atomic_load_explicit(&hh->failing_since_ms, memory_order_relaxed))
+        atomic_store(&hh->failing_since_ms, 0);
+}
+
+static void s_health_no_answer(sl__http *h, const char *message) {
+    sl__http_health *hh = h->opts.health;
+    if (!hh)
+        return;
+    int64_t zero = 0, now = sl__now_ms();
+    atomic_compare_exchange_strong(&hh->failing_since_ms, &zero, now > 0 ? now : 1);
+    pthread_mutex_lock(&hh->lock);
+    snprintf(hh->last_error, sizeof(hh->last_error), "%s", message);
+    pthread_mutex_unlock(&hh->lock);
 }
 
 void sl__http_tally_reset(void) {
@@ -218,6 +276,8 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
         return len; /* trailers, after the caller of a stream has its response: nothing sluice reads */
     if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* A new status line: 1xx interim answers are followed by the real one. */
+        h->answered = true;
+        s_health_answer(h);
         s_reset_response(r);
         const char *sp = memchr(data, ' ', len);
         if (sp)
@@ -290,6 +350,7 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
 static size_t s_on_body(char *data, size_t size, size_t nmemb, void *ud) {
     sl__http *h = ud;
     size_t len = size * nmemb;
+    s_health_answer(h);
     if (h->streaming) {
         if (!h->user_buf || (h->user_len > 0 && len > h->user_cap - h->user_len)) {
             /* No room now: curl keeps this chunk and delivers it again after CURLPAUSE_CONT. */
@@ -355,6 +416,7 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     h->done = false;
     h->result = CURLE_OK;
     h->headers_done = false;
+    h->answered = false;
     h->too_big = false;
     h->streaming = streaming;
     h->body_len = 0;
@@ -418,7 +480,8 @@ static bool s_ready(const sl__http *h, s_want want) {
  * wait for socket activity. */
 static int s_step(sl__http *h, s_want want) {
     if (sl__http_aborted())
-        return sl__fail(SL_ECANCELED, "request abandoned: the job was aborted");
+        return sl__fail(SL_ECANCELED, "%s: request abandoned (%s)", h->origin,
+                        tl_abort && atomic_load(tl_abort) ? "the job was aborted" : "interrupted");
     int running = 0;
     CURLMcode mc = curl_multi_perform(h->multi, &running);
     if (mc != CURLM_OK)
@@ -436,7 +499,7 @@ static int s_step(sl__http *h, s_want want) {
     }
     /* A thread that can be aborted wakes often enough to notice it promptly. */
     if (!s_ready(h, want) && running)
-        curl_multi_poll(h->multi, NULL, 0, tl_abort ? 100 : 1000, NULL);
+        curl_multi_poll(h->multi, NULL, 0, tl_abort || tl_user_abort ? 100 : 1000, NULL);
     return 0;
 }
 
@@ -444,8 +507,12 @@ static int s_transport_error(sl__http *h) {
     const char *origin = h->origin;
     if (h->too_big)
         return sl__fail(SL_ETOOBIG, "%s: response larger than %zu bytes", origin, h->body_limit);
-    if (h->result == CURLE_OK)
-        return sl__fail(SL_EIO, "%s: connection closed inside the response headers", origin);
+    if (h->result == CURLE_OK) {
+        int rc = sl__fail(SL_EIO, "%s: connection closed inside the response headers", origin);
+        if (!h->answered)
+            s_health_no_answer(h, sl_last_error());
+        return rc;
+    }
     const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result);
     /* A certificate that does not verify will not verify on the next attempt either: not SL_EIO, so not retried.
      * There is no switch to turn verification off. */
@@ -460,7 +527,10 @@ static int s_transport_error(sl__http *h) {
                         "%s: %s (the server's TLS certificate is not trusted: sluice always verifies it; if this "
                         "server is yours, add its CA to the system's trusted certificates)",
                         origin, why);
-    return sl__fail(SL_EIO, "%s: %s", origin, why);
+    int rc = sl__fail(SL_EIO, "%s: %s", origin, why);
+    if (!h->answered)
+        s_health_no_answer(h, sl_last_error());
+    return rc;
 }
 
 int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response *resp) {

@@ -9,6 +9,8 @@
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,9 +18,41 @@
 
 typedef struct sl__http sl__http;
 
+/* What the requests to one server say about it, shared by every sl__http given it (any thread): whether it answers.
+ * A store holds one per server and a job watches it (sl_job_run), so that a server that no longer answers at all
+ * stops the job after the retry deadline instead of failing object after object.
+ *
+ * An answer is any HTTP status line, or body bytes arriving. A request "got no answer" when its transfer failed
+ * before any status line: connection refused, reset, timed out, closed before the headers. A server answering 503 is
+ * answering: its requests fail by the per-request retry rules alone. */
+typedef struct sl__http_health {
+    /* CLOCK_MONOTONIC ms (sl__now_ms) of the first request that got no answer since the last answer anywhere; 0
+     * while the server answers. */
+    _Atomic int64_t failing_since_ms;
+    /* Set while a job watches this record and will stop once the server has been unreachable for deadline_ms: until
+     * then, retries that have used up their own budget keep waiting for the server (sl__http_health_holding). */
+    atomic_bool watched;
+    unsigned deadline_ms; /* how long "unreachable" lasts before a watching job gives up (the retry deadline) */
+    pthread_mutex_t lock;
+    char last_error[512]; /* the last no-answer failure (under lock), for the job's message */
+} sl__http_health;
+
+/* deadline_ms 0 = 120000. */
+void sl__http_health_init(sl__http_health *hh, unsigned deadline_ms);
+/* NULL ok. */
+void sl__http_health_destroy(sl__http_health *hh);
+/* How long (ms) the server has got no answer to any request, 0 while it answers; `why` (NULL ok) receives the last
+ * failure's message. */
+int64_t sl__http_health_unreachable_ms(sl__http_health *hh, char *why, size_t cap);
+/* True while a watching job should decide rather than one request: the record is watched and the server is failing.
+ * A request whose retries ran out then waits and tries again; the job ends the wait (sl__http_aborted) when it gives
+ * up, or an answer ends the outage. NULL: false. */
+bool sl__http_health_holding(sl__http_health *hh);
+
 typedef struct sl__http_options {
     long connect_timeout_ms; /* 0 = 10000 */
     long stall_timeout_s;    /* abort a transfer that moves no byte for this long; 0 = 60 */
+    sl__http_health *health; /* NULL: none; else must outlive the sl__http */
 } sl__http_options;
 
 /* opts may be NULL. Returns NULL on allocation failure (sl_last_error set). */
@@ -83,7 +117,10 @@ uint64_t sl__http_connections(const sl__http *h);
  * set, every request made on that thread fails within a fraction of a second with SL_ECANCELED, and retry waits end
  * early (sl__http_aborted). The flag must outlive the binding. */
 void sl__http_bind_abort(const atomic_bool *flag);
-/* True if the calling thread's bound abort flag is set. */
+/* The same for a flag the library's user owns (sl_thread_bind_abort), typically set by a signal handler. Both
+ * bindings may be in place; either flag abandons the thread's requests. */
+void sl__http_bind_user_abort(const volatile sig_atomic_t *flag);
+/* True if the calling thread's bound abort flag (or user abort flag) is set. */
 bool sl__http_aborted(void);
 
 /* What the requests of the calling thread went through since the last sl__http_tally_reset, for the failure log:

@@ -87,6 +87,12 @@ struct sl_job {
     unsigned grace_ms;           /* SL_JOB_NO_GRACE: abort as soon as cancelled */
     bool grace_expired;          /* written by sl_job_run's thread: the abort came from the grace running out */
     atomic_bool feeder_done;     /* the lister (or failure log reader) thread has finished */
+    /* Set by sl_job_run's thread before it aborts the job because a store's server answered nothing for its retry
+     * deadline (s_check_reachable); unreachable_* say which and why, for the final message. */
+    atomic_bool unreachable;
+    const sl_store *unreachable_store;
+    int64_t unreachable_ms;
+    char unreachable_why[512];
 
     _Atomic uint64_t listed, done, skipped, failed, bytes_read, bytes_written, bytes_listed;
     _Atomic uint64_t aborted, not_started;
@@ -509,6 +515,12 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         goto on_error;
     if (job->dst && !job->dry_run && (rc = sl__store_check_access(job->dst)) < 0)
         goto on_error;
+    /* A start-up request abandoned on this thread (sl_thread_bind_abort) may have been taken as "no answer": the
+     * caller asked to stop, so nothing runs. */
+    if (sl__http_aborted()) {
+        rc = sl__fail(SL_ECANCELED, "interrupted while starting: nothing was done");
+        goto on_error;
+    }
 
     job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
     if (job->buffer_size < 4096)
@@ -673,7 +685,9 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
     bool aborted = atomic_load(&job->abort);
     char why[S_ERROR_CAP + 64];
     if (aborted) {
-        snprintf(why, sizeof(why), "abandoned: the job was aborted (a signal, or the grace period ran out)%s%s",
+        snprintf(why, sizeof(why), "abandoned: %s%s%s",
+                 atomic_load(&job->unreachable) ? "the job stopped because the server was unreachable"
+                                                : "the job was aborted (a signal, or the grace period ran out)",
                  err == SL_ECANCELED ? "" : ": ", err == SL_ECANCELED ? "" : message);
         err = SL_ECANCELED;
         message = why;
@@ -1349,6 +1363,63 @@ static const char *s_signal_name(int sig) {
     }
 }
 
+/* Marks the remote stores' health records as watched by this run (retries then wait for a server that answers nothing
+ * instead of failing their objects; s_check_reachable ends the wait), or no longer watched. */
+static void s_watch_health(sl_job *job, bool on) {
+    sl_store *stores[2] = {job->src, job->dst};
+    for (size_t i = 0; i < 2; i++)
+        if (stores[i] && stores[i]->health)
+            atomic_store(&stores[i]->health->watched, on);
+}
+
+/* A store whose server has answered nothing at all (every request refused, reset or timed out before a status line)
+ * for its retry deadline stops the job: each object left would only wait for it, or fail after its own retries, for
+ * hours. Objects in flight are abandoned, the rest are not started; a rerun resumes. Called on sl_job_run's thread.
+ * A server that answers, even with 503 after 503, is not unreachable: its objects fail by the per-request rules. */
+static bool s_check_reachable(sl_job *job) {
+    sl_store *stores[2] = {job->src, job->dst};
+    for (size_t i = 0; i < 2; i++) {
+        sl__http_health *hh = stores[i] ? stores[i]->health : NULL;
+        if (!hh)
+            continue;
+        char why[sizeof(job->unreachable_why)];
+        int64_t ms = sl__http_health_unreachable_ms(hh, why, sizeof(why));
+        if (ms < (int64_t)hh->deadline_ms)
+            continue;
+        pthread_mutex_lock(&job->synced.lock);
+        bool first = !job->synced.fatal; /* another job-level error already stops the job: it is the one to tell */
+        if (first) {
+            job->synced.fatal = SL_EIO;
+            snprintf(job->synced.fatal_message, sizeof(job->synced.fatal_message), "%s: server unreachable",
+                     sl_store_url(stores[i])); /* the full message is made once the threads are done */
+            job->unreachable_store = stores[i];
+            job->unreachable_ms = ms;
+            snprintf(job->unreachable_why, sizeof(job->unreachable_why), "%s", why);
+        }
+        pthread_mutex_unlock(&job->synced.lock);
+        if (!first)
+            return false;
+        atomic_store(&job->unreachable, true); /* before the abort: whoever sees the abort sees why */
+        atomic_store(&job->cancel, true);
+        atomic_store(&job->abort, true);
+        return true;
+    }
+    return false;
+}
+
+/* The one line of a job stopped by s_check_reachable, with its final counts. */
+static void s_unreachable_message(sl_job *job, char *buf, size_t cap) {
+    char secs[32];
+    double s = (double)job->unreachable_ms / 1000.0;
+    snprintf(secs, sizeof(secs), s < 10 ? "%.1f" : "%.0f", s);
+    snprintf(buf, cap,
+             "%s: server unreachable for %s s (%s); %llu objects done, %llu failed, %llu abandoned, %llu listed but "
+             "not started: rerun to resume",
+             sl_store_url(job->unreachable_store), secs, job->unreachable_why[0] ? job->unreachable_why : "no answer",
+             (unsigned long long)atomic_load(&job->done), (unsigned long long)atomic_load(&job->failed),
+             (unsigned long long)atomic_load(&job->aborted), (unsigned long long)atomic_load(&job->not_started));
+}
+
 int sl_job_run(sl_job *job) {
     if (!job)
         return sl__fail(SL_EINVAL, "sl_job_run: NULL job");
@@ -1380,6 +1451,7 @@ int sl_job_run(sl_job *job) {
         free(tids);
         return rc;
     }
+    s_watch_health(job, true);
     sigset_t old;
     s_block_signals(&old);
     unsigned started = 0;
@@ -1427,6 +1499,11 @@ int sl_job_run(sl_job *job) {
             if (timeline_rc < 0)
                 s_output_failed_locked(job, timeline_rc, why);
         }
+        if (!atomic_load(&job->cancel)) {
+            pthread_mutex_unlock(&job->synced.lock);
+            s_check_reachable(job);
+            pthread_mutex_lock(&job->synced.lock);
+        }
         if (atomic_load(&job->cancel)) {
             int64_t now = s_monotonic_ns();
             if (!cancelled_ns) {
@@ -1456,6 +1533,7 @@ int sl_job_run(sl_job *job) {
     free(tids);
     if (lister_started)
         pthread_join(lister, NULL);
+    s_watch_health(job, false);
     atomic_store(&job->finished_ns, s_monotonic_ns());
     /* The timeline's last lines, the chart and the failure log's end: an error there is the job's too. */
     s_mem_finish(job, mw);
@@ -1464,6 +1542,8 @@ int sl_job_run(sl_job *job) {
     if (log_rc < 0)
         s_output_failed_at_end(job, log_rc, sl_last_error());
 
+    if (atomic_load(&job->unreachable))
+        s_unreachable_message(job, job->synced.fatal_message, sizeof(job->synced.fatal_message));
     if (job->synced.fatal) {
         rc = sl__fail(job->synced.fatal, "%s", job->synced.fatal_message);
     } else if (job->synced.output_error && job->synced.output_stopped) {

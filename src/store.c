@@ -1,5 +1,6 @@
 /* Public store calls: URL dispatch to a backend, argument checks, and the vtable indirection. */
 #include "fail.h"
+#include "http.h"
 #include "store_vtable.h"
 
 #include <limits.h>
@@ -250,6 +251,10 @@ int sl_list_next(sl_lister *lister, sl_object *out) {
 void sl_list_close(sl_lister *lister) {
     if (lister)
         lister->client->store->vt->list_close(lister);
+}
+
+void sl_thread_bind_abort(const volatile sig_atomic_t *flag) {
+    sl__http_bind_user_abort(flag);
 }
 
 int sl_stat(sl_client *client, const char *key, sl_object *out) {

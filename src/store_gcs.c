@@ -53,6 +53,8 @@ typedef struct s_store {
     sl__retry_policy retry;
     uint64_t chunk; /* upload chunk and single-request threshold */
     char **headers; /* --header: sent with every request, NULL-terminated */
+    /* Of the endpoint, fed by every client's requests (base.health points here). */
+    sl__http_health health;
 } s_store;
 
 typedef struct s_client {
@@ -203,20 +205,34 @@ static void s_sleep_ms(unsigned ms) {
 typedef struct s_attempts {
     unsigned retries;
     int64_t started_ms;
-    bool refreshed; /* a 401 already refreshed the token once */
+    int64_t held_ms; /* when its retries ran out while the server answered nothing (s_backoff), 0 before */
+    bool refreshed;  /* a 401 already refreshed the token once */
 } s_attempts;
 
-/* Waits before the next attempt if the policy allows one; false when retries are exhausted. */
+/* Waits before the next attempt if the policy allows one; false when retries are exhausted. While a job watches a
+ * server that answers nothing at all, running out is not the end: the job judges the outage as a whole (it stops once
+ * the server has been unreachable for the retry deadline, which ends this wait), so an outage shorter than that costs
+ * no object. A request holds so for one more deadline at most, whatever the server does (one that answers now and
+ * then keeps the job going). With retries turned off (--retries 0) nothing waits. */
 static bool s_backoff(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
-    if (a->retries + 1 >= st->retry.max_attempts || sl__now_ms() - a->started_ms >= st->retry.deadline_ms ||
-        sl__http_aborted())
+    if (sl__http_aborted())
+        return false;
+    int64_t now = sl__now_ms();
+    bool spent = a->retries + 1 >= st->retry.max_attempts || now - a->started_ms >= st->retry.deadline_ms;
+    bool holding = spent && st->retry.max_attempts > 1 && sl__http_health_holding(&st->health);
+    if (holding && !a->held_ms)
+        a->held_ms = now;
+    if (holding && now - a->held_ms >= st->retry.deadline_ms)
+        holding = false;
+    if (spent && !holding)
         return false;
     a->retries++;
     sl__http_note_retry();
-    /* In slices, so that an aborted job does not sit out a long backoff. */
+    /* In slices, so that an aborted job does not sit out a long backoff; a request held through an outage goes again
+     * as soon as another one got an answer (the server is back). */
     unsigned left = sl__retry_delay_ms(&st->retry, a->retries, &c->rng);
-    while (left > 0 && !sl__http_aborted()) {
+    while (left > 0 && !sl__http_aborted() && !(holding && !sl__http_health_holding(&st->health))) {
         unsigned slice = left < 100 ? left : 100;
         s_sleep_ms(slice);
         left -= slice;
@@ -352,6 +368,7 @@ static int s_endpoint(const sl_store_options *o, char **endpoint, bool *emulator
 
 static void s_close(sl_store *base) {
     s_store *st = (s_store *)base;
+    sl__http_health_destroy(&st->health);
     sl__gcs_auth_destroy(st->auth);
     free(st->endpoint);
     free(st->bucket);
@@ -369,6 +386,8 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
         return sl__fail(SL_ENOMEM, "out of memory");
     st->base.vt = &s_vtable;
     st->base.scheme = SL_SCHEME_GS;
+    sl__http_health_init(&st->health, 0);
+    st->base.health = &st->health;
     bool emulator = false;
     if ((rc = s_endpoint(opts, &st->endpoint, &emulator)) < 0)
         goto on_error;
@@ -414,6 +433,7 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
     st->retry.max_delay_ms = opts ? opts->retry_max_ms : 0;
     st->retry.deadline_ms = opts ? opts->retry_deadline_ms : 0;
     sl__retry_defaults(&st->retry);
+    st->health.deadline_ms = st->retry.deadline_ms;
     uint64_t chunk = opts && opts->upload_chunk_bytes ? opts->upload_chunk_bytes : S_DEFAULT_CHUNK;
     st->chunk = (chunk + S_UPLOAD_QUANTUM - 1) / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM;
     *out = &st->base;
@@ -443,7 +463,8 @@ static int s_client_new(sl_store *store, sl_client **out) {
     c->base.store = store;
     c->url = malloc(S_URL_CAP);
     c->name = malloc(4096);
-    c->http = sl__http_new(NULL);
+    sl__http_options ho = {.health = &s_st(&c->base)->health};
+    c->http = sl__http_new(&ho);
     if (!c->url || !c->name || !c->http) {
         s_client_destroy(&c->base);
         return sl__fail(SL_ENOMEM, "out of memory");
@@ -1560,8 +1581,11 @@ static int s_check_access(sl_store *base) {
     sl__http_request req = {.method = "GET", .url = c->url};
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
-    if (at < S_URL_CAP && s_perform(c, &req, NULL, &resp, true, &a) == 0 && resp.status == 404)
+    int prc = at < S_URL_CAP ? s_perform(c, &req, NULL, &resp, true, &a) : SL_ENAMETOOLONG;
+    if (prc == 0 && resp.status == 404)
         rc = sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
+    else if (prc == SL_ECANCELED)
+        rc = prc; /* abandoned (a signal): not a reason to go on */
     s_client_destroy(cb);
     return rc;
 }

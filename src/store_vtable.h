@@ -29,10 +29,15 @@ typedef struct sl_store_vtable {
     void (*close)(sl_store *store); /* frees the backend's part; store.c frees base.url afterwards */
 } sl_store_vtable;
 
+struct sl__http_health;
+
 struct sl_store {
     const sl_store_vtable *vt;
     sl_scheme scheme;
     char *url; /* canonical prefix URL without trailing '/', e.g. "file:///data/in"; malloc'd, freed by store.c */
+    /* Remote stores: what their requests say about the server (http.h), owned by the backend; NULL for stores without
+     * a server. A job watches it while it runs. */
+    struct sl__http_health *health;
 };
 
 struct sl_client {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,16 @@ static const char *s_prog = "sluice";
 static sl_job *volatile s_job;
 static volatile sig_atomic_t s_signal;       /* the first SIGINT/SIGTERM */
 static volatile sig_atomic_t s_signal_count; /* how many have come */
+/* Bound to the main thread (sl_thread_bind_abort): once set, its requests are abandoned at once. These are all the
+ * requests of ls, du and cat, and a job's start-up requests (sl_job_new: the source probe, the bucket check), which
+ * run before there is a job to interrupt. */
+static volatile sig_atomic_t s_stop_requests;
+/* The grace of a job interrupted while starting: the time a signal gives in-flight work (--grace; 0 for ls, du, cat:
+ * they have nothing to finish), and whether the timer that ends it (SIGALRM) is armed. */
+static unsigned s_grace_ms;
+static volatile sig_atomic_t s_grace_timer;
+
+static int s_signal_exit(int sig);
 
 /* After a second signal, how long the abort may take before the process leaves anyway. */
 #define S_HARD_STOP_S 5
@@ -134,7 +145,8 @@ static const char s_main_help[] =
     "                          credentials, then the metadata server)\n"
     "  --retries N             retries of transport errors, 408, 429, 5xx (default 5)\n"
     "  --retry-initial-ms MS, --retry-max-ms MS, --retry-deadline-ms MS\n"
-    "                          backoff (full jitter) bounds (defaults 100, 10000, 120000)\n"
+    "                          backoff (full jitter) bounds (defaults 100, 10000, 120000); a job\n"
+    "                          stops (exit 3) once a server has answered nothing for the deadline\n"
     "  --header 'Name: value'  an extra header on every request (repeatable)\n"
     "Run `sluice COMMAND --help` for the options of a command.\n"
     "\n"
@@ -910,11 +922,11 @@ static int s_cmd_list(cli *c, bool du) {
         }
     }
     int exit_code = EXIT_OK;
-    if (rc < 0) {
+    if (s_signal) {
+        exit_code = s_signal_exit(s_signal); /* a request abandoned for it is no error of its own */
+    } else if (rc < 0) {
         s_err(c, "%s", sl_last_error());
         exit_code = s_fatal_for(rc);
-    } else if (s_signal) {
-        exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
     } else {
         char human[32], line[512];
         s_human_bytes(bytes, human, sizeof(human));
@@ -962,6 +974,10 @@ static int s_cmd_cat(cli *c) {
             (probe_rc = sl_list_open(client, &lo, &probe)) == 0)
             probe_rc = sl_list_next(probe, &first);
         sl_list_close(probe);
+        if (s_signal) {
+            exit_code = s_signal_exit(s_signal);
+            goto done;
+        }
         if (probe_rc < 0)
             s_err(c, "%s", sl_last_error());
         else if (probe_rc == 0 && sl_store_scheme(store) != SL_SCHEME_FILE)
@@ -1015,15 +1031,15 @@ static int s_cmd_cat(cli *c) {
             exit_code = EXIT_FATAL;
         }
     }
-    if (rc < 0) {
+    if (s_signal) {
+        exit_code = s_signal_exit(s_signal);
+    } else if (rc < 0) {
         /* Bytes already went to stdout: say that they are not to be trusted. */
         if (rc == SL_ECORRUPT && written)
             s_err(c, "%s; the %" PRIu64 " bytes written to stdout are not the object's", sl_last_error(), written);
         else
             s_err(c, "%s", sl_last_error());
         exit_code = rc == SL_ERANGE ? EXIT_USAGE : s_fatal_for(rc);
-    } else if (s_signal) {
-        exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
     }
 done:
     sl_read_close(reader);
@@ -1099,22 +1115,51 @@ static int s_signal_exit(int sig) {
     return sig == SIGTERM ? EXIT_SIGTERM : EXIT_SIGINT;
 }
 
+/* Arms SIGALRM ms from now (setitimer: a plain system call, safe in a handler on Linux). */
+static void s_arm_alarm_ms(unsigned ms) {
+    struct itimerval it = {.it_value = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
 /* The first SIGINT/SIGTERM drains the job (in-flight objects get --grace); the second abandons what is in flight,
  * which takes a moment (commands are killed, temp files removed, the report written); past S_HARD_STOP_S, or on a
- * third signal, the process leaves at once. The exit status follows the first signal. */
+ * third signal, the process leaves at once. The exit status follows the first signal.
+ *
+ * Before the job exists (its start-up requests, and all of ls, du, cat) there is nothing in flight to finish, but a
+ * request may hang on the server: the first signal gives it the grace (none for ls, du, cat), then the main thread's
+ * requests are abandoned (s_stop_requests), and the command ends with the usual one line. A grace that runs out after
+ * the job was made aborts the job: the grace counts from the signal, whatever phase it came in. */
 static void s_on_signal(int sig) {
-    if (sig == SIGALRM)
-        _exit(s_signal_exit(s_signal));
+    if (sig == SIGALRM) {
+        if (!s_grace_timer)
+            _exit(s_signal_exit(s_signal));
+        s_grace_timer = 0;
+        s_stop_requests = 1;
+        if (s_job)
+            sl_job_abort(s_job);
+        return;
+    }
     int n = ++s_signal_count;
     if (n == 1)
         s_signal = sig;
     sl_job *job = s_job;
-    if (n >= 3 || (n == 2 && !job))
+    if (n >= 3)
         _exit(s_signal_exit(s_signal));
-    if (n == 1 && job)
+    if (n == 1 && job) {
         sl_job_interrupt(job, sig);
+    } else if (n == 1) {
+        if (s_grace_ms == 0 || s_grace_ms == SL_JOB_NO_GRACE) {
+            s_stop_requests = 1;
+        } else {
+            s_grace_timer = 1;
+            s_arm_alarm_ms(s_grace_ms);
+        }
+    }
     if (n == 2) {
-        sl_job_abort(job);
+        s_grace_timer = 0;
+        s_stop_requests = 1;
+        if (job)
+            sl_job_abort(job);
         alarm(S_HARD_STOP_S);
     }
 }
@@ -1188,7 +1233,14 @@ static int s_cmd_job(cli *c) {
     o.progress_interval_ms = 500;
 
     sl_job *job = NULL;
+    s_grace_ms = c->grace_ms ? c->grace_ms : SL_JOB_DEFAULT_GRACE_MS;
     int rc = sl_job_new(&o, &job);
+    if (rc < 0 && s_signal) {
+        /* A start-up request abandoned for the signal (or one that failed meanwhile): nothing ran. */
+        s_err(c, "interrupted by %s while starting, nothing was done (%s)", s_signal == SIGTERM ? "SIGTERM" : "SIGINT",
+              sl_last_error());
+        return s_signal_exit(s_signal);
+    }
     if (rc < 0) {
         s_err(c, "%s", sl_last_error());
         return s_fatal_for(rc);
@@ -1196,7 +1248,7 @@ static int s_cmd_job(cli *c) {
     s_job = job;
     if (s_signal)
         sl_job_interrupt(job, s_signal);
-    if (s_signal_count > 1)
+    if (s_signal_count > 1 || s_stop_requests)
         sl_job_abort(job);
     rc = sl_job_run(job);
     char message[1024];
@@ -1286,6 +1338,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    sl_thread_bind_abort(&s_stop_requests);
 
     int code;
     if (strcmp(command, "ls") == 0)

@@ -13,6 +13,8 @@
 
 #include "sluice/error.h"
 
+#include <signal.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -119,6 +121,13 @@ SL_API size_t sl_store_key_url(const sl_store *store, const char *key, char *buf
 SL_API int sl_client_new(sl_store *store, sl_client **out);
 /* NULL ok. Closes any lister/reader/writer still open on the client. */
 SL_API void sl_client_destroy(sl_client *client);
+
+/* Abandoning requests from outside: binds `flag` (NULL unbinds) to the calling thread. While *flag is non-zero, every
+ * request a remote store makes on this thread (a listing page, a stat, a read, a token fetch, and the start-up
+ * requests of sl_job_new made on it) fails within a fraction of a second with SL_ECANCELED, and retry waits end. Set
+ * it from a signal handler to stop a command promptly; the flag must outlive the binding. A job's own threads answer
+ * to the job instead (sl_job_abort). */
+SL_API void sl_thread_bind_abort(const volatile sig_atomic_t *flag);
 
 typedef struct sl_list_options {
     bool recursive;          /* false: one level, sub-"directories" reported as is_prefix objects ending in '/' */

@@ -4,7 +4,8 @@
 # file, a destination inside the source, a full or read-only destination file system, object keys that try to
 # leave a local destination ('..', a leading '/', '//', control characters, over-long components, a symbolic link
 # inside the destination), a missing name with a newline, names with a newline in every output format, commands
-# that fail, crash, never read their stdin or write a gigabyte, zero objects, a 0-byte object, bad option values,
+# that fail, crash, never read their stdin or write a gigabyte, zero objects, a 0-byte object, a server that dies
+# mid-job, signals while a request hangs, bad option values,
 # object names that look like shell code, an untrusted TLS certificate, and the umask.
 #
 # Each row: NAME, the exit status the README documents, an extended regexp that some stderr line must match ('-':
@@ -1208,6 +1209,67 @@ row zero-byte-md5 0 - - map {FX}/zero/empty.bin - --op md5 -q
 expect_out '{"key":"empty.bin","size":0,"md5":"d41d8cd98f00b204e9800998ecf8427e"}'
 zero_mapped() { expect_eq "0-byte input through cat" 0 "$(stat -c %s "$DST/empty.bin")"; }
 row zero-byte-exec 0 - zero_mapped map {FX}/zero {DST} --exec cat -q
+
+# ============================================================================================================
+# A server that stops answering, and signals while a request hangs before the job has started. Short rows here; the
+# full cases (every job kind, an outage shorter than the deadline, 503 is not "unreachable", timings, two signals,
+# du) are in tests/cli/gcs_outage.sh and tests/cli/signals.sh.
+say "a server that dies mid-job stops the job after the retry deadline; a signal abandons a hanging start-up request"
+prompt() { # the command ended long before the server's 60 s stall: the grace (1 s) and a generous margin
+    [ "$ELAPSED" -le 10 ] || fail "exit after the signal" "within 10 s (the server stalls 60 s)" "$ELAPSED s"
+}
+prompt_nothing() {
+    prompt
+    nothing_created
+}
+stall_id() { gcs_retry_test "{\"$1\": [\"stall-for-60s-after-0K\"]}"; } # the next $1 request stalls 60 s
+sig_after() { PRE=(timeout --foreground --preserve-status -s "$1" 1.5); } # one signal, 1.5 s into the command
+IDS=$(stall_id storage.objects.get)
+sig_after TERM
+row sigterm-startup-probe 143 '^sluice: cp: interrupted by SIGTERM while starting, nothing was done' prompt_nothing \
+    cp gs://hostile-keys/three {DST} --grace 1s --header "x-retry-test-id: $IDS"
+gcs_expect_consumed "$IDS"
+IDS=$(stall_id storage.buckets.get)
+sig_after TERM
+row sigterm-startup-bucket 143 '^sluice: cp: interrupted by SIGTERM while starting, nothing was done' prompt \
+    cp {FX}/src gs://hostile-keys/stalled-bucket-check --grace 1s --header "x-retry-test-id: $IDS"
+gcs_expect_consumed "$IDS"
+expect_eq "objects uploaded after SIGTERM at start-up" "" "$(gcs_objects hostile-keys stalled-bucket-check/)"
+IDS=$(stall_id storage.objects.list)
+sig_after TERM
+row sigterm-ls-stalled 143 - prompt ls gs://hostile-keys/three/ --header "x-retry-test-id: $IDS"
+expect_out
+IDS=$(stall_id storage.objects.get)
+sig_after INT
+row sigint-cat-stalled 130 - prompt cat gs://hostile-keys/three/a --header "x-retry-test-id: $IDS"
+expect_out
+
+HOSTILE_GCS=("$GCS" "$GCS_PORT" "$STORAGE_EMULATOR_HOST")
+gcs_start --bucket hostile-outage
+gcs_seed '{"bucket": "hostile-outage", "count": 2000, "name_format": "p/{:05d}", "size": 100}'
+gcs_config '{"delay_ms": 20}' # 2000 objects take ~5 s at -j 8: the server dies early in the job
+OUTAGE_PID=$GCS_PID
+kill_server_under_way() { # SETUP: kills the server once the row's first file has arrived (at most 15 s from now)
+    (
+        for _ in $(seq 300); do
+            [ -n "$(find "$DST" -type f 2>/dev/null | head -1)" ] && break
+            sleep 0.05
+        done
+        kill "$OUTAGE_PID"
+    ) &
+}
+outage_stopped() {
+    [ "$ELAPSED" -le 20 ] || fail "exit after the server died" "about 2 s (--retry-deadline-ms) later" "$ELAPSED s"
+    expect_eq "files present that are not whole (100 bytes)" "" "$(find "$DST" -type f ! -size 100c)"
+    [ -n "$(find "$DST" -type f | head -1)" ] || fail "files copied before the server died" "some" "none"
+}
+SETUP=kill_server_under_way
+row server-dies-mid-job 3 \
+    '^sluice: cp: gs://hostile-outage/p: server unreachable for [0-9.]+ s \(.*\); [0-9]+ objects done, 0 failed, .*rerun to resume$' \
+    outage_stopped cp gs://hostile-outage/p {DST} -j 8 --retry-deadline-ms 2000
+gcs_stop
+GCS=${HOSTILE_GCS[0]} GCS_PORT=${HOSTILE_GCS[1]}
+export STORAGE_EMULATOR_HOST=${HOSTILE_GCS[2]}
 
 # ============================================================================================================
 say "bad option values: exit 2 naming the option, nothing done"

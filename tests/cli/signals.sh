@@ -4,8 +4,9 @@
 # --grace: in-flight commands that outlast it are killed (their whole process group) and the job exits within the
 # grace plus a small margin, with nothing under a final name, while commands that fit in it finish and are committed;
 # a second signal abandons what is in flight at once; uploads to gs:// hanging on a slow server are dropped when the
-# grace runs out (the request itself is abandoned); and a reader that goes away (| head) gives exit 141 without an
-# error message.
+# grace runs out (the request itself is abandoned); a request hanging before the job has started (the probe of the
+# source, the check of the destination bucket) is abandoned when the grace runs out, or at once on a second signal, and
+# ls, du and cat stop at once; and a reader that goes away (| head) gives exit 141 without an error message.
 set -euo pipefail
 . "$(dirname "$0")/gcs_lib.sh" # lib.sh, plus the GCS test server for the upload case
 
@@ -302,5 +303,93 @@ for line in open(sys.argv[1]):
     assert int(o["size"]) == len(data) and o["crc32c"] == crc(data), o["name"]
 PY
 say "  exit 143 $ms ms after SIGTERM with uploads hanging; $n whole objects at the destination, no partial one"
+
+# ---- signals while a request hangs before the job has started, and in ls, du, cat ----
+gcs_start --bucket stall
+gcs_seed '{"bucket": "stall", "count": 5, "name_format": "p/{:02d}", "size": 10}'
+# stalled METHOD CMD...: CMD in the background with a header that makes the server stall its first METHOD request for
+# 60 s (headers sent, then silence); returns once that request is in flight. Sets pid.
+stalled() {
+    local m=$1 id
+    shift
+    id=$(gcs_retry_test "{\"$m\": [\"stall-for-60s-after-0K\"]}")
+    gcs_stats_reset
+    LAST_CMD="$(s_quote "$SLUICE" "$@" --header "x-retry-test-id: $id") & ...; kill"
+    "$SLUICE" "$@" --header "x-retry-test-id: $id" >"$OUT" 2>"$ERR" &
+    pid=$!
+    for _ in $(seq 100); do # until the stalled request is in flight (at most 10 s)
+        [ "$(gcs_requests "$m")" -ge 1 ] && break
+        sleep 0.1
+    done
+    [ "$(gcs_requests "$m")" -ge 1 ] || fail "$m request of: $*" "in flight within 10 s" "none"
+    sleep 0.3
+    kill -0 "$pid" 2>/dev/null || fail "$*" "hanging on the stalled $m request" "exited"
+}
+# stopped SIG LIMIT_MS: sends SIG, waits for the exit (at most 15 s, against the server's 60 s); sets RC and ms
+stopped() {
+    local t0
+    t0=$(date +%s%N)
+    kill -"$1" "$pid"
+    if ! wait_gone "$pid" 15; then
+        kill -KILL "$pid"
+        fail "SIG$1 while a request hangs" "exit within 15 s (the server stalls 60 s)" "still running"
+    fi
+    RC=0
+    wait "$pid" || RC=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$ms" -le "$2" ] || fail "SIG$1 while a request hangs" "exit within $2 ms" "$ms ms"
+}
+
+for what in "objects.get:probe of the source" "buckets.get:check of the destination bucket"; do
+    m="storage.${what%%:*}"
+    say "--grace 1s, SIGTERM while the $m start-up request (${what#*:}) hangs: exit 143 after the grace, one line"
+    dst="$T/start-${m##*.}"
+    if [ "$m" = storage.objects.get ]; then
+        stalled "$m" cp gs://stall/p "$dst" --grace 1s --report "$dst.json"
+    else
+        stalled "$m" cp "$S" gs://stall/up --grace 1s --report "$dst.json"
+    fi
+    stopped TERM 6000 # the 1 s grace, then the request is abandoned: bounded generously for a loaded machine
+    expect_rc 143
+    [ "$ms" -ge 900 ] || fail "the grace is given to the hanging request" "no exit before ~1 s" "$ms ms"
+    expect_err_one_line "interrupted by SIGTERM while starting, nothing was done"
+    expect_out
+    [ ! -e "$dst" ] && [ ! -e "$dst.json" ] || fail "after SIGTERM at start-up" "nothing written" "$(ls -d "$dst"*)"
+    expect_eq "objects uploaded" "" "$(gcs_objects stall up/)"
+    say "  exit 143 $ms ms after SIGTERM"
+done
+
+say "--grace 1s, SIGTERM while the destination listing of a job (its first request) hangs: exit 143 after the grace"
+stalled storage.objects.list cp "$S" gs://stall/up --grace 1s -q --report "$T/dlist.json"
+stopped TERM 6000
+expect_rc 143
+expect_err_one_line "interrupted by SIGTERM: 0 objects done, 0 failed"
+expect_eq "objects uploaded" "" "$(gcs_objects stall up/)"
+expect_eq "report: SIGTERM, nothing done" '["SIGTERM", 0]' \
+    "$(json_field "$T/dlist.json" '[d["interrupted"], d["objects"]["done"]]')"
+say "  exit 143 $ms ms after SIGTERM"
+
+say "the default 25 s grace, two SIGINTs while the probe of the source hangs: the second stops it at once"
+stalled storage.objects.get rm -r gs://stall/p
+kill -INT "$pid"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null || fail "first SIGINT at start-up" "the request gets the grace (25 s)" "exited at once"
+stopped INT 3000
+expect_rc 130
+expect_err_one_line "interrupted by SIGINT while starting, nothing was done"
+expect_eq "objects left under p/ (nothing deleted)" 5 "$(gcs_objects stall p/ | wc -l)"
+say "  exit 130 $ms ms after the second SIGINT"
+
+for c in "ls:TERM:143:storage.objects.list:gs://stall/p/" "du:TERM:143:storage.objects.list:gs://stall/p/" \
+    "cat:INT:130:storage.objects.get:gs://stall/p/00" "ls:INT:130:storage.objects.get:gs://stall/p/00"; do
+    IFS=: read -r cmd sig code m url <<<"$c"
+    say "$cmd $url, SIG$sig while its $m request hangs: exit $code at once, nothing on stdout or stderr"
+    stalled "$m" "$cmd" "$url"
+    stopped "$sig" 3000 # no grace for a command with nothing in flight to finish
+    expect_rc "$code"
+    expect_err_empty
+    expect_out
+    say "  exit $code $ms ms after SIG$sig"
+done
 
 gcs_finish

@@ -407,6 +407,8 @@ class State:
         self.tokens = {}  # access token -> expiry (epoch seconds)
         self.last_generation = 0
         self.delay_ms = opts.delay_ms
+        self.outage_until = 0.0  # time.monotonic() before which API requests get no answer (see /_config outage_s)
+        self.outage_status = 0  # 0: reset the connection; else answer this status instead
         self.token_lifetime_s = opts.token_lifetime_s
         self.token_required = opts.token_required
         self.rewrite_chunk = opts.rewrite_chunk
@@ -875,6 +877,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.read_body()
                 raise ApiError(400, "Invalid UTF-8 in the request URL.")
             method, fn, kind = self.route(self.command, segs, q)
+            if kind != "control" and time.monotonic() < self.state.outage_until:
+                # An outage (/_config outage_s): the server is down for API requests, up for the test's control ones.
+                self.state.count_request(method)
+                if not self.state.outage_status:
+                    self.reset_connection()
+                    return
+                self.read_body()
+                if self.state.delay_ms > 0:
+                    time.sleep(self.state.delay_ms / 1000.0)
+                raise ApiError(self.state.outage_status, "Outage: Caused a %d" % self.state.outage_status)
             if kind != "control":
                 if not self.api_counted:
                     self.api_counted = True
@@ -1594,7 +1606,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "Parse Error", reason="parseError")
             for k in cfg:
                 if k not in ("delay_ms", "token_lifetime_s", "token_required", "rewrite_chunk",
-                             "allow_newline_names", "list_modes"):
+                             "allow_newline_names", "list_modes", "outage_s", "outage_status"):
                     raise ApiError(400, "Unknown config key: %s" % k)
             if "list_modes" in cfg:
                 lm = cfg["list_modes"]
@@ -1617,10 +1629,19 @@ class Handler(BaseHTTPRequestHandler):
                 st.rewrite_chunk = int(cfg["rewrite_chunk"])
             if "allow_newline_names" in cfg:
                 st.opts.allow_newline_names = bool(cfg["allow_newline_names"])
+            if "outage_status" in cfg:
+                status = int(cfg["outage_status"])
+                if status != 0 and not 400 <= status <= 599:
+                    raise ApiError(400, "outage_status must be 0 (no answer) or an HTTP error status")
+                st.outage_status = status
+            if "outage_s" in cfg:
+                st.outage_until = time.monotonic() + float(cfg["outage_s"])
         return json_response(200, {"delay_ms": st.delay_ms, "token_lifetime_s": st.token_lifetime_s,
                                    "token_required": st.token_required, "rewrite_chunk": st.rewrite_chunk,
                                    "allow_newline_names": st.opts.allow_newline_names,
-                                   "list_modes": st.list_modes})
+                                   "list_modes": st.list_modes,
+                                   "outage_s": max(0.0, round(st.outage_until - time.monotonic(), 3)),
+                                   "outage_status": st.outage_status})
 
     def reset_all(self, s, q, body, fault):
         """Drop everything, or with {"buckets": [..]} just those buckets and their objects."""

@@ -1056,6 +1056,43 @@ class TestStatsAndConfig(unittest.TestCase):
             st, cfg, _ = SRV.json("POST", "/_config", {"delay_ms": 0})
         self.assertEqual(cfg["delay_ms"], 0)
 
+    def test_outage(self):
+        """outage_s: API requests get no answer (connection reset) for that long; control endpoints still answer."""
+        SRV.json("POST", "/_stats/reset")
+        st, cfg, _ = SRV.json("POST", "/_config", {"outage_s": 60})
+        try:
+            self.assertEqual(st, 200)
+            self.assertGreater(cfg["outage_s"], 59)
+            self.assertEqual(cfg["outage_status"], 0)
+            for method, path in (("GET", "/storage/v1/b/b"), ("GET", "/storage/v1/b/b/o"), ("POST", "/token")):
+                with self.assertRaises((ConnectionError, http.client.HTTPException), msg=path):
+                    SRV.request(method, path, b"")
+            st, stats, _ = SRV.json("GET", "/_stats")  # control: answered, and the requests were counted
+            self.assertEqual(st, 200)
+            self.assertEqual(stats["requests"].get("storage.buckets.get"), 1)
+            self.assertEqual(stats["requests"].get("storage.objects.list"), 1)
+            # An outage that answers with a status instead: a server that is up but fails everything.
+            SRV.json("POST", "/_config", {"outage_status": 503})
+            st, body, _ = SRV.json("PUT", "/upload/storage/v1/b/b/o?uploadType=media&name=x", b"data")
+            self.assertEqual(st, 503, body)
+            self.assertEqual(body["error"]["code"], 503)
+            st, _, _ = SRV.request("GET", "/storage/v1/b/b/o/x")
+            self.assertEqual(st, 503)
+            st, body, _ = SRV.json("POST", "/_config", {"outage_status": 200})
+            self.assertEqual(st, 400, body)
+        finally:
+            st, cfg, _ = SRV.json("POST", "/_config", {"outage_s": 0, "outage_status": 0})
+        self.assertEqual((cfg["outage_s"], cfg["outage_status"]), (0, 0))
+        st, _, _ = SRV.request("GET", "/storage/v1/b/b")  # over: answered again
+        self.assertEqual(st, 200)
+        # A short outage ends by itself.
+        SRV.json("POST", "/_config", {"outage_s": 0.3})
+        with self.assertRaises((ConnectionError, http.client.HTTPException)):
+            SRV.request("GET", "/storage/v1/b/b")
+        time.sleep(0.4)
+        st, _, _ = SRV.request("GET", "/storage/v1/b/b")
+        self.assertEqual(st, 200)
+
 
 def openssl(*args, data=None):
     return subprocess.run(["openssl"] + list(args), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
