@@ -894,7 +894,8 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
         return rc;
     }
     if (job->dst) {
-        sl_write_options wo = {.size_hint = it->src.size};
+        /* Only a copy's size is known in advance. */
+        sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0};
         if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
             wo.source_fingerprint = w->fingerprint;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {

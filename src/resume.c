@@ -144,7 +144,10 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
                                     bool compare_content) {
     if (!dst || dst->is_prefix)
         return SL__RESUME_DO;
-    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || dst->size == src->size))
+    /* A copy is the source's bytes: whatever its fingerprint says, an output whose own size or CRC32C differs from
+     * the source's is not one. */
+    bool same = dst->size == src->size && !(dst->has_crc32c && src->has_crc32c && dst->crc32c != src->crc32c);
+    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || same))
         return SL__RESUME_SKIP;
     if (compare_content && dst->size == src->size)
         return SL__RESUME_VERIFY;

@@ -39,6 +39,9 @@
 #define S_OBJECT_FIELDS "name,size,updated,generation,crc32c,md5Hash,metadata"
 #define S_META_KEY SL__GCS_META_KEY
 #define S_FP_CAP 256
+/* What a recorded fingerprint is followed by in the metadata: the object's own size and CRC32C at its commit. */
+#define S_OUT_FMT " out_size=%" PRIu64 " out_crc32c=%08" PRIx32
+#define S_OUT_CAP 64
 
 typedef struct s_store {
     sl_store base;
@@ -178,6 +181,28 @@ static void s_object_from_json(json_t *item, sl_object *out) {
         out->has_md5 = true;
     /* Points into `item`: valid as long as the document is. */
     out->source_fingerprint = json_string_value(json_object_get(json_object_get(item, "metadata"), S_META_KEY));
+}
+
+/* A recorded value is "<fingerprint> out_size=N out_crc32c=X": the fingerprint the writer was given, then the
+ * object's own size and CRC32C when it was committed (S_OUT_FMT). The fingerprint is reported (copied into buf) only
+ * while the object still has that size and CRC32C, as the local store keeps its file's own size and mtime: an object
+ * cut short or replaced since, and a value without them (older versions recorded the fingerprint before the bytes of a
+ * resumable upload, so it cannot vouch for them), count as having no fingerprint. */
+static const char *s_fp_checked(const sl_object *obj, const char *value, char *buf, size_t cap) {
+    if (!value || !obj->has_crc32c)
+        return NULL;
+    const char *at = NULL;
+    for (const char *p = strstr(value, " out_size="); p; p = strstr(p + 1, " out_size="))
+        at = p;
+    if (!at || at == value || (size_t)(at - value) >= cap)
+        return NULL;
+    char want[S_OUT_CAP];
+    snprintf(want, sizeof(want), S_OUT_FMT, obj->size, obj->crc32c);
+    if (strcmp(at, want) != 0)
+        return NULL;
+    memcpy(buf, value, (size_t)(at - value));
+    buf[at - value] = '\0';
+    return buf;
 }
 
 /* ---- requests with retries ---- */
@@ -461,6 +486,7 @@ typedef struct s_lister {
     bool last_page;
     sl__gcs_page page;
     char key[4096];
+    char fp[S_FP_CAP]; /* the source fingerprint of the last object returned */
 } s_lister;
 
 static int s_fetch_page(s_lister *l) {
@@ -575,6 +601,7 @@ static int s_list_next(sl_lister *base, sl_object *out) {
             continue;
         out->key = l->key;
         out->key_len = nlen - plen;
+        out->source_fingerprint = s_fp_checked(out, out->source_fingerprint, l->fp, sizeof(l->fp));
         return 1;
     }
 }
@@ -607,10 +634,7 @@ static int s_stat_name(s_client *c, const char *name, sl_object *out) {
         return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", s_st(&c->base)->bucket, name);
     }
     s_object_from_json(doc, out);
-    if (out->source_fingerprint) {
-        snprintf(c->fp, sizeof(c->fp), "%s", out->source_fingerprint);
-        out->source_fingerprint = c->fp;
-    }
+    out->source_fingerprint = s_fp_checked(out, out->source_fingerprint, c->fp, sizeof(c->fp));
     json_decref(doc);
     return 0;
 }
@@ -864,8 +888,9 @@ typedef struct s_writer {
     s_client *client;
     char *name;
     size_t len;        /* bytes buffered in the client's upload buffer (after the preamble room) */
-    uint64_t sent;     /* bytes already persisted by the resumable session */
-    uint32_t crc;      /* of everything written */
+    uint64_t sent;      /* bytes already persisted by the resumable session */
+    uint64_t size_hint; /* the size the object should have (sl_write_options), 0 if unknown */
+    uint32_t crc;       /* of everything written */
     char *session;     /* resumable upload session URI, NULL until the first chunk */
     char *fingerprint; /* recorded as the custom metadata S_META_KEY; NULL: none */
 } s_writer;
@@ -911,6 +936,7 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
     }
     w->base.client = base;
     w->client = c;
+    w->size_hint = opts->size_hint;
     *out = &w->base;
     return 0;
 }
@@ -928,18 +954,176 @@ static bool s_landed(s_client *c, s_writer *w, uint64_t size) {
     return s_stat_name(c, w->name, &obj) == 0 && obj.size == size && obj.has_crc32c && obj.crc32c == w->crc;
 }
 
-/* `,"metadata":{"sluice-source":"..."}` for the upload's resource JSON, or "" when there is no fingerprint. */
-static void s_custom_metadata(const s_writer *w, char *buf, size_t cap) {
+/* `"metadata":{"sluice-source":"<fingerprint> out_size=N out_crc32c=X"}` for an object of `size` bytes with the CRC32C
+ * of everything written (s_fp_checked reads it back), or "" when there is no fingerprint. */
+static void s_custom_metadata(const s_writer *w, uint64_t size, char *buf, size_t cap) {
     buf[0] = '\0';
     if (!w->fingerprint)
         return;
-    int n = snprintf(buf, cap, ",\"metadata\":{\"" S_META_KEY "\":");
-    size_t q = sl_json_quote(buf + n, cap - (size_t)n, w->fingerprint, strlen(w->fingerprint));
+    char value[S_FP_CAP + S_OUT_CAP];
+    snprintf(value, sizeof(value), "%s" S_OUT_FMT, w->fingerprint, size, w->crc);
+    int n = snprintf(buf, cap, "\"metadata\":{\"" S_META_KEY "\":");
+    size_t q = sl_json_quote(buf + n, cap - (size_t)n, value, strlen(value));
     if ((size_t)n + q + 2 > cap) {
         buf[0] = '\0';
         return;
     }
     memcpy(buf + n + q, "}", 2);
+}
+
+/* The object an upload created, as the answer that completed it (or a stat) describes it. */
+typedef struct s_created {
+    uint64_t size;
+    uint32_t crc32c;
+    bool has_crc32c;
+    int64_t generation;
+    int64_t metageneration; /* 0 if not given */
+} s_created;
+
+/* Reads an object resource; false when the body is not one (no size or generation). */
+static bool s_created_parse(const char *body, size_t len, s_created *out) {
+    memset(out, 0, sizeof(*out));
+    json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    bool ok = false;
+    if (json_is_object(doc) && json_object_get(doc, "size") && json_object_get(doc, "generation")) {
+        out->size = s_json_u64(json_object_get(doc, "size"));
+        out->generation = (int64_t)s_json_u64(json_object_get(doc, "generation"));
+        out->metageneration = (int64_t)s_json_u64(json_object_get(doc, "metageneration"));
+        const char *crc = json_string_value(json_object_get(doc, "crc32c"));
+        out->has_crc32c = crc && sl__gcs_unb64_crc(crc, &out->crc32c);
+        ok = out->generation > 0;
+    }
+    json_decref(doc);
+    return ok;
+}
+
+/* Deletes exactly generation `gen` of the object being written (ifGenerationMatch), so that only what this upload
+ * created can go. 0 once that generation is gone (now, earlier, or replaced by a newer one); <0 with the reason. */
+static int s_delete_created(s_writer *w, int64_t gen) {
+    s_client *c = w->client;
+    size_t at = s_object_url(c, w->name, "/storage/v1");
+    char num[48];
+    snprintf(num, sizeof(num), "?ifGenerationMatch=%" PRId64, gen);
+    s_url_add(c, &at, num, false);
+    sl__http_request req = {.method = "DELETE", .url = c->url};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = sl__now_ms()};
+    int rc = s_perform(c, &req, NULL, &resp, true, &a); /* the precondition makes a repeat harmless */
+    if (rc < 0)
+        return rc;
+    if (resp.status == 200 || resp.status == 204 || resp.status == 404 || resp.status == 412)
+        return 0;
+    return s_http_error(c, w->name, &resp);
+}
+
+/* The object an upload created is not the one sent: it is deleted (that generation only), and the upload fails with
+ * SL_ECORRUPT, so the job sends the object again before reporting it. Even if the delete fails, a rerun does not take
+ * it for complete: a multipart upload's recorded output size and CRC32C are those sent, which the object does not
+ * have, and a resumable upload's fingerprint is only attached once its object is checked (s_record_fingerprint). */
+static int s_reject_created(s_writer *w, const s_created *obj, const char *what) {
+    s_store *st = s_st(&w->client->base);
+    char why[1024] = "the object was deleted";
+    if (s_delete_created(w, obj->generation) < 0)
+        snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
+    return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; %s", st->bucket, w->name, what, why);
+}
+
+/* The answer that completed an upload of `total` bytes must describe an object of that size with the CRC32C of the
+ * bytes sent (when it gives one). An answer without the object resource is checked with a stat instead, which may see
+ * a later writer's object: that one is reported, never deleted. Fills *obj. */
+static int s_check_created(s_writer *w, const sl__http_response *resp, uint64_t total, s_created *obj) {
+    s_client *c = w->client;
+    s_store *st = s_st(&c->base);
+    bool answered = s_created_parse(resp->body, resp->body_len, obj);
+    if (!answered) {
+        size_t at = s_object_url(c, w->name, "/storage/v1");
+        s_url_add(c, &at, "?fields=size,generation,metageneration,crc32c", false);
+        sl__http_request req = {.method = "GET", .url = c->url};
+        sl__http_response sresp;
+        s_attempts a = {.started_ms = sl__now_ms()};
+        int rc = s_perform(c, &req, NULL, &sresp, true, &a);
+        if (rc == 0 && sresp.status != 200)
+            rc = s_http_error(c, w->name, &sresp);
+        if (rc < 0)
+            return rc;
+        if (!s_created_parse(sresp.body, sresp.body_len, obj))
+            return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", st->bucket, w->name);
+    }
+    if (obj->size == total && (!obj->has_crc32c || obj->crc32c == w->crc))
+        return 0;
+    char what[256];
+    snprintf(what, sizeof(what),
+             "upload completed, but the server stored %" PRIu64 " bytes (CRC32C %08" PRIx32 "), not the %" PRIu64
+             " bytes sent (CRC32C %08" PRIx32 ")",
+             obj->size, obj->crc32c, total, w->crc);
+    if (answered)
+        return s_reject_created(w, obj, what);
+    return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; left in place: it may be another writer's", st->bucket, w->name,
+                    what);
+}
+
+/* A 200 or 201 to a chunk that was not the last: the server made an object of what it had, which is not the object
+ * being written. `sent` bytes have been handed to the session so far, and more were to come. */
+static int s_completed_early(s_writer *w, const sl__http_response *resp, uint64_t sent) {
+    s_store *st = s_st(&w->client->base);
+    free(w->session); /* complete: nothing left to cancel */
+    w->session = NULL;
+    char of[48];
+    if (w->size_hint > sent)
+        snprintf(of, sizeof(of), "%" PRIu64, w->size_hint);
+    else
+        snprintf(of, sizeof(of), "more than %" PRIu64, sent);
+    s_created obj;
+    if (!s_created_parse(resp->body, resp->body_len, &obj))
+        return sl__fail(SL_ECORRUPT,
+                        "gs://%s/%s: upload completed early, before %s bytes were sent, and the answer does not say "
+                        "what was stored",
+                        st->bucket, w->name, of);
+    char what[128];
+    snprintf(what, sizeof(what), "upload completed early at %" PRIu64 " of %s bytes", obj.size, of);
+    return s_reject_created(w, &obj, what);
+}
+
+/* A resumable upload's metadata goes out before its bytes, so its fingerprint is attached only now that the object is
+ * known to be the one sent: a patch of exactly that generation and metageneration, which cannot land on anything
+ * else. A retry whose earlier attempt landed finds its value there. If it cannot be recorded (an account may create
+ * objects without being allowed to update them), the object is still complete and committed: a rerun simply does not
+ * know it is, as with a local file system that keeps no xattrs. */
+static void s_record_fingerprint(s_writer *w, const s_created *obj) {
+    if (!w->fingerprint)
+        return;
+    s_client *c = w->client;
+    char custom[(S_FP_CAP + S_OUT_CAP) * 6 + 64], body[sizeof(custom) + 8];
+    s_custom_metadata(w, obj->size, custom, sizeof(custom));
+    if (!custom[0])
+        return;
+    snprintf(body, sizeof(body), "{%s}", custom);
+    size_t at = s_object_url(c, w->name, "/storage/v1");
+    char num[96];
+    snprintf(num, sizeof(num), "?ifGenerationMatch=%" PRId64, obj->generation);
+    s_url_add(c, &at, num, false);
+    if (obj->metageneration > 0) {
+        snprintf(num, sizeof(num), "&ifMetagenerationMatch=%" PRId64, obj->metageneration);
+        s_url_add(c, &at, num, false);
+    }
+    s_url_add(c, &at, "&fields=generation", false);
+    const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
+    sl__http_request req = {.method = "PATCH", .url = c->url, .body = body, .body_len = strlen(body)};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = sl__now_ms()};
+    (void)s_perform(c, &req, extra, &resp, true, &a); /* the preconditions make a repeat harmless */
+}
+
+/* The last answer of a resumable upload of `total` bytes completed it: check the object, then attach the
+ * fingerprint. */
+static int s_finish_resumable(s_writer *w, const sl__http_response *resp, uint64_t total) {
+    free(w->session); /* complete: nothing left to cancel */
+    w->session = NULL;
+    s_created obj;
+    int rc = s_check_created(w, resp, total, &obj);
+    if (rc == 0)
+        s_record_fingerprint(w, &obj);
+    return rc;
 }
 
 /* Single-request upload (multipart: metadata with the CRC32C, then the bytes). */
@@ -953,14 +1137,13 @@ static int s_upload_multipart(s_writer *w) {
     size_t qn = sl_json_quote(NULL, 0, w->name, strlen(w->name));
     if (qn + 1024 > sizeof(meta))
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
-    char quoted[S_PREAMBLE_CAP - 1024], custom[S_FP_CAP * 6 + 64];
+    char quoted[S_PREAMBLE_CAP - 1024], custom[(S_FP_CAP + S_OUT_CAP) * 6 + 64];
     sl_json_quote(quoted, sizeof(quoted), w->name, strlen(w->name));
-    s_custom_metadata(w, custom, sizeof(custom));
-    int m =
-        snprintf(meta, sizeof(meta),
-                 "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"%s}\r\n"
-                 "--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
-                 boundary, quoted, crc, custom, boundary);
+    s_custom_metadata(w, w->len, custom, sizeof(custom));
+    int m = snprintf(meta, sizeof(meta),
+                     "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"%s%s}"
+                     "\r\n--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
+                     boundary, quoted, crc, custom[0] ? "," : "", custom, boundary);
     if (m < 0 || (size_t)m >= sizeof(meta))
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
     /* The preamble goes right in front of the data and the trailer right after it: one contiguous body, no copy
@@ -989,8 +1172,10 @@ static int s_upload_multipart(s_writer *w) {
         sl__http_response resp;
         int rc = s_perform(c, &req, extra, &resp, false, &a);
         bool ambiguous = rc == SL_EIO || (rc == 0 && sl__retry_status(resp.status));
-        if (rc == 0 && resp.status == 200)
-            return 0;
+        if (rc == 0 && resp.status == 200) {
+            s_created obj;
+            return s_check_created(w, &resp, w->len, &obj);
+        }
         if (rc < 0 && rc != SL_EIO)
             return rc;
         if (!ambiguous)
@@ -1025,14 +1210,8 @@ static int s_start_session(s_writer *w) {
     s_url_add(c, &at, "/o?uploadType=resumable&name=", false);
     s_url_add(c, &at, w->name, true);
     const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
-    char body[S_FP_CAP * 6 + 64];
-    s_custom_metadata(w, body + 1, sizeof(body) - 2);
-    body[0] = '{';
-    if (body[1])
-        body[1] = ' '; /* the leading comma */
-    size_t blen = strlen(body);
-    memcpy(body + blen, "}", 2);
-    sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = blen + 1};
+    /* No fingerprint yet: it is attached once the object is complete and checked (s_record_fingerprint). */
+    sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, extra, &resp, true, &a); /* starting a session changes nothing: safe to repeat */
@@ -1077,10 +1256,12 @@ static int s_send_chunk(s_writer *w, bool final) {
         sl__http_response resp;
         /* A chunk is idempotent only together with the status query below, which the loop does itself. */
         int rc = s_perform(c, &req, extra, &resp, false, &a);
-        if (rc == 0 && final && (resp.status == 200 || resp.status == 201)) {
+        if (rc == 0 && (resp.status == 200 || resp.status == 201)) {
+            if (!final)
+                return s_completed_early(w, &resp, total);
             w->sent = total;
             w->len = 0;
-            return 0;
+            return s_finish_resumable(w, &resp, total);
         }
         if (rc == 0 && !final && resp.status == 308 && s_persisted(&resp) == total) {
             w->sent = total;
@@ -1103,10 +1284,10 @@ static int s_send_chunk(s_writer *w, bool final) {
             return rc;
         if (sresp.status == 200 || sresp.status == 201) {
             if (!final)
-                return sl__fail(SL_EIO, "gs://%s/%s: upload completed early", st->bucket, w->name);
+                return s_completed_early(w, &sresp, total);
             w->sent = total;
             w->len = 0;
-            return 0;
+            return s_finish_resumable(w, &sresp, total);
         }
         if (sresp.status != 308)
             return s_http_error(c, w->name, &sresp);
