@@ -105,6 +105,7 @@ struct sl_job {
     uint64_t mem_peak_rss;
     size_t mem_samples;
     uint64_t mem_cg_usage, mem_cg_limit; /* the cgroup's at the last sample; 0 when unknown */
+    uint64_t mem_cg_unreclaimable;       /* likewise */
 
     struct {
         pthread_mutex_t lock;
@@ -1165,9 +1166,13 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
     unsigned from = atomic_load(&job->active_limit);
     unsigned to = from > 1 ? from / 2 : 1;
     atomic_store(&job->active_limit, to);
-    uint64_t used = s->cg_usage_bytes ? s->cg_usage_bytes : s->rss_bytes;
-    char limit[32], message[512];
+    /* The figure the sampler judged (sl_mem_warn_fn), named in the message: against a cgroup's limit, the memory
+     * page cache is not part of. */
+    uint64_t used = s->cg_unreclaimable_bytes ? s->cg_unreclaimable_bytes : s->rss_bytes;
+    const char *figure = s->cg_unreclaimable_bytes ? "cgroup memory that is not page cache" : "RSS";
+    char limit[32], amount[32], message[512];
     s_human_bytes(limit_bytes, limit, sizeof(limit));
+    s_human_bytes(used, amount, sizeof(amount));
     double percent = limit_bytes ? 100.0 * (double)used / (double)limit_bytes : 0;
     /* The slope so far, even when it is too small to call growing: a growing verdict already says it. */
     char trend[300], slope[32];
@@ -1179,11 +1184,12 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
         snprintf(trend, sizeof(trend), "%s", v->text);
     }
     if (from > to)
-        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); lowering workers from %u to %u",
-                 percent, limit, trend, from, to);
+        snprintf(message, sizeof(message),
+                 "memory at %.0f%% of the %s limit: %s of %s (%s); lowering workers from %u to %u", percent, limit,
+                 amount, figure, trend, from, to);
     else
-        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); workers already at %u", percent,
-                 limit, trend, to);
+        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit: %s of %s (%s); workers already at %u",
+                 percent, limit, amount, figure, trend, to);
     pthread_mutex_lock(&job->synced.lock);
     snprintf(job->synced.mem_warning, sizeof(job->synced.mem_warning), "%s", message);
     if (job->on_warning)
@@ -1198,6 +1204,7 @@ static int s_mem_finish(sl_job *job, sl_memwatch *mw) {
     sl_memwatch_last(mw, &last);
     job->mem_cg_usage = last.cg_usage_bytes;
     job->mem_cg_limit = last.cg_limit_bytes;
+    job->mem_cg_unreclaimable = last.cg_unreclaimable_bytes;
     const sl_timeline *tl = sl_memwatch_timeline(mw);
     sl_memwatch_judge(mw, &job->mem_verdict);
     job->mem_peak_rss = sl_timeline_peak_rss(tl);
@@ -1466,12 +1473,13 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     fprintf(f,
             ", \"trend\": \"%s\", \"bytes_per_object\": %.1f, \"bytes_per_second\": %.1f, \"limit_bytes\": %llu, "
             "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"cgroup_usage_bytes\": %llu, \"cgroup_limit_bytes\": %llu, "
-            "\"warning\": ",
+            "\"cgroup_unreclaimable_bytes\": %llu, \"warning\": ",
             s_trend_name(mv.trend), s_finite(mv.bytes_per_object), s_finite(mv.bytes_per_second),
             (unsigned long long)mv.limit_bytes, j->mem_judged ? j->mem_samples : 0,
             (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0),
             (unsigned long long)(j->mem_judged ? j->mem_cg_usage : 0),
-            (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0));
+            (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0),
+            (unsigned long long)(j->mem_judged ? j->mem_cg_unreclaimable : 0));
     pthread_mutex_lock(&j->synced.lock);
     if (j->synced.mem_warning[0])
         s_put_json(f, j->synced.mem_warning);

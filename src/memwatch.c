@@ -339,11 +339,12 @@ static void s_check_warn(sl_memwatch *mw, const sl_mem_sample *s) {
         return;
     /* A limit given by the caller budgets what is watched (its RSS); the cgroup's limit is checked against the
      * cgroup's usage, which is what the kernel compares. Whichever is passed first warns. */
-    uint64_t limit = 0;
+    /* Against the cgroup's limit, what counts is what the kernel cannot reclaim: a cgroup whose usage is page cache
+     * (the files a job just wrote or read) is not close to an OOM kill. */
+    uint64_t limit = 0, cg_used = s->cg_unreclaimable_bytes ? s->cg_unreclaimable_bytes : s->rss_bytes;
     if (mw->opts.limit_bytes && (double)s->rss_bytes >= mw->warn_fraction * (double)mw->opts.limit_bytes)
         limit = mw->opts.limit_bytes;
-    else if (s->cg_limit_bytes && (double)(s->cg_usage_bytes ? s->cg_usage_bytes : s->rss_bytes) >=
-                                      mw->warn_fraction * (double)s->cg_limit_bytes)
+    else if (s->cg_limit_bytes && (double)cg_used >= mw->warn_fraction * (double)s->cg_limit_bytes)
         limit = s->cg_limit_bytes;
     if (!limit)
         return;
@@ -362,8 +363,12 @@ static void s_sample(sl_memwatch *mw, bool check_warn) {
     s.rss_bytes = mw->opts.rss ? mw->opts.rss(mw->opts.user_data) : sl_current_rss_bytes();
     if (mw->opts.counts)
         mw->opts.counts(mw->opts.user_data, &s.objects, &s.bytes);
-    if (mw->cg.version)
-        sl_cgroup_read(&mw->cg, &s.cg_usage_bytes, &s.cg_limit_bytes);
+    sl_cgroup_memory m;
+    if (mw->cg.version && sl_cgroup_read_memory(&mw->cg, &m) == 0) {
+        s.cg_usage_bytes = m.usage_bytes;
+        s.cg_limit_bytes = m.limit_bytes;
+        s.cg_unreclaimable_bytes = m.unreclaimable_bytes;
+    }
     pthread_mutex_lock(&mw->synced.lock);
     sl_timeline_add(mw->synced.tl, &s);
     mw->synced.last = s;

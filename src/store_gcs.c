@@ -887,12 +887,12 @@ typedef struct s_writer {
     sl_writer base;
     s_client *client;
     char *name;
-    size_t len;        /* bytes buffered in the client's upload buffer (after the preamble room) */
+    size_t len;         /* bytes buffered in the client's upload buffer (after the preamble room) */
     uint64_t sent;      /* bytes already persisted by the resumable session */
     uint64_t size_hint; /* the size the object should have (sl_write_options), 0 if unknown */
     uint32_t crc;       /* of everything written */
-    char *session;     /* resumable upload session URI, NULL until the first chunk */
-    char *fingerprint; /* recorded as the custom metadata S_META_KEY; NULL: none */
+    char *session;      /* resumable upload session URI, NULL until the first chunk */
+    char *fingerprint;  /* recorded as the custom metadata S_META_KEY; NULL: none */
 } s_writer;
 
 static unsigned char *s_data(s_client *c) {

@@ -116,9 +116,10 @@ typedef struct sl_job_options {
      * 0 = SL_JOB_DEFAULT_GRACE_MS; SL_JOB_NO_GRACE aborts at once. */
     unsigned grace_ms;
     /* Memory: every job samples its own RSS, objects done and bytes read, and its cgroup (sluice/memwatch.h) on a
-     * thread of its own while it runs. When the cgroup's usage first passes 80 % of the cgroup's limit, on_warning
-     * is called once and the number of workers allowed to take new objects is halved (never below 1); with no
-     * cgroup limit there is no warning. Tests point the cgroup lookup at fake trees with $SLUICE_CGROUP_ROOT and
+     * thread of its own while it runs. When the cgroup's memory that cannot be reclaimed (its usage minus page cache,
+     * sl_cgroup_memory.unreclaimable_bytes) first passes 80 % of the cgroup's limit, on_warning is called once (the
+     * message names that figure) and the number of workers allowed to take new objects is halved (never below 1);
+     * with no cgroup limit there is no warning. Tests point the cgroup lookup at fake trees with $SLUICE_CGROUP_ROOT and
      * $SLUICE_PROC_CGROUP (see sl_cgroup_find). */
     unsigned mem_interval_ms;  /* between samples; 0 = 1000 */
     const char *timeline_path; /* if set, every sample as a CSV line (sl_memwatch_options.timeline_path) */

@@ -530,7 +530,8 @@ static void test_memory_guard_with_fake_cgroup(void) {
     /* 64 MiB / 4 = 16 MiB of 256 KiB buffers: the default budget leaves all 8 workers. */
     ASSERT_UINT_EQ(st.workers, 8);
     ASSERT_INT_EQ(atomic_load(&w.count), 1);
-    ASSERT_TRUE(strstr(w.message, "memory at 94% of the 64.0 MiB limit (") == w.message);
+    ASSERT_TRUE(strstr(w.message, "memory at 94% of the 64.0 MiB limit: 60.0 MiB of cgroup memory that is not page "
+                                  "cache (") == w.message);
     ASSERT_TRUE(strstr(w.message, "); lowering workers from 8 to 4") != NULL);
     ASSERT_TRUE(strchr(w.message, '\n') == NULL);
     sl_mem_verdict v;
