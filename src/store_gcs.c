@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,13 @@
 #define S_URL_CAP 16384
 #define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
 #define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
+#define S_TRAILER_CAP 256            /* the multipart closing boundary after the data */
+/* What one client holds for its life besides its upload buffer, for a job's budget: the URL and name scratch
+ * (20 KiB), the HTTP client (its struct with a 16 KiB spill, an answer body it keeps up to 64 KiB), curl's handles
+ * with their 16 KiB download and 64 KiB upload buffers and the connection; over TLS the connection's OpenSSL state
+ * too (about 100 KiB; the CA certificates are loaded once per process, see http.c). Measured at 40-150 KiB. */
+#define S_CLIENT_BYTES ((size_t)256 * 1024)
+#define S_CLIENT_BYTES_TLS ((size_t)384 * 1024)
 #define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash)"
 #define S_LIST_FIELDS_FP "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,metadata)"
 #define S_MAX_USER_HEADERS 16
@@ -52,6 +60,7 @@ typedef struct s_store {
     sl__retry_policy retry;
     uint64_t chunk; /* upload chunk and single-request threshold */
     char **headers; /* --header: sent with every request, NULL-terminated */
+    sl__pool *budget; /* the job's, where upload buffers are counted; NULL: each writer may hold a chunk */
 } s_store;
 
 typedef struct s_client {
@@ -60,10 +69,12 @@ typedef struct s_client {
     uint64_t rng;
     char *url;  /* S_URL_CAP scratch */
     char *name; /* full object name scratch */
-    /* Upload buffer: S_PREAMBLE_CAP bytes of room for multipart headers, then up to one chunk of data, then room
-     * for the closing boundary. Grows up to that bound as objects need it; kept for the thread's life. */
+    /* Upload buffer: S_PREAMBLE_CAP bytes of room for multipart headers, then up_data bytes of data (whole 256 KiB
+     * quanta, at most a chunk), then S_TRAILER_CAP for the closing boundary; up_map bytes mapped in all. It grows
+     * while an object needs it and the budget allows, and goes back to one quantum after each object. */
     unsigned char *up;
-    size_t up_alloc;
+    size_t up_map, up_data;
+    size_t up_budget; /* bytes of it counted in the store's budget */
     char fp[S_FP_CAP]; /* the source fingerprint of the last stat */
 } s_client;
 
@@ -438,7 +449,10 @@ static void s_client_destroy(sl_client *base) {
     sl__http_destroy(c->http);
     free(c->url);
     free(c->name);
-    free(c->up);
+    if (c->up)
+        munmap(c->up, c->up_map);
+    if (c->up_budget)
+        sl__pool_unreserve(s_st(base)->budget, c->up_budget);
     free(c);
 }
 
@@ -899,23 +913,91 @@ static unsigned char *s_data(s_client *c) {
     return c->up + S_PREAMBLE_CAP;
 }
 
-/* Makes room for `need` buffered data bytes (plus the multipart trailer). */
-static int s_reserve(s_client *c, size_t need) {
-    size_t want = S_PREAMBLE_CAP + need + 256;
-    if (want <= c->up_alloc)
-        return 0;
-    size_t n = c->up_alloc ? c->up_alloc : 65536;
-    while (n < want)
-        n *= 2;
-    size_t max = S_PREAMBLE_CAP + (size_t)s_st(&c->base)->chunk + 256;
-    if (n > max)
-        n = max;
-    unsigned char *p = realloc(c->up, n);
-    if (!p)
-        return sl__fail(SL_ENOMEM, "out of memory for the upload buffer");
-    c->up = p;
-    c->up_alloc = n;
+/* Bytes mapped for `data` bytes of data room. */
+static size_t s_map_size(size_t data) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = S_PREAMBLE_CAP + data + S_TRAILER_CAP;
+    return (n + page - 1) / page * page;
+}
+
+/* Maps the upload buffer anew for `data` bytes of data room, keeping what it holds. mmap rather than malloc: what is
+ * given back returns to the system at once, instead of staying in an allocator's arena, outside any budget. The
+ * budget is the caller's business. */
+static int s_remap(s_client *c, size_t data) {
+    size_t want = s_map_size(data);
+    if (want != c->up_map) {
+        void *p = c->up ? mremap(c->up, c->up_map, want, MREMAP_MAYMOVE)
+                        : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return sl__fail_errno(errno, "no memory for a %zu-byte upload buffer", want);
+        c->up = p;
+        c->up_map = want;
+    }
+    c->up_data = data;
     return 0;
+}
+
+static size_t s_quanta(uint64_t n) {
+    return (size_t)((n + S_UPLOAD_QUANTUM - 1) / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM);
+}
+
+/* Makes more data room, towards `need` bytes (at most a chunk). With a budget, the first quantum is waited for (the
+ * job promised one to each writer), and room beyond it is taken only from what the budget has to spare now, in
+ * smaller steps when a large one does not fit: a writer never waits for memory it merely wants, and a writer that has
+ * its quantum can always go on, sending what it holds as a chunk of a resumable upload. Returns 0 when the room grew
+ * (or was enough), 1 when no more can be had now, <0 on error. */
+static int s_grow(s_client *c, size_t need) {
+    s_store *st = s_st(&c->base);
+    size_t chunk = (size_t)st->chunk, have = c->up_data;
+    if (need <= have)
+        return 0;
+    size_t target = s_quanta(need > 2 * (uint64_t)have ? need : 2 * (uint64_t)have);
+    if (target > chunk)
+        target = chunk;
+    if (!st->budget)
+        return s_remap(c, target);
+    if (!c->up_budget) {
+        size_t first = s_map_size(S_UPLOAD_QUANTUM);
+        if (!sl__pool_reserve(st->budget, first))
+            return sl__fail(SL_ECANCELED, "gs://%s: no upload buffer: the job is stopping", st->bucket);
+        c->up_budget = first;
+        int rc = s_remap(c, S_UPLOAD_QUANTUM);
+        if (rc < 0) {
+            sl__pool_unreserve(st->budget, first);
+            c->up_budget = 0;
+            return rc;
+        }
+        if (need <= c->up_data)
+            return 0;
+        have = c->up_data;
+        if (target < have)
+            target = have;
+    }
+    while (target > have) {
+        size_t extra = s_map_size(target) - c->up_budget;
+        if (sl__pool_try_reserve(st->budget, extra)) {
+            int rc = s_remap(c, target);
+            if (rc < 0) {
+                sl__pool_unreserve(st->budget, extra);
+                return rc;
+            }
+            c->up_budget += extra;
+            return 0;
+        }
+        target = have + (target - have) / 2 / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM;
+    }
+    return 1;
+}
+
+/* After an object: back to one quantum, the rest returned (to the budget and to the system). */
+static void s_shrink(s_client *c) {
+    s_store *st = s_st(&c->base);
+    if (c->up_data <= S_UPLOAD_QUANTUM || s_remap(c, S_UPLOAD_QUANTUM) < 0)
+        return;
+    if (st->budget && c->up_budget > c->up_map) {
+        sl__pool_unreserve(st->budget, c->up_budget - c->up_map);
+        c->up_budget = c->up_map;
+    }
 }
 
 static int s_write_open(sl_client *base, const char *key, const sl_write_options *opts, sl_writer **out) {
@@ -942,6 +1024,7 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
 }
 
 static void s_write_free(s_writer *w) {
+    s_shrink(w->client);
     free(w->fingerprint);
     free(w->session);
     free(w->name);
@@ -1312,18 +1395,22 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
     const unsigned char *p = buf;
     w->crc = sl__crc32c_update(w->crc, buf, len);
     while (len) {
-        if (w->len == chunk) {
-            /* A full chunk and more to come: this object goes up in a resumable session. */
-            int rc = w->session ? 0 : s_start_session(w);
-            if (rc == 0)
-                rc = s_send_chunk(w, false);
+        if (w->len == c->up_data) {
+            int rc = w->len < chunk ? s_grow(c, len < chunk - w->len ? w->len + len : chunk) : 1;
             if (rc < 0)
                 return rc;
+            if (rc == 1) {
+                /* The buffer is full (a chunk, or all the budget allows now) and more is to come: this object goes
+                 * up in a resumable session, in chunks of what fits. */
+                rc = w->session ? 0 : s_start_session(w);
+                if (rc == 0)
+                    rc = s_send_chunk(w, false);
+                if (rc < 0)
+                    return rc;
+            }
+            continue;
         }
-        size_t n = chunk - w->len < len ? chunk - w->len : len;
-        int rc = s_reserve(c, w->len + n);
-        if (rc < 0)
-            return rc;
+        size_t n = c->up_data - w->len < len ? c->up_data - w->len : len;
         memcpy(s_data(c) + w->len, p, n);
         w->len += n;
         p += n;
@@ -1341,7 +1428,7 @@ static void s_cancel_session(s_writer *w) {
 
 static int s_write_commit(sl_writer *base) {
     s_writer *w = (s_writer *)base;
-    int rc = s_reserve(w->client, w->len);
+    int rc = w->client->up ? 0 : s_grow(w->client, 1); /* an empty object still needs room for the preamble */
     if (rc == 0)
         rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
     if (rc < 0 && w->session) {
@@ -1451,6 +1538,16 @@ static int s_check_access(sl_store *base) {
     return rc;
 }
 
+static void s_memory(const sl_store *base, sl__store_memory *out) {
+    const s_store *st = (const s_store *)base;
+    out->client_bytes = strncmp(st->endpoint, "https://", 8) == 0 ? S_CLIENT_BYTES_TLS : S_CLIENT_BYTES;
+    out->writer_min_bytes = s_map_size(S_UPLOAD_QUANTUM);
+}
+
+static void s_set_budget(sl_store *base, sl__pool *budget) {
+    ((s_store *)base)->budget = budget;
+}
+
 static const sl_store_vtable s_vtable = {
     .client_new = s_client_new,
     .client_destroy = s_client_destroy,
@@ -1468,5 +1565,7 @@ static const sl_store_vtable s_vtable = {
     .del = s_del,
     .copy = s_copy,
     .check_access = s_check_access,
+    .memory = s_memory,
+    .set_budget = s_set_budget,
     .close = s_close,
 };

@@ -3,7 +3,7 @@
 #
 # 1. In a memory cgroup the test creates (v1: memory.limit_in_bytes; v2: memory.max) with a 64 MiB limit, sluice finds
 #    it through /proc/self/cgroup: the report's "memory" object carries the limit and the cgroup's usage, and the
-#    default --memory-limit follows the limit (a quarter of it: 16 MiB of 256 KiB buffers caps -j 200 at 64 workers).
+#    default --memory-limit follows the limit (a quarter of it: 16 MiB caps -j 200 at the workers it feeds).
 # 2. A 100,000-object `map --op crc32c` runs to completion inside 64 MiB without an OOM kill (exit status, and the
 #    kernel's own count: v1 memory.oom_control oom_kill, v2 memory.events oom_kill).
 # 3. The guard, deterministically, with a fake cgroup tree (SLUICE_CGROUP_ROOT, SLUICE_PROC_CGROUP) whose usage file
@@ -179,7 +179,7 @@ cg_probe
 
 # ---- 1. a real cgroup is found: limit, usage, the default memory limit ----
 
-say "1. sluice in a real 64 MiB memory cgroup: report shows its limit and usage, -j 200 is capped at 64 workers"
+say "1. sluice in a real 64 MiB memory cgroup: report shows its limit and usage, -j 200 is capped by a 16 MiB budget"
 make_tree "$T/small" 2000
 if [ "$CG_VERSION" = 0 ]; then
     skip_note "1 and 2 (real memory cgroup): $CG_WHY"
@@ -202,7 +202,10 @@ else
         # Reported usage is the working set (usage minus inactive page cache), never above what the kernel saw.
         [ "$usage" -le "$peak" ] || fail "report memory.cgroup_usage_bytes" "<= the kernel's peak usage $peak" "$usage"
     fi
-    expect_eq "workers: 64 MiB / 4 = 16 MiB of 256 KiB buffers" 64 "$(json_field "$T/r1.json" 'd["jobs"]')"
+    expect_eq "report budget.limit_bytes: 64 MiB / 4" $((LIMIT / 4)) "$(json_field "$T/r1.json" 'd["budget"]["limit_bytes"]')"
+    expect_eq "workers: as many as 16 MiB feeds" \
+        "$(json_field "$T/r1.json" 'min(200, d["budget"]["limit_bytes"] // d["budget"]["per_worker_bytes"])')" \
+        "$(json_field "$T/r1.json" 'd["jobs"]')"
     expect_eq "no warning far below the limit" null "$(json_field "$T/r1.json" 'd["memory"]["warning"]')"
     say "  cgroup usage at the end $(mib "$usage"), kernel's peak $(mib "$peak") of $(mib "$LIMIT")"
 fi
