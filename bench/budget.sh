@@ -9,9 +9,10 @@
 # upload buffers); OVERHEAD is what does not: the binary and its libraries, the listers and their pages, the memory
 # sampler. ls and cat run no job and have no budget: their bound is OVERHEAD alone.
 #
-# Each row runs once (REPS runs: the table shows the median peak and the spread) under GNU time, whose "Maximum
+# Each row runs once (REPS runs: the table shows the median peak and each run's) under GNU time, whose "Maximum
 # resident set size" is the peak RSS of the sluice process (see bench/README.md); a job's --report says how many
-# workers the budget fed. The table has the limit, the bound, the peak and the margin left; the script exits 1 if any
+# workers the budget fed. Rows that write use --force, so that every run does the whole work again (a rerun would
+# otherwise skip every object already done), except the sync that is there to find everything done. The table has the limit, the bound, the peak and the margin left; the script exits 1 if any
 # peak is over its bound. Rows run in order: the uploads at the top make the objects the later rows read.
 #
 # Trees (made once under /tmp/sluice-bench, reused): 2,000 x 4 KiB in 20 folders, 300 empty files, 32 x 8,000,000
@@ -103,7 +104,8 @@ row() {
     [ "$limit" = - ] || args+=(--memory-limit "$limit")
     [ "$chunk" = - ] || args+=(--upload-chunk "$chunk")
     case "$1" in ls | cat) ;; *) args+=(-q --report "$WORK/r.json") ;; esac
-    for ((i = 0; i < REPS; i++)); do
+    local reps=${ONCE:+1}
+    for ((i = 0; i < ${reps:-$REPS}; i++)); do
         [ -z "${PREP:-}" ] || eval "$PREP"
         rm -f "$WORK/r.json"
         local rc=0
@@ -116,10 +118,10 @@ row() {
         peaks+=($(($(tail -1 "$WORK/time") * 1024)))
         [ ! -s "$WORK/r.json" ] || workers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"])' "$WORK/r.json")
     done
-    PREP=""
+    PREP="" ONCE=""
     local sorted median bound margin list=""
     sorted=$(printf '%s\n' "${peaks[@]}" | sort -n)
-    median=$(echo "$sorted" | sed -n "$(((REPS + 1) / 2))p")
+    median=$(echo "$sorted" | sed -n "$(((${#peaks[@]} + 1) / 2))p")
     for i in "${peaks[@]}"; do list+="$(mib "$i") "; done
     bound=$((OVERHEAD_MIB << 20))
     [ "$limit" = - ] || bound=$((bound + $(bytes "$limit")))
@@ -135,50 +137,53 @@ row() {
 }
 
 G=gs://budget
+F=--force
 # local -> gs: the two cases of the issue first (382 and 612 MiB peaks before the budget covered upload buffers).
-row "cp local->gs 8MB x32"    64M  64  -    cp "$MID" $G/mid
-row "cp local->gs 8MB 1G chunk" 64M 4  1G   cp "$MID" $G/mid1g
-row "cp local->gs 256K chunks" 32M 16  256K cp "$MID" $G/mid256k
-row "cp local->gs 8MB -j 1"    16M  1  64M  cp "$MID" $G/mid-j1
-row "cp local->gs 4K x2000"    64M 256 -    cp "$SMALL" $G/small
-row "cp local->gs 4K 256M"    256M 256 -    cp "$SMALL" $G/small256
-row "cp local->gs 0B x300"     32M 256 -    cp "$ZERO" $G/zero
+row "cp local->gs 8MB x32"     64M  64  -    cp "$MID" $G/mid $F
+row "cp local->gs 8MB 1G chunk" 64M 4  1G   cp "$MID" $G/mid1g $F
+row "cp local->gs 256K chunks" 32M  16 256K cp "$MID" $G/mid256k $F
+row "cp local->gs 8MB -j 1"    16M   1 64M  cp "$MID" $G/mid-j1 $F
+row "cp local->gs 4K x2000"    64M 256  -   cp "$SMALL" $G/small $F
+row "cp local->gs 4K 256M"    256M 256  -   cp "$SMALL" $G/small256 $F
+row "cp local->gs 0B x300"     32M 256  -   cp "$ZERO" $G/zero $F
 if [ "$BIG" = 1 ]; then
-    row "cp local->gs 1GiB 1G chunk" 64M 4 1G cp "$HUGE" $G/huge
+    row "cp local->gs 1GiB 1G chunk" 64M 4 1G cp "$HUGE" $G/huge $F
 fi
 # gs -> local
 PREP='rm -rf "$WORK/down"'
-row "cp gs->local 8MB x32"     64M  64  -    cp $G/mid "$WORK/down"
+row "cp gs->local 8MB x32"     64M  64  -   cp $G/mid "$WORK/down"
 PREP='rm -rf "$WORK/down"'
-row "cp gs->local 4K x2000"    64M 256  -    cp $G/small "$WORK/down"
+row "cp gs->local 4K x2000"    64M 256  -   cp $G/small "$WORK/down"
 if [ "$BIG" = 1 ]; then
     PREP='rm -rf "$WORK/down"'
-    row "cp gs->local 1GiB -j 1"   16M  1  -    cp $G/huge "$WORK/down"
-    rm -rf "$WORK/down"
+    row "cp gs->local 1GiB -j 1"   16M  1  -   cp $G/huge "$WORK/down"
 fi
+rm -rf "$WORK/down"
 # gs -> gs: server-side copies
-row "cp gs->gs 4K x2000"       64M 256  -    cp $G/small $G/small-copy
-row "cp gs->gs 8MB x32"        64M  64  -    cp $G/mid $G/mid-copy
+row "cp gs->gs 4K x2000"       64M 256  -   cp $G/small $G/small-copy $F
+row "cp gs->gs 8MB x32"        64M  64  -   cp $G/mid $G/mid-copy $F
 # map
-row "map --exec local->gs"     32M  16  -    map "$MID" $G/cat --exec cat
-row "map --exec gs->gs 1G chunk" 64M 64 1G   map $G/mid $G/cat2 --exec cat
+row "map --exec local->gs"     32M  16  -   map "$MID" $G/cat --exec cat $F
+row "map --exec gs->gs 1G chunk" 64M 64 1G  map $G/mid $G/cat2 --exec cat $F
 PREP='rm -rf "$WORK/out"'
-row "map --exec local->local"  64M 256  -    map "$SMALL" "$WORK/out" --exec 'head -c 60000 /dev/zero'
+row "map --exec local->local"  64M 256  -   map "$SMALL" "$WORK/out" --exec 'head -c 60000 /dev/zero'
 rm -rf "$WORK/out"
-row "map --exec local->-"     256M 256  -    map "$SMALL" - --shell --exec 'head -c 60000 /dev/zero | tr "\0" a'
-row "map --op md5 gs->-"       64M 256  -    map $G/small - --op md5
-row "map --op crc32c local->-" 32M  64  -    map "$MID" - --op crc32c
-# sync: one that finds everything done, one that uploads
-row "sync local->gs (no-op)"   64M  64  -    sync "$SMALL" $G/small
-row "sync local->gs 512K"      32M  32 512K  sync "$MID" $G/mid-sync
-# rm
-row "rm -r gs"                 32M 256  -    rm -r $G/small-copy
+row "map --exec local->-"     256M 256  -   map "$SMALL" - --shell --exec 'head -c 60000 /dev/zero | tr "\0" a'
+row "map --op md5 gs->-"       64M 256  -   map $G/small - --op md5
+row "map --op crc32c local->-" 32M  64  -   map "$MID" - --op crc32c
+# sync: one that finds everything done, one that uploads everything
+row "sync local->gs (no-op)"   64M  64  -   sync "$SMALL" $G/small
+row "sync local->gs 512K"      32M  32 512K sync "$MID" $G/mid-sync $F
+# rm (each run deletes what a server-side copy made just before)
+PREP='"$SLUICE" cp $G/small $G/small-copy -q -j 64'
+row "rm -r gs"                 32M 256  -   rm -r $G/small-copy
 # no job, no budget
-row "ls -r gs"                 -    -    -    ls -r $G
-row "cat gs 8MB"               -    -    -    cat $G/mid/d000/f0000000.bin
+row "ls -r gs"                 -    -    -   ls -r $G
+row "cat gs 8MB"               -    -    -   cat $G/mid/d000/f0000000.bin
 if [ "$BIG" = 1 ]; then
-    row "cat gs 1GiB"          -    -    -    cat $G/huge/d000/f0000000.bin
-    row "rm gs 1GiB"           16M  1    -    rm $G/huge/d000/f0000000.bin
+    row "cat gs 1GiB"          -    -    -   cat $G/huge/d000/f0000000.bin
+    ONCE=1
+    row "rm gs 1GiB (one run)" 16M  1    -   rm $G/huge/d000/f0000000.bin
 fi
 
 echo "== table in $TABLE, raw peaks (bytes) in $RAW" >&2

@@ -198,8 +198,11 @@ void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_verdict *o
     uint64_t cg_limit = 0, cg_usage_last = 0;
     for (size_t i = n; i-- > 0 && !cg_limit;)
         cg_limit = sl_timeline_get(tl, i)->cg_limit_bytes;
-    if (n > 0)
-        cg_usage_last = sl_timeline_get(tl, n - 1)->cg_usage_bytes;
+    if (n > 0) {
+        /* What the kernel cannot reclaim is what runs into the limit; page cache makes way. */
+        const sl_mem_sample *last = sl_timeline_get(tl, n - 1);
+        cg_usage_last = last->cg_unreclaimable_bytes ? last->cg_unreclaimable_bytes : last->cg_usage_bytes;
+    }
     out->limit_bytes = limit_bytes ? limit_bytes : cg_limit;
 
     size_t skip = sl__mem_warmup(n);
@@ -241,8 +244,8 @@ void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_verdict *o
         goto done;
     }
 
-    /* Headroom left: against the cgroup's own usage when judging the cgroup's limit (that is what the kernel
-     * compares), else against the fitted RSS now (robust to a noisy last sample). */
+    /* Headroom left: against the cgroup's own memory when judging the cgroup's limit (what the kernel cannot reclaim
+     * is what reaches it), else against the fitted RSS now (robust to a noisy last sample). */
     const double t_last = t[used - 1], obj_last = objects[used - 1];
     const uint64_t limit = out->limit_bytes;
     bool reached = false;

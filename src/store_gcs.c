@@ -60,7 +60,9 @@ typedef struct s_store {
     sl__retry_policy retry;
     uint64_t chunk; /* upload chunk and single-request threshold */
     char **headers; /* --header: sent with every request, NULL-terminated */
-    sl__pool *budget; /* the job's, where upload buffers are counted; NULL: each writer may hold a chunk */
+    /* The job's budget, where upload buffers are counted (sl__store_set_budget); NULL: each writer holds up to a
+     * chunk of its own. */
+    sl__pool *budget;
 } s_store;
 
 typedef struct s_client {
@@ -74,7 +76,7 @@ typedef struct s_client {
      * while an object needs it and the budget allows, and goes back to one quantum after each object. */
     unsigned char *up;
     size_t up_map, up_data;
-    size_t up_budget; /* bytes of it counted in the store's budget */
+    size_t up_budget;  /* bytes of it counted in the store's budget */
     char fp[S_FP_CAP]; /* the source fingerprint of the last stat */
 } s_client;
 
@@ -1134,11 +1136,13 @@ static int s_check_created(s_writer *w, const sl__http_response *resp, uint64_t 
     }
     if (obj->size == total && (!obj->has_crc32c || obj->crc32c == w->crc))
         return 0;
-    char what[256];
+    char what[256], stored_crc[24] = "no CRC32C";
+    if (obj->has_crc32c)
+        snprintf(stored_crc, sizeof(stored_crc), "CRC32C %08" PRIx32, obj->crc32c);
     snprintf(what, sizeof(what),
-             "upload completed, but the server stored %" PRIu64 " bytes (CRC32C %08" PRIx32 "), not the %" PRIu64
+             "upload completed, but the server stored %" PRIu64 " bytes (%s), not the %" PRIu64
              " bytes sent (CRC32C %08" PRIx32 ")",
-             obj->size, obj->crc32c, total, w->crc);
+             obj->size, stored_crc, total, w->crc);
     if (answered)
         return s_reject_created(w, obj, what);
     return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; left in place: it may be another writer's", st->bucket, w->name,

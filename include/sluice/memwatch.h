@@ -110,7 +110,8 @@ typedef struct sl_mem_verdict {
  * fitted with Theil-Sen against time, and against objects done when they were counted; a fit is growing when its
  * growth over the span exceeds max(4 MiB, 10 % of the RSS at the start of the span) and the second half of the span
  * still grows at a third of the whole span's rate or more (see memwatch.c for why). The limit is projected only when
- * growing, from the cgroup usage of the last sample when judging the cgroup limit, else from the fitted RSS. */
+ * growing, from the cgroup's unreclaimable memory (else its usage) in the last sample when judging the cgroup limit,
+ * else from the fitted RSS. */
 SL_API void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_verdict *out);
 
 /* ---- chart ---- */

@@ -511,6 +511,12 @@ gcs_api PATCH "/storage/v1/b/hostile-keys/o/early%2Fbig.bin" \
     "$(python3 -c 'import json, sys; print(json.dumps({"metadata": {"sluice-source": sys.argv[1].split(" out_size=")[0]}}))' "$recorded")" >/dev/null
 row upload-output-legacy-fingerprint 0 'map: 1 done \(0 skipped\), 0 failed of 1 objects' early_full \
     map {FX}/big gs://hostile-keys/early --exec cat
+# A budget too small for one worker (its state, clients, a transfer buffer, an upload quantum): refused up front,
+# naming the least that works.
+row budget-below-one-worker 2 '--memory-limit 64.0 KiB is less than one worker needs: .*; give at least [0-9]+K$' \
+    nothing_created cp {FX}/src {DST} --memory-limit 64K
+row budget-below-one-worker-gs 2 '--memory-limit 512.0 KiB is less than one worker needs: .*, a [0-9.]+ KiB upload buffer, ' \
+    - cp {FX}/src gs://hostile-keys/budget --memory-limit 512K
 
 # ============================================================================================================
 say "zero objects, 0-byte objects"

@@ -527,6 +527,23 @@ static void test_verdict_limit_projection(void) {
     ASSERT_TRUE(v.limit_in_s > 4096 - 209 - 0.01 && v.limit_in_s < 4096 - 209 + 0.01);
     ASSERT_STR_EQ(v.text, "growing: +60.0 MiB/min, limit reached in 65 min");
     sl_timeline_destroy(tl);
+
+    /* A cgroup whose usage is mostly page cache: the headroom is measured from what cannot be reclaimed (RSS + 50 MiB
+     * again), not from the usage, which the cache fills to the limit. */
+    tl = sl_timeline_new(0);
+    for (int i = 0; i < 60; i++) {
+        uint64_t rss = (uint64_t)(100 * MIB + MIB * i);
+        sl_mem_sample s = {.t_s = i,
+                           .rss_bytes = rss,
+                           .cg_usage_bytes = (uint64_t)(4000 * MIB),
+                           .cg_limit_bytes = (uint64_t)(4 * 1024 * MIB),
+                           .cg_unreclaimable_bytes = rss + (uint64_t)(50 * MIB)};
+        sl_timeline_add(tl, &s);
+    }
+    sl_mem_judge(tl, 0, &v);
+    ASSERT_TRUE(v.limit_in_s > 4096 - 209 - 0.01 && v.limit_in_s < 4096 - 209 + 0.01);
+    ASSERT_STR_EQ(v.text, "growing: +60.0 MiB/min, limit reached in 65 min");
+    sl_timeline_destroy(tl);
 }
 
 static void test_fmt(void) {
