@@ -210,9 +210,24 @@ static bool s_stat_value(const char *stat, const char *key, uint64_t *value) {
     return false;
 }
 
+/* A memory.stat counter: v1's hierarchical total_<key> when there is one (this cgroup and its children, as the usage
+ * counts them), else <key>. */
+static bool s_stat_counter(const char *stat, bool v2, const char *key, uint64_t *value) {
+    char total[64];
+    snprintf(total, sizeof(total), "total_%s", key);
+    return (!v2 && s_stat_value(stat, total, value)) || s_stat_value(stat, key, value);
+}
+
 int sl_cgroup_read(const sl_cgroup *cg, uint64_t *usage_bytes, uint64_t *limit_bytes) {
-    *usage_bytes = 0;
-    *limit_bytes = 0;
+    sl_cgroup_memory m;
+    int rc = sl_cgroup_read_memory(cg, &m);
+    *usage_bytes = m.usage_bytes;
+    *limit_bytes = m.limit_bytes;
+    return rc;
+}
+
+int sl_cgroup_read_memory(const sl_cgroup *cg, sl_cgroup_memory *out) {
+    memset(out, 0, sizeof(*out));
     if (!cg || cg->version == 0)
         return sl__fail(SL_ENOENT, "no memory cgroup");
     const bool v2 = cg->version == 2;
@@ -221,14 +236,17 @@ int sl_cgroup_read(const sl_cgroup *cg, uint64_t *usage_bytes, uint64_t *limit_b
     uint64_t usage = 0;
     if (s_read_bytes(cg->dir, v2 ? "memory.current" : "memory.usage_in_bytes", &usage, &unlimited)) {
         any = true;
-        char stat[8192]; /* memory.stat is ~2 KiB; inactive_file sits in its first half on every kernel */
-        uint64_t inactive = 0;
+        /* memory.stat is 1-6 KiB; the LRU counters sit in its first half on every kernel. */
+        char stat[8192];
+        uint64_t inactive = 0, active = 0, working = usage, unreclaimable = usage;
         if (s_read_small(cg->dir, "memory.stat", stat, sizeof(stat)) &&
-            (v2 ? s_stat_value(stat, "inactive_file", &inactive)
-                : (s_stat_value(stat, "total_inactive_file", &inactive) ||
-                   s_stat_value(stat, "inactive_file", &inactive))))
-            usage = inactive < usage ? usage - inactive : 0;
-        *usage_bytes = unlimited ? 0 : usage;
+            s_stat_counter(stat, v2, "inactive_file", &inactive)) {
+            working = inactive < usage ? usage - inactive : 0;
+            if (s_stat_counter(stat, v2, "active_file", &active))
+                unreclaimable = inactive + active < usage ? usage - inactive - active : 0;
+        }
+        out->usage_bytes = unlimited ? 0 : working;
+        out->unreclaimable_bytes = unlimited ? 0 : unreclaimable;
     }
 
     /* The kernel enforces every ancestor's limit, so the one that bites is the smallest on the way up. */
@@ -253,6 +271,6 @@ int sl_cgroup_read(const sl_cgroup *cg, uint64_t *usage_bytes, uint64_t *limit_b
             len = base_len;
         dir[len] = '\0';
     }
-    *limit_bytes = limit;
+    out->limit_bytes = limit;
     return any ? 0 : sl__fail(SL_ENOENT, "%s: no memory usage or limit files", cg->dir);
 }

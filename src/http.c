@@ -12,6 +12,9 @@
 #include "sluice/sluice.h"
 
 #include <curl/curl.h>
+#include <openssl/opensslv.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <strings.h>
 
 #define S_DEFAULT_BODY_CAP ((size_t)1 << 20)
+#define S_KEEP_BODY ((size_t)64 << 10) /* a collected-body buffer larger than this is not kept for the next request */
 
 struct sl__http {
     CURLM *multi;
@@ -138,6 +142,60 @@ static void s_tally_status(long status) {
     }
 }
 
+/* ---- trusted CA certificates, loaded once per process ----
+ *
+ * libcurl (7.88, OpenSSL) loads the CA bundle into every connection's SSL_CTX, or keeps one copy per multi handle:
+ * with one multi handle per worker that is about 1 MiB per worker for the ~140 system CAs, more than everything else a
+ * worker holds. Instead, every SSL_CTX is given one shared, reference-counted X509_STORE loaded from the same default
+ * locations libcurl would use (CURLINFO_CAINFO/CAPATH), with the verification flags libcurl sets. Verification itself
+ * is unchanged: libcurl still checks the chain and the host name. Only when libcurl's TLS library is the OpenSSL of
+ * the same major version this was built with; otherwise libcurl's own loading stays. */
+
+static pthread_once_t s_ca_once = PTHREAD_ONCE_INIT;
+static X509_STORE *s_ca_store;                /* NULL when the locations could not be loaded */
+static char s_ca_file[1024], s_ca_path[1024]; /* libcurl's defaults */
+static char s_ca_error[1100];                 /* why they could not, in libcurl's words */
+static bool s_ca_shared;                      /* the shared store is used (decided once, in s_global_init) */
+
+static void s_ca_load(void) {
+    X509_STORE *store = X509_STORE_new();
+    if (!store) {
+        snprintf(s_ca_error, sizeof(s_ca_error), "out of memory for the trusted CA certificates");
+        return;
+    }
+    /* As libcurl: a location that is set must load. */
+    if (s_ca_file[0] && X509_STORE_load_file(store, s_ca_file) != 1)
+        snprintf(s_ca_error, sizeof(s_ca_error), "error setting certificate file: %s", s_ca_file);
+    else if (s_ca_path[0] && X509_STORE_load_path(store, s_ca_path) != 1)
+        snprintf(s_ca_error, sizeof(s_ca_error), "error setting certificate path: %s", s_ca_path);
+    else if (!s_ca_file[0] && !s_ca_path[0])
+        snprintf(s_ca_error, sizeof(s_ca_error), "no trusted CA certificates configured in libcurl");
+    if (s_ca_error[0]) {
+        X509_STORE_free(store);
+        return;
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+    s_ca_store = store;
+}
+
+static CURLcode s_ssl_ctx(CURL *easy, void *ssl_ctx, void *ud) {
+    (void)easy;
+    (void)ud;
+    pthread_once(&s_ca_once, s_ca_load);
+    if (!s_ca_store)
+        return CURLE_SSL_CACERT_BADFILE;
+    SSL_CTX_set1_cert_store(ssl_ctx, s_ca_store);
+    return CURLE_OK;
+}
+
+/* True when libcurl's TLS library is OpenSSL with the major version of the headers this was built with. */
+static bool s_curl_uses_our_openssl(void) {
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    char want[32];
+    snprintf(want, sizeof(want), "OpenSSL/%d.", (int)(OPENSSL_VERSION_NUMBER >> 28));
+    return v && v->ssl_version && strncmp(v->ssl_version, want, strlen(want)) == 0;
+}
+
 static pthread_once_t s_global_once = PTHREAD_ONCE_INIT;
 static CURLcode s_global_rc;
 
@@ -145,6 +203,16 @@ static bool s_proxy_env; /* a proxy variable libcurl reads is set */
 
 static void s_global_init(void) {
     s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    s_ca_shared = s_global_rc == CURLE_OK && s_curl_uses_our_openssl();
+    CURL *probe = s_ca_shared ? curl_easy_init() : NULL;
+    char *file = NULL, *path = NULL;
+    if (probe && curl_easy_getinfo(probe, CURLINFO_CAINFO, &file) == CURLE_OK && file)
+        snprintf(s_ca_file, sizeof(s_ca_file), "%s", file);
+    if (probe && curl_easy_getinfo(probe, CURLINFO_CAPATH, &path) == CURLE_OK && path)
+        snprintf(s_ca_path, sizeof(s_ca_path), "%s", path);
+    if (!probe || curl_easy_setopt(probe, CURLOPT_SSL_CTX_FUNCTION, s_ssl_ctx) != CURLE_OK)
+        s_ca_shared = false; /* a TLS backend without the hook */
+    curl_easy_cleanup(probe);
     static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         if (getenv(vars[i]))
@@ -199,6 +267,11 @@ sl__http *sl__http_new(const sl__http_options *opts) {
     /* Bodies are delivered exactly as they came: a gzip-encoded object is checksummed on its stored bytes and
      * decompressed by the store that asked for them (store_gcs.c), never by libcurl behind its back. */
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    if (s_ca_shared) {
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, s_ssl_ctx);
+        curl_easy_setopt(e, CURLOPT_CAINFO, NULL); /* the shared store replaces libcurl's own copy */
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
     if (!s_proxy_env) {
         /* No proxy in the environment: saying so spares libcurl looking it up again for every request. */
         curl_easy_setopt(e, CURLOPT_PROXY, "");
@@ -421,6 +494,12 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     h->streaming = streaming;
     h->body_len = 0;
     h->body_limit = req->body_cap ? req->body_cap : S_DEFAULT_BODY_CAP;
+    if (h->body_alloc > S_KEEP_BODY) {
+        /* A large answer (a listing page) is not held for the rest of the thread's life. */
+        free(h->body);
+        h->body = NULL;
+        h->body_alloc = 0;
+    }
     h->errbuf[0] = '\0';
     s_reset_response(resp);
     resp->body = NULL;
@@ -514,6 +593,8 @@ static int s_transport_error(sl__http *h) {
         return rc;
     }
     const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result);
+    if (h->result == CURLE_SSL_CACERT_BADFILE && s_ca_error[0])
+        why = s_ca_error; /* the shared store's (s_ca_load), not the callback's generic complaint */
     /* A certificate that does not verify will not verify on the next attempt either: not SL_EIO, so not retried.
      * There is no switch to turn verification off. */
     if (h->result == CURLE_SSL_CACERT_BADFILE)

@@ -39,6 +39,11 @@
 #define S_CORRUPT_ATTEMPTS 3u  /* tries of an object whose data fails its checksum */
 #define S_THROTTLE_WAIT_MS 20u /* how often a worker held back by the memory guard looks again */
 #define S_MIN_DEFAULT_MEMORY_LIMIT ((uint64_t)64 * 1024)
+#define S_MIN_BUFFER_SIZE ((size_t)4096)
+/* Per worker thread, beside its own struct (s_worker) and its stores' clients: the stack pages and malloc arena pages
+ * it touches (measured: 20-60 KiB), and its share of the queue (S_QUEUE_PER_WORKER items, each with a key). */
+#define S_THREAD_BYTES ((size_t)64 * 1024)
+#define S_QUEUE_PER_WORKER 4u
 
 typedef struct s_item {
     sl_object src;
@@ -66,7 +71,12 @@ struct sl_job {
     sl__op_config op_cfg;
     unsigned jobs;
     size_t buffer_size;
-    size_t buffer_count;
+    /* The budget (memory_limit_bytes): every worker's fixed memory (worker_fixed: its state, its stores' clients)
+     * is set aside, the rest is the pool, where each worker's transfer buffer and its writer's minimum (writer_min,
+     * a gs:// upload quantum) are promised, and writers grow into what is left. */
+    uint64_t memory_limit;
+    size_t worker_fixed;
+    size_t writer_min;
     bool dry_run;
     bool force;
     char job_tag[SL__JOB_TAG_CAP]; /* recorded in each output's source fingerprint (resume.h) */
@@ -111,6 +121,7 @@ struct sl_job {
     uint64_t mem_peak_rss;
     size_t mem_samples;
     uint64_t mem_cg_usage, mem_cg_limit; /* the cgroup's at the last sample; 0 when unknown */
+    uint64_t mem_cg_unreclaimable;       /* likewise */
 
     struct {
         pthread_mutex_t lock;
@@ -375,6 +386,55 @@ static uint64_t s_default_memory_limit(void) {
     return limit / 4 < S_MIN_DEFAULT_MEMORY_LIMIT ? S_MIN_DEFAULT_MEMORY_LIMIT : limit / 4;
 }
 
+static size_t s_worker_struct_bytes(void);
+static void s_human_bytes(uint64_t b, char *buf, size_t cap);
+
+/* What one worker needs at least, beside its transfer buffer. */
+static size_t s_worker_fixed(const sl_job *job, size_t *writer_min) {
+    sl__store_memory sm, dm = {0};
+    sl__store_memory_get(job->src, &sm);
+    if (job->dst)
+        sl__store_memory_get(job->dst, &dm);
+    *writer_min = dm.writer_min_bytes;
+    return s_worker_struct_bytes() + S_THREAD_BYTES + S_QUEUE_PER_WORKER * (sizeof(s_item) + S_KEY_CAP) +
+           sm.client_bytes + (job->dst ? dm.client_bytes : 0);
+}
+
+/* Concurrency never exceeds what the budget can feed: every worker's fixed memory, its transfer buffer and its
+ * writer's first quantum must fit, or the worker would only wait (or worse, grow past the budget). A budget too small
+ * for one worker with a full transfer buffer runs one worker with a smaller buffer; smaller still is refused. A default
+ * budget (a quarter of a small container's limit) is never smaller than one worker. */
+static int s_budget_workers(sl_job *job, bool given) {
+    job->worker_fixed = s_worker_fixed(job, &job->writer_min);
+    uint64_t fixed = (uint64_t)job->worker_fixed + job->writer_min;
+    uint64_t per_worker = fixed + job->buffer_size;
+    if (!given && job->memory_limit < per_worker)
+        job->memory_limit = per_worker;
+    if (job->memory_limit < per_worker) {
+        if (job->memory_limit < fixed + S_MIN_BUFFER_SIZE) {
+            char limit[32], need[32], own[32], upload[64] = "";
+            s_human_bytes(job->memory_limit, limit, sizeof(limit));
+            s_human_bytes(fixed + S_MIN_BUFFER_SIZE, need, sizeof(need));
+            s_human_bytes(job->worker_fixed, own, sizeof(own));
+            if (job->writer_min) {
+                char q[32];
+                s_human_bytes(job->writer_min, q, sizeof(q));
+                snprintf(upload, sizeof(upload), ", a %s upload buffer", q);
+            }
+            return sl__fail(SL_EINVAL,
+                            "--memory-limit %s is less than one worker needs: %s (%s for its state and clients%s, a "
+                            "transfer buffer of 4 KiB or more); give at least %lluK",
+                            limit, need, own, upload, (unsigned long long)((fixed + S_MIN_BUFFER_SIZE + 1023) / 1024));
+        }
+        job->buffer_size = (size_t)(job->memory_limit - fixed) / S_MIN_BUFFER_SIZE * S_MIN_BUFFER_SIZE;
+        per_worker = fixed + job->buffer_size;
+    }
+    uint64_t fit = job->memory_limit / per_worker;
+    if (job->jobs > fit)
+        job->jobs = (unsigned)fit;
+    return 0;
+}
+
 int sl_job_new(const sl_job_options *opts, sl_job **out) {
     if (!opts || !out)
         return sl__fail(SL_EINVAL, "sl_job_new: NULL argument");
@@ -523,24 +583,14 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     }
 
     job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
-    if (job->buffer_size < 4096)
-        job->buffer_size = 4096;
-    uint64_t limit = opts->memory_limit_bytes ? opts->memory_limit_bytes : s_default_memory_limit();
-    /* A budget smaller than one default buffer still runs: with one smaller buffer. */
-    if (limit < job->buffer_size && limit >= 4096)
-        job->buffer_size = (size_t)limit;
-    job->buffer_count = (size_t)(limit / job->buffer_size);
-    if (job->buffer_count == 0) {
-        rc = sl__fail(SL_EINVAL, "--memory-limit %llu bytes is smaller than one transfer buffer (%zu bytes)",
-                      (unsigned long long)limit, job->buffer_size);
-        goto on_error;
-    }
+    if (job->buffer_size < S_MIN_BUFFER_SIZE)
+        job->buffer_size = S_MIN_BUFFER_SIZE;
+    job->memory_limit = opts->memory_limit_bytes ? opts->memory_limit_bytes : s_default_memory_limit();
     job->jobs = opts->jobs ? opts->jobs : sl_job_default_jobs();
     if (job->jobs > 1024)
         job->jobs = 1024;
-    /* Concurrency never exceeds what the pool can feed: a worker without a buffer would only wait. */
-    if (job->jobs > job->buffer_count)
-        job->jobs = (unsigned)job->buffer_count;
+    if ((rc = s_budget_workers(job, opts->memory_limit_bytes != 0)) < 0)
+        goto on_error;
 
     *out = job;
     return 0;
@@ -924,6 +974,10 @@ typedef struct s_worker {
     char line[S_LINE_CAP];
 } s_worker;
 
+static size_t s_worker_struct_bytes(void) {
+    return sizeof(s_worker);
+}
+
 /* Streams an object through CRC32C. Returns 0 and sets *crc, or <0. */
 static int s_crc_of(sl_client *client, const char *key, unsigned char *buf, size_t cap, uint32_t *crc,
                     uint64_t *bytes) {
@@ -1017,7 +1071,8 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
         return rc;
     }
     if (job->dst) {
-        sl_write_options wo = {.size_hint = it->src.size};
+        /* Only a copy's size is known in advance. */
+        sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0};
         if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
             wo.source_fingerprint = w->fingerprint;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
@@ -1287,9 +1342,13 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
     unsigned from = atomic_load(&job->active_limit);
     unsigned to = from > 1 ? from / 2 : 1;
     atomic_store(&job->active_limit, to);
-    uint64_t used = s->cg_usage_bytes ? s->cg_usage_bytes : s->rss_bytes;
-    char limit[32], message[512];
+    /* The figure the sampler judged (sl_mem_warn_fn), named in the message: against a cgroup's limit, the memory
+     * page cache is not part of. */
+    uint64_t used = s->cg_unreclaimable_bytes ? s->cg_unreclaimable_bytes : s->rss_bytes;
+    const char *figure = s->cg_unreclaimable_bytes ? "cgroup memory that is not page cache" : "RSS";
+    char limit[32], amount[32], message[512];
     s_human_bytes(limit_bytes, limit, sizeof(limit));
+    s_human_bytes(used, amount, sizeof(amount));
     double percent = limit_bytes ? 100.0 * (double)used / (double)limit_bytes : 0;
     /* The slope so far, even when it is too small to call growing: a growing verdict already says it. */
     char trend[300], slope[32];
@@ -1301,11 +1360,12 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
         snprintf(trend, sizeof(trend), "%s", v->text);
     }
     if (from > to)
-        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); lowering workers from %u to %u",
-                 percent, limit, trend, from, to);
+        snprintf(message, sizeof(message),
+                 "memory at %.0f%% of the %s limit: %s of %s (%s); lowering workers from %u to %u", percent, limit,
+                 amount, figure, trend, from, to);
     else
-        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit (%s); workers already at %u", percent,
-                 limit, trend, to);
+        snprintf(message, sizeof(message), "memory at %.0f%% of the %s limit: %s of %s (%s); workers already at %u",
+                 percent, limit, amount, figure, trend, to);
     pthread_mutex_lock(&job->synced.lock);
     snprintf(job->synced.mem_warning, sizeof(job->synced.mem_warning), "%s", message);
     if (job->on_warning)
@@ -1325,6 +1385,7 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     sl_memwatch_last(mw, &last);
     job->mem_cg_usage = last.cg_usage_bytes;
     job->mem_cg_limit = last.cg_limit_bytes;
+    job->mem_cg_unreclaimable = last.cg_unreclaimable_bytes;
     const sl_timeline *tl = sl_memwatch_timeline(mw);
     sl_memwatch_judge(mw, &job->mem_verdict);
     job->mem_peak_rss = sl_timeline_peak_rss(tl);
@@ -1431,11 +1492,16 @@ int sl_job_run(sl_job *job) {
         (rc = sl_outfile_open(job->failures_path, SL_OUTFILE_STREAM, "the failure log", &job->synced.failures_log)) < 0)
         return rc;
 
-    size_t queue_capacity = (size_t)job->jobs * 4 + 16;
+    size_t queue_capacity = (size_t)job->jobs * S_QUEUE_PER_WORKER + 16;
     job->queue = sl__queue_new(queue_capacity);
-    job->pool = sl__pool_new(job->buffer_size, job->buffer_count);
+    /* Every worker's fixed memory comes off the budget first; the pool is the rest, where each worker's transfer
+     * buffer and first upload quantum are promised (s_budget_workers made sure they fit). */
+    job->pool = sl__pool_new_bytes(job->buffer_size, job->memory_limit - (uint64_t)job->jobs * job->worker_fixed);
     if (!job->queue || !job->pool)
         return sl__fail(SL_ENOMEM, "out of memory");
+    sl__pool_promise(job->pool, (uint64_t)job->jobs * (job->buffer_size + job->writer_min));
+    if (job->dst)
+        sl__store_set_budget(job->dst, job->pool);
 
     pthread_t *tids = calloc(job->jobs, sizeof(pthread_t));
     if (!tids)
@@ -1679,6 +1745,11 @@ int sl_job_write_report(const sl_job *job, const char *path) {
             (unsigned long long)st.bytes_listed, (unsigned long long)st.bytes_read,
             (unsigned long long)st.bytes_written, st.elapsed_s, rate, st.workers, (unsigned long long)st.peak_rss_bytes,
             j->dry_run ? "true" : "false");
+    /* The budget: what one worker needs at least, and the most that was counted in it at once. */
+    uint64_t counted = j->pool ? (uint64_t)st.workers * j->worker_fixed + sl__pool_peak(j->pool) : 0;
+    fprintf(f, "  \"budget\": {\"limit_bytes\": %llu, \"per_worker_bytes\": %llu, \"peak_bytes\": %llu},\n",
+            (unsigned long long)j->memory_limit, (unsigned long long)(j->worker_fixed + j->buffer_size + j->writer_min),
+            (unsigned long long)counted);
     sl_mem_verdict mv;
     s_mem_verdict(job, &mv);
     fputs("  \"memory\": {\"verdict\": ", f);
@@ -1686,12 +1757,13 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     fprintf(f,
             ", \"trend\": \"%s\", \"bytes_per_object\": %.1f, \"bytes_per_second\": %.1f, \"limit_bytes\": %llu, "
             "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"cgroup_usage_bytes\": %llu, \"cgroup_limit_bytes\": %llu, "
-            "\"warning\": ",
+            "\"cgroup_unreclaimable_bytes\": %llu, \"warning\": ",
             s_trend_name(mv.trend), s_finite(mv.bytes_per_object), s_finite(mv.bytes_per_second),
             (unsigned long long)mv.limit_bytes, j->mem_judged ? j->mem_samples : 0,
             (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0),
             (unsigned long long)(j->mem_judged ? j->mem_cg_usage : 0),
-            (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0));
+            (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0),
+            (unsigned long long)(j->mem_judged ? j->mem_cg_unreclaimable : 0));
     pthread_mutex_lock(&j->synced.lock);
     if (j->synced.mem_warning[0])
         s_put_json(f, j->synced.mem_warning);

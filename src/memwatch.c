@@ -200,8 +200,11 @@ void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_verdict *o
     uint64_t cg_limit = 0, cg_usage_last = 0;
     for (size_t i = n; i-- > 0 && !cg_limit;)
         cg_limit = sl_timeline_get(tl, i)->cg_limit_bytes;
-    if (n > 0)
-        cg_usage_last = sl_timeline_get(tl, n - 1)->cg_usage_bytes;
+    if (n > 0) {
+        /* What the kernel cannot reclaim is what runs into the limit; page cache makes way. */
+        const sl_mem_sample *last = sl_timeline_get(tl, n - 1);
+        cg_usage_last = last->cg_unreclaimable_bytes ? last->cg_unreclaimable_bytes : last->cg_usage_bytes;
+    }
     out->limit_bytes = limit_bytes ? limit_bytes : cg_limit;
 
     size_t skip = sl__mem_warmup(n);
@@ -243,8 +246,8 @@ void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_verdict *o
         goto done;
     }
 
-    /* Headroom left: against the cgroup's own usage when judging the cgroup's limit (that is what the kernel
-     * compares), else against the fitted RSS now (robust to a noisy last sample). */
+    /* Headroom left: against the cgroup's own memory when judging the cgroup's limit (what the kernel cannot reclaim
+     * is what reaches it), else against the fitted RSS now (robust to a noisy last sample). */
     const double t_last = t[used - 1], obj_last = objects[used - 1];
     const uint64_t limit = out->limit_bytes;
     bool reached = false;
@@ -355,11 +358,12 @@ static void s_check_warn(sl_memwatch *mw, const sl_mem_sample *s) {
         return;
     /* A limit given by the caller budgets what is watched (its RSS); the cgroup's limit is checked against the
      * cgroup's usage, which is what the kernel compares. Whichever is passed first warns. */
-    uint64_t limit = 0;
+    /* Against the cgroup's limit, what counts is what the kernel cannot reclaim: a cgroup whose usage is page cache
+     * (the files a job just wrote or read) is not close to an OOM kill. */
+    uint64_t limit = 0, cg_used = s->cg_unreclaimable_bytes ? s->cg_unreclaimable_bytes : s->rss_bytes;
     if (mw->opts.limit_bytes && (double)s->rss_bytes >= mw->warn_fraction * (double)mw->opts.limit_bytes)
         limit = mw->opts.limit_bytes;
-    else if (s->cg_limit_bytes && (double)(s->cg_usage_bytes ? s->cg_usage_bytes : s->rss_bytes) >=
-                                      mw->warn_fraction * (double)s->cg_limit_bytes)
+    else if (s->cg_limit_bytes && (double)cg_used >= mw->warn_fraction * (double)s->cg_limit_bytes)
         limit = s->cg_limit_bytes;
     if (!limit)
         return;
@@ -378,8 +382,12 @@ static void s_sample(sl_memwatch *mw, bool check_warn) {
     s.rss_bytes = mw->opts.rss ? mw->opts.rss(mw->opts.user_data) : sl_current_rss_bytes();
     if (mw->opts.counts)
         mw->opts.counts(mw->opts.user_data, &s.objects, &s.bytes);
-    if (mw->cg.version)
-        sl_cgroup_read(&mw->cg, &s.cg_usage_bytes, &s.cg_limit_bytes);
+    sl_cgroup_memory m;
+    if (mw->cg.version && sl_cgroup_read_memory(&mw->cg, &m) == 0) {
+        s.cg_usage_bytes = m.usage_bytes;
+        s.cg_limit_bytes = m.limit_bytes;
+        s.cg_unreclaimable_bytes = m.unreclaimable_bytes;
+    }
     pthread_mutex_lock(&mw->synced.lock);
     sl_timeline_add(mw->synced.tl, &s);
     mw->synced.last = s;

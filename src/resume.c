@@ -165,10 +165,13 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
                                     bool compare_content) {
     if (!dst || dst->is_prefix)
         return SL__RESUME_DO;
-    /* A copy of an encoded source holds its decompressed bytes: their size is not the listing's, and the
-     * fingerprint alone says the output is complete (a local output's fingerprint is void once its size changes). */
-    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) &&
-        (!compare_content || dst->size == src->size || src->content_encoding))
+    /* A copy is the source's bytes: whatever its fingerprint says, an output whose own size or CRC32C differs from
+     * the source's is not one. A copy of an encoded source holds its decompressed bytes: their size and CRC32C are not
+     * the listing's, and the fingerprint alone says the output is complete (a store reports a fingerprint only while
+     * the output is what was committed: resume.h). */
+    bool decoded = src->content_encoding && !dst->content_encoding;
+    bool same = decoded || (dst->size == src->size && !(dst->has_crc32c && src->has_crc32c && dst->crc32c != src->crc32c));
+    if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || same))
         return SL__RESUME_SKIP;
     /* Same size and CRC32C means the same bytes only when both sides are stored alike (a gs:// to gs:// copy of an
      * encoded object keeps it encoded). */

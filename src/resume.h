@@ -11,7 +11,10 @@
  * output was made from its decompressed bytes (sl_object.content_encoding).
  *
  * An output is complete when it exists and its recorded fingerprint matches the current source's: same size, same
- * generation (or mtime), same encoding, same job tag, and the same CRC32C when both sides know one. */
+ * generation (or mtime), same encoding, same job tag, and the same CRC32C when both sides know one. A store reports a
+ * recorded fingerprint only while the output is still exactly what was committed (local: the file's own size and
+ * mtime are recorded beside it; gs://: the object's own size and CRC32C, and a resumable upload gets its fingerprint
+ * only once its object has been checked), so no fingerprint ever vouches for an output cut short or changed since. */
 #ifndef SLUICE_RESUME_H
 #define SLUICE_RESUME_H
 
@@ -57,9 +60,9 @@ typedef enum sl__resume_action {
 } sl__resume_action;
 
 /* dst NULL: no output. compare_content: cp/sync (an output of the same size may be identical); false for map, whose
- * output can only be known complete by its fingerprint. For cp/sync a fingerprint match also needs the same size,
- * unless the source is encoded (its copy holds the decompressed bytes); an output sluice did not record is compared
- * by content only when both sides are stored alike. */
+ * output can only be known complete by its fingerprint. For cp/sync a fingerprint match also needs the same size and
+ * the same CRC32C when both sides know one, unless the source is encoded (its copy holds the decompressed bytes); an
+ * output sluice did not record is compared by content only when both sides are stored alike. */
 sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, const char *job_tag,
                                     bool compare_content);
 

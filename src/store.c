@@ -309,6 +309,19 @@ int sl__store_check_access(sl_store *store) {
     return store->vt->check_access ? store->vt->check_access(store) : 0;
 }
 
+void sl__store_memory_get(const sl_store *store, sl__store_memory *out) {
+    memset(out, 0, sizeof(*out));
+    if (store->vt->memory)
+        store->vt->memory(store, out);
+    if (!out->client_bytes)
+        out->client_bytes = SL__CLIENT_BYTES_DEFAULT;
+}
+
+void sl__store_set_budget(sl_store *store, sl__pool *budget) {
+    if (store->vt->set_budget)
+        store->vt->set_budget(store, budget);
+}
+
 int sl_delete(sl_client *client, const char *key) {
     if (!client || !key)
         return sl__fail(SL_EINVAL, "sl_delete: NULL argument");

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -35,6 +36,14 @@
 #define S_URL_CAP 16384
 #define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
 #define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
+#define S_TRAILER_CAP 256            /* the multipart closing boundary after the data */
+/* What one client holds for its life besides its upload buffer, for a job's budget: the URL and name scratch
+ * (20 KiB), the HTTP client (its struct with a 16 KiB spill, an answer body it keeps up to 64 KiB), curl's handles
+ * with their 16 KiB download and 64 KiB upload buffers and the connection; over TLS the connection's OpenSSL state
+ * too (about 100 KiB; the CA certificates are loaded once per process, see http.c), and the inflate state and input
+ * buffer of gzip-encoded downloads (about 110 KiB). Measured at 40-150 KiB without the last. */
+#define S_CLIENT_BYTES ((size_t)384 * 1024)
+#define S_CLIENT_BYTES_TLS ((size_t)512 * 1024)
 #define S_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,contentEncoding)"
 #define S_LIST_FIELDS_FP                                                                                               \
     "nextPageToken,prefixes,items(name,size,updated,generation,crc32c,md5Hash,contentEncoding,metadata)"
@@ -43,6 +52,9 @@
 #define S_META_KEY SL__GCS_META_KEY
 #define S_FP_CAP 256
 #define S_ZIN_CAP ((size_t)64 * 1024) /* compressed bytes handed to zlib at a time (gzip-encoded objects) */
+/* What a recorded fingerprint is followed by in the metadata: the object's own size and CRC32C at its commit. */
+#define S_OUT_FMT " out_size=%" PRIu64 " out_crc32c=%08" PRIx32
+#define S_OUT_CAP 64
 
 typedef struct s_store {
     sl_store base;
@@ -55,6 +67,9 @@ typedef struct s_store {
     char **headers; /* --header: sent with every request, NULL-terminated */
     /* Of the endpoint, fed by every client's requests (base.health points here). */
     sl__http_health health;
+    /* The job's budget, where upload buffers are counted (sl__store_set_budget); NULL: each writer holds up to a
+     * chunk of its own. */
+    sl__pool *budget;
 } s_store;
 
 typedef struct s_client {
@@ -63,10 +78,12 @@ typedef struct s_client {
     uint64_t rng;
     char *url;  /* S_URL_CAP scratch */
     char *name; /* full object name scratch */
-    /* Upload buffer: S_PREAMBLE_CAP bytes of room for multipart headers, then up to one chunk of data, then room
-     * for the closing boundary. Grows up to that bound as objects need it; kept for the thread's life. */
+    /* Upload buffer: S_PREAMBLE_CAP bytes of room for multipart headers, then up_data bytes of data (whole 256 KiB
+     * quanta, at most a chunk), then S_TRAILER_CAP for the closing boundary; up_map bytes mapped in all. It grows
+     * while an object needs it and the budget allows, and goes back to one quantum after each object. */
     unsigned char *up;
-    size_t up_alloc;
+    size_t up_map, up_data;
+    size_t up_budget;  /* bytes of it counted in the store's budget */
     char fp[S_FP_CAP]; /* the source fingerprint of the last stat */
     /* Decompression of gzip-encoded objects: made on the first such object, reset for each one after. */
     z_stream z;
@@ -191,6 +208,28 @@ static void s_object_from_json(json_t *item, sl_object *out) {
     json_t *enc = json_object_get(item, "contentEncoding");
     if (json_is_string(enc) && sl__gcs_is_gzip(json_string_value(enc), json_string_length(enc)))
         out->content_encoding = SL__GCS_GZIP;
+}
+
+/* A recorded value is "<fingerprint> out_size=N out_crc32c=X": the fingerprint the writer was given, then the
+ * object's own size and CRC32C when it was committed (S_OUT_FMT). The fingerprint is reported (copied into buf) only
+ * while the object still has that size and CRC32C, as the local store keeps its file's own size and mtime: an object
+ * cut short or replaced since, and a value without them (older versions recorded the fingerprint before the bytes of a
+ * resumable upload, so it cannot vouch for them), count as having no fingerprint. */
+static const char *s_fp_checked(const sl_object *obj, const char *value, char *buf, size_t cap) {
+    if (!value || !obj->has_crc32c)
+        return NULL;
+    const char *at = NULL;
+    for (const char *p = strstr(value, " out_size="); p; p = strstr(p + 1, " out_size="))
+        at = p;
+    if (!at || at == value || (size_t)(at - value) >= cap)
+        return NULL;
+    char want[S_OUT_CAP];
+    snprintf(want, sizeof(want), S_OUT_FMT, obj->size, obj->crc32c);
+    if (strcmp(at, want) != 0)
+        return NULL;
+    memcpy(buf, value, (size_t)(at - value));
+    buf[at - value] = '\0';
+    return buf;
 }
 
 /* ---- requests with retries ---- */
@@ -452,7 +491,10 @@ static void s_client_destroy(sl_client *base) {
     sl__http_destroy(c->http);
     free(c->url);
     free(c->name);
-    free(c->up);
+    if (c->up)
+        munmap(c->up, c->up_map);
+    if (c->up_budget)
+        sl__pool_unreserve(s_st(base)->budget, c->up_budget);
     free(c);
 }
 
@@ -506,6 +548,7 @@ typedef struct s_lister {
     unsigned long cycle_power, cycle_steps, pages;
     sl__gcs_page page;
     char key[4096];
+    char fp[S_FP_CAP]; /* the source fingerprint of the last object returned */
 } s_lister;
 
 static int s_fetch_page(s_lister *l) {
@@ -647,6 +690,7 @@ static int s_list_next(sl_lister *base, sl_object *out) {
             continue;
         out->key = l->key;
         out->key_len = nlen - plen;
+        out->source_fingerprint = s_fp_checked(out, out->source_fingerprint, l->fp, sizeof(l->fp));
         return 1;
     }
 }
@@ -686,10 +730,7 @@ static int s_stat_gen(s_client *c, const char *name, int64_t generation, sl_obje
         return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", s_st(&c->base)->bucket, name);
     }
     s_object_from_json(doc, out);
-    if (out->source_fingerprint) {
-        snprintf(c->fp, sizeof(c->fp), "%s", out->source_fingerprint);
-        out->source_fingerprint = c->fp;
-    }
+    out->source_fingerprint = s_fp_checked(out, out->source_fingerprint, c->fp, sizeof(c->fp));
     json_decref(doc);
     return 0;
 }
@@ -1180,34 +1221,103 @@ typedef struct s_writer {
     sl_writer base;
     s_client *client;
     char *name;
-    size_t len;        /* bytes buffered in the client's upload buffer (after the preamble room) */
-    uint64_t sent;     /* bytes already persisted by the resumable session */
-    uint32_t crc;      /* of everything written */
-    char *session;     /* resumable upload session URI, NULL until the first chunk */
-    char *fingerprint; /* recorded as the custom metadata S_META_KEY; NULL: none */
+    size_t len;         /* bytes buffered in the client's upload buffer (after the preamble room) */
+    uint64_t sent;      /* bytes already persisted by the resumable session */
+    uint64_t size_hint; /* the size the object should have (sl_write_options), 0 if unknown */
+    uint32_t crc;       /* of everything written */
+    char *session;      /* resumable upload session URI, NULL until the first chunk */
+    char *fingerprint;  /* recorded as the custom metadata S_META_KEY; NULL: none */
 } s_writer;
 
 static unsigned char *s_data(s_client *c) {
     return c->up + S_PREAMBLE_CAP;
 }
 
-/* Makes room for `need` buffered data bytes (plus the multipart trailer). */
-static int s_reserve(s_client *c, size_t need) {
-    size_t want = S_PREAMBLE_CAP + need + 256;
-    if (want <= c->up_alloc)
-        return 0;
-    size_t n = c->up_alloc ? c->up_alloc : 65536;
-    while (n < want)
-        n *= 2;
-    size_t max = S_PREAMBLE_CAP + (size_t)s_st(&c->base)->chunk + 256;
-    if (n > max)
-        n = max;
-    unsigned char *p = realloc(c->up, n);
-    if (!p)
-        return sl__fail(SL_ENOMEM, "out of memory for the upload buffer");
-    c->up = p;
-    c->up_alloc = n;
+/* Bytes mapped for `data` bytes of data room. */
+static size_t s_map_size(size_t data) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = S_PREAMBLE_CAP + data + S_TRAILER_CAP;
+    return (n + page - 1) / page * page;
+}
+
+/* Maps the upload buffer anew for `data` bytes of data room, keeping what it holds. mmap rather than malloc: what is
+ * given back returns to the system at once, instead of staying in an allocator's arena, outside any budget. The
+ * budget is the caller's business. */
+static int s_remap(s_client *c, size_t data) {
+    size_t want = s_map_size(data);
+    if (want != c->up_map) {
+        void *p = c->up ? mremap(c->up, c->up_map, want, MREMAP_MAYMOVE)
+                        : mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return sl__fail_errno(errno, "no memory for a %zu-byte upload buffer", want);
+        c->up = p;
+        c->up_map = want;
+    }
+    c->up_data = data;
     return 0;
+}
+
+static size_t s_quanta(uint64_t n) {
+    return (size_t)((n + S_UPLOAD_QUANTUM - 1) / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM);
+}
+
+/* Makes more data room, towards `need` bytes (at most a chunk). With a budget, the first quantum is waited for (the
+ * job promised one to each writer), and room beyond it is taken only from what the budget has to spare now, in
+ * smaller steps when a large one does not fit: a writer never waits for memory it merely wants, and a writer that has
+ * its quantum can always go on, sending what it holds as a chunk of a resumable upload. Returns 0 when the room grew
+ * (or was enough), 1 when no more can be had now, <0 on error. */
+static int s_grow(s_client *c, size_t need) {
+    s_store *st = s_st(&c->base);
+    size_t chunk = (size_t)st->chunk, have = c->up_data;
+    if (need <= have)
+        return 0;
+    size_t target = s_quanta(need > 2 * (uint64_t)have ? need : 2 * (uint64_t)have);
+    if (target > chunk)
+        target = chunk;
+    if (!st->budget)
+        return s_remap(c, target);
+    if (!c->up_budget) {
+        size_t first = s_map_size(S_UPLOAD_QUANTUM);
+        if (!sl__pool_reserve(st->budget, first))
+            return sl__fail(SL_ECANCELED, "gs://%s: no upload buffer: the job is stopping", st->bucket);
+        c->up_budget = first;
+        int rc = s_remap(c, S_UPLOAD_QUANTUM);
+        if (rc < 0) {
+            sl__pool_unreserve(st->budget, first);
+            c->up_budget = 0;
+            return rc;
+        }
+        if (need <= c->up_data)
+            return 0;
+        have = c->up_data;
+        if (target < have)
+            target = have;
+    }
+    while (target > have) {
+        size_t extra = s_map_size(target) - c->up_budget;
+        if (sl__pool_try_reserve(st->budget, extra)) {
+            int rc = s_remap(c, target);
+            if (rc < 0) {
+                sl__pool_unreserve(st->budget, extra);
+                return rc;
+            }
+            c->up_budget += extra;
+            return 0;
+        }
+        target = have + (target - have) / 2 / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM;
+    }
+    return 1;
+}
+
+/* After an object: back to one quantum, the rest returned (to the budget and to the system). */
+static void s_shrink(s_client *c) {
+    s_store *st = s_st(&c->base);
+    if (c->up_data <= S_UPLOAD_QUANTUM || s_remap(c, S_UPLOAD_QUANTUM) < 0)
+        return;
+    if (st->budget && c->up_budget > c->up_map) {
+        sl__pool_unreserve(st->budget, c->up_budget - c->up_map);
+        c->up_budget = c->up_map;
+    }
 }
 
 static int s_write_open(sl_client *base, const char *key, const sl_write_options *opts, sl_writer **out) {
@@ -1228,11 +1338,13 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
     }
     w->base.client = base;
     w->client = c;
+    w->size_hint = opts->size_hint;
     *out = &w->base;
     return 0;
 }
 
 static void s_write_free(s_writer *w) {
+    s_shrink(w->client);
     free(w->fingerprint);
     free(w->session);
     free(w->name);
@@ -1245,18 +1357,178 @@ static bool s_landed(s_client *c, s_writer *w, uint64_t size) {
     return s_stat_name(c, w->name, &obj) == 0 && obj.size == size && obj.has_crc32c && obj.crc32c == w->crc;
 }
 
-/* `,"metadata":{"sluice-source":"..."}` for the upload's resource JSON, or "" when there is no fingerprint. */
-static void s_custom_metadata(const s_writer *w, char *buf, size_t cap) {
+/* `"metadata":{"sluice-source":"<fingerprint> out_size=N out_crc32c=X"}` for an object of `size` bytes with the CRC32C
+ * of everything written (s_fp_checked reads it back), or "" when there is no fingerprint. */
+static void s_custom_metadata(const s_writer *w, uint64_t size, char *buf, size_t cap) {
     buf[0] = '\0';
     if (!w->fingerprint)
         return;
-    int n = snprintf(buf, cap, ",\"metadata\":{\"" S_META_KEY "\":");
-    size_t q = sl_json_quote(buf + n, cap - (size_t)n, w->fingerprint, strlen(w->fingerprint));
+    char value[S_FP_CAP + S_OUT_CAP];
+    snprintf(value, sizeof(value), "%s" S_OUT_FMT, w->fingerprint, size, w->crc);
+    int n = snprintf(buf, cap, "\"metadata\":{\"" S_META_KEY "\":");
+    size_t q = sl_json_quote(buf + n, cap - (size_t)n, value, strlen(value));
     if ((size_t)n + q + 2 > cap) {
         buf[0] = '\0';
         return;
     }
     memcpy(buf + n + q, "}", 2);
+}
+
+/* The object an upload created, as the answer that completed it (or a stat) describes it. */
+typedef struct s_created {
+    uint64_t size;
+    uint32_t crc32c;
+    bool has_crc32c;
+    int64_t generation;
+    int64_t metageneration; /* 0 if not given */
+} s_created;
+
+/* Reads an object resource; false when the body is not one (no size or generation). */
+static bool s_created_parse(const char *body, size_t len, s_created *out) {
+    memset(out, 0, sizeof(*out));
+    json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    bool ok = false;
+    if (json_is_object(doc) && json_object_get(doc, "size") && json_object_get(doc, "generation")) {
+        out->size = s_json_u64(json_object_get(doc, "size"));
+        out->generation = (int64_t)s_json_u64(json_object_get(doc, "generation"));
+        out->metageneration = (int64_t)s_json_u64(json_object_get(doc, "metageneration"));
+        const char *crc = json_string_value(json_object_get(doc, "crc32c"));
+        out->has_crc32c = crc && sl__gcs_unb64_crc(crc, &out->crc32c);
+        ok = out->generation > 0;
+    }
+    json_decref(doc);
+    return ok;
+}
+
+/* Deletes exactly generation `gen` of the object being written (ifGenerationMatch), so that only what this upload
+ * created can go. 0 once that generation is gone (now, earlier, or replaced by a newer one); <0 with the reason. */
+static int s_delete_created(s_writer *w, int64_t gen) {
+    s_client *c = w->client;
+    size_t at = s_object_url(c, w->name, "/storage/v1");
+    char num[48];
+    snprintf(num, sizeof(num), "?ifGenerationMatch=%" PRId64, gen);
+    s_url_add(c, &at, num, false);
+    sl__http_request req = {.method = "DELETE", .url = c->url};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = sl__now_ms()};
+    int rc = s_perform(c, &req, NULL, &resp, true, &a); /* the precondition makes a repeat harmless */
+    if (rc < 0)
+        return rc;
+    if (resp.status == 200 || resp.status == 204 || resp.status == 404 || resp.status == 412)
+        return 0;
+    return s_http_error(c, w->name, &resp);
+}
+
+/* The object an upload created is not the one sent: it is deleted (that generation only), and the upload fails with
+ * SL_ECORRUPT, so the job sends the object again before reporting it. Even if the delete fails, a rerun does not take
+ * it for complete: a multipart upload's recorded output size and CRC32C are those sent, which the object does not
+ * have, and a resumable upload's fingerprint is only attached once its object is checked (s_record_fingerprint). */
+static int s_reject_created(s_writer *w, const s_created *obj, const char *what) {
+    s_store *st = s_st(&w->client->base);
+    char why[1024] = "the object was deleted";
+    if (s_delete_created(w, obj->generation) < 0)
+        snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
+    return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; %s", st->bucket, w->name, what, why);
+}
+
+/* The answer that completed an upload of `total` bytes must describe an object of that size with the CRC32C of the
+ * bytes sent (when it gives one). An answer without the object resource is checked with a stat instead, which may see
+ * a later writer's object: that one is reported, never deleted. Fills *obj. */
+static int s_check_created(s_writer *w, const sl__http_response *resp, uint64_t total, s_created *obj) {
+    s_client *c = w->client;
+    s_store *st = s_st(&c->base);
+    bool answered = s_created_parse(resp->body, resp->body_len, obj);
+    if (!answered) {
+        size_t at = s_object_url(c, w->name, "/storage/v1");
+        s_url_add(c, &at, "?fields=size,generation,metageneration,crc32c", false);
+        sl__http_request req = {.method = "GET", .url = c->url};
+        sl__http_response sresp;
+        s_attempts a = {.started_ms = sl__now_ms()};
+        int rc = s_perform(c, &req, NULL, &sresp, true, &a);
+        if (rc == 0 && sresp.status != 200)
+            rc = s_http_error(c, w->name, &sresp);
+        if (rc < 0)
+            return rc;
+        if (!s_created_parse(sresp.body, sresp.body_len, obj))
+            return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", st->bucket, w->name);
+    }
+    if (obj->size == total && (!obj->has_crc32c || obj->crc32c == w->crc))
+        return 0;
+    char what[256], stored_crc[24] = "no CRC32C";
+    if (obj->has_crc32c)
+        snprintf(stored_crc, sizeof(stored_crc), "CRC32C %08" PRIx32, obj->crc32c);
+    snprintf(what, sizeof(what),
+             "upload completed, but the server stored %" PRIu64 " bytes (%s), not the %" PRIu64
+             " bytes sent (CRC32C %08" PRIx32 ")",
+             obj->size, stored_crc, total, w->crc);
+    if (answered)
+        return s_reject_created(w, obj, what);
+    return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; left in place: it may be another writer's", st->bucket, w->name,
+                    what);
+}
+
+/* A 200 or 201 to a chunk that was not the last: the server made an object of what it had, which is not the object
+ * being written. `sent` bytes have been handed to the session so far, and more were to come. */
+static int s_completed_early(s_writer *w, const sl__http_response *resp, uint64_t sent) {
+    s_store *st = s_st(&w->client->base);
+    free(w->session); /* complete: nothing left to cancel */
+    w->session = NULL;
+    char of[48];
+    if (w->size_hint > sent)
+        snprintf(of, sizeof(of), "%" PRIu64, w->size_hint);
+    else
+        snprintf(of, sizeof(of), "more than %" PRIu64, sent);
+    s_created obj;
+    if (!s_created_parse(resp->body, resp->body_len, &obj))
+        return sl__fail(SL_ECORRUPT,
+                        "gs://%s/%s: upload completed early, before %s bytes were sent, and the answer does not say "
+                        "what was stored",
+                        st->bucket, w->name, of);
+    char what[128];
+    snprintf(what, sizeof(what), "upload completed early at %" PRIu64 " of %s bytes", obj.size, of);
+    return s_reject_created(w, &obj, what);
+}
+
+/* A resumable upload's metadata goes out before its bytes, so its fingerprint is attached only now that the object is
+ * known to be the one sent: a patch of exactly that generation and metageneration, which cannot land on anything
+ * else. A retry whose earlier attempt landed finds its value there. If it cannot be recorded (an account may create
+ * objects without being allowed to update them), the object is still complete and committed: a rerun simply does not
+ * know it is, as with a local file system that keeps no xattrs. */
+static void s_record_fingerprint(s_writer *w, const s_created *obj) {
+    if (!w->fingerprint)
+        return;
+    s_client *c = w->client;
+    char custom[(S_FP_CAP + S_OUT_CAP) * 6 + 64], body[sizeof(custom) + 8];
+    s_custom_metadata(w, obj->size, custom, sizeof(custom));
+    if (!custom[0])
+        return;
+    snprintf(body, sizeof(body), "{%s}", custom);
+    size_t at = s_object_url(c, w->name, "/storage/v1");
+    char num[96];
+    snprintf(num, sizeof(num), "?ifGenerationMatch=%" PRId64, obj->generation);
+    s_url_add(c, &at, num, false);
+    if (obj->metageneration > 0) {
+        snprintf(num, sizeof(num), "&ifMetagenerationMatch=%" PRId64, obj->metageneration);
+        s_url_add(c, &at, num, false);
+    }
+    s_url_add(c, &at, "&fields=generation", false);
+    const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
+    sl__http_request req = {.method = "PATCH", .url = c->url, .body = body, .body_len = strlen(body)};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = sl__now_ms()};
+    (void)s_perform(c, &req, extra, &resp, true, &a); /* the preconditions make a repeat harmless */
+}
+
+/* The last answer of a resumable upload of `total` bytes completed it: check the object, then attach the
+ * fingerprint. */
+static int s_finish_resumable(s_writer *w, const sl__http_response *resp, uint64_t total) {
+    free(w->session); /* complete: nothing left to cancel */
+    w->session = NULL;
+    s_created obj;
+    int rc = s_check_created(w, resp, total, &obj);
+    if (rc == 0)
+        s_record_fingerprint(w, &obj);
+    return rc;
 }
 
 /* Single-request upload (multipart: metadata with the CRC32C, then the bytes). */
@@ -1270,14 +1542,13 @@ static int s_upload_multipart(s_writer *w) {
     size_t qn = sl_json_quote(NULL, 0, w->name, strlen(w->name));
     if (qn + 1024 > sizeof(meta))
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
-    char quoted[S_PREAMBLE_CAP - 1024], custom[S_FP_CAP * 6 + 64];
+    char quoted[S_PREAMBLE_CAP - 1024], custom[(S_FP_CAP + S_OUT_CAP) * 6 + 64];
     sl_json_quote(quoted, sizeof(quoted), w->name, strlen(w->name));
-    s_custom_metadata(w, custom, sizeof(custom));
-    int m =
-        snprintf(meta, sizeof(meta),
-                 "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"%s}\r\n"
-                 "--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
-                 boundary, quoted, crc, custom, boundary);
+    s_custom_metadata(w, w->len, custom, sizeof(custom));
+    int m = snprintf(meta, sizeof(meta),
+                     "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":%s,\"crc32c\":\"%s\"%s%s}"
+                     "\r\n--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
+                     boundary, quoted, crc, custom[0] ? "," : "", custom, boundary);
     if (m < 0 || (size_t)m >= sizeof(meta))
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
     /* The preamble goes right in front of the data and the trailer right after it: one contiguous body, no copy
@@ -1306,8 +1577,10 @@ static int s_upload_multipart(s_writer *w) {
         sl__http_response resp;
         int rc = s_perform(c, &req, extra, &resp, false, &a);
         bool ambiguous = rc == SL_EIO || (rc == 0 && sl__retry_status(resp.status));
-        if (rc == 0 && resp.status == 200)
-            return 0;
+        if (rc == 0 && resp.status == 200) {
+            s_created obj;
+            return s_check_created(w, &resp, w->len, &obj);
+        }
         if (rc < 0 && rc != SL_EIO)
             return rc;
         if (!ambiguous)
@@ -1342,14 +1615,8 @@ static int s_start_session(s_writer *w) {
     s_url_add(c, &at, "/o?uploadType=resumable&name=", false);
     s_url_add(c, &at, w->name, true);
     const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
-    char body[S_FP_CAP * 6 + 64];
-    s_custom_metadata(w, body + 1, sizeof(body) - 2);
-    body[0] = '{';
-    if (body[1])
-        body[1] = ' '; /* the leading comma */
-    size_t blen = strlen(body);
-    memcpy(body + blen, "}", 2);
-    sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = blen + 1};
+    /* No fingerprint yet: it is attached once the object is complete and checked (s_record_fingerprint). */
+    sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, extra, &resp, true, &a); /* starting a session changes nothing: safe to repeat */
@@ -1394,10 +1661,12 @@ static int s_send_chunk(s_writer *w, bool final) {
         sl__http_response resp;
         /* A chunk is idempotent only together with the status query below, which the loop does itself. */
         int rc = s_perform(c, &req, extra, &resp, false, &a);
-        if (rc == 0 && final && (resp.status == 200 || resp.status == 201)) {
+        if (rc == 0 && (resp.status == 200 || resp.status == 201)) {
+            if (!final)
+                return s_completed_early(w, &resp, total);
             w->sent = total;
             w->len = 0;
-            return 0;
+            return s_finish_resumable(w, &resp, total);
         }
         if (rc == 0 && !final && resp.status == 308 && s_persisted(&resp) == total) {
             w->sent = total;
@@ -1420,10 +1689,10 @@ static int s_send_chunk(s_writer *w, bool final) {
             return rc;
         if (sresp.status == 200 || sresp.status == 201) {
             if (!final)
-                return sl__fail(SL_EIO, "gs://%s/%s: upload completed early", st->bucket, w->name);
+                return s_completed_early(w, &sresp, total);
             w->sent = total;
             w->len = 0;
-            return 0;
+            return s_finish_resumable(w, &sresp, total);
         }
         if (sresp.status != 308)
             return s_http_error(c, w->name, &sresp);
@@ -1448,18 +1717,22 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
     const unsigned char *p = buf;
     w->crc = sl__crc32c_update(w->crc, buf, len);
     while (len) {
-        if (w->len == chunk) {
-            /* A full chunk and more to come: this object goes up in a resumable session. */
-            int rc = w->session ? 0 : s_start_session(w);
-            if (rc == 0)
-                rc = s_send_chunk(w, false);
+        if (w->len == c->up_data) {
+            int rc = w->len < chunk ? s_grow(c, len < chunk - w->len ? w->len + len : chunk) : 1;
             if (rc < 0)
                 return rc;
+            if (rc == 1) {
+                /* The buffer is full (a chunk, or all the budget allows now) and more is to come: this object goes
+                 * up in a resumable session, in chunks of what fits. */
+                rc = w->session ? 0 : s_start_session(w);
+                if (rc == 0)
+                    rc = s_send_chunk(w, false);
+                if (rc < 0)
+                    return rc;
+            }
+            continue;
         }
-        size_t n = chunk - w->len < len ? chunk - w->len : len;
-        int rc = s_reserve(c, w->len + n);
-        if (rc < 0)
-            return rc;
+        size_t n = c->up_data - w->len < len ? c->up_data - w->len : len;
         memcpy(s_data(c) + w->len, p, n);
         w->len += n;
         p += n;
@@ -1477,7 +1750,7 @@ static void s_cancel_session(s_writer *w) {
 
 static int s_write_commit(sl_writer *base) {
     s_writer *w = (s_writer *)base;
-    int rc = s_reserve(w->client, w->len);
+    int rc = w->client->up ? 0 : s_grow(w->client, 1); /* an empty object still needs room for the preamble */
     if (rc == 0)
         rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
     if (rc < 0 && w->session) {
@@ -1590,6 +1863,16 @@ static int s_check_access(sl_store *base) {
     return rc;
 }
 
+static void s_memory(const sl_store *base, sl__store_memory *out) {
+    const s_store *st = (const s_store *)base;
+    out->client_bytes = strncmp(st->endpoint, "https://", 8) == 0 ? S_CLIENT_BYTES_TLS : S_CLIENT_BYTES;
+    out->writer_min_bytes = s_map_size(S_UPLOAD_QUANTUM);
+}
+
+static void s_set_budget(sl_store *base, sl__pool *budget) {
+    ((s_store *)base)->budget = budget;
+}
+
 static const sl_store_vtable s_vtable = {
     .client_new = s_client_new,
     .client_destroy = s_client_destroy,
@@ -1607,5 +1890,7 @@ static const sl_store_vtable s_vtable = {
     .del = s_del,
     .copy = s_copy,
     .check_access = s_check_access,
+    .memory = s_memory,
+    .set_budget = s_set_budget,
     .close = s_close,
 };

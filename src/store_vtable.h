@@ -5,6 +5,17 @@
 
 #include "sluice/store.h"
 
+#include "pool.h"
+
+/* What one client of a store costs in memory, for a job's budget (sl__store_memory_get). */
+typedef struct sl__store_memory {
+    size_t client_bytes;     /* held for the client's whole life at most: connection, TLS state, scratch */
+    size_t writer_min_bytes; /* budget bytes a writer needs before it can write anything; 0: none */
+} sl__store_memory;
+
+/* A client whose store does not say (sl_store_vtable.memory): small scratch only. */
+#define SL__CLIENT_BYTES_DEFAULT ((size_t)32 * 1024)
+
 typedef struct sl_store_vtable {
     int (*client_new)(sl_store *store, sl_client **out);
     void (*client_destroy)(sl_client *client);
@@ -26,6 +37,11 @@ typedef struct sl_store_vtable {
     int (*copy)(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key);
     /* Optional: fails when the store cannot be used at all (no usable credentials), before any object is tried. */
     int (*check_access)(sl_store *store);
+    /* Optional: what a client costs (zeros mean the defaults above). */
+    void (*memory)(const sl_store *store, sl__store_memory *out);
+    /* Optional: from now on the store takes the memory of its writers' buffers from `budget` (which must outlive the
+     * store's clients), instead of holding up to a chunk per writer of its own. */
+    void (*set_budget)(sl_store *store, sl__pool *budget);
     void (*close)(sl_store *store); /* frees the backend's part; store.c frees base.url afterwards */
 } sl_store_vtable;
 
@@ -92,6 +108,11 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
 int sl__store_copy(sl_client *client, const sl_store *src, const char *src_key, const char *dst_key);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
+/* The vtable's memory hook, with the defaults filled in. */
+void sl__store_memory_get(const sl_store *store, sl__store_memory *out);
+/* The vtable's set_budget hook; nothing when the store has none (it keeps no buffers of its own). Set it before
+ * creating the clients that should use it. */
+void sl__store_set_budget(sl_store *store, sl__pool *budget);
 
 /* How the objects of two stores relate, whatever their scheme. Local directories are compared by where they really
  * are: the realpath of each one's longest existing part plus the part not created yet, and by device and inode along

@@ -159,9 +159,11 @@ static const char s_job_options_help[] =
     "                       path component, `dir/**.csv` the whole key)\n"
     "  --exclude GLOB       skip keys matching GLOB (repeatable; wins over --include)\n"
     "  -j, --jobs N         worker threads (default: 4 per CPU, at least 4)\n"
-    "  --memory-limit SIZE  budget for transfer buffers, e.g. 64M, 1G (default 256M, or a quarter of\n"
-    "                       the container's memory limit when that is smaller). Past 80 % of the\n"
-    "                       container's limit sluice warns once and halves its active workers\n"
+    "  --memory-limit SIZE  the memory budget of everything that grows with workers or upload chunks\n"
+    "                       (buffers, clients, workers' state), e.g. 64M, 1G (default 256M, or a\n"
+    "                       quarter of the container's memory limit when that is smaller); -j is\n"
+    "                       lowered to what it can feed. Past 80 % of the container's limit (memory\n"
+    "                       other than page cache) sluice warns once and halves its active workers\n"
     "  --dry-run            list what would be done, change nothing\n"
     "  --force              redo every object, even those whose output is already complete\n"
     "  --report FILE        write a JSON report: counts, bytes, duration, failures, peak RSS, and\n"
@@ -564,8 +566,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         }
         break;
     case O_MEMORY:
-        if (!sl_cli_parse_size(value, &c->memory_limit) || c->memory_limit < 65536) {
-            s_err(c, "--memory-limit takes a size of at least 64K such as 64M or 1G, not '%s'", value);
+        /* How much is enough depends on the stores: the job says, naming the least it can work with. */
+        if (!sl_cli_parse_size(value, &c->memory_limit) || c->memory_limit == 0) {
+            s_err(c, "--memory-limit takes a size such as 64M or 1G, not '%s'", value);
             return -1;
         }
         break;

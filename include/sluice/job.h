@@ -2,9 +2,10 @@
  *
  *   lister -> include/exclude -> bounded queue -> N worker threads -> operation -> commit -> counters
  *
- * Every queue is bounded and transfer buffers come from one pool sized by memory_limit_bytes; nothing is kept per
- * object once it is done, so memory does not grow with the number of objects. Each worker creates its store
- * clients (and the operation's per-thread state) once when it starts and reuses them until it exits. */
+ * Every queue is bounded and every byte that grows with workers or upload chunks comes out of one budget,
+ * memory_limit_bytes; nothing is kept per object once it is done, so memory does not grow with the number of objects.
+ * Each worker creates its store clients (and the operation's per-thread state) once when it starts and reuses them
+ * until it exits. */
 #ifndef SLUICE_JOB_H
 #define SLUICE_JOB_H
 
@@ -70,12 +71,15 @@ typedef struct sl_job_options {
     size_t include_count;
     const char *const *exclude; /* an object matching any of these is skipped */
     size_t exclude_count;
-    unsigned jobs;               /* worker threads; 0 = default (sl_job_default_jobs) */
-    uint64_t memory_limit_bytes; /* transfer buffer budget; 0 = default: SL_JOB_DEFAULT_MEMORY_LIMIT, or a quarter
-                                  * of the memory cgroup's limit when that is smaller (sl_cgroup_find), at least
-                                  * 64 KiB */
-    size_t buffer_size_bytes;    /* one transfer buffer; 0 = default (256 KiB) */
-    bool dry_run;                /* list and filter, report what would be done, touch nothing */
+    unsigned jobs; /* worker threads; 0 = default (sl_job_default_jobs); lowered to what memory_limit_bytes feeds */
+    /* The budget of all the memory that grows with workers or upload chunk size: each worker's own state and its
+     * stores' clients, transfer buffers, gs:// upload buffers (a writer grows beyond 256 KiB only into what is spare,
+     * sending smaller chunks otherwise). 0 = default: SL_JOB_DEFAULT_MEMORY_LIMIT, or a quarter of the memory
+     * cgroup's limit when that is smaller (sl_cgroup_find), never less than one worker needs. A limit given that is
+     * less than one worker needs fails sl_job_new with SL_EINVAL, naming the least that works. */
+    uint64_t memory_limit_bytes;
+    size_t buffer_size_bytes; /* one transfer buffer; 0 = default (256 KiB) */
+    bool dry_run;             /* list and filter, report what would be done, touch nothing */
     /* Resume: unless force is set, an object whose output is already complete is skipped (counted in
      * objects_skipped), so rerunning an interrupted job is resuming it. Every output is committed with the
      * fingerprint of its source (sl_write_options.source_fingerprint): size, generation (gs://) or mtime (local),
@@ -120,10 +124,11 @@ typedef struct sl_job_options {
      * 0 = SL_JOB_DEFAULT_GRACE_MS; SL_JOB_NO_GRACE aborts at once. */
     unsigned grace_ms;
     /* Memory: every job samples its own RSS, objects done and bytes read, and its cgroup (sluice/memwatch.h) on a
-     * thread of its own while it runs. When the cgroup's usage first passes 80 % of the cgroup's limit, on_warning
-     * is called once and the number of workers allowed to take new objects is halved (never below 1); with no
-     * cgroup limit there is no warning. Tests point the cgroup lookup at fake trees with $SLUICE_CGROUP_ROOT and
-     * $SLUICE_PROC_CGROUP (see sl_cgroup_find). */
+     * thread of its own while it runs. When the cgroup's memory that cannot be reclaimed (its usage minus page cache,
+     * sl_cgroup_memory.unreclaimable_bytes) first passes 80 % of the cgroup's limit, on_warning is called once (the
+     * message names that figure) and the number of workers allowed to take new objects is halved (never below 1);
+     * with no cgroup limit there is no warning. Tests point the cgroup lookup at fake trees with $SLUICE_CGROUP_ROOT
+     * and $SLUICE_PROC_CGROUP (see sl_cgroup_find). */
     unsigned mem_interval_ms;  /* between samples; 0 = 1000 */
     const char *timeline_path; /* if set, every sample as a CSV line (sl_memwatch_options.timeline_path) */
     const char *chart_path;    /* if set, an SVG chart of the run written at its end (sl_mem_chart_svg) */

@@ -25,8 +25,10 @@ typedef struct sl_mem_sample {
                               * function returns (sluice watch: a process tree's PSS, see sl_proc_tree_rss) */
     uint64_t objects;        /* objects done so far (0 when not a job) */
     uint64_t bytes;          /* bytes done so far */
-    uint64_t cg_usage_bytes; /* cgroup memory usage, 0 if unknown */
+    uint64_t cg_usage_bytes; /* cgroup memory usage (the working set, sl_cgroup_read), 0 if unknown */
     uint64_t cg_limit_bytes; /* cgroup memory limit, 0 if none or unknown */
+    /* cgroup memory the kernel cannot reclaim (sl_cgroup_memory.unreclaimable_bytes), 0 if unknown */
+    uint64_t cg_unreclaimable_bytes;
 } sl_mem_sample;
 
 /* ---- cgroup (v1 and v2) ---- */
@@ -54,6 +56,19 @@ SL_API int sl_cgroup_find(const char *root, const char *proc_cgroup, sl_cgroup *
  * value, taken as any value of 2^62 bytes or more). Returns 0, or SL_ENOENT (both 0) when cg has no cgroup or nothing
  * could be read. */
 SL_API int sl_cgroup_read(const sl_cgroup *cg, uint64_t *usage_bytes, uint64_t *limit_bytes);
+
+/* What sl_cgroup_read_memory reads. */
+typedef struct sl_cgroup_memory {
+    uint64_t usage_bytes; /* the working set, as sl_cgroup_read's usage */
+    uint64_t limit_bytes; /* as sl_cgroup_read's limit */
+    /* The usage minus all the page cache the kernel can drop or write back to make room (memory.stat active_file +
+     * inactive_file; v1: their total_ versions): anonymous memory, shared memory and tmpfs files (swap-backed), kernel
+     * memory, unevictable pages. A cgroup full of cache is not short of memory; one full of this is. Without
+     * memory.stat: the raw usage. */
+    uint64_t unreclaimable_bytes;
+} sl_cgroup_memory;
+/* Reads the three figures at once (one read of memory.stat). Returns as sl_cgroup_read (all 0 on SL_ENOENT). */
+SL_API int sl_cgroup_read_memory(const sl_cgroup *cg, sl_cgroup_memory *out);
 
 /* ---- timeline: fixed capacity ---- */
 
@@ -95,7 +110,8 @@ typedef struct sl_mem_verdict {
  * fitted with Theil-Sen against time, and against objects done when they were counted; a fit is growing when its
  * growth over the span exceeds max(4 MiB, 10 % of the RSS at the start of the span) and the second half of the span
  * still grows at a third of the whole span's rate or more (see memwatch.c for why). The limit is projected only when
- * growing, from the cgroup usage of the last sample when judging the cgroup limit, else from the fitted RSS. */
+ * growing, from the cgroup's unreclaimable memory (else its usage) in the last sample when judging the cgroup limit,
+ * else from the fitted RSS. */
 SL_API void sl_mem_judge(const sl_timeline *tl, uint64_t limit_bytes, sl_mem_verdict *out);
 
 /* ---- chart ---- */
@@ -116,8 +132,9 @@ typedef uint64_t (*sl_mem_rss_fn)(void *user_data);
 /* Progress counters of what is watched. NULL: zeros. */
 typedef void (*sl_mem_counts_fn)(void *user_data, uint64_t *objects, uint64_t *bytes);
 /* Called at most once, from the sampler thread, when usage first passes warn_fraction of a limit: RSS against
- * opts->limit_bytes when given, the cgroup's usage (RSS if unknown) against the cgroup's limit; limit_bytes is the one
- * passed, v the verdict on the timeline so far. */
+ * opts->limit_bytes when given, the cgroup's unreclaimable memory (cg_unreclaimable_bytes; page cache does not count,
+ * the kernel drops it before it OOM-kills anything) against the cgroup's limit, or RSS when the cgroup's usage is
+ * unknown; limit_bytes is the one passed, v the verdict on the timeline so far. */
 typedef void (*sl_mem_warn_fn)(void *user_data, const sl_mem_sample *s, uint64_t limit_bytes, const sl_mem_verdict *v);
 
 typedef struct sl_memwatch_options {

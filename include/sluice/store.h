@@ -91,7 +91,10 @@ typedef struct sl_store_options {
     unsigned retry_max_ms;      /* 0 = 10000 */
     unsigned retry_deadline_ms; /* 0 = 120000 */
     /* gs://: objects up to this size are uploaded in one request; larger ones in a resumable upload of chunks of
-     * this size (rounded up to a multiple of 256 KiB). 0 = 8 MiB. */
+     * this size (rounded up to a multiple of 256 KiB). 0 = 8 MiB. Memory: a writer holds one chunk at most (plus
+     * 16.25 KiB of headers) while it is open, and its client keeps 256 KiB of it between objects; a job's stores take
+     * that memory from the job's budget instead (sl_job_options.memory_limit_bytes), in smaller chunks when the
+     * budget has no whole chunk to spare. */
     uint64_t upload_chunk_bytes;
     /* Extra "Name: value" headers sent with every request to a remote store (NULL-terminated, at most 16), e.g.
      * a test server's fault-injection id. */

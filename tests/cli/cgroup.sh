@@ -3,14 +3,18 @@
 #
 # 1. In a memory cgroup the test creates (v1: memory.limit_in_bytes; v2: memory.max) with a 64 MiB limit, sluice finds
 #    it through /proc/self/cgroup: the report's "memory" object carries the limit and the cgroup's usage, and the
-#    default --memory-limit follows the limit (a quarter of it: 16 MiB of 256 KiB buffers caps -j 200 at 64 workers).
+#    default --memory-limit follows the limit (a quarter of it: 16 MiB caps -j 200 at the workers it feeds).
 # 2. A 100,000-object `map --op crc32c` runs to completion inside 64 MiB without an OOM kill (exit status, and the
 #    kernel's own count: v1 memory.oom_control oom_kill, v2 memory.events oom_kill).
 # 3. The guard, deterministically, with a fake cgroup tree (SLUICE_CGROUP_ROOT, SLUICE_PROC_CGROUP) whose usage file
 #    the test raises while the job's workers are held at a gate: one warning line with the slope, workers halved, the
 #    same warning in the report; usage that falls and rises again past 80 % does not warn a second time.
+# 4. The guard judges what the kernel cannot reclaim: in a 64 MiB cgroup first filled with page cache (a file read
+#    three times from inside it, so its pages are active: the working set Kubernetes counts is over 80 % of the
+#    limit), a job runs without a warning and with its workers; a command that holds 48 MiB of anonymous memory in the
+#    same cgroup still makes it warn, naming the figure it judged.
 #
-# 1 and 2 need a memory cgroup this process may create (root, or a delegated subtree): a v1 memory hierarchy, or v2
+# 1, 2 and 4 need a memory cgroup this process may create (root, or a delegated subtree): a v1 memory hierarchy, or v2
 # with the memory controller available to the children of this process's cgroup. Without one they print a SKIP line
 # saying why and the rest still runs. Created cgroups are removed on exit, any process left in them moved back first.
 set -euo pipefail
@@ -175,7 +179,7 @@ cg_probe
 
 # ---- 1. a real cgroup is found: limit, usage, the default memory limit ----
 
-say "1. sluice in a real 64 MiB memory cgroup: report shows its limit and usage, -j 200 is capped at 64 workers"
+say "1. sluice in a real 64 MiB memory cgroup: report shows its limit and usage, -j 200 is capped by a 16 MiB budget"
 make_tree "$T/small" 2000
 if [ "$CG_VERSION" = 0 ]; then
     skip_note "1 and 2 (real memory cgroup): $CG_WHY"
@@ -198,7 +202,10 @@ else
         # Reported usage is the working set (usage minus inactive page cache), never above what the kernel saw.
         [ "$usage" -le "$peak" ] || fail "report memory.cgroup_usage_bytes" "<= the kernel's peak usage $peak" "$usage"
     fi
-    expect_eq "workers: 64 MiB / 4 = 16 MiB of 256 KiB buffers" 64 "$(json_field "$T/r1.json" 'd["jobs"]')"
+    expect_eq "report budget.limit_bytes: 64 MiB / 4" $((LIMIT / 4)) "$(json_field "$T/r1.json" 'd["budget"]["limit_bytes"]')"
+    expect_eq "workers: as many as 16 MiB feeds" \
+        "$(json_field "$T/r1.json" 'min(200, d["budget"]["limit_bytes"] // d["budget"]["per_worker_bytes"])')" \
+        "$(json_field "$T/r1.json" 'd["jobs"]')"
     expect_eq "no warning far below the limit" null "$(json_field "$T/r1.json" 'd["memory"]["warning"]')"
     say "  cgroup usage at the end $(mib "$usage"), kernel's peak $(mib "$peak") of $(mib "$LIMIT")"
 fi
@@ -296,7 +303,7 @@ expect_rc 0
 expect_eq "result lines" 2000 "$(wc -l <"$OUT")"
 expect_eq "warning lines" 1 "$(grep -c 'warning' "$ERR")"
 warn=$(grep 'warning' "$ERR")
-pattern='^sluice: warning: memory at 88% of the 64\.0 MiB limit \((flat, [-+][0-9.]+ [KMG]?i?B/min|growing: .*/min.*|unknown: .*)\); lowering workers from 4 to 2$'
+pattern='^sluice: warning: memory at 88% of the 64\.0 MiB limit: 56\.0 MiB of cgroup memory that is not page cache \((flat, [-+][0-9.]+ [KMG]?i?B/min|growing: .*/min.*|unknown: .*)\); lowering workers from 4 to 2$'
 [[ "$warn" =~ $pattern ]] || fail "warning line" "$pattern" "$warn"
 expect_eq "stderr lines (warning + summary)" 2 "$(wc -l <"$ERR")"
 expect_eq "report memory.warning" "${warn#sluice: warning: }" "$(json_field "$T/r3.json" 'd["memory"]["warning"]')"
@@ -304,5 +311,54 @@ expect_eq "report memory.cgroup_limit_bytes" "$LIMIT" "$(json_field "$T/r3.json"
 expect_eq "report memory.cgroup_usage_bytes (the last sample)" $((60 * 1024 * 1024)) \
     "$(json_field "$T/r3.json" 'd["memory"]["cgroup_usage_bytes"]')"
 say "  $warn"
+
+# ---- 4. page cache is not memory pressure; anonymous memory is ----
+
+say "4. a 64 MiB cgroup full of active page cache: no warning, workers kept; 48 MiB of anonymous memory still warns"
+if [ "$CG_VERSION" = 0 ]; then
+    skip_note "4: $CG_WHY"
+elif sanitized; then
+    skip_note "4: sanitized binary: ASan's shadow memory is anonymous memory of its own and would be judged"
+elif ! cg_create cache "$LIMIT"; then
+    skip_note "4: $CG_WHY"
+else
+    CG4=$CG_DIR
+    stat_of() { # stat_of DIR KEY: a memory.stat counter (v1: its total_ version)
+        local k=$2
+        [ "$CG_VERSION" = 1 ] && k=total_$2
+        awk -v k="$k" '$1 == k { print $2 }' "$1/memory.stat"
+    }
+    # A file smaller than the limit, written and then read three times inside the cgroup: its pages become active
+    # page cache charged to the cgroup.
+    in_cgroup "$CG4" sh -c 'head -c 56M /dev/zero >"$0"; for i in 1 2 3; do cat "$0" >/dev/null; done' "$T/cache.bin"
+    usage=$(cg_usage "$CG4")
+    working=$((usage - $(stat_of "$CG4" inactive_file)))
+    say "  cgroup usage $(mib "$usage"), working set $(mib "$working"), active page cache $(mib "$(stat_of "$CG4" active_file)")"
+    # What an earlier guard judged (the working set) must be past 80 % here, or this test proves nothing.
+    [ "$working" -ge $((LIMIT * 8 / 10)) ] ||
+        fail "the cgroup's working set before the job" ">= 80 % of $(mib "$LIMIT") (active page cache)" "$(mib "$working")"
+    run in_cgroup "$CG4" env SLUICE_CGROUP_ROOT="$CG_ROOT" \
+        "$SLUICE" map "$T/small" - --op crc32c -j 8 --mem-interval 20 --report "$T/r4.json"
+    expect_rc 0
+    expect_eq "result lines" 2000 "$(wc -l <"$OUT")"
+    expect_eq "stderr: only the summary (no warning)" 1 "$(wc -l <"$ERR")"
+    expect_eq "report memory.warning" null "$(json_field "$T/r4.json" 'd["memory"]["warning"]')"
+    expect_eq "report jobs" 8 "$(json_field "$T/r4.json" 'd["jobs"]')"
+    unreclaimable=$(json_field "$T/r4.json" 'd["memory"]["cgroup_unreclaimable_bytes"]')
+    [ "$unreclaimable" -gt 0 ] && [ "$unreclaimable" -lt $((LIMIT * 8 / 10)) ] ||
+        fail "report memory.cgroup_unreclaimable_bytes" "between 0 and 80 % of the limit" "$unreclaimable"
+    say "  job: no warning; the cgroup's memory without page cache at the end $(mib "$unreclaimable")"
+    # Real anonymous memory in the same cgroup (a command of the job holding 48 MiB) is judged as it should be.
+    run in_cgroup "$CG4" env SLUICE_CGROUP_ROOT="$CG_ROOT" \
+        "$SLUICE" map "$T/small" - --include d00/obj-000000.txt -j 8 --mem-interval 20 --report "$T/r5.json" --shell \
+        --exec 'python3 -c "import time; b = b\"x\" * (48 << 20); time.sleep(1.5)"; wc -c'
+    expect_rc 0
+    expect_eq "OOM kills in the cgroup" 0 "$(cg_oom_kills "$CG4")"
+    warn=$(grep 'warning' "$ERR" || true)
+    pattern='^sluice: warning: memory at (8[0-9]|9[0-9])% of the 64\.0 MiB limit: [0-9.]+ MiB of cgroup memory that is not page cache \(.*\); lowering workers from 8 to 4$'
+    [[ "$warn" =~ $pattern ]] || fail "warning line" "$pattern" "$warn"
+    expect_eq "report memory.warning" "${warn#sluice: warning: }" "$(json_field "$T/r5.json" 'd["memory"]["warning"]')"
+    say "  $warn"
+fi
 
 finish

@@ -109,16 +109,17 @@ run "$SLUICE" cp "$S" "$T/sel" -q --include '*.dat' --exclude 'a/b/*' --exclude 
 expect_rc 0
 expect_eq "selected keys" "$(keys "$S" | grep '\.dat$' | grep -v '^a/b/' | grep -v 'file0[0-3]\.dat$')" "$(keys "$T/sel")"
 
-say "-j 1, -j 64 and a 256K --memory-limit (one transfer buffer) give identical copies"
+say "-j 1, -j 64 and a 512K --memory-limit (room for one worker only) give identical copies"
 run "$SLUICE" cp "$S" "$T/j1" -q -j 1
 expect_rc 0
 run "$SLUICE" cp "$S" "$T/j64" -q -j 64 --report "$T/j64.json"
 expect_rc 0
-run "$SLUICE" cp "$S" "$T/small" -q --memory-limit 256K -j 8
+run "$SLUICE" cp "$S" "$T/small" -q --memory-limit 512K -j 8 --report "$T/small.json"
 expect_rc 0
+expect_eq "report jobs for a 512K budget" 1 "$(json_field "$T/small.json" 'd["jobs"]')"
 same_tree "$S" "$T/j1" "-j 1"
 same_tree "$S" "$T/j64" "-j 64"
-same_tree "$S" "$T/small" "--memory-limit 256K"
+same_tree "$S" "$T/small" "--memory-limit 512K"
 expect_eq "report jobs for -j 64 (at most 64)" true "$(json_field "$T/j64.json" '1 <= d["jobs"] <= 64')"
 
 say "sync: copies what differs (content, size, missing), skips the rest"

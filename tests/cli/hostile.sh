@@ -1195,6 +1195,90 @@ row exec-gigabyte-stdout 1 'FAILED one.txt: command output exceeds [0-9]+ bytes;
 expect_out
 
 # ============================================================================================================
+say "uploads a server completes early or stores short: the object fails, what was stored is deleted, a rerun redoes it"
+# {FX}/big/big.bin is 1 MiB: with --upload-chunk 256K it goes up in a resumable upload of four chunks.
+gcs_size() { # gcs_size NAME: the size of gs://hostile-keys/NAME, or "absent"
+    gcs_objects hostile-keys "$1" | python3 -c 'import json, sys
+items = [json.loads(l) for l in sys.stdin]
+print(items[0]["size"] if items else "absent")'
+}
+gcs_fp() { # gcs_fp NAME: its sluice-source metadata, or "none"
+    gcs_objects hostile-keys "$1" | python3 -c 'import json, sys
+items = [json.loads(l) for l in sys.stdin]
+print(items[0].get("metadata", {}).get("sluice-source", "none") if items else "absent")'
+}
+failed_corrupt_3() { # the failure log: the object was tried three times, as data that failed a check is
+    expect_eq "failure log" "SL_ECORRUPT 3" "$(json_field "$AUX/f.jsonl" '"%s %d" % (d["code"], d["attempts"])')"
+}
+early_gone() {
+    expect_eq "what the server completed early" absent "$(gcs_size early/big.bin)"
+    failed_corrupt_3
+}
+ID=$(gcs_retry_test '{"storage.objects.insert": ["finalize-early", "finalize-early", "finalize-early"]}')
+row upload-finalized-early 1 \
+    'FAILED big.bin: .*gs://hostile-keys/early/big.bin: upload completed early at 262144 of more than 262144 bytes; the object was deleted$' \
+    early_gone map {FX}/big gs://hostile-keys/early --exec cat --upload-chunk 256K --failures {AUX}/f.jsonl \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+early_full() { expect_eq "the object" 1048576 "$(gcs_size early/big.bin)"; }
+row upload-finalized-early-rerun 0 'map: 1 done \(0 skipped\), 0 failed of 1 objects' early_full \
+    map {FX}/big gs://hostile-keys/early --exec cat --upload-chunk 256K
+row upload-finalized-early-rerun2 0 'map: 1 done \(1 skipped\), 0 failed of 1 objects' early_full \
+    map {FX}/big gs://hostile-keys/early --exec cat --upload-chunk 256K
+# cp knows the size the object should have.
+ID=$(gcs_retry_test '{"storage.objects.insert": ["finalize-early", "finalize-early", "finalize-early"]}')
+cp_early_gone() { expect_eq "what the server completed early" absent "$(gcs_size early-cp/big.bin)"; }
+row upload-finalized-early-cp 1 'FAILED big.bin: .*upload completed early at 262144 of 1048576 bytes; the object was deleted$' \
+    cp_early_gone cp {FX}/big gs://hostile-keys/early-cp --upload-chunk 256K --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+# The cut-short object cannot be deleted: it stays, but without a fingerprint (a resumable upload gets one only once
+# its object is checked), so the rerun redoes it instead of skipping it.
+ID=$(gcs_retry_test '{"storage.objects.insert": ["finalize-early", "finalize-early", "finalize-early"],
+    "storage.objects.delete": ["return-503", "return-503", "return-503", "return-503", "return-503", "return-503"]}')
+left_short() {
+    expect_eq "the object the server completed early" "262144 none" "$(gcs_size stuck/big.bin) $(gcs_fp stuck/big.bin)"
+}
+row upload-early-undeletable 1 'upload completed early at 262144 of more than 262144 bytes; deleting it failed \(.*HTTP 503' \
+    left_short map {FX}/big gs://hostile-keys/stuck --exec cat --upload-chunk 256K --retries 1 "${FAST[@]}" \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+stuck_full() { expect_eq "the object" 1048576 "$(gcs_size stuck/big.bin)"; }
+row upload-early-undeletable-rerun 0 'map: 1 done \(0 skipped\), 0 failed of 1 objects' stuck_full \
+    map {FX}/big gs://hostile-keys/stuck --exec cat --upload-chunk 256K
+# A server that answers 200 but stored other bytes: the answer's size and CRC32C are checked, multipart and resumable.
+ID=$(gcs_retry_test '{"storage.objects.insert": ["truncate-upload", "truncate-upload", "truncate-upload"]}')
+short_gone() { expect_eq "what the server stored" absent "$(gcs_size short/one.txt)"; }
+row upload-stored-short 1 \
+    'FAILED one.txt: .*upload completed, but the server stored 2 bytes \(CRC32C [0-9a-f]{8}\), not the 4 bytes sent \(CRC32C [0-9a-f]{8}\); the object was deleted$' \
+    short_gone cp {FX}/one gs://hostile-keys/short --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.insert": ["truncate-upload", "truncate-upload", "truncate-upload"]}')
+short_big_gone() { expect_eq "what the server stored" absent "$(gcs_size short/big.bin)"; }
+row upload-stored-short-resumable 1 \
+    'FAILED big.bin: .*the server stored 524288 bytes \(CRC32C [0-9a-f]{8}\), not the 1048576 bytes sent .*; the object was deleted$' \
+    short_big_gone cp {FX}/big gs://hostile-keys/short --upload-chunk 256K --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+# An output changed behind sluice's back keeps its recorded fingerprint, but not the size and CRC32C recorded with it:
+# redone. So is an output whose fingerprint was recorded without them (older versions: it cannot vouch for its bytes).
+recorded=$(gcs_fp early/big.bin)
+case "$recorded" in *" out_size=1048576 out_crc32c="*) ;; *) fail "recorded fingerprint" "... out_size=1048576 out_crc32c=..." "$recorded" ;; esac
+gcs_api POST "/upload/storage/v1/b/hostile-keys/o?uploadType=media&name=early%2Fbig.bin" "short" >/dev/null
+gcs_api PATCH "/storage/v1/b/hostile-keys/o/early%2Fbig.bin" \
+    "$(python3 -c 'import json, sys; print(json.dumps({"metadata": {"sluice-source": sys.argv[1]}}))' "$recorded")" >/dev/null
+row upload-output-replaced 0 'map: 1 done \(0 skipped\), 0 failed of 1 objects' early_full \
+    map {FX}/big gs://hostile-keys/early --exec cat
+gcs_api PATCH "/storage/v1/b/hostile-keys/o/early%2Fbig.bin" \
+    "$(python3 -c 'import json, sys; print(json.dumps({"metadata": {"sluice-source": sys.argv[1].split(" out_size=")[0]}}))' "$recorded")" >/dev/null
+row upload-output-legacy-fingerprint 0 'map: 1 done \(0 skipped\), 0 failed of 1 objects' early_full \
+    map {FX}/big gs://hostile-keys/early --exec cat
+# A budget too small for one worker (its state, clients, a transfer buffer, an upload quantum): refused up front,
+# naming the least that works.
+row budget-below-one-worker 2 '--memory-limit 64.0 KiB is less than one worker needs: .*; give at least [0-9]+K$' \
+    nothing_created cp {FX}/src {DST} --memory-limit 64K
+row budget-below-one-worker-gs 2 '--memory-limit 512.0 KiB is less than one worker needs: .*, a [0-9.]+ KiB upload buffer, ' \
+    - cp {FX}/src gs://hostile-keys/budget --memory-limit 512K
+
+# ============================================================================================================
 say "zero objects, 0-byte objects"
 row zero-objects 0 '0 done \(0 skipped\), 0 failed of 0 objects' - cp {FX}/empty {DST}
 row zero-objects-gs 0 - - ls -r gs://hostile-keys/nothing-here

@@ -66,7 +66,7 @@ echo "0::/pod/ctr" >"$T/proc-cgroup"
 run env SLUICE_CGROUP_ROOT="$T/cg" SLUICE_PROC_CGROUP="$T/proc-cgroup" \
     "$SLUICE" cp "$S" "$T/dst" -j 8 --mem-interval 20 --report "$T/r2.json"
 expect_rc 0
-expect_eq "warning lines" 1 "$(grep -c '^sluice: warning: memory at 94% of the 64.0 MiB limit (.*); lowering workers from 8 to 4$' "$ERR")"
+expect_eq "warning lines" 1 "$(grep -c '^sluice: warning: memory at 94% of the 64.0 MiB limit: 60.0 MiB of cgroup memory that is not page cache (.*); lowering workers from 8 to 4$' "$ERR")"
 expect_eq "stderr lines (warning + summary)" 2 "$(wc -l <"$ERR")"
 expect_err_contains "sluice: cp: 2000 done (0 skipped), 0 failed of 2000 objects"
 expect_eq "report memory.limit_bytes" 67108864 "$(json_field "$T/r2.json" 'd["memory"]["limit_bytes"]')"

@@ -148,10 +148,14 @@ fi
 say "gs://: uploads record sluice-source in the object's metadata (multipart and resumable); reruns skip"
 gcs_start --bucket sl-resume
 job "cp local -> gs" "$N 0 0" cp "$S" gs://sl-resume/c --upload-chunk 256K
-want=$(python3 -c 'import os,sys; s=os.stat(sys.argv[1]); print("size=%d mtime=%d job=copy" % (s.st_size, s.st_mtime_ns))' "$S/a.b")
-expect_eq "metadata of a multipart upload" "$want" "$(gcs_meta sl-resume c/a.b 'd["metadata"]["sluice-source"]')"
-want=$(python3 -c 'import os,sys; s=os.stat(sys.argv[1]); print("size=%d mtime=%d job=copy" % (s.st_size, s.st_mtime_ns))' "$S/big")
-expect_eq "metadata of a resumable upload" "$want" "$(gcs_meta sl-resume c/big 'd["metadata"]["sluice-source"]')"
+# The fingerprint of the source, then the output's own size and CRC32C (computed here from the file).
+recorded() { # recorded FILE
+    python3 -c 'import base64,os,sys; s=os.stat(sys.argv[1]); c=base64.b64decode(sys.argv[2]).hex()
+print("size=%d mtime=%d job=copy out_size=%d out_crc32c=%s" % (s.st_size, s.st_mtime_ns, s.st_size, c))' \
+        "$1" "$(crc32c_b64 "$1")"
+}
+expect_eq "metadata of a multipart upload" "$(recorded "$S/a.b")" "$(gcs_meta sl-resume c/a.b 'd["metadata"]["sluice-source"]')"
+expect_eq "metadata of a resumable upload" "$(recorded "$S/big")" "$(gcs_meta sl-resume c/big 'd["metadata"]["sluice-source"]')"
 job "cp local -> gs rerun" "$N $N 0" cp "$S" gs://sl-resume/c
 expect_eq "cp local -> gs rerun: bytes read" 0 "$(json_field "$T/r.json" 'd["bytes"]["read"]')"
 job "map local -> gs" "$N 0 0" map "$S" gs://sl-resume/m --op sha256 --suffix .out

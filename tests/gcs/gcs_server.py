@@ -361,6 +361,8 @@ INSTRUCTION_RES = [
     ("stall", re.compile(r"^stall-for-(\d+(?:\.\d+)?)s-after-(\d+)K$")),
     ("corrupt", re.compile(r"^return-corrupted-data$")),
     ("echo", re.compile(r"^return-(\d{3})-echo-headers$")),
+    ("finalize-early", re.compile(r"^finalize-early$")),
+    ("truncate", re.compile(r"^truncate-upload$")),
 ]
 
 # How an object's media downloads misbehave (POST /_seed, per object: "serve": [...]):
@@ -383,7 +385,7 @@ LIST_MODE_RE = re.compile(r"^(utf16-order|repeat-last|reverse-pages|ignore-prefi
 FAULT_METHODS = {
     "storage.buckets.list", "storage.buckets.insert", "storage.buckets.get", "storage.buckets.delete",
     "storage.objects.list", "storage.objects.get", "storage.objects.insert", "storage.objects.delete",
-    "storage.objects.rewrite", "oauth2.token", "metadata.token",
+    "storage.objects.rewrite", "storage.objects.patch", "oauth2.token", "metadata.token",
 }
 UPLOAD_METHODS = {"storage.objects.insert"}
 
@@ -893,7 +895,7 @@ class Handler(BaseHTTPRequestHandler):
                     with self.state.stats_lock:
                         self.state.api_connections += 1
                 self.state.count_request(method)
-                fault = self.take_instruction(method)
+                fault = self.take_instruction(method, self.upload_step(method, q))
             if fault and fault[0] == "stall" and method in UPLOAD_METHODS:
                 # Uploads stall while the server reads the request body, as a slow network would.
                 body = self.read_body(stall=(float(fault[1]), int(fault[2]) * 1024))
@@ -937,8 +939,26 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
-    def take_instruction(self, method):
-        """Pop the next fault instruction for method from the request's retry test, if any."""
+    def upload_step(self, method, q):
+        """What an upload request is: "single" (media, multipart), "start" (of a resumable session), "chunk" (on a
+        session, not completing it), "final" (on a session, completing it when its bytes are all there); None for
+        anything else."""
+        if method not in UPLOAD_METHODS:
+            return None
+        if "upload_id" not in q:
+            return "start" if q.get("uploadType") == "resumable" else "single"
+        if self.command not in ("PUT", "POST"):
+            return None
+        cr = self.headers.get("Content-Range")
+        m = re.match(r"^\s*bytes\s+(?:\*|\d+-(\d+))/(\*|\d+)\s*$", cr or "")
+        if cr is None or (m and m.group(2) != "*" and (m.group(1) is None or int(m.group(1)) + 1 == int(m.group(2)))):
+            return "final"
+        return "chunk"
+
+    def take_instruction(self, method, step=None):
+        """Pop the next fault instruction for method from the request's retry test, if any. finalize-early waits
+        for a request on a resumable upload session, truncate-upload for one that completes an upload (step is
+        upload_step's)."""
         tid = self.headers.get("x-retry-test-id")
         if not tid:
             return None
@@ -947,7 +967,8 @@ class Handler(BaseHTTPRequestHandler):
             if t is None:
                 return ("unknown-test", tid)
             lst = t["instructions"].get(method)
-            if not lst:
+            if not lst or (lst[0] == "finalize-early" and step not in ("chunk", "final")) or (
+                    lst[0] == "truncate-upload" and step not in ("single", "final")):
                 return None
             text = lst.pop(0)
             t["completed"] = all(not v for v in t["instructions"].values())
@@ -992,6 +1013,8 @@ class Handler(BaseHTTPRequestHandler):
                     return "storage.objects.get", self.object_get, "storage"
                 if verb == "DELETE":
                     return "storage.objects.delete", self.object_delete, "storage"
+                if verb == "PATCH":
+                    return "storage.objects.patch", self.object_patch, "storage"
             elif n == 12 and s[5] == "o" and s[7] == "rewriteTo" and s[8] == "b" and s[10] == "o":
                 if verb == "POST":
                     return "storage.objects.rewrite", self.object_rewrite, "storage"
@@ -1205,6 +1228,47 @@ class Handler(BaseHTTPRequestHandler):
             return body + b"#sixteen extra!#"
         return body
 
+    def object_patch(self, s, q, body, fault):
+        req = parse_json_body(body)
+        if not isinstance(req, dict):
+            raise ApiError(400, "Parse Error", reason="parseError")
+        md = req.get("metadata", {})
+        if md is not None and not isinstance(md, dict):
+            raise ApiError(400, "Invalid value for metadata", reason="invalid")
+        key = s[6].encode("utf-8")
+        gen = int_param(q, "generation")
+        with self.state.lock:
+            obj = self.state.bucket(s[4]).objects.get(key)
+            if obj is None or (gen is not None and obj.generation != gen):
+                raise ApiError(404, "No such object: %s/%s" % (s[4], s[6]))
+            check_write_preconditions(preconditions(q), obj)
+            meta = dict(obj.meta)  # a fresh dict: a rewrite may share the old one
+            for k, v in writable(req).items():
+                if k == "metadata":
+                    custom = dict(meta.get("metadata") or {})
+                    if md is None:
+                        custom = {}
+                    for mk, mv in (md or {}).items():
+                        if mv is None:
+                            custom.pop(mk, None)
+                        else:
+                            custom[mk] = str(mv)
+                    if custom:
+                        meta["metadata"] = custom
+                    else:
+                        meta.pop("metadata", None)
+                elif v is None:
+                    meta.pop(k, None)
+                else:
+                    meta[k] = v
+            if "contentType" in req:
+                obj.content_type = req["contentType"] or "application/octet-stream"
+            obj.meta = meta
+            obj.metageneration += 1
+            obj.updated = max(time.time(), obj.updated + 0.001)
+            res = obj.resource(self.base_url())
+        return self.json_fields(200, res, q)
+
     def object_delete(self, s, q, body, fault):
         self.state.delete(s[4], s[6], int_param(q, "generation"), preconditions(q))
         return Response(204)
@@ -1234,7 +1298,10 @@ class Handler(BaseHTTPRequestHandler):
             name = q.get("name", "")
             self.validate_name(name)
             body = self.corrupt(body, fault)
-            self.verify_hash_header(body)
+            if fault and fault[0] == "truncate":
+                body = body[:len(body) // 2]
+            else:
+                self.verify_hash_header(body)
             obj = self.state.put(bucket, name, body, self.headers.get("Content-Type"), {}, pre)
             return self.json_fields(200, obj.resource(self.base_url()), q)
         if t == "multipart":
@@ -1242,10 +1309,14 @@ class Handler(BaseHTTPRequestHandler):
             data = self.corrupt(data, fault)
             name = meta.get("name") or q.get("name", "")
             self.validate_name(name)
+            truncate = fault and fault[0] == "truncate"
+            if truncate:
+                data = data[:len(data) // 2]
             crc = crc32c(data)
             md5 = hashlib.md5(data).digest()
-            verify_expected(meta, crc, md5)
-            self.verify_hash_header(data, crc, md5)
+            if not truncate:
+                verify_expected(meta, crc, md5)
+                self.verify_hash_header(data, crc, md5)
             obj = self.state.put(bucket, name, data, meta.get("contentType") or media_type, writable(meta), pre,
                                  crc, md5)
             return self.json_fields(200, obj.resource(self.base_url()), q)
@@ -1381,12 +1452,14 @@ class Handler(BaseHTTPRequestHandler):
                 # A status query ("bytes */*") or the finalization of an upload whose size is now known.
                 if body:
                     raise ApiError(400, "A request with Content-Range bytes */N must not carry a body.")
+                if fault and fault[0] == "finalize-early":
+                    return self.finalize(sess, q, verify=False)
                 if total is None or total > have:
                     return self.session_status(sess)
                 if total < have:
                     raise ApiError(400, "The total size %d is smaller than the %d bytes already persisted."
                                    % (total, have))
-                return self.finalize(sess, q)
+                return self.finalize(sess, q, truncate=bool(fault and fault[0] == "truncate"))
             first, last = int(m.group(1)), int(m.group(2))
             if last < first:
                 raise ApiError(400, "Invalid Content-Range header: %s" % cr)
@@ -1414,18 +1487,27 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(int(fault[1]), "Retry Test: Caused a %s after %d bytes" % (fault[1], keep))
         if new:
             sess.append(new)
-        if final:
-            return self.finalize(sess, q)
+        if final or (fault and fault[0] == "finalize-early"):
+            return self.finalize(sess, q, verify=final, truncate=bool(fault and fault[0] == "truncate"))
         return self.session_status(sess)
 
-    def finalize(self, sess, q):
+    def finalize(self, sess, q, verify=True, truncate=False):
+        """Complete the session with the bytes it holds; verify=False (finalize-early) skips the hash checks, as a
+        server that completes an upload on its own would; truncate (truncate-upload) keeps only the first half of
+        them, unchecked."""
         crc = sess.crc
         md5 = sess.md5.digest()
+        if truncate:
+            verify = False
+            sess.data = sess.data[:len(sess.data) // 2]
+            crc = crc32c(sess.data)
+            md5 = hashlib.md5(sess.data).digest()
         try:
-            verify_expected(sess.expected, crc, md5)
-            vals = self.hash_header_values()
-            if vals:
-                verify_expected({"crc32c": vals.get("crc32c"), "md5Hash": vals.get("md5")}, crc, md5)
+            if verify:
+                verify_expected(sess.expected, crc, md5)
+                vals = self.hash_header_values()
+                if vals:
+                    verify_expected({"crc32c": vals.get("crc32c"), "md5Hash": vals.get("md5")}, crc, md5)
             obj = self.state.put(sess.bucket, sess.name, sess.data, sess.content_type, sess.meta, sess.preconds,
                                  crc, md5)
         except ApiError as e:
@@ -1706,6 +1788,8 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "Unsupported method in retry test: %s" % method)
                 if not isinstance(lst, list) or not all(isinstance(x, str) and parse_instruction(x) for x in lst):
                     raise ApiError(400, "Unsupported instruction for %s: %r" % (method, lst))
+                if method not in UPLOAD_METHODS and ("finalize-early" in lst or "truncate-upload" in lst):
+                    raise ApiError(400, "finalize-early and truncate-upload apply to storage.objects.insert only")
             tid = uuid.uuid4().hex
             t = {"id": tid, "instructions": {k: list(v) for k, v in instr.items()},
                  "transport": req.get("transport", "HTTP"), "completed": all(not v for v in instr.values())}

@@ -647,6 +647,92 @@ class TestResumable(unittest.TestCase, GcsErrorShape):
                                                            % (QUANTUM, len(data) - 1, len(data))})
         self.assertEqual((st, obj["crc32c"]), (200, crc_b64(data)))
 
+    def test_finalize_early(self):
+        # A server that completes a session on its own at a chunk that was not the last: 200 and an object of the
+        # bytes persisted so far, no hash checked. The session's start does not consume the instruction.
+        data = os.urandom(3 * QUANTUM)
+        tid = SRV.retry_test({"storage.objects.insert": ["finalize-early"]})
+        st, hdrs, body = SRV.request("POST", "/upload/storage/v1/b/b/o?uploadType=resumable&name=res%2Fearly",
+                                     json.dumps({"crc32c": crc_b64(data)}).encode(),
+                                     {"Content-Type": "application/json", "x-retry-test-id": tid})
+        self.assertEqual(st, 200, body)
+        u = urlsplit(hdrs["Location"])
+        uri = u.path + "?" + u.query
+        st, obj, _ = SRV.json("PUT", uri, data[:QUANTUM], {"Content-Range": "bytes 0-%d/*" % (QUANTUM - 1),
+                                                           "x-retry-test-id": tid})
+        self.assertEqual((st, obj["size"], obj["crc32c"]), (200, str(QUANTUM), crc_b64(data[:QUANTUM])))
+        st, t, _ = SRV.json("GET", "/retry_test/" + tid)
+        self.assertTrue(t["completed"])
+        # The session is complete: the next chunk gets the object, as on GCS.
+        st, obj2, _ = SRV.json("PUT", uri, data[QUANTUM:], {"Content-Range": "bytes %d-%d/%d"
+                                                            % (QUANTUM, len(data) - 1, len(data))})
+        self.assertEqual((st, obj2["generation"], obj2["size"]), (200, obj["generation"], str(QUANTUM)))
+        # On a status query it completes with what is persisted.
+        uri = self.start("res/early-query")
+        self.assertEqual(self.put(uri, "bytes 0-%d/*" % (QUANTUM - 1), data[:QUANTUM])[0], 308)
+        tid = SRV.retry_test({"storage.objects.insert": ["finalize-early"]})
+        st, obj, _ = SRV.json("PUT", uri, None, {"Content-Range": "bytes */*", "x-retry-test-id": tid})
+        self.assertEqual((st, obj["size"]), (200, str(QUANTUM)))
+        # Only uploads know it.
+        st, body, _ = SRV.json("POST", "/retry_test", {"instructions": {"storage.objects.get": ["finalize-early"]}})
+        self.assertGcsError(st, body, 400)
+
+    def test_truncate_upload(self):
+        # The upload that completes an object stores only the first half of its bytes, unchecked, and answers 200:
+        # multipart, media, and a session's last chunk (its start and earlier chunks leave the instruction).
+        data = os.urandom(2 * QUANTUM + 10)
+        tid = SRV.retry_test({"storage.objects.insert": ["truncate-upload", "truncate-upload", "truncate-upload"]})
+        st, obj, _ = SRV.upload("b", "res/trunc-media", b"abcd", headers={"x-retry-test-id": tid})
+        self.assertEqual((st, obj["size"], obj["crc32c"]), (200, "2", crc_b64(b"ab")))
+        body = (b'--x\r\nContent-Type: application/json\r\n\r\n{"name":"res/trunc-multi","crc32c":"%s"}\r\n'
+                b'--x\r\n\r\nwxyz\r\n--x--\r\n' % crc_b64(b"wxyz").encode())
+        st, obj, _ = SRV.json("POST", "/upload/storage/v1/b/b/o?uploadType=multipart", body,
+                              {"Content-Type": "multipart/related; boundary=x", "x-retry-test-id": tid})
+        self.assertEqual((st, obj["size"], obj["crc32c"]), (200, "2", crc_b64(b"wx")))
+        st, hdrs, _ = SRV.request("POST", "/upload/storage/v1/b/b/o?uploadType=resumable&name=res%2Ftrunc-res", b"{}",
+                                  {"Content-Type": "application/json", "x-retry-test-id": tid})
+        u = urlsplit(hdrs["Location"])
+        uri = u.path + "?" + u.query
+        st, _, _ = self.put(uri, "bytes 0-%d/*" % (QUANTUM - 1), data[:QUANTUM], {"x-retry-test-id": tid})
+        self.assertEqual(st, 308)
+        st, obj, _ = SRV.json("PUT", uri, data[QUANTUM:], {"Content-Range": "bytes %d-%d/%d" % (
+            QUANTUM, len(data) - 1, len(data)), "X-Goog-Hash": "crc32c=" + crc_b64(data), "x-retry-test-id": tid})
+        half = data[:len(data) // 2]
+        self.assertEqual((st, obj["size"], obj["crc32c"]), (200, str(len(half)), crc_b64(half)))
+        self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/res%2Ftrunc-res?alt=media")[2], half)
+        st, t, _ = SRV.json("GET", "/retry_test/" + tid)
+        self.assertTrue(t["completed"])
+
+
+class TestPatch(unittest.TestCase, GcsErrorShape):
+    def test_patch_metadata_with_preconditions(self):
+        st, obj, _ = SRV.upload("b", "patch/o", b"data")
+        gen = obj["generation"]
+        path = "/storage/v1/b/b/o/patch%2Fo"
+        st, p, _ = SRV.json("PATCH", path + "?ifGenerationMatch=%s&ifMetagenerationMatch=1" % gen,
+                            {"metadata": {"k": "v", "n": 5}})
+        self.assertEqual((st, p["metadata"], p["metageneration"], p["generation"]), (200, {"k": "v", "n": "5"}, "2",
+                                                                                     gen))
+        self.assertGreaterEqual(p["updated"], obj["updated"])
+        # The same preconditions again: the metageneration moved on.
+        st, body, _ = SRV.json("PATCH", path + "?ifMetagenerationMatch=1", {"metadata": {"k": "w"}})
+        self.assertGcsError(st, body, 412)
+        st, body, _ = SRV.json("PATCH", path + "?ifGenerationMatch=1", {"metadata": {"k": "w"}})
+        self.assertGcsError(st, body, 412)
+        # Keys merge; null removes one; the listing carries the result.
+        st, p, _ = SRV.json("PATCH", path + "?fields=metadata,metageneration", {"metadata": {"k": None, "m": "x"}})
+        self.assertEqual((st, p), (200, {"metadata": {"n": "5", "m": "x"}, "metageneration": "3"}))
+        st, page, _ = SRV.json("GET", "/storage/v1/b/b/o?prefix=patch/&fields=items(name,metadata)")
+        self.assertEqual(page["items"], [{"name": "patch/o", "metadata": {"n": "5", "m": "x"}}])
+        self.assertEqual(SRV.request("GET", path + "?alt=media")[2], b"data")
+        st, body, _ = SRV.json("PATCH", "/storage/v1/b/b/o/patch%2Fnone", {"metadata": {}})
+        self.assertGcsError(st, body, 404)
+        st, body, _ = SRV.json("PATCH", path, {"metadata": "x"})
+        self.assertGcsError(st, body, 400)
+        tid = SRV.retry_test({"storage.objects.patch": ["return-503"]})
+        st, body, _ = SRV.json("PATCH", path, {"metadata": {"z": "1"}}, {"x-retry-test-id": tid})
+        self.assertGcsError(st, body, 503)
+
 
 class TestRewrite(unittest.TestCase, GcsErrorShape):
     def test_rewrite_in_steps(self):

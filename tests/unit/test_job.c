@@ -352,24 +352,70 @@ static void test_retry_failed_in_process(void) {
     ASSERT_TRUE(job == NULL);
 }
 
+/* Runs o to completion and reads its report's "budget": the bytes one worker needs, the most counted at once. */
+static int run_job_budget(sl_job_options *o, sl_job_stats *st, unsigned long long *per_worker,
+                          unsigned long long *peak) {
+    char report[PATH_MAX], buf[8192];
+    snprintf(report, sizeof(report), "%s/budget-report.json", s_root);
+    sl_job *job = NULL;
+    int rc = sl_job_new(o, &job);
+    if (rc < 0)
+        return rc;
+    rc = sl_job_run(job);
+    sl_job_stats_get(job, st);
+    ASSERT_INT_EQ(sl_job_write_report(job, report), 0);
+    sl_job_destroy(job);
+    size_t n = read_file(report, buf, sizeof(buf) - 1);
+    ASSERT_TRUE(n != (size_t)-1 && n > 0);
+    buf[n] = '\0';
+    const char *b = strstr(buf, "\"budget\": {\"limit_bytes\": ");
+    ASSERT_TRUE(b != NULL);
+    unsigned long long limit = 0;
+    ASSERT_INT_EQ(sscanf(b, "\"budget\": {\"limit_bytes\": %llu, \"per_worker_bytes\": %llu, \"peak_bytes\": %llu}",
+                         &limit, per_worker, peak),
+                  3);
+    ASSERT_UINT_EQ(limit, o->memory_limit_bytes);
+    return rc;
+}
+
 static void test_memory_limit_bounds_workers(void) {
     char src[PATH_MAX], dst[PATH_MAX];
     snprintf(src, sizeof(src), "%s/ops-src", s_root);
     snprintf(dst, sizeof(dst), "%s/mem-dst", s_root);
-    /* 3 buffers of 64 KiB: at most 3 workers, whatever -j asks for. */
+    /* Every worker needs its own state, its clients and a transfer buffer out of the budget: as many workers as fit,
+     * whatever -j asks for, and never more counted than the budget. */
     sl_job_options o = {.kind = SL_JOB_COPY,
                         .src_url = src,
                         .dst_url = dst,
                         .jobs = 32,
-                        .memory_limit_bytes = 3 * 65536,
+                        .memory_limit_bytes = 4u << 20,
                         .buffer_size_bytes = 65536};
     sl_job_stats st;
-    ASSERT_INT_EQ(run_job(&o, &st), 0);
-    ASSERT_UINT_EQ(st.workers, 3);
+    unsigned long long per_worker = 0, peak = 0;
+    ASSERT_INT_EQ(run_job_budget(&o, &st, &per_worker, &peak), 0);
     ASSERT_UINT_EQ(st.objects_done, 300);
+    ASSERT_TRUE(per_worker > 65536);
+    ASSERT_UINT_EQ(st.workers, (4u << 20) / per_worker);
+    ASSERT_TRUE(st.workers >= 2 && st.workers < 32);
+    ASSERT_TRUE(peak <= 4u << 20);
+    unsigned four = st.workers;
+    o.memory_limit_bytes = 8u << 20;
+    ASSERT_INT_EQ(run_job_budget(&o, &st, &per_worker, &peak), 0);
+    ASSERT_UINT_EQ(st.workers, (8u << 20) / per_worker);
+    ASSERT_TRUE(st.workers >= 2 * four);
 
+    /* Less than one worker with a whole buffer: one worker, with a smaller buffer. */
+    o.memory_limit_bytes = per_worker - 32768;
+    ASSERT_INT_EQ(run_job_budget(&o, &st, &per_worker, &peak), 0);
+    ASSERT_UINT_EQ(st.workers, 1);
+    ASSERT_UINT_EQ(st.objects_done, 300);
+    ASSERT_TRUE(per_worker <= o.memory_limit_bytes);
+
+    /* Less than one worker needs at all: refused, saying how much would do. */
     o.memory_limit_bytes = 1000;
     ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
+    ASSERT_TRUE(strstr(sl_last_error(), "less than one worker needs") != NULL);
+    ASSERT_TRUE(strstr(sl_last_error(), "give at least ") != NULL);
 }
 
 static void test_bad_sources_and_destinations(void) {
@@ -530,10 +576,11 @@ static void test_memory_guard_with_fake_cgroup(void) {
     sl_job_stats_get(job, &st);
     ASSERT_UINT_EQ(st.objects_done, 300);
     ASSERT_UINT_EQ(st.objects_failed, 0);
-    /* 64 MiB / 4 = 16 MiB of 256 KiB buffers: the default budget leaves all 8 workers. */
+    /* 64 MiB / 4 = 16 MiB: the default budget feeds all 8 workers. */
     ASSERT_UINT_EQ(st.workers, 8);
     ASSERT_INT_EQ(atomic_load(&w.count), 1);
-    ASSERT_TRUE(strstr(w.message, "memory at 94% of the 64.0 MiB limit (") == w.message);
+    ASSERT_TRUE(strstr(w.message, "memory at 94% of the 64.0 MiB limit: 60.0 MiB of cgroup memory that is not page "
+                                  "cache (") == w.message);
     ASSERT_TRUE(strstr(w.message, "); lowering workers from 8 to 4") != NULL);
     ASSERT_TRUE(strchr(w.message, '\n') == NULL);
     sl_mem_verdict v;
@@ -541,8 +588,8 @@ static void test_memory_guard_with_fake_cgroup(void) {
     ASSERT_UINT_EQ(v.limit_bytes, 67108864);
     sl_job_destroy(job);
 
-    /* A 1 MiB container: the default budget is a quarter of it, one 256 KiB buffer, so one worker; the guard cannot
-     * go lower and says so. */
+    /* A 1 MiB container: the default budget, a quarter of it, is less than one worker needs, so it is raised to that:
+     * one worker; the guard cannot go lower and says so. */
     put_text(cg, "pod/ctr/memory.max", "1048576\n");
     put_text(cg, "pod/ctr/memory.current", "1000000\n");
     atomic_store(&w.count, 0);

@@ -80,6 +80,18 @@ static void test_cgroup_v2_nested(void) {
     ASSERT_INT_EQ(sl_cgroup_read(&cg, &usage, &limit), 0);
     ASSERT_UINT_EQ(usage, 1048576 - 48576); /* working set: inactive file cache is reclaimable */
     ASSERT_UINT_EQ(limit, 536870912);       /* the leaf is "max": the parent's limit applies */
+    /* What cannot be reclaimed: all the page cache (active and inactive) off the usage. */
+    sl_cgroup_memory m;
+    ASSERT_INT_EQ(sl_cgroup_read_memory(&cg, &m), 0);
+    ASSERT_UINT_EQ(m.usage_bytes, 1048576 - 48576);
+    ASSERT_UINT_EQ(m.unreclaimable_bytes, 1048576 - 48576 - 100000);
+    ASSERT_UINT_EQ(m.limit_bytes, 536870912);
+    /* A usage read before the counters moved on is never below zero. */
+    s_put("cg/kubepods/pod1/ctr/memory.stat", "active_file 2000000\ninactive_file 10\n");
+    ASSERT_INT_EQ(sl_cgroup_read_memory(&cg, &m), 0);
+    ASSERT_UINT_EQ(m.unreclaimable_bytes, 0);
+    ASSERT_UINT_EQ(m.usage_bytes, 1048576 - 10);
+    s_put("cg/kubepods/pod1/ctr/memory.stat", "anon 700000\nfile 300000\nactive_file 100000\ninactive_file 48576\n");
 
     /* A child limit smaller than its parent's wins; a parent smaller than the child wins too. */
     s_put("cg/kubepods/pod1/ctr/memory.max", "268435456\n");
@@ -145,6 +157,13 @@ static void test_cgroup_v1(void) {
     ASSERT_INT_EQ(sl_cgroup_read(&cg, &usage, &limit), 0);
     ASSERT_UINT_EQ(usage, 1000000); /* hierarchical inactive file cache subtracted */
     ASSERT_UINT_EQ(limit, 1073741824);
+    /* v1: the hierarchical total_ counters, active and inactive file pages both off. */
+    s_put("cg/memory/x/y/memory.stat", "cache 10\ninactive_file 5\nactive_file 7\ntotal_inactive_file 1000000\n"
+                                       "total_active_file 600000\n");
+    sl_cgroup_memory m;
+    ASSERT_INT_EQ(sl_cgroup_read_memory(&cg, &m), 0);
+    ASSERT_UINT_EQ(m.usage_bytes, 1000000);
+    ASSERT_UINT_EQ(m.unreclaimable_bytes, 400000);
 
     /* "unlimited" all the way up. */
     s_put("cg/memory/x/memory.limit_in_bytes", "9223372036854771712\n");
@@ -161,6 +180,8 @@ static void test_cgroup_v1(void) {
     ASSERT_INT_EQ(sl_cgroup_read(&cg, &usage, &limit), 0);
     ASSERT_UINT_EQ(usage, 123); /* no memory.stat: the raw usage */
     ASSERT_UINT_EQ(limit, 456789);
+    ASSERT_INT_EQ(sl_cgroup_read_memory(&cg, &m), 0);
+    ASSERT_UINT_EQ(m.unreclaimable_bytes, 123);
 
     /* Only the leaf has usage, no limit file anywhere: found, no limit. */
     s_put("proc3", "5:memory:/only/usage\n");
@@ -506,6 +527,23 @@ static void test_verdict_limit_projection(void) {
     ASSERT_TRUE(v.limit_in_s > 4096 - 209 - 0.01 && v.limit_in_s < 4096 - 209 + 0.01);
     ASSERT_STR_EQ(v.text, "growing: +60.0 MiB/min, limit reached in 65 min");
     sl_timeline_destroy(tl);
+
+    /* A cgroup whose usage is mostly page cache: the headroom is measured from what cannot be reclaimed (RSS + 50 MiB
+     * again), not from the usage, which the cache fills to the limit. */
+    tl = sl_timeline_new(0);
+    for (int i = 0; i < 60; i++) {
+        uint64_t rss = (uint64_t)(100 * MIB + MIB * i);
+        sl_mem_sample s = {.t_s = i,
+                           .rss_bytes = rss,
+                           .cg_usage_bytes = (uint64_t)(4000 * MIB),
+                           .cg_limit_bytes = (uint64_t)(4 * 1024 * MIB),
+                           .cg_unreclaimable_bytes = rss + (uint64_t)(50 * MIB)};
+        sl_timeline_add(tl, &s);
+    }
+    sl_mem_judge(tl, 0, &v);
+    ASSERT_TRUE(v.limit_in_s > 4096 - 209 - 0.01 && v.limit_in_s < 4096 - 209 + 0.01);
+    ASSERT_STR_EQ(v.text, "growing: +60.0 MiB/min, limit reached in 65 min");
+    sl_timeline_destroy(tl);
 }
 
 static void test_fmt(void) {
@@ -769,6 +807,31 @@ static void test_sampler_warns_once(void) {
     s_sleep_ms(30);
     sl_memwatch_destroy(mw);
     ASSERT_INT_EQ(atomic_load(&g.warns), 0);
+
+    /* Past it, but most of it page cache (even the working set, 95 %, is past it): never. The samples carry both. */
+    s_put("cg/job/memory.current", "990\n");
+    s_put("cg/job/memory.stat", "anon 300\nactive_file 650\ninactive_file 40\n");
+    fake k = {0};
+    o.user_data = &k;
+    ASSERT_INT_EQ(sl_memwatch_start(&o, &mw), 0);
+    s_sleep_ms(30);
+    sl_mem_sample last;
+    sl_memwatch_last(mw, &last);
+    sl_memwatch_destroy(mw);
+    ASSERT_INT_EQ(atomic_load(&k.warns), 0);
+    ASSERT_UINT_EQ(last.cg_usage_bytes, 950);
+    ASSERT_UINT_EQ(last.cg_unreclaimable_bytes, 300);
+    /* Anonymous memory past it: warned. */
+    s_put("cg/job/memory.stat", "anon 900\nactive_file 50\ninactive_file 40\n");
+    fake a = {0};
+    o.user_data = &a;
+    ASSERT_INT_EQ(sl_memwatch_start(&o, &mw), 0);
+    double t1 = s_now();
+    while (atomic_load(&a.warns) == 0 && s_now() - t1 < 10)
+        s_sleep_ms(5);
+    sl_memwatch_destroy(mw);
+    ASSERT_INT_EQ(atomic_load(&a.warns), 1);
+    unlink(s_path("cg/job/memory.stat"));
 
     /* A caller's limit is checked against RSS; the warning comes from the sampler thread with the current verdict. */
     fake h = {0};

@@ -96,8 +96,56 @@ static void test_acquire_blocks_until_release_or_close(void) {
     sl__pool_destroy(p);
 }
 
+static void *reserver(void *arg) {
+    return sl__pool_reserve(arg, 3000) ? arg : NULL;
+}
+
+/* Reservations count against the same limit as buffers; promised bytes are kept for blocking requests. */
+static void test_reservations_and_promises(void) {
+    sl__pool *p = sl__pool_new_bytes(1024, 10000);
+    ASSERT_UINT_EQ(sl__pool_capacity(p), 9);
+    ASSERT_UINT_EQ(sl__pool_limit(p), 10000);
+    unsigned char *b = sl__pool_acquire(p);
+    ASSERT_UINT_EQ(sl__pool_used(p), 1024);
+    sl__pool_promise(p, 4000);
+    /* 10000 - 1024 in use - 4000 promised: 4976 to spare. */
+    ASSERT_FALSE(sl__pool_try_reserve(p, 5000));
+    ASSERT_TRUE(sl__pool_try_reserve(p, 4976));
+    ASSERT_FALSE(sl__pool_try_reserve(p, 1));
+    ASSERT_TRUE(sl__pool_try_acquire(p) == NULL); /* a new buffer only from spare bytes too */
+    /* A blocking reservation takes from the promise and does not wait. */
+    ASSERT_TRUE(sl__pool_reserve(p, 3000));
+    ASSERT_UINT_EQ(sl__pool_used(p), 1024 + 4976 + 3000);
+    /* The rest of the promise (1000) is all there is; more waits until something is given back. */
+    pthread_t t;
+    pthread_create(&t, NULL, reserver, p);
+    usleep(50000);
+    ASSERT_UINT_EQ(sl__pool_used(p), 1024 + 4976 + 3000);
+    sl__pool_unreserve(p, 4976);
+    void *got;
+    pthread_join(t, &got);
+    ASSERT_TRUE(got == p);
+    ASSERT_UINT_EQ(sl__pool_used(p), 1024 + 3000 + 3000);
+    ASSERT_UINT_EQ(sl__pool_peak(p), 1024 + 4976 + 3000);
+    ASSERT_TRUE(sl__pool_peak(p) <= sl__pool_limit(p));
+    /* More than the whole limit can never be had; a closed pool gives nothing and wakes waiters. */
+    ASSERT_FALSE(sl__pool_reserve(p, 10001));
+    pthread_create(&t, NULL, reserver, p);
+    usleep(50000);
+    sl__pool_close(p);
+    pthread_join(t, &got);
+    ASSERT_TRUE(got == NULL);
+    ASSERT_FALSE(sl__pool_try_reserve(p, 1));
+    sl__pool_unreserve(p, 6000);
+    sl__pool_release(p, b);
+    ASSERT_UINT_EQ(sl__pool_used(p), 1024); /* the buffer stays allocated until destroy */
+    sl__pool_destroy(p);
+    ASSERT_TRUE(sl__pool_new_bytes(4096, 4095) == NULL);
+}
+
 int main(void) {
     RUN_TEST(test_cap_and_reuse);
+    RUN_TEST(test_reservations_and_promises);
     RUN_TEST(test_contention_never_exceeds_capacity);
     RUN_TEST(test_acquire_blocks_until_release_or_close);
     TEST_DONE();

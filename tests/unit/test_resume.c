@@ -167,6 +167,17 @@ static void test_decide(void) {
     ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_VERIFY);
     sl_object prefix = {.is_prefix = true};
     ASSERT_INT_EQ(sl__resume_decide(&src, &prefix, "copy", true), SL__RESUME_DO);
+    /* A copy whose CRC32C is not the source's is not complete either, when both are known: it is compared. */
+    src.mtime_ns = 1000;
+    src.has_crc32c = dst.has_crc32c = true;
+    src.crc32c = 0x1234;
+    dst.crc32c = 0x1234;
+    sl__fp_format(&src, "copy", rec, sizeof(rec));
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_SKIP);
+    dst.crc32c = 0x4321;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_VERIFY);
+    dst.has_crc32c = false;
+    ASSERT_INT_EQ(sl__resume_decide(&src, &dst, "copy", true), SL__RESUME_SKIP);
 }
 
 /* A source stored gzip-compressed: its fingerprint says so, only such a record matches it, and its copy (the
