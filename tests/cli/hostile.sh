@@ -1258,6 +1258,22 @@ row upload-stored-short-resumable 1 \
     'FAILED big.bin: .*the server stored 524288 bytes \(CRC32C [0-9a-f]{8}\), not the 1048576 bytes sent .*; the object was deleted$' \
     short_big_gone cp {FX}/big gs://hostile-keys/short --upload-chunk 256K --header "x-retry-test-id: $ID"
 gcs_expect_consumed "$ID"
+# A server-side copy (gs:// to gs://, objects.rewrite) is held to the source as listed, the same way: a copy that made
+# other bytes is deleted and tried again (3 times), then reported.
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["truncate-upload", "truncate-upload", "truncate-upload"]}')
+rw_short_gone() {
+    expect_eq "what the server stored" absent "$(gcs_size rw-short/a)"
+    expect_eq "the others were copied" "1 1" "$(gcs_size rw-short/b) $(gcs_size rw-short/c)"
+}
+row rewrite-stored-short 1 \
+    'FAILED a: .*the server-side copy of gs://hostile-keys/three/a made an object of 0 bytes \(CRC32C 00000000\), not the 1 bytes \(CRC32C [0-9a-f]{8}\) listed; the object was deleted$' \
+    rw_short_gone cp gs://hostile-keys/three gs://hostile-keys/rw-short -j 1 --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["truncate-upload"]}')
+rw_retried() { expect_eq "the copy tried again" "1 1 1" "$(gcs_size rw-again/a) $(gcs_size rw-again/b) $(gcs_size rw-again/c)"; }
+row rewrite-stored-short-retried 0 - rw_retried cp gs://hostile-keys/three gs://hostile-keys/rw-again -j 1 -q \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
 # An output changed behind sluice's back keeps its recorded fingerprint, but not the size and CRC32C recorded with it:
 # redone. So is an output whose fingerprint was recorded without them (older versions: it cannot vouch for its bytes).
 recorded=$(gcs_fp early/big.bin)
