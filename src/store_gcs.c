@@ -295,6 +295,17 @@ static int s_auth_headers(s_client *c, char *auth, const char *const *extra, con
     return 0;
 }
 
+/* s_auth_headers failed with rc, so nothing was sent. A token endpoint (or metadata server) that stopped answering is
+ * an outage like the storage endpoint's: it is recorded as one, and the request waits for it as s_backoff allows (in
+ * a job, until the job gives up on the outage as a whole). True: try again. */
+static bool s_auth_outage(s_client *c, int rc, s_attempts *a) {
+    s_store *st = s_st(&c->base);
+    if (rc != SL_EIO || !sl__gcs_auth_unreachable(st->auth))
+        return false;
+    sl__http_health_no_answer(&st->health, sl_last_error());
+    return s_backoff(c, a);
+}
+
 /* Turns a GCS error answer into an SL_E code and a one-line message naming the object and what to do. */
 static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
     s_store *st = s_st(&c->base);
@@ -355,8 +366,11 @@ static int s_perform(s_client *c, sl__http_request *req, const char *const *extr
     const char *headers[16 + S_MAX_USER_HEADERS];
     for (;;) {
         int rc = s_auth_headers(c, auth, extra, headers, 16 + S_MAX_USER_HEADERS);
-        if (rc < 0)
+        if (rc < 0) {
+            if (s_auth_outage(c, rc, a))
+                continue;
             return rc;
+        }
         req->headers = headers;
         rc = sl__http_perform(c->http, req, resp);
         if (rc == SL_EIO) {
@@ -953,8 +967,11 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
         char auth[4096];
         const char *headers[8 + S_MAX_USER_HEADERS];
         int rc = s_auth_headers(c, auth, extra, headers, 8 + S_MAX_USER_HEADERS);
-        if (rc < 0)
+        if (rc < 0) {
+            if (s_auth_outage(c, rc, &r->attempts))
+                continue;
             return rc;
+        }
         sl__http_request req = {.method = "GET", .url = c->url, .headers = headers};
         sl__http_response resp;
         rc = sl__http_stream_open(c->http, &req, &resp);
