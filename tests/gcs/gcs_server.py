@@ -1960,9 +1960,12 @@ def main(argv=None):
         os.replace(tmp, opts.port_file)
 
     def stop(signum, frame):
-        raise KeyboardInterrupt()
+        # Not an exception raised wherever the main thread happens to be (inside Thread.start, say, which can leave
+        # the interpreter unable to exit): serve_forever is asked to return, from another thread as it must be.
+        threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     sys.stdout.write("listening on 127.0.0.1:%d\n" % port)
     sys.stdout.flush()
     try:
