@@ -416,6 +416,7 @@ class State:
         self.rewrite_chunk = opts.rewrite_chunk
         self.list_modes = {}  # bucket -> [LIST_MODE_RE modes]
         self.stats_lock = threading.Lock()
+        self.api_in_flight = 0  # API requests being handled now (not reset with the counters)
         self.reset_stats()
 
     def reset_stats(self):
@@ -869,6 +870,15 @@ class Handler(BaseHTTPRequestHandler):
     # -- dispatch ------------------------------------------------------------------------------------------
 
     def dispatch(self):
+        self.in_flight = False
+        try:
+            self.dispatch_counted()
+        finally:
+            if self.in_flight:
+                with self.state.stats_lock:
+                    self.state.api_in_flight -= 1
+
+    def dispatch_counted(self):
         fault = None
         try:
             raw_path, _, raw_query = self.path.partition("?")
@@ -879,6 +889,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.read_body()
                 raise ApiError(400, "Invalid UTF-8 in the request URL.")
             method, fn, kind = self.route(self.command, segs, q)
+            if kind != "control":
+                with self.state.stats_lock:
+                    self.state.api_in_flight += 1
+                self.in_flight = True
             if kind != "control" and time.monotonic() < self.state.outage_until:
                 # An outage (/_config outage_s): the server is down for API requests, up for the test's control ones.
                 self.state.count_request(method)
@@ -1679,7 +1693,7 @@ class Handler(BaseHTTPRequestHandler):
         with st.stats_lock:
             out = {"connections": st.connections, "api_connections": st.api_connections,
                    "requests": dict(st.requests), "requests_total": sum(st.requests.values()),
-                   "tokens_issued": st.tokens_issued, "buckets": nb, "objects": nobj,
+                   "tokens_issued": st.tokens_issued, "api_in_flight": st.api_in_flight, "buckets": nb, "objects": nobj,
                    "open_upload_sessions": nsess}
         return json_response(200, out)
 

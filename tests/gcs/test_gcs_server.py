@@ -1095,6 +1095,20 @@ class TestStatsAndConfig(unittest.TestCase):
         st, stats, _ = SRV.json("GET", "/_stats")
         self.assertEqual((stats["connections"], stats["api_connections"]), (6, 5))
 
+    def test_in_flight(self):
+        # A request being handled counts until its answer is sent; control requests never count; a reset keeps it.
+        SRV.json("POST", "/_config", {"delay_ms": 600})
+        try:
+            t = threading.Thread(target=lambda: SRV.request("GET", "/storage/v1/b/b"))
+            t.start()
+            time.sleep(0.3)
+            SRV.json("POST", "/_stats/reset")
+            self.assertEqual(SRV.json("GET", "/_stats")[1]["api_in_flight"], 1)
+            t.join()
+        finally:
+            SRV.json("POST", "/_config", {"delay_ms": 0})
+        self.assertEqual(SRV.json("GET", "/_stats")[1]["api_in_flight"], 0)
+
     def test_parallel_clients_keep_their_connections(self):
         SRV.json("POST", "/_stats/reset")
         errors = []
