@@ -879,6 +879,14 @@ else
     NSKIPPED=$((NSKIPPED + 1))
 fi
 
+# A device or a FIFO given as the source: refused saying what it is, never read (a link to /dev/zero would never end).
+mkfifo "$FX/fifo"
+ln -s /dev/zero "$FX/zero-link"
+row cat-device 3 'zero-link: a device, not a regular file or a directory \(sluice reads regular files only\)' - \
+    cat {FX}/zero-link
+row cp-fifo 3 'fifo: a FIFO, not a regular file or a directory' nothing_created cp {FX}/fifo {DST}
+rm -f "$FX/fifo" "$FX/zero-link"
+
 # ============================================================================================================
 say "a name with a newline is escaped in every output format"
 row nl-ls 0 - - ls -r gs://hostile-keys/nl
