@@ -1954,6 +1954,8 @@ def main(argv=None):
     ap.add_argument("--split-hash-headers", action="store_true",
                     help="send x-goog-hash as two header lines (crc32c, md5) instead of one")
     ap.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    ap.add_argument("--parent-pid", type=int,
+                    help="stop once process PID is no longer this one's parent (a test that started it and crashed)")
     opts = ap.parse_args(argv)
     if opts.host not in ("127.0.0.1", "localhost"):
         ap.error("refusing to bind %s: this test server only listens on 127.0.0.1" % opts.host)
@@ -1980,6 +1982,16 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if opts.parent_pid:
+        def watch_parent():
+            # A parent that died without stopping this server (a crashed test program) leaves it to init: its
+            # inherited stderr would keep the test runner's output pipe open for ever. The pid is given, not read
+            # here: the parent may be gone before this line runs.
+            while os.getppid() == opts.parent_pid:
+                time.sleep(0.2)
+            server.shutdown()
+
+        threading.Thread(target=watch_parent, daemon=True).start()
     sys.stdout.write("listening on 127.0.0.1:%d\n" % port)
     sys.stdout.flush()
     try:
