@@ -74,6 +74,8 @@ struct sl__gcs_auth {
     char *refresh_token;  /* authorized_user; secret */
     atomic_ulong fetches;
     atomic_ulong attempts; /* fetches tried (succeeded or not); read before taking the lock */
+    /* The last fetch got no HTTP answer at all from an endpoint that gave a token before (sl__gcs_auth_unreachable). */
+    atomic_bool unreachable;
     struct {
         pthread_mutex_t lock;
         sl__http *http;       /* created on the first fetch; used only under the lock */
@@ -956,7 +958,10 @@ static int s_fetch_locked(sl__gcs_auth *auth) {
             break;
     }
 
-    if (rc == SL_EIO && auth->kind == S_METADATA) {
+    /* The endpoint answered nothing: an outage when it gave a token before (the job judges those as a whole), missing
+     * or wrong credentials when it never did. */
+    atomic_store(&auth->unreachable, rc == SL_EIO && atomic_load(&auth->fetches) > 0);
+    if (rc == SL_EIO && auth->kind == S_METADATA && atomic_load(&auth->fetches) == 0) {
         rc = sl__fail(SL_EACCES,
                       "no Google Cloud credentials found: tried %s, and the metadata server at %s (unreachable: %s); "
                       "set GOOGLE_APPLICATION_CREDENTIALS to a key file, or use --token-file",
@@ -964,7 +969,8 @@ static int s_fetch_locked(sl__gcs_auth *auth) {
         goto on_error;
     }
     if (rc == SL_EIO) {
-        rc = sl__fail(SL_EIO, "%s: cannot reach the token endpoint %s: %s", auth->source, auth->url, reason);
+        rc = sl__fail(SL_EIO, "%s: cannot reach the %s %s: %s", auth->source,
+                      auth->kind == S_METADATA ? "metadata server" : "token endpoint", auth->url, reason);
         goto on_error;
     }
     if (rc < 0) {
@@ -1032,6 +1038,10 @@ static int s_static_rejected_locked(sl__gcs_auth *auth) {
     }
     return sl__fail(SL_EACCES, "the access token from %s was rejected (401): it may have expired; provide a fresh one",
                     auth->source);
+}
+
+bool sl__gcs_auth_unreachable(sl__gcs_auth *auth) {
+    return auth && atomic_load(&auth->unreachable);
 }
 
 int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap) {

@@ -41,6 +41,10 @@ void sl__gcs_auth_destroy(sl__gcs_auth *auth);
  * Fetches or refreshes the token first if needed (under the lock; other threads wait for that fetch rather than
  * starting their own). Returns 0, or <0 with sl_last_error() naming the source and what to do. */
 int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap);
+/* True when the last token request got no HTTP answer at all (refused, reset, timed out) from an endpoint that issued a
+ * token before: an outage of the token endpoint or metadata server, which a job judges like one of the storage
+ * endpoint (sl__http_health), rather than a failure of each object. Any thread. */
+bool sl__gcs_auth_unreachable(sl__gcs_auth *auth);
 /* After a 401 with the header `header_used`: drop that token so the next sl__gcs_auth_header fetches a new one
  * (if another thread already refreshed it, nothing happens). */
 void sl__gcs_auth_invalidate(sl__gcs_auth *auth, const char *header_used);

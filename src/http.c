@@ -113,7 +113,10 @@ static void s_health_answer(sl__http *h) {
 }
 
 static void s_health_no_answer(sl__http *h, const char *message) {
-    sl__http_health *hh = h->opts.health;
+    sl__http_health_no_answer(h->opts.health, message);
+}
+
+void sl__http_health_no_answer(sl__http_health *hh, const char *message) {
     if (!hh)
         return;
     int64_t zero = 0, now = sl__now_ms();

@@ -48,6 +48,10 @@ int64_t sl__http_health_unreachable_ms(sl__http_health *hh, char *why, size_t ca
  * A request whose retries ran out then waits and tries again; the job ends the wait (sl__http_aborted) when it gives
  * up, or an answer ends the outage. NULL: false. */
 bool sl__http_health_holding(sl__http_health *hh);
+/* Records that a request on hh's behalf got no HTTP answer (`message`: why, for the job's message), as the requests of
+ * an sl__http bound to it do by themselves: for what a store's requests depend on elsewhere (the token endpoint).
+ * NULL hh: nothing. */
+void sl__http_health_no_answer(sl__http_health *hh, const char *message);
 
 typedef struct sl__http_options {
     long connect_timeout_ms; /* 0 = 10000 */

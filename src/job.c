@@ -1170,11 +1170,18 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
             atomic_fetch_add(&job->done, 1);
         return;
     }
-    if ((job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC) &&
-        (rc = sl__store_copy(w->dst, job->src, it->key, w->dst_key)) == 0) {
-        /* Copied on the server: no byte crossed this machine. */
-        atomic_fetch_add(&job->done, 1);
-        return;
+    if (job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC) {
+        /* A server-side copy whose result is not the source was deleted (SL_ECORRUPT): try it again, like data. */
+        for (unsigned attempt = 0;; attempt++) {
+            rc = sl__store_copy(w->dst, job->src, &it->src, w->dst_key);
+            if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
+                break;
+        }
+        if (rc == 0) {
+            /* Copied on the server: no byte crossed this machine. */
+            atomic_fetch_add(&job->done, 1);
+            return;
+        }
     }
     if (rc != SL_ENOTSUP) {
         s_report_failure(job, it->key, rc, sl_last_error());

@@ -295,6 +295,17 @@ static int s_auth_headers(s_client *c, char *auth, const char *const *extra, con
     return 0;
 }
 
+/* s_auth_headers failed with rc, so nothing was sent. A token endpoint (or metadata server) that stopped answering is
+ * an outage like the storage endpoint's: it is recorded as one, and the request waits for it as s_backoff allows (in
+ * a job, until the job gives up on the outage as a whole). True: try again. */
+static bool s_auth_outage(s_client *c, int rc, s_attempts *a) {
+    s_store *st = s_st(&c->base);
+    if (rc != SL_EIO || !sl__gcs_auth_unreachable(st->auth))
+        return false;
+    sl__http_health_no_answer(&st->health, sl_last_error());
+    return s_backoff(c, a);
+}
+
 /* Turns a GCS error answer into an SL_E code and a one-line message naming the object and what to do. */
 static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
     s_store *st = s_st(&c->base);
@@ -355,8 +366,11 @@ static int s_perform(s_client *c, sl__http_request *req, const char *const *extr
     const char *headers[16 + S_MAX_USER_HEADERS];
     for (;;) {
         int rc = s_auth_headers(c, auth, extra, headers, 16 + S_MAX_USER_HEADERS);
-        if (rc < 0)
+        if (rc < 0) {
+            if (s_auth_outage(c, rc, a))
+                continue;
             return rc;
+        }
         req->headers = headers;
         rc = sl__http_perform(c->http, req, resp);
         if (rc == SL_EIO) {
@@ -953,8 +967,11 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
         char auth[4096];
         const char *headers[8 + S_MAX_USER_HEADERS];
         int rc = s_auth_headers(c, auth, extra, headers, 8 + S_MAX_USER_HEADERS);
-        if (rc < 0)
+        if (rc < 0) {
+            if (s_auth_outage(c, rc, &r->attempts))
+                continue;
             return rc;
+        }
         sl__http_request req = {.method = "GET", .url = c->url, .headers = headers};
         sl__http_response resp;
         rc = sl__http_stream_open(c->http, &req, &resp);
@@ -1400,11 +1417,10 @@ static bool s_created_parse(const char *body, size_t len, s_created *out) {
     return ok;
 }
 
-/* Deletes exactly generation `gen` of the object being written (ifGenerationMatch), so that only what this upload
- * created can go. 0 once that generation is gone (now, earlier, or replaced by a newer one); <0 with the reason. */
-static int s_delete_created(s_writer *w, int64_t gen) {
-    s_client *c = w->client;
-    size_t at = s_object_url(c, w->name, "/storage/v1");
+/* Deletes exactly generation `gen` of `name` (ifGenerationMatch), so that only what this client created can go. 0
+ * once that generation is gone (now, earlier, or replaced by a newer one); <0 with the reason. */
+static int s_delete_generation(s_client *c, const char *name, int64_t gen) {
+    size_t at = s_object_url(c, name, "/storage/v1");
     char num[48];
     snprintf(num, sizeof(num), "?ifGenerationMatch=%" PRId64, gen);
     s_url_add(c, &at, num, false);
@@ -1416,7 +1432,13 @@ static int s_delete_created(s_writer *w, int64_t gen) {
         return rc;
     if (resp.status == 200 || resp.status == 204 || resp.status == 404 || resp.status == 412)
         return 0;
-    return s_http_error(c, w->name, &resp);
+    return s_http_error(c, name, &resp);
+}
+
+/* Deletes exactly generation `gen` of the object being written (ifGenerationMatch), so that only what this upload
+ * created can go. 0 once that generation is gone (now, earlier, or replaced by a newer one); <0 with the reason. */
+static int s_delete_created(s_writer *w, int64_t gen) {
+    return s_delete_generation(w->client, w->name, gen);
 }
 
 /* The object an upload created is not the one sent: it is deleted (that generation only), and the upload fails with
@@ -1772,7 +1794,34 @@ static void s_write_abort(sl_writer *base) {
 
 /* ---- server-side copy (rewrite) ---- */
 
-static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key, const char *dst_key) {
+/* The object a finished rewrite made must be the source as listed: its size and CRC32C (when both sides give one).
+ * One that is not is deleted (that generation only) and the copy fails with SL_ECORRUPT, so the job tries again. */
+static int s_check_rewritten(s_client *c, const s_store *src, const char *src_name, const sl_object *src_obj,
+                             json_t *resource) {
+    s_store *dst = s_st(&c->base);
+    if (!json_is_object(resource))
+        return 0; /* an answer without the resource (fields not honoured): nothing to hold it to */
+    uint64_t size = s_json_u64(json_object_get(resource, "size"));
+    int64_t gen = (int64_t)s_json_u64(json_object_get(resource, "generation"));
+    const char *crc_text = json_string_value(json_object_get(resource, "crc32c"));
+    uint32_t crc = 0;
+    bool has_crc = crc_text && sl__gcs_unb64_crc(crc_text, &crc);
+    bool size_ok = !json_object_get(resource, "size") || size == src_obj->size;
+    bool crc_ok = !has_crc || !src_obj->has_crc32c || crc == src_obj->crc32c;
+    if (size_ok && crc_ok)
+        return 0;
+    char why[1024] = "the object was deleted";
+    if (gen > 0 && s_delete_generation(c, c->name, gen) < 0)
+        snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
+    else if (gen <= 0)
+        snprintf(why, sizeof(why), "the answer gives no generation to delete it by");
+    return sl__fail(SL_ECORRUPT,
+                    "gs://%s/%s: the server-side copy of gs://%s/%s made an object of %" PRIu64 " bytes (CRC32C %08" PRIx32
+                    "), not the %" PRIu64 " bytes (CRC32C %08" PRIx32 ") listed; %s",
+                    dst->bucket, c->name, src->bucket, src_name, size, crc, src_obj->size, src_obj->crc32c, why);
+}
+
+static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *src_obj, const char *dst_key) {
     s_client *c = (s_client *)base;
     s_store *dst = s_st(base);
     if (src_base->vt != &s_vtable)
@@ -1780,6 +1829,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
     const s_store *src = (const s_store *)src_base;
     if (strcmp(src->endpoint, dst->endpoint) != 0)
         return SL_ENOTSUP;
+    const char *src_key = src_obj->key;
     char src_name[4096];
     int n = snprintf(src_name, sizeof(src_name), "%s%s", src->prefix, src_key);
     if (n < 0 || (size_t)n >= sizeof(src_name))
@@ -1799,7 +1849,14 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
         s_url_add(c, &at, dst->bucket, true);
         s_url_add(c, &at, "/o/", false);
         s_url_add(c, &at, c->name, true);
-        s_url_add(c, &at, "?fields=done,rewriteToken,totalBytesRewritten", false);
+        s_url_add(c, &at, "?fields=done,rewriteToken,totalBytesRewritten,resource(size,generation,crc32c)", false);
+        if (src_obj->generation > 0) {
+            /* The generation listed, whose size and CRC32C the result is checked against (and the resume decision
+             * was made on): a source replaced since is not copied in its place. */
+            char num[48];
+            snprintf(num, sizeof(num), "&sourceGeneration=%" PRId64, src_obj->generation);
+            s_url_add(c, &at, num, false);
+        }
         if (token) {
             s_url_add(c, &at, "&rewriteToken=", false);
             s_url_add(c, &at, token, true);
@@ -1810,7 +1867,12 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
         s_attempts a = {.started_ms = sl__now_ms()};
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
-        if (rc == 0 && resp.status != 200)
+        if (rc == 0 && resp.status == 404 && src_obj->generation > 0)
+            rc = sl__fail(SL_ENOENT,
+                          "gs://%s/%s: generation %" PRId64 " is gone (the object was replaced or deleted since it "
+                          "was listed); rerun to copy what is there now",
+                          src->bucket, src_name, src_obj->generation);
+        else if (rc == 0 && resp.status != 200)
             rc = s_http_error(c, src_name, &resp);
         if (rc < 0)
             break;
@@ -1819,6 +1881,8 @@ static int s_copy(sl_client *base, const sl_store *src_base, const char *src_key
         const char *next = json_string_value(json_object_get(doc, "rewriteToken"));
         free(token);
         token = next ? strdup(next) : NULL;
+        if (done)
+            rc = s_check_rewritten(c, src, src_name, src_obj, json_object_get(doc, "resource"));
         json_decref(doc);
         if (done)
             break;

@@ -697,6 +697,20 @@ static void s_pop_level(s_lister *ls) {
     lv->dir = NULL;
 }
 
+/* Why `path`, which is not a directory, can be neither listed nor read: what it is. */
+static const char *s_not_dir_kind(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || S_ISREG(sb.st_mode))
+        return "not a directory (only a directory can be listed)";
+    if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
+        return "a device, not a regular file or a directory (sluice reads regular files only)";
+    if (S_ISFIFO(sb.st_mode))
+        return "a FIFO, not a regular file or a directory (sluice reads regular files only; use a file)";
+    if (S_ISSOCK(sb.st_mode))
+        return "a socket, not a regular file or a directory (sluice reads regular files only)";
+    return "not a regular file or a directory (sluice reads regular files only)";
+}
+
 static int s_list_open(sl_client *client, const sl_list_options *opts, sl_lister **out) {
     const char *root = s_root_name((s_store *)client->store);
     int rc;
@@ -724,7 +738,7 @@ static int s_list_open(sl_client *client, const sl_list_options *opts, sl_lister
         if (errno == ENOENT)
             rc = sl__fail(SL_ENOENT, "%s: no such file or directory", root);
         else if (errno == ENOTDIR)
-            rc = sl__fail(SL_ENOTDIR, "%s: not a directory (only a directory can be listed)", root);
+            rc = sl__fail(SL_ENOTDIR, "%s: %s", root, s_not_dir_kind(root));
         else
             rc = s_fail_path(errno, root, "cannot list");
         goto on_error;

@@ -191,6 +191,43 @@ items = [json.loads(l) for l in sys.stdin]
 assert len(items) == int(sys.argv[1]) and all(int(o["size"]) == 100 for o in items), len(items)' "$N" ||
     fail "objects uploaded through the outage" "$N objects of 100 bytes" "see above"
 
+say "the token endpoint (a server of its own) dies while the storage server answers: the same, once tokens run out"
+# Credentials whose tokens live 2 s come from a second server; sluice talks to the storage server through --endpoint
+# (no emulator variable: it sends those tokens). Once that token server is gone, no request can be sent: the job
+# judges that outage as a whole instead of failing every object on its own.
+RT="1//outage-refresh-token"
+GCS_NO_EMULATOR=1 gcs_start --refresh-token "$RT" --client-id cid --client-secret csecret --token-lifetime-s 2
+TOKEN_PID=$GCS_PID TOKEN_URI="$GCS/token"
+GCS_NO_EMULATOR=1 server
+unset STORAGE_EMULATOR_HOST
+python3 - "$T/user.json" "$TOKEN_URI" "$RT" <<'PY'
+import json, sys
+json.dump({"type": "authorized_user", "client_id": "cid", "client_secret": "csecret", "refresh_token": sys.argv[3],
+           "token_uri": sys.argv[2]}, open(sys.argv[1], "w"))
+PY
+gcs_stats_reset
+GOOGLE_APPLICATION_CREDENTIALS="$T/user.json" bg cp "gs://$BKT/p" "$T/tok" --endpoint "$GCS" -j 8 \
+    --retry-deadline-ms 3000 --report "$T/tok.json" --failures "$T/tok.failures"
+under_way 300
+kill "$TOKEN_PID"
+wait "$TOKEN_PID" 2>/dev/null || true
+T0=$(date +%s%N)
+wait_job 30
+expect_rc 3
+expect_err_one_line
+re="^sluice: cp: gs://$BKT/p: server unreachable for [0-9.]+ s \(.*cannot reach the token endpoint "
+re+="http://127\.0\.0\.1:[0-9]+/token: .*\); [0-9]+ objects done, 0 failed, [0-9]+ abandoned, .*rerun to resume$"
+grep -qE -- "$re" "$ERR" || fail "the message" "one line matching /$re/" "$(cat "$ERR")"
+expect_out
+# The token in hand lasts up to 2 s after the kill, then the 3 s deadline runs; generous for a loaded machine.
+[ "$MS" -ge 2500 ] && [ "$MS" -le 20000 ] || fail "stop after the token endpoint died" "3 to 20 s later" "$MS ms"
+expect_eq "report (error, aborted, none failed)" '["error", true, 0]' \
+    "$(json_field "$T/tok.json" '[d["outcome"], d["stop"]["aborted"], d["objects"]["failed"]]')"
+n=$(whole "$T/tok")
+[ "$n" -gt 0 ] && [ "$n" -lt "$N" ] || fail "files copied before the token endpoint died" "some, not all" "$n"
+say "  exit 3 $MS ms after the token endpoint died; $n whole files"
+export STORAGE_EMULATOR_HOST="127.0.0.1:$GCS_PORT"
+
 say "a server that answers 503 to everything is not unreachable: each object fails by its own retries, past the deadline"
 gcs_config '{"outage_s": 0, "delay_ms": 50}'
 gcs_seed "{\"bucket\": \"$BKT\", \"count\": 60, \"name_format\": \"few/{:02d}\", \"size\": 10}"

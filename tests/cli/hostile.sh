@@ -879,6 +879,14 @@ else
     NSKIPPED=$((NSKIPPED + 1))
 fi
 
+# A device or a FIFO given as the source: refused saying what it is, never read (a link to /dev/zero would never end).
+mkfifo "$FX/fifo"
+ln -s /dev/zero "$FX/zero-link"
+row cat-device 3 'zero-link: a device, not a regular file or a directory \(sluice reads regular files only\)' - \
+    cat {FX}/zero-link
+row cp-fifo 3 'fifo: a FIFO, not a regular file or a directory' nothing_created cp {FX}/fifo {DST}
+rm -f "$FX/fifo" "$FX/zero-link"
+
 # ============================================================================================================
 say "a name with a newline is escaped in every output format"
 row nl-ls 0 - - ls -r gs://hostile-keys/nl
@@ -1258,6 +1266,22 @@ row upload-stored-short-resumable 1 \
     'FAILED big.bin: .*the server stored 524288 bytes \(CRC32C [0-9a-f]{8}\), not the 1048576 bytes sent .*; the object was deleted$' \
     short_big_gone cp {FX}/big gs://hostile-keys/short --upload-chunk 256K --header "x-retry-test-id: $ID"
 gcs_expect_consumed "$ID"
+# A server-side copy (gs:// to gs://, objects.rewrite) is held to the source as listed, the same way: a copy that made
+# other bytes is deleted and tried again (3 times), then reported.
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["truncate-upload", "truncate-upload", "truncate-upload"]}')
+rw_short_gone() {
+    expect_eq "what the server stored" absent "$(gcs_size rw-short/a)"
+    expect_eq "the others were copied" "1 1" "$(gcs_size rw-short/b) $(gcs_size rw-short/c)"
+}
+row rewrite-stored-short 1 \
+    'FAILED a: .*the server-side copy of gs://hostile-keys/three/a made an object of 0 bytes \(CRC32C 00000000\), not the 1 bytes \(CRC32C [0-9a-f]{8}\) listed; the object was deleted$' \
+    rw_short_gone cp gs://hostile-keys/three gs://hostile-keys/rw-short -j 1 --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["truncate-upload"]}')
+rw_retried() { expect_eq "the copy tried again" "1 1 1" "$(gcs_size rw-again/a) $(gcs_size rw-again/b) $(gcs_size rw-again/c)"; }
+row rewrite-stored-short-retried 0 - rw_retried cp gs://hostile-keys/three gs://hostile-keys/rw-again -j 1 -q \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
 # An output changed behind sluice's back keeps its recorded fingerprint, but not the size and CRC32C recorded with it:
 # redone. So is an output whose fingerprint was recorded without them (older versions: it cannot vouch for its bytes).
 recorded=$(gcs_fp early/big.bin)
@@ -1271,6 +1295,28 @@ gcs_api PATCH "/storage/v1/b/hostile-keys/o/early%2Fbig.bin" \
     "$(python3 -c 'import json, sys; print(json.dumps({"metadata": {"sluice-source": sys.argv[1].split(" out_size=")[0]}}))' "$recorded")" >/dev/null
 row upload-output-legacy-fingerprint 0 'map: 1 done \(0 skipped\), 0 failed of 1 objects' early_full \
     map {FX}/big gs://hostile-keys/early --exec cat
+# The memory guard judges what the kernel cannot reclaim. A fake cgroup v2 tree (SLUICE_CGROUP_ROOT,
+# SLUICE_PROC_CGROUP; tests/cli/cgroup.sh does the same in a real cgroup): 60 of its 64 MiB are in use, 55 MiB of that
+# active page cache. No warning, workers kept; the same usage with no page cache warns, naming the figure it judged.
+fake_cgroup() { # fake_cgroup FILE_BYTES: $C/cg, its usage 60 MiB of 64, FILE_BYTES of it page cache
+    mkdir -p "$C/cg/pod/ctr"
+    echo "0::/pod/ctr" >"$C/cg/proc-cgroup"
+    echo max >"$C/cg/pod/memory.max"
+    echo $((64 << 20)) >"$C/cg/pod/ctr/memory.max"
+    echo $((60 << 20)) >"$C/cg/pod/ctr/memory.current"
+    # Active page cache (a file read again and again): the working set (usage - inactive_file) counts it too.
+    printf 'anon %d\nfile %d\nactive_file %d\ninactive_file 0\n' $(((60 << 20) - $1)) "$1" "$1" >"$C/cg/pod/ctr/memory.stat"
+    PRE=(env SLUICE_CGROUP_ROOT="$C/cg" SLUICE_PROC_CGROUP="$C/cg/proc-cgroup")
+}
+cache_cgroup() { fake_cgroup $((55 << 20)); }
+anon_cgroup() { fake_cgroup 0; }
+workers_kept() { expect_eq "report: workers, warning" '[2, null]' "$(json_field "$AUX/r.json" '[d["jobs"], d["memory"]["warning"]]')"; }
+SETUP=cache_cgroup
+row guard-page-cache 0 - workers_kept map {FX}/src - -q -j 2 --mem-interval 20 --report {AUX}/r.json \
+    --shell --exec 'sleep 0.5; wc -c'
+SETUP=anon_cgroup
+row guard-anonymous 0 '^sluice: warning: memory at 94% of the 64\.0 MiB limit: 60\.0 MiB of cgroup memory that is not page cache \(.*\); lowering workers from 2 to 1$' \
+    - map {FX}/src - -q -j 2 --mem-interval 20 --shell --exec 'sleep 0.5; wc -c'
 # A budget too small for one worker (its state, clients, a transfer buffer, an upload quantum): refused up front,
 # naming the least that works.
 row budget-below-one-worker 2 '--memory-limit 64.0 KiB is less than one worker needs: .*; give at least [0-9]+K$' \

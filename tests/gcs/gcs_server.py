@@ -416,6 +416,7 @@ class State:
         self.rewrite_chunk = opts.rewrite_chunk
         self.list_modes = {}  # bucket -> [LIST_MODE_RE modes]
         self.stats_lock = threading.Lock()
+        self.api_in_flight = 0  # API requests being handled now (not reset with the counters)
         self.reset_stats()
 
     def reset_stats(self):
@@ -869,6 +870,15 @@ class Handler(BaseHTTPRequestHandler):
     # -- dispatch ------------------------------------------------------------------------------------------
 
     def dispatch(self):
+        self.in_flight = False
+        try:
+            self.dispatch_counted()
+        finally:
+            if self.in_flight:
+                with self.state.stats_lock:
+                    self.state.api_in_flight -= 1
+
+    def dispatch_counted(self):
         fault = None
         try:
             raw_path, _, raw_query = self.path.partition("?")
@@ -879,6 +889,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.read_body()
                 raise ApiError(400, "Invalid UTF-8 in the request URL.")
             method, fn, kind = self.route(self.command, segs, q)
+            if kind != "control":
+                with self.state.stats_lock:
+                    self.state.api_in_flight += 1
+                self.in_flight = True
             if kind != "control" and time.monotonic() < self.state.outage_until:
                 # An outage (/_config outage_s): the server is down for API requests, up for the test's control ones.
                 self.state.count_request(method)
@@ -943,6 +957,8 @@ class Handler(BaseHTTPRequestHandler):
         """What an upload request is: "single" (media, multipart), "start" (of a resumable session), "chunk" (on a
         session, not completing it), "final" (on a session, completing it when its bytes are all there); None for
         anything else."""
+        if method == "storage.objects.rewrite":
+            return "final"  # any step of a rewrite may complete it (truncate-upload completes it at once)
         if method not in UPLOAD_METHODS:
             return None
         if "upload_id" not in q:
@@ -1551,7 +1567,8 @@ class Handler(BaseHTTPRequestHandler):
             rw = Rewrite(secrets.token_urlsafe(18), src, (db, do), chunk if chunk else len(src.data), meta, pre)
         size = len(rw.src.data)
         out = {"kind": "storage#rewriteResponse", "objectSize": str(size)}
-        if rw.done < size:
+        truncate = bool(fault and fault[0] == "truncate")
+        if rw.done < size and not truncate:
             with self.state.lock:
                 self.state.rewrites[rw.id] = rw
             out.update(totalBytesRewritten=str(rw.done), done=False, rewriteToken=rw.id)
@@ -1561,8 +1578,12 @@ class Handler(BaseHTTPRequestHandler):
         src = rw.src
         new_meta = dict(src.meta)
         new_meta.update(writable(rw.meta))
-        obj = self.state.put(db, do, src.data, rw.meta.get("contentType") or src.content_type, new_meta, pre,
-                             src.crc, src.md5)
+        if truncate:  # a server that completes the copy with the first half of the bytes
+            obj = self.state.put(db, do, src.data[:size // 2], rw.meta.get("contentType") or src.content_type,
+                                 new_meta, pre)
+        else:
+            obj = self.state.put(db, do, src.data, rw.meta.get("contentType") or src.content_type, new_meta, pre,
+                                 src.crc, src.md5)
         out.update(totalBytesRewritten=str(size), done=True, resource=obj.resource(self.base_url()))
         return self.json_fields(200, out, q)
 
@@ -1672,7 +1693,7 @@ class Handler(BaseHTTPRequestHandler):
         with st.stats_lock:
             out = {"connections": st.connections, "api_connections": st.api_connections,
                    "requests": dict(st.requests), "requests_total": sum(st.requests.values()),
-                   "tokens_issued": st.tokens_issued, "buckets": nb, "objects": nobj,
+                   "tokens_issued": st.tokens_issued, "api_in_flight": st.api_in_flight, "buckets": nb, "objects": nobj,
                    "open_upload_sessions": nsess}
         return json_response(200, out)
 
@@ -1788,8 +1809,10 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "Unsupported method in retry test: %s" % method)
                 if not isinstance(lst, list) or not all(isinstance(x, str) and parse_instruction(x) for x in lst):
                     raise ApiError(400, "Unsupported instruction for %s: %r" % (method, lst))
-                if method not in UPLOAD_METHODS and ("finalize-early" in lst or "truncate-upload" in lst):
-                    raise ApiError(400, "finalize-early and truncate-upload apply to storage.objects.insert only")
+                if method not in UPLOAD_METHODS and "finalize-early" in lst:
+                    raise ApiError(400, "finalize-early applies to storage.objects.insert only")
+                if method not in UPLOAD_METHODS | {"storage.objects.rewrite"} and "truncate-upload" in lst:
+                    raise ApiError(400, "truncate-upload applies to storage.objects.insert and rewrite only")
             tid = uuid.uuid4().hex
             t = {"id": tid, "instructions": {k: list(v) for k, v in instr.items()},
                  "transport": req.get("transport", "HTTP"), "completed": all(not v for v in instr.values())}
@@ -1931,6 +1954,8 @@ def main(argv=None):
     ap.add_argument("--split-hash-headers", action="store_true",
                     help="send x-goog-hash as two header lines (crc32c, md5) instead of one")
     ap.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    ap.add_argument("--parent-pid", type=int,
+                    help="stop once process PID is no longer this one's parent (a test that started it and crashed)")
     opts = ap.parse_args(argv)
     if opts.host not in ("127.0.0.1", "localhost"):
         ap.error("refusing to bind %s: this test server only listens on 127.0.0.1" % opts.host)
@@ -1951,9 +1976,22 @@ def main(argv=None):
         os.replace(tmp, opts.port_file)
 
     def stop(signum, frame):
-        raise KeyboardInterrupt()
+        # Not an exception raised wherever the main thread happens to be (inside Thread.start, say, which can leave
+        # the interpreter unable to exit): serve_forever is asked to return, from another thread as it must be.
+        threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if opts.parent_pid:
+        def watch_parent():
+            # A parent that died without stopping this server (a crashed test program) leaves it to init: its
+            # inherited stderr would keep the test runner's output pipe open for ever. The pid is given, not read
+            # here: the parent may be gone before this line runs.
+            while os.getppid() == opts.parent_pid:
+                time.sleep(0.2)
+            server.shutdown()
+
+        threading.Thread(target=watch_parent, daemon=True).start()
     sys.stdout.write("listening on 127.0.0.1:%d\n" % port)
     sys.stdout.flush()
     try:

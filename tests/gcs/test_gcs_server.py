@@ -703,6 +703,21 @@ class TestResumable(unittest.TestCase, GcsErrorShape):
         st, t, _ = SRV.json("GET", "/retry_test/" + tid)
         self.assertTrue(t["completed"])
 
+    def test_truncate_rewrite(self):
+        # A rewrite that would take several steps completes at once with the first half of the source's bytes.
+        data = os.urandom(2 * 1024 * 1024 + 7)
+        SRV.upload("b", "res/trunc-rw-src", data)
+        tid = SRV.retry_test({"storage.objects.rewrite": ["truncate-upload"]})
+        st, r, _ = SRV.json("POST", "/storage/v1/b/b/o/res%2Ftrunc-rw-src/rewriteTo/b/b/o/res%2Ftrunc-rw-dst"
+                            "?maxBytesRewrittenPerCall=1048576", None, {"x-retry-test-id": tid})
+        half = data[:len(data) // 2]
+        self.assertEqual((st, r["done"], r["resource"]["size"], r["resource"]["crc32c"]),
+                         (200, True, str(len(half)), crc_b64(half)))
+        self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/res%2Ftrunc-rw-dst?alt=media")[2], half)
+        # Other methods do not know it.
+        st, body, _ = SRV.json("POST", "/retry_test", {"instructions": {"storage.objects.get": ["truncate-upload"]}})
+        self.assertGcsError(st, body, 400)
+
 
 class TestPatch(unittest.TestCase, GcsErrorShape):
     def test_patch_metadata_with_preconditions(self):
@@ -1079,6 +1094,20 @@ class TestStatsAndConfig(unittest.TestCase):
             SRV.request("GET", "/storage/v1/b/b")
         st, stats, _ = SRV.json("GET", "/_stats")
         self.assertEqual((stats["connections"], stats["api_connections"]), (6, 5))
+
+    def test_in_flight(self):
+        # A request being handled counts until its answer is sent; control requests never count; a reset keeps it.
+        SRV.json("POST", "/_config", {"delay_ms": 600})
+        try:
+            t = threading.Thread(target=lambda: SRV.request("GET", "/storage/v1/b/b"))
+            t.start()
+            time.sleep(0.3)
+            SRV.json("POST", "/_stats/reset")
+            self.assertEqual(SRV.json("GET", "/_stats")[1]["api_in_flight"], 1)
+            t.join()
+        finally:
+            SRV.json("POST", "/_config", {"delay_ms": 0})
+        self.assertEqual(SRV.json("GET", "/_stats")[1]["api_in_flight"], 0)
 
     def test_parallel_clients_keep_their_connections(self):
         SRV.json("POST", "/_stats/reset")

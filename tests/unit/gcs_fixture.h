@@ -100,6 +100,11 @@ GCS_FIXTURE_FN int gcs_server_start(gcs_server *s, const char *const *extra_args
     argv[n++] = "0";
     argv[n++] = "--port-file";
     argv[n++] = s->port_file;
+    /* A test that crashes (a sanitizer's report) runs no atexit handler: the server stops by itself then. */
+    char parent[24];
+    snprintf(parent, sizeof(parent), "%ld", (long)getpid());
+    argv[n++] = "--parent-pid";
+    argv[n++] = parent;
     for (size_t i = 0; extra_args && extra_args[i]; i++) {
         if (n + 1 >= sizeof(argv) / sizeof(argv[0])) {
             fprintf(stderr, "gcs_server_start: too many arguments\n");

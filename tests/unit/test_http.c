@@ -118,11 +118,18 @@ static void test_answers_are_not_outages(void) {
 }
 
 static volatile sig_atomic_t s_stop;
+static pthread_t s_main_thread;
+
+/* The flag is set the way the CLI sets it: by a signal handler on the thread whose requests it stops. */
+static void s_on_usr1(int sig) {
+    (void)sig;
+    s_stop = 1;
+}
 
 static void *s_set_stop_later(void *arg) {
     (void)arg;
     gcs_sleep_ms_(300);
-    s_stop = 1;
+    pthread_kill(s_main_thread, SIGUSR1);
     return NULL;
 }
 
@@ -133,6 +140,13 @@ static void test_user_abort(void) {
     snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/k", s_srv.base_url);
     const char *headers[] = {hdr, NULL};
     s_stop = 0;
+    s_main_thread = pthread_self();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = s_on_usr1;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ASSERT_INT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
     sl_thread_bind_abort(&s_stop);
     ASSERT_FALSE(sl__http_aborted());
 
