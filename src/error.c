@@ -51,34 +51,44 @@ const char *sl_version(void) {
 static void s_set_message(const char *tail, const char *fmt, va_list ap) {
     va_list again;
     va_copy(again, ap);
-    int n = vsnprintf(tl_message, sizeof(tl_message), fmt, ap);
+    /* Made aside and copied in at the end: an argument may be sl_last_error() itself ("%s: more context"). */
+    char msg[sizeof(tl_message)];
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t tail_len = strlen(tail);
-    if (n >= 0 && (size_t)n + tail_len < sizeof(tl_message)) {
-        memcpy(tl_message + n, tail, tail_len + 1);
+    if (n < 0) {
         va_end(again);
+        snprintf(tl_message, sizeof(tl_message), "(unprintable message)%s", tail);
         return;
     }
-    size_t len = n < 0 ? 0 : (size_t)n + tail_len;
-    char *full = n < 0 ? NULL : malloc(len + 1);
+    if ((size_t)n + tail_len < sizeof(msg)) {
+        va_end(again);
+        memcpy(msg + n, tail, tail_len + 1);
+        memcpy(tl_message, msg, (size_t)n + tail_len + 1);
+        return;
+    }
+    size_t len = (size_t)n + tail_len;
+    char *full = malloc(len + 1);
     if (!full) {
         /* No room to shorten it properly: the start, as vsnprintf left it. */
         va_end(again);
+        memcpy(tl_message, msg, sizeof(msg));
         return;
     }
     vsnprintf(full, (size_t)n + 1, fmt, again);
     va_end(again);
     memcpy(full + n, tail, tail_len + 1);
     static const char mark[] = " [...] ";
-    size_t keep = sizeof(tl_message) - 1 - (sizeof(mark) - 1), head = keep / 3, rest = len - (keep - head);
+    size_t keep = sizeof(msg) - 1 - (sizeof(mark) - 1), head = keep / 3, rest = len - (keep - head);
     /* Cut between characters, not inside a UTF-8 sequence. */
     while (head > 0 && ((unsigned char)full[head] & 0xC0) == 0x80)
         head--;
     while (rest < len && ((unsigned char)full[rest] & 0xC0) == 0x80)
         rest++;
-    memcpy(tl_message, full, head);
-    memcpy(tl_message + head, mark, sizeof(mark) - 1);
-    memcpy(tl_message + head + sizeof(mark) - 1, full + rest, len - rest + 1);
+    memcpy(msg, full, head);
+    memcpy(msg + head, mark, sizeof(mark) - 1);
+    memcpy(msg + head + sizeof(mark) - 1, full + rest, len - rest + 1);
     free(full);
+    memcpy(tl_message, msg, sizeof(msg));
 }
 
 int sl__fail(int code, const char *fmt, ...) {

@@ -1867,13 +1867,16 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         s_attempts a = {.started_ms = sl__now_ms()};
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
-        if (rc == 0 && resp.status == 404 && src_obj->generation > 0)
-            rc = sl__fail(SL_ENOENT,
-                          "gs://%s/%s: generation %" PRId64 " is gone (the object was replaced or deleted since it "
-                          "was listed); rerun to copy what is there now",
-                          src->bucket, src_name, src_obj->generation);
-        else if (rc == 0 && resp.status != 200)
+        if (rc == 0 && resp.status != 200) {
             rc = s_http_error(c, src_name, &resp);
+            /* The copy asked for the generation listed: a source replaced or deleted since is a 404 too. */
+            if (resp.status == 404 && src_obj->generation > 0) {
+                char said[1024];
+                snprintf(said, sizeof(said), "%s", sl_last_error());
+                rc = sl__fail(rc, "%s (if the source was replaced or deleted since it was listed, rerun to copy what "
+                              "is there now)", said);
+            }
+        }
         if (rc < 0)
             break;
         json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);

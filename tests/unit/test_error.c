@@ -74,8 +74,27 @@ static void test_long_messages_keep_their_end(void) {
     }
 }
 
+/* A message may quote the one before it: sl__fail("%s (hint)", sl_last_error()) adds to it, short or long. */
+static void test_message_quoting_the_last_one(void) {
+    sl__fail(SL_ENOENT, "gs://b/k: HTTP 404: %s", "No such object");
+    sl__fail(SL_ENOENT, "%s (hint)", sl_last_error());
+    ASSERT_STR_EQ(sl_last_error(), "gs://b/k: HTTP 404: No such object (hint)");
+    sl__fail_errno(EACCES, "%s: again", sl_last_error());
+    ASSERT_STR_EQ(sl_last_error(), "gs://b/k: HTTP 404: No such object (hint): again: Permission denied");
+    char *p = s_long_path(1000);
+    sl__fail(SL_EIO, "%s: first", p);
+    sl__fail(SL_EIO, "%s; then a second reason that makes it too long", sl_last_error());
+    const char *m = sl_last_error();
+    ASSERT_TRUE(strncmp(m, "/p/", 3) == 0);
+    ASSERT_TRUE(strstr(m, " [...] ") != NULL);
+    const char *end = ": first; then a second reason that makes it too long";
+    ASSERT_STR_EQ(m + strlen(m) - strlen(end), end);
+    free(p);
+}
+
 int main(void) {
     RUN_TEST(test_short_messages_unchanged);
     RUN_TEST(test_long_messages_keep_their_end);
+    RUN_TEST(test_message_quoting_the_last_one);
     TEST_DONE();
 }
