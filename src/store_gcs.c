@@ -1868,14 +1868,16 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
         if (rc == 0 && resp.status != 200) {
-            rc = s_http_error(c, src_name, &resp);
+            /* s_http_error names one object of this client's bucket: the destination's. */
+            rc = s_http_error(c, c->name, &resp);
+            char said[4096];
+            snprintf(said, sizeof(said), "%s", sl_last_error());
             /* The copy asked for the generation listed: a source replaced or deleted since is a 404 too. */
-            if (resp.status == 404 && src_obj->generation > 0) {
-                char said[1024];
-                snprintf(said, sizeof(said), "%s", sl_last_error());
-                rc = sl__fail(rc, "%s (if the source was replaced or deleted since it was listed, rerun to copy what "
-                              "is there now)", said);
-            }
+            rc = sl__fail(rc, "server-side copy of gs://%s/%s to %s%s", src->bucket, src_name, said,
+                          resp.status == 404 && src_obj->generation > 0
+                              ? " (if the source was replaced or deleted since it was listed, rerun to copy what is "
+                                "there now)"
+                              : "");
         }
         if (rc < 0)
             break;
@@ -1890,7 +1892,9 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         if (done)
             break;
         if (!token) {
-            rc = sl__fail(SL_EIO, "gs://%s/%s: rewrite not done and no rewriteToken given", dst->bucket, c->name);
+            rc = sl__fail(SL_EIO,
+                          "server-side copy of gs://%s/%s to gs://%s/%s: rewrite not done and no rewriteToken given",
+                          src->bucket, src_name, dst->bucket, c->name);
             break;
         }
     }
