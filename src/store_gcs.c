@@ -1902,11 +1902,39 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     return rc;
 }
 
+/* ---- what a prefix holds ---- */
+
+/* GET one page of at most `max` names under `name_prefix` ("" for the whole bucket): 0 with *resp (any status), or <0
+ * when no answer could be had. */
+static int s_list_names(s_client *c, const char *name_prefix, unsigned max, sl__http_response *resp) {
+    s_store *st = s_st(&c->base);
+    size_t at = 0;
+    s_url_add(c, &at, st->endpoint, false);
+    s_url_add(c, &at, "/storage/v1/b/", false);
+    s_url_add(c, &at, st->bucket, true);
+    s_url_add(c, &at, "/o?fields=", false);
+    s_url_add(c, &at, "items(name)", true);
+    char num[32];
+    snprintf(num, sizeof(num), "&maxResults=%u", max);
+    s_url_add(c, &at, num, false);
+    if (name_prefix[0]) {
+        s_url_add(c, &at, "&prefix=", false);
+        s_url_add(c, &at, name_prefix, true);
+    }
+    if (at >= S_URL_CAP)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s: listing URL too long", st->bucket);
+    sl__http_request req = {.method = "GET", .url = c->url};
+    s_attempts a = {.started_ms = sl__now_ms()};
+    return s_perform(c, &req, NULL, resp, true, &a);
+}
+
 /* Credentials are fetched (and cached for every thread) before the first object: a job whose every object would fail
  * the same way for want of a token stops at once with the one line that says what to set. */
-/* Before a job writes: credentials can be had, and the bucket exists. Only a 404 for the bucket is final: an account
- * that may write objects need not be allowed to read the bucket's metadata (403), and any other trouble is met again
- * and reported by the first object. */
+/* Before a job writes: credentials can be had, and the bucket exists. Only a bucket that is missing both as a resource
+ * and to a listing is final: an account that may write objects need not be allowed to read the bucket's metadata
+ * (403), some servers do not serve the bucket resource at all (an emulator that makes a bucket on its first upload
+ * answers 404 or 501 there while listings and uploads work), and any other trouble is met again and reported by the
+ * first object. */
 static int s_check_access(sl_store *base) {
     s_store *st = (s_store *)base;
     char auth[4096];
@@ -1926,6 +1954,8 @@ static int s_check_access(sl_store *base) {
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
     int prc = at < S_URL_CAP ? s_perform(c, &req, NULL, &resp, true, &a) : SL_ENAMETOOLONG;
+    if (prc == 0 && (resp.status == 404 || resp.status == 501))
+        prc = s_list_names(c, "", 1, &resp);
     if (prc == 0 && resp.status == 404)
         rc = sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
     else if (prc == SL_ECANCELED)
