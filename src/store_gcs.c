@@ -1928,6 +1928,45 @@ static int s_list_names(s_client *c, const char *name_prefix, unsigned max, sl__
     return s_perform(c, &req, NULL, resp, true, &a);
 }
 
+/* sl_prefix_probe: the first two names under the prefix. A folder placeholder (the object named exactly like the
+ * prefix, which no listing of the prefix shows) sorts before every other name under it, so a second name, if any,
+ * is an object. */
+static int s_probe(sl_client *base, const char *sub) {
+    s_client *c = (s_client *)base;
+    s_store *st = s_st(base);
+    int n = snprintf(c->name, 4096, "%s%s", st->prefix, sub);
+    if (n < 0 || n >= 4096)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: name too long", st->bucket, st->prefix, sub);
+    size_t len = (size_t)n;
+    sl__http_response resp;
+    int rc = s_list_names(c, c->name, 2, &resp);
+    if (rc < 0)
+        return rc;
+    if (resp.status == 404)
+        return sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
+    if (resp.status != 200)
+        return s_http_error(c, c->name, &resp);
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return sl__fail(SL_ECORRUPT, "gs://%s: the listing of '%s' is not valid JSON", st->bucket, c->name);
+    }
+    bool objects = false, marker = false;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(doc, "items"), i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (!name || strncmp(name, c->name, len) != 0)
+            continue; /* not under the prefix (a server that ignores it): not evidence of anything */
+        if (name[len])
+            objects = true;
+        else
+            marker = true;
+    }
+    json_decref(doc);
+    return objects ? SL_PREFIX_OBJECTS : marker || !len ? SL_PREFIX_EMPTY : SL_PREFIX_MISSING;
+}
+
 /* Credentials are fetched (and cached for every thread) before the first object: a job whose every object would fail
  * the same way for want of a token stops at once with the one line that says what to set. */
 /* Before a job writes: credentials can be had, and the bucket exists. Only a bucket that is missing both as a resource
@@ -1991,6 +2030,7 @@ static const sl_store_vtable s_vtable = {
     .del = s_del,
     .copy = s_copy,
     .check_access = s_check_access,
+    .probe = s_probe,
     .memory = s_memory,
     .set_budget = s_set_budget,
     .close = s_close,
