@@ -357,7 +357,7 @@ static int s_check_not_everything(const sl_job *job) {
 /* What the source URL names decides what is done (README: "What gs://b/p names"): one object, a prefix, or, in a
  * bucket, both the object p and objects under p/. rm -r takes both (p/ through src_under); rm takes the object; cp,
  * sync and map refuse, as their outputs would be named differently for each (p, or the keys under p/). rm without -r of
- * a prefix is told to add -r only when something is there. A prefix that holds nothing otherwise is found by the
+ * a prefix is told to add -r only when the prefix holds objects. A prefix that holds nothing otherwise is found by the
  * listing itself (s_lister_main), which costs no request of its own. */
 static int s_check_source(sl_job *job, const sl_job_options *opts) {
     const bool deleting = job->kind == SL_JOB_DELETE, bucket = sl_store_scheme(job->src) != SL_SCHEME_FILE;
@@ -375,11 +375,20 @@ static int s_check_source(sl_job *job, const sl_job_options *opts) {
     }
     sl_client_destroy(client);
     free(sub);
+    /* An account may read objects without being allowed to list them (403): what it cannot list it cannot copy or
+     * delete either, so the URL names what could be looked up, as before there was a probe: the object, or nothing. */
+    if (state == SL_EACCES && bucket)
+        state = SL_PREFIX_MISSING;
     if (state < 0)
         return state;
     if (!job->single_key) {
         if (state == SL_PREFIX_MISSING)
             return sl__fail(SL_ENOENT, "%s: no such object%s", url, bucket ? "" : " (no such file or directory)");
+        /* The hint only where -r would delete something. */
+        if (state == SL_PREFIX_EMPTY)
+            return sl__fail(SL_ENOENT, "%s: no such object (%s)", url,
+                            bucket ? "a prefix that holds no objects"
+                                   : "an empty directory; rm never deletes directories");
         return sl__fail(SL_EINVAL, "%s is not the name of one object: add -r to delete every object under that prefix",
                         url);
     }

@@ -270,8 +270,8 @@ static void s_command_help(const char *command) {
     } else if (strcmp(command, "rm") == 0) {
         fputs("usage: sluice rm [-r] [OPTIONS] URL\n\n"
               "Delete the object URL names, or with -r every object under the prefix URL (in parallel,\n"
-              "listing and deleting as a stream). Without -r a prefix is refused (exit 2), and a URL that\n"
-              "names nothing is exit 3. A gs:// URL that names both an object and a prefix holding objects:\n"
+              "listing and deleting as a stream). Without -r a prefix that holds objects is refused (exit\n"
+              "2), and a URL that names no object is exit 3. A gs:// URL that names both an object and a prefix holding objects:\n"
               "rm deletes the object, rm -r both. Try --dry-run first: it prints one JSON line per object\n"
               "that would be deleted. gs://: a delete whose answer was lost and whose retry finds the object\n"
               "gone counts as done. On local disk, directories left empty are kept.\n\n"
@@ -993,8 +993,9 @@ static int s_cmd_list(cli *c, bool du) {
         if (sub) {
             memcpy(sub, single, n);
             memcpy(sub + n, "/", 2);
+            /* An account that may read the object but not list the bucket (403) lists the object, as it always did. */
             rc = under = sl_prefix_probe(client, sub);
-            rc = rc < 0 ? rc : 0;
+            rc = rc < 0 && rc != SL_EACCES ? rc : 0;
         } else {
             rc = SL_ENOMEM;
         }

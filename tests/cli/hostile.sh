@@ -625,6 +625,21 @@ row rm-nothing-gs 3 'sluice: rm: gs://hostile-src/nope: no such object$' no_hint
 row rm-nothing-local 3 'sluice: rm: file://.*/missing: no such object \(no such file or directory\)$' no_hint \
     rm {C}/missing
 row rm-prefix-hint 2 'gs://hostile-src/pre is not the name of one object: add -r' s10_unchanged rm gs://hostile-src/pre
+# A prefix or directory that is there but holds no objects gets no hint either: rm -r would delete nothing.
+row rm-empty-folder 3 'sluice: rm: gs://hostile-src/folder: no such object \(a prefix that holds no objects\)$' \
+    no_hint rm gs://hostile-src/folder
+row rm-empty-dir 3 'sluice: rm: file://.*/empty: no such object \(an empty directory; rm never deletes directories\)$' \
+    no_hint rm {FX}/empty
+# An account that may read objects but not list them (403 on every listing) still copies, lists and deletes the one
+# object a URL names: the look for a prefix of the same name is not a reason to fail.
+ID403L=$(gcs_retry_test '{"storage.objects.list": ["return-403", "return-403", "return-403"]}')
+one_copied() { expect_eq "files" a "$(files_in "$DST")" && expect_eq "its content" a "$(cat "$DST/a")"; }
+row one-object-no-list-cp 0 - one_copied cp gs://hostile-src/pre/a {DST} -q --header "x-retry-test-id: $ID403L"
+one_listed() { expect_out a; }
+row one-object-no-list-ls 0 - one_listed ls gs://hostile-src/pre/a --header "x-retry-test-id: $ID403L"
+row one-object-no-list-rm-nothing 3 'sluice: rm: gs://hostile-src/nope: no such object$' no_hint \
+    rm gs://hostile-src/nope --header "x-retry-test-id: $ID403L"
+gcs_expect_consumed "$ID403L"
 # gs://hostile-src/both: the object "both" and the prefix "both/".
 both_one_level() { expect_out both both/; }
 row both-ls 0 - both_one_level ls gs://hostile-src/both
