@@ -64,6 +64,9 @@ struct sl_job {
     sl_store *src;
     sl_store *dst; /* NULL when results go to stdout */
     char *single_key;
+    /* rm -r of a bucket URL gs://b/p that names both the object p (single_key, in src: the parent) and a prefix p/
+     * holding objects: the store of that prefix, whose objects are deleted too, under the keys "p/<key>" in src. */
+    sl_store *src_under;
     char *src_text, *dst_text, *suffix, *failures_path, *retry_path;
     char **include, **exclude, **argv;
     size_t include_count, exclude_count;
@@ -351,6 +354,67 @@ static int s_check_not_everything(const sl_job *job) {
                     sl_store_url(job->src), note, local ? "every file on the machine" : "the whole bucket");
 }
 
+/* What the source URL names decides what is done (README: "What gs://b/p names"): one object, a prefix, or, in a
+ * bucket, both the object p and objects under p/. rm -r takes both (p/ through src_under); rm takes the object; cp,
+ * sync and map refuse, as their outputs would be named differently for each (p, or the keys under p/). rm without -r of
+ * a prefix is told to add -r only when the prefix holds objects. A prefix that holds nothing otherwise is found by the
+ * listing itself (s_lister_main), which costs no request of its own. */
+static int s_check_source(sl_job *job, const sl_job_options *opts) {
+    const bool deleting = job->kind == SL_JOB_DELETE, bucket = sl_store_scheme(job->src) != SL_SCHEME_FILE;
+    const char *url = sl_store_url(job->src);
+    if (job->single_key ? !bucket || (deleting && !opts->recursive) : !(deleting && !opts->recursive))
+        return 0;
+    size_t klen = job->single_key ? strlen(job->single_key) : 0;
+    char *sub = malloc(klen + 2);
+    sl_client *client = NULL;
+    int state = sub ? sl_client_new(job->src, &client) : sl__fail(SL_ENOMEM, "out of memory");
+    if (state == 0) {
+        memcpy(sub, job->single_key ? job->single_key : "", klen);
+        memcpy(sub + klen, klen ? "/" : "", klen ? 2 : 1);
+        state = sl_prefix_probe(client, sub);
+    }
+    sl_client_destroy(client);
+    free(sub);
+    /* An account may read objects without being allowed to list them (403): what it cannot list it cannot copy or
+     * delete either, so the URL names what could be looked up, as before there was a probe: the object, or nothing. */
+    if (state == SL_EACCES && bucket)
+        state = SL_PREFIX_MISSING;
+    if (state < 0)
+        return state;
+    if (!job->single_key) {
+        if (state == SL_PREFIX_MISSING)
+            return sl__fail(SL_ENOENT, "%s: no such object%s", url, bucket ? "" : " (no such file or directory)");
+        /* The hint only where -r would delete something. */
+        if (state == SL_PREFIX_EMPTY)
+            return sl__fail(SL_ENOENT, "%s: no such object (%s)", url,
+                            bucket ? "a prefix that holds no objects"
+                                   : "an empty directory; rm never deletes directories");
+        return sl__fail(SL_EINVAL, "%s is not the name of one object: add -r to delete every object under that prefix",
+                        url);
+    }
+    if (state != SL_PREFIX_OBJECTS)
+        return 0;
+    char obj[S_KEY_CAP + 64], pattern[2 * S_KEY_CAP];
+    sl_store_key_url(job->src, job->single_key, obj, sizeof(obj));
+    if (deleting)
+        return sl_store_open(obj, opts->store_options, &job->src_under);
+    /* The glob that names the object alone among its siblings: anchored, its special characters escaped. */
+    size_t n = 0;
+    pattern[n++] = '/';
+    for (const char *k = job->single_key; *k && n + 3 < sizeof(pattern); k++) {
+        if (strchr("*?[]{}\\", *k))
+            pattern[n++] = '\\';
+        pattern[n++] = *k;
+    }
+    pattern[n] = '\0';
+    const char *command = job->kind == SL_JOB_COPY ? "cp" : job->kind == SL_JOB_SYNC ? "sync" : "map";
+    return sl__fail(SL_EINVAL,
+                    "%s names both an object and a prefix that holds objects (%s/...), and %s names its outputs "
+                    "differently for each: give %s/ for the objects under the prefix, or %s/ --include '%s' for the "
+                    "object alone",
+                    obj, obj, command, obj, url, pattern);
+}
+
 /* Every output file named in the options must be writable before anything runs: finding out at the end would waste
  * the run (the report and the chart), or lose its record (the failure log, the timeline). */
 static int s_check_outputs(const sl_job *job, const sl_job_options *opts) {
@@ -563,11 +627,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         goto on_error;
     if (!to_stdout && (rc = sl_store_open(dst_url, opts->store_options, &job->dst)) < 0)
         goto on_error;
-    if (deleting && !job->single_key && !opts->recursive) {
-        rc = sl__fail(SL_EINVAL, "%s is not the name of one object: add -r to delete every object under that prefix",
-                      sl_store_url(job->src));
+    if ((rc = s_check_source(job, opts)) < 0)
         goto on_error;
-    }
     if (deleting && !job->single_key && !opts->all && (rc = s_check_not_everything(job)) < 0)
         goto on_error;
     if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0 ||
@@ -603,6 +664,7 @@ on_error:
 void sl_job_destroy(sl_job *job) {
     if (!job)
         return;
+    sl_store_close(job->src_under);
     sl_store_close(job->src);
     sl_store_close(job->dst);
     free(job->single_key);
@@ -820,6 +882,45 @@ static bool s_enqueue(sl_job *job, s_item *it) {
     return true;
 }
 
+/* After the object p itself (rm -r of a URL that names both): the objects under the prefix p/, keyed "p/<key>" like p
+ * in the parent store, so they come after it in byte order and every worker deletes them through its source client. */
+static int s_list_under(sl_job *job) {
+    sl_client *uc = NULL;
+    sl_lister *ul = NULL;
+    size_t plen = strlen(job->single_key);
+    char *key = malloc(S_KEY_CAP);
+    int rc = key ? sl_client_new(job->src_under, &uc) : sl__fail(SL_ENOMEM, "out of memory");
+    sl_list_options lo = {.recursive = true};
+    if (rc == 0)
+        rc = sl_list_open(uc, &lo, &ul);
+    sl_object obj;
+    while (rc == 0 && !atomic_load(&job->cancel) && (rc = sl_list_next(ul, &obj)) > 0) {
+        rc = 0;
+        if (plen + 1 + obj.key_len >= S_KEY_CAP) {
+            rc = sl__fail(SL_ENAMETOOLONG, "%s/%s: key too long", sl_store_url(job->src), job->single_key);
+            break;
+        }
+        memcpy(key, job->single_key, plen);
+        key[plen] = '/';
+        memcpy(key + plen + 1, obj.key, obj.key_len + 1);
+        obj.key = key;
+        obj.key_len += plen + 1;
+        if (!s_selected(job, obj.key, obj.key_len))
+            continue;
+        s_item *it = s_item_new(&obj);
+        if (!it) {
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+            break;
+        }
+        if (!s_enqueue(job, it))
+            break;
+    }
+    sl_list_close(ul);
+    sl_client_destroy(uc);
+    free(key);
+    return rc;
+}
+
 /* The lister: streams the source listing through the filters into the queue. Unless the job is forced, it
  * merge-joins the destination listing (same byte order, resume.h) so that objects whose output is already complete
  * are counted as skipped without being queued, in O(1) memory. */
@@ -849,7 +950,12 @@ static void *s_lister_main(void *arg) {
             goto done;
         }
         it->dst_unknown = resume; /* one object: its worker looks the output up */
-        s_enqueue(job, it);
+        if (job->src_under && !s_selected(job, it->key, it->src.key_len))
+            free(it);
+        else
+            s_enqueue(job, it);
+        if (job->src_under)
+            rc = s_list_under(job);
         goto done;
     }
 
@@ -859,7 +965,9 @@ static void *s_lister_main(void *arg) {
     if (resume && ((rc = sl_client_new(job->dst, &dc)) < 0 || (rc = sl__dst_cursor_open(&cur, dc, clean)) < 0))
         goto done;
     sl_object obj;
+    uint64_t seen = 0;
     while (!atomic_load(&job->cancel) && (rc = sl_list_next(sl, &obj)) > 0) {
+        seen++;
         if (!s_selected(job, obj.key, obj.key_len))
             continue;
         const sl_object *dobj = NULL;
@@ -892,6 +1000,15 @@ static void *s_lister_main(void *arg) {
         it->dst_unknown = found == 2;
         if (!s_enqueue(job, it))
             break;
+    }
+    /* A bucket has no directories: a prefix that lists nothing is missing, unless a probe finds it exists (the root of
+     * an empty bucket, a folder placeholder). A local directory that is not there failed to open. */
+    if (rc == 0 && !seen && !atomic_load(&job->cancel) && sl_store_scheme(job->src) != SL_SCHEME_FILE) {
+        int state = sl_prefix_probe(sc, NULL);
+        if (state < 0)
+            rc = state;
+        else if (state == SL_PREFIX_MISSING)
+            rc = sl__fail(SL_ENOENT, "%s: no such object or prefix", sl_store_url(job->src));
     }
     /* The rest of a local destination is listed too, so every leftover temp file in it is seen and removed. */
     if (rc == 0 && clean)

@@ -305,6 +305,14 @@ int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_
     return client->store->vt->copy(client, src, src_obj, dst_key);
 }
 
+int sl_prefix_probe(sl_client *client, const char *sub) {
+    if (!client)
+        return sl__fail(SL_EINVAL, "sl_prefix_probe: NULL argument");
+    if (!client->store->vt->probe)
+        return SL_PREFIX_OBJECTS;
+    return client->store->vt->probe(client, sub ? sub : "");
+}
+
 int sl__store_check_access(sl_store *store) {
     return store->vt->check_access ? store->vt->check_access(store) : 0;
 }

@@ -1868,14 +1868,16 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
         if (rc == 0 && resp.status != 200) {
-            rc = s_http_error(c, src_name, &resp);
+            /* s_http_error names one object of this client's bucket: the destination's. */
+            rc = s_http_error(c, c->name, &resp);
+            char said[4096];
+            snprintf(said, sizeof(said), "%s", sl_last_error());
             /* The copy asked for the generation listed: a source replaced or deleted since is a 404 too. */
-            if (resp.status == 404 && src_obj->generation > 0) {
-                char said[1024];
-                snprintf(said, sizeof(said), "%s", sl_last_error());
-                rc = sl__fail(rc, "%s (if the source was replaced or deleted since it was listed, rerun to copy what "
-                              "is there now)", said);
-            }
+            rc = sl__fail(rc, "server-side copy of gs://%s/%s to %s%s", src->bucket, src_name, said,
+                          resp.status == 404 && src_obj->generation > 0
+                              ? " (if the source was replaced or deleted since it was listed, rerun to copy what is "
+                                "there now)"
+                              : "");
         }
         if (rc < 0)
             break;
@@ -1890,7 +1892,9 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         if (done)
             break;
         if (!token) {
-            rc = sl__fail(SL_EIO, "gs://%s/%s: rewrite not done and no rewriteToken given", dst->bucket, c->name);
+            rc = sl__fail(SL_EIO,
+                          "server-side copy of gs://%s/%s to gs://%s/%s: rewrite not done and no rewriteToken given",
+                          src->bucket, src_name, dst->bucket, c->name);
             break;
         }
     }
@@ -1898,11 +1902,78 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     return rc;
 }
 
+/* ---- what a prefix holds ---- */
+
+/* GET one page of at most `max` names under `name_prefix` ("" for the whole bucket): 0 with *resp (any status), or <0
+ * when no answer could be had. */
+static int s_list_names(s_client *c, const char *name_prefix, unsigned max, sl__http_response *resp) {
+    s_store *st = s_st(&c->base);
+    size_t at = 0;
+    s_url_add(c, &at, st->endpoint, false);
+    s_url_add(c, &at, "/storage/v1/b/", false);
+    s_url_add(c, &at, st->bucket, true);
+    s_url_add(c, &at, "/o?fields=", false);
+    s_url_add(c, &at, "items(name)", true);
+    char num[32];
+    snprintf(num, sizeof(num), "&maxResults=%u", max);
+    s_url_add(c, &at, num, false);
+    if (name_prefix[0]) {
+        s_url_add(c, &at, "&prefix=", false);
+        s_url_add(c, &at, name_prefix, true);
+    }
+    if (at >= S_URL_CAP)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s: listing URL too long", st->bucket);
+    sl__http_request req = {.method = "GET", .url = c->url};
+    s_attempts a = {.started_ms = sl__now_ms()};
+    return s_perform(c, &req, NULL, resp, true, &a);
+}
+
+/* sl_prefix_probe: the first two names under the prefix. A folder placeholder (the object named exactly like the
+ * prefix, which no listing of the prefix shows) sorts before every other name under it, so a second name, if any,
+ * is an object. */
+static int s_probe(sl_client *base, const char *sub) {
+    s_client *c = (s_client *)base;
+    s_store *st = s_st(base);
+    int n = snprintf(c->name, 4096, "%s%s", st->prefix, sub);
+    if (n < 0 || n >= 4096)
+        return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s%s: name too long", st->bucket, st->prefix, sub);
+    size_t len = (size_t)n;
+    sl__http_response resp;
+    int rc = s_list_names(c, c->name, 2, &resp);
+    if (rc < 0)
+        return rc;
+    if (resp.status == 404)
+        return sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
+    if (resp.status != 200)
+        return s_http_error(c, c->name, &resp);
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return sl__fail(SL_ECORRUPT, "gs://%s: the listing of '%s' is not valid JSON", st->bucket, c->name);
+    }
+    bool objects = false, marker = false;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(doc, "items"), i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (!name || strncmp(name, c->name, len) != 0)
+            continue; /* not under the prefix (a server that ignores it): not evidence of anything */
+        if (name[len])
+            objects = true;
+        else
+            marker = true;
+    }
+    json_decref(doc);
+    return objects ? SL_PREFIX_OBJECTS : marker || !len ? SL_PREFIX_EMPTY : SL_PREFIX_MISSING;
+}
+
 /* Credentials are fetched (and cached for every thread) before the first object: a job whose every object would fail
  * the same way for want of a token stops at once with the one line that says what to set. */
-/* Before a job writes: credentials can be had, and the bucket exists. Only a 404 for the bucket is final: an account
- * that may write objects need not be allowed to read the bucket's metadata (403), and any other trouble is met again
- * and reported by the first object. */
+/* Before a job writes: credentials can be had, and the bucket exists. Only a bucket that is missing both as a resource
+ * and to a listing is final: an account that may write objects need not be allowed to read the bucket's metadata
+ * (403), some servers do not serve the bucket resource at all (an emulator that makes a bucket on its first upload
+ * answers 404 or 501 there while listings and uploads work), and any other trouble is met again and reported by the
+ * first object. */
 static int s_check_access(sl_store *base) {
     s_store *st = (s_store *)base;
     char auth[4096];
@@ -1922,6 +1993,8 @@ static int s_check_access(sl_store *base) {
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
     int prc = at < S_URL_CAP ? s_perform(c, &req, NULL, &resp, true, &a) : SL_ENAMETOOLONG;
+    if (prc == 0 && (resp.status == 404 || resp.status == 501))
+        prc = s_list_names(c, "", 1, &resp);
     if (prc == 0 && resp.status == 404)
         rc = sl__fail(SL_ENOENT, "gs://%s: no such bucket (check the name, or create it first)", st->bucket);
     else if (prc == SL_ECANCELED)
@@ -1957,6 +2030,7 @@ static const sl_store_vtable s_vtable = {
     .del = s_del,
     .copy = s_copy,
     .check_access = s_check_access,
+    .probe = s_probe,
     .memory = s_memory,
     .set_budget = s_set_budget,
     .close = s_close,

@@ -757,6 +757,42 @@ on_error:
     return rc;
 }
 
+/* sl_prefix_probe: the directory root/sub, judged by its first entry. What is not there (or is a file, when `sub` is
+ * given: nothing can be under a file) is missing; what cannot be listed fails as sl_list_open would fail on it. */
+static int s_probe(sl_client *client, const char *sub) {
+    const s_store *st = (const s_store *)client->store;
+    size_t sl = strlen(sub);
+    while (sl && sub[sl - 1] == '/')
+        sl--;
+    char path[PATH_MAX];
+    int n = sl ? snprintf(path, sizeof(path), "%s/%.*s", st->root, (int)sl, sub)
+               : snprintf(path, sizeof(path), "%s", s_root_name(st));
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return sl__fail(SL_ENAMETOOLONG, "%s/%.*s: path too long (limit %d bytes)", st->root, (int)sl, sub, S_KEY_MAX);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && (errno == ENOENT || (errno == ENOTDIR && sl)))
+        return SL_PREFIX_MISSING;
+    if (fd < 0 && errno == ENOTDIR)
+        return sl__fail(SL_ENOTDIR, "%s: %s", path, s_not_dir_kind(path));
+    if (fd < 0)
+        return s_fail_path(errno, path, "cannot list");
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return s_fail_path(e, path, "cannot list");
+    }
+    int state = SL_PREFIX_EMPTY;
+    struct dirent *de;
+    errno = 0;
+    while (state == SL_PREFIX_EMPTY && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            state = SL_PREFIX_OBJECTS;
+    int e = errno;
+    closedir(d);
+    return state == SL_PREFIX_EMPTY && e ? s_fail_path(e, path, "cannot list") : state;
+}
+
 /* Descends into the directory entry `e` of `lv`, whose key (ending in '/') is ls->key[0, key_len). A directory
  * removed or replaced since the scan is skipped. */
 static int s_descend(s_lister *ls, const s_level *lv, const s_entry *e, size_t key_len) {
@@ -1408,5 +1444,6 @@ static const sl_store_vtable s_vtable = {
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
     .del = s_del,
+    .probe = s_probe,
     .close = s_store_close,
 };

@@ -39,6 +39,9 @@ typedef struct sl_store_vtable {
     int (*copy)(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key);
     /* Optional: fails when the store cannot be used at all (no usable credentials), before any object is tried. */
     int (*check_access)(sl_store *store);
+    /* Optional: sl_prefix_probe (`sub` is never NULL: "" for the store's own prefix). Without it a prefix is taken to
+     * hold objects. */
+    int (*probe)(sl_client *client, const char *sub);
     /* Optional: what a client costs (zeros mean the defaults above). */
     void (*memory)(const sl_store *store, sl__store_memory *out);
     /* Optional: from now on the store takes the memory of its writers' buffers from `budget` (which must outlive the

@@ -135,6 +135,9 @@ static const char s_main_help[] =
     "  watch [OPTIONS] -- CMD ARGS... run CMD, record its process tree's memory, say flat or growing\n"
     "\n"
     "URLs: a plain path, file:///abs/path, gs://bucket/prefix, s3://bucket/prefix\n"
+    "  gs://b/p names the object p or the objects under p/; one that names neither is exit 3. When\n"
+    "  both exist: ls, du, rm -r take both (keys p, p/...); cat, rm the object; cp, sync, map\n"
+    "  refuse (exit 2): give gs://b/p/ for the prefix, gs://b/ --include /p for the object\n"
     "\n"
     "options of every command for buckets:\n"
     "  --endpoint URL          service endpoint (default: $CLOUD_STORAGE_EMULATOR_ENDPOINT,\n"
@@ -267,10 +270,11 @@ static void s_command_help(const char *command) {
     } else if (strcmp(command, "rm") == 0) {
         fputs("usage: sluice rm [-r] [OPTIONS] URL\n\n"
               "Delete the object URL names, or with -r every object under the prefix URL (in parallel,\n"
-              "listing and deleting as a stream). Without -r a prefix is refused. Try --dry-run first: it\n"
-              "prints one JSON line per object that would be deleted. gs://: a delete whose answer was lost\n"
-              "and whose retry finds the object gone counts as done. On local disk, directories left empty\n"
-              "are kept.\n\n"
+              "listing and deleting as a stream). Without -r a prefix that holds objects is refused (exit\n"
+              "2), and a URL that names no object is exit 3. A gs:// URL that names both an object and a prefix holding objects:\n"
+              "rm deletes the object, rm -r both. Try --dry-run first: it prints one JSON line per object\n"
+              "that would be deleted. gs://: a delete whose answer was lost and whose retry finds the object\n"
+              "gone counts as done. On local disk, directories left empty are kept.\n\n"
               "A whole bucket (gs://b, gs://b/) or the file-system root (/, however spelled, links\n"
               "resolved) is refused (exit 2), --dry-run included, unless --all confirms it.\n\n"
               "  -r, --recursive      delete every object under URL\n"
@@ -882,6 +886,91 @@ static void s_on_list_skipped(void *ud, const char *key, size_t key_len, int err
     free(k);
 }
 
+/* Lists (ls) or totals (du) what the listing of `lister` gives, each key after `key_prefix` (plen bytes: "p/" when the
+ * URL names both an object p and a prefix p/, else nothing). Returns 0 at the end, <0 on error (SL_ENOMEM: said by
+ * nobody); *seen counts every entry listed, selected or not. */
+static int s_list_all(cli *c, bool du, sl_lister *lister, const char *key_prefix, size_t plen, uint64_t *count,
+                      uint64_t *bytes, uint64_t *seen) {
+    char *key = NULL;
+    sl_object obj;
+    int rc = 0;
+    while (!c->stdout_broken && !s_signal) {
+        int r = sl_list_next(lister, &obj);
+        if (r <= 0) {
+            rc = r;
+            break;
+        }
+        (*seen)++;
+        if (plen) {
+            char *k = realloc(key, plen + obj.key_len + 1);
+            if (!k) {
+                rc = SL_ENOMEM;
+                break;
+            }
+            key = k;
+            memcpy(key, key_prefix, plen);
+            memcpy(key + plen, obj.key, obj.key_len + 1);
+            obj.key = key;
+            obj.key_len += plen;
+        }
+        if (!obj.is_prefix && !s_selected(c, obj.key, obj.key_len))
+            continue;
+        if (!obj.is_prefix) {
+            (*count)++;
+            *bytes += obj.size;
+        }
+        if (!du)
+            s_print_object(c, &obj);
+    }
+    free(key);
+    return rc;
+}
+
+/* ls and du of a bucket URL gs://b/p that names both the object p and a prefix p/ holding objects: the object and,
+ * after it, the prefix (one level: the entry "p/"; recursive: every object under it as "p/<key>"), keys relative to
+ * the object's parent so that the two are told apart, in byte order. */
+static int s_list_both(cli *c, bool du, sl_client *client, const char *single, uint64_t *count, uint64_t *bytes) {
+    sl_object obj;
+    int rc = sl_stat(client, single, &obj);
+    if (rc < 0)
+        return rc;
+    if (s_selected(c, obj.key, obj.key_len)) {
+        (*count)++;
+        *bytes += obj.size;
+        if (!du)
+            s_print_object(c, &obj);
+    }
+    size_t plen = strlen(single) + 1;
+    char *sub = malloc(plen + 1);
+    if (!sub)
+        return SL_ENOMEM;
+    memcpy(sub, single, plen - 1);
+    memcpy(sub + plen - 1, "/", 2);
+    if (!du && !c->recursive) {
+        sl_object dir = {.key = sub, .key_len = plen, .is_prefix = true};
+        s_print_object(c, &dir);
+        free(sub);
+        return 0;
+    }
+    sl_store *under = NULL;
+    sl_client *uc = NULL;
+    sl_lister *ul = NULL;
+    uint64_t seen = 0;
+    sl_list_options lo = {.recursive = true};
+    rc = sl_store_open(c->args[0], &c->store, &under);
+    if (rc == 0)
+        rc = sl_client_new(under, &uc);
+    if (rc == 0)
+        rc = sl_list_open(uc, &lo, &ul);
+    if (rc == 0)
+        rc = s_list_all(c, du, ul, sub, plen, count, bytes, &seen);
+    sl_list_close(ul);
+    sl_client_destroy(uc);
+    sl_store_close(under);
+    free(sub);
+    return rc;
+}
+
 /* Lists (ls) or totals (du) the objects under the URL in c->args[0]. */
 static int s_cmd_list(cli *c, bool du) {
     if (c->nargs != 1) {
@@ -892,11 +981,29 @@ static int s_cmd_list(cli *c, bool du) {
     sl_client *client = NULL;
     sl_lister *lister = NULL;
     char *single = NULL;
-    uint64_t count = 0, bytes = 0;
+    uint64_t count = 0, bytes = 0, seen = 0;
+    bool missing = false;
     int rc = sl_store_open_source(c->args[0], &c->store, &store, &single);
     if (rc == 0)
         rc = sl_client_new(store, &client);
-    if (rc == 0 && single) {
+    int under = SL_PREFIX_MISSING; /* what a prefix named like the object holds (buckets) */
+    if (rc == 0 && single && sl_store_scheme(store) != SL_SCHEME_FILE) {
+        size_t n = strlen(single);
+        char *sub = malloc(n + 2);
+        if (sub) {
+            memcpy(sub, single, n);
+            memcpy(sub + n, "/", 2);
+            /* An account that may read the object but not list the bucket (403) lists the object, as it always did. */
+            rc = under = sl_prefix_probe(client, sub);
+            rc = rc < 0 && rc != SL_EACCES ? rc : 0;
+        } else {
+            rc = SL_ENOMEM;
+        }
+        free(sub);
+    }
+    if (rc == 0 && single && under == SL_PREFIX_OBJECTS) {
+        rc = s_list_both(c, du, client, single, &count, &bytes);
+    } else if (rc == 0 && single) {
         sl_object obj;
         if ((rc = sl_stat(client, single, &obj)) == 0) {
             count = 1;
@@ -907,26 +1014,27 @@ static int s_cmd_list(cli *c, bool du) {
     } else if (rc == 0) {
         sl_list_options lo = {.recursive = du || c->recursive, .on_skipped = s_on_list_skipped, .on_skipped_data = c};
         rc = sl_list_open(client, &lo, &lister);
-        sl_object obj;
-        while (rc == 0 && !c->stdout_broken && !s_signal) {
-            int r = sl_list_next(lister, &obj);
-            if (r <= 0) {
-                rc = r;
-                break;
-            }
-            if (!obj.is_prefix && !s_selected(c, obj.key, obj.key_len))
-                continue;
-            if (!obj.is_prefix) {
-                count++;
-                bytes += obj.size;
-            }
-            if (!du)
-                s_print_object(c, &obj);
+        if (rc == 0)
+            rc = s_list_all(c, du, lister, "", 0, &count, &bytes, &seen);
+        /* A bucket has no directories: a prefix that lists nothing is missing, unless it exists all the same (the
+         * root of an empty bucket, a folder placeholder). A local directory that is not there failed to open. */
+        if (rc == 0 && !seen && !c->stdout_broken && !s_signal && sl_store_scheme(store) != SL_SCHEME_FILE) {
+            int state = sl_prefix_probe(client, NULL);
+            if (state < 0)
+                rc = state;
+            else
+                missing = state == SL_PREFIX_MISSING;
         }
     }
     int exit_code = EXIT_OK;
     if (s_signal) {
         exit_code = s_signal_exit(s_signal); /* a request abandoned for it is no error of its own */
+    } else if (missing || rc == SL_ENOMEM) {
+        if (missing)
+            s_err(c, "%s: no such object or prefix", c->args[0]);
+        else
+            s_err(c, "out of memory");
+        exit_code = EXIT_FATAL;
     } else if (rc < 0) {
         s_err(c, "%s", sl_last_error());
         exit_code = s_fatal_for(rc);

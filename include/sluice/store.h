@@ -108,8 +108,25 @@ SL_API int sl_store_open(const char *url, const sl_store_options *opts, sl_store
 /* Like sl_store_open, for a source: if the URL names a single object (a regular file), opens the store on its
  * parent and sets *single_key to the object's key (caller frees with free()); otherwise *single_key = NULL and the
  * URL is a prefix. A prefix that does not exist is not an error here: listing it fails with SL_ENOENT (local) or
- * yields nothing (buckets), as the store's listing decides. */
+ * yields nothing (buckets), as the store's listing decides. In a bucket a name can be both an object and a prefix
+ * holding objects (gs://b/p and gs://b/p/x): this says "one object"; sl_prefix_probe(client, "<key>/") on the parent
+ * tells whether the prefix holds objects too, and sl_prefix_probe(client, NULL) whether an empty prefix exists. */
 SL_API int sl_store_open_source(const char *url, const sl_store_options *opts, sl_store **out, char **single_key);
+
+/* What a prefix holds, as sl_prefix_probe finds it. */
+typedef enum sl_prefix_state {
+    SL_PREFIX_MISSING = 0, /* nothing: no object has a name under it, and it is no directory */
+    SL_PREFIX_EMPTY = 1,   /* it exists but holds no object: an empty local directory, the root of an empty bucket, or
+                            * a folder placeholder alone (the object named like the prefix, "p/", that consoles make) */
+    SL_PREFIX_OBJECTS = 2, /* at least one object under it (a local directory: at least one entry) */
+} sl_prefix_state;
+
+/* Looks up what the client's store prefix holds, or with `sub` (a key prefix ending in '/', e.g. "p/"; NULL or "" for
+ * none) what that key prefix inside it holds: one small request (gs://: a listing of at most two names; local: one
+ * directory read). Returns an sl_prefix_state, or <0: SL_ENOENT naming the bucket when the bucket does not exist, a
+ * local path that is something else than a directory (a FIFO, a device) or cannot be read, any failed request.
+ * A bucket has no directories: sl_store_open_source cannot tell a missing prefix from an empty one, this can. */
+SL_API int sl_prefix_probe(sl_client *client, const char *sub);
 /* NULL ok. All clients made from the store must be destroyed first. */
 SL_API void sl_store_close(sl_store *store);
 /* The store's canonical URL prefix, e.g. "file:///data/in" or "gs://bucket/prefix". Owned by the store. */

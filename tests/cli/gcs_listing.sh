@@ -87,10 +87,14 @@ PY
 cmp -s "$T/mix.json.keys" "$T/mix.1.want" || fail "ls --json one level keys" "the expected listing" \
     "$(diff "$T/mix.1.want" "$T/mix.json.keys" | head -5)"
 
-say "a name that is both an object and a prefix: without '/' the object, with '/' what is under it"
+say "a name that is both an object and a prefix: without '/' both (as one level of the parent shows them, and -r
+every object of both, keyed from the parent), with '/' what is under it"
 run "$SLUICE" ls gs://sl-list/mix/g000
 expect_rc 0
-expect_out "g000"
+expect_out "g000" "g000/"
+run "$SLUICE" ls -r gs://sl-list/mix/g000
+expect_rc 0
+expect_out "g000" "g000/0" "g000/x" "g000/y/z"
 run "$SLUICE" ls gs://sl-list/mix/g000/
 expect_rc 0
 expect_out "0" "x" "y/"

@@ -578,6 +578,119 @@ if small_fs 4096; then
 fi
 
 # ============================================================================================================
+say "what a URL names: nothing (exit 3), one object, a prefix, or both; a bucket that does not serve its resource"
+# A source URL that names neither an object nor a prefix holding objects is exit 3 for every command that reads one, as
+# a missing local path is; a prefix that exists but holds nothing (the root of an empty bucket, a folder placeholder,
+# an empty directory) is not missing. gs://b/both names the object "both" and the objects under "both/": ls shows both,
+# ls -r, du and rm -r take both (keyed from the parent), cat and rm the object, cp, sync and map refuse (exit 2) and
+# say how to name each. rm of nothing says "no such object" (exit 3) and gives the -r hint only for a prefix that is
+# there.
+gcs_seed '{"bucket": "hostile-src", "objects": [{"name": "both", "data": "obj"}, {"name": "both/x", "data": "x"},
+    {"name": "both/sub/y", "data": "y"}, {"name": "pre/a", "data": "a"}, {"name": "pre/b", "data": "b"},
+    {"name": "folder/", "data": ""}, {"name": "rmo", "data": "o"}, {"name": "rmo/x", "data": "x"},
+    {"name": "rmr", "data": "r"}, {"name": "rmr/x", "data": "x"}, {"name": "rmr/y/z", "data": "z"},
+    {"name": "rmr2/keep", "data": "k"}, {"name": "rw/a", "data": "a"}, {"name": "rw/b", "data": "b"}]}'
+gcs_seed '{"bucket": "hostile-srcempty", "objects": []}'
+gcs_seed '{"bucket": "hostile-rwdst", "objects": []}'
+s10_names() { # s10_names BUCKET [PREFIX]: the names the bucket holds, on one line
+    gcs_objects "$1" "${2:-}" | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))'
+}
+S10_BEFORE=$(s10_names hostile-src)
+printf '{"key":"both","error":"x"}\n' >"$FX/both.jsonl"
+s10_unchanged() { expect_eq "objects of gs://hostile-src" "$S10_BEFORE" "$(s10_names hostile-src)"; }
+s10_nothing() { nothing_created && s10_unchanged; }
+NOSUCH='gs://hostile-src/nope: no such object or prefix$'
+row src-nothing-cp 3 "$NOSUCH" s10_nothing cp gs://hostile-src/nope {DST}
+row src-nothing-cp-slash 3 'gs://hostile-src/nope/: no such object or prefix$' s10_nothing cp gs://hostile-src/nope/ {DST}
+row src-nothing-cp-dry 3 "$NOSUCH" s10_nothing cp gs://hostile-src/nope {DST} --dry-run
+row src-nothing-sync 3 "$NOSUCH" s10_nothing sync gs://hostile-src/nope {DST}
+row src-nothing-map 3 "$NOSUCH" s10_nothing map gs://hostile-src/nope - --op md5
+row src-nothing-gs-to-gs 3 "$NOSUCH" s10_nothing cp gs://hostile-src/nope gs://hostile-src/out
+row src-nothing-rm-r 3 "$NOSUCH" s10_unchanged rm -r gs://hostile-src/nope
+row src-nothing-du 3 "$NOSUCH" - du gs://hostile-src/nope
+row src-nothing-ls 3 "$NOSUCH" - ls gs://hostile-src/nope
+row src-nothing-ls-r 3 "$NOSUCH" - ls -r gs://hostile-src/nope
+# Not missing: an empty bucket's root, a folder placeholder alone, an empty directory, a prefix filtered to nothing.
+no_output() { expect_out; }
+row src-empty-bucket-ls 0 - no_output ls -r gs://hostile-srcempty
+row src-empty-bucket-cp 0 '0 done \(0 skipped\), 0 failed of 0 objects' nothing_created cp gs://hostile-srcempty {DST}
+row src-folder-placeholder 0 - no_output ls gs://hostile-src/folder
+du_zero() { expect_out "0 objects, 0 bytes (0 B)	$FX/empty"; }
+row src-empty-dir-du 0 - du_zero du {FX}/empty
+row src-filtered-to-nothing 0 '0 done \(0 skipped\), 0 failed of 0 objects' nothing_created \
+    cp gs://hostile-src/pre {DST} --include '*.none'
+# rm of nothing: "no such object", exit 3, no -r hint; of a prefix that is there: the hint, exit 2.
+no_hint() { ! grep -q -- 'add -r' "$ERR" || fail "rm of nothing" "no -r hint" "$(cat "$ERR")"; s10_unchanged; }
+row rm-nothing-gs 3 'sluice: rm: gs://hostile-src/nope: no such object$' no_hint rm gs://hostile-src/nope
+row rm-nothing-local 3 'sluice: rm: file://.*/missing: no such object \(no such file or directory\)$' no_hint \
+    rm {C}/missing
+row rm-prefix-hint 2 'gs://hostile-src/pre is not the name of one object: add -r' s10_unchanged rm gs://hostile-src/pre
+# A prefix or directory that is there but holds no objects gets no hint either: rm -r would delete nothing.
+row rm-empty-folder 3 'sluice: rm: gs://hostile-src/folder: no such object \(a prefix that holds no objects\)$' \
+    no_hint rm gs://hostile-src/folder
+row rm-empty-dir 3 'sluice: rm: file://.*/empty: no such object \(an empty directory; rm never deletes directories\)$' \
+    no_hint rm {FX}/empty
+# An account that may read objects but not list them (403 on every listing) still copies, lists and deletes the one
+# object a URL names: the look for a prefix of the same name is not a reason to fail.
+ID403L=$(gcs_retry_test '{"storage.objects.list": ["return-403", "return-403", "return-403"]}')
+one_copied() { expect_eq "files" a "$(files_in "$DST")" && expect_eq "its content" a "$(cat "$DST/a")"; }
+row one-object-no-list-cp 0 - one_copied cp gs://hostile-src/pre/a {DST} -q --header "x-retry-test-id: $ID403L"
+one_listed() { expect_out a; }
+row one-object-no-list-ls 0 - one_listed ls gs://hostile-src/pre/a --header "x-retry-test-id: $ID403L"
+row one-object-no-list-rm-nothing 3 'sluice: rm: gs://hostile-src/nope: no such object$' no_hint \
+    rm gs://hostile-src/nope --header "x-retry-test-id: $ID403L"
+gcs_expect_consumed "$ID403L"
+# gs://hostile-src/both: the object "both" and the prefix "both/".
+both_one_level() { expect_out both both/; }
+row both-ls 0 - both_one_level ls gs://hostile-src/both
+both_recursive() { expect_out both both/sub/y both/x; }
+row both-ls-r 0 - both_recursive ls -r gs://hostile-src/both
+both_counted() { expect_out "3 objects, 5 bytes (5 B)	gs://hostile-src/both"; }
+row both-du 0 - both_counted du gs://hostile-src/both
+both_cat() { expect_eq "stdout" obj "$(cat "$OUT")"; }
+row both-cat 0 - both_cat cat gs://hostile-src/both
+BOTH='gs://hostile-src/both names both an object and a prefix that holds objects \(gs://hostile-src/both/\.\.\.\), and (cp|sync|map) names its outputs differently for each: give gs://hostile-src/both/ for the objects under the prefix, or gs://hostile-src/ --include ./both. for the object alone'
+row both-cp 2 "$BOTH" s10_nothing cp gs://hostile-src/both {DST}
+row both-sync 2 "$BOTH" s10_nothing sync gs://hostile-src/both {DST}
+row both-map 2 "$BOTH" s10_nothing map gs://hostile-src/both {DST} --exec cat
+row both-cp-gs 2 "$BOTH" s10_nothing cp gs://hostile-src/both gs://hostile-rwdst/both
+row both-retry-failed 2 "$BOTH" s10_nothing cp gs://hostile-src/both {DST} --retry-failed {FX}/both.jsonl
+# ... and what the message says to give instead does each one.
+under_copied() { expect_eq "files" "$(printf '%s\n' sub/y x)" "$(files_in "$DST")"; }
+row both-prefix-named 0 - under_copied cp gs://hostile-src/both/ {DST} -q
+object_copied() { expect_eq "files" both "$(files_in "$DST")" && expect_eq "its content" obj "$(cat "$DST/both")"; }
+row both-object-named 0 - object_copied cp gs://hostile-src/ {DST} --include /both -q
+rmo_done() { expect_eq "objects left of rmo" "rmo/x" "$(s10_names hostile-src rmo)"; }
+row both-rm 0 - rmo_done rm gs://hostile-src/rmo -q
+rmr_listed() { expect_out '{"key":"rmr","size":1,"dry_run":true}' '{"key":"rmr/x","size":1,"dry_run":true}' \
+    '{"key":"rmr/y/z","size":1,"dry_run":true}'; }
+row both-rm-r-dry 0 - rmr_listed rm -r gs://hostile-src/rmr --dry-run -q
+rmr_done() { expect_eq "objects left of rmr" "rmr2/keep" "$(s10_names hostile-src rmr)"; }
+row both-rm-r 0 - rmr_done rm -r gs://hostile-src/rmr -q
+# A bucket that does not serve its own resource (404: an emulator that makes buckets on first upload; 501: no
+# buckets.get at all) but lists and takes uploads is written to; a bucket that is missing to a listing too is not.
+gcs_seed '{"bucket": "hostile-nores", "objects": []}'
+gcs_seed '{"bucket": "hostile-nores501", "objects": []}'
+gcs_config '{"bucket_modes": {"hostile-nores": ["no-bucket-resource"], "hostile-nores501": ["bucket-resource-501"],
+    "hostile-gone501": ["bucket-resource-501"]}}'
+nores_written() { expect_eq "objects uploaded" "up/a.txt up/b.txt up/sub/c.txt" "$(s10_names hostile-nores up/)"; }
+row bucket-resource-404 0 - nores_written cp {FX}/src gs://hostile-nores/up -q
+nores501_written() { expect_eq "objects uploaded" "up/a.txt up/b.txt up/sub/c.txt" "$(s10_names hostile-nores501 up/)"; }
+row bucket-resource-501 0 - nores501_written cp {FX}/src gs://hostile-nores501/up -q
+row bucket-resource-501-missing 3 'gs://hostile-gone501: no such bucket \(check the name' - \
+    cp {FX}/src gs://hostile-gone501/up
+gcs_config '{"bucket_modes": {"hostile-nores": [], "hostile-nores501": [], "hostile-gone501": []}}'
+# A server-side copy that fails names its source and its destination.
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["return-404"]}')
+rewrite_named() {
+    expect_eq "FAILED lines" 1 "$(grep -c FAILED "$ERR")"
+    expect_eq "the other object was copied" "d/b" "$(s10_names hostile-rwdst d/)"
+}
+row rewrite-names-both 1 'FAILED a: server-side copy of gs://hostile-src/rw/a to gs://hostile-rwdst/d/a: HTTP 404' \
+    rewrite_named cp gs://hostile-src/rw gs://hostile-rwdst/d -j 1 --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# ============================================================================================================
 say "a destination file system that is full (1 MiB tmpfs) or read-only"
 MOUNTED=()
 mount_small() { # mounts a 1 MiB tmpfs at $DST; false (row skipped) where mount is not permitted
@@ -1327,7 +1440,7 @@ row budget-below-one-worker-gs 2 '--memory-limit 512.0 KiB is less than one work
 # ============================================================================================================
 say "zero objects, 0-byte objects"
 row zero-objects 0 '0 done \(0 skipped\), 0 failed of 0 objects' - cp {FX}/empty {DST}
-row zero-objects-gs 0 - - ls -r gs://hostile-keys/nothing-here
+row zero-objects-gs 0 - - ls -r gs://hostile-keys/three --include '*.none'
 expect_out
 row zero-matching 0 '0 done \(0 skipped\), 0 failed of 0 objects' - map {FX}/src - --op md5 --include '*.none'
 expect_out

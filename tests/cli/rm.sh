@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sluice rm, on local disk and on gs:// (test server): one object, a prefix only with -r, --dry-run deletes nothing,
 # --include/--exclude, a prefix never reaches its siblings (p vs p2), thousands of objects deleted while the listing
-# pages on, missing objects, bad arguments.
+# pages on, missing objects (exit 3, and the -r hint only for a prefix that is there), bad arguments.
 set -euo pipefail
 . "$(dirname "$0")/gcs_lib.sh"
 
@@ -54,10 +54,10 @@ expect_eq "the files left" "$L/p/d7/f00007 $L/p/d7/f00017" "$(find "$L/p" -type 
 expect_eq "report: command" rm "$(json_field "$T/rm1.json" 'd["command"]')"
 expect_eq "report: done" 17 "$(json_field "$T/rm1.json" 'd["objects"]["done"]')"
 
-say "local: a missing object is not one object (exit 2, the -r hint); -r of a missing path: exit 3"
+say "local: a missing object is no object (exit 3, no -r hint); -r of a missing path: exit 3"
 run "$SLUICE" rm "$L/p/nothing-here"
-expect_rc 2
-expect_err_one_line "is not the name of one object"
+expect_rc 3
+expect_err_one_line "p/nothing-here: no such object (no such file or directory)"
 run "$SLUICE" rm -r "$L/nothing-here"
 expect_rc 3
 expect_err_one_line "no such file or directory"
@@ -109,9 +109,12 @@ expect_eq "objects left in the bucket" "p.txt p2/keep" "$(cat "$T/left")"
 expect_eq "delete requests" 2499 "$(gcs_requests storage.objects.delete)"
 expect_eq "report: done" 2499 "$(json_field "$T/rm2.json" 'd["objects"]["done"]')"
 
-say "gs: a missing object: not one object, exit 2"
+say "gs: a missing object is no object (exit 3, no -r hint); -r of a prefix that holds nothing: exit 3"
 run "$SLUICE" rm gs://rmb/p/d0/f00000
-expect_rc 2
-expect_err_one_line "is not the name of one object"
+expect_rc 3
+expect_err_one_line "sluice: rm: gs://rmb/p/d0/f00000: no such object"
+run "$SLUICE" rm -r gs://rmb/p/d0
+expect_rc 3
+expect_err_one_line "sluice: rm: gs://rmb/p/d0: no such object or prefix"
 
 gcs_finish

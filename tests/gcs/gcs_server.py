@@ -382,6 +382,11 @@ SERVE_MODES = ("no-hash", "short-body", "long-body", "ignore-range")
 #   page-size-N    at most N entries per page, whatever maxResults asks
 LIST_MODE_RE = re.compile(r"^(utf16-order|repeat-last|reverse-pages|ignore-prefix|token-cycle|page-size-[1-9]\d*)$")
 
+# How a bucket's own resource is served (POST /_config {"bucket_modes": {"BUCKET": [...]}}); its objects work as usual:
+#   no-bucket-resource   GET /storage/v1/b/BUCKET answers 404, as an emulator that makes buckets on their first upload
+#   bucket-resource-501  GET /storage/v1/b/BUCKET answers 501 Not Implemented, as a server without buckets.get
+BUCKET_MODES = ("no-bucket-resource", "bucket-resource-501")
+
 FAULT_METHODS = {
     "storage.buckets.list", "storage.buckets.insert", "storage.buckets.get", "storage.buckets.delete",
     "storage.objects.list", "storage.objects.get", "storage.objects.insert", "storage.objects.delete",
@@ -415,6 +420,7 @@ class State:
         self.token_required = opts.token_required
         self.rewrite_chunk = opts.rewrite_chunk
         self.list_modes = {}  # bucket -> [LIST_MODE_RE modes]
+        self.bucket_modes = {}  # bucket -> [BUCKET_MODES]
         self.stats_lock = threading.Lock()
         self.api_in_flight = 0  # API requests being handled now (not reset with the counters)
         self.reset_stats()
@@ -1086,6 +1092,11 @@ class Handler(BaseHTTPRequestHandler):
         return self.json_fields(200, b.resource(self.base_url()), q)
 
     def bucket_get(self, s, q, body, fault):
+        modes = self.state.bucket_modes.get(s[4], ())
+        if "no-bucket-resource" in modes:
+            raise ApiError(404, "Not Found: %s %s" % (self.command, self.path.partition("?")[0]))
+        if "bucket-resource-501" in modes:
+            raise ApiError(501, "Not Implemented: storage.buckets.get", reason="notImplemented")
         with self.state.lock:
             b = self.state.bucket(s[4])
         return self.json_fields(200, b.resource(self.base_url()), q)
@@ -1709,7 +1720,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "Parse Error", reason="parseError")
             for k in cfg:
                 if k not in ("delay_ms", "token_lifetime_s", "token_required", "rewrite_chunk",
-                             "allow_newline_names", "list_modes", "outage_s", "outage_status"):
+                             "allow_newline_names", "list_modes", "bucket_modes", "outage_s", "outage_status"):
                     raise ApiError(400, "Unknown config key: %s" % k)
             if "list_modes" in cfg:
                 lm = cfg["list_modes"]
@@ -1722,6 +1733,17 @@ class Handler(BaseHTTPRequestHandler):
                         st.list_modes[b] = list(v)
                     else:
                         st.list_modes.pop(b, None)
+            if "bucket_modes" in cfg:
+                bm = cfg["bucket_modes"]
+                if not isinstance(bm, dict) or not all(
+                        isinstance(v, list) and all(m in BUCKET_MODES for m in v) for v in bm.values()):
+                    raise ApiError(400, "bucket_modes takes {\"BUCKET\": [MODE, ...]} with modes among %s: %r"
+                                   % (", ".join(BUCKET_MODES), bm))
+                for b, v in bm.items():
+                    if v:
+                        st.bucket_modes[b] = list(v)
+                    else:
+                        st.bucket_modes.pop(b, None)
             if "delay_ms" in cfg:
                 st.delay_ms = float(cfg["delay_ms"])
             if "token_lifetime_s" in cfg:
@@ -1742,7 +1764,7 @@ class Handler(BaseHTTPRequestHandler):
         return json_response(200, {"delay_ms": st.delay_ms, "token_lifetime_s": st.token_lifetime_s,
                                    "token_required": st.token_required, "rewrite_chunk": st.rewrite_chunk,
                                    "allow_newline_names": st.opts.allow_newline_names,
-                                   "list_modes": st.list_modes,
+                                   "list_modes": st.list_modes, "bucket_modes": st.bucket_modes,
                                    "outage_s": max(0.0, round(st.outage_until - time.monotonic(), 3)),
                                    "outage_status": st.outage_status})
 

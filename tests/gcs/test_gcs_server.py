@@ -189,6 +189,28 @@ class TestBuckets(unittest.TestCase, GcsErrorShape):
         st, body, _ = SRV.json("POST", "/storage/v1/b?project=p", {"name": "UPPER"})
         self.assertGcsError(st, body, 400)
 
+    def test_bucket_modes(self):
+        SRV.json("POST", "/_seed", {"bucket": "bm", "objects": [{"name": "a", "data": "x"}]})
+        try:
+            for mode, status in (("no-bucket-resource", 404), ("bucket-resource-501", 501)):
+                st, body, _ = SRV.json("POST", "/_config", {"bucket_modes": {"bm": [mode]}})
+                self.assertEqual((st, body["bucket_modes"]), (200, {"bm": [mode]}))
+                st, body, _ = SRV.json("GET", "/storage/v1/b/bm?fields=name")
+                self.assertGcsError(st, body, status)
+                # Only the bucket resource: its objects are listed, read and written as usual.
+                st, body, _ = SRV.json("GET", "/storage/v1/b/bm/o?maxResults=1&fields=items(name)")
+                self.assertEqual((st, body), (200, {"items": [{"name": "a"}]}))
+                st, body, _ = SRV.upload("bm", "b-" + mode, b"y")
+                self.assertEqual(st, 200, body)
+                st, body, _ = SRV.json("GET", "/storage/v1/b/bm/o/a")
+                self.assertEqual(st, 200, body)
+            st, body, _ = SRV.json("POST", "/_config", {"bucket_modes": {"bm": ["sideways"]}})
+            self.assertGcsError(st, body, 400)
+        finally:
+            SRV.json("POST", "/_config", {"bucket_modes": {"bm": []}})
+        st, body, _ = SRV.json("GET", "/storage/v1/b/bm")
+        self.assertEqual((st, body["name"]), (200, "bm"))
+
     def test_objects_in_missing_bucket(self):
         st, body, _ = SRV.json("GET", "/storage/v1/b/nobucket/o")
         self.assertGcsError(st, body, 404, "notFound")
