@@ -51,7 +51,11 @@ typedef struct s_item {
     bool has_dst;
     bool needs_stat;  /* --retry-failed: only the key is known; the worker stats it */
     bool dst_unknown; /* the destination listing could not tell: the worker looks the output up itself */
-    char key[];       /* src.key points here */
+    /* What the destination holds under the output key, as the listing or a lookup found it: no object (dst_gen 0) or
+     * generation dst_gen. The output's upload is conditional on it (sl_write_options.if_generation_match). */
+    bool dst_gen_known;
+    int64_t dst_gen;
+    char key[]; /* src.key points here */
 } s_item;
 
 typedef struct s_failure_sample {
@@ -792,6 +796,8 @@ static s_item *s_item_new(const sl_object *obj) {
     it->has_dst = false;
     it->needs_stat = false;
     it->dst_unknown = false;
+    it->dst_gen_known = false;
+    it->dst_gen = 0;
     return it;
 }
 
@@ -818,6 +824,13 @@ static bool s_enqueue(sl_job *job, s_item *it) {
         return false;
     }
     return true;
+}
+
+/* Records what the destination holds under the output of `it`, when `known`: `dst` (NULL: no object). Only a
+ * generation can make an upload conditional: an object without one (a local file) leaves it unknown. */
+static void s_note_dst(s_item *it, const sl_object *dst, bool known) {
+    it->dst_gen_known = known && (!dst || dst->generation > 0);
+    it->dst_gen = it->dst_gen_known && dst ? dst->generation : 0;
 }
 
 /* The lister: streams the source listing through the filters into the queue. Unless the job is forced, it
@@ -864,7 +877,8 @@ static void *s_lister_main(void *arg) {
             continue;
         const sl_object *dobj = NULL;
         int found = 0;
-        if (resume && obj.key_len + slen < sizeof(target)) {
+        bool looked = resume && obj.key_len + slen < sizeof(target);
+        if (looked) {
             memcpy(target, obj.key, obj.key_len);
             memcpy(target + obj.key_len, job->suffix, slen);
             if ((found = sl__dst_cursor_seek(&cur, target, obj.key_len + slen, &dobj)) < 0) {
@@ -890,6 +904,7 @@ static void *s_lister_main(void *arg) {
             it->has_dst = true;
         }
         it->dst_unknown = found == 2;
+        s_note_dst(it, found == 1 ? dobj : NULL, looked && found != 2);
         if (!s_enqueue(job, it))
             break;
     }
@@ -1017,7 +1032,10 @@ static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     if (it->dst_unknown) {
         sl_object d;
-        if (sl_stat(w->dst, w->dst_key, &d) < 0)
+        int rc = sl_stat(w->dst, w->dst_key, &d);
+        if (rc == 0 || rc == SL_ENOENT)
+            s_note_dst(it, rc == 0 ? &d : NULL, true);
+        if (rc < 0)
             return false;
         switch (sl__resume_decide(&it->src, &d, job->job_tag, s_copies(job))) {
         case SL__RESUME_SKIP:
@@ -1033,6 +1051,21 @@ static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
         }
     }
     return it->has_dst && s_already_synced(w, it, buf);
+}
+
+/* Before an output is uploaded to a store with generations: what its destination holds, if neither the listing nor a
+ * lookup has said yet (--force, --retry-failed, an attempt after one that failed its checksum), so that the upload is
+ * conditional on it from its first attempt. One metadata request; if it fails, the upload goes unconditional. */
+static void s_check_dst(s_worker *w, s_item *it) {
+    if (it->dst_gen_known || sl_store_scheme(w->job->dst) == SL_SCHEME_FILE)
+        return;
+    sl__http_tally before; /* the lookup's answer (a 404) is not the object's status */
+    sl__http_tally_get(&before);
+    sl_object d;
+    int rc = sl_stat(w->dst, w->dst_key, &d);
+    sl__http_tally_restore(&before);
+    if (rc == 0 || rc == SL_ENOENT)
+        s_note_dst(it, rc == 0 ? &d : NULL, true);
 }
 
 /* Formats {"key":..,"size":..,<members>} into w->line. Returns its length or 0 if it does not fit. */
@@ -1075,6 +1108,9 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
         sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0};
         if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
             wo.source_fingerprint = w->fingerprint;
+        s_check_dst(w, it);
+        wo.if_generation_match_set = it->dst_gen_known;
+        wo.if_generation_match = it->dst_gen;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
             sl_read_close(in);
             snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
@@ -1173,9 +1209,12 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     if (job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC) {
         /* A server-side copy whose result is not the source was deleted (SL_ECORRUPT): try it again, like data. */
         for (unsigned attempt = 0;; attempt++) {
-            rc = sl__store_copy(w->dst, job->src, &it->src, w->dst_key);
+            s_check_dst(w, it);
+            sl_write_options co = {.if_generation_match_set = it->dst_gen_known, .if_generation_match = it->dst_gen};
+            rc = sl__store_copy(w->dst, job->src, &it->src, w->dst_key, &co);
             if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
                 break;
+            it->dst_gen_known = false; /* what the copy made was deleted */
         }
         if (rc == 0) {
             /* Copied on the server: no byte crossed this machine. */
@@ -1195,6 +1234,7 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         rc = s_run_op(w, it, buf, &len, &has_out, &written);
         if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
             break;
+        it->dst_gen_known = false; /* the attempt may have changed the destination (made, then deleted, an object) */
     }
     if (rc < 0) {
         s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
@@ -1229,9 +1269,14 @@ static bool s_resolve(s_worker *w, s_item *it) {
     it->src.key = it->key;
     it->src.key_len = len;
     atomic_fetch_add(&job->bytes_listed, obj.size);
-    if (job->kind == SL_JOB_SYNC && sl_stat(w->dst, it->key, &it->dst) == 0) {
-        it->dst.key = NULL;
-        it->has_dst = true;
+    if (job->kind == SL_JOB_SYNC) {
+        int drc = sl_stat(w->dst, it->key, &it->dst);
+        if (drc == 0) {
+            it->dst.key = NULL;
+            it->has_dst = true;
+        }
+        if (drc == 0 || drc == SL_ENOENT)
+            s_note_dst(it, drc == 0 ? &it->dst : NULL, true);
     }
     return true;
 }
