@@ -1635,9 +1635,15 @@ static int s_upload_multipart(s_writer *w) {
             s_created obj;
             return s_check_created(w, &resp, w->len, &obj);
         }
-        /* A retry whose precondition failed may have lost to an earlier attempt of this upload that landed late. */
-        if (rc == 0 && resp.status == 412 && a.retries > 0 && s_landed(c, w, w->len))
-            return 0;
+        /* A precondition that failed may have failed against this very upload: an earlier attempt whose answer was lost
+         * (or the request libcurl itself sends again when a reused connection breaks) that landed meanwhile. The
+         * answer is read first: the lookup's request reuses the memory that holds it. */
+        if (rc == 0 && resp.status == 412 && if_gen >= 0) {
+            int erc = s_http_error_at(c, w->name, &resp, true);
+            char why[8192];
+            snprintf(why, sizeof(why), "%s", sl_last_error());
+            return s_landed(c, w, w->len) ? 0 : sl__fail(erc, "%s", why);
+        }
         if (rc < 0 && rc != SL_EIO)
             return rc;
         if (!ambiguous)
@@ -1871,16 +1877,18 @@ static int s_check_rewritten(s_client *c, const s_store *src, const char *src_na
                     dst->bucket, c->name, src->bucket, src_name, size, crc, src_obj->size, src_obj->crc32c, why);
 }
 
-/* A step of a rewrite conditional on the destination failed its precondition (412). If a step was repeated, an earlier
- * one whose answer was lost may have completed the copy: a destination that holds the source's size and CRC32C is that
- * copy (0). Otherwise the destination changed since it was checked. */
-static int s_copy_precondition_failed(s_client *c, const sl_object *src_obj, const s_attempts *a,
-                                      const sl__http_response *resp) {
+/* A step of a rewrite conditional on the destination failed its precondition (412). An earlier request of this copy
+ * whose answer was lost may have completed it: a destination that holds the source's size and CRC32C is that copy (0).
+ * Otherwise the destination changed since it was checked. */
+static int s_copy_precondition_failed(s_client *c, const sl_object *src_obj, const sl__http_response *resp) {
+    int rc = s_http_error_at(c, c->name, resp, true); /* before the lookup reuses the memory of the answer */
+    char why[8192];
+    snprintf(why, sizeof(why), "%s", sl_last_error());
     sl_object d;
-    if (a->retries > 0 && s_probe_name(c, c->name, &d) == 0 && d.size == src_obj->size &&
+    if (s_probe_name(c, c->name, &d) == 0 && d.size == src_obj->size &&
         (!d.has_crc32c || !src_obj->has_crc32c || d.crc32c == src_obj->crc32c))
         return 0;
-    return s_http_error_at(c, c->name, resp, true);
+    return sl__fail(rc, "%s", why);
 }
 
 static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *src_obj, const char *dst_key,
@@ -1938,7 +1946,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
         if (rc == 0 && resp.status == 412 && conditional) {
-            rc = s_copy_precondition_failed(c, src_obj, &a, &resp);
+            rc = s_copy_precondition_failed(c, src_obj, &resp);
             break;
         }
         if (rc == 0 && resp.status != 200) {

@@ -198,14 +198,18 @@ static void test_write_preconditions(void) {
         int64_t gen = s_generation(c, keys[i]);
         /* It exists now: "no object" fails, the object is left as it was. */
         ASSERT_INT_EQ(s_put(c, keys[i], &absent, data + 1, sizes[i] - 1), SL_EEXIST);
-        ASSERT_TRUE(strstr(sl_last_error(), ": HTTP 412: ") != NULL);
+        ASSERT_TRUE(strstr(sl_last_error(), ": HTTP 412: ") != NULL); /* the server's reason is quoted */
         ASSERT_TRUE(strstr(sl_last_error(), "(precondition failed: the object changed meanwhile)") != NULL);
         ASSERT_INT_EQ(s_generation(c, keys[i]), gen);
         /* Its generation is the one to give; an older one fails. */
         sl_write_options current = {.if_generation_match_set = true, .if_generation_match = gen};
         ASSERT_INT_EQ(s_put(c, keys[i], &current, data, sizes[i]), 0);
         ASSERT_TRUE(s_generation(c, keys[i]) > gen);
-        ASSERT_INT_EQ(s_put(c, keys[i], &current, data, sizes[i]), SL_EEXIST);
+        ASSERT_INT_EQ(s_put(c, keys[i], &current, data + 1, sizes[i] - 1), SL_EEXIST);
+        /* ... unless what is there now is exactly the bytes sent (as when an earlier attempt of this very upload
+         * landed after its answer was lost): then the upload is done. */
+        if (i == 0)
+            ASSERT_INT_EQ(s_put(c, keys[i], &current, data, sizes[i]), 0);
         /* No precondition: written over. */
         ASSERT_INT_EQ(s_put(c, keys[i], NULL, data, sizes[i]), 0);
     }
