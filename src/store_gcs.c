@@ -1371,7 +1371,8 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
         return sl__fail(SL_EINVAL, "gs://%s/%s: a source fingerprint must be 1 to %d characters", s_st(base)->bucket,
                         c->name, S_FP_CAP - 1);
     if (opts->if_generation_match_set && opts->if_generation_match < 0)
-        return sl__fail(SL_EINVAL, "gs://%s/%s: if_generation_match must be 0 (no object) or a generation, not %" PRId64,
+        return sl__fail(SL_EINVAL,
+                        "gs://%s/%s: if_generation_match must be 0 (no object) or a generation, not %" PRId64,
                         s_st(base)->bucket, c->name, opts->if_generation_match);
     s_writer *w = calloc(1, sizeof(*w));
     if (!w || !(w->name = strdup(c->name)) || (fp && !(w->fingerprint = strdup(fp)))) {

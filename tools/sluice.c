@@ -696,8 +696,10 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
             char lo[32], hi[32];
             s_chunk_text(below, lo, sizeof(lo));
             s_chunk_text(below + 262144, hi, sizeof(hi));
-            s_err(c, "--upload-chunk must be a multiple of 256K (GCS takes resumable chunks in 256 KiB units), not "
-                  "'%s': use %s or %s", value, lo, hi);
+            s_err(c,
+                  "--upload-chunk must be a multiple of 256K (GCS takes resumable chunks in 256 KiB units), not "
+                  "'%s': use %s or %s",
+                  value, lo, hi);
             return -1;
         }
         break;

@@ -200,8 +200,9 @@ typedef struct sl_write_options {
      * lands (ifGenerationMatch). Every attempt carries it, the first one included, so that an attempt whose answer was
      * lost (a timeout, a reset) cannot land later as another generation: it fails its precondition instead. A
      * destination that changed meanwhile fails the commit with SL_EEXIST ("precondition failed: the object changed
-     * meanwhile"). Unset: the first attempt carries no precondition, and a retry after an ambiguous failure the
-     * generation it finds then. Local: ignored. */
+     * meanwhile"), unless it then holds exactly the bytes written (an earlier attempt landed). Unset: the first
+     * attempt carries no precondition, and a retry after an ambiguous failure the generation it finds then. Local:
+     * ignored. */
     bool if_generation_match_set;
     int64_t if_generation_match;
 } sl_write_options;
