@@ -1880,14 +1880,15 @@ static int s_check_rewritten(s_client *c, const s_store *src, const char *src_na
 
 /* A step of a rewrite conditional on the destination failed its precondition (412). An earlier request of this copy
  * whose answer was lost may have completed it: a destination that holds the source's size and CRC32C is that copy (0).
- * Otherwise the destination changed since it was checked. */
+ * Otherwise (or when either CRC32C is unknown, so that the copy cannot be told from another writer's object of the
+ * same size) the destination changed since it was checked. */
 static int s_copy_precondition_failed(s_client *c, const sl_object *src_obj, const sl__http_response *resp) {
     int rc = s_http_error_at(c, c->name, resp, true); /* before the lookup reuses the memory of the answer */
     char why[8192];
     snprintf(why, sizeof(why), "%s", sl_last_error());
     sl_object d;
-    if (s_probe_name(c, c->name, &d) == 0 && d.size == src_obj->size &&
-        (!d.has_crc32c || !src_obj->has_crc32c || d.crc32c == src_obj->crc32c))
+    if (s_probe_name(c, c->name, &d) == 0 && d.size == src_obj->size && d.has_crc32c && src_obj->has_crc32c &&
+        d.crc32c == src_obj->crc32c)
         return 0;
     return sl__fail(rc, "%s", why);
 }

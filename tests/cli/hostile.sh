@@ -1446,6 +1446,11 @@ up_absent() { expect_eq "nothing uploaded" absent "$(up_size up-chunk/big.bin)";
 row upload-chunk-300k 2 "^sluice: cp: --upload-chunk must be a multiple of 256K .*, not '300K': use 256K or 512K$" up_absent \
     cp {FX}/big gs://hostile-keys/up-chunk --upload-chunk 300K
 row upload-chunk-fraction 2 "not '8.1M': use 8M or 8448K$" up_absent cp {FX}/big gs://hostile-keys/up-chunk --upload-chunk 8.1M
+up_help() { # --help says that another size is refused, not rounded
+    grep -qF 'SIZE must be a multiple of 256K (another is' "$OUT" && grep -qF 'refused, naming the two nearest)' "$OUT" ||
+        fail "cp --help on --upload-chunk" "a multiple of 256K, another refused" "$(grep -A2 -- --upload-chunk "$OUT")"
+}
+row upload-chunk-help 0 - up_help cp --help
 up_768() {
     expect_eq "the object" 1048576 "$(up_size up-chunk/big.bin)"
     expect_eq "upload requests: a start and 2 chunks" 3 "$(gcs_requests storage.objects.insert)"
