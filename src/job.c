@@ -1026,13 +1026,24 @@ static bool s_already_synced(s_worker *w, const s_item *it, unsigned char *buf) 
     return src_crc == dst_crc;
 }
 
+/* sl_stat of the destination for a lookup (is the output there? which generation?): its answer, a 404 for an output not
+ * made yet, is not the object's status, which stays the one of the object's own requests (the failure log's
+ * http_status). */
+static int s_lookup_dst(s_worker *w, const char *key, sl_object *out) {
+    sl__http_tally before;
+    sl__http_tally_get(&before);
+    int rc = sl_stat(w->dst, key, out);
+    sl__http_tally_restore(&before);
+    return rc;
+}
+
 /* Whether the output of `it` is already complete: looked up now if the listing could not tell, then for cp/sync an
  * output of the same size that sluice did not record is compared by checksum. */
 static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     if (it->dst_unknown) {
         sl_object d;
-        int rc = sl_stat(w->dst, w->dst_key, &d);
+        int rc = s_lookup_dst(w, w->dst_key, &d);
         if (rc == 0 || rc == SL_ENOENT)
             s_note_dst(it, rc == 0 ? &d : NULL, true);
         if (rc < 0)
@@ -1059,11 +1070,8 @@ static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
 static void s_check_dst(s_worker *w, s_item *it) {
     if (it->dst_gen_known || sl_store_scheme(w->job->dst) == SL_SCHEME_FILE)
         return;
-    sl__http_tally before; /* the lookup's answer (a 404) is not the object's status */
-    sl__http_tally_get(&before);
     sl_object d;
-    int rc = sl_stat(w->dst, w->dst_key, &d);
-    sl__http_tally_restore(&before);
+    int rc = s_lookup_dst(w, w->dst_key, &d);
     if (rc == 0 || rc == SL_ENOENT)
         s_note_dst(it, rc == 0 ? &d : NULL, true);
 }
@@ -1270,7 +1278,7 @@ static bool s_resolve(s_worker *w, s_item *it) {
     it->src.key_len = len;
     atomic_fetch_add(&job->bytes_listed, obj.size);
     if (job->kind == SL_JOB_SYNC) {
-        int drc = sl_stat(w->dst, it->key, &it->dst);
+        int drc = s_lookup_dst(w, it->key, &it->dst);
         if (drc == 0) {
             it->dst.key = NULL;
             it->has_dst = true;

@@ -1376,6 +1376,23 @@ row rewrite-short-status 1 'made an object of 0 bytes .*; the object was deleted
     cp gs://hostile-keys/three/a gs://hostile-keys/up-rw --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
 gcs_expect_consumed "$ID"
 
+# Nor is it the answer to a lookup of the destination (sync --retry-failed and --force look each output up first:
+# a 404 for an output not made yet). Here every attempt of the upload gets no answer at all (its connection reset;
+# libcurl may send it once more on a fresh connection by itself, hence two resets): the log has no http_status.
+mkdir -p "$T/upfx/rf"
+echo rf >"$T/upfx/rf/rf.txt"
+printf '{"key":"rf.txt","error":"earlier","code":"SL_EIO","attempts":1}\n' >"$T/upfx/rf.jsonl"
+up_no_answer() {
+    expect_eq "failure log: code, http_status" "SL_EIO None" "$(up_failure)"
+    expect_eq "nothing stored" absent "$(up_size up-rf/rf.txt)"
+}
+ID=$(gcs_retry_test '{"storage.objects.insert": ["return-reset-connection", "return-reset-connection"]}')
+row upload-no-answer-retry-failed 1 'FAILED rf.txt: ' up_no_answer sync "$T/upfx/rf" gs://hostile-keys/up-rf \
+    --retry-failed "$T/upfx/rf.jsonl" --retries 0 --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+ID=$(gcs_retry_test '{"storage.objects.insert": ["return-reset-connection", "return-reset-connection"]}')
+row upload-no-answer-force 1 'FAILED rf.txt: ' up_no_answer cp "$T/upfx/rf" gs://hostile-keys/up-rf --force \
+    --retries 0 --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+
 # A 412 means "the object changed meanwhile" only when the request carried a precondition; otherwise the message
 # quotes the server's reason, with a neutral code.
 ID=$(gcs_retry_test '{"storage.objects.delete": ["return-412"]}')
