@@ -1430,8 +1430,8 @@ grep -q 'FAILED a.txt: .*gs://hostile-keys/up-race/a.txt: HTTP 412: .*(precondit
 
 # A first attempt whose answer is lost (the connection reset while the server goes on with the request, as after a
 # client timeout) and lands a second later: it carries ifGenerationMatch, so only one generation is ever made, the
-# retry's. Without a listing (--force) the object is looked up first, so the same holds; also for gs:// to gs://
-# copies (rewrites). The late request is waited for (the server counts it in flight until it is done).
+# retry's. Without a listing (--force) the object is looked up first, so the same holds; also for a single file
+# and for gs:// to gs:// copies (rewrites). The late request is waited for (the server counts it in flight until it is done).
 up_stats_reset() { gcs_stats_reset; }
 up_one_generation() { # up_one_generation N: after the late requests, N generations were made since the reset
     local i
@@ -1450,6 +1450,12 @@ ID=$(gcs_retry_test '{"storage.objects.insert": ["reset-then-execute-after-1s"]}
 SETUP=up_stats_reset
 row upload-late-duplicate-force 0 - up_late_force cp "$T/upfx/one2" gs://hostile-keys/up-late --force -q "${FAST[@]}" \
     --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+up_late_single() { up_one_generation 1; expect_eq "the object" one "$(up_data up-late1/one.txt)"; }
+ID=$(gcs_retry_test '{"storage.objects.insert": ["reset-then-execute-after-1s"]}')
+SETUP=up_stats_reset
+row upload-late-duplicate-single 0 - up_late_single cp {FX}/one/one.txt gs://hostile-keys/up-late1 -q \
+    "${FAST[@]}" --header "x-retry-test-id: $ID"
 gcs_expect_consumed "$ID"
 up_late_rw() { up_one_generation 3; }
 ID=$(gcs_retry_test '{"storage.objects.rewrite": ["reset-then-execute-after-1s"]}')
