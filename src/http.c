@@ -138,8 +138,14 @@ void sl__http_tally_get(sl__http_tally *out) {
     *out = tl_tally;
 }
 
-static void s_tally_status(long status) {
-    if (status > 0) {
+void sl__http_tally_restore(const sl__http_tally *saved) {
+    unsigned retries = tl_tally.retries;
+    tl_tally = *saved;
+    tl_tally.retries = retries;
+}
+
+static void s_tally_status(const sl__http_request *req, long status) {
+    if (status > 0 && !req->aside) {
         tl_tally.last_status = status;
         tl_tally.any_response = true;
     }
@@ -484,6 +490,15 @@ static void s_origin(const char *url, char *buf, size_t cap) {
     snprintf(buf, cap, "%.*s%.*s", (int)(p + 3 - url), url, (int)authority, host);
 }
 
+/* Whether a NULL-terminated header list has a `name` header (any case). */
+static bool s_has_header(const char *const *headers, const char *name) {
+    size_t n = strlen(name);
+    for (const char *const *p = headers; p && *p; p++)
+        if (strncasecmp(*p, name, n) == 0 && (*p)[n] == ':')
+            return true;
+    return false;
+}
+
 static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {
     s_detach(h);
     h->req = req;
@@ -511,9 +526,22 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     CURL *e = h->easy;
     curl_easy_setopt(e, CURLOPT_URL, req->url);
 
+    const char *m = req->method ? req->method : "GET";
+    bool has_body = strcmp(m, "GET") != 0 && !(strcmp(m, "DELETE") == 0 && !req->body_len);
     struct curl_slist *list = NULL;
     for (const char *const *p = req->headers; p && *p; p++) {
         struct curl_slist *next = curl_slist_append(list, *p);
+        if (!next) {
+            curl_slist_free_all(list);
+            return sl__fail(SL_ENOMEM, "out of memory");
+        }
+        list = next;
+    }
+    /* libcurl sends a body given with CURLOPT_POSTFIELDS as application/x-www-form-urlencoded unless told otherwise,
+     * which a server may refuse (GCS does) or take for form fields: a body goes with the type its caller names, or
+     * with none at all ("Content-Type:" with no value removes the header). */
+    if (has_body && !s_has_header(req->headers, "Content-Type")) {
+        struct curl_slist *next = curl_slist_append(list, "Content-Type:");
         if (!next) {
             curl_slist_free_all(list);
             return sl__fail(SL_ENOMEM, "out of memory");
@@ -525,11 +553,10 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, &h->fixed[0]);
 
     /* The method: every option an earlier request of this handle may have set is set again here. */
-    const char *m = req->method ? req->method : "GET";
     if (strcmp(m, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-    } else if (strcmp(m, "DELETE") == 0 && !req->body_len) {
+    } else if (!has_body) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
     } else {
@@ -629,7 +656,7 @@ int sl__http_perform(sl__http *h, const sl__http_request *req, sl__http_response
         long status = 0;
         curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
         resp->status = status;
-        s_tally_status(status);
+        s_tally_status(req, status);
         if (!req->write_fn) {
             resp->body = h->body ? h->body : (char *)"";
             resp->body_len = h->body_len;
@@ -648,7 +675,7 @@ int sl__http_stream_open(sl__http *h, const sl__http_request *req, sl__http_resp
     if (rc < 0) {
         s_detach(h);
     } else {
-        s_tally_status(resp->status);
+        s_tally_status(req, resp->status);
         /* The caller's request and response may go out of scope while the body streams: nothing reads them now. */
         h->req = NULL;
         h->resp = NULL;

@@ -88,14 +88,21 @@ typedef struct sl__http_response {
 typedef size_t (*sl__http_write_fn)(void *user_data, const void *data, size_t len);
 
 typedef struct sl__http_request {
-    const char *method;          /* "GET", "POST", "PUT", "DELETE" */
+    const char *method;          /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;             /* complete, already percent-encoded */
     const char *const *headers;  /* NULL-terminated "Name: value" strings, or NULL */
-    const void *body;            /* request body or NULL (sent with Content-Length: body_len) */
+    /* Request body or NULL, sent with Content-Length: body_len by every method but GET (and DELETE without one, even
+     * empty), with the Content-Type the headers give, and with no Content-Type at all when they give none (never
+     * libcurl's default application/x-www-form-urlencoded, which GCS refuses). */
+    const void *body;
     size_t body_len;
     sl__http_write_fn write_fn;  /* NULL: collect the body into response->body, at most body_cap bytes */
     void *write_ud;
     size_t body_cap;             /* 0 = 1 MiB; a longer collected body fails the request with SL_ETOOBIG */
+    /* A request aside from the work of the object it is made for: a cleanup after a failure (cancelling an upload
+     * session, deleting what a failed upload made) or a lookup between attempts (did an attempt land?). Its answer is
+     * not recorded in the tally (sl__http_tally), whose status stays the one of the object's own requests. */
+    bool aside;
 } sl__http_request;
 
 /* Performs one attempt. Returns 0 when an HTTP response arrived (whatever its status: check response->status),
@@ -129,7 +136,8 @@ bool sl__http_aborted(void);
 
 /* What the requests of the calling thread went through since the last sl__http_tally_reset, for the failure log:
  * the number of retries stores made (they call sl__http_note_retry before each one) and the HTTP status of the
- * last response (0 if no response arrived). Thread-local: a worker resets it before each object. */
+ * last response (0 if no response arrived), requests aside (sl__http_request.aside) left out: after a failure, the
+ * status that failed it. Thread-local: a worker resets it before each object. */
 typedef struct sl__http_tally {
     unsigned retries;
     long last_status;
@@ -138,6 +146,9 @@ typedef struct sl__http_tally {
 void sl__http_tally_reset(void);
 void sl__http_note_retry(void);
 void sl__http_tally_get(sl__http_tally *out);
+/* Puts back the status of a tally taken with sl__http_tally_get, keeping the retries counted since: after a lookup
+ * made through an API that cannot mark its request aside. */
+void sl__http_tally_restore(const sl__http_tally *saved);
 
 /* Percent-encodes s for a URL path segment or query value (RFC 3986 unreserved kept: A-Z a-z 0-9 - . _ ~; every
  * other byte, '/' included, as %XX). Same return convention as snprintf. */

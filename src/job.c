@@ -51,7 +51,11 @@ typedef struct s_item {
     bool has_dst;
     bool needs_stat;  /* --retry-failed: only the key is known; the worker stats it */
     bool dst_unknown; /* the destination listing could not tell: the worker looks the output up itself */
-    char key[];       /* src.key points here */
+    /* What the destination holds under the output key, as the listing or a lookup found it: no object (dst_gen 0) or
+     * generation dst_gen. The output's upload is conditional on it (sl_write_options.if_generation_match). */
+    bool dst_gen_known;
+    int64_t dst_gen;
+    char key[]; /* src.key points here */
 } s_item;
 
 typedef struct s_failure_sample {
@@ -854,6 +858,8 @@ static s_item *s_item_new(const sl_object *obj) {
     it->has_dst = false;
     it->needs_stat = false;
     it->dst_unknown = false;
+    it->dst_gen_known = false;
+    it->dst_gen = 0;
     return it;
 }
 
@@ -921,6 +927,13 @@ static int s_list_under(sl_job *job) {
     return rc;
 }
 
+/* Records what the destination holds under the output of `it`, when `known`: `dst` (NULL: no object). Only a
+ * generation can make an upload conditional: an object without one (a local file) leaves it unknown. */
+static void s_note_dst(s_item *it, const sl_object *dst, bool known) {
+    it->dst_gen_known = known && (!dst || dst->generation > 0);
+    it->dst_gen = it->dst_gen_known && dst ? dst->generation : 0;
+}
+
 /* The lister: streams the source listing through the filters into the queue. Unless the job is forced, it
  * merge-joins the destination listing (same byte order, resume.h) so that objects whose output is already complete
  * are counted as skipped without being queued, in O(1) memory. */
@@ -972,7 +985,8 @@ static void *s_lister_main(void *arg) {
             continue;
         const sl_object *dobj = NULL;
         int found = 0;
-        if (resume && obj.key_len + slen < sizeof(target)) {
+        bool looked = resume && obj.key_len + slen < sizeof(target);
+        if (looked) {
             memcpy(target, obj.key, obj.key_len);
             memcpy(target + obj.key_len, job->suffix, slen);
             if ((found = sl__dst_cursor_seek(&cur, target, obj.key_len + slen, &dobj)) < 0) {
@@ -998,6 +1012,7 @@ static void *s_lister_main(void *arg) {
             it->has_dst = true;
         }
         it->dst_unknown = found == 2;
+        s_note_dst(it, found == 1 ? dobj : NULL, looked && found != 2);
         if (!s_enqueue(job, it))
             break;
     }
@@ -1128,13 +1143,27 @@ static bool s_already_synced(s_worker *w, const s_item *it, unsigned char *buf) 
     return src_crc == dst_crc;
 }
 
+/* sl_stat of the destination for a lookup (is the output there? which generation?): its answer, a 404 for an output not
+ * made yet, is not the object's status, which stays the one of the object's own requests (the failure log's
+ * http_status). */
+static int s_lookup_dst(s_worker *w, const char *key, sl_object *out) {
+    sl__http_tally before;
+    sl__http_tally_get(&before);
+    int rc = sl_stat(w->dst, key, out);
+    sl__http_tally_restore(&before);
+    return rc;
+}
+
 /* Whether the output of `it` is already complete: looked up now if the listing could not tell, then for cp/sync an
  * output of the same size that sluice did not record is compared by checksum. */
 static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     if (it->dst_unknown) {
         sl_object d;
-        if (sl_stat(w->dst, w->dst_key, &d) < 0)
+        int rc = s_lookup_dst(w, w->dst_key, &d);
+        if (rc == 0 || rc == SL_ENOENT)
+            s_note_dst(it, rc == 0 ? &d : NULL, true);
+        if (rc < 0)
             return false;
         switch (sl__resume_decide(&it->src, &d, job->job_tag, s_copies(job))) {
         case SL__RESUME_SKIP:
@@ -1150,6 +1179,18 @@ static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
         }
     }
     return it->has_dst && s_already_synced(w, it, buf);
+}
+
+/* Before an output is uploaded to a store with generations: what its destination holds, if neither the listing nor a
+ * lookup has said yet (--force, --retry-failed, an attempt after one that failed its checksum), so that the upload is
+ * conditional on it from its first attempt. One metadata request; if it fails, the upload goes unconditional. */
+static void s_check_dst(s_worker *w, s_item *it) {
+    if (it->dst_gen_known || sl_store_scheme(w->job->dst) == SL_SCHEME_FILE)
+        return;
+    sl_object d;
+    int rc = s_lookup_dst(w, w->dst_key, &d);
+    if (rc == 0 || rc == SL_ENOENT)
+        s_note_dst(it, rc == 0 ? &d : NULL, true);
 }
 
 /* Formats {"key":..,"size":..,<members>} into w->line. Returns its length or 0 if it does not fit. */
@@ -1192,6 +1233,9 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
         sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0};
         if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
             wo.source_fingerprint = w->fingerprint;
+        s_check_dst(w, it);
+        wo.if_generation_match_set = it->dst_gen_known;
+        wo.if_generation_match = it->dst_gen;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
             sl_read_close(in);
             snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
@@ -1290,9 +1334,12 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     if (job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC) {
         /* A server-side copy whose result is not the source was deleted (SL_ECORRUPT): try it again, like data. */
         for (unsigned attempt = 0;; attempt++) {
-            rc = sl__store_copy(w->dst, job->src, &it->src, w->dst_key);
+            s_check_dst(w, it);
+            sl_write_options co = {.if_generation_match_set = it->dst_gen_known, .if_generation_match = it->dst_gen};
+            rc = sl__store_copy(w->dst, job->src, &it->src, w->dst_key, &co);
             if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
                 break;
+            it->dst_gen_known = false; /* what the copy made was deleted */
         }
         if (rc == 0) {
             /* Copied on the server: no byte crossed this machine. */
@@ -1312,6 +1359,7 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         rc = s_run_op(w, it, buf, &len, &has_out, &written);
         if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
             break;
+        it->dst_gen_known = false; /* the attempt may have changed the destination (made, then deleted, an object) */
     }
     if (rc < 0) {
         s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
@@ -1346,9 +1394,14 @@ static bool s_resolve(s_worker *w, s_item *it) {
     it->src.key = it->key;
     it->src.key_len = len;
     atomic_fetch_add(&job->bytes_listed, obj.size);
-    if (job->kind == SL_JOB_SYNC && sl_stat(w->dst, it->key, &it->dst) == 0) {
-        it->dst.key = NULL;
-        it->has_dst = true;
+    if (job->kind == SL_JOB_SYNC) {
+        int drc = s_lookup_dst(w, it->key, &it->dst);
+        if (drc == 0) {
+            it->dst.key = NULL;
+            it->has_dst = true;
+        }
+        if (drc == 0 || drc == SL_ENOENT)
+            s_note_dst(it, drc == 0 ? &it->dst : NULL, true);
     }
     return true;
 }

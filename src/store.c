@@ -299,10 +299,11 @@ void sl_write_abort(sl_writer *writer) {
         writer->client->store->vt->write_abort(writer);
 }
 
-int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key) {
+int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
+                   const sl_write_options *opts) {
     if (!client->store->vt->copy)
         return SL_ENOTSUP;
-    return client->store->vt->copy(client, src, src_obj, dst_key);
+    return client->store->vt->copy(client, src, src_obj, dst_key, opts);
 }
 
 int sl_prefix_probe(sl_client *client, const char *sub) {

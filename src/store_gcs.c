@@ -306,8 +306,10 @@ static bool s_auth_outage(s_client *c, int rc, s_attempts *a) {
     return s_backoff(c, a);
 }
 
-/* Turns a GCS error answer into an SL_E code and a one-line message naming the object and what to do. */
-static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
+/* Turns a GCS error answer into an SL_E code and a one-line message naming the object and what to do. `conditional`:
+ * the request carried a precondition (ifGenerationMatch ...; for a resumable upload, its start did), the only case in
+ * which a 412 means that the object changed meanwhile. */
+static int s_http_error_at(s_client *c, const char *what, const sl__http_response *r, bool conditional) {
     s_store *st = s_st(&c->base);
     char detail[512] = "";
     bool secret = false;
@@ -335,8 +337,18 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
         code = SL_ENOENT;
         break;
     case 412:
-        code = SL_EEXIST;
-        hint = " (precondition failed: the object changed meanwhile)";
+        if (conditional) {
+            code = SL_EEXIST;
+            hint = " (precondition failed: the object changed meanwhile)";
+        } else if (!detail[0] && r->body && r->body_len) {
+            /* No precondition was sent, so the server's reason is all there is: its text if it is not JSON. */
+            size_t n = strcspn(r->body, "\r\n");
+            snprintf(detail, sizeof(detail), ": ");
+            sl_text_escape(detail + 2, sizeof(detail) - 2, r->body, n < 200 ? n : 200);
+            secret = sl__gcs_auth_mentions_secret(st->auth, detail);
+        } else if (!detail[0]) {
+            hint = " (the server gave no reason; the request carried no precondition)";
+        }
         break;
     case 416:
         code = SL_ERANGE;
@@ -356,6 +368,11 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
         snprintf(detail, sizeof(detail), ": (the server's message is not shown: it quotes a credential)");
     return sl__fail(code, "gs://%s/%s: HTTP %ld%s%s (via %s)", st->bucket, what, r->status, detail, hint,
                     sl__gcs_auth_source(st->auth));
+}
+
+/* s_http_error_at for a request that carried no precondition. */
+static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
+    return s_http_error_at(c, what, r, false);
 }
 
 /* Performs a whole request with auth, 401 refresh and retries (when idempotent). Returns 0 with resp filled for any
@@ -721,8 +738,9 @@ static void s_list_close(sl_lister *base) {
 
 /* ---- stat, delete ---- */
 
-/* The metadata of object `name`; of its generation `generation` when that is not 0 (SL_ENOENT once it is replaced). */
-static int s_stat_gen(s_client *c, const char *name, int64_t generation, sl_object *out) {
+/* The metadata of object `name`; of its generation `generation` when that is not 0 (SL_ENOENT once it is replaced).
+ * `aside`: a lookup between the attempts of a write (sl__http_request.aside). */
+static int s_stat_gen(s_client *c, const char *name, int64_t generation, bool aside, sl_object *out) {
     size_t at = s_object_url(c, name, "/storage/v1");
     s_url_add(c, &at, "?fields=" S_OBJECT_FIELDS, false);
     if (generation) {
@@ -730,7 +748,7 @@ static int s_stat_gen(s_client *c, const char *name, int64_t generation, sl_obje
         snprintf(num, sizeof(num), "&generation=%" PRId64, generation);
         s_url_add(c, &at, num, false);
     }
-    sl__http_request req = {.method = "GET", .url = c->url};
+    sl__http_request req = {.method = "GET", .url = c->url, .aside = aside};
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a);
@@ -750,7 +768,12 @@ static int s_stat_gen(s_client *c, const char *name, int64_t generation, sl_obje
 }
 
 static int s_stat_name(s_client *c, const char *name, sl_object *out) {
-    return s_stat_gen(c, name, 0, out);
+    return s_stat_gen(c, name, 0, false, out);
+}
+
+/* s_stat_name for a lookup between the attempts of a write: its answer is not the object's status. */
+static int s_probe_name(s_client *c, const char *name, sl_object *out) {
+    return s_stat_gen(c, name, 0, true, out);
 }
 
 static int s_stat(sl_client *base, const char *key, sl_object *out) {
@@ -1114,7 +1137,7 @@ static int s_read_end(s_reader *r) {
         /* No x-goog-hash came with the data (a server that is not GCS): the object's metadata, of the same
          * generation, tells its size and CRC32C. */
         sl_object obj;
-        rc = s_stat_gen(c, r->name, r->generation, &obj);
+        rc = s_stat_gen(c, r->name, r->generation, false, &obj);
         if (rc == 0) {
             r->size = obj.size;
             r->has_crc = obj.has_crc32c;
@@ -1242,6 +1265,7 @@ typedef struct s_writer {
     uint64_t sent;      /* bytes already persisted by the resumable session */
     uint64_t size_hint; /* the size the object should have (sl_write_options), 0 if unknown */
     uint32_t crc;       /* of everything written */
+    int64_t if_gen;     /* sl_write_options.if_generation_match: ifGenerationMatch of every attempt; -1: none given */
     char *session;      /* resumable upload session URI, NULL until the first chunk */
     char *fingerprint;  /* recorded as the custom metadata S_META_KEY; NULL: none */
 } s_writer;
@@ -1346,6 +1370,10 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
     if (fp && (!fp[0] || strlen(fp) >= S_FP_CAP))
         return sl__fail(SL_EINVAL, "gs://%s/%s: a source fingerprint must be 1 to %d characters", s_st(base)->bucket,
                         c->name, S_FP_CAP - 1);
+    if (opts->if_generation_match_set && opts->if_generation_match < 0)
+        return sl__fail(SL_EINVAL,
+                        "gs://%s/%s: if_generation_match must be 0 (no object) or a generation, not %" PRId64,
+                        s_st(base)->bucket, c->name, opts->if_generation_match);
     s_writer *w = calloc(1, sizeof(*w));
     if (!w || !(w->name = strdup(c->name)) || (fp && !(w->fingerprint = strdup(fp)))) {
         if (w)
@@ -1356,6 +1384,7 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
     w->base.client = base;
     w->client = c;
     w->size_hint = opts->size_hint;
+    w->if_gen = opts->if_generation_match_set ? opts->if_generation_match : -1;
     *out = &w->base;
     return 0;
 }
@@ -1371,7 +1400,7 @@ static void s_write_free(s_writer *w) {
 /* Checks an upload answer that should carry the object; true if it matches what we sent. */
 static bool s_landed(s_client *c, s_writer *w, uint64_t size) {
     sl_object obj;
-    return s_stat_name(c, w->name, &obj) == 0 && obj.size == size && obj.has_crc32c && obj.crc32c == w->crc;
+    return s_probe_name(c, w->name, &obj) == 0 && obj.size == size && obj.has_crc32c && obj.crc32c == w->crc;
 }
 
 /* `"metadata":{"sluice-source":"<fingerprint> out_size=N out_crc32c=X"}` for an object of `size` bytes with the CRC32C
@@ -1424,7 +1453,8 @@ static int s_delete_generation(s_client *c, const char *name, int64_t gen) {
     char num[48];
     snprintf(num, sizeof(num), "?ifGenerationMatch=%" PRId64, gen);
     s_url_add(c, &at, num, false);
-    sl__http_request req = {.method = "DELETE", .url = c->url};
+    /* Cleanup after a failure: its answer is not the status that failed the object. */
+    sl__http_request req = {.method = "DELETE", .url = c->url, .aside = true};
     sl__http_response resp;
     s_attempts a = {.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a); /* the precondition makes a repeat harmless */
@@ -1582,7 +1612,10 @@ static int s_upload_multipart(s_writer *w) {
     snprintf(ctype, sizeof(ctype), "Content-Type: multipart/related; boundary=%s", boundary);
     const char *extra[] = {ctype, NULL};
     s_attempts a = {.started_ms = sl__now_ms()};
-    int64_t if_gen = -1; /* no precondition on the first attempt */
+    /* The precondition the caller established goes with every attempt, the first one too: an attempt whose answer is
+     * lost may still land later, and must then fail rather than make another generation. Without one, the first
+     * attempt carries none. */
+    int64_t if_gen = w->if_gen;
     for (;;) {
         size_t at = 0;
         s_url_add(c, &at, st->endpoint, false);
@@ -1603,19 +1636,31 @@ static int s_upload_multipart(s_writer *w) {
             s_created obj;
             return s_check_created(w, &resp, w->len, &obj);
         }
+        /* A precondition that failed may have failed against this very upload: an earlier attempt whose answer was lost
+         * (or the request libcurl itself sends again when a reused connection breaks) that landed meanwhile. The
+         * answer is read first: the lookup's request reuses the memory that holds it. */
+        if (rc == 0 && resp.status == 412 && if_gen >= 0) {
+            int erc = s_http_error_at(c, w->name, &resp, true);
+            char why[8192];
+            snprintf(why, sizeof(why), "%s", sl_last_error());
+            return s_landed(c, w, w->len) ? 0 : sl__fail(erc, "%s", why);
+        }
         if (rc < 0 && rc != SL_EIO)
             return rc;
         if (!ambiguous)
-            return s_http_error(c, w->name, &resp);
-        /* The request may or may not have landed. If it did, we are done; if not, send it again, but only over the
-         * generation we can see now, so a retry never clobbers an object written by someone else meanwhile. */
+            return s_http_error_at(c, w->name, &resp, if_gen >= 0);
+        /* The request may or may not have landed. If it did, we are done; if not, send it again, with the caller's
+         * precondition or else over the generation we can see now, so a retry never clobbers an object written by
+         * someone else meanwhile. */
         if (!s_backoff(c, &a))
-            return rc < 0 ? rc : s_http_error(c, w->name, &resp);
+            return rc < 0 ? rc : s_http_error_at(c, w->name, &resp, if_gen >= 0);
         if (s_landed(c, w, w->len))
             return 0;
-        sl_object obj;
-        int src = s_stat_name(c, w->name, &obj);
-        if_gen = src == 0 ? obj.generation : src == SL_ENOENT ? 0 : -1;
+        if (w->if_gen < 0) {
+            sl_object obj;
+            int src = s_probe_name(c, w->name, &obj);
+            if_gen = src == 0 ? obj.generation : src == SL_ENOENT ? 0 : -1;
+        }
     }
 }
 
@@ -1636,6 +1681,12 @@ static int s_start_session(s_writer *w) {
     s_url_add(c, &at, st->bucket, true);
     s_url_add(c, &at, "/o?uploadType=resumable&name=", false);
     s_url_add(c, &at, w->name, true);
+    if (w->if_gen >= 0) {
+        /* Checked now and again when the upload completes. */
+        char num[48];
+        snprintf(num, sizeof(num), "&ifGenerationMatch=%" PRId64, w->if_gen);
+        s_url_add(c, &at, num, false);
+    }
     const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
     /* No fingerprint yet: it is attached once the object is complete and checked (s_record_fingerprint). */
     sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
@@ -1645,7 +1696,7 @@ static int s_start_session(s_writer *w) {
     if (rc < 0)
         return rc;
     if (resp.status != 200 && resp.status != 201)
-        return s_http_error(c, w->name, &resp);
+        return s_http_error_at(c, w->name, &resp, w->if_gen >= 0);
     if (!resp.location[0])
         return sl__fail(SL_EIO, "gs://%s/%s: resumable upload answered without a session URI", st->bucket, w->name);
     w->session = strdup(resp.location);
@@ -1675,7 +1726,13 @@ static int s_send_chunk(s_writer *w, bool final) {
             s_crc_b64(w->crc, crc);
             snprintf(hash, sizeof(hash), "X-Goog-Hash: crc32c=%s", crc);
         }
-        const char *extra[] = {range, final ? hash : NULL, NULL};
+        /* The bytes go as what they are: without a type, a body would be sent as libcurl's form default. */
+        const char *extra[4] = {range, NULL, NULL, NULL};
+        size_t ne = 1;
+        if (total > from)
+            extra[ne++] = "Content-Type: application/octet-stream";
+        if (final)
+            extra[ne++] = hash;
         sl__http_request req = {.method = "PUT",
                                 .url = w->session,
                                 .body = s_data(c) + (from - base_off),
@@ -1699,7 +1756,7 @@ static int s_send_chunk(s_writer *w, bool final) {
         if (rc < 0 && rc != SL_EIO)
             return rc;
         if (!retry || !s_backoff(c, &a))
-            return rc < 0 ? rc : s_http_error(c, w->name, &resp);
+            return rc < 0 ? rc : s_http_error_at(c, w->name, &resp, w->if_gen >= 0);
         /* Where is the session? PUT with "bytes * /total" (or "*" while the size is unknown). */
         char q[96];
         snprintf(q, sizeof(q), final ? "Content-Range: bytes */%" PRIu64 : "Content-Range: bytes */*", total);
@@ -1717,7 +1774,7 @@ static int s_send_chunk(s_writer *w, bool final) {
             return s_finish_resumable(w, &sresp, total);
         }
         if (sresp.status != 308)
-            return s_http_error(c, w->name, &sresp);
+            return s_http_error_at(c, w->name, &sresp, w->if_gen >= 0);
         uint64_t have = s_persisted(&sresp);
         if (have < base_off || have > total)
             return sl__fail(SL_EIO,
@@ -1765,7 +1822,7 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
 
 /* Cancels a resumable session so the partial upload is discarded at once (it would expire anyway). */
 static void s_cancel_session(s_writer *w) {
-    sl__http_request req = {.method = "DELETE", .url = w->session};
+    sl__http_request req = {.method = "DELETE", .url = w->session, .aside = true};
     sl__http_response resp;
     sl__http_perform(w->client->http, &req, &resp);
 }
@@ -1821,7 +1878,23 @@ static int s_check_rewritten(s_client *c, const s_store *src, const char *src_na
                     dst->bucket, c->name, src->bucket, src_name, size, crc, src_obj->size, src_obj->crc32c, why);
 }
 
-static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *src_obj, const char *dst_key) {
+/* A step of a rewrite conditional on the destination failed its precondition (412). An earlier request of this copy
+ * whose answer was lost may have completed it: a destination that holds the source's size and CRC32C is that copy (0).
+ * Otherwise (or when either CRC32C is unknown, so that the copy cannot be told from another writer's object of the
+ * same size) the destination changed since it was checked. */
+static int s_copy_precondition_failed(s_client *c, const sl_object *src_obj, const sl__http_response *resp) {
+    int rc = s_http_error_at(c, c->name, resp, true); /* before the lookup reuses the memory of the answer */
+    char why[8192];
+    snprintf(why, sizeof(why), "%s", sl_last_error());
+    sl_object d;
+    if (s_probe_name(c, c->name, &d) == 0 && d.size == src_obj->size && d.has_crc32c && src_obj->has_crc32c &&
+        d.crc32c == src_obj->crc32c)
+        return 0;
+    return sl__fail(rc, "%s", why);
+}
+
+static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *src_obj, const char *dst_key,
+                  const sl_write_options *opts) {
     s_client *c = (s_client *)base;
     s_store *dst = s_st(base);
     if (src_base->vt != &s_vtable)
@@ -1857,6 +1930,13 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
             snprintf(num, sizeof(num), "&sourceGeneration=%" PRId64, src_obj->generation);
             s_url_add(c, &at, num, false);
         }
+        bool conditional = opts && opts->if_generation_match_set && opts->if_generation_match >= 0;
+        if (conditional) {
+            /* On every step, so that a step repeated after a lost answer cannot make another generation. */
+            char num[48];
+            snprintf(num, sizeof(num), "&ifGenerationMatch=%" PRId64, opts->if_generation_match);
+            s_url_add(c, &at, num, false);
+        }
         if (token) {
             s_url_add(c, &at, "&rewriteToken=", false);
             s_url_add(c, &at, token, true);
@@ -1867,6 +1947,10 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         s_attempts a = {.started_ms = sl__now_ms()};
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
+        if (rc == 0 && resp.status == 412 && conditional) {
+            rc = s_copy_precondition_failed(c, src_obj, &resp);
+            break;
+        }
         if (rc == 0 && resp.status != 200) {
             /* s_http_error names one object of this client's bucket: the destination's. */
             rc = s_http_error(c, c->name, &resp);

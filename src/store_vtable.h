@@ -34,9 +34,11 @@ typedef struct sl_store_vtable {
     int (*del)(sl_client *client, const char *key);
     /* Optional (NULL if unsupported): copy the object src_obj of `src` (another store; src_obj->key, and its size,
      * generation and CRC32C as listed, which the copy is pinned to and checked against when known) to dst_key of this
-     * client's store on the server side. Returns SL_ENOTSUP when it cannot for this pair of stores, so the caller
-     * streams instead. */
-    int (*copy)(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key);
+     * client's store on the server side, conditional on what the destination holds as opts->if_generation_match says
+     * (opts NULL or unset: unconditional; the rest of opts is not used). Returns SL_ENOTSUP when it cannot for this
+     * pair of stores, so the caller streams instead. */
+    int (*copy)(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
+                const sl_write_options *opts);
     /* Optional: fails when the store cannot be used at all (no usable credentials), before any object is tried. */
     int (*check_access)(sl_store *store);
     /* Optional: sl_prefix_probe (`sub` is never NULL: "" for the store's own prefix). Without it a prefix is taken to
@@ -110,7 +112,8 @@ int sl__key_cmp_utf16(const char *a, size_t alen, const char *b, size_t blen);
 int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
 int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
 /* Server-side copy through the vtable's copy hook; SL_ENOTSUP when the stores cannot do it. */
-int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key);
+int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
+                   const sl_write_options *opts);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 /* The vtable's memory hook, with the defaults filled in. */

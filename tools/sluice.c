@@ -192,7 +192,8 @@ static const char s_job_options_help[] =
     "                       the job: exit 3\n"
     "  -q, --quiet          no progress line, no summary, no per-failure lines\n"
     "  --upload-chunk SIZE  gs://: objects up to SIZE go up in one request, larger ones in resumable\n"
-    "                       chunks of SIZE (a multiple of 256K; default 8M)\n"
+    "                       chunks of SIZE (default 8M); SIZE must be a multiple of 256K (another is\n"
+    "                       refused, naming the two nearest)\n"
     "  -h, --help           this help\n";
 
 static const char s_resume_help[] =
@@ -531,6 +532,16 @@ static int s_duration_opt(cli *c, const char *name, const char *value, uint64_t 
     return -1;
 }
 
+/* A multiple of 256 KiB as --upload-chunk takes it: "8M", "1G", "768K". */
+static void s_chunk_text(uint64_t bytes, char *buf, size_t cap) {
+    if (bytes && bytes % (1ull << 30) == 0)
+        snprintf(buf, cap, "%lluG", (unsigned long long)(bytes >> 30));
+    else if (bytes && bytes % (1ull << 20) == 0)
+        snprintf(buf, cap, "%lluM", (unsigned long long)(bytes >> 20));
+    else
+        snprintf(buf, cap, "%lluK", (unsigned long long)(bytes >> 10));
+}
+
 static int s_apply(cli *c, const opt_def *o, const char *value) {
     switch (o->id) {
     case O_HELP:
@@ -681,6 +692,18 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_UPLOAD_CHUNK:
         if (!sl_cli_parse_size(value, &c->store.upload_chunk_bytes) || c->store.upload_chunk_bytes < 262144) {
             s_err(c, "--upload-chunk takes a size of at least 256K such as 8M, not '%s'", value);
+            return -1;
+        }
+        if (c->store.upload_chunk_bytes % 262144) {
+            /* GCS takes resumable chunks in whole 256 KiB quanta: a size given is used as it is, or refused. */
+            uint64_t below = c->store.upload_chunk_bytes / 262144 * 262144;
+            char lo[32], hi[32];
+            s_chunk_text(below, lo, sizeof(lo));
+            s_chunk_text(below + 262144, hi, sizeof(hi));
+            s_err(c,
+                  "--upload-chunk must be a multiple of 256K (GCS takes resumable chunks in 256 KiB units), not "
+                  "'%s': use %s or %s",
+                  value, lo, hi);
             return -1;
         }
         break;

@@ -112,7 +112,9 @@ typedef struct sl_job_options {
      *   {"key":..,"error":..,"code":"SL_E..","attempts":N,"http_status":S}
      * key and error quoted by sl_json_quote; attempts counts the object's tries in this run including the retries
      * of its HTTP requests; http_status is the last HTTP status a remote store answered while the object was
-     * processed, absent when there was none. Objects abandoned by an abort have code "SL_ECANCELED". */
+     * processed, absent when there was none, not counting the requests that clean up after a failure (cancelling an
+     * upload session, deleting what an upload made wrong): the status that failed the object. Objects abandoned by an
+     * abort have code "SL_ECANCELED". */
     const char *failures_path;
     /* If set, the objects processed are exactly those named by this failure log (failures_path of an earlier run
      * over the same src and dst) instead of the listing of src: read line by line (constant memory), in any order,

@@ -91,7 +91,8 @@ typedef struct sl_store_options {
     unsigned retry_max_ms;      /* 0 = 10000 */
     unsigned retry_deadline_ms; /* 0 = 120000 */
     /* gs://: objects up to this size are uploaded in one request; larger ones in a resumable upload of chunks of
-     * this size (rounded up to a multiple of 256 KiB). 0 = 8 MiB. Memory: a writer holds one chunk at most (plus
+     * this size (rounded up to a multiple of 256 KiB, the unit GCS takes chunks in; the sluice command refuses other
+     * sizes instead). 0 = 8 MiB. Memory: a writer holds one chunk at most (plus
      * 16.25 KiB of headers) while it is open, and its client keeps 256 KiB of it between objects; a job's stores take
      * that memory from the job's budget instead (sl_job_options.memory_limit_bytes), in smaller chunks when the
      * budget has no whole chunk to spare. */
@@ -211,6 +212,16 @@ typedef struct sl_write_options {
      * system that refuses xattrs stores nothing; the commit still succeeds); gs://: the custom metadata
      * sluice-source. */
     const char *source_fingerprint;
+    /* gs://: what the caller found at the destination, which the write is conditional on. When
+     * if_generation_match_set, the object must still be generation if_generation_match (0: no object) when the upload
+     * lands (ifGenerationMatch). Every attempt carries it, the first one included, so that an attempt whose answer was
+     * lost (a timeout, a reset) cannot land later as another generation: it fails its precondition instead. A
+     * destination that changed meanwhile fails the commit with SL_EEXIST ("precondition failed: the object changed
+     * meanwhile"), unless it then holds exactly the bytes written (an earlier attempt landed). Unset: the first
+     * attempt carries no precondition, and a retry after an ambiguous failure the generation it finds then. Local:
+     * ignored. */
+    bool if_generation_match_set;
+    int64_t if_generation_match;
 } sl_write_options;
 
 /* Opens `key` for a streaming write. Nothing is visible under `key` until sl_write_commit succeeds; a crash or

@@ -1438,6 +1438,163 @@ row budget-below-one-worker-gs 2 '--memory-limit 512.0 KiB is less than one work
     - cp {FX}/src gs://hostile-keys/budget --memory-limit 512K
 
 # ============================================================================================================
+say "uploads a strict server takes: typed bodies, preconditions from the first attempt, the status that failed, 412s, --upload-chunk"
+# The test server refuses a form-encoded body (libcurl's default for a POST body) on every storage request, as GCS
+# does, and a multipart metadata part that is not JSON: a resumable upload (1 MiB in 256 KiB chunks, a 503 on a chunk
+# so that its status is queried with an empty PUT) and a multipart one go through.
+mkdir -p "$T/upfx/one2"
+echo two >"$T/upfx/one2/one.txt"
+gcs_seed '{"bucket": "hostile-keys", "create_bucket": false, "objects": [{"name": "up-rm/x", "data": "x"},
+    {"name": "up-cat/x", "data": "x"}]}'
+up_size() { # up_size NAME: the size of gs://hostile-keys/NAME, or "absent"
+    gcs_objects hostile-keys "$1" | python3 -c 'import json, sys
+items = [json.loads(l) for l in sys.stdin]
+print(items[0]["size"] if items else "absent")'
+}
+up_data() { # up_data NAME: the bytes of gs://hostile-keys/NAME (from the server, not through sluice)
+    curl -sS --noproxy '*' "$GCS/storage/v1/b/hostile-keys/o/$(python3 -c 'import sys, urllib.parse
+print(urllib.parse.quote(sys.argv[1], safe=""))' "$1")?alt=media"
+}
+up_failure() { json_field "$AUX/f.jsonl" '"%s %s" % (d["code"], d.get("http_status"))'; }
+up_full() { expect_eq "the object" 1048576 "$(up_size up-typed/big.bin)"; }
+row upload-resumable-typed 0 - up_full cp {FX}/big gs://hostile-keys/up-typed --upload-chunk 256K -q
+ID=$(gcs_retry_test '{"storage.objects.insert": ["pass", "pass", "return-503"]}')
+up_full_q() { expect_eq "the object" 1048576 "$(up_size up-query/big.bin)"; }
+row upload-resumable-status-query 0 - up_full_q cp {FX}/big gs://hostile-keys/up-query --upload-chunk 256K -q \
+    "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+up_small() { expect_eq "the objects" "6 6 8" "$(up_size up-multi/a.txt) $(up_size up-multi/b.txt) $(up_size up-multi/sub/c.txt)"; }
+row upload-multipart-typed 0 - up_small cp {FX}/src gs://hostile-keys/up-multi -q
+
+# The status that failed the object is the one in the failure log, not the answer to sluice's own clean-up: the
+# cancel of the resumable session (499), the delete of what a server completed early (204) or a rewrite made wrong.
+ID=$(gcs_retry_test '{"storage.objects.insert": ["pass", "return-503"]}')
+up_503() {
+    expect_eq "failure log: code, http_status" "SL_EIO 503" "$(up_failure)"
+    expect_eq "nothing stored" absent "$(up_size up-503/big.bin)"
+    expect_eq "open upload sessions" 0 "$(gcs_stat 'd["open_upload_sessions"]')"
+}
+row upload-failed-status 1 'FAILED big.bin: .*gs://hostile-keys/up-503/big.bin: HTTP 503: Retry Test: Caused a 503 \(via ' up_503 \
+    cp {FX}/big gs://hostile-keys/up-503 --upload-chunk 256K --retries 0 --failures {AUX}/f.jsonl \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.insert": ["finalize-early", "finalize-early", "finalize-early"]}')
+up_early() { expect_eq "failure log: code, http_status" "SL_ECORRUPT 200" "$(up_failure)"; }
+row upload-early-status 1 'upload completed early at 262144 of 1048576 bytes; the object was deleted$' up_early \
+    cp {FX}/big gs://hostile-keys/up-early --upload-chunk 256K --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["truncate-upload", "truncate-upload", "truncate-upload"]}')
+up_rw_short() { expect_eq "failure log: code, http_status" "SL_ECORRUPT 200" "$(up_failure)"; }
+row rewrite-short-status 1 'made an object of 0 bytes .*; the object was deleted$' up_rw_short \
+    cp gs://hostile-keys/three/a gs://hostile-keys/up-rw --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# Nor is it the answer to a lookup of the destination (sync --retry-failed and --force look each output up first:
+# a 404 for an output not made yet). Here every attempt of the upload gets no answer at all (its connection reset;
+# libcurl may send it once more on a fresh connection by itself, hence two resets): the log has no http_status.
+mkdir -p "$T/upfx/rf"
+echo rf >"$T/upfx/rf/rf.txt"
+printf '{"key":"rf.txt","error":"earlier","code":"SL_EIO","attempts":1}\n' >"$T/upfx/rf.jsonl"
+up_no_answer() {
+    expect_eq "failure log: code, http_status" "SL_EIO None" "$(up_failure)"
+    expect_eq "nothing stored" absent "$(up_size up-rf/rf.txt)"
+}
+ID=$(gcs_retry_test '{"storage.objects.insert": ["return-reset-connection", "return-reset-connection"]}')
+row upload-no-answer-retry-failed 1 'FAILED rf.txt: ' up_no_answer sync "$T/upfx/rf" gs://hostile-keys/up-rf \
+    --retry-failed "$T/upfx/rf.jsonl" --retries 0 --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+ID=$(gcs_retry_test '{"storage.objects.insert": ["return-reset-connection", "return-reset-connection"]}')
+row upload-no-answer-force 1 'FAILED rf.txt: ' up_no_answer cp "$T/upfx/rf" gs://hostile-keys/up-rf --force \
+    --retries 0 --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+
+# A 412 means "the object changed meanwhile" only when the request carried a precondition; otherwise the message
+# quotes the server's reason, with a neutral code.
+ID=$(gcs_retry_test '{"storage.objects.delete": ["return-412"]}')
+up_rm_412() {
+    expect_eq "failure log: code, http_status" "SL_EIO 412" "$(up_failure)"
+    expect_eq "the object" 1 "$(up_size up-rm/x)"
+}
+row rm-412-unconditional 1 'FAILED x: .*gs://hostile-keys/up-rm/x: HTTP 412: Retry Test: Caused a 412 \(via [^()]*(\([^()]*\))?\)$' \
+    up_rm_412 rm -r gs://hostile-keys/up-rm --failures {AUX}/f.jsonl --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(gcs_retry_test '{"storage.objects.get": ["return-412"]}')
+row cat-412-unconditional 3 'gs://hostile-keys/up-cat/x: HTTP 412: Retry Test: Caused a 412 \(via [^()]*(\([^()]*\))?\)$' - \
+    cat gs://hostile-keys/up-cat/x --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# The first attempt of every upload carries the precondition the destination check established: here a command
+# writes the destination object itself (another writer, after the listing found nothing there). sluice's upload
+# fails its precondition instead of replacing that object, multipart and resumable alike.
+up_race_cmd() { # the shell command of a map whose output OUT_PREFIX/KEY someone else writes first
+    printf 'curl -sS --noproxy "*" -o /dev/null -H "Content-Type: text/plain" --data-binary other "%s/upload/storage/v1/b/hostile-keys/o?uploadType=media&name=%s%%2F$SLUICE_KEY" && cat' "$GCS" "$1"
+}
+up_race_kept() {
+    expect_eq "the other writer's objects" "other other" "$(up_data up-race/a.txt) $(up_data up-race/big.bin)"
+    expect_eq "failure log: codes" "SL_EEXIST SL_EEXIST" "$(python3 -c 'import json, sys
+print(" ".join(sorted(json.loads(l)["code"] for l in open(sys.argv[1]))))' "$AUX/f.jsonl")"
+}
+mkdir -p "$T/upfx/race"
+cp "$FX/src/a.txt" "$FX/big/big.bin" "$T/upfx/race/"
+row upload-precondition-first-attempt 1 \
+    'FAILED big.bin: .*gs://hostile-keys/up-race/big.bin: HTTP 412: .*\(precondition failed: the object changed meanwhile\)' \
+    up_race_kept map "$T/upfx/race" gs://hostile-keys/up-race --upload-chunk 256K --failures {AUX}/f.jsonl \
+    --shell --exec "$(up_race_cmd up-race)"
+grep -q 'FAILED a.txt: .*gs://hostile-keys/up-race/a.txt: HTTP 412: .*(precondition failed: the object changed meanwhile)' "$ERR" ||
+    fail "the multipart upload" "failed its precondition" "$(cat "$ERR")"
+
+# A first attempt whose answer is lost (the connection reset while the server goes on with the request, as after a
+# client timeout) and lands a second later: it carries ifGenerationMatch, so only one generation is ever made, the
+# retry's. Without a listing (--force) the object is looked up first, so the same holds; also for a single file
+# and for gs:// to gs:// copies (rewrites). The late request is waited for (the server counts it in flight until it is done).
+up_stats_reset() { gcs_stats_reset; }
+up_one_generation() { # up_one_generation N: after the late requests, N generations were made since the reset
+    local i
+    for i in $(seq 300); do [ "$(gcs_stat 'd["api_in_flight"]')" = 0 ] && break; sleep 0.1; done
+    expect_eq "requests still in flight at the server" 0 "$(gcs_stat 'd["api_in_flight"]')"
+    expect_eq "object generations made" "$1" "$(gcs_stat 'd["generations_created"]')"
+}
+up_late() { up_one_generation 1; expect_eq "the object" one "$(up_data up-late/one.txt)"; }
+ID=$(gcs_retry_test '{"storage.objects.insert": ["reset-then-execute-after-1s"]}')
+SETUP=up_stats_reset
+row upload-late-duplicate 0 - up_late cp {FX}/one gs://hostile-keys/up-late -q "${FAST[@]}" \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+up_late_force() { up_one_generation 1; expect_eq "the object" two "$(up_data up-late/one.txt)"; }
+ID=$(gcs_retry_test '{"storage.objects.insert": ["reset-then-execute-after-1s"]}')
+SETUP=up_stats_reset
+row upload-late-duplicate-force 0 - up_late_force cp "$T/upfx/one2" gs://hostile-keys/up-late --force -q "${FAST[@]}" \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+up_late_single() { up_one_generation 1; expect_eq "the object" one "$(up_data up-late1/one.txt)"; }
+ID=$(gcs_retry_test '{"storage.objects.insert": ["reset-then-execute-after-1s"]}')
+SETUP=up_stats_reset
+row upload-late-duplicate-single 0 - up_late_single cp {FX}/one/one.txt gs://hostile-keys/up-late1 -q \
+    "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+up_late_rw() { up_one_generation 3; }
+ID=$(gcs_retry_test '{"storage.objects.rewrite": ["reset-then-execute-after-1s"]}')
+SETUP=up_stats_reset
+row rewrite-late-duplicate 0 - up_late_rw cp gs://hostile-keys/three gs://hostile-keys/up-rw-late -j 1 -q "${FAST[@]}" \
+    --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+
+# --upload-chunk is a multiple of 256K, or refused naming the two nearest: never rounded in silence.
+up_absent() { expect_eq "nothing uploaded" absent "$(up_size up-chunk/big.bin)"; }
+row upload-chunk-300k 2 "^sluice: cp: --upload-chunk must be a multiple of 256K .*, not '300K': use 256K or 512K$" up_absent \
+    cp {FX}/big gs://hostile-keys/up-chunk --upload-chunk 300K
+row upload-chunk-fraction 2 "not '8.1M': use 8M or 8448K$" up_absent cp {FX}/big gs://hostile-keys/up-chunk --upload-chunk 8.1M
+up_help() { # --help says that another size is refused, not rounded
+    grep -qF 'SIZE must be a multiple of 256K (another is' "$OUT" && grep -qF 'refused, naming the two nearest)' "$OUT" ||
+        fail "cp --help on --upload-chunk" "a multiple of 256K, another refused" "$(grep -A2 -- --upload-chunk "$OUT")"
+}
+row upload-chunk-help 0 - up_help cp --help
+up_768() {
+    expect_eq "the object" 1048576 "$(up_size up-chunk/big.bin)"
+    expect_eq "upload requests: a start and 2 chunks" 3 "$(gcs_requests storage.objects.insert)"
+}
+SETUP=up_stats_reset
+row upload-chunk-768k 0 - up_768 cp {FX}/big gs://hostile-keys/up-chunk --upload-chunk 768K -q
+
+# ============================================================================================================
 say "zero objects, 0-byte objects"
 row zero-objects 0 '0 done \(0 skipped\), 0 failed of 0 objects' - cp {FX}/empty {DST}
 row zero-objects-gs 0 - - ls -r gs://hostile-keys/three --include '*.none'

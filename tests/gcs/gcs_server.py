@@ -363,6 +363,8 @@ INSTRUCTION_RES = [
     ("echo", re.compile(r"^return-(\d{3})-echo-headers$")),
     ("finalize-early", re.compile(r"^finalize-early$")),
     ("truncate", re.compile(r"^truncate-upload$")),
+    ("pass", re.compile(r"^pass$")),
+    ("late", re.compile(r"^reset-then-execute-after-(\d+(?:\.\d+)?)s$")),
 ]
 
 # How an object's media downloads misbehave (POST /_seed, per object: "serve": [...]):
@@ -431,6 +433,7 @@ class State:
             self.api_connections = 0
             self.requests = {}
             self.tokens_issued = 0
+            self.generations_created = 0
 
     def count_request(self, method):
         with self.stats_lock:
@@ -472,7 +475,8 @@ class State:
         with self.lock:
             return self.bucket(bucket).objects.get(name.encode("utf-8"))
 
-    def put(self, bucket, name, data, content_type, meta, preconds, crc=None, md5=None):
+    def put(self, bucket, name, data, content_type, meta, preconds, crc=None, md5=None, api=True):
+        """Store a new generation of bucket/name (api: made by an API request, counted in generations_created)."""
         if crc is None:
             crc = crc32c(data)
         if md5 is None:
@@ -488,7 +492,10 @@ class State:
             else:
                 obj.created = cur.created
             b.objects[key] = obj
-            return obj
+        if api:
+            with self.stats_lock:
+                self.generations_created += 1
+        return obj
 
     def delete(self, bucket, name, generation, preconds):
         key = name.encode("utf-8")
@@ -939,8 +946,18 @@ class Handler(BaseHTTPRequestHandler):
                                % (fault[1], self.command, self.path.partition("?")[0], said))
             if fault and fault[0] == "return-after" and not (method in UPLOAD_METHODS and "upload_id" in q):
                 raise ApiError(int(fault[1]), "Retry Test: Caused a %s" % fault[1])
-            if kind == "storage" and self.state.token_required:
-                self.check_auth(method)
+            if fault and fault[0] == "late":
+                # The client gets no answer, as when its own timeout gives up on a slow request; the server goes on
+                # with the request later all the same. It stays in api_in_flight until then.
+                self.reset_connection()
+                time.sleep(float(fault[1]))
+                try:
+                    self.check_request(kind, method)
+                    fn(segs, q, body, None)
+                except (ApiError, OAuthError, NotModified):
+                    pass
+                return
+            self.check_request(kind, method)
             resp = fn(segs, q, body, fault)
             self.send(resp, fault)
         except ApiError as e:
@@ -995,6 +1012,18 @@ class Handler(BaseHTTPRequestHandler):
             text = lst.pop(0)
             t["completed"] = all(not v for v in t["instructions"].values())
         return parse_instruction(text)
+
+    def check_request(self, kind, method):
+        """What every storage request must be before it is executed: not form-encoded, and authorized."""
+        if kind != "storage":
+            return
+        # A body with libcurl's (or another HTTP library's) default type is not what the client meant to send: GCS
+        # refuses it, upload or not, with this 400.
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            raise ApiError(400, "This API does not support parsing form-encoded input.", reason="parseError")
+        if self.state.token_required:
+            self.check_auth(method)
 
     def check_auth(self, method):
         auth = self.headers.get("Authorization")
@@ -1416,6 +1445,14 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) != 2:
             raise ApiError(400, "Multipart upload must have exactly 2 parts (metadata, media), got %d." % len(parts),
                            reason="badContent")
+        # The metadata part must say it is JSON (GCS documents "application/json; charset=UTF-8"; Google's Go client
+        # sends "application/json"), in UTF-8 if it names a charset. The media part may have no header at all.
+        mtype = parts[0][0].get("content-type") or ""
+        mparams = [p.strip().lower().replace(" ", "") for p in mtype.split(";")[1:]]
+        if mtype.split(";")[0].strip().lower() != "application/json" or any(
+                p.startswith("charset=") and p not in ("charset=utf-8", 'charset="utf-8"') for p in mparams):
+            raise ApiError(400, "The metadata part of a multipart upload must have Content-Type application/json; "
+                                "charset=UTF-8, not %s." % ("'%s'" % mtype if mtype else "none"), reason="badContent")
         meta = parse_json_body(parts[0][1])
         if not isinstance(meta, dict):
             raise ApiError(400, "Parse Error", reason="parseError")
@@ -1705,7 +1742,7 @@ class Handler(BaseHTTPRequestHandler):
             out = {"connections": st.connections, "api_connections": st.api_connections,
                    "requests": dict(st.requests), "requests_total": sum(st.requests.values()),
                    "tokens_issued": st.tokens_issued, "api_in_flight": st.api_in_flight, "buckets": nb, "objects": nobj,
-                   "open_upload_sessions": nsess}
+                   "open_upload_sessions": nsess, "generations_created": st.generations_created}
         return json_response(200, out)
 
     def stats_reset(self, s, q, body, fault):
@@ -1800,7 +1837,7 @@ class Handler(BaseHTTPRequestHandler):
             serve = o.get("serve", [])
             if not isinstance(serve, list) or not all(m in SERVE_MODES for m in serve):
                 raise ApiError(400, "serve takes a list of %s: %r" % (", ".join(SERVE_MODES), serve))
-            obj = self.state.put(bucket, o["name"], data, o.get("contentType"), writable(o), {})
+            obj = self.state.put(bucket, o["name"], data, o.get("contentType"), writable(o), {}, api=False)
             obj.serve = frozenset(serve)
             n += 1
         count = int(req.get("count", 0))
@@ -1811,7 +1848,7 @@ class Handler(BaseHTTPRequestHandler):
             data = (name + "\n").encode("utf-8")
             if size is not None:
                 data = (data * (int(size) // max(len(data), 1) + 1))[:int(size)]
-            self.state.put(bucket, name, data, "text/plain", {}, {})
+            self.state.put(bucket, name, data, "text/plain", {}, {}, api=False)
             n += 1
         return json_response(200, {"created": n})
 

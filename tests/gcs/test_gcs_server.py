@@ -546,6 +546,78 @@ class TestMultipart(unittest.TestCase, GcsErrorShape):
                                {"Content-Type": "multipart/form-data; boundary=x"})
         self.assertGcsError(st, body, 400)
 
+    def test_metadata_part_must_be_json(self):
+        # The metadata part says it is JSON (in UTF-8 when it names a charset), or the upload is refused and nothing
+        # is stored; "application/json" alone (Google's Go client) and other spellings of UTF-8 are fine.
+        def upload(name, part_headers):
+            body = (b"--b7\r\n" + part_headers + b"\r\n" + json.dumps({"name": name}).encode()
+                    + b"\r\n--b7\r\nContent-Type: text/plain\r\n\r\ndata\r\n--b7--\r\n")
+            return SRV.json("POST", "/upload/storage/v1/b/b/o?uploadType=multipart", body,
+                            {"Content-Type": "multipart/related; boundary=b7"})
+        for i, bad in enumerate((b"", b"Content-Type: text/plain\r\n", b"Content-Type: application/octet-stream\r\n",
+                                 b"Content-Type: application/x-www-form-urlencoded\r\n",
+                                 b"Content-Type: application/json; charset=ISO-8859-1\r\n",
+                                 b"X-Other: 1\r\n")):
+            st, body, _ = upload("mp/badmeta%d" % i, bad)
+            self.assertGcsError(st, body, 400, "badContent")
+            self.assertIn("metadata part", body["error"]["message"])
+            self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/mp%%2Fbadmeta%d" % i)[0], 404)
+        for i, good in enumerate((b"Content-Type: application/json\r\n",
+                                  b"content-type: Application/JSON; Charset=\"utf-8\"\r\n",
+                                  b"Content-Type: application/json;charset=UTF-8\r\n")):
+            st, obj, _ = upload("mp/goodmeta%d" % i, good)
+            self.assertEqual((st, obj.get("size")), (200, "4"), obj)
+
+
+class TestFormEncoded(unittest.TestCase, GcsErrorShape):
+    """A body sent with libcurl's default type (application/x-www-form-urlencoded) is refused by every storage
+    request, as GCS refuses it: 400 parseError, nothing done. Control endpoints and the token endpoint take it."""
+    FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def assertFormRefused(self, st, body):
+        self.assertGcsError(st, body, 400, "parseError")
+        self.assertEqual(body["error"]["message"], "This API does not support parsing form-encoded input.")
+
+    def test_uploads_refused(self):
+        st, body, _ = SRV.upload("b", "form/media", b"data", headers=self.FORM)
+        self.assertFormRefused(st, body)
+        st, body, _ = SRV.upload("b", "form/media", b"data",
+                                 headers={"Content-Type": "Application/X-WWW-Form-URLencoded; charset=utf-8"})
+        self.assertFormRefused(st, body)
+        self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/form%2Fmedia")[0], 404)
+        st, body, _ = SRV.json("POST", "/upload/storage/v1/b/b/o?uploadType=resumable&name=form%2Fres", b"",
+                               self.FORM)
+        self.assertFormRefused(st, body)
+        uri = TestResumable().start("form/res")
+        data = os.urandom(QUANTUM)
+        # A chunk, and a status query with an empty body: refused, nothing persisted.
+        st, body, _ = SRV.json("PUT", uri, data, dict(self.FORM, **{"Content-Range": "bytes 0-%d/*" % (QUANTUM - 1)}))
+        self.assertFormRefused(st, body)
+        st, body, _ = SRV.json("PUT", uri, b"", dict(self.FORM, **{"Content-Range": "bytes */*"}))
+        self.assertFormRefused(st, body)
+        st, hdrs, _ = SRV.request("PUT", uri, b"", {"Content-Range": "bytes */*"})
+        self.assertEqual((st, hdrs["Range"]), (308, None))
+        # The same chunk without a type, or as application/octet-stream, goes through.
+        st, hdrs, _ = SRV.request("PUT", uri, data, {"Content-Range": "bytes 0-%d/*" % (QUANTUM - 1),
+                                                     "Content-Type": "application/octet-stream"})
+        self.assertEqual((st, hdrs["Range"]), (308, "bytes=0-%d" % (QUANTUM - 1)))
+        st, obj, _ = SRV.json("PUT", uri, None, {"Content-Range": "bytes */%d" % QUANTUM})
+        self.assertEqual((st, obj["crc32c"]), (200, crc_b64(data)))
+
+    def test_other_requests_refused(self):
+        SRV.upload("b", "form/obj", b"x")
+        for verb, path in (("PATCH", "/storage/v1/b/b/o/form%2Fobj"), ("DELETE", "/storage/v1/b/b/o/form%2Fobj"),
+                           ("POST", "/storage/v1/b/b/o/form%2Fobj/rewriteTo/b/b/o/form%2Fcopy"),
+                           ("GET", "/storage/v1/b/b/o/form%2Fobj")):
+            st, body, _ = SRV.json(verb, path, b"metadata=x" if verb != "GET" else None, self.FORM)
+            self.assertFormRefused(st, body)
+        st, obj, _ = SRV.json("GET", "/storage/v1/b/b/o/form%2Fobj")
+        self.assertEqual((st, obj["metageneration"]), (200, "1"))
+        self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/form%2Fcopy")[0], 404)
+        # Control endpoints do not care.
+        st, _, _ = SRV.request("POST", "/_stats/reset", b"", self.FORM)
+        self.assertEqual(st, 200)
+
 
 class TestResumable(unittest.TestCase, GcsErrorShape):
     def start(self, name, meta=None, query=""):
@@ -953,6 +1025,47 @@ class TestFaults(unittest.TestCase, GcsErrorShape):
             SRV.upload("b", "fault/committed", b"data", headers={"x-retry-test-id": tid})
         st, _, body = SRV.request("GET", "/storage/v1/b/b/o/fault%2Fcommitted?alt=media")
         self.assertEqual((st, body), (200, b"data"))
+
+    def test_pass(self):
+        # "pass" only takes its turn: the instruction after it reaches the next request.
+        tid = SRV.retry_test({"storage.objects.get": ["pass", "return-503"]})
+        c = SRV.conn()
+        st, _, body = self.media(tid, c)
+        self.assertEqual((st, body), (200, self.data))
+        self.assertEqual(self.media(tid, c)[0], 503)
+        self.assertEqual(self.media(tid, c)[0], 200)
+        c.close()
+
+    def test_reset_then_execute_later(self):
+        # The client sees its connection reset with no answer; the server executes the request later all the same,
+        # and counts it in flight until then. With ifGenerationMatch=0 a late duplicate cannot land on an object
+        # that exists by then.
+        SRV.json("POST", "/_stats/reset")
+        # 3 s for the first: the reset and the two checks after it must come before it lands, on a loaded machine
+        # too; what the second does (fail its precondition) does not depend on when it lands.
+        tid = SRV.retry_test({"storage.objects.insert": ["reset-then-execute-after-3s", "reset-then-execute-after-1s"]})
+        t0 = time.monotonic()
+        with self.assertRaises((ConnectionError, http.client.RemoteDisconnected)):
+            SRV.upload("b", "fault/late", b"late bytes", headers={"x-retry-test-id": tid})
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/fault%2Flate")[0], 404)
+        self.assertEqual(SRV.json("GET", "/_stats")[1]["api_in_flight"], 1)
+        deadline = time.monotonic() + 30
+        while SRV.json("GET", "/_stats")[1]["api_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st, obj, _ = SRV.json("GET", "/storage/v1/b/b/o/fault%2Flate")
+        self.assertEqual((st, obj["size"]), (200, "10"))
+        self.assertEqual(SRV.json("GET", "/_stats")[1]["generations_created"], 1)
+        with self.assertRaises((ConnectionError, http.client.RemoteDisconnected)):
+            SRV.upload("b", "fault/late", b"duplicate", query="&ifGenerationMatch=0",
+                       headers={"x-retry-test-id": tid})
+        while SRV.json("GET", "/_stats")[1]["api_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st, again, _ = SRV.json("GET", "/storage/v1/b/b/o/fault%2Flate")
+        self.assertEqual((st, again["generation"]), (200, obj["generation"]))
+        st, stats, _ = SRV.json("GET", "/_stats")
+        self.assertEqual(stats["generations_created"], 1)
+        self.assertEqual(stats["requests"]["storage.objects.insert"], 2)
 
     def test_retry_test_resource(self):
         st, body, _ = SRV.json("POST", "/retry_test", {"instructions": {"storage.objects.get": ["explode"]}})

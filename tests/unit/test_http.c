@@ -1,7 +1,9 @@
 /* http.c against the GCS test server (tests/gcs/gcs_server.py) and a closed loopback port: what the requests of a
  * server say about its health (sl__http_health: only a request that gets no HTTP answer at all makes it "failing";
- * any answer, a 503 or a broken body included, clears it), and abandoning a thread's requests with a user flag
- * (sl__http_bind_user_abort, behind sl_thread_bind_abort). */
+ * any answer, a 503 or a broken body included, clears it), abandoning a thread's requests with a user flag
+ * (sl__http_bind_user_abort, behind sl_thread_bind_abort), the Content-Type a body goes with (the one given, or none:
+ * never libcurl's form default, which the server refuses as GCS does), and the tally that leaves requests aside
+ * out. */
 #include "test.h"
 
 #include "clock.h"
@@ -117,6 +119,95 @@ static void test_answers_are_not_outages(void) {
     sl__http_health_destroy(&hh);
 }
 
+/* contentType of object `name` in bucket b, as the server stored it. */
+static void s_stored_type(sl__http *h, const char *name, char *out, size_t cap) {
+    char url[256];
+    snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/%s?fields=contentType", s_srv.base_url, name);
+    sl__http_response resp;
+    ASSERT_INT_EQ(s_get(h, url, NULL, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 200);
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+    snprintf(out, cap, "%s", json_string_value(json_object_get(doc, "contentType")));
+    json_decref(doc);
+}
+
+static void test_body_content_type(void) {
+    sl__http *h = sl__http_new(NULL);
+    sl__http_response resp;
+    char url[256], type[128];
+    /* No Content-Type given: none is sent (the server's default applies), for POST, PUT and PATCH alike, and for an
+     * empty body. */
+    snprintf(url, sizeof(url), "%s/upload/storage/v1/b/b/o?uploadType=media&name=untyped", s_srv.base_url);
+    sl__http_request req = {.method = "POST", .url = url, .body = "abc", .body_len = 3};
+    ASSERT_INT_EQ(sl__http_perform(h, &req, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 200);
+    s_stored_type(h, "untyped", type, sizeof(type));
+    ASSERT_STR_EQ(type, "application/octet-stream");
+    snprintf(url, sizeof(url), "%s/upload/storage/v1/b/b/o?uploadType=media&name=empty", s_srv.base_url);
+    sl__http_request empty = {.method = "POST", .url = url};
+    ASSERT_INT_EQ(sl__http_perform(h, &empty, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 200);
+    /* The type given is the one sent, in any case of its name. */
+    snprintf(url, sizeof(url), "%s/upload/storage/v1/b/b/o?uploadType=media&name=typed", s_srv.base_url);
+    const char *text[] = {"content-type: text/x-sluice", NULL};
+    sl__http_request typed = {.method = "POST", .url = url, .headers = text, .body = "abc", .body_len = 3};
+    ASSERT_INT_EQ(sl__http_perform(h, &typed, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 200);
+    s_stored_type(h, "typed", type, sizeof(type));
+    ASSERT_STR_EQ(type, "text/x-sluice");
+    snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/typed", s_srv.base_url);
+    sl__http_request patch = {.method = "PATCH", .url = url, .body = "{}", .body_len = 2};
+    ASSERT_INT_EQ(sl__http_perform(h, &patch, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 200);
+    /* A form type asked for explicitly is still sent (the server refuses it). */
+    const char *form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    patch.headers = form;
+    ASSERT_INT_EQ(sl__http_perform(h, &patch, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 400);
+    sl__http_destroy(h);
+}
+
+static void test_requests_aside_not_tallied(void) {
+    sl__http *h = sl__http_new(NULL);
+    sl__http_response resp;
+    char url[256];
+    sl__http_tally_reset();
+    snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/no-such-object", s_srv.base_url);
+    ASSERT_INT_EQ(s_get(h, url, NULL, &resp), 0);
+    sl__http_tally t;
+    sl__http_tally_get(&t);
+    ASSERT_INT_EQ(t.last_status, 404);
+    /* A request aside (here a cleanup answered 204) leaves the status that failed. */
+    snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/untyped", s_srv.base_url);
+    sl__http_request del = {.method = "DELETE", .url = url, .aside = true};
+    ASSERT_INT_EQ(sl__http_perform(h, &del, &resp), 0);
+    ASSERT_INT_EQ(resp.status, 204);
+    sl__http_tally_get(&t);
+    ASSERT_INT_EQ(t.last_status, 404);
+    ASSERT_TRUE(t.any_response);
+    /* Any other request is tallied. */
+    del.aside = false;
+    ASSERT_INT_EQ(sl__http_perform(h, &del, &resp), 0);
+    sl__http_tally_get(&t);
+    ASSERT_INT_EQ(t.last_status, 404);
+    ASSERT_INT_EQ(resp.status, 404);
+    snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/typed", s_srv.base_url);
+    ASSERT_INT_EQ(sl__http_perform(h, &del, &resp), 0);
+    sl__http_tally_get(&t);
+    ASSERT_INT_EQ(t.last_status, 204);
+    /* A lookup made through an API that cannot mark it aside: its status is put back, its retries stay counted. */
+    sl__http_tally saved;
+    sl__http_tally_get(&saved);
+    sl__http_note_retry();
+    snprintf(url, sizeof(url), "%s/storage/v1/b/b/o/no-such-object", s_srv.base_url);
+    ASSERT_INT_EQ(s_get(h, url, NULL, &resp), 0);
+    sl__http_tally_restore(&saved);
+    sl__http_tally_get(&t);
+    ASSERT_INT_EQ(t.last_status, 204);
+    ASSERT_UINT_EQ(t.retries, saved.retries + 1);
+    sl__http_destroy(h);
+}
+
 static volatile sig_atomic_t s_stop;
 static pthread_t s_main_thread;
 
@@ -187,11 +278,14 @@ int main(void) {
         TEST_FAIL_("cannot start the GCS test server");
     char url[256];
     snprintf(url, sizeof(url), "%s/upload/storage/v1/b/b/o?uploadType=media&name=k", s_srv.base_url);
-    ASSERT_INT_EQ(gcs_http("POST", url, NULL, "some bytes", NULL, 0), 200);
+    const char *media[] = {"Content-Type: application/octet-stream", NULL};
+    ASSERT_INT_EQ(gcs_http("POST", url, media, "some bytes", NULL, 0), 200);
 
     RUN_TEST(test_no_answer_then_answer);
     RUN_TEST(test_answers_are_not_outages);
     RUN_TEST(test_user_abort);
+    RUN_TEST(test_body_content_type);
+    RUN_TEST(test_requests_aside_not_tallied);
 
     gcs_server_stop(&s_srv);
     TEST_DONE();
