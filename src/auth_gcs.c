@@ -86,7 +86,7 @@ struct sl__gcs_auth {
         bool last_failed;     /* the last fetch failed with fail_code / fail_msg */
         bool failed_for_good; /* ... and no fetch ever worked, and not for a passing reason: do not ask again */
         int fail_code;
-        char fail_msg[1024];
+        char fail_msg[SL__MESSAGE_CAP];
         uint64_t rng;
     } synced;
 };
@@ -1077,7 +1077,7 @@ int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap) {
     if (rc < 0) {
         auth->synced.fail_code = rc;
         auth->synced.failed_for_good = atomic_load(&auth->fetches) == 0 && (rc == SL_EACCES || rc == SL_ENOENT);
-        snprintf(auth->synced.fail_msg, sizeof(auth->synced.fail_msg), "%s", sl_last_error());
+        sl__text_cut(auth->synced.fail_msg, sizeof(auth->synced.fail_msg), sl_last_error(), strlen(sl_last_error()));
     }
     atomic_fetch_add(&auth->attempts, 1);
     if (rc == 0)

@@ -31,7 +31,7 @@
 
 #define S_DEFAULT_BUFFER_SIZE ((size_t)256 * 1024)
 #define S_RESULT_CAP (64u * 1024u)                      /* result members of one object (exec output to "-" included) */
-#define S_ERROR_CAP 2048u                               /* one failure message */
+#define S_ERROR_CAP SL__MESSAGE_CAP                     /* one failure message */
 #define S_KEY_CAP (PATH_MAX + 256)                      /* a key plus suffix */
 #define S_LINE_CAP (S_RESULT_CAP + 6 * S_KEY_CAP + 256) /* one JSON result line, key escaped at worst 6x */
 #define S_FAILURE_SAMPLES 10 /* failures kept for the report: a fixed number, never one per object */
@@ -54,9 +54,10 @@ typedef struct s_item {
     char key[];       /* src.key points here */
 } s_item;
 
+/* A failure kept for the report, whole (key and message): at most S_FAILURE_SAMPLES of them, freed with the job. */
 typedef struct s_failure_sample {
-    char key[256];
-    char error[256];
+    char *key;
+    char *error;
 } s_failure_sample;
 
 struct sl_job {
@@ -128,12 +129,12 @@ struct sl_job {
         pthread_cond_t finished;
         sl_outfile *failures_log;
         int fatal; /* first job-level error (listing, destination), 0 if none */
-        char fatal_message[1024];
+        char fatal_message[SL__MESSAGE_CAP];
         /* The first output file (failure log, timeline, chart) that could not be written, 0 if none; output_stopped:
          * that error is what stopped the job (it was not stopping already). */
         int output_error;
         bool output_stopped;
-        char output_message[1024];
+        char output_message[SL__MESSAGE_CAP];
         s_failure_sample samples[S_FAILURE_SAMPLES];
         size_t sample_count;
         char mem_warning[512]; /* the memory guard's warning, "" if it did not fire */
@@ -617,6 +618,10 @@ void sl_job_destroy(sl_job *job) {
     s_strv_free(job->exclude);
     s_strv_free(job->argv);
     free((char *)job->op_cfg.command);
+    for (size_t i = 0; i < job->synced.sample_count; i++) {
+        free(job->synced.samples[i].key);
+        free(job->synced.samples[i].error);
+    }
     sl__queue_destroy(job->queue);
     sl__pool_destroy(job->pool);
     sl_outfile_discard(job->synced.failures_log);
@@ -666,7 +671,7 @@ static void s_set_fatal(sl_job *job, int rc, const char *message) {
     pthread_mutex_lock(&job->synced.lock);
     if (!job->synced.fatal) {
         job->synced.fatal = rc;
-        snprintf(job->synced.fatal_message, sizeof(job->synced.fatal_message), "%s", message);
+        sl__text_cut(job->synced.fatal_message, sizeof(job->synced.fatal_message), message, strlen(message));
     }
     pthread_mutex_unlock(&job->synced.lock);
     atomic_store(&job->cancel, true);
@@ -712,7 +717,7 @@ static void s_output_failed_locked(sl_job *job, int rc, const char *message) {
     if (job->synced.output_error)
         return;
     job->synced.output_error = rc;
-    snprintf(job->synced.output_message, sizeof(job->synced.output_message), "%s", message);
+    sl__text_cut(job->synced.output_message, sizeof(job->synced.output_message), message, strlen(message));
     if (!atomic_load(&job->cancel)) {
         job->synced.output_stopped = true;
         atomic_store(&job->cancel, true);
@@ -724,7 +729,7 @@ static void s_output_failed_at_end(sl_job *job, int rc, const char *message) {
     pthread_mutex_lock(&job->synced.lock);
     if (!job->synced.output_error) {
         job->synced.output_error = rc;
-        snprintf(job->synced.output_message, sizeof(job->synced.output_message), "%s", message);
+        sl__text_cut(job->synced.output_message, sizeof(job->synced.output_message), message, strlen(message));
     }
     pthread_mutex_unlock(&job->synced.lock);
 }
@@ -746,10 +751,8 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
     pthread_mutex_lock(&job->synced.lock);
     if (!aborted && job->synced.sample_count < S_FAILURE_SAMPLES) {
         s_failure_sample *s = &job->synced.samples[job->synced.sample_count++];
-        snprintf(s->key, sizeof(s->key), "%s", key);
-        size_t n = strnlen(message, sizeof(s->error) - 1); /* cut on purpose */
-        memcpy(s->error, message, n);
-        s->error[n] = '\0';
+        s->key = strdup(key);
+        s->error = strdup(message); /* the report says "" for one that found no memory */
     }
     int log_rc = job->synced.failures_log ? s_log_failure(job->synced.failures_log, key, err, message) : 0;
     if (log_rc < 0)
@@ -1067,7 +1070,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     w->error[0] = '\0';
     int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
     if (rc < 0) {
-        snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
+        sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
         return rc;
     }
     if (job->dst) {
@@ -1077,7 +1080,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
             wo.source_fingerprint = w->fingerprint;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
             sl_read_close(in);
-            snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
+            sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
             return rc;
         }
     }
@@ -1384,7 +1387,7 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
  * timeline or chart that could not be written is recorded as an output error. */
 static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     sl_memwatch_stop(mw);
-    char why[1024];
+    char why[SL__MESSAGE_CAP];
     int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
     if (timeline_rc < 0)
         s_output_failed_at_end(job, timeline_rc, why);
@@ -1567,7 +1570,7 @@ int sl_job_run(sl_job *job) {
         }
         pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
         if (!job->synced.output_error) {
-            char why[1024];
+            char why[SL__MESSAGE_CAP];
             int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
             if (timeline_rc < 0)
                 s_output_failed_locked(job, timeline_rc, why);
@@ -1653,8 +1656,8 @@ int sl_job_run(sl_job *job) {
     if (job->synced.output_error && (rc == 0 || rc == SL_EPARTIAL)) {
         rc = sl__fail(job->synced.output_error, "%s", job->synced.output_message);
     } else if (job->synced.output_error && !job->synced.output_stopped && job->on_warning) {
-        char message[1024];
-        snprintf(message, sizeof(message), "%s", sl_last_error());
+        char message[SL__MESSAGE_CAP];
+        sl__text_cut(message, sizeof(message), sl_last_error(), strlen(sl_last_error()));
         job->on_warning(job->user_data, job->synced.output_message);
         sl__fail(rc, "%s", message);
     }
@@ -1787,9 +1790,9 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     pthread_mutex_lock(&j->synced.lock);
     for (size_t i = 0; i < j->synced.sample_count; i++) {
         fputs(i ? ",\n    {\"key\": " : "\n    {\"key\": ", f);
-        s_put_json(f, j->synced.samples[i].key);
+        s_put_json(f, j->synced.samples[i].key ? j->synced.samples[i].key : "");
         fputs(", \"error\": ", f);
-        s_put_json(f, j->synced.samples[i].error);
+        s_put_json(f, j->synced.samples[i].error ? j->synced.samples[i].error : "");
         fputs("}", f);
     }
     pthread_mutex_unlock(&j->synced.lock);

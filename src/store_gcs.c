@@ -309,7 +309,7 @@ static bool s_auth_outage(s_client *c, int rc, s_attempts *a) {
 /* Turns a GCS error answer into an SL_E code and a one-line message naming the object and what to do. */
 static int s_http_error(s_client *c, const char *what, const sl__http_response *r) {
     s_store *st = s_st(&c->base);
-    char detail[512] = "";
+    char detail[2048] = ""; /* room for a server's message that quotes a whole 1,024-byte name */
     bool secret = false;
     if (r->body && r->body_len) {
         json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
@@ -1447,7 +1447,7 @@ static int s_delete_created(s_writer *w, int64_t gen) {
  * have, and a resumable upload's fingerprint is only attached once its object is checked (s_record_fingerprint). */
 static int s_reject_created(s_writer *w, const s_created *obj, const char *what) {
     s_store *st = s_st(&w->client->base);
-    char why[1024] = "the object was deleted";
+    char why[SL__MESSAGE_CAP] = "the object was deleted";
     if (s_delete_created(w, obj->generation) < 0)
         snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
     return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; %s", st->bucket, w->name, what, why);
@@ -1776,7 +1776,8 @@ static int s_write_commit(sl_writer *base) {
     if (rc == 0)
         rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
     if (rc < 0 && w->session) {
-        char why[1024]; /* the cancel may set another error; the caller wants the one that failed the upload */
+        /* The cancel may set another error; the caller wants the one that failed the upload. */
+        char why[SL__MESSAGE_CAP];
         snprintf(why, sizeof(why), "%s", sl_last_error());
         s_cancel_session(w);
         sl__fail(rc, "%s", why);
@@ -1810,7 +1811,7 @@ static int s_check_rewritten(s_client *c, const s_store *src, const char *src_na
     bool crc_ok = !has_crc || !src_obj->has_crc32c || crc == src_obj->crc32c;
     if (size_ok && crc_ok)
         return 0;
-    char why[1024] = "the object was deleted";
+    char why[SL__MESSAGE_CAP] = "the object was deleted";
     if (gen > 0 && s_delete_generation(c, c->name, gen) < 0)
         snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
     else if (gen <= 0)
@@ -1871,7 +1872,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
             rc = s_http_error(c, src_name, &resp);
             /* The copy asked for the generation listed: a source replaced or deleted since is a 404 too. */
             if (resp.status == 404 && src_obj->generation > 0) {
-                char said[1024];
+                char said[SL__MESSAGE_CAP];
                 snprintf(said, sizeof(said), "%s", sl_last_error());
                 rc = sl__fail(rc, "%s (if the source was replaced or deleted since it was listed, rerun to copy what "
                               "is there now)", said);
