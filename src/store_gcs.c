@@ -477,8 +477,10 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
             }
         }
     }
-    sl__gcs_auth_options ao = {.anonymous = emulator || (opts && opts->anonymous),
-                               .token_file = opts ? opts->token_file : NULL};
+    sl__gcs_auth_options ao = {.anonymous = opts && opts->anonymous,
+                               .emulator = emulator,
+                               .token_file = opts ? opts->token_file : NULL,
+                               .endpoint = opts && opts->endpoint && *opts->endpoint ? st->endpoint : NULL};
     if ((rc = sl__gcs_auth_new(&ao, &st->auth)) < 0)
         goto on_error;
     st->retry.max_attempts = !opts || !opts->retries ? 0 : opts->retries == SL_NO_RETRIES ? 1 : opts->retries + 1;

@@ -1419,6 +1419,64 @@ row flag-upload-chunk 2 '--upload-chunk takes a size of at least 256K' nothing_c
 row flag-mem-interval 2 "--mem-interval .* not '0'" nothing_created cp --mem-interval 0 {FX}/src {DST}
 
 # ============================================================================================================
+say "messages and exit codes that tell the truth: cat --verify, the endpoint used, long keys, refusals up front, option values"
+# Its own objects: one whose body comes short (no x-goog-hash: only the size can tell), a 1 MiB one, and under m14/ one
+# whose name is as long as GCS allows (1,024 bytes) after a short one.
+python3 - "$T/msg.json" "$FX" <<'PY'
+import base64, json, os, sys
+out, fx = sys.argv[1], sys.argv[2]
+data = bytes((i * 7 + i // 256) % 256 for i in range(550))
+big = bytes((i * 131 + i // 1000) % 256 for i in range(1 << 20))
+os.makedirs(fx + "/msg", exist_ok=True)
+open(fx + "/msg/data", "wb").write(data)
+open(fx + "/msg/big", "wb").write(big)
+long_name = "m14/" + "/".join(["n%03d" % i + "x" * 195 for i in range(5)])
+long_name += "y" * (1024 - len(long_name.encode()))
+assert len(long_name.encode()) == 1024
+open(fx + "/msg/long_name", "w").write(long_name)
+b64 = lambda b: base64.b64encode(b).decode()
+objs = [dict(name="short", data_b64=b64(data), serve=["no-hash", "short-body"]),
+        dict(name="big.bin", data_b64=b64(big)), dict(name=long_name, data="long"), dict(name="m14/a", data="a")]
+json.dump({"bucket": "hostile-msg", "objects": objs}, open(out, "w"))
+PY
+gcs_seed "@$T/msg.json"
+MSG=gs://hostile-msg
+M14_NAME=$(cat "$FX/msg/long_name")
+
+# -- with STORAGE_EMULATOR_HOST (or CLOUD_STORAGE_EMULATOR_ENDPOINT) set, requests go where --endpoint says, still
+# without credentials: the message names that endpoint, not the variable's address (127.0.0.1:1, where nothing runs).
+not_the_variable() {
+    ! grep -q '127\.0\.0\.1:1)' "$ERR" || fail "the credentials named" "the endpoint used" "$(cat "$ERR")"
+}
+ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
+PRE=(env STORAGE_EMULATOR_HOST=127.0.0.1:1)
+row m-endpoint-named 3 "HTTP 403.*\(via anonymous access to $GCS \(--endpoint; no credentials, as STORAGE_EMULATOR_HOST is set\)\)\$" \
+    not_the_variable ls gs://hostile-msg/ --endpoint "$GCS" --header "x-retry-test-id: $ID403"
+gcs_expect_consumed "$ID403"
+# Both variables: the endpoint is CLOUD_STORAGE_EMULATOR_ENDPOINT's, and so is the variable named.
+ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
+PRE=(env STORAGE_EMULATOR_HOST=127.0.0.1:1 "CLOUD_STORAGE_EMULATOR_ENDPOINT=$GCS")
+row m-emulator-variable-named 3 "HTTP 403.*\(via anonymous access \(CLOUD_STORAGE_EMULATOR_ENDPOINT=$GCS\)\)\$" \
+    not_the_variable ls gs://hostile-msg/ --header "x-retry-test-id: $ID403"
+gcs_expect_consumed "$ID403"
+
+# -- a rejected access token is named once ("the access token from GOOGLE_OAUTH_ACCESS_TOKEN", not "the access token
+# from access token from ..."), by a server of its own that wants tokens.
+MSG_GCS=("$GCS" "$GCS_PORT" "$STORAGE_EMULATOR_HOST")
+GCS_NO_EMULATOR=1 gcs_start --token-required --bucket hostile-auth --accept-token sl-good-token
+AUTH_EP=(--endpoint "$GCS")
+GCS=${MSG_GCS[0]} GCS_PORT=${MSG_GCS[1]}
+export STORAGE_EMULATOR_HOST=${MSG_GCS[2]}
+said_once() { ! grep -q 'access token .*access token' "$ERR" || fail "the token named" "once" "$(cat "$ERR")"; }
+PRE=(env -u STORAGE_EMULATOR_HOST GOOGLE_OAUTH_ACCESS_TOKEN=sl-stale-token)
+row m-token-rejected-env 3 ': the access token from GOOGLE_OAUTH_ACCESS_TOKEN was rejected \(401\): it may have expired; provide a fresh one$' \
+    said_once ls gs://hostile-auth/ "${AUTH_EP[@]}"
+printf 'sl-stale-token\n' >"$FX/msg/token"
+PRE=(env -u STORAGE_EMULATOR_HOST)
+row m-token-rejected-file 3 ": the access token in file $FX/msg/token \(--token-file\) was rejected \(401\): it may have expired" \
+    said_once ls gs://hostile-auth/ "${AUTH_EP[@]}" --token-file {FX}/msg/token
+
+# ============================================================================================================
 say "security: object names never reach a shell; TLS is verified; the umask is respected"
 inj_exact() {
     # Each output holds its own key (printed by the command from $SLUICE_KEY), and no PWNED file exists anywhere
