@@ -1254,8 +1254,7 @@ static int s_cmd_job(cli *c) {
     if (s_signal_count > 1 || s_stop_requests)
         sl_job_abort(job);
     rc = sl_job_run(job);
-    char message[1024];
-    snprintf(message, sizeof(message), "%s", sl_last_error());
+    char *message = strdup(sl_last_error()); /* whole: it may quote a long key or path */
     s_clear_progress(c);
     int out_rc = s_finish_stdout(c);
 
@@ -1265,7 +1264,8 @@ static int s_cmd_job(cli *c) {
     if (rc == SL_ECANCELED)
         exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : s_signal ? EXIT_SIGINT : out_rc ? out_rc : EXIT_FATAL;
     if (rc < 0 && rc != SL_EPARTIAL && !(rc == SL_ECANCELED && !s_signal))
-        s_err(c, "%s", message);
+        s_err(c, "%s", message ? message : sl_strerror(rc));
+    free(message);
     bool fatal = rc < 0 && rc != SL_EPARTIAL && rc != SL_ECANCELED;
     if (!c->quiet && !fatal && !(rc == SL_ECANCELED && c->stdout_broken)) {
         char rb[32], wb[32], rss[32];

@@ -341,7 +341,7 @@ static int s_start_sampler(s_watched *w, unsigned interval_ms, const s_opts *o, 
 /* Says, once, that the --timeline file could not be written (a full disk): at once while CMD runs, not at its end.
  * True once it has been said. */
 static bool s_timeline_failed(const sl_memwatch *slow, bool *said) {
-    char why[1024];
+    char why[8192];
     if (!*said && slow && sl_memwatch_error(slow, why, sizeof(why)) < 0) {
         fprintf(stderr, "%s: %s (the timeline ends there; the watch goes on)\n", s_prog, why);
         *said = true;

@@ -1476,6 +1476,52 @@ PRE=(env -u STORAGE_EMULATOR_HOST)
 row m-token-rejected-file 3 ": the access token in file $FX/msg/token \(--token-file\) was rejected \(401\): it may have expired" \
     said_once ls gs://hostile-auth/ "${AUTH_EP[@]}" --token-file {FX}/msg/token
 
+# -- long keys: a message quoting a 1,024-byte GCS name (twice: the server's 404 quotes it too) or a 4,095-byte local
+# key is whole on stderr, in --failures and in --report, with its reason: nothing is cut from it.
+whole_everywhere() { # whole_everywhere KEY REASON_RE: the key's FAILED line, --failures and --report say it whole
+    python3 - "$ERR" "$AUX/f.jsonl" "$AUX/r.json" "$1" "$2" <<'PY' ||
+import json, re, sys
+err, log, report, key, reason = sys.argv[1:6]
+said = [l.split(": FAILED " + key + ": ", 1)[1] for l in open(err, encoding="utf-8").read().splitlines()
+        if ": FAILED " + key + ": " in l]
+assert len(said) == 1, "stderr: %d FAILED lines for the key" % len(said)
+for where, text in (("stderr", said[0]),):
+    assert re.search(reason, text) and " [...] " not in text, "%s: ...%s" % (where, text[-300:])
+lines = [json.loads(l) for l in open(log, "rb")]
+mine = [l for l in lines if l["key"] == key]
+assert len(mine) == 1, "failure log: %d lines for the key (keys: %s)" % (len(mine), [l["key"][:40] for l in lines])
+assert mine[0]["error"] == said[0], "failure log: ...%s" % mine[0]["error"][-300:]
+sample = [s for s in json.load(open(report, "rb"))["failures_sample"] if s["key"] == key]
+assert len(sample) == 1, "report: no sample with the whole key"
+assert sample[0]["error"] == said[0], "report: ...%s" % sample[0]["error"][-300:]
+PY
+        fail "a failure on a long key" "the whole key and message with its reason on stderr, in --failures and --report" \
+            "see the assertion above"
+}
+# The long object is deleted between its listing and its download, by the command run for m14/a (mapped first: -j 1,
+# keys in order), so its download is a 404 whose answer quotes the whole name again.
+m14_whole() {
+    whole_everywhere "${M14_NAME#m14/}" "^$MSG/$M14_NAME: HTTP 404: No such object: hostile-msg/$M14_NAME \(via anonymous access \(STORAGE_EMULATOR_HOST=[^)]*\)\)\$"
+    expect_err_contains "1 done (0 skipped), 1 failed of 2 objects"
+}
+PRE=(env "SL=$SLUICE" "M14_URL=$MSG/$M14_NAME")
+row m-long-gcs-name 1 'FAILED n000x+' m14_whole map "$MSG/m14" - -j 1 --shell --exec '"$SL" rm -q "$M14_URL" && cat' \
+    --failures {AUX}/f.jsonl --report {AUX}/r.json
+make_deep "$FX/m14deep"
+m14_deep_whole() {
+    whole_everywhere "$DEEP_PATH$DEEP_G" "^$FX/m14deep/${DEEP_PATH}$DEEP_G: skipped: its key would be 4120 bytes long, over the limit of 4095\$"
+    whole_everywhere "$DEEP_PATH$DEEP_H/" "/$DEEP_H/: skipped with everything under it: its key would be 4111 bytes long, over the limit of 4095\$"
+}
+row m-long-local-key 1 'FAILED d01x+' m14_deep_whole cp {FX}/m14deep {DST} --failures {AUX}/f.jsonl --report {AUX}/r.json
+rm -rf "$FX/m14deep"
+# A job that cannot run says why in one line however long the URL it quotes: a listing refused under a 1,000-byte
+# prefix ends with its reason and the credentials used, as every message does.
+M14_PREFIX=$(printf '%01000d' 0)
+ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
+row m-long-fatal 3 "^sluice: cp: $MSG/$M14_PREFIX/: HTTP 403: .*\(via anonymous access \(STORAGE_EMULATOR_HOST=[^)]*\)\)\$" \
+    nothing_created cp "$MSG/$M14_PREFIX/" {DST} --header "x-retry-test-id: $ID403"
+gcs_expect_consumed "$ID403"
+
 # ============================================================================================================
 say "security: object names never reach a shell; TLS is verified; the umask is respected"
 inj_exact() {
