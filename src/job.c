@@ -217,27 +217,64 @@ static size_t s_strv_len(const char *const *v) {
     return n;
 }
 
-/* True if `name` can be executed: contains '/' and is executable, or is found in PATH. */
-static bool s_command_exists(const char *name) {
-    if (strchr(name, '/'))
-        return access(name, X_OK) == 0;
+/* Whether `path` is a command that can be run: 0, or ENOENT (nothing there), EISDIR (a directory: root may "search"
+ * one, so access(X_OK) alone would pass it) or EACCES (not a regular file, or not executable). */
+static int s_command_at(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? ENOENT : errno;
+    if (S_ISDIR(st.st_mode))
+        return EISDIR;
+    if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0)
+        return EACCES;
+    return 0;
+}
+
+/* --exec's program must be one that can run, or every object would fail the same way: it is refused once, up front,
+ * as exec would refuse it. A name with '/' is that file; another is looked up in PATH the way execvp does (the first
+ * executable file wins; a directory or a file that is not executable on the way is only skipped). Returns 0, or <0
+ * naming what is wrong: SL_ENOENT (not found), SL_EISDIR (a directory), SL_EACCES (not executable). */
+static int s_check_command(const char *name) {
+    if (strchr(name, '/')) {
+        int e = s_command_at(name);
+        if (e == ENOENT)
+            return sl__fail(SL_ENOENT, "command not found: '%s' (no such file)", name);
+        if (e == EISDIR)
+            return sl__fail(SL_EISDIR, "cannot run '%s': it is a directory, not a command", name);
+        if (e == EACCES)
+            return sl__fail(SL_EACCES, "cannot run '%s': not an executable file (check its permissions: chmod +x)",
+                            name);
+        if (e)
+            return sl__fail_errno(e, "cannot run '%s'", name);
+        return 0;
+    }
     const char *path = getenv("PATH");
     if (!path)
         path = "/usr/local/bin:/usr/bin:/bin";
-    char candidate[PATH_MAX];
+    char candidate[PATH_MAX], skipped[PATH_MAX] = "";
+    int skipped_why = 0;
     while (*path) {
         const char *end = strchr(path, ':');
         size_t len = end ? (size_t)(end - path) : strlen(path);
         int n = snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, len ? path : ".", name);
-        struct stat st;
-        if (n > 0 && (size_t)n < sizeof(candidate) && stat(candidate, &st) == 0 && S_ISREG(st.st_mode) &&
-            access(candidate, X_OK) == 0)
-            return true;
+        if (n > 0 && (size_t)n < sizeof(candidate)) {
+            int e = s_command_at(candidate);
+            if (e == 0)
+                return 0;
+            if (e != ENOENT && !skipped[0]) {
+                snprintf(skipped, sizeof(skipped), "%s", candidate);
+                skipped_why = e;
+            }
+        }
         if (!end)
             break;
         path = end + 1;
     }
-    return false;
+    if (skipped[0])
+        return sl__fail(skipped_why == EISDIR ? SL_EISDIR : SL_EACCES,
+                        "cannot run '%s': %s in PATH is %s, and no executable file of that name comes after it", name,
+                        skipped, skipped_why == EISDIR ? "a directory" : "not an executable file");
+    return sl__fail(SL_ENOENT, "command not found: '%s' (check the name and PATH)", name);
 }
 
 /* --retry-failed: the whole log is read once before anything runs, so that a malformed line is a usage error with
@@ -280,6 +317,16 @@ static int s_check_local_dst(const sl_job *job) {
         }
         if (errno != ENOENT)
             return sl__fail_errno(errno, "destination %s: %s", sl_store_url(job->dst), path);
+        /* A symbolic link whose target does not exist: no directory can be made through it (mkdir says it exists). */
+        char target[PATH_MAX];
+        ssize_t tn = readlink(path, target, sizeof(target) - 1);
+        if (tn >= 0) {
+            target[tn] = '\0';
+            return sl__fail(SL_ENOENT,
+                            "destination %s: %s is a symbolic link to %s, which does not exist (create that directory, "
+                            "or give another destination)",
+                            sl_store_url(job->dst), path, target);
+        }
         char *slash = strrchr(path, '/');
         if (!slash || slash == path)
             return 0;
@@ -489,8 +536,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         } else if (!opts->argv || !opts->argv[0] || !opts->argv[0][0]) {
             rc = sl__fail(SL_EINVAL, "--exec needs a command");
             goto on_error;
-        } else if (!s_command_exists(opts->argv[0])) {
-            rc = sl__fail(SL_ENOENT, "command not found: '%s' (check the name and PATH)", opts->argv[0]);
+        } else if ((rc = s_check_command(opts->argv[0])) < 0) {
             goto on_error;
         }
         break;

@@ -959,6 +959,12 @@ static int s_cmd_cat(cli *c) {
         s_err(c, "expected one URL (see `sluice cat --help`)");
         return EXIT_USAGE;
     }
+    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0;
+    /* The syntax of a range is the command line's: refused before anything is looked up. */
+    if (c->range && sl_range_parse(c->range, 0, &offset, &length) != 0) {
+        s_err(c, "--range takes A-B, A- or -N (bytes, 0-based, inclusive), not '%s'", c->range);
+        return EXIT_USAGE;
+    }
     sl_store *store = NULL;
     sl_client *client = NULL;
     sl_reader *reader = NULL;
@@ -992,7 +998,6 @@ static int s_cmd_cat(cli *c) {
     }
     if (rc == 0)
         rc = sl_client_new(store, &client);
-    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0;
     if (rc == 0 && c->range) {
         sl_object obj;
         if ((rc = sl_stat(client, key, &obj)) == 0 && sl_range_parse(c->range, obj.size, &offset, &length) != 0) {
@@ -1001,12 +1006,13 @@ static int s_cmd_cat(cli *c) {
             goto done;
         }
         if (rc == 0 && obj.content_encoding && c->range[0] == '-') {
-            /* Its size is that of its compressed bytes; the range counts decompressed ones. */
+            /* Its size is that of its compressed bytes; the range counts decompressed ones. A fact about the object,
+             * not the command line: exit 3. */
             s_err(c,
                   "%s is stored %s-compressed and read decompressed: --range -N would need its decompressed size; "
                   "use --range A- or A-B (decompressed bytes)",
                   c->args[0], obj.content_encoding);
-            exit_code = EXIT_USAGE;
+            exit_code = EXIT_FATAL;
             goto done;
         }
         if (rc == 0 && !obj.content_encoding && offset < obj.size)
@@ -1042,7 +1048,7 @@ static int s_cmd_cat(cli *c) {
             s_err(c, "%s; the %" PRIu64 " bytes written to stdout are not the object's", sl_last_error(), written);
         else
             s_err(c, "%s", sl_last_error());
-        exit_code = rc == SL_ERANGE ? EXIT_USAGE : s_fatal_for(rc);
+        exit_code = s_fatal_for(rc); /* a range past the end (SL_ERANGE) is a fact about the object: 3 */
     }
 done:
     sl_read_close(reader);

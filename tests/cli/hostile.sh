@@ -764,7 +764,7 @@ row proc-count 0 - - map /proc/version - --op count -q
 expect_out "{\"key\":\"version\",\"size\":0,\"bytes\":$(wc -c </proc/version),\"lines\":1}"
 row proc-range 0 - - cat --range 0-4 /proc/version
 expect_eq "bytes 0-4 of /proc/version" "$(head -c 5 /proc/version)" "$(cat "$OUT")"
-row proc-range-from-end 2 '/proc/version: the file system reports a size of 0 but the file has content' - \
+row proc-range-from-end 3 '/proc/version: the file system reports a size of 0 but the file has content' - \
     cat --range -10 /proc/version
 # The command appends to its own source file before it reads it: the reader is still at the first of many buffers
 # (16 MiB), so the file has grown before its last byte is read, whatever the machine's speed.
@@ -1030,7 +1030,7 @@ for r in 100-119 -10 500- 0-0 549- 550-; do
     "$SLUICE" cat --range "$r" "$FX/read/data" >"$T/want.range"
     expect_out_file "$T/want.range"
 done
-row read-range-200-past-end 2 'ir.bin: offset 551 is past the end' - cat --range 551- "$READ/b9/ir.bin"
+row read-range-200-past-end 3 'ir.bin: offset 551 is past the end' - cat --range 551- "$READ/b9/ir.bin"
 # The resume of a broken download at byte 262144 is answered 200: it goes on at that byte of the whole object. Each
 # of the job's 3 tries of the object would meet the same, a broken answer then a 200 to the resume (a try that took
 # the 200 for the range would fail its CRC32C); the first try gets it right.
@@ -1053,7 +1053,7 @@ expect_out_file "$FX/read/text"
 row read-gzip-range 0 - - cat --range 40000-40099 "$READ/gz/text.txt"
 "$SLUICE" cat --range 40000-40099 "$FX/read/text" >"$T/want.range"
 expect_out_file "$T/want.range"
-row read-gzip-range-tail 2 'stored gzip-compressed and read decompressed: --range -N would need its decompressed size' - \
+row read-gzip-range-tail 3 'stored gzip-compressed and read decompressed: --range -N would need its decompressed size' - \
     cat --range -10 "$READ/gz/text.txt"
 gzip_copied() {
     expect_eq "outputs" "$(printf '%s\n' plain.txt small.txt text.txt)" "$(files_in "$DST")"
@@ -1521,6 +1521,31 @@ ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
 row m-long-fatal 3 "^sluice: cp: $MSG/$M14_PREFIX/: HTTP 403: .*\(via anonymous access \(STORAGE_EMULATOR_HOST=[^)]*\)\)\$" \
     nothing_created cp "$MSG/$M14_PREFIX/" {DST} --header "x-retry-test-id: $ID403"
 gcs_expect_consumed "$ID403"
+
+# -- what cannot work for any object is refused once, up front (exit 3), not failed object by object (exit 1).
+dangling_dst() { ln -s "$C/nowhere" "$DST"; }
+no_target() { [ ! -e "$C/nowhere" ] || fail "the link's target" "not created" "$(ls -la "$C/nowhere")"; }
+SETUP=dangling_dst
+row m-dst-dangling-link 3 "destination file://.*/dst: .*/dst is a symbolic link to .*/nowhere, which does not exist \(create that directory, or give another destination\)" \
+    no_target cp {FX}/src {DST}
+SETUP=dangling_dst
+row m-dst-under-dangling-link 3 "/dst is a symbolic link to .*/nowhere, which does not exist" no_target \
+    map {FX}/src {DST}/sub --op md5
+row m-exec-directory 3 "cannot run '/tmp': it is a directory, not a command" nothing_created map {FX}/src {DST} --exec /tmp
+row m-exec-not-executable 3 "cannot run '/etc/passwd': not an executable file \(check its permissions: chmod \+x\)" \
+    nothing_created map {FX}/src {DST} --exec /etc/passwd
+path_dir() { mkdir -p "$AUX/bin/cat" && PRE=(env "PATH=$AUX/bin"); }
+SETUP=path_dir
+row m-exec-path-directory 3 "cannot run 'cat': .*/bin/cat in PATH is a directory, and no executable file of that name comes after it" \
+    nothing_created map {FX}/src {DST} --exec cat
+# ... while a directory before the command in PATH is only passed over, as execvp does.
+path_dir_then_bin() { mkdir -p "$AUX/bin/cat" && PRE=(env "PATH=$AUX/bin:$PATH"); }
+SETUP=path_dir_then_bin
+row m-exec-path-directory-skipped 0 - src_copied map {FX}/src {DST} --exec cat -q
+# A valid range past the end of the object: a fact about the object, exit 3, nothing written (usage errors are 2).
+row m-range-past-end 3 'a.txt: range starts at byte 100, past the end of the object \(6 bytes\)' - cat --range 100- {FX}/src/a.txt
+row m-range-past-end-gs 3 'three/a: offset 100 is past the end' - cat --range 100-200 gs://hostile-keys/three/a
+row m-range-syntax-first 2 "--range takes A-B, A- or -N .* not '1-x'" - cat --range 1-x {C}/no-such-file
 
 # ============================================================================================================
 say "security: object names never reach a shell; TLS is verified; the umask is respected"
