@@ -3,6 +3,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -41,7 +42,8 @@ typedef struct cli {
     uint64_t memory_limit;
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
-    bool all; /* rm --all: a whole bucket or the file-system root may be deleted */
+    bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
+    bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *retry_failed;             /* --retry-failed FILE */
     unsigned grace_ms;                    /* --grace; 0 = the library's default */
@@ -126,7 +128,7 @@ static const char s_main_help[] =
     "commands:\n"
     "  ls [-l] [-r] [--json] URL      list objects (sorted by key bytes)\n"
     "  du URL                         count objects and bytes under a prefix\n"
-    "  cat URL [--range A-B]          write one object to stdout\n"
+    "  cat URL [--range A-B]          write one object to stdout (--verify: only once it is checked)\n"
     "  cp SRC DST                     copy every object under SRC to DST\n"
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
@@ -220,9 +222,19 @@ static void s_command_help(const char *command) {
               "Count objects and bytes under URL (recursive).\n",
               stdout);
     } else if (strcmp(command, "cat") == 0) {
-        fputs("usage: sluice cat [--range A-B] URL\n\n"
-              "Write one object to stdout, streaming.\n\n"
-              "  --range A-B   bytes A to B inclusive (0-based); A- from A to the end; -N the last N bytes\n",
+        fputs("usage: sluice cat [--range A-B] [--verify] URL\n\n"
+              "Write one object to stdout, streaming: each block goes out as it arrives. The object's\n"
+              "checks (its size, and for gs:// its CRC32C) can only be made once its last byte has\n"
+              "arrived: an object that fails them ends in exit 3 and a line saying that the N bytes\n"
+              "already written to stdout are not the object's.\n\n"
+              "  --range A-B   bytes A to B inclusive (0-based); A- from A to the end; -N the last N bytes.\n"
+              "                A range has no checksum: a CRC32C covers the whole object, so a range is\n"
+              "                checked only for its length (and against the server's Content-Range)\n"
+              "  --verify      write nothing until the whole object has arrived and passed its checks:\n"
+              "                it is first written to an unlinked temporary file in $TMPDIR (default\n"
+              "                /tmp), which needs room for the whole object (memory stays the same), then\n"
+              "                copied to stdout. A failed check leaves stdout empty. With --range it holds\n"
+              "                back a range until its length is checked\n",
               stdout);
     } else if (strcmp(command, "cp") == 0 || strcmp(command, "sync") == 0) {
         bool sync = strcmp(command, "sync") == 0;
@@ -471,6 +483,7 @@ enum {
     O_FORCE,
     O_TIMEOUT,
     O_ALL,
+    O_VERIFY,
 };
 
 static const opt_def s_opts[] = {
@@ -508,6 +521,7 @@ static const opt_def s_opts[] = {
     {"force", 0, OPT_FLAG, C_JOBS, O_FORCE},
     {"timeout", 0, OPT_VALUE, C_JOBS, O_TIMEOUT},
     {"all", 0, OPT_FLAG, C_RM, O_ALL},
+    {"verify", 0, OPT_FLAG, C_CAT, O_VERIFY},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -580,6 +594,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_ALL:
         c->all = true;
+        break;
+    case O_VERIFY:
+        c->verify = true;
         break;
     case O_QUIET:
         c->quiet = true;
@@ -954,12 +971,53 @@ static int s_cmd_list(cli *c, bool du) {
     return exit_code ? exit_code : out_rc;
 }
 
+/* Writes all of buf to fd. False with errno set on failure (a full disk). */
+static bool s_write_all(int fd, const unsigned char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return false;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* cat --verify: a new file in $TMPDIR (default /tmp), readable by its owner only and unlinked at once, so that it
+ * disappears with the process however that ends. Returns its descriptor, or -1 with the error said. */
+static int s_spool_open(cli *c, const char **dir_out) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    *dir_out = dir;
+    char *path = NULL;
+    int fd = -1;
+    if (asprintf(&path, "%s/.sluice-cat-XXXXXX", dir) < 0) {
+        path = NULL;
+        errno = ENOMEM;
+    } else if ((fd = mkostemp(path, O_CLOEXEC)) >= 0) {
+        unlink(path);
+    }
+    if (fd < 0)
+        s_err(c, "%s: --verify cannot create its temporary file in %s (TMPDIR): %s; nothing was written to stdout",
+              c->args[0], dir, strerror(errno));
+    free(path);
+    return fd;
+}
+
 static int s_cmd_cat(cli *c) {
     if (c->nargs != 1) {
         s_err(c, "expected one URL (see `sluice cat --help`)");
         return EXIT_USAGE;
     }
-    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0;
+    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0, received = 0;
+    int spool = -1; /* --verify: the file the object goes to first */
+    const char *spool_dir = NULL;
     /* The syntax of a range is the command line's: refused before anything is looked up. */
     if (c->range && sl_range_parse(c->range, 0, &offset, &length) != 0) {
         s_err(c, "--range takes A-B, A- or -N (bytes, 0-based, inclusive), not '%s'", c->range);
@@ -1018,39 +1076,84 @@ static int s_cmd_cat(cli *c) {
         if (rc == 0 && !obj.content_encoding && offset < obj.size)
             expect = length < obj.size - offset ? length : obj.size - offset;
     }
+    if (rc == 0 && c->verify && (spool = s_spool_open(c, &spool_dir)) < 0) {
+        exit_code = EXIT_FATAL;
+        goto done;
+    }
     if (rc == 0)
         rc = sl_read_open(client, key, offset, length, NULL, &reader);
+    static unsigned char buf[256 * 1024];
     if (rc == 0) {
-        static unsigned char buf[256 * 1024];
         int64_t n;
         while (!c->stdout_broken && !s_signal && (n = sl_read(reader, buf, sizeof(buf))) != 0) {
             if (n < 0) {
                 rc = (int)n;
                 break;
             }
-            s_out(c, (const char *)buf, (size_t)n);
-            written += (uint64_t)n;
+            if (spool >= 0 && !s_write_all(spool, buf, (size_t)n)) {
+                s_err(c,
+                      "%s: --verify cannot write its temporary file in %s (TMPDIR): %s; it needs room there for the "
+                      "whole object; nothing was written to stdout",
+                      c->args[0], spool_dir, strerror(errno));
+                exit_code = EXIT_FATAL;
+                goto done;
+            }
+            if (spool < 0) {
+                s_out(c, (const char *)buf, (size_t)n);
+                written += (uint64_t)n;
+            }
+            received += (uint64_t)n;
         }
         /* The store checks a range against what its answers say; the size looked up first says it too. */
-        if (rc == 0 && !c->stdout_broken && !s_signal && expect != UINT64_MAX && written != expect) {
-            s_err(c,
-                  "%s: received %" PRIu64 " bytes of a range of %" PRIu64 "; the bytes written to stdout are not "
-                  "the range",
-                  c->args[0], written, expect);
+        if (rc == 0 && !c->stdout_broken && !s_signal && expect != UINT64_MAX && received != expect) {
+            s_err(c, "%s: received %" PRIu64 " bytes of a range of %" PRIu64 "; %s", c->args[0], received, expect,
+                  spool >= 0 ? "nothing was written to stdout" : "the bytes written to stdout are not the range");
             exit_code = EXIT_FATAL;
+            goto done;
         }
     }
     if (s_signal) {
         exit_code = s_signal_exit(s_signal);
     } else if (rc < 0) {
-        /* Bytes already went to stdout: say that they are not to be trusted. */
-        if (rc == SL_ECORRUPT && written)
-            s_err(c, "%s; the %" PRIu64 " bytes written to stdout are not the object's", sl_last_error(), written);
+        /* Say what became of the bytes that came before the failure: a streamed cat cannot take them back. */
+        if (spool >= 0 && received)
+            s_err(c, "%s; nothing was written to stdout (--verify)", sl_last_error());
+        else if (rc == SL_ECORRUPT && written)
+            s_err(c,
+                  "%s; the %" PRIu64 " bytes written to stdout are not the object's (--verify writes nothing until "
+                  "the object has passed its checks)",
+                  sl_last_error(), written);
+        else if (written)
+            s_err(c, "%s; only the object's first %" PRIu64 " bytes were written to stdout", sl_last_error(), written);
         else
             s_err(c, "%s", sl_last_error());
         exit_code = s_fatal_for(rc); /* a range past the end (SL_ERANGE) is a fact about the object: 3 */
+    } else if (spool >= 0 && !c->stdout_broken) {
+        /* Checked: now it goes out. */
+        ssize_t n = 0;
+        if (lseek(spool, 0, SEEK_SET) == 0) {
+            while (!c->stdout_broken && !s_signal && (n = read(spool, buf, sizeof(buf))) != 0) {
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n < 0)
+                    break;
+                s_out(c, (const char *)buf, (size_t)n);
+                written += (uint64_t)n;
+            }
+        }
+        if (s_signal) {
+            exit_code = s_signal_exit(s_signal);
+        } else if (!c->stdout_broken && written != received) {
+            s_err(c,
+                  "%s: --verify cannot read back its temporary file in %s: %s; the %" PRIu64
+                  " bytes written to stdout are only the object's first ones",
+                  c->args[0], spool_dir, n < 0 ? strerror(errno) : "it is shorter than what was written", written);
+            exit_code = EXIT_FATAL;
+        }
     }
 done:
+    if (spool >= 0)
+        close(spool);
     sl_read_close(reader);
     sl_client_destroy(client);
     sl_store_close(store);

@@ -1443,6 +1443,57 @@ gcs_seed "@$T/msg.json"
 MSG=gs://hostile-msg
 M14_NAME=$(cat "$FX/msg/long_name")
 
+# -- cat streams, so a check that fails at the end comes after the bytes went out; --verify writes nothing until the
+# whole object has passed its checks (an unlinked temp file in $TMPDIR holds it meanwhile).
+verify_tmp() { mkdir -p "$AUX/tmp" && PRE=(env "TMPDIR=$AUX/tmp"); }
+tmp_empty() { expect_eq "files left in TMPDIR" "" "$(find "$AUX/tmp" -mindepth 1)"; }
+SETUP=verify_tmp
+row m-verify-short 3 "$MSG/short: received 275 bytes but the object has 550: .*; nothing was written to stdout \(--verify\)\$" \
+    tmp_empty cat --verify "$MSG/short" "${FAST[@]}"
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-corrupted-data\"]}")
+SETUP=verify_tmp
+row m-verify-crc 3 "$MSG/big.bin: CRC32C mismatch: .*; nothing was written to stdout \(--verify\)\$" tmp_empty \
+    cat --verify "$MSG/big.bin" "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+verified_whole() {
+    expect_out_file "$FX/msg/big"
+    tmp_empty
+}
+SETUP=verify_tmp
+row m-verify-ok 0 - verified_whole cat --verify "$MSG/big.bin"
+verified_range() {
+    head -c 1001 "$FX/msg/big" | tail -c 901 >"$T/want.range"
+    expect_out_file "$T/want.range"
+}
+row m-verify-range 0 - verified_range cat --verify --range 100-1000 "$MSG/big.bin"
+row m-verify-local 0 - - cat --verify {FX}/msg/data
+expect_out_file "$FX/msg/data"
+tmp_full() { small_fs 0 && PRE=(env "TMPDIR=$AUX/small"); }
+SETUP=tmp_full
+row m-verify-tmp-full 3 "big.bin: --verify cannot write its temporary file in .*/small \(TMPDIR\): No space left on device; it needs room there for the whole object; nothing was written to stdout" \
+    p9_unmount cat --verify "$MSG/big.bin"
+PRE=(env TMPDIR=/nonexistent-sl)
+row m-verify-tmp-missing 3 '--verify cannot create its temporary file in /nonexistent-sl \(TMPDIR\): No such file or directory' \
+    - cat --verify {FX}/msg/data
+# Without --verify the wrong bytes are already out: the line says how many, and what --verify would have done.
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-corrupted-data\"]}")
+streamed_wrong "$MSG/big.bin: CRC32C mismatch: received data has " "" cat "$MSG/big.bin" "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_err_contains "; the 1048576 bytes written to stdout are not the object's (--verify writes nothing until the object has passed its checks)"
+gcs_expect_consumed "$ID"
+# A download that fails midway (broken after 256 KiB, then 503s until the tries are spent): the line says how much of
+# the object went out; with --verify, none of it. (The faults left over are not checked: how many tries a resumed
+# download gets is the retry policy's business, and 256 KiB are written under any.)
+MIDWAY="[\"$NOOP\", \"return-broken-stream-after-256K\", \"return-503\", \"return-503\", \"return-503\", \"return-503\"]"
+ID=$(gcs_retry_test "{\"storage.objects.get\": $MIDWAY}")
+streamed_wrong "; only the object's first 262144 bytes were written to stdout" "" \
+    cat "$MSG/big.bin" --retries 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_err_contains "$MSG/big.bin: HTTP 503: "
+expect_eq "bytes on stdout" 262144 "$(wc -c <"$OUT")"
+ID=$(gcs_retry_test "{\"storage.objects.get\": $MIDWAY}")
+SETUP=verify_tmp
+row m-verify-midway 3 "$MSG/big.bin: HTTP 503: .*; nothing was written to stdout \(--verify\)\$" tmp_empty \
+    cat --verify "$MSG/big.bin" --retries 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+
 # -- with STORAGE_EMULATOR_HOST (or CLOUD_STORAGE_EMULATOR_ENDPOINT) set, requests go where --endpoint says, still
 # without credentials: the message names that endpoint, not the variable's address (127.0.0.1:1, where nothing runs).
 not_the_variable() {
