@@ -1,5 +1,6 @@
 /* The sluice command. Uses only the public API of libsluice (include/sluice/). */
 #include "sluice/sluice.h"
+#include "cli_parse.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -176,7 +177,8 @@ static const char s_job_options_help[] =
     "                       run with the same SRC and DST (read line by line; each key is looked up\n"
     "                       again; one that no longer exists fails). A malformed line: exit 2\n"
     "  --grace DURATION     on SIGINT/SIGTERM, stop taking objects and give those in flight this long\n"
-    "                       to finish (e.g. 30s, 500ms, 2m; plain number: seconds; default 25s), then\n"
+    "                       to finish (e.g. 30s, 500ms, 2m; plain number: seconds; default 25s;\n"
+    "                       0: none, abandon at once; one that would round to 0 ms is refused), then\n"
     "                       abandon them: commands killed, uploads dropped, nothing half-written\n"
     "                       left under a final name. A second signal abandons them at once\n"
     "  --timeline FILE.csv  write sluice's own memory every --mem-interval as CSV: t_s, rss_bytes,\n"
@@ -263,9 +265,10 @@ static void s_command_help(const char *command) {
               "  --shell       run CMD with /bin/sh -c; object names reach the script only through the\n"
               "                environment (\"$SLUICE_KEY\"), never pasted into the command string\n"
               "  --timeout DURATION  with --exec: time limit per object from the command's start to its\n"
-              "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none). Past it\n"
-              "                the command (its process group) gets SIGTERM, 2 s later SIGKILL, and that\n"
-              "                object fails alone: \"command timed out after 30s (killed)\"\n"
+              "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none; one that\n"
+              "                would round to 0 ms is refused). Past it the command (its process group)\n"
+              "                gets SIGTERM, 2 s later SIGKILL, and that object fails alone: \"command timed\n"
+              "                out after 30s (killed)\"\n"
               "  --op NAME     a built-in operation:\n",
               stdout);
         for (const char *const *n = sl_job_op_names(); *n; n++)
@@ -295,88 +298,6 @@ static void s_command_help(const char *command) {
 }
 
 /* ---- argument parsing ---- */
-
-/* Parses "64M", "1.5G", "512KiB", "1048576". Returns false on anything else. Shared with `sluice watch`. */
-bool sl_cli_parse_size(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return false;
-    double mult = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k':
-        case 'K':
-            mult = 1024.0;
-            break;
-        case 'm':
-        case 'M':
-            mult = 1024.0 * 1024;
-            break;
-        case 'g':
-        case 'G':
-            mult = 1024.0 * 1024 * 1024;
-            break;
-        case 't':
-        case 'T':
-            mult = 1024.0 * 1024 * 1024 * 1024;
-            break;
-        case 'b':
-        case 'B':
-            break;
-        default:
-            return false;
-        }
-        end++;
-        if (*end == 'i' && mult > 1)
-            end++;
-        if ((*end == 'B' || *end == 'b') && mult > 1)
-            end++;
-        if (*end)
-            return false;
-    }
-    double bytes = v * mult;
-    if (bytes >= 18446744073709551615.0)
-        return false;
-    *out = (uint64_t)bytes;
-    return true;
-}
-
-/* Parses a duration: "30s", "500ms", "2m", "1h", "1.5s", or a plain number of seconds, into milliseconds. */
-static bool s_parse_duration_ms(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    if (!(*s >= '0' && *s <= '9') && *s != '.')
-        return false;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return false;
-    double mult = 1000;
-    if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-        mult = 60000;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600000;
-    else if (*end && strcmp(end, "s") != 0)
-        return false;
-    double ms = v * mult;
-    if (ms > 86400000.0)
-        return false;
-    *out = (uint64_t)(ms + 0.5);
-    return true;
-}
-
-static bool s_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
 
 /* Splits a command string into words the way a shell would split it, without any expansion: whitespace separates
  * words, '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside quotes escapes the next byte. */
@@ -533,11 +454,17 @@ static unsigned s_command_bit(const char *command) {
 }
 
 /* Applies one option. Returns -1 on a usage error, 1 if help was printed, 0 otherwise. */
-/* A duration option's value (s_parse_duration_ms): 0, or -1 with the usage error said. */
-static int s_duration_opt(cli *c, const char *name, const char *value, uint64_t *ms) {
-    if (s_parse_duration_ms(value, ms))
+/* A duration option's value (sl_cli_parse_duration_ms): 0, or -1 with the usage error said. zero_means says what 0
+ * stands for, which a value that rounds to 0 ms must not silently become. */
+static int s_duration_opt(cli *c, const char *name, const char *value, const char *zero_means, uint64_t *ms) {
+    sl_cli_duration_rc rc = sl_cli_parse_duration_ms(value, ms);
+    if (rc == SL_CLI_DURATION_OK)
         return 0;
-    s_err(c, "%s takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'", name, value);
+    if (rc == SL_CLI_DURATION_ZERO)
+        s_err(c, "%s '%s' is shorter than 1 ms and would round to 0, which means %s: give at least 1ms (or 0)", name,
+              value, zero_means);
+    else
+        s_err(c, "%s takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'", name, value);
     return -1;
 }
 
@@ -574,7 +501,7 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     }
     case O_JOBS:
-        if (!s_parse_uint(value, 1, 1024, &c->jobs)) {
+        if (!sl_cli_parse_uint(value, 1, 1024, &c->jobs)) {
             s_err(c, "-j/--jobs takes a whole number from 1 to 1024, not '%s'", value);
             return -1;
         }
@@ -615,14 +542,14 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_GRACE: {
         uint64_t ms;
-        if (s_duration_opt(c, "--grace", value, &ms) < 0)
+        if (s_duration_opt(c, "--grace", value, "abandon in-flight objects at once", &ms) < 0)
             return -1;
         c->grace_ms = ms == 0 ? SL_JOB_NO_GRACE : (unsigned)ms;
         break;
     }
     case O_TIMEOUT: {
         uint64_t ms;
-        if (s_duration_opt(c, "--timeout", value, &ms) < 0)
+        if (s_duration_opt(c, "--timeout", value, "no time limit", &ms) < 0)
             return -1;
         c->timeout_ms = (unsigned)ms;
         c->timeout_given = true;
@@ -632,7 +559,7 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         c->retry_failed = value;
         break;
     case O_MEM_INTERVAL:
-        if (!s_parse_uint(value, 10, 3600000, &c->mem_interval_ms)) {
+        if (!sl_cli_parse_uint(value, 10, 3600000, &c->mem_interval_ms)) {
             s_err(c, "--mem-interval takes a whole number of milliseconds from 10 to 3600000, not '%s'", value);
             return -1;
         }
@@ -668,9 +595,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_RETRY_DEADLINE: {
         bool count = o->id == O_RETRIES;
         unsigned v;
-        if (!s_parse_uint(value, count ? 0 : 1, count ? 100 : 86400000, &v)) {
+        if (!sl_cli_parse_uint(value, count ? 0 : 1, count ? 100 : 86400000, &v)) {
             s_err(c, "--%s takes a whole number%s, not '%s'", o->long_name,
-                  count ? " from 0 to 100" : " of milliseconds", value);
+                  count ? " from 0 to 100" : " of milliseconds from 1 to 86400000", value);
             return -1;
         }
         if (count)

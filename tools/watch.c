@@ -16,6 +16,7 @@
  * --interval one: either way samples evenly spaced in time, which the trend fit assumes. */
 #include "watch.h"
 
+#include "cli_parse.h"
 #include "sluice/memwatch.h"
 #include "sluice/sluice.h"
 
@@ -124,16 +125,6 @@ static void s_usage_error(const char *fmt, ...) {
 
 /* ---- parsing ---- */
 
-static bool s_parse_ms(const char *text, unsigned *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || end == text || *end || text[0] == '-' || v < 10 || v > 24UL * 3600 * 1000)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
-
 /* Returns -1 usage error (reported), 1 help printed, 0 ok. Options end at "--" or at the first word that is not an
  * option: everything after belongs to CMD. */
 static int s_parse(int argc, char **argv, s_opts *o) {
@@ -179,7 +170,7 @@ static int s_parse(int argc, char **argv, s_opts *o) {
         }
         switch (k) {
         case 0:
-            if (!s_parse_ms(value, &o->interval_ms)) {
+            if (!sl_cli_parse_uint(value, 10, 24u * 3600 * 1000, &o->interval_ms)) {
                 s_usage_error("--interval '%s': want milliseconds, 10 to 86400000", value);
                 return -1;
             }

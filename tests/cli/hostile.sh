@@ -1598,6 +1598,30 @@ row m-range-past-end 3 'a.txt: range starts at byte 100, past the end of the obj
 row m-range-past-end-gs 3 'three/a: offset 100 is past the end' - cat --range 100-200 gs://hostile-keys/three/a
 row m-range-syntax-first 2 "--range takes A-B, A- or -N .* not '1-x'" - cat --range 1-x {C}/no-such-file
 
+# -- option values are parsed strictly: no spaces, no sign, no exponent, no trailing junk; a value that would round to
+# 0 where 0 means something else (no limit, at once) is refused.
+row m-flag-j-space 2 "-j/--jobs takes a whole number from 1 to 1024, not ' 4'" nothing_created cp -j ' 4' {FX}/src {DST}
+row m-flag-j-plus 2 "-j/--jobs takes a whole number from 1 to 1024, not '\+4'" nothing_created cp -j +4 {FX}/src {DST}
+row m-flag-j-trailing 2 "not '4 '" nothing_created cp --jobs='4 ' {FX}/src {DST}
+row m-flag-timeout-rounds-to-0 2 "--timeout '0.0001s' is shorter than 1 ms and would round to 0, which means no time limit: give at least 1ms \(or 0\)" \
+    nothing_created map {FX}/src {DST} --exec cat --timeout 0.0001s
+row m-flag-timeout-exponent 2 "--timeout takes a duration .* not '1e3'" nothing_created map {FX}/src {DST} --exec cat --timeout 1e3
+row m-flag-timeout-hex 2 "--timeout takes a duration .* not '0x10'" nothing_created map {FX}/src {DST} --exec cat --timeout 0x10
+row m-flag-grace-rounds-to-0 2 "--grace '0.0004s' is shorter than 1 ms and would round to 0, which means abandon in-flight objects at once" \
+    nothing_created cp {FX}/src {DST} --grace 0.0004s
+row m-flag-memory-space 2 "--memory-limit takes a size such as 64M or 1G, not ' 64M'" nothing_created \
+    cp --memory-limit ' 64M' {FX}/src {DST}
+row m-flag-memory-below-a-byte 2 "--memory-limit takes a size .* not '0.5'" nothing_created cp --memory-limit 0.5 {FX}/src {DST}
+row m-flag-upload-chunk-plus 2 "--upload-chunk takes a size of at least 256K such as 8M, not '\+8M'" nothing_created \
+    cp --upload-chunk +8M {FX}/src gs://hostile-msg/u
+row m-flag-retries-plus 2 "--retries takes a whole number from 0 to 100, not '\+1'" - ls --retries +1 {FX}/src
+row m-flag-retry-max-space 2 "--retry-max-ms takes a whole number of milliseconds from 1 to 86400000, not ' 50'" - \
+    ls --retry-max-ms ' 50' {FX}/src
+row m-flag-mem-interval-trailing 2 "--mem-interval .* not '100ms'" nothing_created cp --mem-interval 100ms {FX}/src {DST}
+row m-watch-interval-space 2 "--interval ' 100': want milliseconds, 10 to 86400000" - watch --interval ' 100' -- true
+row m-watch-limit-plus 2 "--limit '\+1G': want a size such as 512M or 2G" - watch --limit +1G -- true
+row m-flag-j-leading-zero 0 - src_copied cp -j 08 -q {FX}/src {DST}
+
 # ============================================================================================================
 say "security: object names never reach a shell; TLS is verified; the umask is respected"
 inj_exact() {
