@@ -1454,8 +1454,13 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         const char *what = job->kind == SL_JOB_OP     ? job->op->name
                            : job->kind == SL_JOB_EXEC ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
                                                       : "";
-        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", what,
-                 job->src_text, job->dst_text[0] ? " -> " : "", job->dst_text);
+        /* Names as every message shows them: a newline in one is "\n", not a line break (sl_text_escape). */
+        char e_what[256], e_src[320], e_dst[320];
+        sl_text_escape(e_what, sizeof(e_what), what, strlen(what));
+        sl_text_escape(e_src, sizeof(e_src), job->src_text, strlen(job->src_text));
+        sl_text_escape(e_dst, sizeof(e_dst), job->dst_text, strlen(job->dst_text));
+        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", e_what,
+                 e_src, job->dst_text[0] ? " -> " : "", e_dst);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());

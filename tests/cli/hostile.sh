@@ -1622,6 +1622,30 @@ row m-watch-interval-space 2 "--interval ' 100': want milliseconds, 10 to 864000
 row m-watch-limit-plus 2 "--limit '\+1G': want a size such as 512M or 2G" - watch --limit +1G -- true
 row m-flag-j-leading-zero 0 - src_copied cp -j 08 -q {FX}/src {DST}
 
+# -- sluice watch quotes the command as every message quotes names: a newline in it is "\n", in the summary, the
+# chart's title, its messages; the report has it as a JSON array. (Its summary is a block of lines: not a row.)
+C="$T/case/m-watch-newline" AUX="$T/case/m-watch-newline/aux"
+mkdir -p "$AUX"
+say "not a row: sluice watch of a command with a newline and a control character in it"
+run "$SLUICE" watch --chart "$AUX/c.svg" --report "$AUX/r.json" -- sh -c $'true\ntrue' x $'a\x01b'
+expect_rc 0
+expect_eq "the summary's first line" 'sluice watch: sh -c true\ntrue x a\x01b' "$(head -1 "$ERR")"
+expect_eq "summary lines (the command on one)" 6 "$(wc -l <"$ERR")"
+grep -qF '<title>sluice watch: sh -c true\ntrue x a\x01b: memory ' "$AUX/c.svg" ||
+    fail "the chart's title" "the command on one line, escaped" "$(grep -m1 -o '<title>[^<]*' "$AUX/c.svg")"
+expect_eq "the report's command" '["sh", "-c", "true\ntrue", "x", "a\u0001b"]' "$(json_field "$AUX/r.json" 'd["command"]')"
+run "$SLUICE" watch -- $'no-such\ncommand-sl'
+expect_rc 127
+expect_err_one_line 'sluice: watch: no-such\ncommand-sl: command not found'
+# The same in the chart of a job: its title names the source as messages do.
+nl_source() { mkdir -p "$AUX/in"$'\n'"put" && echo x >"$AUX/in"$'\n'"put/x"; }
+nl_title() {
+    grep -qF '<title>sluice map --op count '"$AUX"'/in\nput -&gt; ' "$AUX/c.svg" ||
+        fail "the chart's title" "the source on one line, escaped" "$(grep -m1 -o '<title>[^<]*' "$AUX/c.svg")"
+}
+SETUP=nl_source
+row m-chart-title-newline 0 - nl_title map {AUX}/in$'\n'put {DST} --op count --chart {AUX}/c.svg -q
+
 # ============================================================================================================
 say "security: object names never reach a shell; TLS is verified; the umask is respected"
 inj_exact() {
