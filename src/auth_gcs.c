@@ -86,7 +86,7 @@ struct sl__gcs_auth {
         bool last_failed;     /* the last fetch failed with fail_code / fail_msg */
         bool failed_for_good; /* ... and no fetch ever worked, and not for a passing reason: do not ask again */
         int fail_code;
-        char fail_msg[1024];
+        char fail_msg[SL__MESSAGE_CAP];
         uint64_t rng;
     } synced;
 };
@@ -493,15 +493,22 @@ static int s_read_token_file(const char *path, char **header) {
 }
 
 static int s_choose(sl__gcs_auth *auth, const sl__gcs_auth_options *opts) {
-    const char *emulator = s_getenv("STORAGE_EMULATOR_HOST");
-    const char *emu_var = "STORAGE_EMULATOR_HOST";
+    /* In the order the store takes its endpoint from them (store_gcs.c), so the one named is the one used. */
+    const char *emulator = s_getenv("CLOUD_STORAGE_EMULATOR_ENDPOINT");
+    const char *emu_var = "CLOUD_STORAGE_EMULATOR_ENDPOINT";
     if (!emulator) {
-        emulator = s_getenv("CLOUD_STORAGE_EMULATOR_ENDPOINT");
-        emu_var = "CLOUD_STORAGE_EMULATOR_ENDPOINT";
+        emulator = s_getenv("STORAGE_EMULATOR_HOST");
+        emu_var = "STORAGE_EMULATOR_HOST";
     }
     if (opts && opts->anonymous) {
         auth->kind = S_ANONYMOUS;
         auth->source = s_strdup("anonymous access (no credentials)");
+        goto done;
+    }
+    if (opts && opts->emulator) {
+        auth->kind = S_ANONYMOUS;
+        auth->source = emulator ? s_printf("anonymous access (%s=%s)", emu_var, emulator)
+                                : s_strdup("anonymous access (an emulator's endpoint)");
         goto done;
     }
     /* An explicit --token-file wins even over an emulator: that is how tests reach an emulator that wants tokens. */
@@ -511,14 +518,18 @@ static int s_choose(sl__gcs_auth *auth, const sl__gcs_auth_options *opts) {
             return rc;
         auth->kind = S_STATIC;
         auth->token_file = s_strdup(opts->token_file);
-        auth->source = s_printf("access token file %s (--token-file)", opts->token_file);
+        auth->source = s_printf("access token in file %s (--token-file)", opts->token_file);
         if (!auth->token_file)
             return sl__fail(SL_ENOMEM, "out of memory");
         goto done;
     }
     if (emulator) {
+        /* The variable asks for no credentials even when --endpoint sends the requests elsewhere: say where. */
         auth->kind = S_ANONYMOUS;
-        auth->source = s_printf("anonymous access (%s=%s)", emu_var, emulator);
+        auth->source = opts && opts->endpoint
+                           ? s_printf("anonymous access to %s (--endpoint; no credentials, as %s is set)",
+                                      opts->endpoint, emu_var)
+                           : s_printf("anonymous access (%s=%s)", emu_var, emulator);
         goto done;
     }
     const char *env_token = s_getenv("GOOGLE_OAUTH_ACCESS_TOKEN");
@@ -969,8 +980,9 @@ static int s_fetch_locked(sl__gcs_auth *auth) {
         goto on_error;
     }
     if (rc == SL_EIO) {
-        rc = sl__fail(SL_EIO, "%s: cannot reach the %s %s: %s", auth->source,
-                      auth->kind == S_METADATA ? "metadata server" : "token endpoint", auth->url, reason);
+        /* The source names the metadata server already ("metadata server at HOST"). */
+        rc = sl__fail(SL_EIO, "%s: cannot reach %s %s: %s", auth->source,
+                      auth->kind == S_METADATA ? "it at" : "the token endpoint", auth->url, reason);
         goto on_error;
     }
     if (rc < 0) {
@@ -1016,7 +1028,7 @@ on_error:
 static int s_copy_header_locked(const sl__gcs_auth *auth, char *buf, size_t cap) {
     size_t len = strlen(auth->synced.header);
     if (len + 1 > cap)
-        return sl__fail(SL_ETOOBIG, "%s: the access token (%zu bytes) does not fit the %zu-byte header buffer",
+        return sl__fail(SL_ETOOBIG, "%s: the token (%zu bytes) does not fit the %zu-byte header buffer",
                         auth->source, len, cap);
     memcpy(buf, auth->synced.header, len + 1);
     return 0;
@@ -1036,8 +1048,8 @@ static int s_static_rejected_locked(sl__gcs_auth *auth) {
             s_wipe_free(header);
         }
     }
-    return sl__fail(SL_EACCES, "the access token from %s was rejected (401): it may have expired; provide a fresh one",
-                    auth->source);
+    /* The source says which token: "access token from GOOGLE_OAUTH_ACCESS_TOKEN", "access token in file F ...". */
+    return sl__fail(SL_EACCES, "the %s was rejected (401): it may have expired; provide a fresh one", auth->source);
 }
 
 bool sl__gcs_auth_unreachable(sl__gcs_auth *auth) {
@@ -1077,7 +1089,7 @@ int sl__gcs_auth_header(sl__gcs_auth *auth, char *buf, size_t cap) {
     if (rc < 0) {
         auth->synced.fail_code = rc;
         auth->synced.failed_for_good = atomic_load(&auth->fetches) == 0 && (rc == SL_EACCES || rc == SL_ENOENT);
-        snprintf(auth->synced.fail_msg, sizeof(auth->synced.fail_msg), "%s", sl_last_error());
+        sl__text_cut(auth->synced.fail_msg, sizeof(auth->synced.fail_msg), sl_last_error(), strlen(sl_last_error()));
     }
     atomic_fetch_add(&auth->attempts, 1);
     if (rc == 0)

@@ -22,8 +22,12 @@
 typedef struct sl__gcs_auth sl__gcs_auth;
 
 typedef struct sl__gcs_auth_options {
-    bool anonymous;         /* use no credentials at all (emulators) */
+    bool anonymous;         /* use no credentials at all (--anonymous) */
+    bool emulator;          /* the storage endpoint is the one an emulator variable names: anonymous, said so */
     const char *token_file; /* file holding an access token (whitespace trimmed), or NULL */
+    /* The storage endpoint given explicitly (--endpoint), or NULL. For messages only: anonymous access chosen because
+     * an emulator variable is set then names this endpoint, where the requests go, not the variable's. */
+    const char *endpoint;
 } sl__gcs_auth_options;
 
 /* Picks the credential source (reads environment and files; no network yet). Fails with SL_EINVAL/SL_ENOENT/

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char tl_message[1024];
+static _Thread_local char tl_message[SL__MESSAGE_CAP];
 
 const char *sl_strerror(int err) {
     switch (err) {
@@ -45,50 +45,75 @@ const char *sl_version(void) {
     return SL_VERSION_STRING;
 }
 
-/* Sets the message to fmt/ap followed by `tail` (may be ""). A message that does not fit loses bytes from its middle,
- * not its end: the end says what went wrong ("...: path too long"), the start which store and object, and only a
- * long path or key quoted in between is shortened. */
-static void s_set_message(const char *tail, const char *fmt, va_list ap) {
+size_t sl__text_cut(char *dst, size_t cap, const char *src, size_t len) {
+    if (cap == 0)
+        return 0;
+    if (len < cap) {
+        memmove(dst, src, len);
+        dst[len] = '\0';
+        return len;
+    }
+    static const char mark[] = " [...] ";
+    size_t mark_len = sizeof(mark) - 1;
+    if (cap <= mark_len + 2) {
+        /* No room for a mark: the end alone, where the reason is. */
+        size_t rest = len - (cap - 1);
+        while (rest < len && ((unsigned char)src[rest] & 0xC0) == 0x80)
+            rest++;
+        memmove(dst, src + rest, len - rest);
+        dst[len - rest] = '\0';
+        return len - rest;
+    }
+    size_t keep = cap - 1 - mark_len, head = keep / 3, rest = len - (keep - head);
+    /* Cut between characters, not inside a UTF-8 sequence. */
+    while (head > 0 && ((unsigned char)src[head] & 0xC0) == 0x80)
+        head--;
+    while (rest < len && ((unsigned char)src[rest] & 0xC0) == 0x80)
+        rest++;
+    /* dst may be src itself: the end moves left, over the middle, after the head (which stays where it is). */
+    memmove(dst, src, head);
+    memmove(dst + head + mark_len, src + rest, len - rest);
+    memcpy(dst + head, mark, mark_len);
+    dst[head + mark_len + (len - rest)] = '\0';
+    return head + mark_len + (len - rest);
+}
+
+size_t sl__vformat_cut(char *dst, size_t cap, const char *tail, const char *fmt, va_list ap) {
     va_list again;
     va_copy(again, ap);
-    /* Made aside and copied in at the end: an argument may be sl_last_error() itself ("%s: more context"). */
-    char msg[sizeof(tl_message)];
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* Made aside and copied in at the end: an argument may be dst itself ("%s: more context" of the last message). */
+    char small[1024];
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     size_t tail_len = strlen(tail);
     if (n < 0) {
         va_end(again);
-        snprintf(tl_message, sizeof(tl_message), "(unprintable message)%s", tail);
-        return;
-    }
-    if ((size_t)n + tail_len < sizeof(msg)) {
-        va_end(again);
-        memcpy(msg + n, tail, tail_len + 1);
-        memcpy(tl_message, msg, (size_t)n + tail_len + 1);
-        return;
+        char unprintable[] = "(unprintable message)";
+        size_t len = sl__text_cut(dst, cap, unprintable, sizeof(unprintable) - 1);
+        return len + sl__text_cut(dst + len, cap > len ? cap - len : 0, tail, tail_len);
     }
     size_t len = (size_t)n + tail_len;
-    char *full = malloc(len + 1);
+    char *full = len < sizeof(small) ? small : malloc(len + 1);
     if (!full) {
-        /* No room to shorten it properly: the start, as vsnprintf left it. */
+        /* No room to make the whole text: its start, as vsnprintf left it, then the tail, where the reason is. */
         va_end(again);
-        memcpy(tl_message, msg, sizeof(msg));
-        return;
+        size_t room = cap > tail_len ? cap - tail_len - 1 : 0;
+        size_t start = sl__text_cut(dst, room + 1 < cap ? room + 1 : cap, small, strnlen(small, room));
+        return start + sl__text_cut(dst + start, cap - start, tail, tail_len);
     }
-    vsnprintf(full, (size_t)n + 1, fmt, again);
+    if (full != small)
+        vsnprintf(full, (size_t)n + 1, fmt, again);
     va_end(again);
     memcpy(full + n, tail, tail_len + 1);
-    static const char mark[] = " [...] ";
-    size_t keep = sizeof(msg) - 1 - (sizeof(mark) - 1), head = keep / 3, rest = len - (keep - head);
-    /* Cut between characters, not inside a UTF-8 sequence. */
-    while (head > 0 && ((unsigned char)full[head] & 0xC0) == 0x80)
-        head--;
-    while (rest < len && ((unsigned char)full[rest] & 0xC0) == 0x80)
-        rest++;
-    memcpy(msg, full, head);
-    memcpy(msg + head, mark, sizeof(mark) - 1);
-    memcpy(msg + head + sizeof(mark) - 1, full + rest, len - rest + 1);
-    free(full);
-    memcpy(tl_message, msg, sizeof(msg));
+    size_t out = sl__text_cut(dst, cap, full, len);
+    if (full != small)
+        free(full);
+    return out;
+}
+
+/* Sets the message to fmt/ap followed by `tail` (may be ""): one that does not fit loses bytes from its middle, not
+ * its end (sl__text_cut). */
+static void s_set_message(const char *tail, const char *fmt, va_list ap) {
+    sl__vformat_cut(tl_message, sizeof(tl_message), tail, fmt, ap);
 }
 
 int sl__fail(int code, const char *fmt, ...) {

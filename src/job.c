@@ -31,7 +31,7 @@
 
 #define S_DEFAULT_BUFFER_SIZE ((size_t)256 * 1024)
 #define S_RESULT_CAP (64u * 1024u)                      /* result members of one object (exec output to "-" included) */
-#define S_ERROR_CAP 2048u                               /* one failure message */
+#define S_ERROR_CAP SL__MESSAGE_CAP                     /* one failure message */
 #define S_KEY_CAP (PATH_MAX + 256)                      /* a key plus suffix */
 #define S_LINE_CAP (S_RESULT_CAP + 6 * S_KEY_CAP + 256) /* one JSON result line, key escaped at worst 6x */
 #define S_FAILURE_SAMPLES 10 /* failures kept for the report: a fixed number, never one per object */
@@ -58,9 +58,10 @@ typedef struct s_item {
     char key[]; /* src.key points here */
 } s_item;
 
+/* A failure kept for the report, whole (key and message): at most S_FAILURE_SAMPLES of them, freed with the job. */
 typedef struct s_failure_sample {
-    char key[256];
-    char error[256];
+    char *key;
+    char *error;
 } s_failure_sample;
 
 struct sl_job {
@@ -135,12 +136,12 @@ struct sl_job {
         pthread_cond_t finished;
         sl_outfile *failures_log;
         int fatal; /* first job-level error (listing, destination), 0 if none */
-        char fatal_message[1024];
+        char fatal_message[SL__MESSAGE_CAP];
         /* The first output file (failure log, timeline, chart) that could not be written, 0 if none; output_stopped:
          * that error is what stopped the job (it was not stopping already). */
         int output_error;
         bool output_stopped;
-        char output_message[1024];
+        char output_message[SL__MESSAGE_CAP];
         s_failure_sample samples[S_FAILURE_SAMPLES];
         size_t sample_count;
         char mem_warning[512]; /* the memory guard's warning, "" if it did not fire */
@@ -223,27 +224,64 @@ static size_t s_strv_len(const char *const *v) {
     return n;
 }
 
-/* True if `name` can be executed: contains '/' and is executable, or is found in PATH. */
-static bool s_command_exists(const char *name) {
-    if (strchr(name, '/'))
-        return access(name, X_OK) == 0;
+/* Whether `path` is a command that can be run: 0, or ENOENT (nothing there), EISDIR (a directory: root may "search"
+ * one, so access(X_OK) alone would pass it) or EACCES (not a regular file, or not executable). */
+static int s_command_at(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? ENOENT : errno;
+    if (S_ISDIR(st.st_mode))
+        return EISDIR;
+    if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0)
+        return EACCES;
+    return 0;
+}
+
+/* --exec's program must be one that can run, or every object would fail the same way: it is refused once, up front,
+ * as exec would refuse it. A name with '/' is that file; another is looked up in PATH the way execvp does (the first
+ * executable file wins; a directory or a file that is not executable on the way is only skipped). Returns 0, or <0
+ * naming what is wrong: SL_ENOENT (not found), SL_EISDIR (a directory), SL_EACCES (not executable). */
+static int s_check_command(const char *name) {
+    if (strchr(name, '/')) {
+        int e = s_command_at(name);
+        if (e == ENOENT)
+            return sl__fail(SL_ENOENT, "command not found: '%s' (no such file)", name);
+        if (e == EISDIR)
+            return sl__fail(SL_EISDIR, "cannot run '%s': it is a directory, not a command", name);
+        if (e == EACCES)
+            return sl__fail(SL_EACCES, "cannot run '%s': not an executable file (check its permissions: chmod +x)",
+                            name);
+        if (e)
+            return sl__fail_errno(e, "cannot run '%s'", name);
+        return 0;
+    }
     const char *path = getenv("PATH");
     if (!path)
         path = "/usr/local/bin:/usr/bin:/bin";
-    char candidate[PATH_MAX];
+    char candidate[PATH_MAX], skipped[PATH_MAX] = "";
+    int skipped_why = 0;
     while (*path) {
         const char *end = strchr(path, ':');
         size_t len = end ? (size_t)(end - path) : strlen(path);
         int n = snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)len, len ? path : ".", name);
-        struct stat st;
-        if (n > 0 && (size_t)n < sizeof(candidate) && stat(candidate, &st) == 0 && S_ISREG(st.st_mode) &&
-            access(candidate, X_OK) == 0)
-            return true;
+        if (n > 0 && (size_t)n < sizeof(candidate)) {
+            int e = s_command_at(candidate);
+            if (e == 0)
+                return 0;
+            if (e != ENOENT && !skipped[0]) {
+                snprintf(skipped, sizeof(skipped), "%s", candidate);
+                skipped_why = e;
+            }
+        }
         if (!end)
             break;
         path = end + 1;
     }
-    return false;
+    if (skipped[0])
+        return sl__fail(skipped_why == EISDIR ? SL_EISDIR : SL_EACCES,
+                        "cannot run '%s': %s in PATH is %s, and no executable file of that name comes after it", name,
+                        skipped, skipped_why == EISDIR ? "a directory" : "not an executable file");
+    return sl__fail(SL_ENOENT, "command not found: '%s' (check the name and PATH)", name);
 }
 
 /* --retry-failed: the whole log is read once before anything runs, so that a malformed line is a usage error with
@@ -286,6 +324,16 @@ static int s_check_local_dst(const sl_job *job) {
         }
         if (errno != ENOENT)
             return sl__fail_errno(errno, "destination %s: %s", sl_store_url(job->dst), path);
+        /* A symbolic link whose target does not exist: no directory can be made through it (mkdir says it exists). */
+        char target[PATH_MAX];
+        ssize_t tn = readlink(path, target, sizeof(target) - 1);
+        if (tn >= 0) {
+            target[tn] = '\0';
+            return sl__fail(SL_ENOENT,
+                            "destination %s: %s is a symbolic link to %s, which does not exist (create that directory, "
+                            "or give another destination)",
+                            sl_store_url(job->dst), path, target);
+        }
         char *slash = strrchr(path, '/');
         if (!slash || slash == path)
             return 0;
@@ -556,8 +604,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         } else if (!opts->argv || !opts->argv[0] || !opts->argv[0][0]) {
             rc = sl__fail(SL_EINVAL, "--exec needs a command");
             goto on_error;
-        } else if (!s_command_exists(opts->argv[0])) {
-            rc = sl__fail(SL_ENOENT, "command not found: '%s' (check the name and PATH)", opts->argv[0]);
+        } else if ((rc = s_check_command(opts->argv[0])) < 0) {
             goto on_error;
         }
         break;
@@ -683,6 +730,10 @@ void sl_job_destroy(sl_job *job) {
     s_strv_free(job->exclude);
     s_strv_free(job->argv);
     free((char *)job->op_cfg.command);
+    for (size_t i = 0; i < job->synced.sample_count; i++) {
+        free(job->synced.samples[i].key);
+        free(job->synced.samples[i].error);
+    }
     sl__queue_destroy(job->queue);
     sl__pool_destroy(job->pool);
     sl_outfile_discard(job->synced.failures_log);
@@ -732,7 +783,7 @@ static void s_set_fatal(sl_job *job, int rc, const char *message) {
     pthread_mutex_lock(&job->synced.lock);
     if (!job->synced.fatal) {
         job->synced.fatal = rc;
-        snprintf(job->synced.fatal_message, sizeof(job->synced.fatal_message), "%s", message);
+        sl__text_cut(job->synced.fatal_message, sizeof(job->synced.fatal_message), message, strlen(message));
     }
     pthread_mutex_unlock(&job->synced.lock);
     atomic_store(&job->cancel, true);
@@ -778,7 +829,7 @@ static void s_output_failed_locked(sl_job *job, int rc, const char *message) {
     if (job->synced.output_error)
         return;
     job->synced.output_error = rc;
-    snprintf(job->synced.output_message, sizeof(job->synced.output_message), "%s", message);
+    sl__text_cut(job->synced.output_message, sizeof(job->synced.output_message), message, strlen(message));
     if (!atomic_load(&job->cancel)) {
         job->synced.output_stopped = true;
         atomic_store(&job->cancel, true);
@@ -790,7 +841,7 @@ static void s_output_failed_at_end(sl_job *job, int rc, const char *message) {
     pthread_mutex_lock(&job->synced.lock);
     if (!job->synced.output_error) {
         job->synced.output_error = rc;
-        snprintf(job->synced.output_message, sizeof(job->synced.output_message), "%s", message);
+        sl__text_cut(job->synced.output_message, sizeof(job->synced.output_message), message, strlen(message));
     }
     pthread_mutex_unlock(&job->synced.lock);
 }
@@ -812,10 +863,8 @@ static void s_report_failure(sl_job *job, const char *key, int err, const char *
     pthread_mutex_lock(&job->synced.lock);
     if (!aborted && job->synced.sample_count < S_FAILURE_SAMPLES) {
         s_failure_sample *s = &job->synced.samples[job->synced.sample_count++];
-        snprintf(s->key, sizeof(s->key), "%s", key);
-        size_t n = strnlen(message, sizeof(s->error) - 1); /* cut on purpose */
-        memcpy(s->error, message, n);
-        s->error[n] = '\0';
+        s->key = strdup(key);
+        s->error = strdup(message); /* the report says "" for one that found no memory */
     }
     int log_rc = job->synced.failures_log ? s_log_failure(job->synced.failures_log, key, err, message) : 0;
     if (log_rc < 0)
@@ -1225,7 +1274,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     w->error[0] = '\0';
     int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
     if (rc < 0) {
-        snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
+        sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
         return rc;
     }
     if (job->dst) {
@@ -1238,7 +1287,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
         wo.if_generation_match = it->dst_gen;
         if ((rc = sl_write_open(w->dst, w->dst_key, &wo, &out)) < 0) {
             sl_read_close(in);
-            snprintf(w->error, sizeof(w->error), "%s", sl_last_error());
+            sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
             return rc;
         }
     }
@@ -1554,7 +1603,7 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
  * timeline or chart that could not be written is recorded as an output error. */
 static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     sl_memwatch_stop(mw);
-    char why[1024];
+    char why[SL__MESSAGE_CAP];
     int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
     if (timeline_rc < 0)
         s_output_failed_at_end(job, timeline_rc, why);
@@ -1575,8 +1624,13 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         const char *what = job->kind == SL_JOB_OP     ? job->op->name
                            : job->kind == SL_JOB_EXEC ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
                                                       : "";
-        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", what,
-                 job->src_text, job->dst_text[0] ? " -> " : "", job->dst_text);
+        /* Names as every message shows them: a newline in one is "\n", not a line break (sl_text_escape). */
+        char e_what[256], e_src[320], e_dst[320];
+        sl_text_escape(e_what, sizeof(e_what), what, strlen(what));
+        sl_text_escape(e_src, sizeof(e_src), job->src_text, strlen(job->src_text));
+        sl_text_escape(e_dst, sizeof(e_dst), job->dst_text, strlen(job->dst_text));
+        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", e_what,
+                 e_src, job->dst_text[0] ? " -> " : "", e_dst);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());
@@ -1737,7 +1791,7 @@ int sl_job_run(sl_job *job) {
         }
         pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
         if (!job->synced.output_error) {
-            char why[1024];
+            char why[SL__MESSAGE_CAP];
             int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
             if (timeline_rc < 0)
                 s_output_failed_locked(job, timeline_rc, why);
@@ -1823,8 +1877,8 @@ int sl_job_run(sl_job *job) {
     if (job->synced.output_error && (rc == 0 || rc == SL_EPARTIAL)) {
         rc = sl__fail(job->synced.output_error, "%s", job->synced.output_message);
     } else if (job->synced.output_error && !job->synced.output_stopped && job->on_warning) {
-        char message[1024];
-        snprintf(message, sizeof(message), "%s", sl_last_error());
+        char message[SL__MESSAGE_CAP];
+        sl__text_cut(message, sizeof(message), sl_last_error(), strlen(sl_last_error()));
         job->on_warning(job->user_data, job->synced.output_message);
         sl__fail(rc, "%s", message);
     }
@@ -1957,9 +2011,9 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     pthread_mutex_lock(&j->synced.lock);
     for (size_t i = 0; i < j->synced.sample_count; i++) {
         fputs(i ? ",\n    {\"key\": " : "\n    {\"key\": ", f);
-        s_put_json(f, j->synced.samples[i].key);
+        s_put_json(f, j->synced.samples[i].key ? j->synced.samples[i].key : "");
         fputs(", \"error\": ", f);
-        s_put_json(f, j->synced.samples[i].error);
+        s_put_json(f, j->synced.samples[i].error ? j->synced.samples[i].error : "");
         fputs("}", f);
     }
     pthread_mutex_unlock(&j->synced.lock);

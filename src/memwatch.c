@@ -317,7 +317,7 @@ struct sl_memwatch {
         sl_timeline *tl;
         sl_mem_sample last;
         int csv_err; /* the timeline file's first write error, 0 if none */
-        char csv_message[512];
+        char csv_message[SL__MESSAGE_CAP];
     } synced;
 };
 
@@ -331,7 +331,7 @@ static void s_csv_failed(sl_memwatch *mw, int rc, const char *message) {
     pthread_mutex_lock(&mw->synced.lock);
     if (!mw->synced.csv_err) {
         mw->synced.csv_err = rc;
-        snprintf(mw->synced.csv_message, sizeof(mw->synced.csv_message), "%s", message);
+        sl__text_cut(mw->synced.csv_message, sizeof(mw->synced.csv_message), message, strlen(message));
     }
     pthread_mutex_unlock(&mw->synced.lock);
 }
@@ -565,7 +565,7 @@ int sl_memwatch_error(const sl_memwatch *mw, char *buf, size_t cap) {
     pthread_mutex_lock(&m->synced.lock);
     int rc = m->synced.csv_err;
     if (rc && buf && cap)
-        snprintf(buf, cap, "%s", m->synced.csv_message);
+        sl__text_cut(buf, cap, m->synced.csv_message, strlen(m->synced.csv_message));
     pthread_mutex_unlock(&m->synced.lock);
     return rc;
 }

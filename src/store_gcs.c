@@ -311,7 +311,7 @@ static bool s_auth_outage(s_client *c, int rc, s_attempts *a) {
  * which a 412 means that the object changed meanwhile. */
 static int s_http_error_at(s_client *c, const char *what, const sl__http_response *r, bool conditional) {
     s_store *st = s_st(&c->base);
-    char detail[512] = "";
+    char detail[2048] = ""; /* room for a server's message that quotes a whole 1,024-byte name */
     bool secret = false;
     if (r->body && r->body_len) {
         json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
@@ -494,8 +494,10 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
             }
         }
     }
-    sl__gcs_auth_options ao = {.anonymous = emulator || (opts && opts->anonymous),
-                               .token_file = opts ? opts->token_file : NULL};
+    sl__gcs_auth_options ao = {.anonymous = opts && opts->anonymous,
+                               .emulator = emulator,
+                               .token_file = opts ? opts->token_file : NULL,
+                               .endpoint = opts && opts->endpoint && *opts->endpoint ? st->endpoint : NULL};
     if ((rc = sl__gcs_auth_new(&ao, &st->auth)) < 0)
         goto on_error;
     st->retry.max_attempts = !opts || !opts->retries ? 0 : opts->retries == SL_NO_RETRIES ? 1 : opts->retries + 1;
@@ -1477,7 +1479,7 @@ static int s_delete_created(s_writer *w, int64_t gen) {
  * have, and a resumable upload's fingerprint is only attached once its object is checked (s_record_fingerprint). */
 static int s_reject_created(s_writer *w, const s_created *obj, const char *what) {
     s_store *st = s_st(&w->client->base);
-    char why[1024] = "the object was deleted";
+    char why[SL__MESSAGE_CAP] = "the object was deleted";
     if (s_delete_created(w, obj->generation) < 0)
         snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
     return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; %s", st->bucket, w->name, what, why);
@@ -1833,7 +1835,8 @@ static int s_write_commit(sl_writer *base) {
     if (rc == 0)
         rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
     if (rc < 0 && w->session) {
-        char why[1024]; /* the cancel may set another error; the caller wants the one that failed the upload */
+        /* The cancel may set another error; the caller wants the one that failed the upload. */
+        char why[SL__MESSAGE_CAP];
         snprintf(why, sizeof(why), "%s", sl_last_error());
         s_cancel_session(w);
         sl__fail(rc, "%s", why);
@@ -1867,7 +1870,7 @@ static int s_check_rewritten(s_client *c, const s_store *src, const char *src_na
     bool crc_ok = !has_crc || !src_obj->has_crc32c || crc == src_obj->crc32c;
     if (size_ok && crc_ok)
         return 0;
-    char why[1024] = "the object was deleted";
+    char why[SL__MESSAGE_CAP] = "the object was deleted";
     if (gen > 0 && s_delete_generation(c, c->name, gen) < 0)
         snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
     else if (gen <= 0)
@@ -1954,7 +1957,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         if (rc == 0 && resp.status != 200) {
             /* s_http_error names one object of this client's bucket: the destination's. */
             rc = s_http_error(c, c->name, &resp);
-            char said[4096];
+            char said[SL__MESSAGE_CAP];
             snprintf(said, sizeof(said), "%s", sl_last_error());
             /* The copy asked for the generation listed: a source replaced or deleted since is a 404 too. */
             rc = sl__fail(rc, "server-side copy of gs://%s/%s to %s%s", src->bucket, src_name, said,

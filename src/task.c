@@ -1,6 +1,8 @@
 /* Helpers operations use to report on one object: result members and the failure reason. */
 #include "task.h"
 
+#include "fail.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -36,9 +38,10 @@ int sl__task_result_printf(sl__task *task, const char *fmt, ...) {
 
 int sl__task_fail(sl__task *task, int code, const char *fmt, ...) {
     if (task->error && task->error_cap > 0) {
+        /* Cut in the middle if it must be: the reason is at the end. */
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(task->error, task->error_cap, fmt, ap);
+        sl__vformat_cut(task->error, task->error_cap, "", fmt, ap);
         va_end(ap);
     }
     return code;

@@ -26,7 +26,7 @@ typedef struct sl__task {
     char *result;
     size_t result_cap; /* bytes available in result, including the NUL */
     size_t result_len;
-    /* On failure: a one-line reason (NUL-terminated, truncated to error_cap). */
+    /* On failure: a one-line reason (NUL-terminated; one longer than error_cap loses bytes from its middle). */
     char *error;
     size_t error_cap;
     /* Kept current by the op; the engine adds them to the job counters after process() returns. */
@@ -62,7 +62,8 @@ extern const sl__op sl__op_exec;
 
 /* Appends a formatted member to task->result; returns 0 or SL_ETOOBIG if it does not fit. */
 int sl__task_result_printf(sl__task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Fills task->error (truncating) and returns code. */
+/* Fills task->error (a message too long loses its middle, as sl__fail's) and returns code. An argument may be
+ * task->error itself. */
 int sl__task_fail(sl__task *task, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,8 +1,10 @@
 /* The sluice command. Uses only the public API of libsluice (include/sluice/). */
 #include "sluice/sluice.h"
+#include "cli_parse.h"
 #include "watch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -41,7 +43,8 @@ typedef struct cli {
     uint64_t memory_limit;
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
-    bool all; /* rm --all: a whole bucket or the file-system root may be deleted */
+    bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
+    bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *retry_failed;             /* --retry-failed FILE */
     unsigned grace_ms;                    /* --grace; 0 = the library's default */
@@ -126,7 +129,7 @@ static const char s_main_help[] =
     "commands:\n"
     "  ls [-l] [-r] [--json] URL      list objects (sorted by key bytes)\n"
     "  du URL                         count objects and bytes under a prefix\n"
-    "  cat URL [--range A-B]          write one object to stdout\n"
+    "  cat URL [--range A-B]          write one object to stdout (--verify: only once it is checked)\n"
     "  cp SRC DST                     copy every object under SRC to DST\n"
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
@@ -177,7 +180,8 @@ static const char s_job_options_help[] =
     "                       run with the same SRC and DST (read line by line; each key is looked up\n"
     "                       again; one that no longer exists fails). A malformed line: exit 2\n"
     "  --grace DURATION     on SIGINT/SIGTERM, stop taking objects and give those in flight this long\n"
-    "                       to finish (e.g. 30s, 500ms, 2m; plain number: seconds; default 25s), then\n"
+    "                       to finish (e.g. 30s, 500ms, 2m; plain number: seconds; default 25s;\n"
+    "                       0: none, abandon at once; one that would round to 0 ms is refused), then\n"
     "                       abandon them: commands killed, uploads dropped, nothing half-written\n"
     "                       left under a final name. A second signal abandons them at once\n"
     "  --timeline FILE.csv  write sluice's own memory every --mem-interval as CSV: t_s, rss_bytes,\n"
@@ -224,9 +228,19 @@ static void s_command_help(const char *command) {
               "Count objects and bytes under URL (recursive).\n",
               stdout);
     } else if (strcmp(command, "cat") == 0) {
-        fputs("usage: sluice cat [--range A-B] URL\n\n"
-              "Write one object to stdout, streaming.\n\n"
-              "  --range A-B   bytes A to B inclusive (0-based); A- from A to the end; -N the last N bytes\n",
+        fputs("usage: sluice cat [--range A-B] [--verify] URL\n\n"
+              "Write one object to stdout, streaming: each block goes out as it arrives. The object's\n"
+              "checks (its size, and for gs:// its CRC32C) can only be made once its last byte has\n"
+              "arrived: an object that fails them ends in exit 3 and a line saying that the N bytes\n"
+              "already written to stdout are not the object's.\n\n"
+              "  --range A-B   bytes A to B inclusive (0-based); A- from A to the end; -N the last N bytes.\n"
+              "                A range has no checksum: a CRC32C covers the whole object, so a range is\n"
+              "                checked only for its length (and against the server's Content-Range)\n"
+              "  --verify      write nothing until the whole object has arrived and passed its checks:\n"
+              "                it is first written to an unlinked temporary file in $TMPDIR (default\n"
+              "                /tmp), which needs room for the whole object (memory stays the same), then\n"
+              "                copied to stdout. A failed check leaves stdout empty. With --range it holds\n"
+              "                back a range until its length is checked\n",
               stdout);
     } else if (strcmp(command, "cp") == 0 || strcmp(command, "sync") == 0) {
         bool sync = strcmp(command, "sync") == 0;
@@ -255,9 +269,10 @@ static void s_command_help(const char *command) {
               "  --shell       run CMD with /bin/sh -c; object names reach the script only through the\n"
               "                environment (\"$SLUICE_KEY\"), never pasted into the command string\n"
               "  --timeout DURATION  with --exec: time limit per object from the command's start to its\n"
-              "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none). Past it\n"
-              "                the command (its process group) gets SIGTERM, 2 s later SIGKILL, and that\n"
-              "                object fails alone: \"command timed out after 30s (killed)\"\n"
+              "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none; one that\n"
+              "                would round to 0 ms is refused). Past it the command (its process group)\n"
+              "                gets SIGTERM, 2 s later SIGKILL, and that object fails alone: \"command timed\n"
+              "                out after 30s (killed)\"\n"
               "  --op NAME     a built-in operation:\n",
               stdout);
         for (const char *const *n = sl_job_op_names(); *n; n++)
@@ -288,88 +303,6 @@ static void s_command_help(const char *command) {
 }
 
 /* ---- argument parsing ---- */
-
-/* Parses "64M", "1.5G", "512KiB", "1048576". Returns false on anything else. Shared with `sluice watch`. */
-bool sl_cli_parse_size(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return false;
-    double mult = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k':
-        case 'K':
-            mult = 1024.0;
-            break;
-        case 'm':
-        case 'M':
-            mult = 1024.0 * 1024;
-            break;
-        case 'g':
-        case 'G':
-            mult = 1024.0 * 1024 * 1024;
-            break;
-        case 't':
-        case 'T':
-            mult = 1024.0 * 1024 * 1024 * 1024;
-            break;
-        case 'b':
-        case 'B':
-            break;
-        default:
-            return false;
-        }
-        end++;
-        if (*end == 'i' && mult > 1)
-            end++;
-        if ((*end == 'B' || *end == 'b') && mult > 1)
-            end++;
-        if (*end)
-            return false;
-    }
-    double bytes = v * mult;
-    if (bytes >= 18446744073709551615.0)
-        return false;
-    *out = (uint64_t)bytes;
-    return true;
-}
-
-/* Parses a duration: "30s", "500ms", "2m", "1h", "1.5s", or a plain number of seconds, into milliseconds. */
-static bool s_parse_duration_ms(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    if (!(*s >= '0' && *s <= '9') && *s != '.')
-        return false;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return false;
-    double mult = 1000;
-    if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-        mult = 60000;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600000;
-    else if (*end && strcmp(end, "s") != 0)
-        return false;
-    double ms = v * mult;
-    if (ms > 86400000.0)
-        return false;
-    *out = (uint64_t)(ms + 0.5);
-    return true;
-}
-
-static bool s_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
 
 /* Splits a command string into words the way a shell would split it, without any expansion: whitespace separates
  * words, '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside quotes escapes the next byte. */
@@ -476,6 +409,7 @@ enum {
     O_FORCE,
     O_TIMEOUT,
     O_ALL,
+    O_VERIFY,
 };
 
 static const opt_def s_opts[] = {
@@ -513,6 +447,7 @@ static const opt_def s_opts[] = {
     {"force", 0, OPT_FLAG, C_JOBS, O_FORCE},
     {"timeout", 0, OPT_VALUE, C_JOBS, O_TIMEOUT},
     {"all", 0, OPT_FLAG, C_RM, O_ALL},
+    {"verify", 0, OPT_FLAG, C_CAT, O_VERIFY},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -524,11 +459,17 @@ static unsigned s_command_bit(const char *command) {
 }
 
 /* Applies one option. Returns -1 on a usage error, 1 if help was printed, 0 otherwise. */
-/* A duration option's value (s_parse_duration_ms): 0, or -1 with the usage error said. */
-static int s_duration_opt(cli *c, const char *name, const char *value, uint64_t *ms) {
-    if (s_parse_duration_ms(value, ms))
+/* A duration option's value (sl_cli_parse_duration_ms): 0, or -1 with the usage error said. zero_means says what 0
+ * stands for, which a value that rounds to 0 ms must not silently become. */
+static int s_duration_opt(cli *c, const char *name, const char *value, const char *zero_means, uint64_t *ms) {
+    sl_cli_duration_rc rc = sl_cli_parse_duration_ms(value, ms);
+    if (rc == SL_CLI_DURATION_OK)
         return 0;
-    s_err(c, "%s takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'", name, value);
+    if (rc == SL_CLI_DURATION_ZERO)
+        s_err(c, "%s '%s' is shorter than 1 ms and would round to 0, which means %s: give at least 1ms (or 0)", name,
+              value, zero_means);
+    else
+        s_err(c, "%s takes a duration up to 24h such as 30s, 500ms, 2m or a number of seconds, not '%s'", name, value);
     return -1;
 }
 
@@ -575,7 +516,7 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     }
     case O_JOBS:
-        if (!s_parse_uint(value, 1, 1024, &c->jobs)) {
+        if (!sl_cli_parse_uint(value, 1, 1024, &c->jobs)) {
             s_err(c, "-j/--jobs takes a whole number from 1 to 1024, not '%s'", value);
             return -1;
         }
@@ -596,6 +537,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_ALL:
         c->all = true;
         break;
+    case O_VERIFY:
+        c->verify = true;
+        break;
     case O_QUIET:
         c->quiet = true;
         break;
@@ -613,14 +557,14 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_GRACE: {
         uint64_t ms;
-        if (s_duration_opt(c, "--grace", value, &ms) < 0)
+        if (s_duration_opt(c, "--grace", value, "abandon in-flight objects at once", &ms) < 0)
             return -1;
         c->grace_ms = ms == 0 ? SL_JOB_NO_GRACE : (unsigned)ms;
         break;
     }
     case O_TIMEOUT: {
         uint64_t ms;
-        if (s_duration_opt(c, "--timeout", value, &ms) < 0)
+        if (s_duration_opt(c, "--timeout", value, "no time limit", &ms) < 0)
             return -1;
         c->timeout_ms = (unsigned)ms;
         c->timeout_given = true;
@@ -630,7 +574,7 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         c->retry_failed = value;
         break;
     case O_MEM_INTERVAL:
-        if (!s_parse_uint(value, 10, 3600000, &c->mem_interval_ms)) {
+        if (!sl_cli_parse_uint(value, 10, 3600000, &c->mem_interval_ms)) {
             s_err(c, "--mem-interval takes a whole number of milliseconds from 10 to 3600000, not '%s'", value);
             return -1;
         }
@@ -666,9 +610,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_RETRY_DEADLINE: {
         bool count = o->id == O_RETRIES;
         unsigned v;
-        if (!s_parse_uint(value, count ? 0 : 1, count ? 100 : 86400000, &v)) {
+        if (!sl_cli_parse_uint(value, count ? 0 : 1, count ? 100 : 86400000, &v)) {
             s_err(c, "--%s takes a whole number%s, not '%s'", o->long_name,
-                  count ? " from 0 to 100" : " of milliseconds", value);
+                  count ? " from 0 to 100" : " of milliseconds from 1 to 86400000", value);
             return -1;
         }
         if (count)
@@ -1085,9 +1029,56 @@ static int s_cmd_list(cli *c, bool du) {
     return exit_code ? exit_code : out_rc;
 }
 
+/* Writes all of buf to fd. False with errno set on failure (a full disk). */
+static bool s_write_all(int fd, const unsigned char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return false;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* cat --verify: a new file in $TMPDIR (default /tmp), readable by its owner only and unlinked at once, so that it
+ * disappears with the process however that ends. Returns its descriptor, or -1 with the error said. */
+static int s_spool_open(cli *c, const char **dir_out) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    *dir_out = dir;
+    char *path = NULL;
+    int fd = -1;
+    if (asprintf(&path, "%s/.sluice-cat-XXXXXX", dir) < 0) {
+        path = NULL;
+        errno = ENOMEM;
+    } else if ((fd = mkostemp(path, O_CLOEXEC)) >= 0) {
+        unlink(path);
+    }
+    if (fd < 0)
+        s_err(c, "%s: --verify cannot create its temporary file in %s (TMPDIR): %s; nothing was written to stdout",
+              c->args[0], dir, strerror(errno));
+    free(path);
+    return fd;
+}
+
 static int s_cmd_cat(cli *c) {
     if (c->nargs != 1) {
         s_err(c, "expected one URL (see `sluice cat --help`)");
+        return EXIT_USAGE;
+    }
+    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0, received = 0;
+    int spool = -1; /* --verify: the file the object goes to first */
+    const char *spool_dir = NULL;
+    /* The syntax of a range is the command line's: refused before anything is looked up. */
+    if (c->range && sl_range_parse(c->range, 0, &offset, &length) != 0) {
+        s_err(c, "--range takes A-B, A- or -N (bytes, 0-based, inclusive), not '%s'", c->range);
         return EXIT_USAGE;
     }
     sl_store *store = NULL;
@@ -1123,7 +1114,6 @@ static int s_cmd_cat(cli *c) {
     }
     if (rc == 0)
         rc = sl_client_new(store, &client);
-    uint64_t offset = 0, length = SL_LENGTH_TO_END, expect = UINT64_MAX, written = 0;
     if (rc == 0 && c->range) {
         sl_object obj;
         if ((rc = sl_stat(client, key, &obj)) == 0 && sl_range_parse(c->range, obj.size, &offset, &length) != 0) {
@@ -1132,50 +1122,96 @@ static int s_cmd_cat(cli *c) {
             goto done;
         }
         if (rc == 0 && obj.content_encoding && c->range[0] == '-') {
-            /* Its size is that of its compressed bytes; the range counts decompressed ones. */
+            /* Its size is that of its compressed bytes; the range counts decompressed ones. A fact about the object,
+             * not the command line: exit 3. */
             s_err(c,
                   "%s is stored %s-compressed and read decompressed: --range -N would need its decompressed size; "
                   "use --range A- or A-B (decompressed bytes)",
                   c->args[0], obj.content_encoding);
-            exit_code = EXIT_USAGE;
+            exit_code = EXIT_FATAL;
             goto done;
         }
         if (rc == 0 && !obj.content_encoding && offset < obj.size)
             expect = length < obj.size - offset ? length : obj.size - offset;
     }
+    if (rc == 0 && c->verify && (spool = s_spool_open(c, &spool_dir)) < 0) {
+        exit_code = EXIT_FATAL;
+        goto done;
+    }
     if (rc == 0)
         rc = sl_read_open(client, key, offset, length, NULL, &reader);
+    static unsigned char buf[256 * 1024];
     if (rc == 0) {
-        static unsigned char buf[256 * 1024];
         int64_t n;
         while (!c->stdout_broken && !s_signal && (n = sl_read(reader, buf, sizeof(buf))) != 0) {
             if (n < 0) {
                 rc = (int)n;
                 break;
             }
-            s_out(c, (const char *)buf, (size_t)n);
-            written += (uint64_t)n;
+            if (spool >= 0 && !s_write_all(spool, buf, (size_t)n)) {
+                s_err(c,
+                      "%s: --verify cannot write its temporary file in %s (TMPDIR): %s; it needs room there for the "
+                      "whole object; nothing was written to stdout",
+                      c->args[0], spool_dir, strerror(errno));
+                exit_code = EXIT_FATAL;
+                goto done;
+            }
+            if (spool < 0) {
+                s_out(c, (const char *)buf, (size_t)n);
+                written += (uint64_t)n;
+            }
+            received += (uint64_t)n;
         }
         /* The store checks a range against what its answers say; the size looked up first says it too. */
-        if (rc == 0 && !c->stdout_broken && !s_signal && expect != UINT64_MAX && written != expect) {
-            s_err(c,
-                  "%s: received %" PRIu64 " bytes of a range of %" PRIu64 "; the bytes written to stdout are not "
-                  "the range",
-                  c->args[0], written, expect);
+        if (rc == 0 && !c->stdout_broken && !s_signal && expect != UINT64_MAX && received != expect) {
+            s_err(c, "%s: received %" PRIu64 " bytes of a range of %" PRIu64 "; %s", c->args[0], received, expect,
+                  spool >= 0 ? "nothing was written to stdout" : "the bytes written to stdout are not the range");
             exit_code = EXIT_FATAL;
+            goto done;
         }
     }
     if (s_signal) {
         exit_code = s_signal_exit(s_signal);
     } else if (rc < 0) {
-        /* Bytes already went to stdout: say that they are not to be trusted. */
-        if (rc == SL_ECORRUPT && written)
-            s_err(c, "%s; the %" PRIu64 " bytes written to stdout are not the object's", sl_last_error(), written);
+        /* Say what became of the bytes that came before the failure: a streamed cat cannot take them back. */
+        if (spool >= 0 && received)
+            s_err(c, "%s; nothing was written to stdout (--verify)", sl_last_error());
+        else if (rc == SL_ECORRUPT && written)
+            s_err(c,
+                  "%s; the %" PRIu64 " bytes written to stdout are not the object's (--verify writes nothing until "
+                  "the object has passed its checks)",
+                  sl_last_error(), written);
+        else if (written)
+            s_err(c, "%s; only the object's first %" PRIu64 " bytes were written to stdout", sl_last_error(), written);
         else
             s_err(c, "%s", sl_last_error());
-        exit_code = rc == SL_ERANGE ? EXIT_USAGE : s_fatal_for(rc);
+        exit_code = s_fatal_for(rc); /* a range past the end (SL_ERANGE) is a fact about the object: 3 */
+    } else if (spool >= 0 && !c->stdout_broken) {
+        /* Checked: now it goes out. */
+        ssize_t n = 0;
+        if (lseek(spool, 0, SEEK_SET) == 0) {
+            while (!c->stdout_broken && !s_signal && (n = read(spool, buf, sizeof(buf))) != 0) {
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n < 0)
+                    break;
+                s_out(c, (const char *)buf, (size_t)n);
+                written += (uint64_t)n;
+            }
+        }
+        if (s_signal) {
+            exit_code = s_signal_exit(s_signal);
+        } else if (!c->stdout_broken && written != received) {
+            s_err(c,
+                  "%s: --verify cannot read back its temporary file in %s: %s; the %" PRIu64
+                  " bytes written to stdout are only the object's first ones",
+                  c->args[0], spool_dir, n < 0 ? strerror(errno) : "it is shorter than what was written", written);
+            exit_code = EXIT_FATAL;
+        }
     }
 done:
+    if (spool >= 0)
+        close(spool);
     sl_read_close(reader);
     sl_client_destroy(client);
     sl_store_close(store);
@@ -1385,8 +1421,7 @@ static int s_cmd_job(cli *c) {
     if (s_signal_count > 1 || s_stop_requests)
         sl_job_abort(job);
     rc = sl_job_run(job);
-    char message[1024];
-    snprintf(message, sizeof(message), "%s", sl_last_error());
+    char *message = strdup(sl_last_error()); /* whole: it may quote a long key or path */
     s_clear_progress(c);
     int out_rc = s_finish_stdout(c);
 
@@ -1396,7 +1431,8 @@ static int s_cmd_job(cli *c) {
     if (rc == SL_ECANCELED)
         exit_code = s_signal == SIGTERM ? EXIT_SIGTERM : s_signal ? EXIT_SIGINT : out_rc ? out_rc : EXIT_FATAL;
     if (rc < 0 && rc != SL_EPARTIAL && !(rc == SL_ECANCELED && !s_signal))
-        s_err(c, "%s", message);
+        s_err(c, "%s", message ? message : sl_strerror(rc));
+    free(message);
     bool fatal = rc < 0 && rc != SL_EPARTIAL && rc != SL_ECANCELED;
     if (!c->quiet && !fatal && !(rc == SL_ECANCELED && c->stdout_broken)) {
         char rb[32], wb[32], rss[32];

@@ -16,6 +16,7 @@
  * --interval one: either way samples evenly spaced in time, which the trend fit assumes. */
 #include "watch.h"
 
+#include "cli_parse.h"
 #include "sluice/memwatch.h"
 #include "sluice/sluice.h"
 
@@ -112,27 +113,52 @@ void sl_cli_watch_help(FILE *out) {
           out);
 }
 
+/* Writes "sluice: watch: <message><tail>" as one line on stderr: control characters in what it quotes (CMD's words,
+ * file names) are written as \n, \t, \r or \xHH, as in every message of sluice. */
+static void s_vsay(const char *tail, const char *fmt, va_list ap) {
+    char small[1024];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    char *text = small;
+    if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(text, (size_t)n + 1, fmt, again);
+    va_end(again);
+    fprintf(stderr, "%s: ", s_prog);
+    for (const unsigned char *p = (const unsigned char *)(text ? text : small); *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            fputc(*p, stderr);
+        else if (*p == '\n')
+            fputs("\\n", stderr);
+        else if (*p == '\t')
+            fputs("\\t", stderr);
+        else if (*p == '\r')
+            fputs("\\r", stderr);
+        else
+            fprintf(stderr, "\\x%02x", *p);
+    }
+    fprintf(stderr, "%s\n", tail);
+    if (text && text != small)
+        free(text);
+}
+
+static void s_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void s_say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    s_vsay("", fmt, ap);
+    va_end(ap);
+}
+
 static void s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void s_usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", s_prog);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (see `sluice watch --help`)\n", stderr);
+    s_vsay(" (see `sluice watch --help`)", fmt, ap);
     va_end(ap);
 }
 
 /* ---- parsing ---- */
-
-static bool s_parse_ms(const char *text, unsigned *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || end == text || *end || text[0] == '-' || v < 10 || v > 24UL * 3600 * 1000)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
 
 /* Returns -1 usage error (reported), 1 help printed, 0 ok. Options end at "--" or at the first word that is not an
  * option: everything after belongs to CMD. */
@@ -179,7 +205,7 @@ static int s_parse(int argc, char **argv, s_opts *o) {
         }
         switch (k) {
         case 0:
-            if (!s_parse_ms(value, &o->interval_ms)) {
+            if (!sl_cli_parse_uint(value, 10, 24u * 3600 * 1000, &o->interval_ms)) {
                 s_usage_error("--interval '%s': want milliseconds, 10 to 86400000", value);
                 return -1;
             }
@@ -218,7 +244,7 @@ static int s_parse(int argc, char **argv, s_opts *o) {
 static bool s_output_ok(const char *what, const char *path, sl_outfile_mode mode) {
     if (sl_outfile_check(path, mode, what) == 0)
         return true;
-    fprintf(stderr, "%s: %s\n", s_prog, sl_last_error());
+    s_say("%s", sl_last_error());
     return false;
 }
 
@@ -259,7 +285,8 @@ static char *s_fmt_seconds(double s, char *buf, size_t cap) {
     return buf;
 }
 
-/* The command as one line for titles: words joined by spaces, at most cap-1 bytes, "..." when cut. */
+/* The command as one line for titles and the summary: words joined by spaces, each escaped as every message escapes
+ * names (sl_text_escape: a newline is "\n", a control character "\xHH"), at most cap-1 bytes, "..." when cut. */
 static void s_command_line(char **cmd, int n, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = '\0';
@@ -270,30 +297,32 @@ static void s_command_line(char **cmd, int n, char *buf, size_t cap) {
             if (slash && slash[1])
                 w = slash + 1;
         }
-        int r = snprintf(buf + len, cap - len, "%s%s", i ? " " : "", w);
-        if (r < 0)
-            break;
-        len += (size_t)r;
+        if (i)
+            buf[len++] = ' ';
+        /* What does not fit is cut below; sl_text_escape always terminates what it wrote. */
+        len += sl_text_escape(buf + len, cap - len, w, strlen(w));
     }
-    if (len >= cap && cap > 4)
-        memcpy(buf + cap - 4, "...", 4);
+    if (len >= cap && cap > 4) {
+        size_t at = cap - 4;
+        while (at > 0 && ((unsigned char)buf[at] & 0xC0) == 0x80)
+            at--; /* not inside a UTF-8 sequence */
+        memcpy(buf + at, "...", 4);
+    }
 }
 
+/* s as a JSON string, escaped as every JSON output of sluice is (sl_json_quote: bytes that are not UTF-8 as \u00XX). */
 static void s_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f); /* bytes >= 0x80 as they are: valid UTF-8 in, valid UTF-8 out */
+    size_t len = strlen(s), need = sl_json_quote(NULL, 0, s, len) + 1;
+    char small[512];
+    char *buf = need <= sizeof(small) ? small : malloc(need);
+    if (!buf) {
+        fputs("\"\"", f);
+        return;
     }
-    fputc('"', f);
+    sl_json_quote(buf, need, s, len);
+    fputs(buf, f);
+    if (buf != small)
+        free(buf);
 }
 
 /* ---- sampling ---- */
@@ -330,9 +359,9 @@ static int s_start_sampler(s_watched *w, unsigned interval_ms, const s_opts *o, 
     if (rc < 0) {
         const char *why = sl_last_error();
         if (timeline)
-            fprintf(stderr, "%s: %s (the watch goes on without --timeline)\n", s_prog, why[0] ? why : sl_strerror(rc));
+            s_say("%s (the watch goes on without --timeline)", why[0] ? why : sl_strerror(rc));
         else
-            fprintf(stderr, "%s: cannot sample memory: %s\n", s_prog, why[0] ? why : sl_strerror(rc));
+            s_say("cannot sample memory: %s", why[0] ? why : sl_strerror(rc));
         *out = NULL;
     }
     return rc;
@@ -341,9 +370,9 @@ static int s_start_sampler(s_watched *w, unsigned interval_ms, const s_opts *o, 
 /* Says, once, that the --timeline file could not be written (a full disk): at once while CMD runs, not at its end.
  * True once it has been said. */
 static bool s_timeline_failed(const sl_memwatch *slow, bool *said) {
-    char why[1024];
+    char why[8192];
     if (!*said && slow && sl_memwatch_error(slow, why, sizeof(why)) < 0) {
-        fprintf(stderr, "%s: %s (the timeline ends there; the watch goes on)\n", s_prog, why);
+        s_say("%s (the timeline ends there; the watch goes on)", why);
         *said = true;
     }
     return *said;
@@ -441,6 +470,16 @@ static void s_print_json(FILE *f, const s_opts *o, const s_result *r) {
     fputs("}\n", f);
 }
 
+/* A line of the summary naming a file, escaped like the command (sl_text_escape). */
+static void s_print_name(const char *label, const char *name) {
+    size_t len = strlen(name), need = sl_text_escape(NULL, 0, name, len) + 1;
+    char *buf = malloc(need);
+    if (buf)
+        sl_text_escape(buf, need, name, len);
+    fprintf(stderr, "  %-12s %s\n", label, buf ? buf : "(out of memory)");
+    free(buf);
+}
+
 static void s_print_text(const s_opts *o, const s_result *r, const char *cmdline) {
     char a[32], b[32], d[32], exit_text[96];
     if (WIFSIGNALED(r->status))
@@ -456,9 +495,9 @@ static void s_print_text(const s_opts *o, const s_result *r, const char *cmdline
     fprintf(stderr, "  samples      %zu, %s\n", r->samples, r->sampling);
     fprintf(stderr, "  verdict      %s\n", r->v.text[0] ? r->v.text : "unknown");
     if (o->chart)
-        fprintf(stderr, "  chart        %s\n", o->chart);
+        s_print_name("chart", o->chart);
     if (o->timeline)
-        fprintf(stderr, "  timeline     %s\n", o->timeline);
+        s_print_name("timeline", o->timeline);
 }
 
 /* The evenly spaced samples to judge and draw (see the top of the file). *owned is set when the returned timeline
@@ -513,10 +552,10 @@ static int s_spawn(const s_opts *o, const sigset_t *child_mask, pid_t *pid) {
     if (e == 0)
         return 0;
     if (e == ENOENT) {
-        fprintf(stderr, "%s: %s: command not found\n", s_prog, o->cmd[0]);
+        s_say("%s: command not found", o->cmd[0]);
         return S_EXIT_NOT_FOUND;
     }
-    fprintf(stderr, "%s: %s: cannot run: %s\n", s_prog, o->cmd[0], strerror(e));
+    s_say("%s: cannot run: %s", o->cmd[0], strerror(e));
     return e == EACCES || e == ENOEXEC || e == EISDIR || e == EPERM ? S_EXIT_CANNOT_RUN : S_EXIT_NOT_FOUND;
 }
 
@@ -640,7 +679,7 @@ int sl_cli_watch(int argc, char **argv) {
             r.max_rss = 0;
         r.exit_code = WIFSIGNALED(r.status) ? 128 + WTERMSIG(r.status) : WEXITSTATUS(r.status);
     } else {
-        fprintf(stderr, "%s: %s: lost track of the command: %s\n", s_prog, o.cmd[0], strerror(errno));
+        s_say("%s: lost track of the command: %s", o.cmd[0], strerror(errno));
         r.exit_code = S_EXIT_NOT_FOUND;
     }
     /* A CMD that lived a few milliseconds was barely seen: the kernel's maximum RSS (of the largest single process,
@@ -684,7 +723,7 @@ int sl_cli_watch(int argc, char **argv) {
         int crc = sl_mem_chart_svg_named(tl, &r.v, title, "process tree PSS", o.chart);
         if (crc < 0) {
             const char *why = sl_last_error();
-            fprintf(stderr, "%s: --chart %s: %s\n", s_prog, o.chart, why[0] ? why : sl_strerror(crc));
+            s_say("--chart %s: %s", o.chart, why[0] ? why : sl_strerror(crc));
             outputs_failed = true;
         }
     }
@@ -696,7 +735,7 @@ int sl_cli_watch(int argc, char **argv) {
             frc = sl_outfile_close(f);
         }
         if (frc < 0) {
-            fprintf(stderr, "%s: %s\n", s_prog, sl_last_error());
+            s_say("%s", sl_last_error());
             outputs_failed = true;
         }
     }

@@ -11,7 +11,5 @@
 int sl_cli_watch(int argc, char **argv);
 /* Writes the usage text of `sluice watch` to out. */
 void sl_cli_watch_help(FILE *out);
-/* Parses a size: "64M", "1.5G", "512KiB", "1048576" (binary units; tools/sluice.c). False on anything else. */
-bool sl_cli_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -167,8 +167,9 @@ SL_API void sl_memwatch_last(const sl_memwatch *mw, sl_mem_sample *out);
 /* The verdict on the timeline so far (sl_mem_judge against opts->limit_bytes), safe while running. */
 SL_API void sl_memwatch_judge(const sl_memwatch *mw, sl_mem_verdict *out);
 /* 0 while the timeline file is written without error (or there is none); else the SL_E* code of its first write
- * error, with its one-line message ("cannot write the timeline FILE: No space left on device") copied into buf.
- * Safe while running; after sl_memwatch_stop it also covers the file's final flush. */
+ * error, with its one-line message ("cannot write the timeline FILE: No space left on device") copied into buf (one
+ * longer than cap loses bytes from its middle, not its reason). Safe while running; after sl_memwatch_stop it also
+ * covers the file's final flush. */
 SL_API int sl_memwatch_error(const sl_memwatch *mw, char *buf, size_t cap);
 SL_API void sl_memwatch_destroy(sl_memwatch *mw); /* stops first; NULL ok */
 

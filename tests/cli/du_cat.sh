@@ -131,13 +131,13 @@ for r in 5-2 abc "" 1-2-3 - x-3 3-x +1-2 1-+2 1--2 0x1-2 99999999999999999999999
     expect_out
     expect_err_one_line "A-B"
 done
-say "a range that starts past the end: exit 2, message says past the end"
+say "a range that starts past the end: exit 3 (a fact about the object, not a usage error), message says past the end"
 run "$SLUICE" cat --range 20-30 "$S/ten"
-expect_rc 2
+expect_rc 3
 expect_out
 expect_err_one_line "past the end"
 run "$SLUICE" cat --range 11- "$S/ten"
-expect_rc 2
+expect_rc 3
 expect_err_one_line "past the end"
 
 say "cat of a directory: exit 3, one line suggesting ls"

@@ -348,7 +348,7 @@ for k in c/all256.bin empty top.txt a/one.bin a/b/c/big.bin; do
     done
 done
 run "$SLUICE" cat --range 5000- gs://sl-test/in/c/all256.bin
-expect_rc 2
+expect_rc 3
 expect_err_one_line "past the end"
 
 gcs_finish

@@ -877,7 +877,7 @@ row proc-count 0 - - map /proc/version - --op count -q
 expect_out "{\"key\":\"version\",\"size\":0,\"bytes\":$(wc -c </proc/version),\"lines\":1}"
 row proc-range 0 - - cat --range 0-4 /proc/version
 expect_eq "bytes 0-4 of /proc/version" "$(head -c 5 /proc/version)" "$(cat "$OUT")"
-row proc-range-from-end 2 '/proc/version: the file system reports a size of 0 but the file has content' - \
+row proc-range-from-end 3 '/proc/version: the file system reports a size of 0 but the file has content' - \
     cat --range -10 /proc/version
 # The command appends to its own source file before it reads it: the reader is still at the first of many buffers
 # (16 MiB), so the file has grown before its last byte is read, whatever the machine's speed.
@@ -1143,7 +1143,7 @@ for r in 100-119 -10 500- 0-0 549- 550-; do
     "$SLUICE" cat --range "$r" "$FX/read/data" >"$T/want.range"
     expect_out_file "$T/want.range"
 done
-row read-range-200-past-end 2 'ir.bin: offset 551 is past the end' - cat --range 551- "$READ/b9/ir.bin"
+row read-range-200-past-end 3 'ir.bin: offset 551 is past the end' - cat --range 551- "$READ/b9/ir.bin"
 # The resume of a broken download at byte 262144 is answered 200: it goes on at that byte of the whole object. Each
 # of the job's 3 tries of the object would meet the same, a broken answer then a 200 to the resume (a try that took
 # the 200 for the range would fail its CRC32C); the first try gets it right.
@@ -1166,7 +1166,7 @@ expect_out_file "$FX/read/text"
 row read-gzip-range 0 - - cat --range 40000-40099 "$READ/gz/text.txt"
 "$SLUICE" cat --range 40000-40099 "$FX/read/text" >"$T/want.range"
 expect_out_file "$T/want.range"
-row read-gzip-range-tail 2 'stored gzip-compressed and read decompressed: --range -N would need its decompressed size' - \
+row read-gzip-range-tail 3 'stored gzip-compressed and read decompressed: --range -N would need its decompressed size' - \
     cat --range -10 "$READ/gz/text.txt"
 gzip_copied() {
     expect_eq "outputs" "$(printf '%s\n' plain.txt small.txt text.txt)" "$(files_in "$DST")"
@@ -1687,6 +1687,234 @@ row flag-header 2 "--header takes 'Name: value'" - ls --header NoColon gs://host
 row flag-upload-chunk 2 '--upload-chunk takes a size of at least 256K' nothing_created \
     cp --upload-chunk 1K {FX}/src gs://hostile-keys/u
 row flag-mem-interval 2 "--mem-interval .* not '0'" nothing_created cp --mem-interval 0 {FX}/src {DST}
+
+# ============================================================================================================
+say "messages and exit codes that tell the truth: cat --verify, the endpoint used, long keys, refusals up front, option values"
+# Its own objects: one whose body comes short (no x-goog-hash: only the size can tell), a 1 MiB one, and under m14/ one
+# whose name is as long as GCS allows (1,024 bytes) after a short one.
+python3 - "$T/msg.json" "$FX" <<'PY'
+import base64, json, os, sys
+out, fx = sys.argv[1], sys.argv[2]
+data = bytes((i * 7 + i // 256) % 256 for i in range(550))
+big = bytes((i * 131 + i // 1000) % 256 for i in range(1 << 20))
+os.makedirs(fx + "/msg", exist_ok=True)
+open(fx + "/msg/data", "wb").write(data)
+open(fx + "/msg/big", "wb").write(big)
+long_name = "m14/" + "/".join(["n%03d" % i + "x" * 195 for i in range(5)])
+long_name += "y" * (1024 - len(long_name.encode()))
+assert len(long_name.encode()) == 1024
+open(fx + "/msg/long_name", "w").write(long_name)
+b64 = lambda b: base64.b64encode(b).decode()
+objs = [dict(name="short", data_b64=b64(data), serve=["no-hash", "short-body"]),
+        dict(name="big.bin", data_b64=b64(big)), dict(name=long_name, data="long"), dict(name="m14/a", data="a")]
+json.dump({"bucket": "hostile-msg", "objects": objs}, open(out, "w"))
+PY
+gcs_seed "@$T/msg.json"
+MSG=gs://hostile-msg
+M14_NAME=$(cat "$FX/msg/long_name")
+
+# -- cat streams, so a check that fails at the end comes after the bytes went out; --verify writes nothing until the
+# whole object has passed its checks (an unlinked temp file in $TMPDIR holds it meanwhile).
+verify_tmp() { mkdir -p "$AUX/tmp" && PRE=(env "TMPDIR=$AUX/tmp"); }
+tmp_empty() { expect_eq "files left in TMPDIR" "" "$(find "$AUX/tmp" -mindepth 1)"; }
+SETUP=verify_tmp
+row m-verify-short 3 "$MSG/short: received 275 bytes but the object has 550: .*; nothing was written to stdout \(--verify\)\$" \
+    tmp_empty cat --verify "$MSG/short" "${FAST[@]}"
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-corrupted-data\"]}")
+SETUP=verify_tmp
+row m-verify-crc 3 "$MSG/big.bin: CRC32C mismatch: .*; nothing was written to stdout \(--verify\)\$" tmp_empty \
+    cat --verify "$MSG/big.bin" "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+verified_whole() {
+    expect_out_file "$FX/msg/big"
+    tmp_empty
+}
+SETUP=verify_tmp
+row m-verify-ok 0 - verified_whole cat --verify "$MSG/big.bin"
+verified_range() {
+    head -c 1001 "$FX/msg/big" | tail -c 901 >"$T/want.range"
+    expect_out_file "$T/want.range"
+}
+row m-verify-range 0 - verified_range cat --verify --range 100-1000 "$MSG/big.bin"
+row m-verify-local 0 - - cat --verify {FX}/msg/data
+expect_out_file "$FX/msg/data"
+tmp_full() { small_fs 0 && PRE=(env "TMPDIR=$AUX/small"); }
+SETUP=tmp_full
+row m-verify-tmp-full 3 "big.bin: --verify cannot write its temporary file in .*/small \(TMPDIR\): No space left on device; it needs room there for the whole object; nothing was written to stdout" \
+    p9_unmount cat --verify "$MSG/big.bin"
+PRE=(env TMPDIR=/nonexistent-sl)
+row m-verify-tmp-missing 3 '--verify cannot create its temporary file in /nonexistent-sl \(TMPDIR\): No such file or directory' \
+    - cat --verify {FX}/msg/data
+# Without --verify the wrong bytes are already out: the line says how many, and what --verify would have done.
+ID=$(gcs_retry_test "{\"storage.objects.get\": [\"$NOOP\", \"return-corrupted-data\"]}")
+streamed_wrong "$MSG/big.bin: CRC32C mismatch: received data has " "" cat "$MSG/big.bin" "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_err_contains "; the 1048576 bytes written to stdout are not the object's (--verify writes nothing until the object has passed its checks)"
+gcs_expect_consumed "$ID"
+# A download that fails midway (broken after 256 KiB, then 503s until the tries are spent): the line says how much of
+# the object went out; with --verify, none of it. (The faults left over are not checked: how many tries a resumed
+# download gets is the retry policy's business, and 256 KiB are written under any.)
+MIDWAY="[\"$NOOP\", \"return-broken-stream-after-256K\", \"return-503\", \"return-503\", \"return-503\", \"return-503\"]"
+ID=$(gcs_retry_test "{\"storage.objects.get\": $MIDWAY}")
+streamed_wrong "; only the object's first 262144 bytes were written to stdout" "" \
+    cat "$MSG/big.bin" --retries 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_err_contains "$MSG/big.bin: HTTP 503: "
+expect_eq "bytes on stdout" 262144 "$(wc -c <"$OUT")"
+ID=$(gcs_retry_test "{\"storage.objects.get\": $MIDWAY}")
+SETUP=verify_tmp
+row m-verify-midway 3 "$MSG/big.bin: HTTP 503: .*; nothing was written to stdout \(--verify\)\$" tmp_empty \
+    cat --verify "$MSG/big.bin" --retries 1 "${FAST[@]}" --header "x-retry-test-id: $ID"
+
+# -- with STORAGE_EMULATOR_HOST (or CLOUD_STORAGE_EMULATOR_ENDPOINT) set, requests go where --endpoint says, still
+# without credentials: the message names that endpoint, not the variable's address (127.0.0.1:1, where nothing runs).
+not_the_variable() {
+    ! grep -q '127\.0\.0\.1:1)' "$ERR" || fail "the credentials named" "the endpoint used" "$(cat "$ERR")"
+}
+ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
+PRE=(env STORAGE_EMULATOR_HOST=127.0.0.1:1)
+row m-endpoint-named 3 "HTTP 403.*\(via anonymous access to $GCS \(--endpoint; no credentials, as STORAGE_EMULATOR_HOST is set\)\)\$" \
+    not_the_variable ls gs://hostile-msg/ --endpoint "$GCS" --header "x-retry-test-id: $ID403"
+gcs_expect_consumed "$ID403"
+# Both variables: the endpoint is CLOUD_STORAGE_EMULATOR_ENDPOINT's, and so is the variable named.
+ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
+PRE=(env STORAGE_EMULATOR_HOST=127.0.0.1:1 "CLOUD_STORAGE_EMULATOR_ENDPOINT=$GCS")
+row m-emulator-variable-named 3 "HTTP 403.*\(via anonymous access \(CLOUD_STORAGE_EMULATOR_ENDPOINT=$GCS\)\)\$" \
+    not_the_variable ls gs://hostile-msg/ --header "x-retry-test-id: $ID403"
+gcs_expect_consumed "$ID403"
+
+# -- a rejected access token is named once ("the access token from GOOGLE_OAUTH_ACCESS_TOKEN", not "the access token
+# from access token from ..."), by a server of its own that wants tokens.
+MSG_GCS=("$GCS" "$GCS_PORT" "$STORAGE_EMULATOR_HOST")
+GCS_NO_EMULATOR=1 gcs_start --token-required --bucket hostile-auth --accept-token sl-good-token
+AUTH_EP=(--endpoint "$GCS")
+GCS=${MSG_GCS[0]} GCS_PORT=${MSG_GCS[1]}
+export STORAGE_EMULATOR_HOST=${MSG_GCS[2]}
+said_once() { ! grep -q 'access token .*access token' "$ERR" || fail "the token named" "once" "$(cat "$ERR")"; }
+PRE=(env -u STORAGE_EMULATOR_HOST GOOGLE_OAUTH_ACCESS_TOKEN=sl-stale-token)
+row m-token-rejected-env 3 ': the access token from GOOGLE_OAUTH_ACCESS_TOKEN was rejected \(401\): it may have expired; provide a fresh one$' \
+    said_once ls gs://hostile-auth/ "${AUTH_EP[@]}"
+printf 'sl-stale-token\n' >"$FX/msg/token"
+PRE=(env -u STORAGE_EMULATOR_HOST)
+row m-token-rejected-file 3 ": the access token in file $FX/msg/token \(--token-file\) was rejected \(401\): it may have expired" \
+    said_once ls gs://hostile-auth/ "${AUTH_EP[@]}" --token-file {FX}/msg/token
+
+# -- long keys: a message quoting a 1,024-byte GCS name (twice: the server's 404 quotes it too) or a 4,095-byte local
+# key is whole on stderr, in --failures and in --report, with its reason: nothing is cut from it.
+whole_everywhere() { # whole_everywhere KEY REASON_RE: the key's FAILED line, --failures and --report say it whole
+    python3 - "$ERR" "$AUX/f.jsonl" "$AUX/r.json" "$1" "$2" <<'PY' ||
+import json, re, sys
+err, log, report, key, reason = sys.argv[1:6]
+said = [l.split(": FAILED " + key + ": ", 1)[1] for l in open(err, encoding="utf-8").read().splitlines()
+        if ": FAILED " + key + ": " in l]
+assert len(said) == 1, "stderr: %d FAILED lines for the key" % len(said)
+for where, text in (("stderr", said[0]),):
+    assert re.search(reason, text) and " [...] " not in text, "%s: ...%s" % (where, text[-300:])
+lines = [json.loads(l) for l in open(log, "rb")]
+mine = [l for l in lines if l["key"] == key]
+assert len(mine) == 1, "failure log: %d lines for the key (keys: %s)" % (len(mine), [l["key"][:40] for l in lines])
+assert mine[0]["error"] == said[0], "failure log: ...%s" % mine[0]["error"][-300:]
+sample = [s for s in json.load(open(report, "rb"))["failures_sample"] if s["key"] == key]
+assert len(sample) == 1, "report: no sample with the whole key"
+assert sample[0]["error"] == said[0], "report: ...%s" % sample[0]["error"][-300:]
+PY
+        fail "a failure on a long key" "the whole key and message with its reason on stderr, in --failures and --report" \
+            "see the assertion above"
+}
+# The long object is deleted between its listing and its download, by the command run for m14/a (mapped first: -j 1,
+# keys in order), so its download is a 404 whose answer quotes the whole name again.
+m14_whole() {
+    whole_everywhere "${M14_NAME#m14/}" "^$MSG/$M14_NAME: HTTP 404: No such object: hostile-msg/$M14_NAME \(via anonymous access \(STORAGE_EMULATOR_HOST=[^)]*\)\)\$"
+    expect_err_contains "1 done (0 skipped), 1 failed of 2 objects"
+}
+PRE=(env "SL=$SLUICE" "M14_URL=$MSG/$M14_NAME")
+row m-long-gcs-name 1 'FAILED n000x+' m14_whole map "$MSG/m14" - -j 1 --shell --exec '"$SL" rm -q "$M14_URL" && cat' \
+    --failures {AUX}/f.jsonl --report {AUX}/r.json
+make_deep "$FX/m14deep"
+m14_deep_whole() {
+    whole_everywhere "$DEEP_PATH$DEEP_G" "^$FX/m14deep/${DEEP_PATH}$DEEP_G: skipped: its key would be 4120 bytes long, over the limit of 4095\$"
+    whole_everywhere "$DEEP_PATH$DEEP_H/" "/$DEEP_H/: skipped with everything under it: its key would be 4111 bytes long, over the limit of 4095\$"
+}
+row m-long-local-key 1 'FAILED d01x+' m14_deep_whole cp {FX}/m14deep {DST} --failures {AUX}/f.jsonl --report {AUX}/r.json
+rm -rf "$FX/m14deep"
+# A job that cannot run says why in one line however long the URL it quotes: a listing refused under a 1,000-byte
+# prefix ends with its reason and the credentials used, as every message does.
+M14_PREFIX=$(printf '%01000d' 0)
+ID403=$(gcs_retry_test '{"storage.objects.list": ["return-403"]}')
+row m-long-fatal 3 "^sluice: cp: $MSG/$M14_PREFIX/: HTTP 403: .*\(via anonymous access \(STORAGE_EMULATOR_HOST=[^)]*\)\)\$" \
+    nothing_created cp "$MSG/$M14_PREFIX/" {DST} --header "x-retry-test-id: $ID403"
+gcs_expect_consumed "$ID403"
+
+# -- what cannot work for any object is refused once, up front (exit 3), not failed object by object (exit 1).
+dangling_dst() { ln -s "$C/nowhere" "$DST"; }
+no_target() { [ ! -e "$C/nowhere" ] || fail "the link's target" "not created" "$(ls -la "$C/nowhere")"; }
+SETUP=dangling_dst
+row m-dst-dangling-link 3 "destination file://.*/dst: .*/dst is a symbolic link to .*/nowhere, which does not exist \(create that directory, or give another destination\)" \
+    no_target cp {FX}/src {DST}
+SETUP=dangling_dst
+row m-dst-under-dangling-link 3 "/dst is a symbolic link to .*/nowhere, which does not exist" no_target \
+    map {FX}/src {DST}/sub --op md5
+row m-exec-directory 3 "cannot run '/tmp': it is a directory, not a command" nothing_created map {FX}/src {DST} --exec /tmp
+row m-exec-not-executable 3 "cannot run '/etc/passwd': not an executable file \(check its permissions: chmod \+x\)" \
+    nothing_created map {FX}/src {DST} --exec /etc/passwd
+path_dir() { mkdir -p "$AUX/bin/cat" && PRE=(env "PATH=$AUX/bin"); }
+SETUP=path_dir
+row m-exec-path-directory 3 "cannot run 'cat': .*/bin/cat in PATH is a directory, and no executable file of that name comes after it" \
+    nothing_created map {FX}/src {DST} --exec cat
+# ... while a directory before the command in PATH is only passed over, as execvp does.
+path_dir_then_bin() { mkdir -p "$AUX/bin/cat" && PRE=(env "PATH=$AUX/bin:$PATH"); }
+SETUP=path_dir_then_bin
+row m-exec-path-directory-skipped 0 - src_copied map {FX}/src {DST} --exec cat -q
+# A valid range past the end of the object: a fact about the object, exit 3, nothing written (usage errors are 2).
+row m-range-past-end 3 'a.txt: range starts at byte 100, past the end of the object \(6 bytes\)' - cat --range 100- {FX}/src/a.txt
+row m-range-past-end-gs 3 'three/a: offset 100 is past the end' - cat --range 100-200 gs://hostile-keys/three/a
+row m-range-syntax-first 2 "--range takes A-B, A- or -N .* not '1-x'" - cat --range 1-x {C}/no-such-file
+
+# -- option values are parsed strictly: no spaces, no sign, no exponent, no trailing junk; a value that would round to
+# 0 where 0 means something else (no limit, at once) is refused.
+row m-flag-j-space 2 "-j/--jobs takes a whole number from 1 to 1024, not ' 4'" nothing_created cp -j ' 4' {FX}/src {DST}
+row m-flag-j-plus 2 "-j/--jobs takes a whole number from 1 to 1024, not '\+4'" nothing_created cp -j +4 {FX}/src {DST}
+row m-flag-j-trailing 2 "not '4 '" nothing_created cp --jobs='4 ' {FX}/src {DST}
+row m-flag-timeout-rounds-to-0 2 "--timeout '0.0001s' is shorter than 1 ms and would round to 0, which means no time limit: give at least 1ms \(or 0\)" \
+    nothing_created map {FX}/src {DST} --exec cat --timeout 0.0001s
+row m-flag-timeout-exponent 2 "--timeout takes a duration .* not '1e3'" nothing_created map {FX}/src {DST} --exec cat --timeout 1e3
+row m-flag-timeout-hex 2 "--timeout takes a duration .* not '0x10'" nothing_created map {FX}/src {DST} --exec cat --timeout 0x10
+row m-flag-grace-rounds-to-0 2 "--grace '0.0004s' is shorter than 1 ms and would round to 0, which means abandon in-flight objects at once" \
+    nothing_created cp {FX}/src {DST} --grace 0.0004s
+row m-flag-memory-space 2 "--memory-limit takes a size such as 64M or 1G, not ' 64M'" nothing_created \
+    cp --memory-limit ' 64M' {FX}/src {DST}
+row m-flag-memory-below-a-byte 2 "--memory-limit takes a size .* not '0.5'" nothing_created cp --memory-limit 0.5 {FX}/src {DST}
+row m-flag-upload-chunk-plus 2 "--upload-chunk takes a size of at least 256K such as 8M, not '\+8M'" nothing_created \
+    cp --upload-chunk +8M {FX}/src gs://hostile-msg/u
+row m-flag-retries-plus 2 "--retries takes a whole number from 0 to 100, not '\+1'" - ls --retries +1 {FX}/src
+row m-flag-retry-max-space 2 "--retry-max-ms takes a whole number of milliseconds from 1 to 86400000, not ' 50'" - \
+    ls --retry-max-ms ' 50' {FX}/src
+row m-flag-mem-interval-trailing 2 "--mem-interval .* not '100ms'" nothing_created cp --mem-interval 100ms {FX}/src {DST}
+row m-watch-interval-space 2 "--interval ' 100': want milliseconds, 10 to 86400000" - watch --interval ' 100' -- true
+row m-watch-limit-plus 2 "--limit '\+1G': want a size such as 512M or 2G" - watch --limit +1G -- true
+row m-flag-j-leading-zero 0 - src_copied cp -j 08 -q {FX}/src {DST}
+
+# -- sluice watch quotes the command as every message quotes names: a newline in it is "\n", in the summary, the
+# chart's title, its messages; the report has it as a JSON array. (Its summary is a block of lines: not a row.)
+C="$T/case/m-watch-newline" AUX="$T/case/m-watch-newline/aux"
+mkdir -p "$AUX"
+say "not a row: sluice watch of a command with a newline and a control character in it"
+run "$SLUICE" watch --chart "$AUX/c.svg" --report "$AUX/r.json" -- sh -c $'true\ntrue' x $'a\x01b'
+expect_rc 0
+expect_eq "the summary's first line" 'sluice watch: sh -c true\ntrue x a\x01b' "$(head -1 "$ERR")"
+expect_eq "summary lines (the command on one)" 6 "$(wc -l <"$ERR")"
+grep -qF '<title>sluice watch: sh -c true\ntrue x a\x01b: memory ' "$AUX/c.svg" ||
+    fail "the chart's title" "the command on one line, escaped" "$(grep -m1 -o '<title>[^<]*' "$AUX/c.svg")"
+expect_eq "the report's command" '["sh", "-c", "true\ntrue", "x", "a\u0001b"]' "$(json_field "$AUX/r.json" 'd["command"]')"
+run "$SLUICE" watch -- $'no-such\ncommand-sl'
+expect_rc 127
+expect_err_one_line 'sluice: watch: no-such\ncommand-sl: command not found'
+# The same in the chart of a job: its title names the source as messages do.
+nl_source() { mkdir -p "$AUX/in"$'\n'"put" && echo x >"$AUX/in"$'\n'"put/x"; }
+nl_title() {
+    grep -qF '<title>sluice map --op count '"$AUX"'/in\nput -&gt; ' "$AUX/c.svg" ||
+        fail "the chart's title" "the source on one line, escaped" "$(grep -m1 -o '<title>[^<]*' "$AUX/c.svg")"
+}
+SETUP=nl_source
+row m-chart-title-newline 0 - nl_title map {AUX}/in$'\n'put {DST} --op count --chart {AUX}/c.svg -q
 
 # ============================================================================================================
 say "security: object names never reach a shell; TLS is verified; the umask is respected"

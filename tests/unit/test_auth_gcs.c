@@ -196,8 +196,30 @@ static void test_anonymous(void) {
     strcpy(buf, "x");
     ASSERT_INT_EQ(sl__gcs_auth_header(auth, buf, sizeof(buf)), 0);
     ASSERT_STR_EQ(buf, "");
-    ASSERT_CONTAINS(sl__gcs_auth_source(auth), "STORAGE_EMULATOR_HOST");
+    ASSERT_STR_EQ(sl__gcs_auth_source(auth), "anonymous access (STORAGE_EMULATOR_HOST=http://127.0.0.1:9)");
     sl__gcs_auth_destroy(auth);
+    /* Requests sent to another endpoint (--endpoint) are still anonymous, and the description names where they go. */
+    opts = (sl__gcs_auth_options){.endpoint = "http://127.0.0.1:7"};
+    ASSERT_INT_EQ(sl__gcs_auth_new(&opts, &auth), 0);
+    ASSERT_INT_EQ(sl__gcs_auth_header(auth, buf, sizeof(buf)), 0);
+    ASSERT_STR_EQ(buf, "");
+    ASSERT_STR_EQ(
+        sl__gcs_auth_source(auth),
+        "anonymous access to http://127.0.0.1:7 (--endpoint; no credentials, as STORAGE_EMULATOR_HOST is set)");
+    sl__gcs_auth_destroy(auth);
+    /* The store's endpoint is the variable's: anonymous, whatever else is configured, and said so. */
+    opts = (sl__gcs_auth_options){.emulator = true, .token_file = "/nonexistent/token"};
+    ASSERT_INT_EQ(sl__gcs_auth_new(&opts, &auth), 0);
+    ASSERT_INT_EQ(sl__gcs_auth_header(auth, buf, sizeof(buf)), 0);
+    ASSERT_STR_EQ(buf, "");
+    ASSERT_STR_EQ(sl__gcs_auth_source(auth), "anonymous access (STORAGE_EMULATOR_HOST=http://127.0.0.1:9)");
+    sl__gcs_auth_destroy(auth);
+    /* Both variables: the store's endpoint is CLOUD_STORAGE_EMULATOR_ENDPOINT's, and so is the one named. */
+    setenv("CLOUD_STORAGE_EMULATOR_ENDPOINT", "http://127.0.0.1:8", 1);
+    ASSERT_INT_EQ(sl__gcs_auth_new(NULL, &auth), 0);
+    ASSERT_STR_EQ(sl__gcs_auth_source(auth), "anonymous access (CLOUD_STORAGE_EMULATOR_ENDPOINT=http://127.0.0.1:8)");
+    sl__gcs_auth_destroy(auth);
+    unsetenv("CLOUD_STORAGE_EMULATOR_ENDPOINT");
     char path[400];
     path_in_tmp(path, sizeof(path), "emu_token");
     write_file(path, FILE_TOKEN "\n");
@@ -245,8 +267,8 @@ static void test_env_token(void) {
     sl__gcs_auth_invalidate(auth, buf);
     for (int i = 0; i < 2; i++) {
         ASSERT_INT_EQ(sl__gcs_auth_header(auth, buf, sizeof(buf)), SL_EACCES);
-        ASSERT_CONTAINS(sl_last_error(), "the access token from access token from GOOGLE_OAUTH_ACCESS_TOKEN was "
-                                         "rejected (401): it may have expired; provide a fresh one");
+        ASSERT_STR_EQ(sl_last_error(), "the access token from GOOGLE_OAUTH_ACCESS_TOKEN was rejected (401): it may "
+                                       "have expired; provide a fresh one");
         assert_no_secret(sl_last_error(), NULL);
     }
     sl__gcs_auth_destroy(auth);
@@ -305,6 +327,7 @@ static void test_token_file(void) {
     ASSERT_INT_EQ(sl__gcs_auth_header(auth, buf, sizeof(buf)), SL_EACCES);
     ASSERT_CONTAINS(sl_last_error(), "was rejected (401)");
     ASSERT_CONTAINS(sl_last_error(), path);
+    ASSERT_TRUE(strncmp(sl_last_error(), "the access token in file ", 25) == 0); /* said once, not twice */
     assert_no_secret(sl_last_error(), NULL);
     /* Whoever rotates the file wrote a new token: it is used. */
     write_file(path, "ya29.rotated-SECRET\n");
@@ -597,8 +620,15 @@ static void test_metadata(void) {
     get_header(auth, buf);
     ASSERT_UINT_EQ(sl__gcs_auth_fetches(auth), 1);
     ASSERT_INT_EQ(gcs_server_stat(&srv, "tokens_issued"), 1);
-    sl__gcs_auth_destroy(auth);
+    /* Gone after it gave a token: an outage, in a message that names the metadata server once. */
     gcs_server_stop(&srv);
+    sl__gcs_auth_invalidate(auth, buf);
+    ASSERT_INT_EQ(sl__gcs_auth_header(auth, buf, sizeof(buf)), SL_EIO);
+    ASSERT_TRUE(sl__gcs_auth_unreachable(auth));
+    snprintf(expect, sizeof(expect), "metadata server at 127.0.0.1:%d: cannot reach it at http://127.0.0.1:%d/",
+             srv.port, srv.port);
+    ASSERT_CONTAINS(sl_last_error(), expect);
+    sl__gcs_auth_destroy(auth);
 }
 
 static void test_metadata_unreachable(void) {

@@ -440,6 +440,36 @@ static void test_bad_sources_and_destinations(void) {
     o.src_url = src;
     o.dst_url = "-";
     ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);
+
+    /* What no object could get past is refused by sl_job_new, before anything runs: a destination that is a symbolic
+     * link to nothing (or under one), a command that is a directory or not executable. */
+    char link[PATH_MAX], under[PATH_MAX], target[PATH_MAX], plain[PATH_MAX];
+    snprintf(link, sizeof(link), "%s/dangling-dst", s_root);
+    snprintf(target, sizeof(target), "%s/dangling-target", s_root);
+    snprintf(under, sizeof(under), "%s/dangling-dst/sub", s_root);
+    ASSERT_INT_EQ(symlink(target, link), 0);
+    const char *dsts[] = {link, under};
+    for (size_t i = 0; i < 2; i++) {
+        o.dst_url = dsts[i];
+        job = NULL;
+        ASSERT_INT_EQ(sl_job_new(&o, &job), SL_ENOENT);
+        ASSERT_TRUE(job == NULL);
+        ASSERT_TRUE(strstr(sl_last_error(), "is a symbolic link to") != NULL);
+        ASSERT_TRUE(strstr(sl_last_error(), "which does not exist") != NULL);
+        ASSERT_TRUE(access(target, F_OK) != 0);
+    }
+    snprintf(plain, sizeof(plain), "%s/not-executable", s_root);
+    write_file(plain, "#!/bin/sh\n", 10);
+    chmod(plain, 0644);
+    const char *dir_argv[] = {s_root, NULL}, *plain_argv[] = {plain, NULL};
+    sl_job_options x = {.kind = SL_JOB_EXEC, .src_url = src, .dst_url = "-", .argv = dir_argv};
+    job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&x, &job), SL_EISDIR);
+    ASSERT_TRUE(strstr(sl_last_error(), "it is a directory, not a command") != NULL);
+    x.argv = plain_argv;
+    ASSERT_INT_EQ(sl_job_new(&x, &job), SL_EACCES);
+    ASSERT_TRUE(strstr(sl_last_error(), "not an executable file") != NULL);
+    ASSERT_TRUE(job == NULL);
 }
 
 static void put_text(const char *dir, const char *name, const char *text) {
