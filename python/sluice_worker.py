@@ -369,14 +369,14 @@ class _Output(io.BufferedIOBase):
 # Serving
 
 def _describe(exc, tb=None):
-    """'Type: message' and the traceback's innermost frames, bounded, as one error text."""
+    """'Type: message' and the innermost frames of traceback tb (if any), bounded, as one error text."""
     name = type(exc).__name__
     text = str(exc)
     head = "%s: %s" % (name, text) if text else name
     if len(head) > _ERROR_HEAD:
         half = _ERROR_HEAD // 2
         head = head[:half] + " [...] " + head[-half:]
-    frames = "".join(traceback.format_tb(tb if tb is not None else exc.__traceback__))
+    frames = "".join(traceback.format_tb(tb)) if tb is not None else ""
     if frames:
         if len(frames) > _ERROR_TAIL:
             frames = "[...]" + frames[-_ERROR_TAIL:]

@@ -303,6 +303,7 @@ class Objects(WorkerTest):
         final, _, _ = w.ask(b"surrogate/\xff", b"")
         self.assertIs(final["ok"], False)
         self.assertTrue(final["error"].startswith("ValueError: the result is not valid Unicode"), final)
+        self.assertNotIn("Traceback", final["error"])  # a check of the module's: no frames of its own
         final, _, _ = w.ask(b"surrogate/caf\xc3\xa9", b"")
         self.assertEqual(final, {"ok": True, "result": {"name": "surrogate/caf\u00e9"}})
         self.assertEqual(w.close(), 0)
