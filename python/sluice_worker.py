@@ -495,7 +495,8 @@ def _start(reader, fd, setup):
     global job
     hello = _read_line(reader, "sluice's hello")
     if hello is None:
-        raise ProtocolError("the input ended before sluice's hello")
+        raise ProtocolError("the input ended before sluice's hello (this program is a sluice worker: run it with "
+                            "sluice map SRC DST --worker CMD)")
     if hello.get("hello") != "sluice" or not isinstance(hello.get("versions"), list):
         raise ProtocolError("sluice's hello: not a hello: %s" % _clip(json.dumps(hello)))
     mine = {"hello": "worker", "version": PROTOCOL_VERSION,

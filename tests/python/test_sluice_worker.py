@@ -26,8 +26,9 @@ def b64_rule(header, name, raw):
         return
     try:
         header[name] = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        header[name] = raw.decode("utf-8", "replace")
+    except UnicodeDecodeError:  # sluice's display form: each stray byte as the character of the same number
+        escaped = raw.decode("utf-8", "surrogateescape")
+        header[name] = "".join(chr(ord(c) - 0xDC00) if "\udc80" <= c <= "\udcff" else c for c in escaped)
         header[name + "_b64"] = base64.b64encode(raw).decode("ascii")
 
 
