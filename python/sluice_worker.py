@@ -324,8 +324,8 @@ class _Output(io.BufferedIOBase):
         return True
 
     def write(self, b):
-        if self._done:
-            raise ValueError("this object's answer has been sent: its output can no longer be written")
+        if self._done or self.closed:
+            raise ValueError("this object's output is closed (or its answer sent): it can no longer be written")
         view = memoryview(b).cast("B")
         self.touched = True
         n = len(view)

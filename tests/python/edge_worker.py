@@ -6,11 +6,12 @@
 Keys (the first component decides): raise/... raises ValueError; print/... prints to stdout in every way user code
 can (print, sys.stdout, descriptor 1, a child process), then answers like echo; info/... answers result members
 describing the object and the process (setup calls, pid, the key's bytes in hex); partial/... (--stream) reads only
-the first 10 bytes; md5/... answers the data's MD5 (streamed in 1 MiB pieces with --stream); reserved/... answers a
+the first 10 bytes; text/... (--stream) writes through io.TextIOWrapper; md5/... answers the data's MD5 (streamed in 1 MiB pieces with --stream); reserved/... answers a
 result member named "key"; none/... returns None; surrogate/... returns its key (a str that
 may hold surrogate escapes) as a result member; anything else is echoed (the output is the data, upper-cased for ASCII letters).
 """
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -74,6 +75,12 @@ def streamed(obj, out, context):
         raise ValueError("bad object %s" % obj.key)
     if kind == "info":
         return info(obj, context)
+    if kind == "text":
+        text = io.TextIOWrapper(out, encoding="utf-8")
+        for line in io.TextIOWrapper(obj.stream, encoding="utf-8"):
+            text.write(line.strip() + " \u00e9\n")
+        text.close()
+        return {"closed_out": out.closed}
     if kind == "partial":
         head = obj.stream.read(10)
         return {"head": head.decode("latin-1")}

@@ -313,8 +313,9 @@ class Objects(WorkerTest):
         for mode in ([], ["--stream"]):
             w = self.worker(EDGE, *mode)
             w.start()
-            final, _, _ = w.ask(b"raise/x", b"abc", end={"ok": False, "error": "download failed"})
-            self.assertEqual(final, {"ok": False, "error": "sluice abandoned this object: download failed"})
+            for key in (b"raise/x", b"plain/x", b"md5/x"):  # fails before reading, reads it all, reads it whole
+                final, _, _ = w.ask(key, b"abc", end={"ok": False, "error": "download failed"})
+                self.assertEqual(final, {"ok": False, "error": "sluice abandoned this object: download failed"})
             final, out, _ = w.ask(b"plain/y", b"ok")
             self.assertEqual(out, b"OK")
             self.assertEqual(w.close(), 0)
@@ -327,6 +328,14 @@ class Objects(WorkerTest):
         self.assertEqual(final, {"ok": True, "result": {"head": data[:10].decode("latin-1")}})
         final, out, _ = w.ask(b"plain/b", b"after")
         self.assertEqual(out, b"AFTER")
+        self.assertEqual(w.close(), 0)
+
+    def test_text_wrappers_on_the_streams(self):
+        w = self.worker(EDGE, "--stream")
+        w.start()
+        final, out, _ = w.ask(b"text/a", "one\ntwo\n".encode())
+        self.assertEqual(final, {"ok": True, "size": len(out), "result": {"closed_out": True}})
+        self.assertEqual(out.decode("utf-8"), "one \u00e9\ntwo \u00e9\n")
         self.assertEqual(w.close(), 0)
 
     def test_chunks_of_any_size(self):
