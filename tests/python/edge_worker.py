@@ -19,6 +19,11 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 import sluice_worker  # noqa: E402
 
+# Safe under sluice (SLUICE_WORKER_ID set: the module took the pipes at import), and with a buffered sys.stdout
+# (run() flushes it once descriptor 1 is stderr); with neither, it would reach the protocol before run() starts.
+if os.environ.get("SLUICE_WORKER_ID") is not None or os.environ.get("EDGE_PRINT_AT_IMPORT"):
+    print("a print at import time, before run()")
+
 SETUP_CALLS = 0
 
 

@@ -42,7 +42,11 @@ class Worker:
     def __init__(self, *argv, env=None):
         full_env = dict(os.environ, SLUICE_WORKER_ID="0", SLUICE_JOBS="1")
         full_env.pop("PYTHONPATH", None)  # the workers find the module on their own
-        full_env.update(env or {})
+        for name, value in (env or {}).items():
+            if value is None:
+                full_env.pop(name, None)
+            else:
+                full_env[name] = value
         self.proc = subprocess.Popen([sys.executable] + list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=full_env, start_new_session=True)
         self._err = []
@@ -257,8 +261,10 @@ class Objects(WorkerTest):
         w.close()
 
     def test_user_code_printing_to_stdout(self):
-        for mode in ([], ["--stream"]):
-            w = self.worker(EDGE, *mode)
+        # Without SLUICE_WORKER_ID the module takes the pipes only when run() starts, after the print at import time.
+        buffered = {"SLUICE_WORKER_ID": None, "PYTHONUNBUFFERED": None, "EDGE_PRINT_AT_IMPORT": "1"}
+        for mode, env in (([], {}), (["--stream"], {}), ([], {"SLUICE_WORKER_ID": None}), ([], buffered)):
+            w = self.worker(EDGE, *mode, env=env)
             w.start()
             final, out, _ = w.ask(b"print/a", b"payload")
             self.assertEqual(final, {"ok": True, "size": 7})
@@ -267,9 +273,11 @@ class Objects(WorkerTest):
             self.assertEqual((final["ok"], out), (True, b"NEXT"))
             self.assertEqual(w.close(), 0)
             err = w.stderr()
-            for text in ("print() from user code print/a", "sys.stdout.write from user code",
+            for text in ("setup printed this", "print() from user code print/a", "sys.stdout.write from user code",
                          "os.write(1) from user code", "a child process writing to its stdout"):
                 self.assertIn(text, err)
+            if env.get("SLUICE_WORKER_ID", "") is not None or env.get("EDGE_PRINT_AT_IMPORT"):
+                self.assertIn("a print at import time, before run()", err)
 
     def test_exception_fails_the_object_alone(self):
         for mode in ([], ["--stream"]):
@@ -288,6 +296,8 @@ class Objects(WorkerTest):
                 self.assertEqual(chunks, 1)  # what it wrote before failing went out, and is discarded by sluice
             final, out, _ = w.ask(b"plain/y", b"ok")
             self.assertEqual((final, out), ({"ok": True, "size": 2}, b"OK"))
+            final, _, _ = w.ask(b"raise/\xff\n", b"")  # a message quoting a key that is not UTF-8
+            self.assertTrue(final["error"].startswith("ValueError: bad object raise/\\xff\n"), final)
             self.assertEqual(w.close(), 0)
 
     def test_reserved_result_member(self):
