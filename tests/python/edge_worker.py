@@ -3,12 +3,18 @@
 
     edge_worker.py [--stream] [--setup-fails]
 
-Keys (the first component decides): raise/... raises ValueError; print/... prints to stdout in every way user code
-can (print, sys.stdout, descriptor 1, a child process), then answers like echo; info/... answers result members
-describing the object and the process (setup calls, pid, the key's bytes in hex); partial/... (--stream) reads only
-the first 10 bytes; text/... (--stream) writes through io.TextIOWrapper; md5/... answers the data's MD5 (streamed in 1 MiB pieces with --stream); reserved/... answers a
-result member named "key"; none/... returns None; surrogate/... returns its key (a str that
-may hold surrogate escapes) as a result member; anything else is echoed (the output is the data, upper-cased for ASCII letters).
+Keys (the first component decides):
+  raise/...      raises ValueError (--stream: after writing some output)
+  print/...      prints to stdout in every way user code can (print, sys.stdout, descriptor 1, a child process),
+                 then answers like any other key
+  info/...       result members describing the object and the process (setup calls, pid, the key's bytes in hex)
+  md5/...        the data's MD5 as a result member (--stream: read in 1 MiB pieces)
+  partial/...    (--stream) reads only the first 10 bytes
+  text/...       (--stream) reads and writes through io.TextIOWrapper
+  reserved/...   a result member named "key"
+  none/...       returns None
+  surrogate/...  its key (a str that may hold surrogate escapes) as a result member
+  anything else  the output is the data, ASCII letters upper-cased
 """
 import hashlib
 import io
@@ -38,11 +44,11 @@ def setup():
 
 def info(obj, context):
     return {"setup_calls": context["calls"], "setup_count": SETUP_CALLS, "pid": os.getpid(),
-            "key_hex": obj.key_bytes.hex(), "key_roundtrip": obj.key.encode("utf-8", "surrogateescape") == obj.key_bytes,
+            "key_hex": obj.key_bytes.hex(),
+            "key_roundtrip": obj.key.encode("utf-8", "surrogateescape") == obj.key_bytes,
             "object_size": obj.size, "url_hex": obj.url_bytes.hex() if obj.url_bytes is not None else None,
             "output_key_hex": obj.output_key_bytes.hex() if obj.output_key_bytes is not None else None,
-            "metadata": obj.metadata,
-            "worker_id": os.environ.get("SLUICE_WORKER_ID")}
+            "metadata": obj.metadata, "worker_id": os.environ.get("SLUICE_WORKER_ID")}
 
 
 def print_everywhere(obj):
