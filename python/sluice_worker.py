@@ -17,7 +17,8 @@ docs/worker-protocol.md. This module speaks it, so a worker is a function::
   DST that line is the output object, as ``--op md5`` writes it. ``key``, ``size`` and ``output`` are sluice's names;
 - ``None``: no output of its own: the result line ``{"key":...,"size":...}`` is the output.
 
-For objects too big for memory, the streaming form reads ``obj.stream`` (a binary file object that reads exactly the
+The simple form holds the whole object in memory (twice, briefly, while it is put together from its chunks). For big
+objects, the streaming form reads ``obj.stream`` (a binary file object that reads exactly the
 object's bytes, then returns ``b""``) and writes to ``out`` (a binary file object; wrap it in ``io.TextIOWrapper`` for
 text, and close the wrapper before returning)::
 
