@@ -18,9 +18,9 @@ docs/worker-protocol.md. This module speaks it, so a worker is a function::
 - ``None``: no output of its own: the result line ``{"key":...,"size":...}`` is the output.
 
 The simple form holds the whole object in memory (twice, briefly, while it is put together from its chunks). For big
-objects, the streaming form reads ``obj.stream`` (a binary file object that reads exactly the
-object's bytes, then returns ``b""``) and writes to ``out`` (a binary file object; wrap it in ``io.TextIOWrapper`` for
-text, and close the wrapper before returning)::
+objects, the streaming form reads ``obj.stream`` (a binary file object that reads exactly the object's bytes, then
+returns ``b""``) and writes to ``out`` (a binary file object; wrap it in ``io.TextIOWrapper`` for text, and close the
+wrapper before returning)::
 
     def process(obj, out):
         for line in obj.stream:
