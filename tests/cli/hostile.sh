@@ -888,7 +888,7 @@ row cp-fifo 3 'fifo: a FIFO, not a regular file or a directory' nothing_created 
 rm -f "$FX/fifo" "$FX/zero-link"
 
 # ============================================================================================================
-say "transfers that break but get further resume for as long as they do"
+say "transfers that break but get further resume for as long as they do; a command's exit ends its object"
 # -- Only attempts without progress count against --retries and --retry-deadline-ms (as in gsutil and Google's client
 # libraries): a transfer that got 256 KiB further since its count last started counts from zero again.
 gcs_seed '{"bucket": "hostile-resume", "count": 1, "name_format": "big/{:02d}", "size": 8388608}'
@@ -945,6 +945,44 @@ row resume-progress-upload 0 - resume_uploaded cp {FX}/resume-up gs://hostile-re
     "${FAST[@]}" --header "x-retry-test-id: $ID"
 gcs_expect_consumed "$ID"
 rm -f "$FX/resume-big"
+
+# -- map: a command's exit ends its object. Once what it wrote before it exited is read, its stdout gets 1 s to reach
+# its end: a process it left running with that stdout (a background job, a daemon) makes the output incomplete (not
+# committed, the object fails, what is left in the command's process group is stopped); one that holds only its
+# stderr is not waited for.
+BGS="60.$$7" # a sleep of this run's own, so that what is left of it can be found
+bg_left() { pgrep -f "^sleep ${BGS//./\\.}\$" || true; }
+bg_kill() { local p; for p in $(bg_left); do kill -KILL "$p" 2>/dev/null || true; done; }
+bg_failed() {
+    [ "$ELAPSED" -lt 30 ] || fail "a command whose background job holds its stdout for 60 s" "done 1 s after it exits" \
+        "${ELAPSED} s"
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+    expect_eq "outputs" "" "$(files_in "$DST")"
+    local i # a SIGKILL takes effect a moment after it is sent: up to 10 s on a loaded machine
+    for ((i = 0; i < 100; i++)); do [ -n "$(bg_left)" ] || break; sleep 0.1; done
+    expect_eq "background jobs left in the commands' process groups" "" "$(bg_left)"
+    bg_kill
+}
+row exec-bg-holds-stdout 1 'FAILED a\.txt: command exited with status 0 but left a process holding its stdout open \(still open 1 s after the exit\): the output may be incomplete, not committed' \
+    bg_failed map {FX}/src {DST} --shell --exec "cat; sleep $BGS & echo bg"
+# A job that left the process group (setsid) holds the stdout past --timeout: the message says what happened, where
+# "command timed out" was said although the command had exited 0 at once.
+bg_detached() {
+    ! grep -q 'timed out' "$ERR" || fail "message for a command that exited 0 at once" "not 'timed out'" "$(cat "$ERR")"
+    expect_eq "outputs" "" "$(files_in "$DST")"
+    bg_kill
+}
+row exec-bg-setsid-timeout 1 'FAILED a\.txt: command exited with status 0 but left a process holding its stdout open' \
+    bg_detached map {FX}/src {DST} --include a.txt --shell --exec "cat; setsid sleep $BGS & echo bg" --timeout 10s
+bg_stderr() {
+    [ "$ELAPSED" -lt 30 ] || fail "a command whose background job holds its stderr for 60 s" "done 1 s after it exits" \
+        "${ELAPSED} s"
+    src_copied
+    expect_eq "output of a.txt" "$(printf 'alpha\nbg')" "$(cat "$DST/a.txt")"
+    expect_eq "background jobs holding only stderr: left alone" 3 "$(bg_left | wc -l)"
+    bg_kill
+}
+row exec-bg-holds-stderr 0 - bg_stderr map {FX}/src {DST} -q --shell --exec "cat; sleep $BGS >/dev/null & echo bg"
 
 # ============================================================================================================
 say "a name with a newline is escaped in every output format"
