@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,9 @@ extern char **environ;
 #define S_STDERR_KEEP 1536
 #define S_POLL_MS 200
 #define S_TERM_GRACE_MS 2000
+/* After the child's exit, once what it wrote before it exited has been read: how long the end of its stdout and
+ * stderr is waited for (a process it left running may hold them open). */
+#define S_EXIT_DRAIN_MS 1000
 
 static const char *const s_env_names[] = {"SLUICE_KEY=", "SLUICE_SIZE=", "SLUICE_URL=", "SLUICE_OUTPUT_KEY="};
 #define S_ENV_COUNT (sizeof(s_env_names) / sizeof(s_env_names[0]))
@@ -64,6 +68,9 @@ typedef struct s_child {
     bool reaped;
     int status;
     int64_t deadline_ms; /* sl__now_ms() past which the child is stopped; 0 = no limit */
+    bool exited;         /* seen to have exited, not reaped yet (s_exited) */
+    bool out_held;       /* its stdout was still open S_EXIT_DRAIN_MS after its exit: held by what it left running */
+    size_t out_unread;   /* bytes in its stdout pipe when its exit was seen and not read yet */
 } s_child;
 
 static void s_close(int *fd) {
@@ -114,6 +121,17 @@ static long s_until_deadline_ms(const s_child *ch, long most) {
 static void s_sleep_us(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
+}
+
+/* Whether the child has exited, seen without reaping it (WNOWAIT): until it is reaped, its pid and so its process
+ * group id cannot be reused, and whatever it left running in its group can still be signalled. */
+static bool s_exited(s_child *ch) {
+    if (!ch->exited && ch->pid > 0 && !ch->reaped) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        ch->exited = waitid(P_PID, (id_t)ch->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == ch->pid;
+    }
+    return ch->exited;
 }
 
 static void s_waitpid_blocking(s_child *ch) {
@@ -360,6 +378,27 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
     while (ch->in_w >= 0 || ch->out_r >= 0 || ch->err_r >= 0) {
         if (s_aborted(task))
             return s_cancel(task, ch);
+        if (!ch->exited && s_exited(ch)) {
+            /* The command's exit ends its object: the rest of its input is not needed, and its output has reached
+             * its end once what is still in the pipes has been read. Only a process it left running (a background
+             * job, a daemon) that inherited the pipes can keep them open: that is waited for S_EXIT_DRAIN_MS at
+             * most, the time limit no longer applies (the command has not timed out). */
+            s_close(&ch->in_w);
+            /* What it wrote before it exited is its output, read however long writing it out takes (a slow
+             * destination); the bound starts once that is read. */
+            int unread = 0;
+            if (ch->out_r >= 0 && ioctl(ch->out_r, FIONREAD, &unread) < 0)
+                unread = 0;
+            ch->out_unread = unread > 0 ? (size_t)unread : 0;
+            ch->deadline_ms = ch->out_unread ? 0 : sl__now_ms() + S_EXIT_DRAIN_MS;
+        }
+        if (s_expired(ch) && ch->exited) {
+            /* A stderr held open is not waited for; a stdout held open means the output may be incomplete. */
+            s_close(&ch->err_r);
+            ch->out_held = ch->out_r >= 0;
+            s_close(&ch->out_r);
+            break;
+        }
         if (s_expired(ch))
             return s_time_out(st, task, ch);
         if (ch->in_w >= 0 && in_off == in_len) {
@@ -423,6 +462,11 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
                     return sl__task_fail(task, rc, "out of memory");
                 if (rc < 0)
                     return s_store_failed(task, rc, "cannot write the output");
+                if (ch->out_unread) {
+                    ch->out_unread -= (size_t)r < ch->out_unread ? (size_t)r : ch->out_unread;
+                    if (!ch->out_unread)
+                        ch->deadline_ms = sl__now_ms() + S_EXIT_DRAIN_MS;
+                }
             } else if (errno != EAGAIN && errno != EINTR) {
                 return s_pipe_failed(task, errno, "cannot read the command's stdout");
             }
@@ -552,7 +596,14 @@ static int s_emit_output(s_state *st, sl__task *task) {
     return 0;
 }
 
-static int s_judge(s_state *st, sl__task *task, int status) {
+static int s_judge(s_state *st, sl__task *task, const s_child *ch) {
+    int status = ch->status;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ch->out_held)
+        return sl__task_fail(task, SL_ECHILD,
+                             "command exited with status 0 but left a process holding its stdout open (still open "
+                             "%d s after the exit): the output may be incomplete, not committed (redirect background "
+                             "jobs: 'job >/dev/null &')",
+                             S_EXIT_DRAIN_MS / 1000);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return task->out ? 0 : s_emit_output(st, task);
     char what[64];
@@ -587,12 +638,14 @@ static int s_run(s_state *st, sl__task *task) {
     if (st->cfg->timeout_ms)
         ch.deadline_ms = sl__now_ms() + st->cfg->timeout_ms;
     rc = s_pump(st, task, &ch);
-    if (rc == 0)
+    if (rc == 0 && ch.out_held)
+        s_stop(&ch); /* reaps it, and stops what it left in its process group: nothing reads that output now */
+    if (rc == 0 && !ch.reaped)
         rc = s_reap(st, task, &ch);
     /* The one cleanup path: after a failure the child may still be running and the pipes open. */
     s_close_pipes(&ch);
     s_kill_and_reap(&ch);
-    return rc < 0 ? rc : s_judge(st, task, ch.status);
+    return rc < 0 ? rc : s_judge(st, task, &ch);
 }
 
 static int s_process(void *state, sl__task *task) {

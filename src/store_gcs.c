@@ -55,6 +55,8 @@
 /* What a recorded fingerprint is followed by in the metadata: the object's own size and CRC32C at its commit. */
 #define S_OUT_FMT " out_size=%" PRIu64 " out_crc32c=%08" PRIx32
 #define S_OUT_CAP 64
+/* How much further a broken transfer must get for its retries to count from zero again (s_progressed). */
+#define S_PROGRESS_BYTES ((uint64_t)256 * 1024)
 
 typedef struct s_store {
     sl_store base;
@@ -277,6 +279,24 @@ static bool s_backoff(s_client *c, s_attempts *a) {
         left -= slice;
     }
     return !sl__http_aborted();
+}
+
+/* A download or a resumable upload that broke may have got further before it broke. Counting its retries from its
+ * first attempt would fail a big object over a link that breaks every few MiB although every attempt advanced, and a
+ * deadline counted from the first byte would refuse any retry to a transfer that simply ran longer than it. So, as
+ * gsutil and Google's client libraries do, only attempts without progress count: once the transfer stands
+ * S_PROGRESS_BYTES or more past `*mark` (where its count last started; `at` is where it stands now), its retries and
+ * its deadline start again from here. An attempt that brings fewer bytes is not progress: a server that sends a byte
+ * per attempt still exhausts --retries (and --retry-deadline-ms), and a whole transfer makes at most --retries
+ * attempts per S_PROGRESS_BYTES of the object. */
+static void s_progressed(s_attempts *a, uint64_t *mark, uint64_t at) {
+    if (at < *mark || at - *mark < S_PROGRESS_BYTES)
+        return;
+    *mark = at;
+    a->retries = 0;
+    a->started_ms = sl__now_ms();
+    a->held_ms = 0;
+    a->refreshed = false;
 }
 
 /* Adds the Authorization header to extra headers. `auth` must hold 4 KiB. */
@@ -839,6 +859,7 @@ typedef struct s_reader {
     uint64_t dec_skip; /* decompressed bytes still to drop before the caller's offset */
     uint64_t dec_left; /* decompressed bytes still to deliver; UINT64_MAX: to the end */
     s_attempts attempts;
+    uint64_t progress_mark; /* the stored offset where the count of `attempts` last started (s_progressed) */
 } s_reader;
 
 /* Server text in a message: `text` itself, or a note that it was left out because it quotes a credential. */
@@ -865,6 +886,7 @@ static int s_gunzip_start(s_reader *r) {
     r->dec_skip = r->offset;
     r->dec_left = r->end == UINT64_MAX ? UINT64_MAX : r->end - r->offset;
     r->offset = 0;
+    r->progress_mark = 0;
     r->end = UINT64_MAX;
     r->whole = true;
     r->crc = 0;
@@ -1066,6 +1088,7 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
     r->whole = offset == 0 && length == SL_LENGTH_TO_END;
     r->final_rc = 1;
     r->attempts.started_ms = sl__now_ms();
+    r->progress_mark = offset;
     if (r->end == offset) {
         /* An empty range: nothing to fetch, but the object must exist. */
         sl_object obj;
@@ -1158,10 +1181,30 @@ static int s_read_end(s_reader *r) {
     return rc;
 }
 
+/* The stream broke (`n`: what the read returned) and no retry is left: says where the download stopped and that its
+ * resumes got no further, after the transport's own reason. An abandoned request keeps its own message. */
+static int s_download_gave_up(s_reader *r, int64_t n) {
+    s_store *st = s_st(&r->client->base);
+    if (n < 0 && n != SL_EIO)
+        return (int)n;
+    if (sl__http_aborted())
+        return sl__fail(SL_ECANCELED, "gs://%s/%s: download stopped at byte %" PRIu64 ": the job is stopping",
+                        st->bucket, r->name, r->offset);
+    char why[1024];
+    snprintf(why, sizeof(why), "%s", n < 0 ? sl_last_error() : "the answer ended early");
+    char of[48] = "";
+    if (r->end != UINT64_MAX)
+        snprintf(of, sizeof(of), " of %" PRIu64, r->end);
+    return sl__fail(SL_EIO,
+                    "gs://%s/%s: download stopped at byte %" PRIu64 "%s: %s (%u attempts in a row brought less than "
+                    "%u KiB in all: only attempts without progress count against --retries and --retry-deadline-ms)",
+                    st->bucket, r->name, r->offset, of, why, r->attempts.retries + 1,
+                    (unsigned)(S_PROGRESS_BYTES / 1024));
+}
+
 /* Stored bytes of the stream into buf: >0, 0 once [offset, end) has been delivered and passed its checks, <0. */
 static int64_t s_read_stored(s_reader *r, void *buf, size_t cap) {
     s_client *c = r->client;
-    s_store *st = s_st(&c->base);
     while (r->offset < r->end) {
         if (!r->open) {
             int rc = s_reader_connect(r, NULL);
@@ -1187,11 +1230,9 @@ static int64_t s_read_stored(s_reader *r, void *buf, size_t cap) {
         r->open = false;
         if (n == 0 && r->end == UINT64_MAX && !dropping)
             break;
+        s_progressed(&r->attempts, &r->progress_mark, r->offset);
         if (!s_backoff(c, &r->attempts))
-            return n < 0 ? (int)n
-                         : sl__fail(SL_EIO,
-                                    "gs://%s/%s: download ended at byte %" PRIu64 " of %" PRIu64 " and did not resume",
-                                    st->bucket, r->name, r->offset, r->end);
+            return s_download_gave_up(r, n);
     }
     return s_read_end(r);
 }
@@ -1713,7 +1754,7 @@ static int s_send_chunk(s_writer *w, bool final) {
     uint64_t base_off = w->sent; /* first byte in the buffer */
     uint64_t total = base_off + w->len;
     s_attempts a = {.started_ms = sl__now_ms()};
-    uint64_t from = base_off;
+    uint64_t from = base_off, mark = base_off;
     for (;;) {
         char range[128], hash[64] = "";
         if (from == total)
@@ -1783,6 +1824,7 @@ static int s_send_chunk(s_writer *w, bool final) {
                             "gs://%s/%s: upload session holds %" PRIu64 " bytes, expected %" PRIu64 "..%" PRIu64,
                             st->bucket, w->name, have, base_off, total);
         from = have;
+        s_progressed(&a, &mark, from); /* the session kept part of the chunk: the next attempt starts further on */
         if (from == total && !final) {
             w->sent = total;
             w->len = 0;

@@ -229,12 +229,16 @@ say "  exit 3 $MS ms after the token endpoint died; $n whole files"
 export STORAGE_EMULATOR_HOST="127.0.0.1:$GCS_PORT"
 
 say "a server that answers 503 to everything is not unreachable: each object fails by its own retries, past the deadline"
-gcs_config '{"outage_s": 0, "delay_ms": 50}'
-gcs_seed "{\"bucket\": \"$BKT\", \"count\": 60, \"name_format\": \"few/{:02d}\", \"size\": 10}"
+# The outage must last well past the deadline: 90 objects or more still to do when it starts, each failing after 3
+# answers of 50 ms, 4 at a time, take over 3 s. Until then every answer takes 500 ms, so that the time this shell needs
+# to start the outage once the job is under way (seconds on a loaded machine) costs 8 objects a second at most, where
+# answers of 50 ms let the job finish most of its objects before the outage began.
+gcs_config '{"outage_s": 0, "delay_ms": 500}'
+gcs_seed "{\"bucket\": \"$BKT\", \"count\": 120, \"name_format\": \"few/{:03d}\", \"size\": 10}"
 gcs_stats_reset
 bg cp "gs://$BKT/few/" "$T/few" -j 4 --retries 2 "${FAST[@]}" --retry-deadline-ms 500 --report "$T/few.json"
-under_way 8
-gcs_config '{"outage_s": 600, "outage_status": 503}'
+under_way 4
+gcs_config '{"outage_s": 600, "outage_status": 503, "delay_ms": 50}'
 T0=$(date +%s%N)
 wait_job 60
 gcs_config '{"outage_s": 0, "outage_status": 0, "delay_ms": 0}'

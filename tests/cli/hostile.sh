@@ -1001,6 +1001,103 @@ row cp-fifo 3 'fifo: a FIFO, not a regular file or a directory' nothing_created 
 rm -f "$FX/fifo" "$FX/zero-link"
 
 # ============================================================================================================
+say "transfers that break but get further resume for as long as they do; a command's exit ends its object"
+# -- Only attempts without progress count against --retries and --retry-deadline-ms (as in gsutil and Google's client
+# libraries): a transfer that got 256 KiB further since its count last started counts from zero again.
+gcs_seed '{"bucket": "hostile-resume", "count": 1, "name_format": "big/{:02d}", "size": 8388608}'
+(yes big/00 || true) | head -c 8388608 >"$FX/resume-big" # the server's generated content: name and newline, repeated
+mkdir -p "$FX/resume-up"
+head -c 3145728 /dev/urandom >"$FX/resume-up/u3"
+breaks() { # breaks N INSTRUCTION: a retry test whose next N storage.objects.get requests each meet INSTRUCTION
+    local i list=""
+    for ((i = 0; i < $1; i++)); do list="$list\"$2\","; done
+    gcs_retry_test "{\"storage.objects.get\": [${list%,}]}"
+}
+faults_left() { gcs_api GET "/retry_test/$1" >"$T/.rt.json" && json_field "$T/.rt.json" "len(d[\"instructions\"][\"$2\"])"; }
+resume_copied() { cmp -s "$FX/resume-big" "$DST/00" || fail "the 8 MiB object" "copied whole" "$(ls -l "$DST" 2>&1)"; }
+resume_nothing() { expect_eq "outputs" "" "$(files_in "$DST")"; }
+# An 8 MiB object over a server that breaks every answer after 1 MiB: every attempt gets 1 MiB further, so the 9
+# attempts it takes are never "6 attempts without progress" (the default --retries 5).
+ID=$(breaks 8 return-broken-stream-after-1024K)
+row resume-progress-cp 0 - resume_copied cp gs://hostile-resume/big {DST} -q "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+ID=$(breaks 8 return-broken-stream-after-1024K)
+row resume-progress-cat 0 - - cat gs://hostile-resume/big/00 "${FAST[@]}" --header "x-retry-test-id: $ID"
+expect_out_file "$FX/resume-big"
+gcs_expect_consumed "$ID"
+# The deadline too counts from the last progress: 17 attempts of at least 0.25 s each (the server's delay) take 4.25 s
+# or more, longer than the 3 s deadline, while each streak without progress is one attempt (0.25 s and a 512 KiB
+# answer over loopback): 2.75 s to spare on a loaded machine.
+gcs_config '{"delay_ms": 250}'
+ID=$(breaks 16 return-broken-stream-after-512K)
+row resume-progress-deadline 0 - resume_copied cp gs://hostile-resume/big {DST} -q "${FAST[@]}" --retries 100 \
+    --retry-deadline-ms 3000 --header "x-retry-test-id: $ID"
+gcs_config '{"delay_ms": 0}'
+gcs_expect_consumed "$ID"
+# A server that sends 1 KiB per attempt cannot hold an object forever: 6 attempts that brought less than 256 KiB in
+# all, and the object fails, saying where it stopped and why it was not tried again.
+ID=$(breaks 8 return-broken-stream-after-1K)
+no_progress() {
+    resume_nothing
+    local left
+    left=$(faults_left "$ID" storage.objects.get)
+    [ "$left" -ge 1 ] || fail "faults left" "some (the download gave up while the server still broke it)" "$left"
+}
+row resume-no-progress 1 'FAILED 00: read failed: gs://hostile-resume/big/00: download stopped at byte 6144 of 8388608: .*transfer closed.*\(6 attempts in a row brought less than 256 KiB in all: only attempts without progress count' \
+    no_progress cp gs://hostile-resume/big {DST} "${FAST[@]}" --header "x-retry-test-id: $ID"
+# A resumable upload whose server keeps 256 KiB of the chunk per attempt, then answers 503: the 2 MiB chunk takes 8
+# attempts, each one further. Every other insert request (the session's start, each status query) goes through.
+list='"stall-for-0s-after-0K"'
+for _ in 1 2 3 4 5 6 7 8; do list="$list,\"return-503-after-256K\",\"stall-for-0s-after-0K\""; done
+ID=$(gcs_retry_test "{\"storage.objects.insert\": [$list]}")
+resume_uploaded() {
+    expect_eq "size of the upload" 3145728 "$(gcs_meta hostile-resume up/u3 'd["size"]')"
+    expect_eq "CRC32C of the upload" "$(crc32c_b64 "$FX/resume-up/u3")" "$(gcs_meta hostile-resume up/u3 'd["crc32c"]')"
+}
+row resume-progress-upload 0 - resume_uploaded cp {FX}/resume-up gs://hostile-resume/up -q --upload-chunk 2M \
+    "${FAST[@]}" --header "x-retry-test-id: $ID"
+gcs_expect_consumed "$ID"
+rm -f "$FX/resume-big"
+
+# -- map: a command's exit ends its object. Once what it wrote before it exited is read, its stdout gets 1 s to reach
+# its end: a process it left running with that stdout (a background job, a daemon) makes the output incomplete (not
+# committed, the object fails, what is left in the command's process group is stopped); one that holds only its
+# stderr is not waited for.
+BGS="60.$$7" # a sleep of this run's own, so that what is left of it can be found
+bg_left() { pgrep -f "^sleep ${BGS//./\\.}\$" || true; }
+bg_kill() { local p; for p in $(bg_left); do kill -KILL "$p" 2>/dev/null || true; done; }
+bg_failed() {
+    [ "$ELAPSED" -lt 30 ] || fail "a command whose background job holds its stdout for 60 s" "done 1 s after it exits" \
+        "${ELAPSED} s"
+    expect_eq "FAILED lines" 3 "$(grep -c FAILED "$ERR")"
+    expect_eq "outputs" "" "$(files_in "$DST")"
+    local i # a SIGKILL takes effect a moment after it is sent: up to 10 s on a loaded machine
+    for ((i = 0; i < 100; i++)); do [ -n "$(bg_left)" ] || break; sleep 0.1; done
+    expect_eq "background jobs left in the commands' process groups" "" "$(bg_left)"
+    bg_kill
+}
+row exec-bg-holds-stdout 1 'FAILED a\.txt: command exited with status 0 but left a process holding its stdout open \(still open 1 s after the exit\): the output may be incomplete, not committed' \
+    bg_failed map {FX}/src {DST} --shell --exec "cat; sleep $BGS & echo bg"
+# A job that left the process group (setsid) holds the stdout past --timeout: the message says what happened, where
+# "command timed out" was said although the command had exited 0 at once.
+bg_detached() {
+    ! grep -q 'timed out' "$ERR" || fail "message for a command that exited 0 at once" "not 'timed out'" "$(cat "$ERR")"
+    expect_eq "outputs" "" "$(files_in "$DST")"
+    bg_kill
+}
+row exec-bg-setsid-timeout 1 'FAILED a\.txt: command exited with status 0 but left a process holding its stdout open' \
+    bg_detached map {FX}/src {DST} --include a.txt --shell --exec "cat; setsid sleep $BGS & echo bg" --timeout 10s
+bg_stderr() {
+    [ "$ELAPSED" -lt 30 ] || fail "a command whose background job holds its stderr for 60 s" "done 1 s after it exits" \
+        "${ELAPSED} s"
+    src_copied
+    expect_eq "output of a.txt" "$(printf 'alpha\nbg')" "$(cat "$DST/a.txt")"
+    expect_eq "background jobs holding only stderr: left alone" 3 "$(bg_left | wc -l)"
+    bg_kill
+}
+row exec-bg-holds-stderr 0 - bg_stderr map {FX}/src {DST} -q --shell --exec "cat; sleep $BGS >/dev/null & echo bg"
+
+# ============================================================================================================
 say "a name with a newline is escaped in every output format"
 row nl-ls 0 - - ls -r gs://hostile-keys/nl
 expect_out 'new\nline' ok

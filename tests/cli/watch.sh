@@ -138,13 +138,29 @@ sig_to_sluice INT 130
 # ---- short programs ----
 
 say "a program that runs for < 0.2 s still gets a verdict and its peak"
-run "$SLUICE" watch --json -- python3 -c 'import time; b = bytearray(b"x") * (30 << 20); time.sleep(0.1)'
-expect_rc 0
-duration=$(result 'd["duration_s"]')
-peak=$(result 'd["peak_bytes"]')
-text=$(result 'd["verdict"]["text"]')
-[ -n "$text" ] || fail "verdict text" "not empty" "''"
-[ "$peak" -ge $((30 * MIB)) ] || fail "peak of a 0.2 s program holding 30 MiB" ">= 30 MiB" "$peak ($duration s)"
+# Its peak is measured twice: by the kernel (max_rss_bytes, the largest single process's maximum RSS), exact however
+# loaded the machine, so checked in every run; and by the samplers (peak_bytes, the tree's PSS every 20 ms, with the
+# kernel's figure as a floor when they saw fewer than 5 samples). A sampler thread can be kept off the CPUs of a busy
+# 2-core machine for longer than the 0.1 s the block is held, after it has taken its 5 samples: then the sampled peak
+# is what was resident when it last ran (22 MiB has been seen). So the sampled peak must reach 30 MiB in one of up to
+# 5 runs, not in each: missing it 5 times in a row takes a machine too starved to run the rest of this file.
+sampled=""
+for ((i = 1; i <= 5; i++)); do
+    run "$SLUICE" watch --json -- python3 -c 'import time; b = bytearray(b"x") * (30 << 20); time.sleep(0.1)'
+    expect_rc 0
+    tail -n 1 "$ERR" >"$T/result.json"
+    read -r duration peak max_rss text_len < <(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["duration_s"], d["peak_bytes"], d["max_rss_bytes"] or 0, len(d["verdict"]["text"]))' "$T/result.json") ||
+        fail "JSON result on stderr" "one JSON object" "$(tail -n 1 "$ERR")"
+    [ "$text_len" -gt 0 ] || fail "verdict text" "not empty" "''"
+    [ "$max_rss" -ge $((30 * MIB)) ] ||
+        fail "kernel's peak (max_rss_bytes) of a 0.2 s program holding 30 MiB" ">= 30 MiB" "$max_rss ($duration s)"
+    [ "$peak" -gt 0 ] || fail "sampled peak of a 0.2 s program" "> 0" "$peak"
+    sampled="$sampled $((peak / MIB)) MiB in $duration s;"
+    [ "$peak" -lt $((30 * MIB)) ] || break
+done
+[ "$peak" -ge $((30 * MIB)) ] || fail "sampled peak of a 0.2 s program holding 30 MiB" ">= 30 MiB in one of 5 runs" "$sampled"
 
 say "a program that exits at once: a verdict (too few samples is fine), exit 0"
 run "$SLUICE" watch --json -- true

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct mem_reader {
     sl_reader base;
@@ -22,6 +23,7 @@ typedef struct mem_writer {
     unsigned char *data;
     size_t len, cap; /* cap: hard limit; a write past it fails with SL_ENOSPC */
     int writes;
+    unsigned delay_ms; /* each write first sleeps this long: a slow destination */
 } mem_writer;
 
 static int64_t mem_read_(sl_reader *r, void *buf, size_t cap) {
@@ -40,6 +42,10 @@ static int64_t mem_read_(sl_reader *r, void *buf, size_t cap) {
 
 static int mem_write_(sl_writer *w, const void *buf, size_t len) {
     mem_writer *m = (mem_writer *)w;
+    if (m->delay_ms) {
+        struct timespec ts = {m->delay_ms / 1000, (long)(m->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (len > m->cap - m->len)
         return SL_ENOSPC;
     memcpy(m->data + m->len, buf, len);

@@ -24,6 +24,7 @@ typedef struct exec_run {
     size_t max_chunk;  /* mem_reader: bytes per sl_read, 0 = unlimited */
     int fail_at;       /* mem_reader: fail the read passing this offset */
     size_t out_cap;    /* mem_writer capacity */
+    unsigned write_delay_ms; /* mem_writer: each write sleeps this long first */
     bool no_out;       /* task->out = NULL: the output is collected into result */
     size_t result_cap; /* 0 = sizeof(result) */
     size_t error_cap;  /* 0 = sizeof(error) */
@@ -72,6 +73,7 @@ static void run_on(void *st, exec_run *r) {
     rd.max_chunk = r->max_chunk;
     rd.fail_at = r->fail_at;
     mem_writer_init(&r->w, r->out_cap);
+    r->w.delay_ms = r->write_delay_ms;
     const char *key = r->key ? r->key : "obj";
     sl_object obj = {.key = key, .key_len = strlen(key), .size = r->input_len};
     size_t buf_size = r->buf_size ? r->buf_size : 256 * KIB;
@@ -644,6 +646,168 @@ static void test_abort(void) {
     assert_no_children();
 }
 
+/* ---- a command's exit ends its object ---- */
+
+static char s_pidfile[64];
+
+/* The pid a command wrote into s_pidfile (its background job's), 0 if none. */
+static pid_t read_pidfile(void) {
+    FILE *f = fopen(s_pidfile, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    unlink(s_pidfile);
+    return (pid_t)pid;
+}
+
+/* Running, not a zombie waiting for a parent (an orphan's new parent may never reap it). */
+static bool process_alive(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
+/* A SIGKILL takes effect a moment after kill() returns: waits up to 5 s for the process to go. */
+static bool process_gone(pid_t pid) {
+    for (int i = 0; i < 500; i++) {
+        if (!process_alive(pid))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static void kill_left(pid_t pid) {
+    if (pid > 0)
+        kill(pid, SIGKILL);
+}
+
+/* The command exits at once but leaves a background job holding its stdout: the object ends S_EXIT_DRAIN_MS (1 s)
+ * after the exit, not when the job ends, and fails saying so; the job, in the command's process group, is stopped.
+ * With a --timeout longer than that, the message is not "timed out": the command did not time out. */
+static void test_background_job_holds_stdout(void) {
+    int fds = count_fds();
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "cat; sleep 30 & echo $! >%s; echo bg", s_pidfile);
+    const sl__op_config cfg = SHELL(cmd);
+    const sl__op_config cfg_timeout = {.use_shell = true, .command = cmd, .timeout_ms = 20000};
+    const sl__op_config *cfgs[] = {&cfg, &cfg_timeout};
+    for (size_t i = 0; i < 2; i++) {
+        exec_run r = {.input = "payload", .input_len = 7, .out_cap = 100};
+        run_once(cfgs[i], &r);
+        pid_t bg = read_pidfile();
+        ASSERT_TRUE(bg > 0);
+        ASSERT_INT_EQ(r.rc, SL_ECHILD);
+        ASSERT_TRUE(starts_with(r.error, "command exited with status 0 but left a process holding its stdout open "
+                                         "(still open 1 s after the exit): the output may be incomplete"));
+        /* 1 s after the exit; far less than the job's 30 s or the 20 s limit, however loaded the machine. */
+        ASSERT_TRUE(r.seconds >= 0.9 && r.seconds < 10);
+        ASSERT_TRUE(process_gone(bg));
+        kill_left(bg);
+        free(r.w.data);
+    }
+    ASSERT_INT_EQ(count_fds(), fds);
+    assert_no_children();
+}
+
+/* A job that left the command's process group (setsid) cannot be stopped with it, and the message still says what
+ * happened, where a --timeout used to report "timed out" although the command had exited 0 at once. */
+static void test_detached_job_holds_stdout(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "cat; setsid sh -c 'echo $$ >%s; exec sleep 30' & echo bg", s_pidfile);
+    const sl__op_config cfg = {.use_shell = true, .command = cmd, .timeout_ms = 20000};
+    exec_run r = {.input = "payload", .input_len = 7, .out_cap = 100};
+    run_once(&cfg, &r);
+    pid_t bg = 0;
+    for (int i = 0; i < 100 && !(bg = read_pidfile()); i++)
+        usleep(20000);
+    ASSERT_TRUE(bg > 0);
+    kill_left(bg);
+    ASSERT_INT_EQ(r.rc, SL_ECHILD);
+    ASSERT_TRUE(strstr(r.error, "timed out") == NULL);
+    ASSERT_TRUE(starts_with(r.error, "command exited with status 0 but left a process holding its stdout open"));
+    ASSERT_TRUE(r.seconds >= 0.9 && r.seconds < 15); /* 1 s after the exit, not the 20 s limit */
+    free(r.w.data);
+    assert_no_children();
+}
+
+/* Only stderr held open by what the command left running: the output is complete (its stdout ended), so the object
+ * is done 1 s after the exit, and the job (it holds no output of ours) is left alone. */
+static void test_background_job_holds_stderr(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "cat; sleep 30 >/dev/null & echo $! >%s; echo bg", s_pidfile);
+    const sl__op_config cfg = SHELL(cmd);
+    exec_run r = {.input = "payload", .input_len = 7, .out_cap = 100};
+    run_once(&cfg, &r);
+    pid_t bg = read_pidfile();
+    ASSERT_TRUE(bg > 0);
+    ASSERT_INT_EQ(r.rc, 0);
+    ASSERT_STR_EQ(r.error, "");
+    ASSERT_UINT_EQ(r.w.len, 10);
+    ASSERT_MEM_EQ(r.w.data, "payloadbg\n", 10);
+    ASSERT_TRUE(r.seconds >= 0.9 && r.seconds < 10);
+    ASSERT_TRUE(process_alive(bg));
+    kill_left(bg);
+    free(r.w.data);
+
+    /* A failing command whose stderr is held: its status and what it said by then. */
+    snprintf(cmd, sizeof(cmd), "sleep 30 >/dev/null & echo $! >%s; echo broken >&2; exit 4", s_pidfile);
+    const sl__op_config cfg_fail = SHELL(cmd);
+    r = (exec_run){.input = "payload", .input_len = 7, .out_cap = 100};
+    run_once(&cfg_fail, &r);
+    kill_left(read_pidfile());
+    ASSERT_INT_EQ(r.rc, SL_ECHILD);
+    ASSERT_STR_EQ(r.error, "command exited with status 4: broken");
+    free(r.w.data);
+    assert_no_children();
+}
+
+/* The command writes 60,000 bytes (they fit in the pipe) and exits at once; the destination takes 20 ms per write of
+ * at most 500 bytes, so reading them takes over two seconds after the exit: the bound on the end of stdout starts once
+ * what was written before the exit has been read, and the output is whole. */
+static void test_exit_with_output_unread(void) {
+    const sl__op_config cfg = SHELL("head -c 60000 /dev/zero | tr '\\0' x");
+    exec_run r = {.input = "", .input_len = 0, .out_cap = 70000, .buf_size = 1000, .write_delay_ms = 20};
+    run_once(&cfg, &r);
+    ASSERT_STR_EQ(r.error, "");
+    ASSERT_INT_EQ(r.rc, 0);
+    ASSERT_UINT_EQ(r.w.len, 60000);
+    ASSERT_TRUE(r.w.writes >= 120);
+    ASSERT_TRUE(r.seconds > 2);
+    free(r.w.data);
+    assert_no_children();
+}
+
+/* The command exits without reading its input while something it left running holds its stdin open (and reads
+ * none of it): the exit ends the object; its input is not fed to a pipe nobody will read. */
+static void test_background_job_holds_stdin(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "exec 3<&0; sleep 30 <&3 >/dev/null 2>&1 3<&- & echo $! >%s; exit 0", s_pidfile);
+    const sl__op_config cfg = SHELL(cmd);
+    unsigned char *in = pattern(20 * MIB, 11);
+    exec_run r = {.input = in, .input_len = 20 * MIB, .out_cap = 100};
+    run_once(&cfg, &r);
+    kill_left(read_pidfile());
+    ASSERT_INT_EQ(r.rc, 0);
+    ASSERT_UINT_EQ(r.w.len, 0);
+    ASSERT_TRUE(r.bytes_in < 20 * MIB);
+    ASSERT_TRUE(r.seconds < 10);
+    ASSERT_FALSE(sigpipe_pending());
+    free(r.w.data);
+    free(in);
+    assert_no_children();
+}
+
 /* One state, 200 objects through every path: nothing may accumulate. */
 static void test_many_objects_one_state(void) {
     int fds = count_fds();
@@ -784,6 +948,12 @@ int main(void) {
     RUN_TIMED(test_writer_fails, 20);
     RUN_TIMED(test_reader_fails, 20);
     RUN_TIMED(test_abort, 30);
+    snprintf(s_pidfile, sizeof(s_pidfile), "/tmp/sl-test-op-exec-%d.pid", (int)getpid());
+    RUN_TIMED(test_background_job_holds_stdout, 40);
+    RUN_TIMED(test_detached_job_holds_stdout, 40);
+    RUN_TIMED(test_background_job_holds_stderr, 40);
+    RUN_TIMED(test_background_job_holds_stdin, 40);
+    RUN_TIMED(test_exit_with_output_unread, 40);
     RUN_TIMED(test_many_objects_one_state, 60);
     RUN_TIMED(test_concurrent_threads, 120);
     TEST_DONE();
