@@ -76,7 +76,7 @@ struct sl_job {
     char **include, **exclude, **argv;
     size_t include_count, exclude_count;
     const sl__op *op;
-    bool own_op;         /* op is the caller's (sl_job_options.op), not a built-in */
+    bool own_op;          /* op is the caller's (sl_job_options.op), not a built-in */
     sl__op_config op_cfg; /* each worker hands thread_init a copy with its own index */
     char **op_args;       /* "key=value" for the caller's op */
     unsigned jobs;
@@ -639,7 +639,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
             break;
         }
         if (opts->op_arg_count) {
-            rc = sl__fail(SL_EINVAL, "the built-in operation %s takes no arguments", opts->op_name ? opts->op_name : "");
+            rc =
+                sl__fail(SL_EINVAL, "the built-in operation %s takes no arguments", opts->op_name ? opts->op_name : "");
             goto on_error;
         }
         bool known = false;
@@ -1695,8 +1696,8 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         sl_text_escape(e_what, sizeof(e_what), what, strlen(what));
         sl_text_escape(e_src, sizeof(e_src), job->src_text, strlen(job->src_text));
         sl_text_escape(e_dst, sizeof(e_dst), job->dst_text, strlen(job->dst_text));
-        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job), what[0] ? " " : "", e_what,
-                 e_src, job->dst_text[0] ? " -> " : "", e_dst);
+        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job), what[0] ? " " : "", e_what, e_src,
+                 job->dst_text[0] ? " -> " : "", e_dst);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());

@@ -1,10 +1,11 @@
 /* The built-in operations: digests (md5, sha256, crc32c), count, gunzip, and the plain copy behind cp/sync.
  *
- * They are written on the public operation interface (sluice/plugin.h) and nothing else, exactly as a plugin is:
- * task.h is included only for the table's type and sl__op_find. Every op streams the object through the task's buffer (sl_task_buffer),
- * so memory per object is the engine's buffer and nothing else.
- * Heavyweight state (OpenSSL digest contexts, the zlib inflate state and its 32 KiB window) is made once per worker
- * thread by thread_init and only reset for each object. */
+ * They are written on the public operation interface (sluice/plugin.h) and nothing else of the engine's, exactly as
+ * a plugin is: task.h is included only for the table's type and sl__op_find, crc32c.h is a checksum routine as
+ * OpenSSL's digests and zlib are. Every op streams the object through the task's buffer
+ * (sl_task_buffer), so memory per object is the engine's buffer and nothing else. Heavyweight state (OpenSSL digest
+ * contexts, the zlib inflate state and its 32 KiB window) is made once per worker thread by thread_init and only reset
+ * for each object. */
 #include "crc32c.h"
 #include "task.h"
 
@@ -14,6 +15,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +91,7 @@ static int digest_thread_init(const char *algorithm, const char *member, void **
 #endif
     if (!s->md) {
         rc = sl_op_fail(SL_ENOTSUP, "%s: OpenSSL does not provide %s: %s", member, algorithm,
-                      openssl_reason(reason, sizeof(reason)));
+                        openssl_reason(reason, sizeof(reason)));
         goto on_error;
     }
     s->ctx = EVP_MD_CTX_new();
@@ -124,7 +126,7 @@ static int digest_process(void *state, sl_task *task) {
     /* Re-initialising with the same EVP_MD also discards whatever a failed previous object left in the context. */
     if (!EVP_DigestInit_ex(s->ctx, s->md, NULL))
         return sl_task_fail(task, SL_EINTERNAL, "%s: digest init failed: %s", s->member,
-                             openssl_reason(reason, sizeof(reason)));
+                            openssl_reason(reason, sizeof(reason)));
     for (;;) {
         int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)
@@ -133,13 +135,13 @@ static int digest_process(void *state, sl_task *task) {
             break;
         if (!EVP_DigestUpdate(s->ctx, buf, (size_t)n))
             return sl_task_fail(task, SL_EINTERNAL, "%s: digest update failed: %s", s->member,
-                                 openssl_reason(reason, sizeof(reason)));
+                                openssl_reason(reason, sizeof(reason)));
     }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
     if (!EVP_DigestFinal_ex(s->ctx, digest, &digest_len))
         return sl_task_fail(task, SL_EINTERNAL, "%s: digest final failed: %s", s->member,
-                             openssl_reason(reason, sizeof(reason)));
+                            openssl_reason(reason, sizeof(reason)));
     static const char hexdigits[] = "0123456789abcdef";
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     for (size_t i = 0; i < digest_len; i++) {
@@ -249,7 +251,7 @@ static int gunzip_error(sl_task *task, const z_stream *zs, int zr, const gz_head
         return sl_task_fail(task, SL_ECORRUPT, "not gzip data (%s)", why);
     if (in_header)
         return sl_task_fail(task, SL_ECORRUPT, "trailing garbage after gzip data at byte %" PRIu64 " (%s)", offset,
-                             why);
+                            why);
     return sl_task_fail(task, SL_ECORRUPT, "corrupt gzip data at byte %" PRIu64 ": %s", offset, why);
 }
 
@@ -337,7 +339,7 @@ static int gunzip_process(void *state, sl_task *task) {
     }
     if (in_member)
         return sl_task_fail(task, SL_ECORRUPT, "truncated gzip stream (input ended after %" PRIu64 " bytes)",
-                             read_total);
+                            read_total);
     if (members == 0)
         return sl_task_fail(task, SL_ECORRUPT, "not gzip data (the object is empty)");
     return has_output ? 0 : sl_task_result_uint(task, "bytes_out", produced);

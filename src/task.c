@@ -274,8 +274,8 @@ int sl__op_check(const sl_op *op, const char *what) {
     bool name_ok = n >= 1 && n <= 32;
     for (size_t i = 0; name_ok && i < n; i++) {
         char c = op->name[i];
-        name_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '-' || c == '.';
+        name_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                  c == '.';
     }
     if (!name_ok)
         return sl__fail(SL_EINVAL, "%s: its operation's name must be 1 to 32 letters, digits, '_', '-' or '.'", what);

@@ -47,7 +47,7 @@ typedef struct cli {
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
     bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
     const char *report, *failures, *suffix, *exec, *op, *range;
-    const char *plugin;                            /* map --plugin LIB.so */
+    const char *plugin;                           /* map --plugin LIB.so */
     const char *plugin_args[MAX_PLUGIN_ARGS + 1]; /* --plugin-arg K=V */
     size_t plugin_arg_count;
     const char *retry_failed;             /* --retry-failed FILE */

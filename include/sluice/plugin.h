@@ -41,8 +41,8 @@
  * server), but it must check sl_task_aborted at least every few hundred milliseconds while it waits, and return
  * promptly (with sl_task_fail(task, SL_ECANCELED, ...)) once it is set. sl_task_read checks it itself, so an op that
  * reads as it goes needs no check of its own; one that produces much output from little input (a decompressor)
- * checks between writes. thread_init may block too (opening a client); the job does not start that worker's first object
- * before it returns. None of the three may call back into the job (sl_job_*), nor exit the process, nor change
+ * checks between writes. thread_init may block too (opening a client); the job does not start that worker's first
+ * object before it returns. None of the three may call back into the job (sl_job_*), nor exit the process, nor change
  * signal dispositions or masks for the process. Worker threads block SIGINT, SIGTERM, SIGPIPE and SIGHUP: a write
  * to a pipe whose reader is gone returns EPIPE rather than killing the process.
  *

@@ -34,8 +34,13 @@ static void run_init(run *x, const char *data, bool with_output) {
     mem_reader_init(&x->r, data, strlen(data));
     if (with_output)
         mem_writer_init(&x->w, 1024);
-    x->src = (sl_object){.key = "d/k\nx", .key_len = 5, .size = strlen(data), .mtime_ns = 42, .generation = 7,
-                         .crc32c = 0xdeadbeef, .has_crc32c = true};
+    x->src = (sl_object){.key = "d/k\nx",
+                         .key_len = 5,
+                         .size = strlen(data),
+                         .mtime_ns = 42,
+                         .generation = 7,
+                         .crc32c = 0xdeadbeef,
+                         .has_crc32c = true};
     atomic_init(&x->abort, false);
     x->task = (sl_task){
         .src = &x->src,
@@ -407,8 +412,7 @@ static void make_files(const char *dir, int n) {
     }
 }
 
-static int run_probe(const char *src, const char *const *args, size_t nargs, unsigned jobs, sink *k,
-                     sl_job_stats *st) {
+static int run_probe(const char *src, const char *const *args, size_t nargs, unsigned jobs, sink *k, sl_job_stats *st) {
     memset(&s_counts, 0, sizeof(s_counts));
     memset(k, 0, sizeof(*k));
     sl_job_options o = {
