@@ -209,13 +209,13 @@ static const char s_resume_help[] =
     "Rerunning is resuming: an object whose output is already complete is skipped (\"skipped\" in the\n"
     "summary and the report) unless --force is given. Each output records the fingerprint of its source\n"
     "(size, generation or mtime, CRC32C when known) and of the job (cp/sync, the --op, the command, or\n"
-    "the plugin's name, version and --plugin-arg values);\n"
-    "an output is complete when that record matches the source as it is now. For cp and sync, an output\n"
-    "without a record is complete when it has the same size and CRC32C as the source (checksums from the\n"
-    "store's metadata, else read from both sides). map outputs without a record are redone. The record is\n"
-    "the xattr user.sluice.source (local; a local output changed since sluice wrote it loses it, and a\n"
-    "file system without user xattrs keeps none) or the custom metadata sluice-source (gs://). Leftover\n"
-    "temp files of a killed run are removed by the rerun.\n\n";
+    "the plugin's name, version and --plugin-arg values); an output is complete when that record matches\n"
+    "the source as it is now. For cp and sync, an output without a record is complete when it has the\n"
+    "same size and CRC32C as the source (checksums from the store's metadata, else read from both\n"
+    "sides). map outputs without a record are redone. The record is the xattr user.sluice.source (local;\n"
+    "a local output changed since sluice wrote it loses it, and a file system without user xattrs keeps\n"
+    "none) or the custom metadata sluice-source (gs://). Leftover temp files of a killed run are removed\n"
+    "by the rerun.\n\n";
 
 static void s_command_help(const char *command) {
     if (strcmp(command, "ls") == 0) {

@@ -84,10 +84,10 @@ typedef struct sl_job_options {
     /* Resume: unless force is set, an object whose output is already complete is skipped (counted in
      * objects_skipped), so rerunning an interrupted job is resuming it. Every output is committed with the
      * fingerprint of its source (sl_write_options.source_fingerprint): size, generation (gs://) or mtime (local),
-     * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, or a checksum of the command). An
-     * output is complete when its recorded fingerprint matches the source's now; for cp and sync, an output without
-     * one (written by something else, or on a file system without xattrs) is complete when it has the same size and
-     * CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
+     * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, a checksum of the command, or of the
+     * op's name, version and arguments for an op of the caller's: sl_job_options.op). An output is complete when its
+     * recorded fingerprint matches the source's now; for cp and sync, an output without one (written by something
+     * else, or on a file system without xattrs) is complete when it has the same size and CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
      * memory); an output key that sorts before one already looked up (possible with a suffix) is looked up alone
      * with sl_stat. A local destination's listing also removes the temp files of writers that are gone. */
     bool force;
