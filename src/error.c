@@ -124,6 +124,14 @@ int sl__fail(int code, const char *fmt, ...) {
     return code;
 }
 
+int sl_op_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    s_set_message("", fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 int sl__fail_errno(int errnum, const char *fmt, ...) {
     char errbuf[128], tail[160];
     /* strerror_r (GNU flavour under _GNU_SOURCE) may return a static string instead of filling errbuf. */

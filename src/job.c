@@ -76,7 +76,9 @@ struct sl_job {
     char **include, **exclude, **argv;
     size_t include_count, exclude_count;
     const sl__op *op;
-    sl__op_config op_cfg;
+    bool own_op;          /* op is the caller's (sl_job_options.op), not a built-in */
+    sl__op_config op_cfg; /* each worker hands thread_init a copy with its own index */
+    char **op_args;       /* "key=value" for the caller's op */
     unsigned jobs;
     size_t buffer_size;
     /* The budget (memory_limit_bytes): every worker's fixed memory (worker_fixed: its state, its stores' clients)
@@ -222,6 +224,22 @@ static size_t s_strv_len(const char *const *v) {
     while (v && v[n])
         n++;
     return n;
+}
+
+/* The arguments of the caller's op: "key=value", a key at most once (sl_op_config_get finds one value). */
+static int s_check_op_args(const char *const *args, size_t n) {
+    if (n && !args)
+        return sl__fail(SL_EINVAL, "%zu operation arguments, but none given", n);
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = args[i] ? strchr(args[i], '=') : NULL;
+        if (!eq || eq == args[i])
+            return sl__fail(SL_EINVAL, "operation argument '%s' is not KEY=VALUE", args[i] ? args[i] : "");
+        size_t klen = (size_t)(eq - args[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strncmp(args[j], args[i], klen + 1) == 0)
+                return sl__fail(SL_EINVAL, "operation argument '%.*s' is given twice", (int)klen, args[i]);
+    }
+    return 0;
 }
 
 /* Whether `path` is a command that can be run: 0, or ENOENT (nothing there), EISDIR (a directory: root may "search"
@@ -609,6 +627,22 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         }
         break;
     case SL_JOB_OP: {
+        if (opts->op) {
+            if (opts->op_name) {
+                rc = sl__fail(SL_EINVAL, "give a built-in operation's name or an operation of your own, not both");
+                goto on_error;
+            }
+            if ((rc = sl__op_check(opts->op, "operation")) < 0)
+                goto on_error;
+            job->op = opts->op;
+            job->own_op = true;
+            break;
+        }
+        if (opts->op_arg_count) {
+            rc =
+                sl__fail(SL_EINVAL, "the built-in operation %s takes no arguments", opts->op_name ? opts->op_name : "");
+            goto on_error;
+        }
         bool known = false;
         for (const char *const *n = sl__op_names(); opts->op_name && *n; n++)
             known = known || strcmp(*n, opts->op_name) == 0;
@@ -624,6 +658,12 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         rc = sl__fail(SL_EINVAL, "unknown job kind %d", (int)opts->kind);
         goto on_error;
     }
+    if (opts->op_arg_count && !job->own_op) {
+        rc = sl__fail(SL_EINVAL, "operation arguments go with an operation of your own (map --plugin)");
+        goto on_error;
+    }
+    if (job->own_op && (rc = s_check_op_args(opts->op_args, opts->op_arg_count)) < 0)
+        goto on_error;
     if (opts->timeout_ms && opts->kind != SL_JOB_EXEC) {
         rc = sl__fail(SL_EINVAL, "a timeout applies to commands (--exec/--shell) only");
         goto on_error;
@@ -634,6 +674,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     }
     if (opts->kind == SL_JOB_COPY || opts->kind == SL_JOB_SYNC)
         sl__job_tag_copy(job->job_tag);
+    else if (job->own_op)
+        sl__job_tag_plugin(job->op->name, job->op->version, opts->op_args, opts->op_arg_count, job->job_tag);
     else if (opts->kind == SL_JOB_OP)
         sl__job_tag_op(opts->op_name, job->job_tag);
     else if (opts->use_shell)
@@ -664,10 +706,13 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->op_cfg.use_shell = opts->use_shell;
     job->op_cfg.timeout_ms = opts->timeout_ms;
     job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
+    job->op_args = job->own_op ? s_strv_dup(opts->op_args, opts->op_arg_count) : NULL;
+    job->op_cfg.args = (const char *const *)job->op_args;
+    job->op_cfg.arg_count = job->own_op ? opts->op_arg_count : 0;
     if (!job->src_text || !job->dst_text || !job->suffix || (opts->failures_path && !job->failures_path) ||
         (opts->retry_failed_path && !job->retry_path) || (opts->timeline_path && !job->timeline_path) ||
         (opts->chart_path && !job->chart_path) || !job->include || !job->exclude || (opts->argv && !job->argv) ||
-        (opts->command && !job->op_cfg.command)) {
+        (opts->command && !job->op_cfg.command) || (job->own_op && !job->op_args)) {
         rc = sl__fail(SL_ENOMEM, "out of memory");
         goto on_error;
     }
@@ -729,6 +774,7 @@ void sl_job_destroy(sl_job *job) {
     s_strv_free(job->include);
     s_strv_free(job->exclude);
     s_strv_free(job->argv);
+    s_strv_free(job->op_args);
     free((char *)job->op_cfg.command);
     for (size_t i = 0; i < job->synced.sample_count; i++) {
         free(job->synced.samples[i].key);
@@ -1147,6 +1193,7 @@ typedef struct s_worker {
     sl_client *src;
     sl_client *dst;
     void *op_state;
+    sl__op_config op_cfg; /* the job's, with this worker's index: valid until thread_fini has returned */
     char result[S_RESULT_CAP];
     char error[S_ERROR_CAP];
     char dst_key[S_KEY_CAP];
@@ -1304,18 +1351,23 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
         .error = w->error,
         .error_cap = sizeof(w->error),
         .abort = &job->abort,
+        .no_write = !(job->op->flags & SL_OP_TRANSFORMS),
     };
     rc = job->op->process(w->op_state, &task);
+    if (rc > 0)
+        rc = sl__task_fail(&task, SL_EINTERNAL, "operation %s: process returned %d, not 0 or a negative SL_E* code",
+                           job->op->name, rc);
     sl_read_close(in);
     atomic_fetch_add(&job->bytes_read, task.bytes_in);
 
     size_t len = 0;
-    if (rc == 0 && (!job->op->transforms || !out)) {
+    bool transforms = job->op->flags & SL_OP_TRANSFORMS;
+    if (rc == 0 && (!transforms || !out)) {
         len = s_format_line(w, it, w->result, task.result_len);
         if (!len)
             rc = sl__task_fail(&task, SL_ETOOBIG, "result line too long");
     }
-    if (rc == 0 && out && !job->op->transforms) {
+    if (rc == 0 && out && !transforms) {
         w->line[len] = '\n';
         rc = sl_write(out, w->line, len + 1);
         if (rc < 0)
@@ -1482,8 +1534,21 @@ static void *s_worker_main(void *arg) {
     int rc = sl_client_new(job->src, &w->src);
     if (rc == 0 && job->dst)
         rc = sl_client_new(job->dst, &w->dst);
-    if (rc == 0 && job->op->thread_init)
-        rc = job->op->thread_init(&job->op_cfg, &w->op_state);
+    if (rc == 0 && job->op->thread_init) {
+        w->op_cfg = job->op_cfg;
+        w->op_cfg.worker = w->index;
+        w->op_cfg.workers = job->jobs;
+        sl__fail(SL_OK, "%s", "");
+        rc = job->op->thread_init(&w->op_cfg, &w->op_state);
+        if (rc > 0)
+            rc = sl__fail(SL_EINTERNAL, "thread_init returned %d, not 0 or a negative SL_E* code", rc);
+        if (rc < 0) {
+            w->op_state = NULL; /* what a failed thread_init left there is not a state */
+            if (job->own_op)
+                sl__fail(rc, "operation %s: cannot start: %s", job->op->name,
+                         sl_last_error()[0] ? sl_last_error() : sl_strerror(rc));
+        }
+    }
     if (rc < 0) {
         s_set_fatal(job, rc, sl_last_error());
         sl__queue_close(job->queue);
@@ -1528,8 +1593,10 @@ static void s_block_signals(sigset_t *old) {
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-static const char *s_kind_name(sl_job_kind kind) {
-    switch (kind) {
+static const char *s_kind_name(const sl_job *job) {
+    if (job->own_op)
+        return "map --plugin";
+    switch (job->kind) {
     case SL_JOB_COPY:
         return "cp";
     case SL_JOB_SYNC:
@@ -1629,8 +1696,8 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         sl_text_escape(e_what, sizeof(e_what), what, strlen(what));
         sl_text_escape(e_src, sizeof(e_src), job->src_text, strlen(job->src_text));
         sl_text_escape(e_dst, sizeof(e_dst), job->dst_text, strlen(job->dst_text));
-        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job->kind), what[0] ? " " : "", e_what,
-                 e_src, job->dst_text[0] ? " -> " : "", e_dst);
+        snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job), what[0] ? " " : "", e_what, e_src,
+                 job->dst_text[0] ? " -> " : "", e_dst);
         rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());
@@ -1939,7 +2006,7 @@ int sl_job_write_report(const sl_job *job, const char *path) {
                           : j->run_result == SL_ECANCELED ? "interrupted"
                                                           : "error";
     fprintf(f, "{\n  \"sluice_version\": \"%s\",\n  \"command\": \"%s\",\n  \"source\": ", SL_VERSION_STRING,
-            s_kind_name(j->kind));
+            s_kind_name(j));
     s_put_json(f, j->src_text);
     fputs(",\n  \"destination\": ", f);
     s_put_json(f, j->dst_text);

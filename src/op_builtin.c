@@ -1,10 +1,12 @@
 /* The built-in operations: digests (md5, sha256, crc32c), count, gunzip, and the plain copy behind cp/sync.
  *
- * Every op streams the object through task->buf, so memory per object is the engine's buffer and nothing else.
- * Heavyweight state (OpenSSL digest contexts, the zlib inflate state and its 32 KiB window) is made once per worker
- * thread by thread_init and only reset for each object. */
+ * They are written on the public operation interface (sluice/plugin.h) and nothing else of the engine's, exactly as
+ * a plugin is: task.h is included only for the table's type and sl__op_find, crc32c.h is a checksum routine as
+ * OpenSSL's digests and zlib are. Every op streams the object through the task's buffer
+ * (sl_task_buffer), so memory per object is the engine's buffer and nothing else. Heavyweight state (OpenSSL digest
+ * contexts, the zlib inflate state and its 32 KiB window) is made once per worker thread by thread_init and only reset
+ * for each object. */
 #include "crc32c.h"
-#include "fail.h"
 #include "task.h"
 
 #include <openssl/err.h>
@@ -13,56 +15,25 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A backend is supposed to explain every failure in sl_last_error(); fall back to the code's text if it did not. */
-static const char *failure_detail(int rc) {
-    const char *msg = sl_last_error();
-    return msg[0] ? msg : sl_strerror(rc);
+static int fail_aborted(sl_task *task) {
+    return sl_task_fail(task, SL_ECANCELED, "interrupted");
 }
 
-static bool aborted(const sl__task *task) {
-    return task->abort && atomic_load_explicit(task->abort, memory_order_relaxed);
+/* The task's transfer buffer, of at least min_bytes. */
+static unsigned char *task_buffer(sl_task *task, size_t min_bytes, size_t *size) {
+    unsigned char *buf = sl_task_buffer(task, size);
+    if (!buf || *size < min_bytes) {
+        sl_task_fail(task, SL_EINVAL, "transfer buffer of %zu bytes is too small (need %zu)", *size, min_bytes);
+        return NULL;
+    }
+    return buf;
 }
 
-static int fail_aborted(sl__task *task) {
-    return sl__task_fail(task, SL_ECANCELED, "interrupted");
-}
-
-/* Next chunk of the source into buf: bytes read (>0), 0 at the end, or <0 with task->error filled. Checking the
- * abort flag before every read bounds the work a cancelled op still does to one chunk. */
-static int64_t read_chunk(sl__task *task, unsigned char *buf, size_t cap) {
-    if (aborted(task))
-        return fail_aborted(task);
-    int64_t n = sl_read(task->in, buf, cap);
-    if (n < 0)
-        return sl__task_fail(task, (int)n, "read failed: %s", failure_detail((int)n));
-    task->bytes_in += (uint64_t)n;
-    return n;
-}
-
-static int write_chunk(sl__task *task, const unsigned char *p, size_t len) {
-    int rc = sl_write(task->out, p, len);
-    if (rc < 0)
-        return sl__task_fail(task, rc, "write to %s failed: %s", task->dst_key ? task->dst_key : "output",
-                             failure_detail(rc));
-    task->bytes_out += len;
-    return 0;
-}
-
-static int check_buffer(sl__task *task, size_t min_bytes) {
-    if (!task->buf || task->buf_size < min_bytes)
-        return sl__task_fail(task, SL_EINVAL, "transfer buffer of %zu bytes is too small (need %zu)", task->buf_size,
-                             min_bytes);
-    return 0;
-}
-
-static int result_too_big(sl__task *task, int rc) {
-    return sl__task_fail(task, rc, "result does not fit in %zu bytes", task->result_cap);
-}
-
-static int stateless_thread_init(const sl__op_config *cfg, void **state) {
+static int stateless_thread_init(const sl_op_config *cfg, void **state) {
     (void)cfg;
     *state = NULL;
     return 0;
@@ -111,7 +82,7 @@ static int digest_thread_init(const char *algorithm, const char *member, void **
     *state = NULL;
     digest_state *s = calloc(1, sizeof(*s));
     if (!s)
-        return sl__fail(SL_ENOMEM, "%s: out of memory", member);
+        return sl_op_fail(SL_ENOMEM, "%s: out of memory", member);
     s->member = member;
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     s->md = EVP_MD_fetch(NULL, algorithm, NULL);
@@ -119,13 +90,13 @@ static int digest_thread_init(const char *algorithm, const char *member, void **
     s->md = EVP_get_digestbyname(algorithm);
 #endif
     if (!s->md) {
-        rc = sl__fail(SL_ENOTSUP, "%s: OpenSSL does not provide %s: %s", member, algorithm,
-                      openssl_reason(reason, sizeof(reason)));
+        rc = sl_op_fail(SL_ENOTSUP, "%s: OpenSSL does not provide %s: %s", member, algorithm,
+                        openssl_reason(reason, sizeof(reason)));
         goto on_error;
     }
     s->ctx = EVP_MD_CTX_new();
     if (!s->ctx) {
-        rc = sl__fail(SL_ENOMEM, "%s: cannot allocate a digest context", member);
+        rc = sl_op_fail(SL_ENOMEM, "%s: cannot allocate a digest context", member);
         goto on_error;
     }
     *state = s;
@@ -135,41 +106,42 @@ on_error:
     return rc;
 }
 
-static int md5_thread_init(const sl__op_config *cfg, void **state) {
+static int md5_thread_init(const sl_op_config *cfg, void **state) {
     (void)cfg;
     return digest_thread_init("MD5", "md5", state);
 }
 
-static int sha256_thread_init(const sl__op_config *cfg, void **state) {
+static int sha256_thread_init(const sl_op_config *cfg, void **state) {
     (void)cfg;
     return digest_thread_init("SHA256", "sha256", state);
 }
 
-static int digest_process(void *state, sl__task *task) {
+static int digest_process(void *state, sl_task *task) {
     digest_state *s = state;
     char reason[256];
-    int rc = check_buffer(task, 1);
-    if (rc < 0)
-        return rc;
+    size_t cap;
+    unsigned char *buf = task_buffer(task, 1, &cap);
+    if (!buf)
+        return SL_EINVAL;
     /* Re-initialising with the same EVP_MD also discards whatever a failed previous object left in the context. */
     if (!EVP_DigestInit_ex(s->ctx, s->md, NULL))
-        return sl__task_fail(task, SL_EINTERNAL, "%s: digest init failed: %s", s->member,
-                             openssl_reason(reason, sizeof(reason)));
+        return sl_task_fail(task, SL_EINTERNAL, "%s: digest init failed: %s", s->member,
+                            openssl_reason(reason, sizeof(reason)));
     for (;;) {
-        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)
             return (int)n;
         if (n == 0)
             break;
-        if (!EVP_DigestUpdate(s->ctx, task->buf, (size_t)n))
-            return sl__task_fail(task, SL_EINTERNAL, "%s: digest update failed: %s", s->member,
-                                 openssl_reason(reason, sizeof(reason)));
+        if (!EVP_DigestUpdate(s->ctx, buf, (size_t)n))
+            return sl_task_fail(task, SL_EINTERNAL, "%s: digest update failed: %s", s->member,
+                                openssl_reason(reason, sizeof(reason)));
     }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
     if (!EVP_DigestFinal_ex(s->ctx, digest, &digest_len))
-        return sl__task_fail(task, SL_EINTERNAL, "%s: digest final failed: %s", s->member,
-                             openssl_reason(reason, sizeof(reason)));
+        return sl_task_fail(task, SL_EINTERNAL, "%s: digest final failed: %s", s->member,
+                            openssl_reason(reason, sizeof(reason)));
     static const char hexdigits[] = "0123456789abcdef";
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     for (size_t i = 0; i < digest_len; i++) {
@@ -177,28 +149,29 @@ static int digest_process(void *state, sl__task *task) {
         hex[2 * i + 1] = hexdigits[digest[i] & 0xf];
     }
     hex[2 * (size_t)digest_len] = '\0';
-    rc = sl__task_result_printf(task, "\"%s\":\"%s\"", s->member, hex);
-    return rc < 0 ? result_too_big(task, rc) : 0;
+    return sl_task_result_string(task, s->member, hex, 2 * (size_t)digest_len);
 }
 
 /* ---- crc32c ---- */
 
-static int crc32c_process(void *state, sl__task *task) {
+static int crc32c_process(void *state, sl_task *task) {
     (void)state;
     uint32_t crc = 0;
-    int rc = check_buffer(task, 1);
-    if (rc < 0)
-        return rc;
+    size_t cap;
+    unsigned char *buf = task_buffer(task, 1, &cap);
+    if (!buf)
+        return SL_EINVAL;
     for (;;) {
-        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)
             return (int)n;
         if (n == 0)
             break;
-        crc = sl__crc32c_update(crc, task->buf, (size_t)n);
+        crc = sl__crc32c_update(crc, buf, (size_t)n);
     }
-    rc = sl__task_result_printf(task, "\"crc32c\":\"%08" PRIx32 "\"", crc);
-    return rc < 0 ? result_too_big(task, rc) : 0;
+    char hex[9];
+    snprintf(hex, sizeof(hex), "%08" PRIx32, crc);
+    return sl_task_result_string(task, "crc32c", hex, 8);
 }
 
 /* ---- count ---- */
@@ -206,27 +179,28 @@ static int crc32c_process(void *state, sl__task *task) {
 /* lines counts '\n' bytes exactly as `wc -l` does: a last line without a terminating newline is not counted, so
  * "a\nb" has 1 line and "" has 0. Counting newlines keeps the sum over the objects of a split file equal to the line
  * count of the whole file. */
-static int count_process(void *state, sl__task *task) {
+static int count_process(void *state, sl_task *task) {
     (void)state;
     uint64_t bytes = 0, lines = 0;
-    int rc = check_buffer(task, 1);
-    if (rc < 0)
-        return rc;
+    size_t cap;
+    unsigned char *buf = task_buffer(task, 1, &cap);
+    if (!buf)
+        return SL_EINVAL;
     for (;;) {
-        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)
             return (int)n;
         if (n == 0)
             break;
         bytes += (uint64_t)n;
-        const unsigned char *p = task->buf, *end = task->buf + n;
+        const unsigned char *p = buf, *end = buf + n;
         while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
             lines++;
             p++;
         }
     }
-    rc = sl__task_result_printf(task, "\"bytes\":%" PRIu64 ",\"lines\":%" PRIu64, bytes, lines);
-    return rc < 0 ? result_too_big(task, rc) : 0;
+    int rc = sl_task_result_uint(task, "bytes", bytes);
+    return rc < 0 ? rc : sl_task_result_uint(task, "lines", lines);
 }
 
 /* ---- gunzip ---- */
@@ -235,19 +209,19 @@ typedef struct gunzip_state {
     z_stream zs;
 } gunzip_state;
 
-static int gunzip_thread_init(const sl__op_config *cfg, void **state) {
+static int gunzip_thread_init(const sl_op_config *cfg, void **state) {
     (void)cfg;
     *state = NULL;
     gunzip_state *s = calloc(1, sizeof(*s));
     if (!s)
-        return sl__fail(SL_ENOMEM, "gunzip: out of memory");
+        return sl_op_fail(SL_ENOMEM, "gunzip: out of memory");
     /* 15 + 32: the largest window, with the gzip or zlib wrapper detected from the first bytes. */
     int zr = inflateInit2(&s->zs, 15 + 32);
     if (zr != Z_OK) {
         free(s);
         if (zr == Z_MEM_ERROR)
-            return sl__fail(SL_ENOMEM, "gunzip: out of memory");
-        return sl__fail(SL_EINTERNAL, "gunzip: inflateInit2 failed (zlib %s): %d", zlibVersion(), zr);
+            return sl_op_fail(SL_ENOMEM, "gunzip: out of memory");
+        return sl_op_fail(SL_EINTERNAL, "gunzip: inflateInit2 failed (zlib %s): %d", zlibVersion(), zr);
     }
     *state = s;
     return 0;
@@ -265,20 +239,20 @@ static void gunzip_thread_fini(void *state) {
  * junk after the last member. head->done stays 0 until a gzip header is complete; for anything without the gzip
  * magic zlib sets it to -1 before checking the 2-byte zlib header, and total_in (reset per member) is at most 2 until
  * that check passes, since the first deflate block header needs a third byte. */
-static int gunzip_error(sl__task *task, const z_stream *zs, int zr, const gz_header *head, uint64_t members,
+static int gunzip_error(sl_task *task, const z_stream *zs, int zr, const gz_header *head, uint64_t members,
                         uint64_t offset) {
     if (zr == Z_MEM_ERROR)
-        return sl__task_fail(task, SL_ENOMEM, "gunzip: out of memory");
+        return sl_task_fail(task, SL_ENOMEM, "gunzip: out of memory");
     if (zr == Z_STREAM_ERROR)
-        return sl__task_fail(task, SL_EINTERNAL, "gunzip: inflate state error");
+        return sl_task_fail(task, SL_EINTERNAL, "gunzip: inflate state error");
     const char *why = zr == Z_NEED_DICT ? "zlib stream needs a preset dictionary" : zs->msg ? zs->msg : "invalid data";
     bool in_header = head->done == 0 || (head->done == -1 && zs->total_in <= 2);
     if (in_header && members == 0)
-        return sl__task_fail(task, SL_ECORRUPT, "not gzip data (%s)", why);
+        return sl_task_fail(task, SL_ECORRUPT, "not gzip data (%s)", why);
     if (in_header)
-        return sl__task_fail(task, SL_ECORRUPT, "trailing garbage after gzip data at byte %" PRIu64 " (%s)", offset,
-                             why);
-    return sl__task_fail(task, SL_ECORRUPT, "corrupt gzip data at byte %" PRIu64 ": %s", offset, why);
+        return sl_task_fail(task, SL_ECORRUPT, "trailing garbage after gzip data at byte %" PRIu64 " (%s)", offset,
+                            why);
+    return sl_task_fail(task, SL_ECORRUPT, "corrupt gzip data at byte %" PRIu64 ": %s", offset, why);
 }
 
 /* Decompresses like `gzip -d`: any number of concatenated members, each with its own header and trailer (CRC and
@@ -288,18 +262,21 @@ static int gunzip_error(sl__task *task, const z_stream *zs, int zr, const gz_hea
  *    a bulk job must not call a damaged object good);
  *  - an empty object is not gzip data (SL_ECORRUPT, as gzip says "unexpected end of file");
  *  - a zlib-wrapped (RFC 1950) stream is accepted too, since the wrapper is auto-detected;
- *  - task->bytes_out counts bytes written to task->out; with no output the decompressed size is reported as the
+ *  - the bytes written count as the output's; with no output stream the decompressed size is reported as the
  *    result member "bytes_out" instead. */
-static int gunzip_process(void *state, sl__task *task) {
+static int gunzip_process(void *state, sl_task *task) {
     gunzip_state *s = state;
     z_stream *zs = &s->zs;
-    int rc = check_buffer(task, 2);
-    if (rc < 0)
-        return rc;
+    int rc;
+    size_t buf_size;
+    unsigned char *buf = task_buffer(task, 2, &buf_size);
+    if (!buf)
+        return SL_EINVAL;
+    bool has_output = sl_task_has_output(task);
     /* Compressed input is usually several times smaller than its output, so the output gets the larger share. */
-    size_t in_cap = task->buf_size / 4 ? task->buf_size / 4 : 1;
-    unsigned char *in = task->buf, *out = task->buf + in_cap;
-    size_t out_cap = task->buf_size - in_cap;
+    size_t in_cap = buf_size / 4 ? buf_size / 4 : 1;
+    unsigned char *in = buf, *out = buf + in_cap;
+    size_t out_cap = buf_size - in_cap;
     if (in_cap > UINT_MAX)
         in_cap = UINT_MAX;
     if (out_cap > UINT_MAX)
@@ -316,10 +293,10 @@ static int gunzip_process(void *state, sl__task *task) {
     zs->avail_in = 0;
     for (;;) {
         /* A small input can inflate to gigabytes without another read, so cancellation is checked per output chunk. */
-        if (out_full && aborted(task))
+        if (out_full && sl_task_aborted(task))
             return fail_aborted(task);
         if (zs->avail_in == 0 && !out_full) {
-            int64_t n = read_chunk(task, in, in_cap);
+            int64_t n = sl_task_read(task, in, in_cap);
             if (n < 0)
                 return (int)n;
             if (n == 0)
@@ -349,7 +326,7 @@ static int gunzip_process(void *state, sl__task *task) {
         out_full = zs->avail_out == 0;
         if (got > 0) {
             produced += got;
-            if (task->out && (rc = write_chunk(task, out, got)) < 0)
+            if (has_output && (rc = sl_task_write(task, out, got)) < 0)
                 return rc;
         }
         if (zr == Z_STREAM_END) {
@@ -361,96 +338,95 @@ static int gunzip_process(void *state, sl__task *task) {
         }
     }
     if (in_member)
-        return sl__task_fail(task, SL_ECORRUPT, "truncated gzip stream (input ended after %" PRIu64 " bytes)",
-                             read_total);
+        return sl_task_fail(task, SL_ECORRUPT, "truncated gzip stream (input ended after %" PRIu64 " bytes)",
+                            read_total);
     if (members == 0)
-        return sl__task_fail(task, SL_ECORRUPT, "not gzip data (the object is empty)");
-    if (!task->out) {
-        rc = sl__task_result_printf(task, "\"bytes_out\":%" PRIu64, produced);
-        if (rc < 0)
-            return result_too_big(task, rc);
-    }
-    return 0;
+        return sl_task_fail(task, SL_ECORRUPT, "not gzip data (the object is empty)");
+    return has_output ? 0 : sl_task_result_uint(task, "bytes_out", produced);
 }
 
 /* ---- copy ---- */
 
-static int copy_process(void *state, sl__task *task) {
+static int copy_process(void *state, sl_task *task) {
     (void)state;
-    int rc = check_buffer(task, 1);
-    if (rc < 0)
-        return rc;
-    if (!task->out)
-        return sl__task_fail(task, SL_EINVAL, "copy needs a destination");
+    size_t cap;
+    unsigned char *buf = task_buffer(task, 1, &cap);
+    if (!buf)
+        return SL_EINVAL;
+    if (!sl_task_has_output(task))
+        return sl_task_fail(task, SL_EINVAL, "copy needs a destination");
     for (;;) {
-        int64_t n = read_chunk(task, task->buf, task->buf_size);
+        int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)
             return (int)n;
         if (n == 0)
             return 0;
-        if ((rc = write_chunk(task, task->buf, (size_t)n)) < 0)
+        int rc = sl_task_write(task, buf, (size_t)n);
+        if (rc < 0)
             return rc;
     }
 }
 
 /* ---- the table ---- */
 
-static const sl__op s_op_md5 = {
+static const sl_op s_op_md5 = {
     .name = "md5",
     .description = "MD5 digest of each object, in hex: \"md5\":\"<32 hex digits>\"",
-    .transforms = false,
+    .abi_version = SL_OP_ABI_VERSION,
     .thread_init = md5_thread_init,
     .process = digest_process,
     .thread_fini = digest_thread_fini,
 };
 
-static const sl__op s_op_crc32c = {
+static const sl_op s_op_crc32c = {
     .name = "crc32c",
     .description = "CRC32C (Castagnoli, the checksum GCS keeps) of each object: \"crc32c\":\"<8 hex digits>\"",
-    .transforms = false,
+    .abi_version = SL_OP_ABI_VERSION,
     .thread_init = stateless_thread_init,
     .process = crc32c_process,
     .thread_fini = stateless_thread_fini,
 };
 
-static const sl__op s_op_sha256 = {
+static const sl_op s_op_sha256 = {
     .name = "sha256",
     .description = "SHA-256 digest of each object, in hex: \"sha256\":\"<64 hex digits>\"",
-    .transforms = false,
+    .abi_version = SL_OP_ABI_VERSION,
     .thread_init = sha256_thread_init,
     .process = digest_process,
     .thread_fini = digest_thread_fini,
 };
 
-static const sl__op s_op_count = {
+static const sl_op s_op_count = {
     .name = "count",
     .description = "bytes and lines ('\\n' bytes, as wc -l counts them) of each object: \"bytes\":N,\"lines\":M",
-    .transforms = false,
+    .abi_version = SL_OP_ABI_VERSION,
     .thread_init = stateless_thread_init,
     .process = count_process,
     .thread_fini = stateless_thread_fini,
 };
 
-static const sl__op s_op_gunzip = {
+static const sl_op s_op_gunzip = {
     .name = "gunzip",
     .description = "decompress each gzip object (concatenated members too); without a destination, report "
                    "\"bytes_out\":N",
-    .transforms = true,
+    .abi_version = SL_OP_ABI_VERSION,
+    .flags = SL_OP_TRANSFORMS,
     .thread_init = gunzip_thread_init,
     .process = gunzip_process,
     .thread_fini = gunzip_thread_fini,
 };
 
-static const sl__op s_op_copy = {
+static const sl_op s_op_copy = {
     .name = "copy",
     .description = "copy each object's bytes unchanged",
-    .transforms = true,
+    .abi_version = SL_OP_ABI_VERSION,
+    .flags = SL_OP_TRANSFORMS,
     .thread_init = stateless_thread_init,
     .process = copy_process,
     .thread_fini = stateless_thread_fini,
 };
 
-static const sl__op *const s_ops[] = {&s_op_md5, &s_op_crc32c, &s_op_sha256, &s_op_count, &s_op_gunzip, &s_op_copy};
+static const sl_op *const s_ops[] = {&s_op_md5, &s_op_crc32c, &s_op_sha256, &s_op_count, &s_op_gunzip, &s_op_copy};
 
 static const char *const s_public_names[] = {"md5", "crc32c", "sha256", "count", "gunzip", NULL};
 

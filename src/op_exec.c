@@ -721,7 +721,8 @@ static int s_thread_init(const sl__op_config *cfg, void **state) {
 const sl__op sl__op_exec = {
     .name = "exec",
     .description = "run a command per object: the object's bytes on its stdin, its stdout the output object",
-    .transforms = true,
+    .abi_version = SL_OP_ABI_VERSION,
+    .flags = SL_OP_TRANSFORMS,
     .thread_init = s_thread_init,
     .process = s_process,
     .thread_fini = s_thread_fini,

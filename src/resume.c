@@ -161,6 +161,27 @@ void sl__job_tag_shell(const char *command, char out[SL__JOB_TAG_CAP]) {
     snprintf(out, SL__JOB_TAG_CAP, "shell:%08" PRIx32, crc);
 }
 
+void sl__job_tag_plugin(const char *name, const char *version, const char *const *args, size_t arg_count,
+                        char out[SL__JOB_TAG_CAP]) {
+    name = name ? name : "";
+    version = version ? version : "";
+    uint32_t crc = sl__crc32c_update(0, name, strlen(name) + 1);
+    crc = sl__crc32c_update(crc, version, strlen(version) + 1);
+    /* The arguments are a set (no key twice): the order they were given in makes no other output, so each one's
+     * checksum is summed, which no order changes. */
+    uint32_t sum = 0;
+    for (size_t i = 0; i < arg_count; i++)
+        sum += sl__crc32c_update(0, args[i], strlen(args[i]) + 1);
+    unsigned char tail[12];
+    uint64_t count = arg_count;
+    for (int i = 0; i < 4; i++)
+        tail[i] = (unsigned char)(sum >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        tail[4 + i] = (unsigned char)(count >> (8 * i));
+    crc = sl__crc32c_update(crc, tail, sizeof(tail));
+    snprintf(out, SL__JOB_TAG_CAP, "plugin:%08" PRIx32, crc);
+}
+
 sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, const char *job_tag,
                                     bool compare_content) {
     if (!dst || dst->is_prefix)

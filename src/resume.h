@@ -46,11 +46,14 @@ bool sl__fp_parse(const char *text, sl__fingerprint *out);
 bool sl__fp_matches(const char *recorded, const sl_object *src, const char *job_tag);
 
 /* The job tag: "copy" for cp and sync (the same output), "op:<name>" for a built-in, "exec:<crc32c of argv joined
- * by NUL>", "shell:<crc32c of the command>". */
+ * by NUL>", "shell:<crc32c of the command>", "plugin:<crc32c>" for an op given by the caller (sl_job_options.op). */
 void sl__job_tag_copy(char out[SL__JOB_TAG_CAP]);
 void sl__job_tag_op(const char *name, char out[SL__JOB_TAG_CAP]);
 void sl__job_tag_exec(const char *const *argv, char out[SL__JOB_TAG_CAP]);
 void sl__job_tag_shell(const char *command, char out[SL__JOB_TAG_CAP]);
+/* "plugin:<crc32c of name, version and the arguments sorted, each followed by a NUL>" for an op of the caller's. */
+void sl__job_tag_plugin(const char *name, const char *version, const char *const *args, size_t arg_count,
+                        char out[SL__JOB_TAG_CAP]);
 
 /* What to do with one source object, given what the destination holds under its output key. */
 typedef enum sl__resume_action {

@@ -1,17 +1,19 @@
-/* The operation interface: what a worker runs for one object. Built-ins (op_builtin.c), the exec operation
- * (op_exec.c) and later plugins implement it. Per-thread state is part of the contract: thread_init runs once in
- * each worker thread when it starts, thread_fini once when it exits, and process for every object in between, with
- * the state thread_init made. Nothing per object may outlive process(). */
+/* The operation interface as the engine sees it: the public contract (sluice/plugin.h: sl_op, sl_task,
+ * sl_op_config) with the layouts of its opaque types. Built-ins (op_builtin.c) use the public accessors only; the
+ * exec operation (op_exec.c) still reaches into the fields below. Per-thread state is part of the contract:
+ * thread_init runs once in each worker thread when it starts, thread_fini once when it exits, and process for every
+ * object in between, with the state thread_init made. Nothing per object may outlive process(). */
 #ifndef SLUICE_TASK_H
 #define SLUICE_TASK_H
 
+#include "sluice/plugin.h"
 #include "sluice/store.h"
 
 #include <stdatomic.h>
 
 /* One object being processed. Filled by the engine; the op reads `in`, writes `out` (or result members), and
  * reports. */
-typedef struct sl__task {
+struct sl_task {
     const sl_object *src; /* key, size, metadata of the source object */
     const char *src_url;  /* canonical URL of the source object (for SLUICE_URL) */
     const char *dst_key;  /* output key (key + suffix); NULL when out is NULL */
@@ -34,24 +36,24 @@ typedef struct sl__task {
     uint64_t bytes_out;
     /* Set when the job is aborted hard; a long-running op should stop early and fail with SL_ECANCELED. */
     const atomic_bool *abort;
-} sl__task;
+    /* sl_task_write refuses to write for an op that does not transform (its output is the result line). */
+    bool no_write;
+};
+typedef struct sl_task sl__task;
 
-/* Job-wide configuration handed to thread_init (read-only, outlives every thread). */
-typedef struct sl__op_config {
+/* What thread_init gets: the job-wide configuration (read-only, outlives every thread) as seen by one worker. */
+struct sl_op_config {
     const char *const *argv; /* exec: argv, NULL-terminated */
     bool use_shell;          /* exec: run `command` with /bin/sh -c */
     const char *command;
-    unsigned timeout_ms; /* exec: wall-clock limit per object, spawn to exit; 0 = none */
-} sl__op_config;
+    unsigned timeout_ms;     /* exec: wall-clock limit per object, spawn to exit; 0 = none */
+    const char *const *args; /* "key=value" (sl_op_config_get), arg_count of them */
+    size_t arg_count;
+    unsigned worker, workers;
+};
+typedef struct sl_op_config sl__op_config;
 
-typedef struct sl__op {
-    const char *name;
-    const char *description; /* one line for --help */
-    bool transforms;         /* true: the op writes data to task->out (gunzip, exec, copy); false: result only */
-    int (*thread_init)(const sl__op_config *cfg, void **state); /* 0 or <0; may leave *state NULL */
-    int (*process)(void *state, sl__task *task);                /* 0 or <0 with task->error filled */
-    void (*thread_fini)(void *state);                           /* NULL state ok */
-} sl__op;
+typedef sl_op sl__op;
 
 /* Built-ins: "md5", "crc32c", "sha256", "count", "gunzip", and the internal "copy". NULL if unknown. */
 const sl__op *sl__op_find(const char *name);
@@ -65,5 +67,9 @@ int sl__task_result_printf(sl__task *task, const char *fmt, ...) __attribute__((
 /* Fills task->error (a message too long loses its middle, as sl__fail's) and returns code. An argument may be
  * task->error itself. */
 int sl__task_fail(sl__task *task, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Checks an op a caller or a plugin hands over against plugin.h's rules (ABI version, name, process, flags). Returns
+ * 0 or SL_EINVAL with sl_last_error() saying what is wrong, prefixed by `what` (e.g. "plugin ./x.so"). */
+int sl__op_check(const sl_op *op, const char *what);
 
 #endif

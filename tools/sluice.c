@@ -30,6 +30,7 @@ enum {
 #define MAX_GLOBS 64
 #define MAX_EXEC_WORDS 256
 #define MAX_HEADERS 16
+#define MAX_PLUGIN_ARGS 256
 
 typedef struct cli {
     const char *command; /* "cp", "map", ... */
@@ -46,6 +47,9 @@ typedef struct cli {
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
     bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
     const char *report, *failures, *suffix, *exec, *op, *range;
+    const char *plugin;                           /* map --plugin LIB.so */
+    const char *plugin_args[MAX_PLUGIN_ARGS + 1]; /* --plugin-arg K=V */
+    size_t plugin_arg_count;
     const char *retry_failed;             /* --retry-failed FILE */
     unsigned grace_ms;                    /* --grace; 0 = the library's default */
     unsigned timeout_ms;                  /* --timeout; 0 = no limit */
@@ -134,6 +138,7 @@ static const char s_main_help[] =
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
+    "  map SRC DST --plugin LIB.so    run your own C operation in process (sluice/plugin.h)\n"
     "  rm [-r] URL                    delete one object, or with -r every object under a prefix\n"
     "  watch [OPTIONS] -- CMD ARGS... run CMD, record its process tree's memory, say flat or growing\n"
     "\n"
@@ -203,13 +208,14 @@ static const char s_job_options_help[] =
 static const char s_resume_help[] =
     "Rerunning is resuming: an object whose output is already complete is skipped (\"skipped\" in the\n"
     "summary and the report) unless --force is given. Each output records the fingerprint of its source\n"
-    "(size, generation or mtime, CRC32C when known) and of the job (cp/sync, the --op, or the command);\n"
-    "an output is complete when that record matches the source as it is now. For cp and sync, an output\n"
-    "without a record is complete when it has the same size and CRC32C as the source (checksums from the\n"
-    "store's metadata, else read from both sides). map outputs without a record are redone. The record is\n"
-    "the xattr user.sluice.source (local; a local output changed since sluice wrote it loses it, and a\n"
-    "file system without user xattrs keeps none) or the custom metadata sluice-source (gs://). Leftover\n"
-    "temp files of a killed run are removed by the rerun.\n\n";
+    "(size, generation or mtime, CRC32C when known) and of the job (cp/sync, the --op, the command, or\n"
+    "the plugin's name, version and --plugin-arg values); an output is complete when that record matches\n"
+    "the source as it is now. For cp and sync, an output without a record is complete when it has the\n"
+    "same size and CRC32C as the source (checksums from the store's metadata, else read from both\n"
+    "sides). map outputs without a record are redone. The record is the xattr user.sluice.source (local;\n"
+    "a local output changed since sluice wrote it loses it, and a file system without user xattrs keeps\n"
+    "none) or the custom metadata sluice-source (gs://). Leftover temp files of a killed run are removed\n"
+    "by the rerun.\n\n";
 
 static void s_command_help(const char *command) {
     if (strcmp(command, "ls") == 0) {
@@ -257,7 +263,8 @@ static void s_command_help(const char *command) {
         fputs(s_job_options_help, stdout);
     } else if (strcmp(command, "map") == 0) {
         fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
-              "       sluice map SRC DST --op NAME [OPTIONS]\n\n"
+              "       sluice map SRC DST --op NAME [OPTIONS]\n"
+              "       sluice map SRC DST --plugin LIB.so [--plugin-arg KEY=VALUE]... [OPTIONS]\n\n"
               "For each object under SRC, run an operation and write its output to DST under the same key\n"
               "(plus --suffix). With DST `-`, one JSON line per object goes to stdout instead.\n\n"
               "  --exec CMD    run CMD once per object with the object's bytes on stdin; its stdout becomes\n"
@@ -279,6 +286,14 @@ static void s_command_help(const char *command) {
             printf("                  %-8s %s\n", *n, sl_job_op_describe(*n));
         fputs("                md5/crc32c/sha256/count write their JSON result as the output object;\n"
               "                gunzip writes the decompressed bytes\n"
+              "  --plugin LIB.so  an operation of your own in a shared library that defines sluice_plugin\n"
+              "                (sluice/plugin.h; build it with `pkg-config --cflags --libs sluice`), run in\n"
+              "                process with per-thread state: thread_init once per worker thread, process\n"
+              "                per object. LIB.so is a path (a bare name is a file in the current directory).\n"
+              "                A file that is missing, unreadable or cannot be loaded: exit 3; a library that\n"
+              "                is no sluice plugin or was built for another plugin ABI: exit 2; a thread_init\n"
+              "                that fails stops the job: exit 3\n"
+              "  --plugin-arg KEY=VALUE  handed to the plugin's thread_init (repeatable, each key once)\n"
               "  --suffix S    append S to each output key (e.g. .md5, .out)\n\n",
               stdout);
         fputs(s_resume_help, stdout);
@@ -392,6 +407,8 @@ enum {
     O_EXEC,
     O_SHELL,
     O_OP,
+    O_PLUGIN,
+    O_PLUGIN_ARG,
     O_ENDPOINT,
     O_ANONYMOUS,
     O_TOKEN_FILE,
@@ -430,6 +447,8 @@ static const opt_def s_opts[] = {
     {"exec", 0, OPT_VALUE, C_MAP, O_EXEC},
     {"shell", 0, OPT_FLAG, C_MAP, O_SHELL},
     {"op", 0, OPT_VALUE, C_MAP, O_OP},
+    {"plugin", 0, OPT_VALUE, C_MAP, O_PLUGIN},
+    {"plugin-arg", 0, OPT_VALUE, C_MAP, O_PLUGIN_ARG},
     {"endpoint", 0, OPT_VALUE, 0xff, O_ENDPOINT},
     {"anonymous", 0, OPT_FLAG, 0xff, O_ANONYMOUS},
     {"token-file", 0, OPT_VALUE, 0xff, O_TOKEN_FILE},
@@ -595,6 +614,27 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_OP:
         c->op = value;
         break;
+    case O_PLUGIN:
+        c->plugin = value;
+        break;
+    case O_PLUGIN_ARG: {
+        const char *eq = strchr(value, '=');
+        if (!eq || eq == value) {
+            s_err(c, "--plugin-arg takes KEY=VALUE (a non-empty key), not '%s'", value);
+            return -1;
+        }
+        for (size_t i = 0; i < c->plugin_arg_count; i++)
+            if (strncmp(c->plugin_args[i], value, (size_t)(eq - value) + 1) == 0) {
+                s_err(c, "--plugin-arg %.*s is given twice", (int)(eq - value), value);
+                return -1;
+            }
+        if (c->plugin_arg_count == MAX_PLUGIN_ARGS) {
+            s_err(c, "at most %d --plugin-arg", MAX_PLUGIN_ARGS);
+            return -1;
+        }
+        c->plugin_args[c->plugin_arg_count++] = value;
+        break;
+    }
     case O_ENDPOINT:
         c->store.endpoint = value;
         break;
@@ -1349,9 +1389,14 @@ static int s_cmd_job(cli *c) {
         return EXIT_USAGE;
     }
     sl_job_options o = {0};
+    sl_plugin *plugin = NULL;
+    if (c->plugin_arg_count && !c->plugin) {
+        s_err(c, "--plugin-arg goes with --plugin");
+        return EXIT_USAGE;
+    }
     if (map) {
-        if (!c->exec == !c->op) {
-            s_err(c, "give exactly one of --exec CMD or --op NAME (see `sluice map --help`)");
+        if ((c->exec != NULL) + (c->op != NULL) + (c->plugin != NULL) != 1) {
+            s_err(c, "give exactly one of --exec CMD, --op NAME or --plugin LIB.so (see `sluice map --help`)");
             return EXIT_USAGE;
         }
         if (c->use_shell && !c->exec) {
@@ -1370,6 +1415,18 @@ static int s_cmd_job(cli *c) {
         o.timeout_ms = c->timeout_ms;
         o.op_name = c->op;
         o.suffix = c->suffix;
+        if (c->plugin) {
+            /* Loaded before the job checks anything else: a library that is no plugin is a usage error (2), one that
+             * cannot be read or loaded is exit 3, like an --exec program that is missing. */
+            int prc = sl_plugin_open(c->plugin, &plugin);
+            if (prc < 0) {
+                s_err(c, "%s", sl_last_error());
+                return s_fatal_for(prc);
+            }
+            o.op = sl_plugin_op(plugin);
+            o.op_args = c->plugin_args;
+            o.op_arg_count = c->plugin_arg_count;
+        }
     } else if (rm) {
         o.kind = SL_JOB_DELETE;
         o.recursive = c->recursive;
@@ -1409,10 +1466,12 @@ static int s_cmd_job(cli *c) {
         /* A start-up request abandoned for the signal (or one that failed meanwhile): nothing ran. */
         s_err(c, "interrupted by %s while starting, nothing was done (%s)", s_signal == SIGTERM ? "SIGTERM" : "SIGINT",
               sl_last_error());
+        sl_plugin_close(plugin);
         return s_signal_exit(s_signal);
     }
     if (rc < 0) {
         s_err(c, "%s", sl_last_error());
+        sl_plugin_close(plugin);
         return s_fatal_for(rc);
     }
     s_job = job;
@@ -1461,6 +1520,7 @@ static int s_cmd_job(cli *c) {
     }
     s_job = NULL;
     sl_job_destroy(job);
+    sl_plugin_close(plugin);
     return exit_code ? exit_code : out_rc;
 }
 

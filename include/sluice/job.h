@@ -12,6 +12,7 @@
 #include "sluice/error.h"
 #include "sluice/memwatch.h"
 #include "sluice/outfile.h"
+#include "sluice/plugin.h"
 #include "sluice/store.h"
 
 #ifdef __cplusplus
@@ -22,7 +23,7 @@ typedef enum sl_job_kind {
     SL_JOB_COPY = 1,   /* copy every object to dst (overwrite), skipping complete outputs (see force) */
     SL_JOB_SYNC = 2,   /* copy objects not already identical at dst (same size and same CRC32C) */
     SL_JOB_EXEC = 3,   /* each object's bytes on a child's stdin; its stdout becomes the output object */
-    SL_JOB_OP = 4,     /* a built-in operation (sl_job_options.op_name) */
+    SL_JOB_OP = 4,     /* a built-in operation (sl_job_options.op_name) or one of your own (sl_job_options.op) */
     SL_JOB_DELETE = 5, /* delete every object under src (no destination: dst_url is ignored) */
 } sl_job_kind;
 
@@ -83,10 +84,10 @@ typedef struct sl_job_options {
     /* Resume: unless force is set, an object whose output is already complete is skipped (counted in
      * objects_skipped), so rerunning an interrupted job is resuming it. Every output is committed with the
      * fingerprint of its source (sl_write_options.source_fingerprint): size, generation (gs://) or mtime (local),
-     * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, or a checksum of the command). An
-     * output is complete when its recorded fingerprint matches the source's now; for cp and sync, an output without
-     * one (written by something else, or on a file system without xattrs) is complete when it has the same size and
-     * CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
+     * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, a checksum of the command, or of the
+     * op's name, version and arguments for an op of the caller's: sl_job_options.op). An output is complete when its
+     * recorded fingerprint matches the source's now; for cp and sync, an output without one (written by something
+     * else, or on a file system without xattrs) is complete when it has the same size and CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
      * memory); an output key that sorts before one already looked up (possible with a suffix) is looked up alone
      * with sl_stat. A local destination's listing also removes the temp files of writers that are gone. */
     bool force;
@@ -102,6 +103,17 @@ typedef struct sl_job_options {
     unsigned timeout_ms;
     /* SL_JOB_OP: "md5", "crc32c", "sha256", "count", "gunzip" (sl_job_op_names). */
     const char *op_name;
+    /* SL_JOB_OP, instead of op_name: an operation of your own (sluice/plugin.h: written in the program, or a plugin's
+     * from sl_plugin_op), run with the same per-thread lifecycle as a built-in. sl_job_new checks it (SL_EINVAL: ABI
+     * version, name, process, flags); it is not copied and must stay valid until sl_job_destroy. Its outputs record
+     * job=plugin:<crc32c of its name, version and arguments> in their fingerprint, so a rerun skips the outputs of
+     * the same op (name and version) with the same arguments, whatever the order they are given in, and redoes the
+     * others. */
+    const sl_op *op;
+    /* Arguments for op's thread_init, each "key=value" with a non-empty key (sl_op_config_get), op_arg_count of them;
+     * copied by sl_job_new. A key given twice, a string without '=', or arguments for a built-in: SL_EINVAL. */
+    const char *const *op_args;
+    size_t op_arg_count;
     sl_job_failure_fn on_failure;
     sl_job_result_fn on_result;
     sl_job_progress_fn on_progress;

@@ -10,5 +10,6 @@
 #include "sluice/store.h"
 #include "sluice/job.h"
 #include "sluice/outfile.h"
+#include "sluice/plugin.h"
 
 #endif

@@ -63,7 +63,7 @@ check_help cat --range A-B A- -N
 jobopts=(--include --exclude -j --jobs --memory-limit --dry-run --force --report --failures --retry-failed --grace --timeline --chart --mem-interval -q --quiet -h --help)
 check_help cp "${jobopts[@]}"
 check_help sync "${jobopts[@]}" CRC32C
-check_help map "${jobopts[@]}" complete user.sluice.source sluice-source --exec --shell --op --suffix SLUICE_KEY md5 sha256 crc32c count gunzip
+check_help map "${jobopts[@]}" complete user.sluice.source sluice-source --exec --shell --op --plugin --plugin-arg sluice_plugin --suffix SLUICE_KEY md5 sha256 crc32c count gunzip
 
 say "--help wins over missing arguments (sluice map --help exits 0 without SRC/DST)"
 run "$SLUICE" map --help

@@ -338,12 +338,12 @@ static void test_find_and_names(void) {
     }
     for (size_t j = 0; j < n; j++)
         ASSERT_TRUE(strcmp(names[j], "copy") != 0);
-    ASSERT_FALSE(sl__op_find("md5")->transforms);
-    ASSERT_FALSE(sl__op_find("sha256")->transforms);
-    ASSERT_FALSE(sl__op_find("crc32c")->transforms);
-    ASSERT_FALSE(sl__op_find("count")->transforms);
-    ASSERT_TRUE(sl__op_find("gunzip")->transforms);
-    ASSERT_TRUE(sl__op_find("copy")->transforms);
+    ASSERT_FALSE(sl__op_find("md5")->flags & SL_OP_TRANSFORMS);
+    ASSERT_FALSE(sl__op_find("sha256")->flags & SL_OP_TRANSFORMS);
+    ASSERT_FALSE(sl__op_find("crc32c")->flags & SL_OP_TRANSFORMS);
+    ASSERT_FALSE(sl__op_find("count")->flags & SL_OP_TRANSFORMS);
+    ASSERT_TRUE(sl__op_find("gunzip")->flags & SL_OP_TRANSFORMS);
+    ASSERT_TRUE(sl__op_find("copy")->flags & SL_OP_TRANSFORMS);
     ASSERT_TRUE(sl__op_find(NULL) == NULL);
     ASSERT_TRUE(sl__op_find("") == NULL);
     ASSERT_TRUE(sl__op_find("MD5") == NULL);

@@ -484,7 +484,7 @@ static void test_bad_config(void) {
     ASSERT_INT_EQ(sl__op_exec.thread_init(NULL, &st), SL_EINVAL);
     sl__op_exec.thread_fini(NULL);
     ASSERT_STR_EQ(sl__op_exec.name, "exec");
-    ASSERT_TRUE(sl__op_exec.transforms);
+    ASSERT_TRUE(sl__op_exec.flags & SL_OP_TRANSFORMS);
 }
 
 static void test_output_collected(void) {
