@@ -138,7 +138,7 @@ row() {
 
 G=gs://budget
 F=--force
-# local -> gs: the two cases of the issue first (382 and 612 MiB peaks before the budget covered upload buffers).
+# local -> gs: the two cases that first showed it (382 and 612 MiB peaks before the budget covered upload buffers).
 row "cp local->gs 8MB x32"     64M  64  -    cp "$MID" $G/mid $F
 row "cp local->gs 8MB 1G chunk" 64M 4  1G   cp "$MID" $G/mid1g $F
 row "cp local->gs 256K chunks" 32M  16 256K cp "$MID" $G/mid256k $F

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Row (c) against row (d) of issue 11's benchmark: map --plugin with the example MD5 plugins (examples/plugin) against
+# A plugin against the built-in it imitates: map --plugin with the example MD5 plugins (examples/plugin) against
 # the built-in map --op md5, over 20,000 files of 4 KiB in 100 folders, page cache warm, output to /dev/null. (c) is
 # the self-contained example (RFC 1321's MD5 in plain C), (c') the same plugin with OpenSSL's MD5, the one --op md5
 # uses: (c')/(d) is what the plugin interface itself costs, (c)/(d) adds the slower MD5 code.
