@@ -103,6 +103,8 @@ struct sl_job {
     sl__pool *pool;
     atomic_bool cancel;
     atomic_bool abort;
+    atomic_uint worker_start_failures; /* map --worker: consecutive start failures (op_worker.c) */
+    char display[256];                 /* map --worker: the command as messages show it */
     atomic_int interrupt_signal; /* the signal sl_job_interrupt recorded first, 0 if none */
     unsigned grace_ms;           /* SL_JOB_NO_GRACE: abort as soon as cancelled */
     bool grace_expired;          /* written by sl_job_run's thread: the abort came from the grace running out */
@@ -393,7 +395,10 @@ static int s_check_dst_not_in_src(const sl_job *job) {
             return sl__fail(SL_EINVAL,
                             "destination %s%s holds the source %s: its output would replace the source itself; "
                             "choose another destination%s",
-                            dst, nd, url, job->kind == SL_JOB_EXEC || job->kind == SL_JOB_OP ? " or a --suffix" : "");
+                            dst, nd, url,
+                            job->kind == SL_JOB_EXEC || job->kind == SL_JOB_OP || job->kind == SL_JOB_WORKER
+                                ? " or a --suffix"
+                                : "");
         }
         return 0;
     }
@@ -569,6 +574,22 @@ static int s_budget_workers(sl_job *job, bool given) {
     return 0;
 }
 
+static void s_set_fatal(sl_job *job, int rc, const char *message);
+
+/* For the worker operation: a warning line (a worker that had to be killed at its end), and stopping the job (its
+ * workers keep failing to start). Called from worker threads. */
+static void s_op_warn(void *ctx, const char *message) {
+    sl_job *job = ctx;
+    pthread_mutex_lock(&job->synced.lock);
+    if (job->on_warning)
+        job->on_warning(job->user_data, message);
+    pthread_mutex_unlock(&job->synced.lock);
+}
+
+static void s_op_stop(void *ctx, int code, const char *message) {
+    s_set_fatal(ctx, code, message);
+}
+
 int sl_job_new(const sl_job_options *opts, sl_job **out) {
     if (!opts || !out)
         return sl__fail(SL_EINVAL, "sl_job_new: NULL argument");
@@ -613,14 +634,15 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         job->op = sl__op_find("copy"); /* never run: workers delete without an operation */
         break;
     case SL_JOB_EXEC:
-        job->op = &sl__op_exec;
+    case SL_JOB_WORKER:
+        job->op = opts->kind == SL_JOB_WORKER ? &sl__op_worker : &sl__op_exec;
         if (opts->use_shell) {
             if (!opts->command || !opts->command[0]) {
                 rc = sl__fail(SL_EINVAL, "--shell needs a command string");
                 goto on_error;
             }
         } else if (!opts->argv || !opts->argv[0] || !opts->argv[0][0]) {
-            rc = sl__fail(SL_EINVAL, "--exec needs a command");
+            rc = sl__fail(SL_EINVAL, "%s needs a command", opts->kind == SL_JOB_WORKER ? "--worker" : "--exec");
             goto on_error;
         } else if ((rc = s_check_command(opts->argv[0])) < 0) {
             goto on_error;
@@ -664,8 +686,12 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     }
     if (job->own_op && (rc = s_check_op_args(opts->op_args, opts->op_arg_count)) < 0)
         goto on_error;
-    if (opts->timeout_ms && opts->kind != SL_JOB_EXEC) {
-        rc = sl__fail(SL_EINVAL, "a timeout applies to commands (--exec/--shell) only");
+    if (opts->timeout_ms && opts->kind != SL_JOB_EXEC && opts->kind != SL_JOB_WORKER) {
+        rc = sl__fail(SL_EINVAL, "a timeout applies to commands (--exec/--worker/--shell) only");
+        goto on_error;
+    }
+    if ((opts->worker_max_objects || opts->worker_max_rss_bytes) && opts->kind != SL_JOB_WORKER) {
+        rc = sl__fail(SL_EINVAL, "worker recycling (--worker-max-objects/--worker-max-rss) goes with --worker");
         goto on_error;
     }
     if (!job->op) {
@@ -678,6 +704,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         sl__job_tag_plugin(job->op->name, job->op->version, opts->op_args, opts->op_arg_count, job->job_tag);
     else if (opts->kind == SL_JOB_OP)
         sl__job_tag_op(opts->op_name, job->job_tag);
+    else if (opts->kind == SL_JOB_WORKER)
+        sl__job_tag_worker(opts->argv, opts->use_shell, opts->command, job->job_tag);
     else if (opts->use_shell)
         sl__job_tag_shell(opts->command, job->job_tag);
     else
@@ -705,7 +733,25 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->op_cfg.argv = (const char *const *)job->argv;
     job->op_cfg.use_shell = opts->use_shell;
     job->op_cfg.timeout_ms = opts->timeout_ms;
+    job->op_cfg.grace_ms = job->grace_ms == SL_JOB_NO_GRACE ? 1 : job->grace_ms;
+    job->op_cfg.max_objects = opts->worker_max_objects;
+    job->op_cfg.max_rss_bytes = opts->worker_max_rss_bytes;
+    job->op_cfg.abort = &job->abort;
+    job->op_cfg.start_failures = &job->worker_start_failures;
+    job->op_cfg.warn = s_op_warn;
+    job->op_cfg.stop = s_op_stop;
+    job->op_cfg.ctx = job;
     job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
+    job->op_cfg.src_text = job->src_text;
+    job->op_cfg.dst_text = job->dst_text;
+    if (opts->use_shell && opts->command) {
+        snprintf(job->display, sizeof(job->display), "%s", opts->command);
+    } else {
+        size_t n = 0;
+        for (const char *const *a = opts->argv; a && *a && n < sizeof(job->display); a++)
+            n += (size_t)snprintf(job->display + n, sizeof(job->display) - n, "%s%s", n ? " " : "", *a);
+    }
+    job->op_cfg.display = job->display;
     job->op_args = job->own_op ? s_strv_dup(opts->op_args, opts->op_arg_count) : NULL;
     job->op_cfg.args = (const char *const *)job->op_args;
     job->op_cfg.arg_count = job->own_op ? opts->op_arg_count : 0;
@@ -1603,6 +1649,8 @@ static const char *s_kind_name(const sl_job *job) {
         return "sync";
     case SL_JOB_EXEC:
         return "map --exec";
+    case SL_JOB_WORKER:
+        return "map --worker";
     case SL_JOB_OP:
         return "map --op";
     case SL_JOB_DELETE:
@@ -1689,7 +1737,8 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         char title[1024];
         /* What ran: the operation's name for --op, the program for --exec. */
         const char *what = job->kind == SL_JOB_OP     ? job->op->name
-                           : job->kind == SL_JOB_EXEC ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
+                           : job->kind == SL_JOB_EXEC || job->kind == SL_JOB_WORKER
+                               ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
                                                       : "";
         /* Names as every message shows them: a newline in one is "\n", not a line break (sl_text_escape). */
         char e_what[256], e_src[320], e_dst[320];

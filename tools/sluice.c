@@ -48,6 +48,9 @@ typedef struct cli {
     bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *plugin;                           /* map --plugin LIB.so */
+    const char *worker;                           /* map --worker CMD */
+    unsigned worker_max_objects;                  /* --worker-max-objects; 0 = no limit */
+    uint64_t worker_max_rss;                      /* --worker-max-rss; 0 = no limit */
     const char *plugin_args[MAX_PLUGIN_ARGS + 1]; /* --plugin-arg K=V */
     size_t plugin_arg_count;
     const char *retry_failed;             /* --retry-failed FILE */
@@ -405,6 +408,9 @@ enum {
     O_FAILURES,
     O_SUFFIX,
     O_EXEC,
+    O_WORKER,
+    O_WORKER_MAX_OBJECTS,
+    O_WORKER_MAX_RSS,
     O_SHELL,
     O_OP,
     O_PLUGIN,
@@ -445,6 +451,9 @@ static const opt_def s_opts[] = {
     {"failures", 0, OPT_VALUE, C_JOBS, O_FAILURES},
     {"suffix", 0, OPT_VALUE, C_MAP, O_SUFFIX},
     {"exec", 0, OPT_VALUE, C_MAP, O_EXEC},
+    {"worker", 0, OPT_VALUE, C_MAP, O_WORKER},
+    {"worker-max-objects", 0, OPT_VALUE, C_MAP, O_WORKER_MAX_OBJECTS},
+    {"worker-max-rss", 0, OPT_VALUE, C_MAP, O_WORKER_MAX_RSS},
     {"shell", 0, OPT_FLAG, C_MAP, O_SHELL},
     {"op", 0, OPT_VALUE, C_MAP, O_OP},
     {"plugin", 0, OPT_VALUE, C_MAP, O_PLUGIN},
@@ -610,6 +619,21 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_SHELL:
         c->use_shell = true;
+        break;
+    case O_WORKER:
+        c->worker = value;
+        break;
+    case O_WORKER_MAX_OBJECTS:
+        if (!sl_cli_parse_uint(value, 1, 4000000000u, &c->worker_max_objects)) {
+            s_err(c, "--worker-max-objects takes a whole number of objects from 1, not '%s'", value);
+            return -1;
+        }
+        break;
+    case O_WORKER_MAX_RSS:
+        if (!sl_cli_parse_size(value, &c->worker_max_rss) || c->worker_max_rss == 0) {
+            s_err(c, "--worker-max-rss takes a size above 0 (e.g. 200M, 1G), not '%s'", value);
+            return -1;
+        }
         break;
     case O_OP:
         c->op = value;
@@ -1384,8 +1408,8 @@ static int s_cmd_job(cli *c) {
         s_err(c, "expected SRC and DST (see `sluice %s --help`)", c->command);
         return EXIT_USAGE;
     }
-    if (c->timeout_given && !(map && c->exec)) {
-        s_err(c, "--timeout applies to map --exec/--shell only");
+    if (c->timeout_given && !(map && (c->exec || c->worker))) {
+        s_err(c, "--timeout applies to map --exec/--worker only");
         return EXIT_USAGE;
     }
     sl_job_options o = {0};
@@ -1395,23 +1419,31 @@ static int s_cmd_job(cli *c) {
         return EXIT_USAGE;
     }
     if (map) {
-        if ((c->exec != NULL) + (c->op != NULL) + (c->plugin != NULL) != 1) {
-            s_err(c, "give exactly one of --exec CMD, --op NAME or --plugin LIB.so (see `sluice map --help`)");
+        if ((c->exec != NULL) + (c->worker != NULL) + (c->op != NULL) + (c->plugin != NULL) != 1) {
+            s_err(c, "give exactly one of --exec CMD, --worker CMD, --op NAME or --plugin LIB.so (see `sluice map "
+                     "--help`)");
             return EXIT_USAGE;
         }
-        if (c->use_shell && !c->exec) {
-            s_err(c, "--shell goes with --exec");
+        if (c->use_shell && !c->exec && !c->worker) {
+            s_err(c, "--shell goes with --exec or --worker");
             return EXIT_USAGE;
         }
-        o.kind = c->exec ? SL_JOB_EXEC : SL_JOB_OP;
-        if (c->exec && c->use_shell) {
+        if ((c->worker_max_objects || c->worker_max_rss) && !c->worker) {
+            s_err(c, "--worker-max-objects and --worker-max-rss go with --worker");
+            return EXIT_USAGE;
+        }
+        const char *command = c->exec ? c->exec : c->worker;
+        o.kind = c->exec ? SL_JOB_EXEC : c->worker ? SL_JOB_WORKER : SL_JOB_OP;
+        if (command && c->use_shell) {
             o.use_shell = true;
-            o.command = c->exec;
-        } else if (c->exec) {
-            if (!s_split_words(c, c->exec))
+            o.command = command;
+        } else if (command) {
+            if (!s_split_words(c, command))
                 return EXIT_USAGE;
             o.argv = c->exec_argv;
         }
+        o.worker_max_objects = c->worker_max_objects;
+        o.worker_max_rss_bytes = c->worker_max_rss;
         o.timeout_ms = c->timeout_ms;
         o.op_name = c->op;
         o.suffix = c->suffix;

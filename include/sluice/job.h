@@ -25,6 +25,9 @@ typedef enum sl_job_kind {
     SL_JOB_EXEC = 3,   /* each object's bytes on a child's stdin; its stdout becomes the output object */
     SL_JOB_OP = 4,     /* a built-in operation (sl_job_options.op_name) or one of your own (sl_job_options.op) */
     SL_JOB_DELETE = 5, /* delete every object under src (no destination: dst_url is ignored) */
+    /* each worker thread hands its objects to one long-lived process (argv/use_shell/command, as SL_JOB_EXEC),
+     * speaking the worker protocol (docs/worker-protocol.md) */
+    SL_JOB_WORKER = 6,
 } sl_job_kind;
 
 typedef struct sl_job sl_job;
@@ -97,10 +100,16 @@ typedef struct sl_job_options {
     const char *const *argv;
     bool use_shell;
     const char *command;
-    /* SL_JOB_EXEC: wall-clock limit per object, from the child's start to its exit; 0 = none. A child still running
+    /* SL_JOB_EXEC: wall-clock limit per object, from the child's start to its exit; 0 = none. (SL_JOB_WORKER: from
+     * the request's header to the answer's final line, and from a worker's start to its hello.) A child still running
      * then gets SIGTERM (its whole process group), 2 s later SIGKILL, and the object fails alone (SL_ECHILD,
      * "command timed out after ..."; nothing committed). Other kinds: must be 0 (SL_EINVAL). */
     unsigned timeout_ms;
+    /* SL_JOB_WORKER: a worker process is replaced (EOF on its stdin, a fresh one for the thread's next object)
+     * after this many objects (0 = never), or once the resident memory of its process tree passes this many bytes,
+     * checked after each object (0 = never). Other kinds: must be 0 (SL_EINVAL). */
+    unsigned worker_max_objects;
+    uint64_t worker_max_rss_bytes;
     /* SL_JOB_OP: "md5", "crc32c", "sha256", "count", "gunzip" (sl_job_op_names). */
     const char *op_name;
     /* SL_JOB_OP, instead of op_name: an operation of your own (sluice/plugin.h: written in the program, or a plugin's
