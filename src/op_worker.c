@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -583,14 +584,12 @@ typedef struct s_answer {
 } s_answer;
 
 typedef struct s_exchange {
-    /* sending */
-    const char *send;
-    size_t send_len;
-    bool header_sent, data_done, end_queued, sent_all;
-    char chunk_hdr[40];
-    unsigned char *data; /* a chunk's bytes in task->buf */
-    size_t data_len;
-    bool data_pending;
+    /* sending: what is queued for the worker's stdin, written with one writev when the pipe takes it */
+    struct iovec iov[8];
+    int iov_n, iov_at;
+    bool header_queued, end_queued, sent_all;
+    char chunk_hdr[2][40];
+    unsigned char probe; /* a byte read past the listed size */
     uint64_t total_in;
     int read_rc; /* a failed read of the object: the request ends with ok:false */
     char end_line[96];
@@ -718,52 +717,104 @@ static int s_receive(s_state *st, sl__task *task, s_exchange *x) {
     return 0;
 }
 
-/* Queues the next thing to send once the previous one is written: chunk header, chunk bytes, end line. */
-static void s_next_send(s_state *st, sl__task *task, s_exchange *x, unsigned char *inbuf, size_t incap) {
-    (void)st;
-    if (x->send_len || x->sent_all)
+static void s_queue(s_exchange *x, const void *p, size_t n) {
+    x->iov[x->iov_n++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
+}
+
+static void s_queue_end(s_exchange *x) {
+    if (x->read_rc)
+        snprintf(x->end_line, sizeof(x->end_line), "{\"ok\":false,\"error\":\"sluice could not read the object\"}\n");
+    else
+        snprintf(x->end_line, sizeof(x->end_line), "{\"ok\":true,\"size\":%" PRIu64 "}\n", x->total_in);
+    s_queue(x, x->end_line, strlen(x->end_line));
+    x->end_queued = true;
+}
+
+/* Once everything queued is written, queues what comes next: the header, the next chunk of the object (its header
+ * and bytes), and the end line. An object that fits in the buffer goes out in one writev: when its listed size has
+ * been read, one more read (of one byte) tells whether it ended there. */
+static void s_next_send(s_state *st, sl__task *task, s_exchange *x) {
+    if (x->iov_at < x->iov_n || x->sent_all)
         return;
-    if (x->data_pending) {
-        x->send = (const char *)x->data;
-        x->send_len = x->data_len;
-        x->data_pending = false;
-        return;
-    }
+    x->iov_n = x->iov_at = 0;
     if (x->end_queued) {
         x->sent_all = true;
         return;
     }
-    int64_t n = x->read_rc ? 0 : sl_task_read(task, inbuf, incap);
-    if (n > 0) {
-        x->total_in += (uint64_t)n;
-        snprintf(x->chunk_hdr, sizeof(x->chunk_hdr), "{\"chunk\":%" PRId64 "}\n", n);
-        x->send = x->chunk_hdr;
-        x->send_len = strlen(x->chunk_hdr);
-        x->data = inbuf;
-        x->data_len = (size_t)n;
-        x->data_pending = true;
-        return;
+    if (!x->header_queued) {
+        s_queue(x, st->hdr, strlen(st->hdr));
+        x->header_queued = true;
     }
+    int64_t n = sl_task_read(task, task->buf, task->buf_size);
     if (n < 0) {
         x->read_rc = (int)n;
-        snprintf(x->end_line, sizeof(x->end_line), "{\"ok\":false,\"error\":\"sluice could not read the object\"}\n");
-    } else if (!x->read_rc) {
-        snprintf(x->end_line, sizeof(x->end_line), "{\"ok\":true,\"size\":%" PRIu64 "}\n", x->total_in);
+        s_queue_end(x);
+        return;
     }
-    x->send = x->end_line;
-    x->send_len = strlen(x->end_line);
-    x->end_queued = true;
+    if (n == 0) {
+        s_queue_end(x);
+        return;
+    }
+    x->total_in += (uint64_t)n;
+    snprintf(x->chunk_hdr[0], sizeof(x->chunk_hdr[0]), "{\"chunk\":%" PRId64 "}\n", n);
+    s_queue(x, x->chunk_hdr[0], strlen(x->chunk_hdr[0]));
+    s_queue(x, task->buf, (size_t)n);
+    if (x->total_in < task->src->size)
+        return;
+    int64_t more = sl_task_read(task, &x->probe, 1);
+    if (more < 0) {
+        x->read_rc = (int)more;
+        s_queue_end(x);
+    } else if (more == 0) {
+        s_queue_end(x);
+    } else {
+        x->total_in += 1;
+        snprintf(x->chunk_hdr[1], sizeof(x->chunk_hdr[1]), "{\"chunk\":1}\n");
+        s_queue(x, x->chunk_hdr[1], strlen(x->chunk_hdr[1]));
+        s_queue(x, &x->probe, 1);
+    }
+}
+
+/* Writes what is queued, as far as the pipe takes it. Returns false when the worker stopped reading. */
+static bool s_send(s_state *st, s_exchange *x) {
+    while (x->iov_at < x->iov_n) {
+        ssize_t w = writev(st->p.in_w, x->iov + x->iov_at, x->iov_n - x->iov_at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return true;
+        if (w < 0) {
+            /* It exited or closed stdin: its answer (or its absence) tells what happened. */
+            s_clear_sigpipe();
+            s_close(&st->p.in_w);
+            x->iov_at = x->iov_n;
+            x->sent_all = true;
+            return false;
+        }
+        size_t left = (size_t)w;
+        while (x->iov_at < x->iov_n && left >= x->iov[x->iov_at].iov_len)
+            left -= x->iov[x->iov_at++].iov_len;
+        if (left) {
+            x->iov[x->iov_at].iov_base = (char *)x->iov[x->iov_at].iov_base + left;
+            x->iov[x->iov_at].iov_len -= left;
+        }
+    }
+    return true;
 }
 
 /* Writes the request and reads its answer until both are complete, the worker breaks, the time runs out or the job is
- * aborted. */
+ * aborted. Writes and reads are tried first and polled for only when the pipe is full or empty. */
 static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
-    size_t incap = task->buf_size;
     int64_t deadline = s_deadline(st);
-    x->send = st->hdr;
-    x->send_len = strlen(st->hdr);
     for (;;) {
-        s_next_send(st, task, x, task->buf, incap);
+        /* Send as much as the pipe takes now. */
+        for (;;) {
+            s_next_send(st, task, x);
+            if (x->sent_all || st->p.in_w < 0 || x->iov_at == x->iov_n)
+                break;
+            if (!s_send(st, x) || x->iov_at < x->iov_n)
+                break; /* the worker stopped reading, or the pipe is full */
+        }
         if (x->final && (x->sent_all || st->p.in_w < 0))
             return S_ANSWERED;
         if (s_aborted(st->cfg))
@@ -780,23 +831,13 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
             return S_BROKEN;
         if (x->final)
             continue;
-
-        struct pollfd pfd[3];
-        nfds_t nfd = 0;
-        int i_in = -1, i_out = -1, i_err = -1;
-        if (st->p.in_w >= 0 && x->send_len) {
-            i_in = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.in_w, .events = POLLOUT};
+        if (st->p.out_r >= 0 && x->sent_all) {
+            /* Everything is sent: the answer is what comes next; try it before polling. */
+            int got = s_fill(st);
+            if (got > 0)
+                continue;
         }
-        if (st->p.out_r >= 0 && !x->final) {
-            i_out = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.out_r, .events = POLLIN};
-        }
-        if (st->p.err_r >= 0) {
-            i_err = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.err_r, .events = POLLIN};
-        }
-        if (st->p.out_r < 0 && !x->final) {
+        if (st->p.out_r < 0) {
             /* stdout closed before the answer's final line. */
             if (!x->begun)
                 return S_NO_ANSWER;
@@ -809,6 +850,20 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
             else
                 snprintf(x->why, sizeof(x->why), "the answer ended before its final line");
             return S_BROKEN;
+        }
+
+        struct pollfd pfd[3];
+        nfds_t nfd = 0;
+        int i_in = -1, i_out = -1, i_err = -1;
+        if (st->p.in_w >= 0 && x->iov_at < x->iov_n) {
+            i_in = (int)nfd;
+            pfd[nfd++] = (struct pollfd){.fd = st->p.in_w, .events = POLLOUT};
+        }
+        i_out = (int)nfd;
+        pfd[nfd++] = (struct pollfd){.fd = st->p.out_r, .events = POLLIN};
+        if (st->p.err_r >= 0) {
+            i_err = (int)nfd;
+            pfd[nfd++] = (struct pollfd){.fd = st->p.err_r, .events = POLLIN};
         }
         long wait = S_POLL_MS;
         if (deadline) {
@@ -824,20 +879,9 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
             continue;
         if (i_err >= 0 && pfd[i_err].revents)
             s_read_stderr(st);
-        if (i_in >= 0 && pfd[i_in].revents) {
-            ssize_t w = write(st->p.in_w, x->send, x->send_len);
-            if (w > 0) {
-                x->send += w;
-                x->send_len -= (size_t)w;
-            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                /* The worker stopped reading: it exited or closed stdin. Its answer (or its absence) tells. */
-                s_clear_sigpipe();
-                s_close(&st->p.in_w);
-                x->send_len = 0;
-                x->sent_all = true;
-            }
-        }
-        if (i_out >= 0 && pfd[i_out].revents) {
+        if (i_in >= 0 && pfd[i_in].revents)
+            s_send(st, x);
+        if (pfd[i_out].revents) {
             if (s_fill(st) < 0 && !x->begun)
                 return S_NO_ANSWER;
         }

@@ -140,6 +140,7 @@ static const char s_main_help[] =
     "  cp SRC DST                     copy every object under SRC to DST\n"
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
+    "  map SRC DST --worker CMD       hand each object to a long-lived CMD per worker thread\n"
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
     "  map SRC DST --plugin LIB.so    run your own C operation in process (sluice/plugin.h)\n"
     "  rm [-r] URL                    delete one object, or with -r every object under a prefix\n"
@@ -266,6 +267,8 @@ static void s_command_help(const char *command) {
         fputs(s_job_options_help, stdout);
     } else if (strcmp(command, "map") == 0) {
         fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
+              "       sluice map SRC DST --worker CMD [--shell] [--worker-max-objects N] [--worker-max-rss SIZE]\n"
+              "                  [OPTIONS]\n"
               "       sluice map SRC DST --op NAME [OPTIONS]\n"
               "       sluice map SRC DST --plugin LIB.so [--plugin-arg KEY=VALUE]... [OPTIONS]\n\n"
               "For each object under SRC, run an operation and write its output to DST under the same key\n"
@@ -282,7 +285,20 @@ static void s_command_help(const char *command) {
               "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none; one that\n"
               "                would round to 0 ms is refused). Past it the command (its process group)\n"
               "                gets SIGTERM, 2 s later SIGKILL, and that object fails alone: \"command timed\n"
-              "                out after 30s (killed)\"\n"
+              "                out after 30s (killed)\". With --worker: from a request to its answer, and\n"
+              "                from a worker's start to its hello\n"
+              "  --worker CMD  start CMD once per worker thread (at its first object) and hand it every object\n"
+              "                that thread takes, one at a time, over its stdin/stdout (the protocol in\n"
+              "                docs/worker-protocol.md; python/sluice_worker.py is its Python side). CMD is\n"
+              "                split and run as --exec's (--shell too), with SLUICE_WORKER_ID (0..N-1) and\n"
+              "                SLUICE_JOBS (N) in its environment. The answer is the output object, or result\n"
+              "                members for the JSON line. An object whose worker fails, crashes, breaks the\n"
+              "                protocol or passes --timeout fails alone (with the worker's stderr) and the\n"
+              "                worker is replaced; 5 failed starts in a row stop the job (exit 3). At the end\n"
+              "                each worker gets EOF and --grace to exit, then SIGTERM/SIGKILL to its group\n"
+              "  --worker-max-objects N  replace a worker after N objects (leaky code: a fresh process)\n"
+              "  --worker-max-rss SIZE   replace a worker once the resident memory of its process tree\n"
+              "                passes SIZE (e.g. 500M), checked after each object\n"
               "  --op NAME     a built-in operation:\n",
               stdout);
         for (const char *const *n = sl_job_op_names(); *n; n++)
@@ -324,7 +340,7 @@ static void s_command_help(const char *command) {
 
 /* Splits a command string into words the way a shell would split it, without any expansion: whitespace separates
  * words, '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside quotes escapes the next byte. */
-static bool s_split_words(cli *c, const char *cmd) {
+static bool s_split_words(cli *c, const char *opt, const char *cmd) {
     size_t len = strlen(cmd);
     c->exec_words = malloc(len + 1);
     if (!c->exec_words)
@@ -338,7 +354,7 @@ static bool s_split_words(cli *c, const char *cmd) {
         if (!*p)
             break;
         if (n == MAX_EXEC_WORDS) {
-            s_err(c, "--exec: more than %d words", MAX_EXEC_WORDS);
+            s_err(c, "%s: more than %d words", opt, MAX_EXEC_WORDS);
             return false;
         }
         c->exec_argv[n++] = o;
@@ -346,7 +362,7 @@ static bool s_split_words(cli *c, const char *cmd) {
             if (*p == '\'') {
                 const char *q = strchr(p + 1, '\'');
                 if (!q) {
-                    s_err(c, "--exec: unterminated ' in: %s", cmd);
+                    s_err(c, "%s: unterminated ' in: %s", opt, cmd);
                     return false;
                 }
                 memcpy(o, p + 1, (size_t)(q - p - 1));
@@ -360,7 +376,7 @@ static bool s_split_words(cli *c, const char *cmd) {
                     *o++ = *p++;
                 }
                 if (*p != '"') {
-                    s_err(c, "--exec: unterminated \" in: %s", cmd);
+                    s_err(c, "%s: unterminated \" in: %s", opt, cmd);
                     return false;
                 }
                 p++;
@@ -375,7 +391,7 @@ static bool s_split_words(cli *c, const char *cmd) {
     }
     c->exec_argv[n] = NULL;
     if (n == 0) {
-        s_err(c, "--exec: empty command");
+        s_err(c, "%s: empty command", opt);
         return false;
     }
     return true;
@@ -1438,7 +1454,7 @@ static int s_cmd_job(cli *c) {
             o.use_shell = true;
             o.command = command;
         } else if (command) {
-            if (!s_split_words(c, command))
+            if (!s_split_words(c, c->exec ? "--exec" : "--worker", command))
                 return EXIT_USAGE;
             o.argv = c->exec_argv;
         }
