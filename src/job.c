@@ -1565,7 +1565,12 @@ static void s_worker_finished(sl_job *job) {
  * always is one). */
 static bool s_may_take(const s_worker *w) {
     sl_job *job = w->job;
+    bool released = false;
     while (w->index >= atomic_load(&job->active_limit)) {
+        /* A worker process is memory of its own: a thread held back stops its process rather than keep it idle. */
+        if (!released && job->op == &sl__op_worker && w->op_state)
+            sl__op_worker_release(w->op_state);
+        released = true;
         if (atomic_load(&job->cancel) || atomic_load(&job->listing_done))
             return false;
         struct timespec ts = {0, (long)S_THROTTLE_WAIT_MS * 1000000L};

@@ -1471,6 +1471,12 @@ static int s_process(void *state, sl__task *task) {
     return rc;
 }
 
+void sl__op_worker_release(void *state) {
+    s_state *st = state;
+    if (st && st->ready)
+        s_retire(st, true);
+}
+
 static void s_thread_fini(void *state) {
     s_state *st = state;
     if (!st)

@@ -76,6 +76,9 @@ const char *const *sl__op_names(void);
 extern const sl__op sl__op_exec;
 /* The worker operation (op_worker.c): a long-lived process per worker thread (docs/worker-protocol.md). */
 extern const sl__op sl__op_worker;
+/* Ends the worker process of a worker thread's state as at the end of the job (EOF, --grace), if it has one; the
+ * thread's next object starts a fresh one. Called on that thread only, between objects. */
+void sl__op_worker_release(void *state);
 
 /* Appends a formatted member to task->result; returns 0 or SL_ETOOBIG if it does not fit. */
 int sl__task_result_printf(sl__task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

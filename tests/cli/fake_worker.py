@@ -17,6 +17,7 @@ MODE says what happens to the other objects, or to the process:
   not-worker     echoes sluice's hello (a program that is not a worker)
   slow SECONDS   sleeps that long in every object
   ignore-eof     like slow 0, but never exits at EOF (it ignores SIGTERM too)
+  gate           every object waits until the file $GATE exists, then takes 30 ms
 """
 import json
 import os
@@ -103,6 +104,10 @@ while True:
     key = header["key"]
     if MODE == "slow":
         time.sleep(float(ARG))
+    if MODE == "gate":
+        while not os.path.exists(os.environ["GATE"]):
+            time.sleep(0.01)
+        time.sleep(0.03)
     if not key.startswith("ok"):
         if MODE == "garbage":
             out.write(b"this is not JSON\n")

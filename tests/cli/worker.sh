@@ -285,6 +285,35 @@ for _ in $(seq 20); do
 done
 ! pgrep -f "bin/python3 $FAKE ignore-eof" >/dev/null || fail "orphan workers after kill -9" "none" "$(pgrep -af "bin/python3 $FAKE ignore-eof")"
 
+say "the memory guard lowers the workers 4 -> 2 (a fake cgroup past 80 %): the 2 surplus worker processes exit"
+# The listing must still be running when the guard holds workers back (a thread that finds the listing done exits and
+# ends its worker anyway): 300 objects of 30 ms each behind a bounded queue keep it running for seconds.
+CGF="$T/cg/kubepods/pod1/ctr"
+mkdir -p "$CGF" "$T/gated"
+for i in $(seq 1 300); do printf 'ok%d' "$i" >"$T/gated/ok$i"; done
+echo "0::/kubepods/pod1/ctr" >"$T/proc-cgroup"
+echo max >"$T/cg/kubepods/memory.max"
+echo $((64 * 1024 * 1024)) >"$CGF/memory.max"
+echo $((10 * 1024 * 1024)) >"$CGF/memory.current"
+GATE="$T/gate" SLUICE_CGROUP_ROOT="$T/cg" SLUICE_PROC_CGROUP="$T/proc-cgroup" \
+    "$SLUICE" map "$T/gated" - -j 4 --mem-interval 20 --worker "python3 $FAKE gate" >"$OUT" 2>"$ERR" &
+pid=$!
+count_gated() { pgrep -fc "bin/python3 $FAKE gate" || true; }
+for _ in $(seq 100); do [ "$(count_gated)" -ge 4 ] && break; sleep 0.05; done
+expect_eq "worker processes before the guard" 4 "$(count_gated)"
+echo $((60 * 1024 * 1024)) >"$CGF/memory.current.tmp"
+mv "$CGF/memory.current.tmp" "$CGF/memory.current"
+for _ in $(seq 100); do grep -q 'lowering workers from 4 to 2' "$ERR" && break; sleep 0.05; done
+touch "$T/gate"
+sleep 1
+during=$(count_gated)
+RC=0
+wait $pid || RC=$?
+expect_rc 0
+expect_err_contains "lowering workers from 4 to 2"
+expect_eq "worker processes 1 s later, the job going on with 2 workers" 2 "$during"
+expect_eq "objects done" 300 "$(wc -l <"$OUT")"
+
 say "resume: a rerun of the same worker command skips complete outputs (job=worker:...); other words redo them"
 run "$SLUICE" map "$S" "$T/md5-worker" --worker "python3 $MD5W" --suffix .md5 --report "$T/rerun.json" -q
 expect_rc 0
