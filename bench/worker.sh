@@ -49,10 +49,14 @@ data = sys.stdin.buffer.read()
 sys.stdout.write(json.dumps({"key": os.environ["SLUICE_KEY"], "size": len(data),
                              "md5": hashlib.md5(data).hexdigest()}, separators=(",", ":")) + "\n")
 PY
-mkdir -p "$tmp/subset"
-find "$DIR" -type f | LC_ALL=C sort | head -n "$EXEC_FILES" | while IFS= read -r f; do
-    cp "$f" "$tmp/subset/$(basename "$f")"
-done
+python3 - "$DIR" "$tmp/subset" "$EXEC_FILES" <<'PY'
+import os, shutil, sys
+src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(dst)
+paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(src) for f in fs)[:n]
+for p in paths:
+    shutil.copy(p, os.path.join(dst, os.path.basename(p)))
+PY
 echo "== warming the page cache" >&2
 find "$DIR" "$tmp/subset" -type f -print0 | xargs -0 cat >/dev/null
 
