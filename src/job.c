@@ -105,10 +105,10 @@ struct sl_job {
     atomic_bool abort;
     atomic_uint worker_start_failures; /* map --worker: consecutive start failures (op_worker.c) */
     char display[256];                 /* map --worker: the command as messages show it */
-    atomic_int interrupt_signal; /* the signal sl_job_interrupt recorded first, 0 if none */
-    unsigned grace_ms;           /* SL_JOB_NO_GRACE: abort as soon as cancelled */
-    bool grace_expired;          /* written by sl_job_run's thread: the abort came from the grace running out */
-    atomic_bool feeder_done;     /* the lister (or failure log reader) thread has finished */
+    atomic_int interrupt_signal;       /* the signal sl_job_interrupt recorded first, 0 if none */
+    unsigned grace_ms;                 /* SL_JOB_NO_GRACE: abort as soon as cancelled */
+    bool grace_expired;                /* written by sl_job_run's thread: the abort came from the grace running out */
+    atomic_bool feeder_done;           /* the lister (or failure log reader) thread has finished */
     /* Set by sl_job_run's thread before it aborts the job because a store's server answered nothing for its retry
      * deadline (s_check_reachable); unreachable_* say which and why, for the final message. */
     atomic_bool unreachable;
@@ -1741,10 +1741,10 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     if (job->chart_path) {
         char title[1024];
         /* What ran: the operation's name for --op, the program for --exec. */
-        const char *what = job->kind == SL_JOB_OP     ? job->op->name
+        const char *what = job->kind == SL_JOB_OP ? job->op->name
                            : job->kind == SL_JOB_EXEC || job->kind == SL_JOB_WORKER
                                ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
-                                                      : "";
+                               : "";
         /* Names as every message shows them: a newline in one is "\n", not a line break (sl_text_escape). */
         char e_what[256], e_src[320], e_dst[320];
         sl_text_escape(e_what, sizeof(e_what), what, strlen(what));

@@ -7,6 +7,7 @@
  * way and through a fixed read buffer the other, so no object is ever held whole. A process that breaks the protocol,
  * dies or overruns --timeout fails its object alone and is replaced at the next object; consecutive start failures
  * are counted job-wide and stop the job after S_START_FAILURES_MAX. */
+#include "child.h"
 #include "clock.h"
 #include "fail.h"
 #include "proc_tree.h"
@@ -29,20 +30,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-#define S_HAVE_SIGABBREV 1
-#endif
-
 extern char **environ;
 
 #define S_PROTOCOL_VERSION 1
-#define S_LINE_MAX (128 * 1024)   /* a protocol line, its LF included (§2) */
-#define S_RBUF_SIZE (64 * 1024)   /* what is read from the worker's stdout at once */
-#define S_STDERR_KEEP 1536        /* of the worker's stderr per object, quoted in a failure (§7) */
-#define S_POLL_MS 200             /* how often an abort is noticed while waiting */
-#define S_TERM_GRACE_MS 2000      /* SIGTERM, then SIGKILL this much later (§6) */
-#define S_START_FAILURES_MAX 5    /* consecutive start failures that stop the job (§9) */
-#define S_BACKOFF_FIRST_MS 100    /* before the first replacement after a start failure, doubling */
+#define S_LINE_MAX (128 * 1024) /* a protocol line, its LF included (§2) */
+#define S_RBUF_SIZE (64 * 1024) /* what is read from the worker's stdout at once */
+#define S_POLL_MS 200           /* how often an abort is noticed while waiting */
+#define S_TERM_GRACE_MS 2000    /* SIGTERM, then SIGKILL this much later (§6) */
+#define S_START_FAILURES_MAX 5  /* consecutive start failures that stop the job (§9) */
+#define S_BACKOFF_FIRST_MS 100  /* before the first replacement after a start failure, doubling */
 #define S_BACKOFF_MAX_MS 5000
 
 static const char *const s_env_names[] = {"SLUICE_WORKER_ID=", "SLUICE_JOBS="};
@@ -62,10 +58,10 @@ typedef struct s_state {
     char envstr[64];
     s_proc p;
     const sl_object *retry_of; /* the object whose worker ended without answering: its second try */
-    bool ready;           /* p is running and has said hello */
-    unsigned answered;    /* answers from this process (--worker-max-objects) */
-    char what[512];       /* why the last start failed (its reason and stderr excerpt), for the job's last line */
-    unsigned char *rbuf;  /* stdout bytes read and not used yet: they belong to the next answer */
+    bool ready;                /* p is running and has said hello */
+    unsigned answered;         /* answers from this process (--worker-max-objects) */
+    char what[512];            /* why the last start failed (its reason and stderr excerpt), for the job's last line */
+    unsigned char *rbuf;       /* stdout bytes read and not used yet: they belong to the next answer */
     size_t rpos, rlen;
     char *line; /* a line being assembled from stdout, at most S_LINE_MAX bytes with its LF */
     size_t line_len;
@@ -75,23 +71,8 @@ typedef struct s_state {
     size_t hdr_cap;
     char *collect; /* an output body when DST is "-" */
     size_t collect_len, collect_cap;
-    size_t err_len;
-    uint64_t err_dropped;
-    char err[S_STDERR_KEEP];
-    char excerpt[4 * S_STDERR_KEEP + 64];
+    sl__stderr_tail err; /* what the worker wrote on stderr during the current object (or start) */
 } s_state;
-
-static void s_close(int *fd) {
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
-static const char *s_strerror(int errnum) {
-    const char *s = strerrordesc_np(errnum);
-    return s ? s : "unknown error";
-}
 
 static bool s_aborted(const sl__op_config *cfg) {
     return cfg->abort && atomic_load(cfg->abort);
@@ -102,40 +83,7 @@ static void s_sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-static void s_clear_sigpipe(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    const struct timespec zero = {0, 0};
-    while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {
-    }
-}
-
 /* ---- the process ---- */
-
-static int s_pipe(int fds[2]) {
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        if (fds[i] > 2)
-            continue;
-        int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-        int e = errno;
-        close(fds[i]);
-        fds[i] = moved;
-        if (moved < 0) {
-            s_close(&fds[1 - i]);
-            errno = e;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int s_set_nonblocking(int fd) {
-    int flags = fcntl(fd, F_GETFL);
-    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
 
 /* In the child between fork and exec: only async-signal-safe calls. The child leads its own process group (a
  * terminal's Ctrl-C reaches sluice alone, and sluice stops the worker with all it started), dies with the thread that
@@ -185,59 +133,55 @@ static int s_spawn(s_state *st, char *why, size_t why_cap) {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
     s_proc *p = &st->p;
     *p = (s_proc){.pid = -1, .in_w = -1, .out_r = -1, .err_r = -1};
-    if (s_pipe(in) < 0 || s_pipe(out) < 0 || s_pipe(err) < 0 || s_pipe(rep) < 0 || s_set_nonblocking(in[1]) < 0 ||
-        s_set_nonblocking(out[0]) < 0 || s_set_nonblocking(err[0]) < 0) {
-        snprintf(why, why_cap, "cannot set up the worker's pipes: %s", s_strerror(errno));
+    if (sl__pipe_cloexec(in) < 0 || sl__pipe_cloexec(out) < 0 || sl__pipe_cloexec(err) < 0 ||
+        sl__pipe_cloexec(rep) < 0 || sl__fd_nonblocking(in[1]) < 0 || sl__fd_nonblocking(out[0]) < 0 ||
+        sl__fd_nonblocking(err[0]) < 0) {
+        snprintf(why, why_cap, "cannot set up the worker's pipes: %s", sl__errno_text(errno));
         goto on_error;
     }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        snprintf(why, why_cap, "cannot start the worker: %s", s_strerror(errno));
+        snprintf(why, why_cap, "cannot start the worker: %s", sl__errno_text(errno));
         goto on_error;
     }
     if (pid == 0)
         s_child(st, parent, in[0], out[1], err[1], rep[1]);
     /* The child's group, set on both sides: a signal sent before the child ran setpgid still reaches it. */
     setpgid(pid, pid);
-    s_close(&rep[1]);
+    sl__fd_close(&rep[1]);
     int e = 0;
     ssize_t n;
     while ((n = read(rep[0], &e, sizeof(e))) < 0 && errno == EINTR) {
     }
-    s_close(&rep[0]);
-    s_close(&in[0]);
-    s_close(&out[1]);
-    s_close(&err[1]);
+    sl__fd_close(&rep[0]);
+    sl__fd_close(&in[0]);
+    sl__fd_close(&out[1]);
+    sl__fd_close(&err[1]);
     p->pid = pid;
     p->in_w = in[1];
     p->out_r = out[0];
     p->err_r = err[0];
     if (n == (ssize_t)sizeof(e)) {
         snprintf(why, why_cap, "cannot run '%s': %s", st->cfg->use_shell ? "/bin/sh" : st->cfg->argv[0],
-                 s_strerror(e));
+                 sl__errno_text(e));
         return SL_ECHILD;
     }
     return 0;
 on_error:
     for (int i = 0; i < 2; i++) {
-        s_close(&in[i]);
-        s_close(&out[i]);
-        s_close(&err[i]);
-        s_close(&rep[i]);
+        sl__fd_close(&in[i]);
+        sl__fd_close(&out[i]);
+        sl__fd_close(&err[i]);
+        sl__fd_close(&rep[i]);
     }
     return SL_EIO;
 }
 
 static void s_close_pipes(s_proc *p) {
-    s_close(&p->in_w);
-    s_close(&p->out_r);
-    s_close(&p->err_r);
-}
-
-static void s_signal_group(const s_proc *p, int sig) {
-    if (kill(-p->pid, sig) < 0)
-        kill(p->pid, sig);
+    sl__fd_close(&p->in_w);
+    sl__fd_close(&p->out_r);
+    sl__fd_close(&p->err_r);
 }
 
 /* Whether the process has exited, seen without reaping it: until it is reaped its group id cannot be reused. */
@@ -252,7 +196,7 @@ static void s_reap(s_proc *p) {
     if (p->pid <= 0 || p->reaped)
         return;
     /* Whatever it left running in its group goes with it. */
-    s_signal_group(p, SIGKILL);
+    sl__child_signal_group(p->pid, SIGKILL);
     while (waitpid(p->pid, &p->status, 0) < 0 && errno == EINTR) {
     }
     p->reaped = true;
@@ -265,42 +209,13 @@ static void s_stop(s_proc *p) {
         return;
     }
     s_close_pipes(p);
-    s_signal_group(p, SIGTERM);
+    sl__child_signal_group(p->pid, SIGTERM);
     for (long waited = 0; waited < S_TERM_GRACE_MS && !s_exited(p); waited += 10)
         s_sleep_ms(10);
     s_reap(p);
 }
 
-static void s_describe_status(int status, char *buf, size_t cap) {
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char *abbrev = NULL;
-#ifdef S_HAVE_SIGABBREV
-        abbrev = sigabbrev_np(sig);
-#endif
-        if (abbrev)
-            snprintf(buf, cap, "worker killed by signal SIG%s", abbrev);
-        else
-            snprintf(buf, cap, "worker killed by signal %d", sig);
-    } else {
-        snprintf(buf, cap, "worker exited with status %d", WEXITSTATUS(status));
-    }
-}
-
 /* ---- stderr ---- */
-
-static void s_keep_stderr(s_state *st, const char *p, size_t n) {
-    size_t room = sizeof(st->err) - st->err_len;
-    size_t keep = n < room ? n : room;
-    memcpy(st->err + st->err_len, p, keep);
-    st->err_len += keep;
-    st->err_dropped += n - keep;
-}
-
-static void s_reset_stderr(s_state *st) {
-    st->err_len = 0;
-    st->err_dropped = 0;
-}
 
 /* Reads what the worker's stderr holds now. Returns false once it is closed. */
 static bool s_read_stderr(s_state *st) {
@@ -308,11 +223,11 @@ static bool s_read_stderr(s_state *st) {
     for (;;) {
         ssize_t r = read(st->p.err_r, tmp, sizeof(tmp));
         if (r > 0) {
-            s_keep_stderr(st, tmp, (size_t)r);
+            sl__stderr_tail_add(&st->err, tmp, (size_t)r);
             continue;
         }
         if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-            s_close(&st->p.err_r);
+            sl__fd_close(&st->p.err_r);
             return false;
         }
         if (errno == EAGAIN)
@@ -320,49 +235,10 @@ static bool s_read_stderr(s_state *st) {
     }
 }
 
-/* The kept stderr, trimmed and escaped on one line, at most `avail` bytes with the NUL, with a note of how much more
- * there was. Points into st->excerpt. */
-static const char *s_stderr_excerpt(s_state *st, size_t avail) {
-    const char *s = st->err;
-    size_t n = st->err_len;
-    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
-        s++;
-        n--;
-    }
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        n--;
-    if (avail > sizeof(st->excerpt))
-        avail = sizeof(st->excerpt);
-    if (avail == 0)
-        return "";
-    enum { note_room = 48 };
-    char probe[8];
-    size_t shown = n;
-    size_t width = n ? sl_text_escape(probe, 1, s, n) : 0;
-    if (width + (st->err_dropped ? note_room : 0) >= avail) {
-        size_t max = avail > note_room ? avail - note_room : 0;
-        width = 0;
-        for (shown = 0; shown < n; shown++) {
-            size_t w = sl_text_escape(probe, sizeof(probe), s + shown, 1);
-            if (width + w > max)
-                break;
-            width += w;
-        }
-    }
-    uint64_t dropped = st->err_dropped + (n - shown);
-    size_t len = shown ? sl_text_escape(st->excerpt, avail, s, shown) : 0;
-    if (len >= avail)
-        len = avail - 1;
-    st->excerpt[len] = '\0';
-    if (dropped)
-        snprintf(st->excerpt + len, avail - len, "%s... (%" PRIu64 " more bytes)", len ? " " : "", dropped);
-    return st->excerpt;
-}
-
 /* "what: <stderr excerpt>" into buf (cap bytes). */
 static void s_with_stderr(s_state *st, char *buf, size_t cap, const char *what) {
     size_t used = strlen(what) + 3;
-    const char *excerpt = s_stderr_excerpt(st, cap > used ? cap - used : 0);
+    const char *excerpt = sl__stderr_tail_excerpt(&st->err, cap > used ? cap - used : 0);
     size_t n = strlen(what), e = strlen(excerpt);
     if (n >= cap)
         n = cap - 1;
@@ -532,7 +408,7 @@ static int s_fill(s_state *st) {
     }
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
-    s_close(&st->p.out_r);
+    sl__fd_close(&st->p.out_r);
     return -1;
 }
 
@@ -594,7 +470,7 @@ typedef struct s_exchange {
     int read_rc; /* a failed read of the object: the request ends with ok:false */
     char end_line[96];
     /* receiving */
-    bool begun;   /* a byte of the answer came */
+    bool begun;     /* a byte of the answer came */
     bool truncated; /* stdout ended in the middle of the answer */
     int local_rc;
     uint64_t chunk_left;
@@ -785,8 +661,8 @@ static bool s_send(s_state *st, s_exchange *x) {
             return true;
         if (w < 0) {
             /* It exited or closed stdin: its answer (or its absence) tells what happened. */
-            s_clear_sigpipe();
-            s_close(&st->p.in_w);
+            sl__sigpipe_clear();
+            sl__fd_close(&st->p.in_w);
             x->iov_at = x->iov_n;
             x->sent_all = true;
             return false;
@@ -872,7 +748,7 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
         }
         int ready = poll(pfd, nfd, (int)wait);
         if (ready < 0 && errno != EINTR) {
-            snprintf(x->why, sizeof(x->why), "cannot poll the worker's pipes: %s", s_strerror(errno));
+            snprintf(x->why, sizeof(x->why), "cannot poll the worker's pipes: %s", sl__errno_text(errno));
             return S_BROKEN;
         }
         if (ready <= 0)
@@ -921,7 +797,7 @@ static int s_start(s_state *st, sl__task *task) {
     st->rpos = st->rlen = 0;
     st->line_len = 0;
     st->answered = 0;
-    s_reset_stderr(st);
+    sl__stderr_tail_reset(&st->err);
     char why[1024];
     int rc = s_spawn(st, why, sizeof(why));
     if (rc < 0) {
@@ -1010,8 +886,8 @@ static int s_start(s_state *st, sl__task *task) {
                 send += w;
                 send_len -= (size_t)w;
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                s_clear_sigpipe();
-                s_close(&st->p.in_w);
+                sl__sigpipe_clear();
+                sl__fd_close(&st->p.in_w);
                 send_len = 0;
             }
         }
@@ -1067,7 +943,7 @@ static void s_retire(s_state *st, bool graceful) {
     st->ready = false;
     if (p->pid <= 0)
         return;
-    s_close(&p->in_w);
+    sl__fd_close(&p->in_w);
     bool killed = false;
     if (graceful) {
         int64_t deadline = sl__now_ms() + (st->cfg->grace_ms ? st->cfg->grace_ms : 25000);
@@ -1096,7 +972,7 @@ static void s_retire(s_state *st, bool graceful) {
             }
             if (p->err_r >= 0) {
                 s_read_stderr(st);
-                s_reset_stderr(st);
+                sl__stderr_tail_reset(&st->err);
             }
         }
     } else {
@@ -1114,7 +990,7 @@ static void s_retire(s_state *st, bool graceful) {
             snprintf(line, sizeof(line), "worker %u ('%s') did not exit within --grace after EOF: killed",
                      st->cfg->worker, st->cfg->display);
         else if (!(WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)) {
-            s_describe_status(p->status, what, sizeof(what));
+            sl__child_describe_status(p->status, "worker", what, sizeof(what));
             snprintf(line, sizeof(line), "worker %u ('%s'): %s at its end", st->cfg->worker, st->cfg->display, what);
         } else {
             line[0] = '\0';
@@ -1132,7 +1008,7 @@ static void s_break(s_state *st, long wait_ms, char *status, size_t cap) {
     st->ready = false;
     if (st->p.pid <= 0)
         return;
-    s_close(&st->p.in_w);
+    sl__fd_close(&st->p.in_w);
     for (long waited = 0; waited < wait_ms && !s_exited(&st->p); waited += 10) {
         if (st->p.err_r >= 0)
             s_read_stderr(st);
@@ -1142,7 +1018,7 @@ static void s_break(s_state *st, long wait_ms, char *status, size_t cap) {
         if (st->p.err_r >= 0)
             s_read_stderr(st);
         s_reap(&st->p);
-        s_describe_status(st->p.status, status, cap);
+        sl__child_describe_status(st->p.status, "worker", status, cap);
     }
     s_stop(&st->p);
     st->p.pid = -1;
@@ -1382,7 +1258,7 @@ static int s_run(s_state *st, sl__task *task, bool *retry) {
     /* What it wrote on stderr since its last object is not this object's. */
     if (st->p.err_r >= 0)
         s_read_stderr(st);
-    s_reset_stderr(st);
+    sl__stderr_tail_reset(&st->err);
     st->collect_len = 0;
     s_exchange x;
     memset(&x, 0, sizeof(x));
@@ -1465,7 +1341,7 @@ static int s_process(void *state, sl__task *task) {
         }
     }
     if (!sigismember(&old_mask, SIGPIPE)) {
-        s_clear_sigpipe();
+        sl__sigpipe_clear();
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     }
     return rc;

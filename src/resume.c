@@ -200,7 +200,8 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
      * the listing's, and the fingerprint alone says the output is complete (a store reports a fingerprint only while
      * the output is what was committed: resume.h). */
     bool decoded = src->content_encoding && !dst->content_encoding;
-    bool same = decoded || (dst->size == src->size && !(dst->has_crc32c && src->has_crc32c && dst->crc32c != src->crc32c));
+    bool same =
+        decoded || (dst->size == src->size && !(dst->has_crc32c && src->has_crc32c && dst->crc32c != src->crc32c));
     if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || same))
         return SL__RESUME_SKIP;
     /* Same size and CRC32C means the same bytes only when both sides are stored alike (a gs:// to gs:// copy of an

@@ -51,13 +51,13 @@ struct sl_op_config {
     size_t arg_count;
     unsigned worker, workers;
     /* worker (op_worker.c): */
-    const char *display;       /* the command as given, for messages */
-    const char *src_text;      /* the job's SRC and DST as given ("-" for results on stdout) */
+    const char *display;  /* the command as given, for messages */
+    const char *src_text; /* the job's SRC and DST as given ("-" for results on stdout) */
     const char *dst_text;
-    unsigned grace_ms;         /* how long a worker is waited for after EOF */
-    unsigned max_objects;      /* --worker-max-objects; 0 = no limit */
-    uint64_t max_rss_bytes;    /* --worker-max-rss; 0 = no limit */
-    const atomic_bool *abort;  /* the job's abort flag */
+    unsigned grace_ms;           /* how long a worker is waited for after EOF */
+    unsigned max_objects;        /* --worker-max-objects; 0 = no limit */
+    uint64_t max_rss_bytes;      /* --worker-max-rss; 0 = no limit */
+    const atomic_bool *abort;    /* the job's abort flag */
     atomic_uint *start_failures; /* consecutive start failures, job-wide */
     /* Called from worker threads: a warning line, and stopping the job with a code and its one line. */
     void (*warn)(void *ctx, const char *message);

@@ -66,8 +66,8 @@ typedef void (*sl_job_warning_fn)(void *user_data, const char *message);
 typedef struct sl_job_options {
     sl_job_kind kind;
     const char *src_url;
-    const char *dst_url;        /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
-    bool recursive;             /* SL_JOB_DELETE: src may be a prefix; without it src must name one object */
+    const char *dst_url; /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
+    bool recursive;      /* SL_JOB_DELETE: src may be a prefix; without it src must name one object */
     /* SL_JOB_DELETE: confirms that src may be a whole bucket (gs://b, gs://b/) or the file-system root ("/", however
      * spelled, symbolic links resolved). Without it such a src fails sl_job_new with SL_EINVAL, dry runs too. */
     bool all;
@@ -90,9 +90,10 @@ typedef struct sl_job_options {
      * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, a checksum of the command, or of the
      * op's name, version and arguments for an op of the caller's: sl_job_options.op). An output is complete when its
      * recorded fingerprint matches the source's now; for cp and sync, an output without one (written by something
-     * else, or on a file system without xattrs) is complete when it has the same size and CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
-     * memory); an output key that sorts before one already looked up (possible with a suffix) is looked up alone
-     * with sl_stat. A local destination's listing also removes the temp files of writers that are gone. */
+     * else, or on a file system without xattrs) is complete when it has the same size and CRC32C as the source. The
+     * destination listing is merge-joined with the source listing (one pass each, constant memory); an output key that
+     * sorts before one already looked up (possible with a suffix) is looked up alone with sl_stat. A local
+     * destination's listing also removes the temp files of writers that are gone. */
     bool force;
     const char *suffix; /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
     /* SL_JOB_EXEC: argv[0] is looked up in PATH; no shell. With use_shell, command is run as
