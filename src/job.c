@@ -8,6 +8,7 @@
 #include "failure_log.h"
 #include "http.h"
 #include "pool.h"
+#include "proc_tree.h"
 #include "queue.h"
 #include "resume.h"
 #include "store_vtable.h"
@@ -104,6 +105,7 @@ struct sl_job {
     atomic_bool cancel;
     atomic_bool abort;
     atomic_uint worker_start_failures; /* map --worker: consecutive start failures (op_worker.c) */
+    _Atomic uint64_t workers_peak_mem; /* map --worker: the worker processes' largest PSS in one sample */
     char display[256];                 /* map --worker: the command as messages show it */
     atomic_int interrupt_signal;       /* the signal sl_job_interrupt recorded first, 0 if none */
     unsigned grace_ms;                 /* SL_JOB_NO_GRACE: abort as soon as cancelled */
@@ -866,6 +868,7 @@ void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
     out->workers = atomic_load(&j->workers_started);
     out->objects_aborted = atomic_load(&j->aborted);
     out->objects_not_started = atomic_load(&j->not_started);
+    out->workers_peak_mem_bytes = atomic_load(&j->workers_peak_mem);
 }
 
 /* Records a job-level error; the first one wins. A request given up because the job was aborted is not one. */
@@ -1719,6 +1722,21 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
     pthread_mutex_unlock(&job->synced.lock);
 }
 
+/* map --worker: what a memory sample counts is sluice and its worker processes, the PSS of its process tree (as
+ * `sluice watch` measures a command), so that the timeline, the verdict and the chart show the job's whole memory; the
+ * workers' part is kept apart for the summary. */
+static uint64_t s_mem_with_workers(void *user_data) {
+    sl_job *job = user_data;
+    pid_t self = getpid();
+    uint64_t tree = sl_proc_tree_rss(self);
+    uint64_t own = sl__proc_mem(self, NULL);
+    uint64_t workers = tree > own ? tree - own : 0;
+    uint64_t peak = atomic_load(&job->workers_peak_mem);
+    while (workers > peak && !atomic_compare_exchange_weak(&job->workers_peak_mem, &peak, workers)) {
+    }
+    return tree;
+}
+
 /* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a
  * timeline or chart that could not be written is recorded as an output error. */
 static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
@@ -1752,7 +1770,9 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         sl_text_escape(e_dst, sizeof(e_dst), job->dst_text, strlen(job->dst_text));
         snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job), what[0] ? " " : "", e_what, e_src,
                  job->dst_text[0] ? " -> " : "", e_dst);
-        rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
+        rc = sl_mem_chart_svg_named(tl, &job->mem_verdict, title,
+                                    job->kind == SL_JOB_WORKER ? "PSS of sluice and its workers" : NULL,
+                                    job->chart_path);
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());
     }
@@ -1862,6 +1882,7 @@ int sl_job_run(sl_job *job) {
     sl_memwatch *mw = NULL;
     sl_memwatch_options mo = {.interval_ms = job->mem_interval_ms,
                               .timeline_path = job->timeline_path,
+                              .rss = job->kind == SL_JOB_WORKER ? s_mem_with_workers : NULL,
                               .counts = s_mem_counts,
                               .on_warn = s_mem_warn,
                               .user_data = job};
@@ -2108,11 +2129,11 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     s_put_json(f, mv.text);
     fprintf(f,
             ", \"trend\": \"%s\", \"bytes_per_object\": %.1f, \"bytes_per_second\": %.1f, \"limit_bytes\": %llu, "
-            "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"cgroup_usage_bytes\": %llu, \"cgroup_limit_bytes\": %llu, "
-            "\"cgroup_unreclaimable_bytes\": %llu, \"warning\": ",
+            "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"workers_peak_bytes\": %llu, \"cgroup_usage_bytes\": %llu, "
+            "\"cgroup_limit_bytes\": %llu, \"cgroup_unreclaimable_bytes\": %llu, \"warning\": ",
             s_trend_name(mv.trend), s_finite(mv.bytes_per_object), s_finite(mv.bytes_per_second),
             (unsigned long long)mv.limit_bytes, j->mem_judged ? j->mem_samples : 0,
-            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0),
+            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0), (unsigned long long)st.workers_peak_mem_bytes,
             (unsigned long long)(j->mem_judged ? j->mem_cg_usage : 0),
             (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0),
             (unsigned long long)(j->mem_judged ? j->mem_cg_unreclaimable : 0));

@@ -1553,11 +1553,19 @@ static int s_cmd_job(cli *c) {
         if (rc == SL_ECANCELED)
             snprintf(stopped, sizeof(stopped), ", %" PRIu64 " abandoned, %" PRIu64 " not started", st.objects_aborted,
                      st.objects_not_started);
+        /* map --worker: sluice's own peak apart from its workers', and the verdict is on both together. */
+        char workers_mem[96] = "";
+        if (c->worker) {
+            char wm[32];
+            s_human_bytes(st.workers_peak_mem_bytes, wm, sizeof(wm));
+            snprintf(workers_mem, sizeof(workers_mem), ", worker processes' peak PSS %s", wm);
+        }
         fprintf(stderr,
                 "%s: %s%s: %" PRIu64 " done (%" PRIu64 " skipped), %" PRIu64 " failed%s of %" PRIu64
-                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s); memory: %s\n",
+                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s%s); memory%s: %s\n",
                 s_prog, c->command, c->dry_run ? " (dry run)" : "", st.objects_done, st.objects_skipped,
-                st.objects_failed, stopped, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, mv.text);
+                st.objects_failed, stopped, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, workers_mem,
+                c->worker ? " (sluice and its workers)" : "", mv.text);
     }
     /* A report that cannot be written is the job's error too: 3, unless the run already ended worse (3, or
      * interrupted) and keeps its own status. */

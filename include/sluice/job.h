@@ -50,6 +50,9 @@ typedef struct sl_job_stats {
      * returned, listed = done + failed + aborted + not_started. */
     uint64_t objects_aborted;
     uint64_t objects_not_started;
+    /* SL_JOB_WORKER: the largest memory the worker processes held together in one memory sample (their process
+     * trees' PSS), apart from sluice's own; 0 for other kinds. The job's timeline, verdict and chart count both. */
+    uint64_t workers_peak_mem_bytes;
 } sl_job_stats;
 
 /* Called once per failed object, serialized by the job (never concurrently); key is the object's key, error a

@@ -187,7 +187,7 @@ cmp -s "$B/big.bin" "$T/big-out/big.bin" || fail "100 MiB through the worker" "i
 if sanitized; then
     skip_note "peak RSS not checked: sanitized binary"
 else
-    peak=$(json_field "$T/big.json" 'd["memory"]["peak_rss_bytes"]')
+    peak=$(json_field "$T/big.json" 'd["peak_rss_bytes"]')
     [ "$peak" -le $((24 * 1024 * 1024)) ] || fail "sluice's peak RSS for a 100 MiB object" "at most 24 MiB" "$peak bytes"
 fi
 run "$SLUICE" map "$S" - --worker "python3 $EDGE" -q --include empty
@@ -213,7 +213,7 @@ run "$SLUICE" map "$M" - --worker "$T/no-such-worker" -q
 expect_rc 3
 expect_err_one_line "command not found: '$T/no-such-worker'"
 
-say "--worker-max-rss: a leaking worker finishes 20,000 objects, every worker under the cap, sluice's memory flat"
+say "--worker-max-rss: a leaking worker finishes 20,000 objects, every worker under the cap, the job's memory flat"
 L="$T/leak"
 python3 - "$L" <<'PY'
 import os, sys
@@ -236,7 +236,18 @@ assert len(rows) == 20000
 assert top <= 32 * 2**20 + 16 * 1024 + 256 * 1024, top
 assert pids >= 6, pids
 PY
-expect_eq "sluice's memory verdict" flat "$(json_field "$T/leak.json" 'd["memory"]["verdict"]')"
+expect_eq "the job's memory verdict (sluice and its workers)" flat "$(json_field "$T/leak.json" 'd["memory"]["verdict"]')"
+wpeak=$(json_field "$T/leak.json" 'd["memory"]["workers_peak_bytes"]')
+[ "$wpeak" -gt $((8 * 1024 * 1024)) ] && [ "$wpeak" -le $((2 * 33 * 1024 * 1024)) ] ||
+    fail "report memory.workers_peak_bytes (2 workers under 32 MiB each)" "8 MiB to 66 MiB" "$wpeak"
+if ! sanitized; then
+    speak=$(json_field "$T/leak.json" 'd["peak_rss_bytes"]')
+    [ "$speak" -le $((16 * 1024 * 1024)) ] || fail "sluice's own peak RSS" "at most 16 MiB" "$speak"
+fi
+run "$SLUICE" map "$F" - --worker "python3 $FAKE slow 0" -j 1 --mem-interval 20
+expect_rc 0
+expect_err_contains "worker processes' peak PSS"
+expect_err_contains "); memory (sluice and its workers): "
 
 say "SIGTERM with busy workers: no new object, the busy ones finish within --grace, exit 143, no worker left"
 "$SLUICE" map "$F" - --worker "python3 $FAKE slow 2" -j 2 >"$OUT" 2>"$ERR" &
