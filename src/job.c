@@ -1724,17 +1724,25 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
 
 /* map --worker: what a memory sample counts is sluice and its worker processes, the PSS of its process tree (as
  * `sluice watch` measures a command), so that the timeline, the verdict and the chart show the job's whole memory; the
- * workers' part is kept apart for the summary. */
+ * workers' part, read in the same pass, is kept apart for the summary. A tree of more than 512 processes counts its
+ * first 512. */
 static uint64_t s_mem_with_workers(void *user_data) {
     sl_job *job = user_data;
-    pid_t self = getpid();
-    uint64_t tree = sl_proc_tree_rss(self);
-    uint64_t own = sl__proc_mem(self, NULL);
-    uint64_t workers = tree > own ? tree - own : 0;
+    pid_t self = getpid(), pids[512];
+    long n = sl__proc_tree_pids(self, SL__PROC_WALK_AUTO, pids, sizeof(pids) / sizeof(pids[0]));
+    uint64_t own = 0, workers = 0;
+    for (long i = 0; i < n && i < (long)(sizeof(pids) / sizeof(pids[0])); i++) {
+        if (pids[i] == self)
+            own = sl__proc_mem(self, NULL);
+        else
+            workers += sl__proc_mem(pids[i], NULL);
+    }
+    if (n <= 0)
+        own = sl__proc_mem(self, NULL);
     uint64_t peak = atomic_load(&job->workers_peak_mem);
     while (workers > peak && !atomic_compare_exchange_weak(&job->workers_peak_mem, &peak, workers)) {
     }
-    return tree;
+    return own + workers;
 }
 
 /* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a
