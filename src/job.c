@@ -8,6 +8,7 @@
 #include "failure_log.h"
 #include "http.h"
 #include "pool.h"
+#include "proc_tree.h"
 #include "queue.h"
 #include "resume.h"
 #include "store_vtable.h"
@@ -103,10 +104,13 @@ struct sl_job {
     sl__pool *pool;
     atomic_bool cancel;
     atomic_bool abort;
-    atomic_int interrupt_signal; /* the signal sl_job_interrupt recorded first, 0 if none */
-    unsigned grace_ms;           /* SL_JOB_NO_GRACE: abort as soon as cancelled */
-    bool grace_expired;          /* written by sl_job_run's thread: the abort came from the grace running out */
-    atomic_bool feeder_done;     /* the lister (or failure log reader) thread has finished */
+    atomic_uint worker_start_failures; /* map --worker: consecutive start failures (op_worker.c) */
+    _Atomic uint64_t workers_peak_mem; /* map --worker: the worker processes' largest PSS in one sample */
+    char display[256];                 /* map --worker: the command as messages show it */
+    atomic_int interrupt_signal;       /* the signal sl_job_interrupt recorded first, 0 if none */
+    unsigned grace_ms;                 /* SL_JOB_NO_GRACE: abort as soon as cancelled */
+    bool grace_expired;                /* written by sl_job_run's thread: the abort came from the grace running out */
+    atomic_bool feeder_done;           /* the lister (or failure log reader) thread has finished */
     /* Set by sl_job_run's thread before it aborts the job because a store's server answered nothing for its retry
      * deadline (s_check_reachable); unreachable_* say which and why, for the final message. */
     atomic_bool unreachable;
@@ -393,7 +397,10 @@ static int s_check_dst_not_in_src(const sl_job *job) {
             return sl__fail(SL_EINVAL,
                             "destination %s%s holds the source %s: its output would replace the source itself; "
                             "choose another destination%s",
-                            dst, nd, url, job->kind == SL_JOB_EXEC || job->kind == SL_JOB_OP ? " or a --suffix" : "");
+                            dst, nd, url,
+                            job->kind == SL_JOB_EXEC || job->kind == SL_JOB_OP || job->kind == SL_JOB_WORKER
+                                ? " or a --suffix"
+                                : "");
         }
         return 0;
     }
@@ -569,6 +576,22 @@ static int s_budget_workers(sl_job *job, bool given) {
     return 0;
 }
 
+static void s_set_fatal(sl_job *job, int rc, const char *message);
+
+/* For the worker operation: a warning line (a worker that had to be killed at its end), and stopping the job (its
+ * workers keep failing to start). Called from worker threads. */
+static void s_op_warn(void *ctx, const char *message) {
+    sl_job *job = ctx;
+    pthread_mutex_lock(&job->synced.lock);
+    if (job->on_warning)
+        job->on_warning(job->user_data, message);
+    pthread_mutex_unlock(&job->synced.lock);
+}
+
+static void s_op_stop(void *ctx, int code, const char *message) {
+    s_set_fatal(ctx, code, message);
+}
+
 int sl_job_new(const sl_job_options *opts, sl_job **out) {
     if (!opts || !out)
         return sl__fail(SL_EINVAL, "sl_job_new: NULL argument");
@@ -613,14 +636,15 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         job->op = sl__op_find("copy"); /* never run: workers delete without an operation */
         break;
     case SL_JOB_EXEC:
-        job->op = &sl__op_exec;
+    case SL_JOB_WORKER:
+        job->op = opts->kind == SL_JOB_WORKER ? &sl__op_worker : &sl__op_exec;
         if (opts->use_shell) {
             if (!opts->command || !opts->command[0]) {
                 rc = sl__fail(SL_EINVAL, "--shell needs a command string");
                 goto on_error;
             }
         } else if (!opts->argv || !opts->argv[0] || !opts->argv[0][0]) {
-            rc = sl__fail(SL_EINVAL, "--exec needs a command");
+            rc = sl__fail(SL_EINVAL, "%s needs a command", opts->kind == SL_JOB_WORKER ? "--worker" : "--exec");
             goto on_error;
         } else if ((rc = s_check_command(opts->argv[0])) < 0) {
             goto on_error;
@@ -664,8 +688,12 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     }
     if (job->own_op && (rc = s_check_op_args(opts->op_args, opts->op_arg_count)) < 0)
         goto on_error;
-    if (opts->timeout_ms && opts->kind != SL_JOB_EXEC) {
-        rc = sl__fail(SL_EINVAL, "a timeout applies to commands (--exec/--shell) only");
+    if (opts->timeout_ms && opts->kind != SL_JOB_EXEC && opts->kind != SL_JOB_WORKER) {
+        rc = sl__fail(SL_EINVAL, "a timeout applies to commands (--exec/--worker/--shell) only");
+        goto on_error;
+    }
+    if ((opts->worker_max_objects || opts->worker_max_rss_bytes) && opts->kind != SL_JOB_WORKER) {
+        rc = sl__fail(SL_EINVAL, "worker recycling (--worker-max-objects/--worker-max-rss) goes with --worker");
         goto on_error;
     }
     if (!job->op) {
@@ -678,6 +706,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         sl__job_tag_plugin(job->op->name, job->op->version, opts->op_args, opts->op_arg_count, job->job_tag);
     else if (opts->kind == SL_JOB_OP)
         sl__job_tag_op(opts->op_name, job->job_tag);
+    else if (opts->kind == SL_JOB_WORKER)
+        sl__job_tag_worker(opts->argv, opts->use_shell, opts->command, job->job_tag);
     else if (opts->use_shell)
         sl__job_tag_shell(opts->command, job->job_tag);
     else
@@ -705,7 +735,25 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->op_cfg.argv = (const char *const *)job->argv;
     job->op_cfg.use_shell = opts->use_shell;
     job->op_cfg.timeout_ms = opts->timeout_ms;
+    job->op_cfg.grace_ms = job->grace_ms == SL_JOB_NO_GRACE ? 1 : job->grace_ms;
+    job->op_cfg.max_objects = opts->worker_max_objects;
+    job->op_cfg.max_rss_bytes = opts->worker_max_rss_bytes;
+    job->op_cfg.abort = &job->abort;
+    job->op_cfg.start_failures = &job->worker_start_failures;
+    job->op_cfg.warn = s_op_warn;
+    job->op_cfg.stop = s_op_stop;
+    job->op_cfg.ctx = job;
     job->op_cfg.command = opts->command ? strdup(opts->command) : NULL;
+    job->op_cfg.src_text = job->src_text;
+    job->op_cfg.dst_text = job->dst_text;
+    if (opts->use_shell && opts->command) {
+        snprintf(job->display, sizeof(job->display), "%s", opts->command);
+    } else {
+        size_t n = 0;
+        for (const char *const *a = opts->argv; a && *a && n < sizeof(job->display); a++)
+            n += (size_t)snprintf(job->display + n, sizeof(job->display) - n, "%s%s", n ? " " : "", *a);
+    }
+    job->op_cfg.display = job->display;
     job->op_args = job->own_op ? s_strv_dup(opts->op_args, opts->op_arg_count) : NULL;
     job->op_cfg.args = (const char *const *)job->op_args;
     job->op_cfg.arg_count = job->own_op ? opts->op_arg_count : 0;
@@ -820,6 +868,7 @@ void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
     out->workers = atomic_load(&j->workers_started);
     out->objects_aborted = atomic_load(&j->aborted);
     out->objects_not_started = atomic_load(&j->not_started);
+    out->workers_peak_mem_bytes = atomic_load(&j->workers_peak_mem);
 }
 
 /* Records a job-level error; the first one wins. A request given up because the job was aborted is not one. */
@@ -1519,7 +1568,12 @@ static void s_worker_finished(sl_job *job) {
  * always is one). */
 static bool s_may_take(const s_worker *w) {
     sl_job *job = w->job;
+    bool released = false;
     while (w->index >= atomic_load(&job->active_limit)) {
+        /* A worker process is memory of its own: a thread held back stops its process rather than keep it idle. */
+        if (!released && job->op == &sl__op_worker && w->op_state)
+            sl__op_worker_release(w->op_state);
+        released = true;
         if (atomic_load(&job->cancel) || atomic_load(&job->listing_done))
             return false;
         struct timespec ts = {0, (long)S_THROTTLE_WAIT_MS * 1000000L};
@@ -1603,6 +1657,8 @@ static const char *s_kind_name(const sl_job *job) {
         return "sync";
     case SL_JOB_EXEC:
         return "map --exec";
+    case SL_JOB_WORKER:
+        return "map --worker";
     case SL_JOB_OP:
         return "map --op";
     case SL_JOB_DELETE:
@@ -1666,6 +1722,29 @@ static void s_mem_warn(void *user_data, const sl_mem_sample *s, uint64_t limit_b
     pthread_mutex_unlock(&job->synced.lock);
 }
 
+/* map --worker: what a memory sample counts is sluice and its worker processes, the PSS of its process tree (as
+ * `sluice watch` measures a command), so that the timeline, the verdict and the chart show the job's whole memory; the
+ * workers' part, read in the same pass, is kept apart for the summary. A tree of more than 512 processes counts its
+ * first 512. */
+static uint64_t s_mem_with_workers(void *user_data) {
+    sl_job *job = user_data;
+    pid_t self = getpid(), pids[512];
+    long n = sl__proc_tree_pids(self, SL__PROC_WALK_AUTO, pids, sizeof(pids) / sizeof(pids[0]));
+    uint64_t own = 0, workers = 0;
+    for (long i = 0; i < n && i < (long)(sizeof(pids) / sizeof(pids[0])); i++) {
+        if (pids[i] == self)
+            own = sl__proc_mem(self, NULL);
+        else
+            workers += sl__proc_mem(pids[i], NULL);
+    }
+    if (n <= 0)
+        own = sl__proc_mem(self, NULL);
+    uint64_t peak = atomic_load(&job->workers_peak_mem);
+    while (workers > peak && !atomic_compare_exchange_weak(&job->workers_peak_mem, &peak, workers)) {
+    }
+    return own + workers;
+}
+
 /* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a
  * timeline or chart that could not be written is recorded as an output error. */
 static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
@@ -1688,9 +1767,10 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     if (job->chart_path) {
         char title[1024];
         /* What ran: the operation's name for --op, the program for --exec. */
-        const char *what = job->kind == SL_JOB_OP     ? job->op->name
-                           : job->kind == SL_JOB_EXEC ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
-                                                      : "";
+        const char *what = job->kind == SL_JOB_OP ? job->op->name
+                           : job->kind == SL_JOB_EXEC || job->kind == SL_JOB_WORKER
+                               ? (job->op_cfg.use_shell ? "(shell)" : job->argv[0])
+                               : "";
         /* Names as every message shows them: a newline in one is "\n", not a line break (sl_text_escape). */
         char e_what[256], e_src[320], e_dst[320];
         sl_text_escape(e_what, sizeof(e_what), what, strlen(what));
@@ -1698,7 +1778,9 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         sl_text_escape(e_dst, sizeof(e_dst), job->dst_text, strlen(job->dst_text));
         snprintf(title, sizeof(title), "sluice %s%s%s %s%s%s", s_kind_name(job), what[0] ? " " : "", e_what, e_src,
                  job->dst_text[0] ? " -> " : "", e_dst);
-        rc = sl_mem_chart_svg(tl, &job->mem_verdict, title, job->chart_path);
+        rc = sl_mem_chart_svg_named(tl, &job->mem_verdict, title,
+                                    job->kind == SL_JOB_WORKER ? "PSS of sluice and its workers" : NULL,
+                                    job->chart_path);
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());
     }
@@ -1808,6 +1890,7 @@ int sl_job_run(sl_job *job) {
     sl_memwatch *mw = NULL;
     sl_memwatch_options mo = {.interval_ms = job->mem_interval_ms,
                               .timeline_path = job->timeline_path,
+                              .rss = job->kind == SL_JOB_WORKER ? s_mem_with_workers : NULL,
                               .counts = s_mem_counts,
                               .on_warn = s_mem_warn,
                               .user_data = job};
@@ -2054,11 +2137,11 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     s_put_json(f, mv.text);
     fprintf(f,
             ", \"trend\": \"%s\", \"bytes_per_object\": %.1f, \"bytes_per_second\": %.1f, \"limit_bytes\": %llu, "
-            "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"cgroup_usage_bytes\": %llu, \"cgroup_limit_bytes\": %llu, "
-            "\"cgroup_unreclaimable_bytes\": %llu, \"warning\": ",
+            "\"samples\": %zu, \"peak_rss_bytes\": %llu, \"workers_peak_bytes\": %llu, \"cgroup_usage_bytes\": %llu, "
+            "\"cgroup_limit_bytes\": %llu, \"cgroup_unreclaimable_bytes\": %llu, \"warning\": ",
             s_trend_name(mv.trend), s_finite(mv.bytes_per_object), s_finite(mv.bytes_per_second),
             (unsigned long long)mv.limit_bytes, j->mem_judged ? j->mem_samples : 0,
-            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0),
+            (unsigned long long)(j->mem_judged ? j->mem_peak_rss : 0), (unsigned long long)st.workers_peak_mem_bytes,
             (unsigned long long)(j->mem_judged ? j->mem_cg_usage : 0),
             (unsigned long long)(j->mem_judged ? j->mem_cg_limit : 0),
             (unsigned long long)(j->mem_judged ? j->mem_cg_unreclaimable : 0));

@@ -4,6 +4,7 @@
  * command line: the child learns them from SLUICE_* environment variables. The parent pumps three non-blocking pipes
  * with poll(), reading the child's stdout while it feeds stdin, so a child that writes before it reads cannot
  * deadlock against us. Every path reaps the child and closes every descriptor before process() returns. */
+#include "child.h"
 #include "clock.h"
 #include "fail.h"
 #include "task.h"
@@ -23,16 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-#define S_HAVE_SIGABBREV 1
-#endif
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
 #define S_HAVE_ADDCLOSEFROM 1
 #endif
 
 extern char **environ;
 
-#define S_STDERR_KEEP 1536
 #define S_POLL_MS 200
 #define S_TERM_GRACE_MS 2000
 /* After the child's exit, once what it wrote before it exited has been read: how long the end of its stdout and
@@ -56,10 +53,7 @@ typedef struct s_state {
     size_t envstr_cap;
     char *collect; /* raw stdout when task->out is NULL */
     size_t collect_len, collect_cap;
-    size_t err_len;       /* bytes of the child's stderr kept in err */
-    uint64_t err_dropped; /* bytes of stderr beyond err */
-    char err[S_STDERR_KEEP];
-    char excerpt[4 * S_STDERR_KEEP + 64];
+    sl__stderr_tail err; /* what the child wrote on stderr */
 } s_state;
 
 typedef struct s_child {
@@ -73,37 +67,14 @@ typedef struct s_child {
     size_t out_unread;   /* bytes in its stdout pipe when its exit was seen and not read yet */
 } s_child;
 
-static void s_close(int *fd) {
-    if (*fd >= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
 static void s_close_pipes(s_child *ch) {
-    s_close(&ch->in_w);
-    s_close(&ch->out_r);
-    s_close(&ch->err_r);
-}
-
-static const char *s_strerror(int errnum) {
-    const char *s = strerrordesc_np(errnum);
-    return s ? s : "unknown error";
+    sl__fd_close(&ch->in_w);
+    sl__fd_close(&ch->out_r);
+    sl__fd_close(&ch->err_r);
 }
 
 static bool s_aborted(const sl__task *task) {
     return task->abort && atomic_load(task->abort);
-}
-
-/* A write to a closed pipe with SIGPIPE blocked leaves the signal pending on the thread; consume it so it is never
- * delivered later. */
-static void s_clear_sigpipe(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    const struct timespec zero = {0, 0};
-    while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {
-    }
 }
 
 static bool s_expired(const s_child *ch) {
@@ -140,18 +111,11 @@ static void s_waitpid_blocking(s_child *ch) {
     ch->reaped = true;
 }
 
-/* Signals the child's process group (each child leads its own, see s_thread_init), so that what a `--shell` script
- * started goes too. Only before the child is reaped: until then its pid, and so its group id, cannot be reused. */
-static void s_signal_group(const s_child *ch, int sig) {
-    if (kill(-ch->pid, sig) < 0)
-        kill(ch->pid, sig);
-}
-
 /* No-op once the child has been reaped. */
 static void s_kill_and_reap(s_child *ch) {
     if (ch->pid <= 0 || ch->reaped)
         return;
-    s_signal_group(ch, SIGKILL);
+    sl__child_signal_group(ch->pid, SIGKILL);
     s_waitpid_blocking(ch);
 }
 
@@ -159,7 +123,7 @@ static void s_kill_and_reap(s_child *ch) {
  * handles SIGTERM by flushing output gets EPIPE instead of blocking on a pipe nobody reads. */
 static void s_stop(s_child *ch) {
     s_close_pipes(ch);
-    s_signal_group(ch, SIGTERM);
+    sl__child_signal_group(ch->pid, SIGTERM);
     /* Waits without reaping (WNOWAIT): while the child is a zombie its group id stays ours, so whatever else in the
      * group ignored SIGTERM can still be killed below. */
     long waited_us = 0, step_us = 100;
@@ -188,7 +152,7 @@ static int s_store_failed(sl__task *task, int rc, const char *what) {
 }
 
 static int s_pipe_failed(sl__task *task, int errnum, const char *what) {
-    return sl__task_fail(task, SL_EIO, "%s: %s", what, s_strerror(errnum));
+    return sl__task_fail(task, SL_EIO, "%s: %s", what, sl__errno_text(errnum));
 }
 
 static int s_grow(char **p, size_t *cap, size_t need) {
@@ -260,38 +224,11 @@ static int s_build_env(s_state *st, const sl__task *task) {
     return 0;
 }
 
-/* pipe2 with O_CLOEXEC, so children spawned concurrently by other workers never inherit our ends. Both ends are
- * moved above 2: if the process runs with stdin/stdout/stderr closed, a pipe end numbered 0-2 would be clobbered
- * by the dup2 onto 0/1/2 in the child. */
-static int s_pipe(int fds[2]) {
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        if (fds[i] > 2)
-            continue;
-        int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
-        int e = errno;
-        close(fds[i]);
-        fds[i] = moved;
-        if (moved < 0) {
-            s_close(&fds[1 - i]);
-            errno = e;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int s_set_nonblocking(int fd) {
-    int flags = fcntl(fd, F_GETFL);
-    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
-
 static int s_spawn(s_state *st, sl__task *task, s_child *ch) {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     int e = 0;
-    if (s_pipe(in) < 0 || s_pipe(out) < 0 || s_pipe(err) < 0 || s_set_nonblocking(in[1]) < 0 ||
-        s_set_nonblocking(out[0]) < 0 || s_set_nonblocking(err[0]) < 0)
+    if (sl__pipe_cloexec(in) < 0 || sl__pipe_cloexec(out) < 0 || sl__pipe_cloexec(err) < 0 ||
+        sl__fd_nonblocking(in[1]) < 0 || sl__fd_nonblocking(out[0]) < 0 || sl__fd_nonblocking(err[0]) < 0)
         e = errno;
 
     posix_spawn_file_actions_t fa;
@@ -315,9 +252,9 @@ static int s_spawn(s_state *st, sl__task *task, s_child *ch) {
         }
         posix_spawn_file_actions_destroy(&fa);
     }
-    s_close(&in[0]);
-    s_close(&out[1]);
-    s_close(&err[1]);
+    sl__fd_close(&in[0]);
+    sl__fd_close(&out[1]);
+    sl__fd_close(&err[1]);
     ch->in_w = in[1];
     ch->out_r = out[0];
     ch->err_r = err[0];
@@ -328,9 +265,9 @@ static int s_spawn(s_state *st, sl__task *task, s_child *ch) {
     s_close_pipes(ch);
     if (spawn_e)
         return sl__task_fail(task, SL_ECHILD, "cannot run '%s': %s", st->cfg->use_shell ? "/bin/sh" : st->cfg->argv[0],
-                             s_strerror(spawn_e));
+                             sl__errno_text(spawn_e));
     return sl__task_fail(task, e == ENOMEM ? SL_ENOMEM : SL_EIO, "cannot set up the command's pipes: %s",
-                         s_strerror(e));
+                         sl__errno_text(e));
 }
 
 /* Appends to the collected output; fails once it would pass `limit`. */
@@ -349,14 +286,6 @@ static int s_collect(s_state *st, const unsigned char *p, size_t n, size_t limit
     memcpy(st->collect + st->collect_len, p, n);
     st->collect_len += n;
     return 0;
-}
-
-static void s_keep_stderr(s_state *st, const unsigned char *p, size_t n) {
-    size_t room = sizeof(st->err) - st->err_len;
-    size_t keep = n < room ? n : room;
-    memcpy(st->err + st->err_len, p, keep);
-    st->err_len += keep;
-    st->err_dropped += n - keep;
 }
 
 static int s_time_out(s_state *st, sl__task *task, s_child *ch);
@@ -383,7 +312,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
              * its end once what is still in the pipes has been read. Only a process it left running (a background
              * job, a daemon) that inherited the pipes can keep them open: that is waited for S_EXIT_DRAIN_MS at
              * most, the time limit no longer applies (the command has not timed out). */
-            s_close(&ch->in_w);
+            sl__fd_close(&ch->in_w);
             /* What it wrote before it exited is its output, read however long writing it out takes (a slow
              * destination); the bound starts once that is read. */
             int unread = 0;
@@ -394,9 +323,9 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
         }
         if (s_expired(ch) && ch->exited) {
             /* A stderr held open is not waited for; a stdout held open means the output may be incomplete. */
-            s_close(&ch->err_r);
+            sl__fd_close(&ch->err_r);
             ch->out_held = ch->out_r >= 0;
-            s_close(&ch->out_r);
+            sl__fd_close(&ch->out_r);
             break;
         }
         if (s_expired(ch))
@@ -406,7 +335,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
             if (n < 0)
                 return s_store_failed(task, (int)n, "cannot read the object");
             if (n == 0)
-                s_close(&ch->in_w);
+                sl__fd_close(&ch->in_w);
             in_off = 0;
             in_len = (size_t)n;
             task->bytes_in += (uint64_t)n;
@@ -442,8 +371,8 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
             } else if (w < 0 && errno == EPIPE) {
                 /* The child stopped reading (`head`, `true`): the rest of the input is not needed; its exit status
                  * alone says whether it succeeded. */
-                s_clear_sigpipe();
-                s_close(&ch->in_w);
+                sl__sigpipe_clear();
+                sl__fd_close(&ch->in_w);
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
                 return s_pipe_failed(task, errno, "cannot write to the command's stdin");
             }
@@ -451,7 +380,7 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
         if (i_out >= 0 && pfd[i_out].revents) {
             ssize_t r = read(ch->out_r, outbuf, outcap);
             if (r == 0) {
-                s_close(&ch->out_r);
+                sl__fd_close(&ch->out_r);
             } else if (r > 0) {
                 task->bytes_out += (uint64_t)r;
                 int rc = task->out ? sl_write(task->out, outbuf, (size_t)r) : s_collect(st, outbuf, (size_t)r, limit);
@@ -474,9 +403,9 @@ static int s_pump(s_state *st, sl__task *task, s_child *ch) {
         if (i_err >= 0 && pfd[i_err].revents) {
             ssize_t r = read(ch->err_r, outbuf, outcap);
             if (r == 0)
-                s_close(&ch->err_r);
+                sl__fd_close(&ch->err_r);
             else if (r > 0)
-                s_keep_stderr(st, outbuf, (size_t)r);
+                sl__stderr_tail_add(&st->err, outbuf, (size_t)r);
             else if (errno != EAGAIN && errno != EINTR)
                 return s_pipe_failed(task, errno, "cannot read the command's stderr");
         }
@@ -496,7 +425,7 @@ static int s_reap(s_state *st, sl__task *task, s_child *ch) {
         if (r < 0 && errno != EINTR) {
             int e = errno;
             ch->reaped = true;
-            return sl__task_fail(task, SL_EINTERNAL, "cannot wait for the command: %s%s", s_strerror(e),
+            return sl__task_fail(task, SL_EINTERNAL, "cannot wait for the command: %s%s", sl__errno_text(e),
                                  e == ECHILD ? " (is SIGCHLD ignored?)" : "");
         }
         if (s_aborted(task))
@@ -506,46 +435,6 @@ static int s_reap(s_state *st, sl__task *task, s_child *ch) {
         s_sleep_us(step_us); /* at most 20 ms past the deadline */
         step_us = step_us * 2 > 20000 ? 20000 : step_us * 2;
     }
-}
-
-/* The kept stderr, trimmed, on one line, at most `avail` bytes with the NUL, ending with a note of how much was not
- * shown. Points into st->excerpt. */
-static const char *s_stderr_excerpt(s_state *st, size_t avail) {
-    const char *s = st->err;
-    size_t n = st->err_len;
-    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
-        s++;
-        n--;
-    }
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        n--;
-    if (avail > sizeof(st->excerpt))
-        avail = sizeof(st->excerpt);
-    if (avail == 0)
-        return "";
-    enum { note_room = 48 }; /* " ... (<20 digits> more bytes)" and the NUL */
-    char probe[8];
-    size_t shown = n;
-    size_t width = n ? sl_text_escape(probe, 1, s, n) : 0;
-    if (width + (st->err_dropped ? note_room : 0) >= avail) {
-        /* Cut so that the note still fits in the caller's error buffer: it says the message is incomplete. */
-        size_t max = avail > note_room ? avail - note_room : 0;
-        width = 0;
-        for (shown = 0; shown < n; shown++) {
-            size_t w = sl_text_escape(probe, sizeof(probe), s + shown, 1);
-            if (width + w > max)
-                break;
-            width += w;
-        }
-    }
-    uint64_t dropped = st->err_dropped + (n - shown);
-    size_t len = shown ? sl_text_escape(st->excerpt, avail, s, shown) : 0;
-    if (len >= avail)
-        len = avail - 1;
-    st->excerpt[len] = '\0';
-    if (dropped)
-        snprintf(st->excerpt + len, avail - len, "%s... (%" PRIu64 " more bytes)", len ? " " : "", dropped);
-    return st->excerpt;
 }
 
 /* The time limit, as the user would have written it: "30s", "500ms", "1.25s". */
@@ -569,7 +458,7 @@ static int s_time_out(s_state *st, sl__task *task, s_child *ch) {
     s_format_limit(st->cfg->timeout_ms, limit, sizeof(limit));
     snprintf(what, sizeof(what), "command timed out after %s (killed)", limit);
     size_t used = strlen(what) + 3; /* ": " and the NUL */
-    const char *excerpt = s_stderr_excerpt(st, task->error_cap > used ? task->error_cap - used : 0);
+    const char *excerpt = sl__stderr_tail_excerpt(&st->err, task->error_cap > used ? task->error_cap - used : 0);
     return sl__task_fail(task, SL_ECHILD, "%s%s%s", what, excerpt[0] ? ": " : "", excerpt);
 }
 
@@ -607,28 +496,15 @@ static int s_judge(s_state *st, sl__task *task, const s_child *ch) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return task->out ? 0 : s_emit_output(st, task);
     char what[64];
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char *abbrev = NULL;
-#ifdef S_HAVE_SIGABBREV
-        abbrev = sigabbrev_np(sig);
-#endif
-        if (abbrev)
-            snprintf(what, sizeof(what), "command killed by signal SIG%s", abbrev);
-        else
-            snprintf(what, sizeof(what), "command killed by signal %d", sig);
-    } else {
-        snprintf(what, sizeof(what), "command exited with status %d", WEXITSTATUS(status));
-    }
+    sl__child_describe_status(status, "command", what, sizeof(what));
     size_t used = strlen(what) + 3; /* ": " and the NUL */
-    const char *excerpt = s_stderr_excerpt(st, task->error_cap > used ? task->error_cap - used : 0);
+    const char *excerpt = sl__stderr_tail_excerpt(&st->err, task->error_cap > used ? task->error_cap - used : 0);
     return sl__task_fail(task, SL_ECHILD, "%s%s%s", what, excerpt[0] ? ": " : "", excerpt);
 }
 
 static int s_run(s_state *st, sl__task *task) {
     s_child ch = {.pid = -1, .in_w = -1, .out_r = -1, .err_r = -1};
-    st->err_len = 0;
-    st->err_dropped = 0;
+    sl__stderr_tail_reset(&st->err);
     st->collect_len = 0;
     if (s_build_env(st, task) < 0)
         return sl__task_fail(task, SL_ENOMEM, "out of memory");
@@ -666,7 +542,7 @@ static int s_process(void *state, sl__task *task) {
     sl__fail(SL_OK, "%s", "");
     int rc = s_run(st, task);
     if (!sigismember(&old_mask, SIGPIPE)) {
-        s_clear_sigpipe();
+        sl__sigpipe_clear();
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     }
     return rc;

@@ -156,6 +156,15 @@ void sl__job_tag_exec(const char *const *argv, char out[SL__JOB_TAG_CAP]) {
     snprintf(out, SL__JOB_TAG_CAP, "exec:%08" PRIx32, crc);
 }
 
+void sl__job_tag_worker(const char *const *argv, bool use_shell, const char *command, char out[SL__JOB_TAG_CAP]) {
+    uint32_t crc = 0;
+    if (use_shell)
+        crc = command ? sl__crc32c_update(0, command, strlen(command)) : 0;
+    for (const char *const *a = argv; !use_shell && a && *a; a++)
+        crc = sl__crc32c_update(crc, *a, strlen(*a) + 1);
+    snprintf(out, SL__JOB_TAG_CAP, "%s:%08" PRIx32, use_shell ? "worker-shell" : "worker", crc);
+}
+
 void sl__job_tag_shell(const char *command, char out[SL__JOB_TAG_CAP]) {
     uint32_t crc = command ? sl__crc32c_update(0, command, strlen(command)) : 0;
     snprintf(out, SL__JOB_TAG_CAP, "shell:%08" PRIx32, crc);
@@ -191,7 +200,8 @@ sl__resume_action sl__resume_decide(const sl_object *src, const sl_object *dst, 
      * the listing's, and the fingerprint alone says the output is complete (a store reports a fingerprint only while
      * the output is what was committed: resume.h). */
     bool decoded = src->content_encoding && !dst->content_encoding;
-    bool same = decoded || (dst->size == src->size && !(dst->has_crc32c && src->has_crc32c && dst->crc32c != src->crc32c));
+    bool same =
+        decoded || (dst->size == src->size && !(dst->has_crc32c && src->has_crc32c && dst->crc32c != src->crc32c));
     if (sl__fp_matches(dst->source_fingerprint, src, job_tag) && (!compare_content || same))
         return SL__RESUME_SKIP;
     /* Same size and CRC32C means the same bytes only when both sides are stored alike (a gs:// to gs:// copy of an

@@ -51,6 +51,8 @@ void sl__job_tag_copy(char out[SL__JOB_TAG_CAP]);
 void sl__job_tag_op(const char *name, char out[SL__JOB_TAG_CAP]);
 void sl__job_tag_exec(const char *const *argv, char out[SL__JOB_TAG_CAP]);
 void sl__job_tag_shell(const char *command, char out[SL__JOB_TAG_CAP]);
+/* "worker:<crc32c of argv joined by NUL>", or with use_shell "worker-shell:<crc32c of the command>" (map --worker). */
+void sl__job_tag_worker(const char *const *argv, bool use_shell, const char *command, char out[SL__JOB_TAG_CAP]);
 /* "plugin:<crc32c of name, version and the arguments sorted, each followed by a NUL>" for an op of the caller's. */
 void sl__job_tag_plugin(const char *name, const char *version, const char *const *args, size_t arg_count,
                         char out[SL__JOB_TAG_CAP]);

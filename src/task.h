@@ -50,6 +50,19 @@ struct sl_op_config {
     const char *const *args; /* "key=value" (sl_op_config_get), arg_count of them */
     size_t arg_count;
     unsigned worker, workers;
+    /* worker (op_worker.c): */
+    const char *display;  /* the command as given, for messages */
+    const char *src_text; /* the job's SRC and DST as given ("-" for results on stdout) */
+    const char *dst_text;
+    unsigned grace_ms;           /* how long a worker is waited for after EOF */
+    unsigned max_objects;        /* --worker-max-objects; 0 = no limit */
+    uint64_t max_rss_bytes;      /* --worker-max-rss; 0 = no limit */
+    const atomic_bool *abort;    /* the job's abort flag */
+    atomic_uint *start_failures; /* consecutive start failures, job-wide */
+    /* Called from worker threads: a warning line, and stopping the job with a code and its one line. */
+    void (*warn)(void *ctx, const char *message);
+    void (*stop)(void *ctx, int code, const char *message);
+    void *ctx;
 };
 typedef struct sl_op_config sl__op_config;
 
@@ -61,6 +74,11 @@ const sl__op *sl__op_find(const char *name);
 const char *const *sl__op_names(void);
 /* The exec operation (op_exec.c). */
 extern const sl__op sl__op_exec;
+/* The worker operation (op_worker.c): a long-lived process per worker thread (docs/worker-protocol.md). */
+extern const sl__op sl__op_worker;
+/* Ends the worker process of a worker thread's state as at the end of the job (EOF, --grace), if it has one; the
+ * thread's next object starts a fresh one. Called on that thread only, between objects. */
+void sl__op_worker_release(void *state);
 
 /* Appends a formatted member to task->result; returns 0 or SL_ETOOBIG if it does not fit. */
 int sl__task_result_printf(sl__task *task, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -48,6 +48,9 @@ typedef struct cli {
     bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *plugin;                           /* map --plugin LIB.so */
+    const char *worker;                           /* map --worker CMD */
+    unsigned worker_max_objects;                  /* --worker-max-objects; 0 = no limit */
+    uint64_t worker_max_rss;                      /* --worker-max-rss; 0 = no limit */
     const char *plugin_args[MAX_PLUGIN_ARGS + 1]; /* --plugin-arg K=V */
     size_t plugin_arg_count;
     const char *retry_failed;             /* --retry-failed FILE */
@@ -137,6 +140,7 @@ static const char s_main_help[] =
     "  cp SRC DST                     copy every object under SRC to DST\n"
     "  sync SRC DST                   copy only objects not already identical at DST\n"
     "  map SRC DST --exec CMD         pipe each object through CMD; its stdout is the output object\n"
+    "  map SRC DST --worker CMD       hand each object to a long-lived CMD per worker thread\n"
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
     "  map SRC DST --plugin LIB.so    run your own C operation in process (sluice/plugin.h)\n"
     "  rm [-r] URL                    delete one object, or with -r every object under a prefix\n"
@@ -263,6 +267,8 @@ static void s_command_help(const char *command) {
         fputs(s_job_options_help, stdout);
     } else if (strcmp(command, "map") == 0) {
         fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
+              "       sluice map SRC DST --worker CMD [--shell] [--worker-max-objects N] [--worker-max-rss SIZE]\n"
+              "                  [OPTIONS]\n"
               "       sluice map SRC DST --op NAME [OPTIONS]\n"
               "       sluice map SRC DST --plugin LIB.so [--plugin-arg KEY=VALUE]... [OPTIONS]\n\n"
               "For each object under SRC, run an operation and write its output to DST under the same key\n"
@@ -279,7 +285,20 @@ static void s_command_help(const char *command) {
               "                exit (e.g. 30s, 500ms, 2m; plain number: seconds; default 0: none; one that\n"
               "                would round to 0 ms is refused). Past it the command (its process group)\n"
               "                gets SIGTERM, 2 s later SIGKILL, and that object fails alone: \"command timed\n"
-              "                out after 30s (killed)\"\n"
+              "                out after 30s (killed)\". With --worker: from a request to its answer, and\n"
+              "                from a worker's start to its hello\n"
+              "  --worker CMD  start CMD once per worker thread (at its first object) and hand it every object\n"
+              "                that thread takes, one at a time, over its stdin/stdout (the protocol in\n"
+              "                docs/worker-protocol.md; python/sluice_worker.py is its Python side). CMD is\n"
+              "                split and run as --exec's (--shell too), with SLUICE_WORKER_ID (0..N-1) and\n"
+              "                SLUICE_JOBS (N) in its environment. The answer is the output object, or result\n"
+              "                members for the JSON line. An object whose worker fails, crashes, breaks the\n"
+              "                protocol or passes --timeout fails alone (with the worker's stderr) and the\n"
+              "                worker is replaced; 5 failed starts in a row stop the job (exit 3). At the end\n"
+              "                each worker gets EOF and --grace to exit, then SIGTERM/SIGKILL to its group\n"
+              "  --worker-max-objects N  replace a worker after N objects (leaky code: a fresh process)\n"
+              "  --worker-max-rss SIZE   replace a worker once the resident memory of its process tree\n"
+              "                passes SIZE (e.g. 500M), checked after each object\n"
               "  --op NAME     a built-in operation:\n",
               stdout);
         for (const char *const *n = sl_job_op_names(); *n; n++)
@@ -321,7 +340,7 @@ static void s_command_help(const char *command) {
 
 /* Splits a command string into words the way a shell would split it, without any expansion: whitespace separates
  * words, '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside quotes escapes the next byte. */
-static bool s_split_words(cli *c, const char *cmd) {
+static bool s_split_words(cli *c, const char *opt, const char *cmd) {
     size_t len = strlen(cmd);
     c->exec_words = malloc(len + 1);
     if (!c->exec_words)
@@ -335,7 +354,7 @@ static bool s_split_words(cli *c, const char *cmd) {
         if (!*p)
             break;
         if (n == MAX_EXEC_WORDS) {
-            s_err(c, "--exec: more than %d words", MAX_EXEC_WORDS);
+            s_err(c, "%s: more than %d words", opt, MAX_EXEC_WORDS);
             return false;
         }
         c->exec_argv[n++] = o;
@@ -343,7 +362,7 @@ static bool s_split_words(cli *c, const char *cmd) {
             if (*p == '\'') {
                 const char *q = strchr(p + 1, '\'');
                 if (!q) {
-                    s_err(c, "--exec: unterminated ' in: %s", cmd);
+                    s_err(c, "%s: unterminated ' in: %s", opt, cmd);
                     return false;
                 }
                 memcpy(o, p + 1, (size_t)(q - p - 1));
@@ -357,7 +376,7 @@ static bool s_split_words(cli *c, const char *cmd) {
                     *o++ = *p++;
                 }
                 if (*p != '"') {
-                    s_err(c, "--exec: unterminated \" in: %s", cmd);
+                    s_err(c, "%s: unterminated \" in: %s", opt, cmd);
                     return false;
                 }
                 p++;
@@ -372,7 +391,7 @@ static bool s_split_words(cli *c, const char *cmd) {
     }
     c->exec_argv[n] = NULL;
     if (n == 0) {
-        s_err(c, "--exec: empty command");
+        s_err(c, "%s: empty command", opt);
         return false;
     }
     return true;
@@ -405,6 +424,9 @@ enum {
     O_FAILURES,
     O_SUFFIX,
     O_EXEC,
+    O_WORKER,
+    O_WORKER_MAX_OBJECTS,
+    O_WORKER_MAX_RSS,
     O_SHELL,
     O_OP,
     O_PLUGIN,
@@ -445,6 +467,9 @@ static const opt_def s_opts[] = {
     {"failures", 0, OPT_VALUE, C_JOBS, O_FAILURES},
     {"suffix", 0, OPT_VALUE, C_MAP, O_SUFFIX},
     {"exec", 0, OPT_VALUE, C_MAP, O_EXEC},
+    {"worker", 0, OPT_VALUE, C_MAP, O_WORKER},
+    {"worker-max-objects", 0, OPT_VALUE, C_MAP, O_WORKER_MAX_OBJECTS},
+    {"worker-max-rss", 0, OPT_VALUE, C_MAP, O_WORKER_MAX_RSS},
     {"shell", 0, OPT_FLAG, C_MAP, O_SHELL},
     {"op", 0, OPT_VALUE, C_MAP, O_OP},
     {"plugin", 0, OPT_VALUE, C_MAP, O_PLUGIN},
@@ -610,6 +635,21 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_SHELL:
         c->use_shell = true;
+        break;
+    case O_WORKER:
+        c->worker = value;
+        break;
+    case O_WORKER_MAX_OBJECTS:
+        if (!sl_cli_parse_uint(value, 1, 4000000000u, &c->worker_max_objects)) {
+            s_err(c, "--worker-max-objects takes a whole number of objects from 1, not '%s'", value);
+            return -1;
+        }
+        break;
+    case O_WORKER_MAX_RSS:
+        if (!sl_cli_parse_size(value, &c->worker_max_rss) || c->worker_max_rss == 0) {
+            s_err(c, "--worker-max-rss takes a size above 0 (e.g. 200M, 1G), not '%s'", value);
+            return -1;
+        }
         break;
     case O_OP:
         c->op = value;
@@ -1384,8 +1424,8 @@ static int s_cmd_job(cli *c) {
         s_err(c, "expected SRC and DST (see `sluice %s --help`)", c->command);
         return EXIT_USAGE;
     }
-    if (c->timeout_given && !(map && c->exec)) {
-        s_err(c, "--timeout applies to map --exec/--shell only");
+    if (c->timeout_given && !(map && (c->exec || c->worker))) {
+        s_err(c, "--timeout applies to map --exec/--worker only");
         return EXIT_USAGE;
     }
     sl_job_options o = {0};
@@ -1395,23 +1435,31 @@ static int s_cmd_job(cli *c) {
         return EXIT_USAGE;
     }
     if (map) {
-        if ((c->exec != NULL) + (c->op != NULL) + (c->plugin != NULL) != 1) {
-            s_err(c, "give exactly one of --exec CMD, --op NAME or --plugin LIB.so (see `sluice map --help`)");
+        if ((c->exec != NULL) + (c->worker != NULL) + (c->op != NULL) + (c->plugin != NULL) != 1) {
+            s_err(c, "give exactly one of --exec CMD, --worker CMD, --op NAME or --plugin LIB.so (see `sluice map "
+                     "--help`)");
             return EXIT_USAGE;
         }
-        if (c->use_shell && !c->exec) {
-            s_err(c, "--shell goes with --exec");
+        if (c->use_shell && !c->exec && !c->worker) {
+            s_err(c, "--shell goes with --exec or --worker");
             return EXIT_USAGE;
         }
-        o.kind = c->exec ? SL_JOB_EXEC : SL_JOB_OP;
-        if (c->exec && c->use_shell) {
+        if ((c->worker_max_objects || c->worker_max_rss) && !c->worker) {
+            s_err(c, "--worker-max-objects and --worker-max-rss go with --worker");
+            return EXIT_USAGE;
+        }
+        const char *command = c->exec ? c->exec : c->worker;
+        o.kind = c->exec ? SL_JOB_EXEC : c->worker ? SL_JOB_WORKER : SL_JOB_OP;
+        if (command && c->use_shell) {
             o.use_shell = true;
-            o.command = c->exec;
-        } else if (c->exec) {
-            if (!s_split_words(c, c->exec))
+            o.command = command;
+        } else if (command) {
+            if (!s_split_words(c, c->exec ? "--exec" : "--worker", command))
                 return EXIT_USAGE;
             o.argv = c->exec_argv;
         }
+        o.worker_max_objects = c->worker_max_objects;
+        o.worker_max_rss_bytes = c->worker_max_rss;
         o.timeout_ms = c->timeout_ms;
         o.op_name = c->op;
         o.suffix = c->suffix;
@@ -1505,11 +1553,19 @@ static int s_cmd_job(cli *c) {
         if (rc == SL_ECANCELED)
             snprintf(stopped, sizeof(stopped), ", %" PRIu64 " abandoned, %" PRIu64 " not started", st.objects_aborted,
                      st.objects_not_started);
+        /* map --worker: sluice's own peak apart from its workers', and the verdict is on both together. */
+        char workers_mem[96] = "";
+        if (c->worker) {
+            char wm[32];
+            s_human_bytes(st.workers_peak_mem_bytes, wm, sizeof(wm));
+            snprintf(workers_mem, sizeof(workers_mem), ", worker processes' peak PSS %s", wm);
+        }
         fprintf(stderr,
                 "%s: %s%s: %" PRIu64 " done (%" PRIu64 " skipped), %" PRIu64 " failed%s of %" PRIu64
-                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s); memory: %s\n",
+                " objects; read %s, wrote %s in %.2f s (%.0f objects/s, %u workers, peak RSS %s%s); memory%s: %s\n",
                 s_prog, c->command, c->dry_run ? " (dry run)" : "", st.objects_done, st.objects_skipped,
-                st.objects_failed, stopped, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, mv.text);
+                st.objects_failed, stopped, st.objects_listed, rb, wb, st.elapsed_s, rate, st.workers, rss, workers_mem,
+                c->worker ? " (sluice and its workers)" : "", mv.text);
     }
     /* A report that cannot be written is the job's error too: 3, unless the run already ended worse (3, or
      * interrupted) and keeps its own status. */

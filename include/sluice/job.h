@@ -25,6 +25,9 @@ typedef enum sl_job_kind {
     SL_JOB_EXEC = 3,   /* each object's bytes on a child's stdin; its stdout becomes the output object */
     SL_JOB_OP = 4,     /* a built-in operation (sl_job_options.op_name) or one of your own (sl_job_options.op) */
     SL_JOB_DELETE = 5, /* delete every object under src (no destination: dst_url is ignored) */
+    /* each worker thread hands its objects to one long-lived process (argv/use_shell/command, as SL_JOB_EXEC),
+     * speaking the worker protocol (docs/worker-protocol.md) */
+    SL_JOB_WORKER = 6,
 } sl_job_kind;
 
 typedef struct sl_job sl_job;
@@ -47,6 +50,9 @@ typedef struct sl_job_stats {
      * returned, listed = done + failed + aborted + not_started. */
     uint64_t objects_aborted;
     uint64_t objects_not_started;
+    /* SL_JOB_WORKER: the largest memory the worker processes held together in one memory sample (their process
+     * trees' PSS), apart from sluice's own; 0 for other kinds. The job's timeline, verdict and chart count both. */
+    uint64_t workers_peak_mem_bytes;
 } sl_job_stats;
 
 /* Called once per failed object, serialized by the job (never concurrently); key is the object's key, error a
@@ -63,8 +69,8 @@ typedef void (*sl_job_warning_fn)(void *user_data, const char *message);
 typedef struct sl_job_options {
     sl_job_kind kind;
     const char *src_url;
-    const char *dst_url;        /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
-    bool recursive;             /* SL_JOB_DELETE: src may be a prefix; without it src must name one object */
+    const char *dst_url; /* "-": results as JSON lines through on_result (SL_JOB_OP, SL_JOB_EXEC) */
+    bool recursive;      /* SL_JOB_DELETE: src may be a prefix; without it src must name one object */
     /* SL_JOB_DELETE: confirms that src may be a whole bucket (gs://b, gs://b/) or the file-system root ("/", however
      * spelled, symbolic links resolved). Without it such a src fails sl_job_new with SL_EINVAL, dry runs too. */
     bool all;
@@ -87,9 +93,10 @@ typedef struct sl_job_options {
      * CRC32C when the source's metadata has one, and the job (cp/sync, the --op, a checksum of the command, or of the
      * op's name, version and arguments for an op of the caller's: sl_job_options.op). An output is complete when its
      * recorded fingerprint matches the source's now; for cp and sync, an output without one (written by something
-     * else, or on a file system without xattrs) is complete when it has the same size and CRC32C as the source. The destination listing is merge-joined with the source listing (one pass each, constant
-     * memory); an output key that sorts before one already looked up (possible with a suffix) is looked up alone
-     * with sl_stat. A local destination's listing also removes the temp files of writers that are gone. */
+     * else, or on a file system without xattrs) is complete when it has the same size and CRC32C as the source. The
+     * destination listing is merge-joined with the source listing (one pass each, constant memory); an output key that
+     * sorts before one already looked up (possible with a suffix) is looked up alone with sl_stat. A local
+     * destination's listing also removes the temp files of writers that are gone. */
     bool force;
     const char *suffix; /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
     /* SL_JOB_EXEC: argv[0] is looked up in PATH; no shell. With use_shell, command is run as
@@ -97,10 +104,16 @@ typedef struct sl_job_options {
     const char *const *argv;
     bool use_shell;
     const char *command;
-    /* SL_JOB_EXEC: wall-clock limit per object, from the child's start to its exit; 0 = none. A child still running
+    /* SL_JOB_EXEC: wall-clock limit per object, from the child's start to its exit; 0 = none. (SL_JOB_WORKER: from
+     * the request's header to the answer's final line, and from a worker's start to its hello.) A child still running
      * then gets SIGTERM (its whole process group), 2 s later SIGKILL, and the object fails alone (SL_ECHILD,
      * "command timed out after ..."; nothing committed). Other kinds: must be 0 (SL_EINVAL). */
     unsigned timeout_ms;
+    /* SL_JOB_WORKER: a worker process is replaced (EOF on its stdin, a fresh one for the thread's next object)
+     * after this many objects (0 = never), or once the resident memory of its process tree passes this many bytes,
+     * checked after each object (0 = never). Other kinds: must be 0 (SL_EINVAL). */
+    unsigned worker_max_objects;
+    uint64_t worker_max_rss_bytes;
     /* SL_JOB_OP: "md5", "crc32c", "sha256", "count", "gunzip" (sl_job_op_names). */
     const char *op_name;
     /* SL_JOB_OP, instead of op_name: an operation of your own (sluice/plugin.h: written in the program, or a plugin's

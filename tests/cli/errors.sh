@@ -55,8 +55,8 @@ usage 2 "glob" "$SLUICE" du --include 'abc\' "$S"
 say "map: unknown --op, both or neither of --exec/--op, --shell without --exec, bad --exec strings"
 usage 2 "unknown operation 'nope'" "$SLUICE" map "$S" "$T/o" --op nope
 usage 2 "md5" "$SLUICE" map "$S" "$T/o" --op nope
-usage 2 "exactly one of --exec CMD, --op NAME or --plugin LIB.so" "$SLUICE" map "$S" "$T/o" --exec cat --op md5
-usage 2 "exactly one of --exec CMD, --op NAME or --plugin LIB.so" "$SLUICE" map "$S" "$T/o"
+usage 2 "exactly one of --exec CMD, --worker CMD, --op NAME or --plugin LIB.so" "$SLUICE" map "$S" "$T/o" --exec cat --op md5
+usage 2 "exactly one of --exec CMD, --worker CMD, --op NAME or --plugin LIB.so" "$SLUICE" map "$S" "$T/o"
 usage 2 "--shell" "$SLUICE" map "$S" "$T/o" --shell --op md5
 usage 2 "empty command" "$SLUICE" map "$S" "$T/o" --exec ''
 usage 2 "unterminated" "$SLUICE" map "$S" "$T/o" --exec "'abc"

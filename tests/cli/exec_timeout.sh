@@ -149,10 +149,10 @@ expect_eq "sleep processes left" "" "$(left "$M4")"
 say "usage errors: --timeout with --op, with cp, and a malformed duration: exit 2, one line"
 run "$SLUICE" map "$S" "$T/u" --op md5 --timeout 1s
 expect_rc 2
-expect_err_one_line "--timeout applies to map --exec/--shell only"
+expect_err_one_line "--timeout applies to map --exec/--worker only"
 run "$SLUICE" cp "$S" "$T/u" --timeout 1s
 expect_rc 2
-expect_err_one_line "--timeout applies to map --exec/--shell only"
+expect_err_one_line "--timeout applies to map --exec/--worker only"
 run "$SLUICE" map "$S" "$T/u" --exec cat --timeout abc
 expect_rc 2
 expect_err_one_line "--timeout takes a duration"

@@ -174,7 +174,7 @@ expect_rc 2
 expect_err_one_line "--plugin-arg goes with --plugin"
 run "$SLUICE" map "$S" - --op md5 --plugin "$SL_PLUGIN_md5"
 expect_rc 2
-expect_err_one_line "give exactly one of --exec CMD, --op NAME or --plugin LIB.so"
+expect_err_one_line "give exactly one of --exec CMD, --worker CMD, --op NAME or --plugin LIB.so"
 run "$SLUICE" cp "$S" "$T/cp" --plugin "$SL_PLUGIN_md5"
 expect_rc 2
 expect_err_one_line "unknown option '--plugin'"
