@@ -112,3 +112,18 @@ sl_cli_duration_rc sl_cli_parse_duration_ms(const char *s, uint64_t *out_ms) {
     *out_ms = rounded;
     return SL_CLI_DURATION_OK;
 }
+
+void sl_cli_put_one_line(FILE *f, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != 0x7f)
+            fputc(*p, f);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p == '\r')
+            fputs("\\r", f);
+        else
+            fprintf(f, "\\x%02x", *p);
+    }
+}

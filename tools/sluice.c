@@ -88,24 +88,6 @@ static int s_signal_exit(int sig);
 /* After a second signal, how long the abort may take before the process leaves anyway. */
 #define S_HARD_STOP_S 5
 
-/* Writes `s` to stderr with control characters as \n, \t, \r or \xHH, so that a message quoting an object name or a
- * path (which may hold a newline) stays one line. Backslashes are left alone: text the library already escaped is not
- * escaped twice. */
-static void s_put_one_line(const char *s) {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p >= 0x20 && *p != 0x7f)
-            fputc(*p, stderr);
-        else if (*p == '\n')
-            fputs("\\n", stderr);
-        else if (*p == '\t')
-            fputs("\\t", stderr);
-        else if (*p == '\r')
-            fputs("\\r", stderr);
-        else
-            fprintf(stderr, "\\x%02x", *p);
-    }
-}
-
 static void s_err(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_err(const cli *c, const char *fmt, ...) {
     char small[2048];
@@ -120,7 +102,7 @@ static void s_err(const cli *c, const char *fmt, ...) {
         va_end(ap);
     }
     fprintf(stderr, "%s: %s%s", s_prog, c && c->command ? c->command : "", c && c->command ? ": " : "");
-    s_put_one_line(text ? text : small);
+    sl_cli_put_one_line(stderr, text ? text : small);
     fputc('\n', stderr);
     if (text && text != small)
         free(text);
@@ -321,7 +303,8 @@ static void s_command_help(const char *command) {
         fputs("usage: sluice rm [-r] [OPTIONS] URL\n\n"
               "Delete the object URL names, or with -r every object under the prefix URL (in parallel,\n"
               "listing and deleting as a stream). Without -r a prefix that holds objects is refused (exit\n"
-              "2), and a URL that names no object is exit 3. A gs:// URL that names both an object and a prefix holding objects:\n"
+              "2), and a URL that names no object is exit 3. A gs:// URL that names both an object and a prefix "
+              "holding objects:\n"
               "rm deletes the object, rm -r both. Try --dry-run first: it prints one JSON line per object\n"
               "that would be deleted. gs://: a delete whose answer was lost and whose retry finds the object\n"
               "gone counts as done. On local disk, directories left empty are kept.\n\n"
@@ -1321,7 +1304,7 @@ static void s_on_failure(void *ud, const char *key, int err, const char *error) 
     if (buf)
         sl_text_escape(buf, need, key, strlen(key));
     fprintf(stderr, "%s: %s: FAILED %s: ", s_prog, c->command, buf ? buf : "?");
-    s_put_one_line(error);
+    sl_cli_put_one_line(stderr, error);
     fputc('\n', stderr);
     if (buf != small)
         free(buf);
@@ -1331,7 +1314,7 @@ static void s_on_warning(void *ud, const char *message) {
     cli *c = ud;
     s_clear_progress(c);
     fprintf(stderr, "%s: warning: ", s_prog);
-    s_put_one_line(message);
+    sl_cli_put_one_line(stderr, message);
     fputc('\n', stderr);
 }
 

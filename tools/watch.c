@@ -125,18 +125,7 @@ static void s_vsay(const char *tail, const char *fmt, va_list ap) {
         vsnprintf(text, (size_t)n + 1, fmt, again);
     va_end(again);
     fprintf(stderr, "%s: ", s_prog);
-    for (const unsigned char *p = (const unsigned char *)(text ? text : small); *p; p++) {
-        if (*p >= 0x20 && *p != 0x7f)
-            fputc(*p, stderr);
-        else if (*p == '\n')
-            fputs("\\n", stderr);
-        else if (*p == '\t')
-            fputs("\\t", stderr);
-        else if (*p == '\r')
-            fputs("\\r", stderr);
-        else
-            fprintf(stderr, "\\x%02x", *p);
-    }
+    sl_cli_put_one_line(stderr, text ? text : small);
     fprintf(stderr, "%s\n", tail);
     if (text && text != small)
         free(text);
