@@ -1410,13 +1410,13 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     atomic_fetch_add(&job->bytes_read, task.bytes_in);
 
     size_t len = 0;
-    bool transforms = job->op->flags & SL_OP_TRANSFORMS;
-    if (rc == 0 && (!transforms || !out)) {
+    bool line_out = !(job->op->flags & SL_OP_TRANSFORMS) || task.result_is_output;
+    if (rc == 0 && (line_out || !out)) {
         len = s_format_line(w, it, w->result, task.result_len);
         if (!len)
             rc = sl__task_fail(&task, SL_ETOOBIG, "result line too long");
     }
-    if (rc == 0 && out && !transforms) {
+    if (rc == 0 && out && line_out) {
         w->line[len] = '\n';
         rc = sl_write(out, w->line, len + 1);
         if (rc < 0)

@@ -1201,23 +1201,6 @@ static int s_emit_output(s_state *st, sl__task *task) {
     return 0;
 }
 
-/* A store destination and no output body: the output object is the result line, as `--op md5` writes it. */
-static int s_write_result_line(sl__task *task) {
-    size_t klen = task->src->key_len;
-    size_t q = sl_json_quote(NULL, 0, task->src->key, klen);
-    size_t cap = q + task->result_len + 64;
-    char *line = malloc(cap);
-    if (!line)
-        return sl__task_fail(task, SL_ENOMEM, "out of memory");
-    size_t n = (size_t)snprintf(line, cap, "{\"key\":");
-    n += sl_json_quote(line + n, cap - n, task->src->key, klen);
-    n += (size_t)snprintf(line + n, cap - n, ",\"size\":%" PRIu64 "%s%.*s}\n", task->src->size,
-                          task->result_len ? "," : "", (int)task->result_len, task->result);
-    int rc = sl_task_write(task, line, n);
-    free(line);
-    return rc;
-}
-
 static int s_judge(s_state *st, sl__task *task, s_exchange *x) {
     json_t *final = x->ans.final;
     if (x->read_rc)
@@ -1235,8 +1218,8 @@ static int s_judge(s_state *st, sl__task *task, s_exchange *x) {
         rc = s_emit_output(st, task);
     if (rc == 0 && result && (!task->out || !x->ans.has_body))
         rc = s_add_result(st, task, result);
-    if (rc == 0 && task->out && !x->ans.has_body)
-        rc = s_write_result_line(task);
+    /* A store destination and no output body: the output object is the result line, as `--op md5` writes it. */
+    task->result_is_output = rc == 0 && task->out && !x->ans.has_body;
     return rc;
 }
 

@@ -38,6 +38,9 @@ struct sl_task {
     const atomic_bool *abort;
     /* sl_task_write refuses to write for an op that does not transform (its output is the result line). */
     bool no_write;
+    /* Set by a transforming op that wrote nothing to `out` for this object: the engine writes the result line as the
+     * output object instead, as for an op that does not transform (a --worker answer without a body). */
+    bool result_is_output;
 };
 typedef struct sl_task sl__task;
 
