@@ -1041,6 +1041,10 @@ class TestFaults(unittest.TestCase, GcsErrorShape):
         # and counts it in flight until then. With ifGenerationMatch=0 a late duplicate cannot land on an object
         # that exists by then.
         SRV.json("POST", "/_stats/reset")
+        # A request an earlier test left in the server (a stall, a late execution) must end before this one counts.
+        deadline = time.monotonic() + 30
+        while SRV.json("GET", "/_stats")[1]["api_in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
         # 3 s for the first: the reset and the two checks after it must come before it lands, on a loaded machine
         # too; what the second does (fail its precondition) does not depend on when it lands.
         tid = SRV.retry_test({"storage.objects.insert": ["reset-then-execute-after-3s", "reset-then-execute-after-1s"]})
