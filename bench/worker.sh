@@ -12,8 +12,12 @@
 #   bench/worker.sh [DIR]   DIR defaults to /tmp/sluice-bench/tree-20000x4096-100d (generated once, reused)
 #
 # Commands run alternately RUNS times (default 5); the table gives medians. (b) and (d) must first give the same lines.
+# Then the same (b) and (d) over gs:// on the project's GCS test server (tests/gcs/gcs_server.py on a free 127.0.0.1
+# port) with GCS_DELAY_MS (20) of latency in every request, -j GCS_JOBS (32), GCS_FILES (2,000) seeded 4 KiB objects:
+# objects/s against the ideal GCS_JOBS / latency (Little's law). GCS=0 skips it.
+#
 # Environment: FILES, SIZE, DIRS, RUNS, EXEC_FILES (default 500), JOBS (-j for sluice; default: sluice's), PYTHON
-# (default python3), SLUICE (default build/release/sluice, built if missing).
+# (default python3), SLUICE (default build/release/sluice, built if missing), GCS, GCS_DELAY_MS, GCS_JOBS, GCS_FILES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,13 +39,26 @@ fi
 PLUGIN=${PLUGIN:-$(dirname "$SLUICE")/libmd5_openssl_plugin.so}
 J=()
 [ -z "${JOBS:-}" ] || J=(-j "$JOBS")
+tmp=$(mktemp -d)
+SRV_PID=
+cleanup() {
+    if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+measure() { # measure NAME CMD...: one run, a JSON line appended to $tmp/NAME.runs
+    local name=$1
+    shift
+    python3 bench/cpu_of.py "$@" >>"$tmp/$name.runs"
+}
+
+# --- local files (LOCAL=0 skips them) -------------------------------------------------------------------------------
+if [ "${LOCAL:-1}" = 1 ]; then
 if [ ! -f "$DIR.done" ]; then
     echo "== generating $FILES files of $SIZE bytes in $DIRS folders under $DIR" >&2
     python3 bench/gen_tree.py "$DIR" --files "$FILES" --size "$SIZE" --dirs "$DIRS"
     touch "$DIR.done"
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 # (a)'s per-object command, and the subset it runs over (a process per object: 20,000 of them take minutes).
 cat >"$tmp/md5x.py" <<'PY'
 import hashlib, json, os, sys
@@ -65,11 +82,6 @@ find "$DIR" "$tmp/subset" -type f -print0 | xargs -0 cat >/dev/null
 cmp -s "$tmp/b" "$tmp/d" || { echo "bench/worker.sh: --worker and --op md5 disagree" >&2; exit 1; }
 [ "$(wc -l <"$tmp/d")" = "$FILES" ] || { echo "bench/worker.sh: expected $FILES lines" >&2; exit 1; }
 
-measure() { # measure NAME CMD...: one run, a JSON line appended to $tmp/NAME.runs
-    local name=$1
-    shift
-    python3 bench/cpu_of.py "$@" >>"$tmp/$name.runs"
-}
 for ((i = 0; i < RUNS; i++)); do
     echo "== run $((i + 1)) of $RUNS" >&2
     measure a "$SLUICE" map "$tmp/subset" - "${J[@]}" --exec "$PYTHON -S $tmp/md5x.py" -q --report "$tmp/a.r$i.json"
@@ -85,7 +97,7 @@ def med(name, key):
     return statistics.median(json.loads(l)[key] for l in open(f"{tmp}/{name}.runs"))
 def rss(name):
     reports = glob.glob(f"{tmp}/{name}.r*.json")
-    return statistics.median(json.load(open(r))["memory"]["peak_rss_bytes"] for r in reports) / 2**20 if reports else None
+    return statistics.median(json.load(open(r))["peak_rss_bytes"] for r in reports) / 2**20 if reports else None
 rows = {}
 labels = {"a": "(a) --exec 'python3 -S md5x.py'", "b": "(b) --worker 'python3 md5_worker.py'",
           "c": "(c) --plugin libmd5_openssl_plugin.so", "d": "(d) --op md5", "e": "(e) py_threadpool_md5.py"}
@@ -103,4 +115,53 @@ for k in "abcde":
           f"{'%.1f MiB' % r if r is not None else '-'} |")
 print(f"\n(a)/(b): {rows['a'] / rows['b']:.0f}x (target >= 50x); (b)/(e): {rows['b'] / rows['e']:.2f} (target <= 0.7); "
       f"(c)/(d): {rows['c'] / rows['d']:.2f} (target within 10 %)")
+PY
+fi
+
+[ "${GCS:-1}" = 1 ] || exit 0
+# --- (b) and (d) over gs:// behind latency -------------------------------------------------------------------------
+GCS_DELAY_MS=${GCS_DELAY_MS:-20}
+GCS_JOBS=${GCS_JOBS:-32}
+GCS_FILES=${GCS_FILES:-2000}
+mkdir -p "$tmp/home"
+export HOME=$tmp/home GCE_METADATA_HOST=127.0.0.1:1 GCE_METADATA_IP=127.0.0.1:1 no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
+unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_OAUTH_ACCESS_TOKEN CLOUD_STORAGE_EMULATOR_ENDPOINT
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+python3 tests/gcs/gcs_server.py --port 0 --port-file "$tmp/port" >"$tmp/server.log" 2>&1 &
+SRV_PID=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+[ -s "$tmp/port" ] || { echo "bench/worker.sh: the test server did not start" >&2; cat "$tmp/server.log" >&2; exit 3; }
+EMU=http://127.0.0.1:$(cat "$tmp/port")
+export STORAGE_EMULATOR_HOST=${EMU#http://}
+ctl() { curl -sSf -X POST "$EMU/$1" -H 'Content-Type: application/json' -d "$2" >/dev/null; } # ctl PATH JSON
+ctl _seed "{\"bucket\": \"lat\", \"count\": $GCS_FILES, \"size\": $SIZE, \"name_format\": \"d{:07d}.bin\"}"
+"$SLUICE" map gs://lat - --op md5 -q | LC_ALL=C sort >"$tmp/gd"
+"$SLUICE" map gs://lat - --worker "$PYTHON bench/md5_worker.py" -q | LC_ALL=C sort >"$tmp/gb"
+cmp -s "$tmp/gb" "$tmp/gd" || { echo "bench/worker.sh: over gs://, --worker and --op md5 disagree" >&2; exit 1; }
+[ "$(wc -l <"$tmp/gd")" = "$GCS_FILES" ] || { echo "bench/worker.sh: expected $GCS_FILES lines over gs://" >&2; exit 1; }
+ctl _config "{\"delay_ms\": $GCS_DELAY_MS}"
+for ((i = 0; i < RUNS; i++)); do
+    echo "== gs://, ${GCS_DELAY_MS} ms per request, -j $GCS_JOBS: run $((i + 1)) of $RUNS" >&2
+    measure gb "$SLUICE" map gs://lat - -j "$GCS_JOBS" --worker "$PYTHON bench/md5_worker.py" -q --report "$tmp/gb.r$i.json"
+    measure gd "$SLUICE" map gs://lat - -j "$GCS_JOBS" --op md5 -q --report "$tmp/gd.r$i.json"
+done
+python3 - "$tmp" "$RUNS" "$GCS_FILES" "$GCS_JOBS" "$GCS_DELAY_MS" <<'PY'
+import glob, json, statistics, sys
+tmp, runs, files, jobs, delay = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+ideal = jobs / (delay / 1000)
+print(f"\ngs:// on the test server, {delay} ms per request, -j {jobs}, {files} x 4 KiB objects, median of {runs} runs; "
+      f"ideal = {jobs} / {delay} ms = {ideal:.0f} objects/s\n")
+print("| command | wall | objects/s | of ideal | sluice's CPU per object | children's CPU per object | sluice's peak RSS | "
+      "workers' peak PSS |")
+print("|---|---|---|---|---|---|---|---|")
+for k, label in (("gb", "(b) --worker 'python3 md5_worker.py'"), ("gd", "(d) --op md5")):
+    lines = [json.loads(l) for l in open(f"{tmp}/{k}.runs")]
+    wall = statistics.median(l["wall_s"] for l in lines)
+    own = statistics.median(l["self_cpu_s"] for l in lines) / files
+    kids = statistics.median(l["children_cpu_s"] for l in lines) / files
+    reports = [json.load(open(r)) for r in glob.glob(f"{tmp}/{k}.r*.json")]
+    rss = statistics.median(r["peak_rss_bytes"] for r in reports)
+    wrk = statistics.median(r["memory"]["workers_peak_bytes"] for r in reports)
+    print(f"| {label} | {wall:.2f} s | {files / wall:.0f} | {files / wall / ideal * 100:.0f} % | {own * 1e6:.1f} µs | "
+          f"{kids * 1e6:.1f} µs | {rss / 2**20:.1f} MiB | {'%.1f MiB' % (wrk / 2**20) if wrk else '-'} |")
 PY

@@ -12,6 +12,7 @@
 #include "fail.h"
 #include "proc_tree.h"
 #include "task.h"
+#include "worker_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,12 +34,12 @@
 extern char **environ;
 
 #define S_PROTOCOL_VERSION 1
-#define S_LINE_MAX (128 * 1024) /* a protocol line, its LF included (§2) */
-#define S_RBUF_SIZE (64 * 1024) /* what is read from the worker's stdout at once */
-#define S_POLL_MS 200           /* how often an abort is noticed while waiting */
-#define S_TERM_GRACE_MS 2000    /* SIGTERM, then SIGKILL this much later (§6) */
-#define S_START_FAILURES_MAX 5  /* consecutive start failures that stop the job (§9) */
-#define S_BACKOFF_FIRST_MS 100  /* before the first replacement after a start failure, doubling */
+#define S_LINE_MAX SL__WP_LINE_MAX /* a protocol line, its LF included (§2) */
+#define S_RBUF_SIZE (64 * 1024)    /* what is read from the worker's stdout at once */
+#define S_POLL_MS 200              /* how often an abort is noticed while waiting */
+#define S_TERM_GRACE_MS 2000       /* SIGTERM, then SIGKILL this much later (§6) */
+#define S_START_FAILURES_MAX 5     /* consecutive start failures that stop the job (§9) */
+#define S_BACKOFF_FIRST_MS 100     /* before the first replacement after a start failure, doubling */
 #define S_BACKOFF_MAX_MS 5000
 
 static const char *const s_env_names[] = {"SLUICE_WORKER_ID=", "SLUICE_JOBS="};
@@ -61,13 +62,9 @@ typedef struct s_state {
     bool ready;                /* p is running and has said hello */
     unsigned answered;         /* answers from this process (--worker-max-objects) */
     char what[512];            /* why the last start failed (its reason and stderr excerpt), for the job's last line */
-    unsigned char *rbuf;       /* stdout bytes read and not used yet: they belong to the next answer */
-    size_t rpos, rlen;
-    char *line; /* a line being assembled from stdout, at most S_LINE_MAX bytes with its LF */
-    size_t line_len;
+    sl__wp_in in; /* stdout bytes read and not used yet (they belong to the next answer), the line being assembled */
     char *final_text; /* the answer's final line, for its result members */
-    size_t final_len;
-    char *hdr; /* the request header line */
+    char *hdr;        /* the request header line */
     size_t hdr_cap;
     char *collect; /* an output body when DST is "-" */
     size_t collect_len, collect_cap;
@@ -253,49 +250,6 @@ static void s_with_stderr(s_state *st, char *buf, size_t cap, const char *what) 
 
 /* ---- JSON text ---- */
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if s does not start one. */
-static size_t s_utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0xFFu >> (len + 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-static bool s_utf8_valid(const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t l = s_utf8_seq(u + i, n - i);
-        if (!l)
-            return false;
-        i += l;
-    }
-    return true;
-}
-
 static size_t s_base64(char *out, const unsigned char *in, size_t n) {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t o = 0;
@@ -360,7 +314,7 @@ static void s_put_bytes_member(s_text *t, const char *name, const char *s, size_
     if (!s_reserve(t, q))
         return;
     t->len += sl_json_quote(*t->buf + t->len, *t->cap - t->len, s, n);
-    if (s_utf8_valid(s, n))
+    if (sl__wp_utf8_valid(s, n))
         return;
     snprintf(tmp, sizeof(tmp), ",\"%s_b64\":\"", name);
     s_puts(t, tmp);
@@ -374,69 +328,20 @@ static void s_put_bytes_member(s_text *t, const char *name, const char *s, size_
 
 /* ---- reading the worker's stdout ---- */
 
-typedef enum s_got { S_GOT_NONE, S_GOT_LINE, S_GOT_EOF, S_GOT_TOO_LONG } s_got;
-
-/* Takes a line out of what has been read, if a whole one is there: st->line then holds it (without its LF). */
-static s_got s_take_line(s_state *st) {
-    while (st->rpos < st->rlen) {
-        unsigned char *start = st->rbuf + st->rpos;
-        size_t avail = st->rlen - st->rpos;
-        unsigned char *lf = memchr(start, '\n', avail);
-        size_t n = lf ? (size_t)(lf - start) : avail;
-        if (st->line_len + n + 1 > S_LINE_MAX)
-            return S_GOT_TOO_LONG;
-        memcpy(st->line + st->line_len, start, n);
-        st->line_len += n;
-        st->rpos += n + (lf ? 1 : 0);
-        if (lf) {
-            st->line[st->line_len] = '\0';
-            return S_GOT_LINE;
-        }
-    }
-    return S_GOT_NONE;
-}
-
-/* Reads more of stdout into rbuf once it is used up. Returns 1 (bytes read), 0 (nothing now), -1 (EOF or error). */
+/* Reads more of stdout into in.buf once it is used up. Returns 1 (bytes read), 0 (nothing now), -1 (EOF or error). */
 static int s_fill(s_state *st) {
-    if (st->rpos < st->rlen)
+    if (st->in.pos < st->in.len)
         return 1;
-    st->rpos = st->rlen = 0;
-    ssize_t r = read(st->p.out_r, st->rbuf, S_RBUF_SIZE);
+    st->in.pos = st->in.len = 0;
+    ssize_t r = read(st->p.out_r, st->in.buf, S_RBUF_SIZE);
     if (r > 0) {
-        st->rlen = (size_t)r;
+        st->in.len = (size_t)r;
         return 1;
     }
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     sl__fd_close(&st->p.out_r);
     return -1;
-}
-
-/* Parses a line as a JSON object in valid UTF-8 with unique member names; NULL and `why` filled otherwise. */
-static json_t *s_parse_line(s_state *st, char *why, size_t cap) {
-    if (!s_utf8_valid(st->line, st->line_len)) {
-        snprintf(why, cap, "a line that is not UTF-8");
-        return NULL;
-    }
-    json_error_t je;
-    json_t *v = json_loadb(st->line, st->line_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
-    if (!v || !json_is_object(v)) {
-        char shown[100];
-        size_t n = st->line_len < 60 ? st->line_len : 60;
-        sl_text_escape(shown, sizeof(shown), st->line, n);
-        snprintf(why, cap, "not a JSON object (%s): '%s%s'", v ? "another JSON value" : je.text, shown,
-                 st->line_len > n ? "..." : "");
-        json_decref(v);
-        return NULL;
-    }
-    return v;
-}
-
-static bool s_count(const json_t *v, uint64_t max, uint64_t *out) {
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
-        return false;
-    *out = (uint64_t)json_integer_value(v);
-    return true;
 }
 
 /* ---- one exchange ---- */
@@ -450,15 +355,6 @@ typedef enum s_outcome {
     S_LOCAL_FAILED, /* sluice's own side failed (the output could not be written): task->error says why */
 } s_outcome;
 
-typedef struct s_answer {
-    bool ok;
-    bool has_body;
-    uint64_t body; /* bytes of output chunks */
-    unsigned chunks;
-    bool too_big; /* DST "-": the body did not fit */
-    json_t *final;
-} s_answer;
-
 typedef struct s_exchange {
     /* sending: what is queued for the worker's stdin, written with one writev when the pipe takes it */
     struct iovec iov[8];
@@ -470,13 +366,10 @@ typedef struct s_exchange {
     int read_rc; /* a failed read of the object: the request ends with ok:false */
     char end_line[96];
     /* receiving */
-    bool begun;     /* a byte of the answer came */
+    sl__wp_answer ans;
+    bool too_big;   /* DST "-": the body did not fit */
     bool truncated; /* stdout ended in the middle of the answer */
     int local_rc;
-    uint64_t chunk_left;
-    bool in_chunk;
-    bool final;
-    s_answer ans;
     char why[512];
 } s_exchange;
 
@@ -484,17 +377,25 @@ static int64_t s_deadline(const s_state *st) {
     return st->cfg->timeout_ms ? sl__now_ms() + st->cfg->timeout_ms : 0;
 }
 
-static int s_deliver(s_state *st, sl__task *task, s_exchange *x, const unsigned char *p, size_t n) {
-    x->ans.body += n;
+typedef struct s_deliver_ctx {
+    s_state *st;
+    sl__task *task;
+    s_exchange *x;
+} s_deliver_ctx;
+
+static int s_deliver(void *ctx, const unsigned char *p, size_t n) {
+    s_state *st = ((s_deliver_ctx *)ctx)->st;
+    sl__task *task = ((s_deliver_ctx *)ctx)->task;
+    s_exchange *x = ((s_deliver_ctx *)ctx)->x;
     if (task->out) {
         int rc = sl_task_write(task, p, n);
         return rc < 0 ? rc : 0;
     }
-    if (x->ans.too_big)
+    if (x->too_big)
         return 0;
     size_t limit = task->result_cap - task->result_len;
     if (st->collect_len + n > limit) {
-        x->ans.too_big = true;
+        x->too_big = true;
         return 0;
     }
     if (st->collect_len + n > st->collect_cap) {
@@ -514,83 +415,11 @@ static int s_deliver(s_state *st, sl__task *task, s_exchange *x, const unsigned 
 
 /* Handles what has been read of the answer. Returns 0 (go on), 1 (violation: x->why), or <0 (local failure). */
 static int s_receive(s_state *st, sl__task *task, s_exchange *x) {
-    while (!x->final && st->rpos < st->rlen) {
-        x->begun = true;
-        if (x->in_chunk) {
-            size_t avail = st->rlen - st->rpos;
-            size_t n = x->chunk_left < avail ? (size_t)x->chunk_left : avail;
-            int rc = s_deliver(st, task, x, st->rbuf + st->rpos, n);
-            if (rc < 0)
-                return rc;
-            st->rpos += n;
-            x->chunk_left -= n;
-            x->in_chunk = x->chunk_left > 0;
-            continue;
-        }
-        s_got g = s_take_line(st);
-        if (g == S_GOT_TOO_LONG) {
-            snprintf(x->why, sizeof(x->why), "a line longer than %d bytes", S_LINE_MAX);
-            return 1;
-        }
-        if (g != S_GOT_LINE)
-            return 0;
-        json_t *v = s_parse_line(st, x->why, sizeof(x->why));
-        if (!v) {
-            st->line_len = 0;
-            return 1;
-        }
-        json_t *chunk = json_object_get(v, "chunk");
-        if (chunk) {
-            uint64_t n;
-            bool good = s_count(chunk, 2147483647u, &n);
-            json_decref(v);
-            st->line_len = 0;
-            if (!good) {
-                snprintf(x->why, sizeof(x->why), "'chunk' is not an integer from 0 to 2147483647");
-                return 1;
-            }
-            x->ans.chunks++;
-            x->chunk_left = n;
-            x->in_chunk = n > 0;
-            continue;
-        }
-        json_t *ok = json_object_get(v, "ok");
-        json_t *size = json_object_get(v, "size");
-        json_t *result = json_object_get(v, "result");
-        json_t *error = json_object_get(v, "error");
-        const char *bad = NULL;
-        uint64_t n = 0;
-        if (!json_is_boolean(ok))
-            bad = "a final line without a boolean 'ok'";
-        else if (json_is_false(ok) && !json_is_string(error))
-            bad = "'ok' false without an 'error' string";
-        else if (json_is_true(ok) && size && !s_count(size, UINT64_MAX >> 1, &n))
-            bad = "'size' is not an integer in range";
-        else if (json_is_true(ok) && size && n != x->ans.body)
-            bad = "a final 'size' that is not the total of the chunks";
-        else if (json_is_true(ok) && !size && x->ans.chunks)
-            bad = "chunks followed by {\"ok\":true} without 'size'";
-        else if (result && !json_is_object(result))
-            bad = "'result' is not an object";
-        if (bad) {
-            st->line_len = 0;
-            if (strcmp(bad, "a final 'size' that is not the total of the chunks") == 0)
-                snprintf(x->why, sizeof(x->why), "a final 'size' of %" PRIu64 " after %" PRIu64 " bytes of chunks", n,
-                         x->ans.body);
-            else
-                snprintf(x->why, sizeof(x->why), "%s", bad);
-            json_decref(v);
-            return 1;
-        }
-        x->final = true;
-        memcpy(st->final_text, st->line, st->line_len + 1);
-        st->final_len = st->line_len;
-        x->ans.ok = json_is_true(ok);
-        x->ans.has_body = x->ans.ok && size != NULL;
-        x->ans.final = v;
-        st->line_len = 0;
-    }
-    return 0;
+    s_deliver_ctx ctx = {st, task, x};
+    int rc = sl__wp_answer_feed(&x->ans, &st->in, s_deliver, &ctx);
+    if (rc == 1)
+        snprintf(x->why, sizeof(x->why), "%s", x->ans.why);
+    return rc;
 }
 
 static void s_queue(s_exchange *x, const void *p, size_t n) {
@@ -691,7 +520,7 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
             if (!s_send(st, x) || x->iov_at < x->iov_n)
                 break; /* the worker stopped reading, or the pipe is full */
         }
-        if (x->final && (x->sent_all || st->p.in_w < 0))
+        if (x->ans.final && (x->sent_all || st->p.in_w < 0))
             return S_ANSWERED;
         if (s_aborted(st->cfg))
             return S_ABORTED;
@@ -705,7 +534,7 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
         }
         if (rc > 0)
             return S_BROKEN;
-        if (x->final)
+        if (x->ans.final)
             continue;
         if (st->p.out_r >= 0 && x->sent_all) {
             /* Everything is sent: the answer is what comes next; try it before polling. */
@@ -715,13 +544,13 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
         }
         if (st->p.out_r < 0) {
             /* stdout closed before the answer's final line. */
-            if (!x->begun)
+            if (!x->ans.begun)
                 return S_NO_ANSWER;
             x->truncated = true;
-            if (x->in_chunk)
+            if (x->ans.in_chunk)
                 snprintf(x->why, sizeof(x->why), "the answer ended in the middle of a chunk (%" PRIu64 " bytes short)",
-                         x->chunk_left);
-            else if (st->line_len)
+                         x->ans.chunk_left);
+            else if (st->in.line_len)
                 snprintf(x->why, sizeof(x->why), "the answer ended in the middle of a line");
             else
                 snprintf(x->why, sizeof(x->why), "the answer ended before its final line");
@@ -758,7 +587,7 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
         if (i_in >= 0 && pfd[i_in].revents)
             s_send(st, x);
         if (pfd[i_out].revents) {
-            if (s_fill(st) < 0 && !x->begun)
+            if (s_fill(st) < 0 && !x->ans.begun)
                 return S_NO_ANSWER;
         }
     }
@@ -794,8 +623,8 @@ static int s_start(s_state *st, sl__task *task) {
     }
     if (fails >= S_START_FAILURES_MAX || s_aborted(st->cfg))
         return sl__task_fail(task, SL_ECANCELED, "the worker was not started: the job is stopping");
-    st->rpos = st->rlen = 0;
-    st->line_len = 0;
+    st->in.pos = st->in.len = 0;
+    st->in.line_len = 0;
     st->answered = 0;
     sl__stderr_tail_reset(&st->err);
     char why[1024];
@@ -836,15 +665,15 @@ static int s_start(s_state *st, sl__task *task) {
             reason = "timed out before its hello";
             break;
         }
-        s_got g = st->p.out_r >= 0 ? s_take_line(st) : S_GOT_NONE;
-        if (g == S_GOT_TOO_LONG) {
+        sl__wp_got g = st->p.out_r >= 0 ? sl__wp_take_line(&st->in) : SL__WP_NONE;
+        if (g == SL__WP_TOO_LONG) {
             reason = "a first line longer than 128 KiB";
             break;
         }
-        if (g == S_GOT_LINE) {
+        if (g == SL__WP_LINE) {
             char jw[256];
-            hello = s_parse_line(st, jw, sizeof(jw));
-            st->line_len = 0;
+            hello = sl__wp_parse_line(st->in.line, st->in.line_len, jw, sizeof(jw));
+            st->in.line_len = 0;
             if (!hello) {
                 snprintf(buf, sizeof(buf), "its first line is not a hello: %s", jw);
                 reason = buf;
@@ -902,7 +731,7 @@ static int s_start(s_state *st, sl__task *task) {
         if (!json_is_string(h) || strcmp(json_string_value(h), "worker") != 0) {
             snprintf(buf, sizeof(buf), "its first line is not a worker's hello (is it a sluice worker?)");
             reason = buf;
-        } else if (!s_count(v, UINT32_MAX, &version)) {
+        } else if (!sl__wp_count(v, UINT32_MAX, &version)) {
             snprintf(buf, sizeof(buf), "its hello has no protocol version");
             reason = buf;
         } else if (version != S_PROTOCOL_VERSION) {
@@ -966,9 +795,9 @@ static void s_retire(s_state *st, bool graceful) {
                 continue;
             /* What it writes now is discarded; it must not block on a full pipe. */
             if (p->out_r >= 0) {
-                st->rpos = st->rlen = 0;
+                st->in.pos = st->in.len = 0;
                 s_fill(st);
-                st->rpos = st->rlen = 0;
+                st->in.pos = st->in.len = 0;
             }
             if (p->err_r >= 0) {
                 s_read_stderr(st);
@@ -1083,67 +912,6 @@ static int s_build_header(s_state *st, sl__task *task) {
     return 0;
 }
 
-/* Raw JSON scanning of a line jansson has already accepted: the end of the value that starts at s[i]. */
-static size_t s_skip_ws(const char *s, size_t n, size_t i) {
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-        i++;
-    return i;
-}
-
-static size_t s_skip_value(const char *s, size_t n, size_t i) {
-    if (i < n && s[i] == '"') {
-        for (i++; i < n && s[i] != '"'; i++)
-            if (s[i] == '\\')
-                i++;
-        return i + 1;
-    }
-    if (i < n && (s[i] == '{' || s[i] == '[')) {
-        int depth = 0;
-        for (; i < n; i++) {
-            if (s[i] == '"') {
-                i = s_skip_value(s, n, i) - 1;
-            } else if (s[i] == '{' || s[i] == '[') {
-                depth++;
-            } else if ((s[i] == '}' || s[i] == ']') && --depth == 0) {
-                return i + 1;
-            }
-        }
-        return n;
-    }
-    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t')
-        i++;
-    return i;
-}
-
-/* Calls fn for each member of the object at s[i]: its name's raw token and its value's raw text. */
-typedef int (*s_member_fn)(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len);
-static int s_each_member(const char *s, size_t n, size_t i, s_member_fn fn, void *ctx) {
-    i = s_skip_ws(s, n, i);
-    if (i >= n || s[i] != '{')
-        return 0;
-    i = s_skip_ws(s, n, i + 1);
-    while (i < n && s[i] == '"') {
-        size_t name = i, name_end = s_skip_value(s, n, i);
-        i = s_skip_ws(s, n, name_end);
-        i = s_skip_ws(s, n, i + 1); /* the ':' */
-        size_t value = i, value_end = s_skip_value(s, n, i);
-        int rc = fn(ctx, s + name, name_end - name, s + value, value_end - value);
-        if (rc)
-            return rc;
-        i = s_skip_ws(s, n, value_end);
-        if (i < n && s[i] == ',')
-            i = s_skip_ws(s, n, i + 1);
-    }
-    return 0;
-}
-
-static bool s_name_is(const char *name, size_t len, const char *want) {
-    json_t *v = json_loadb(name, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    bool is = json_is_string(v) && strcmp(json_string_value(v), want) == 0;
-    json_decref(v);
-    return is;
-}
-
 static int s_add_member(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len) {
     sl__task *task = ctx;
     if (sl__task_result_printf(task, "%.*s:%.*s", (int)name_len, name, (int)value_len, value) < 0)
@@ -1151,29 +919,17 @@ static int s_add_member(void *ctx, const char *name, size_t name_len, const char
     return 0;
 }
 
-static int s_find_result(void *ctx, const char *name, size_t name_len, const char *value, size_t value_len) {
-    (void)value_len;
-    if (!s_name_is(name, name_len, "result"))
-        return 0;
-    *(const char **)ctx = value;
-    return 1;
-}
-
-/* The result members of the final line (st->final_text), as the worker wrote them (numbers keep their digits), added
- * to the task's result. */
-static int s_add_result(s_state *st, sl__task *task, json_t *result) {
+/* The result members of the final line, as the worker wrote them (numbers keep their digits), added to the task's
+ * result. */
+static int s_add_result(const s_exchange *x, sl__task *task, json_t *result) {
     static const char *const reserved[] = {"key", "size", "output"};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
         if (json_object_get(result, reserved[i]))
             return sl__task_fail(task, SL_EINVAL,
                                  "worker: result member '%s' is sluice's own (key, size and output are reserved)",
                                  reserved[i]);
-    const char *value = NULL;
-    s_each_member(st->final_text, st->final_len, 0, s_find_result, &value);
-    if (!value)
-        return 0;
     size_t before = task->result_len;
-    int rc = s_each_member(st->final_text, st->final_len, (size_t)(value - st->final_text), s_add_member, task);
+    int rc = sl__wp_result_members(x->ans.final_text, x->ans.final_len, s_add_member, task);
     if (rc < 0) {
         task->result_len = before;
         task->result[before] = '\0';
@@ -1202,7 +958,7 @@ static int s_emit_output(s_state *st, sl__task *task) {
 }
 
 static int s_judge(s_state *st, sl__task *task, s_exchange *x) {
-    json_t *final = x->ans.final;
+    json_t *final = x->ans.final_json;
     if (x->read_rc)
         return x->read_rc; /* the task's reason is the store's */
     if (!x->ans.ok) {
@@ -1210,14 +966,14 @@ static int s_judge(s_state *st, sl__task *task, s_exchange *x) {
         return sl__task_fail(task, SL_ECHILD, "worker: %s", e ? e : "");
     }
     json_t *result = json_object_get(final, "result");
-    if (!task->out && x->ans.too_big)
+    if (!task->out && x->too_big)
         return sl__task_fail(task, SL_ETOOBIG, "worker output exceeds %zu bytes; give a destination instead of -",
                              task->result_cap - task->result_len);
     int rc = 0;
     if (!task->out && x->ans.has_body)
         rc = s_emit_output(st, task);
     if (rc == 0 && result && (!task->out || !x->ans.has_body))
-        rc = s_add_result(st, task, result);
+        rc = s_add_result(x, task, result);
     /* A store destination and no output body: the output object is the result line, as `--op md5` writes it. */
     task->result_is_output = rc == 0 && task->out && !x->ans.has_body;
     return rc;
@@ -1245,11 +1001,12 @@ static int s_run(s_state *st, sl__task *task, bool *retry) {
     st->collect_len = 0;
     s_exchange x;
     memset(&x, 0, sizeof(x));
+    x.ans.final_text = st->final_text;
     s_outcome out = s_exchange_run(st, task, &x);
     switch (out) {
     case S_ANSWERED:
         rc = s_judge(st, task, &x);
-        json_decref(x.ans.final);
+        json_decref(x.ans.final_json);
         if (st->cfg->start_failures)
             atomic_store(st->cfg->start_failures, 0);
         st->answered++;
@@ -1345,8 +1102,8 @@ static void s_thread_fini(void *state) {
     else if (st->p.pid > 0)
         s_stop(&st->p);
     free(st->envp);
-    free(st->rbuf);
-    free(st->line);
+    free(st->in.buf);
+    free(st->in.line);
     free(st->final_text);
     free(st->hdr);
     free(st->collect);
@@ -1375,10 +1132,10 @@ static int s_thread_init(const sl__op_config *cfg, void **state) {
     for (char **e = environ; e && *e; e++)
         n++;
     st->envp = calloc(n + S_ENV_COUNT + 1, sizeof(*st->envp));
-    st->rbuf = malloc(S_RBUF_SIZE);
-    st->line = malloc(S_LINE_MAX + 1);
+    st->in.buf = malloc(S_RBUF_SIZE);
+    st->in.line = malloc(S_LINE_MAX + 1);
     st->final_text = malloc(S_LINE_MAX + 1);
-    if (!st->envp || !st->rbuf || !st->line || !st->final_text) {
+    if (!st->envp || !st->in.buf || !st->in.line || !st->final_text) {
         s_thread_fini(st);
         return sl__fail(SL_ENOMEM, "out of memory");
     }
