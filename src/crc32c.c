@@ -90,3 +90,26 @@ uint32_t sl__crc32c_update_portable(uint32_t crc, const void *buf, size_t len) {
     pthread_once(&s_once, crc32c_init);
     return ~crc32c_sliced(~crc, buf, len);
 }
+
+/* a(x) * b(x) mod P, both in the reflected form the CRC uses (bit 31 holds the coefficient of x^0). */
+static uint32_t s_mul_mod_p(uint32_t a, uint32_t b) {
+    uint32_t product = 0;
+    for (uint32_t bit = 1u << 31; bit; bit >>= 1) {
+        if (a & bit)
+            product ^= b;
+        b = (b & 1) ? (b >> 1) ^ CRC32C_POLY : b >> 1; /* b * x */
+    }
+    return product;
+}
+
+uint32_t sl__crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+    /* CRC(A B) = CRC(A) * x^(8 len_b) + CRC(B) mod P: the pre- and post-inversions cancel out. x^(8 len_b) by
+     * square-and-multiply over the bits of len_b, starting from x^8. */
+    uint32_t shift = 1u << 31, square = 1u << 23; /* x^0 and x^8 */
+    for (; len_b; len_b >>= 1) {
+        if (len_b & 1)
+            shift = s_mul_mod_p(shift, square);
+        square = s_mul_mod_p(square, square);
+    }
+    return s_mul_mod_p(shift, crc_a) ^ crc_b;
+}

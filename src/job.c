@@ -17,6 +17,7 @@
 #include "sluice/sluice.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -45,6 +46,9 @@
  * it touches (measured: 20-60 KiB), and its share of the queue (S_QUEUE_PER_WORKER items, each with a key). */
 #define S_THREAD_BYTES ((size_t)64 * 1024)
 #define S_QUEUE_PER_WORKER 4u
+/* A sliced object's owner hands at most this many other workers a token to read its slices with (each takes slices
+ * until none is left); the queue keeps room for them apart from its capacity. */
+#define S_SLICE_HELPERS_MAX 16u
 
 typedef struct s_item {
     sl_object src;
@@ -56,8 +60,32 @@ typedef struct s_item {
      * generation dst_gen. The output's upload is conditional on it (sl_write_options.if_generation_match). */
     bool dst_gen_known;
     int64_t dst_gen;
-    char key[]; /* src.key points here */
+    /* Read in slices by several workers (--slice-size): decided when listed, when the queue's hold was taken for it
+     * (released once its owner has handed out its tokens, or when it is done with otherwise). */
+    bool held;
+    struct s_big *big; /* not an object: a token to read slices of big's object (key is empty) */
+    char key[];        /* src.key points here */
 } s_item;
+
+/* An object read in slices: the worker that took it (the owner) opens the output, hands tokens to other workers,
+ * reads slices itself until none is left, waits for those the others took, and checks and commits the whole on its
+ * own thread. Slices are claimed in order under the lock; each one's CRC32C is kept and the owner combines them. */
+typedef struct s_big {
+    pthread_mutex_t lock;
+    pthread_cond_t slice_done;
+    sl_writer *out;     /* written at offsets by every slice (sl__write_at) */
+    const char *key;    /* the owner's item's: valid while a slice may be claimed */
+    int64_t generation; /* every slice reads this generation */
+    uint64_t size, slice;
+    unsigned n;        /* slices */
+    unsigned next;     /* the next slice to claim */
+    unsigned finished; /* claimed slices that have ended */
+    bool closed;       /* no more claims: all claimed, or one failed */
+    unsigned refs;     /* the owner and the tokens not yet taken */
+    int rc;            /* the first failure, its message in error */
+    char error[S_ERROR_CAP];
+    uint32_t crc[]; /* of each slice */
+} s_big;
 
 /* A failure kept for the report, whole (key and message): at most S_FAILURE_SAMPLES of them, freed with the job. */
 typedef struct s_failure_sample {
@@ -82,6 +110,7 @@ struct sl_job {
     char **op_args;       /* "key=value" for the caller's op */
     unsigned jobs;
     size_t buffer_size;
+    uint64_t slice_size; /* --slice-size; UINT64_MAX: never */
     /* The budget (memory_limit_bytes): every worker's fixed memory (worker_fixed: its state, its stores' clients)
      * is set aside, the rest is the pool, where each worker's transfer buffer and its writer's minimum (writer_min,
      * a gs:// upload quantum) are promised, and writers grow into what is left. */
@@ -787,6 +816,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
         goto on_error;
     }
 
+    job->slice_size = opts->slice_size_bytes ? opts->slice_size_bytes : SL_JOB_DEFAULT_SLICE_SIZE;
     job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
     if (job->buffer_size < S_MIN_BUFFER_SIZE)
         job->buffer_size = S_MIN_BUFFER_SIZE;
@@ -1004,6 +1034,8 @@ static s_item *s_item_new(const sl_object *obj) {
     it->dst_unknown = false;
     it->dst_gen_known = false;
     it->dst_gen = 0;
+    it->held = false;
+    it->big = NULL;
     return it;
 }
 
@@ -1019,11 +1051,27 @@ static bool s_copies(const sl_job *job) {
     return job->kind == SL_JOB_COPY || job->kind == SL_JOB_SYNC;
 }
 
+/* Whether an object is read in slices by several workers: a copy to a store that writes at offsets from a store that
+ * reads a range of one generation, bigger than a slice, with a CRC32C to check the whole against (and stored as it is
+ * read: not gzip-encoded). */
+static bool s_sliceable(const sl_job *job, const s_item *it) {
+    return job->slice_size != UINT64_MAX && s_copies(job) && job->dst && !job->dry_run && job->jobs > 1 &&
+           !it->needs_stat && it->src.size > job->slice_size && it->src.generation != 0 && it->src.has_crc32c &&
+           !it->src.content_encoding && sl__store_reads_pinned(job->src) && sl__store_writes_at(job->dst);
+}
+
 /* Queues one object; returns false when the job stops taking work. */
 static bool s_enqueue(sl_job *job, s_item *it) {
     atomic_fetch_add(&job->listed, 1);
     atomic_fetch_add(&job->bytes_listed, it->src.size);
+    /* The hold keeps every worker waiting for the tokens this object's owner will queue, even past the listing's end.
+     */
+    it->held = s_sliceable(job, it);
+    if (it->held)
+        sl__queue_hold(job->queue);
     if (atomic_load(&job->cancel) || sl__queue_push(job->queue, it) < 0) {
+        if (it->held)
+            sl__queue_release(job->queue);
         atomic_fetch_sub(&job->listed, 1);
         atomic_fetch_sub(&job->bytes_listed, it->src.size);
         free(it);
@@ -1438,6 +1486,180 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     return rc;
 }
 
+/* Reads slice i of big through this worker's source client into big's output. Returns 0 and its CRC32C, or <0. */
+static int s_slice_read(s_worker *w, s_big *big, unsigned i, unsigned char *buf, uint32_t *crc) {
+    sl_job *job = w->job;
+    uint64_t offset = (uint64_t)i * big->slice,
+             length = big->size - offset < big->slice ? big->size - offset : big->slice;
+    sl_reader *in = NULL;
+    int rc = sl__read_open_gen(w->src, big->key, offset, length, big->generation, &in);
+    uint64_t got = 0;
+    *crc = 0;
+    while (rc == 0) {
+        int64_t n = sl_read(in, buf, job->buffer_size);
+        if (n <= 0) {
+            rc = (int)n;
+            break;
+        }
+        *crc = sl__crc32c_update(*crc, buf, (size_t)n);
+        if (got + (uint64_t)n > length) {
+            rc = sl__fail(SL_ECORRUPT, "%s: slice %u: more than its %" PRIu64 " bytes came (not accepted)", w->src_url,
+                          i, length);
+            break;
+        }
+        rc = sl__write_at(big->out, offset + got, buf, (size_t)n);
+        got += (uint64_t)n;
+        atomic_fetch_add(&job->bytes_read, (uint64_t)n);
+    }
+    sl_read_close(in);
+    if (rc == 0 && got != length)
+        rc =
+            sl__fail(SL_ECORRUPT, "%s: slice %u (bytes %" PRIu64 "-%" PRIu64 "): %" PRIu64 " bytes came (not accepted)",
+                     w->src_url, i, offset, offset + length - 1, got);
+    return rc;
+}
+
+/* Claims and reads slices of big until none is left (or one failed). */
+static void s_slice_loop(s_worker *w, s_big *big, unsigned char *buf) {
+    for (;;) {
+        pthread_mutex_lock(&big->lock);
+        if (big->closed || big->next == big->n) {
+            big->closed = true;
+            pthread_mutex_unlock(&big->lock);
+            return;
+        }
+        unsigned i = big->next++;
+        pthread_mutex_unlock(&big->lock);
+        uint32_t crc = 0;
+        int rc = s_slice_read(w, big, i, buf, &crc);
+        pthread_mutex_lock(&big->lock);
+        big->crc[i] = crc;
+        if (rc < 0 && big->rc == 0) {
+            big->rc = rc;
+            sl__text_cut(big->error, sizeof(big->error), sl_last_error(), strlen(sl_last_error()));
+            big->closed = true;
+        }
+        big->finished++;
+        pthread_cond_broadcast(&big->slice_done);
+        pthread_mutex_unlock(&big->lock);
+    }
+}
+
+static void s_big_unref(s_big *big) {
+    pthread_mutex_lock(&big->lock);
+    bool last = --big->refs == 0;
+    pthread_mutex_unlock(&big->lock);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&big->lock);
+    pthread_cond_destroy(&big->slice_done);
+    free(big);
+}
+
+/* One try of a sliced object (its owner's side): 0 once its output is committed, or <0 with w->error. */
+static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
+    sl_job *job = w->job;
+    tl_attempts++;
+    w->error[0] = '\0';
+    sl_write_options wo = {.size_hint = it->src.size};
+    if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
+        wo.source_fingerprint = w->fingerprint;
+    s_check_dst(w, it);
+    wo.if_generation_match_set = it->dst_gen_known;
+    wo.if_generation_match = it->dst_gen;
+    sl_writer *out = NULL;
+    int rc = sl_write_open(w->dst, w->dst_key, &wo, &out);
+    uint64_t n = (it->src.size + job->slice_size - 1) / job->slice_size;
+    s_big *big = rc < 0 ? NULL : calloc(1, sizeof(*big) + (size_t)n * sizeof(uint32_t));
+    if (rc == 0 && !big) {
+        sl_write_abort(out);
+        rc = sl__fail(SL_ENOMEM, "out of memory");
+    }
+    if (rc < 0) {
+        sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
+        return rc;
+    }
+    pthread_mutex_init(&big->lock, NULL);
+    pthread_cond_init(&big->slice_done, NULL);
+    big->out = out;
+    big->key = it->key;
+    big->generation = it->src.generation;
+    big->size = it->src.size;
+    big->slice = job->slice_size;
+    big->n = (unsigned)n;
+    big->refs = 1;
+    /* Tokens for other workers, first in the queue: each one reads slices until none is left. */
+    uint64_t helpers = n - 1 < job->jobs - 1 ? n - 1 : job->jobs - 1;
+    if (helpers > S_SLICE_HELPERS_MAX)
+        helpers = S_SLICE_HELPERS_MAX;
+    for (uint64_t t = 0; t < helpers; t++) {
+        s_item *token = calloc(1, sizeof(*token) + 1);
+        if (!token)
+            break;
+        token->big = big;
+        token->src.key = token->key;
+        pthread_mutex_lock(&big->lock);
+        big->refs++;
+        pthread_mutex_unlock(&big->lock);
+        if (sl__queue_push_front(job->queue, token) < 0) {
+            free(token);
+            s_big_unref(big);
+            break;
+        }
+    }
+    if (it->held) {
+        sl__queue_release(job->queue);
+        it->held = false;
+    }
+    s_slice_loop(w, big, buf);
+    pthread_mutex_lock(&big->lock);
+    big->closed = true;
+    while (big->finished < big->next)
+        pthread_cond_wait(&big->slice_done, &big->lock);
+    rc = big->rc;
+    if (rc < 0)
+        snprintf(w->error, sizeof(w->error), "%s", big->error);
+    pthread_mutex_unlock(&big->lock);
+    if (rc == 0) {
+        uint32_t crc = 0;
+        for (unsigned i = 0; i < big->n; i++) {
+            uint64_t len = i + 1 < big->n ? big->slice : big->size - (uint64_t)i * big->slice;
+            crc = sl__crc32c_combine(crc, big->crc[i], len);
+        }
+        if (crc != it->src.crc32c)
+            rc =
+                sl__fail(SL_ECORRUPT,
+                         "%s: CRC32C mismatch: the %u slices read combine to %08x, the object has %08x (not committed)",
+                         w->src_url, big->n, crc, it->src.crc32c);
+    }
+    if (rc == 0)
+        rc = sl_write_commit(out);
+    else
+        sl_write_abort(out);
+    if (rc < 0 && !w->error[0])
+        sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
+    s_big_unref(big);
+    return rc;
+}
+
+/* A sliced object (s_sliceable), its checksum failures tried again as a whole object's are. */
+static void s_run_sliced(s_worker *w, s_item *it, unsigned char *buf) {
+    sl_job *job = w->job;
+    int rc;
+    for (unsigned attempt = 0;; attempt++) {
+        rc = s_sliced_once(w, it, buf);
+        if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS || atomic_load(&job->cancel))
+            break;
+        it->dst_gen_known = false;
+    }
+    if (rc < 0) {
+        s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
+        return;
+    }
+    atomic_fetch_add(&job->bytes_written, it->src.size);
+    atomic_fetch_add(&job->done, 1);
+}
+
 static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     size_t klen = it->src.key_len, slen = strlen(job->suffix);
@@ -1499,6 +1721,10 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     }
     if (rc != SL_ENOTSUP) {
         s_report_failure(job, it->key, rc, sl_last_error());
+        return;
+    }
+    if (it->held) {
+        s_run_sliced(w, it, buf);
         return;
     }
     /* Data that failed its checksum was never committed; try the object again before reporting it. */
@@ -1612,6 +1838,16 @@ static void *s_worker_main(void *arg) {
     while (s_may_take(w) && (it = sl__queue_pop(job->queue)) != NULL) {
         tl_attempts = 0;
         sl__http_tally_reset();
+        if (it->big) {
+            /* A token: slices of another worker's object, read through this worker's clients. */
+            unsigned char *buf = rc == 0 && !atomic_load(&job->cancel) ? sl__pool_acquire(job->pool) : NULL;
+            if (buf)
+                s_slice_loop(w, it->big, buf);
+            sl__pool_release(job->pool, buf);
+            s_big_unref(it->big);
+            free(it);
+            continue;
+        }
         if (rc == 0 && !atomic_load(&job->cancel)) {
             unsigned char *buf = sl__pool_acquire(job->pool);
             if (!buf)
@@ -1623,6 +1859,8 @@ static void *s_worker_main(void *arg) {
             /* Taken off the queue after the job stopped taking work: listed, never started. */
             atomic_fetch_add(&job->not_started, 1);
         }
+        if (it->held)
+            sl__queue_release(job->queue); /* no tokens will come from it */
         free(it);
     }
     sl__http_bind_abort(NULL);
@@ -1873,7 +2111,7 @@ int sl_job_run(sl_job *job) {
         return rc;
 
     size_t queue_capacity = (size_t)job->jobs * S_QUEUE_PER_WORKER + 16;
-    job->queue = sl__queue_new(queue_capacity);
+    job->queue = sl__queue_new_reserve(queue_capacity, (size_t)job->jobs * S_SLICE_HELPERS_MAX);
     /* Every worker's fixed memory comes off the budget first; the pool is the rest, where each worker's transfer
      * buffer and first upload quantum are promised (s_budget_workers made sure they fit). */
     job->pool = sl__pool_new_bytes(job->buffer_size, job->memory_limit - (uint64_t)job->jobs * job->worker_fixed);

@@ -11,20 +11,28 @@ struct sl__queue {
     pthread_mutex_t lock;
     pthread_cond_t not_empty;
     pthread_cond_t not_full;
-    size_t capacity;
-    size_t head; /* next item to pop */
+    size_t capacity; /* where push blocks */
+    size_t slots;    /* capacity + the reserve only sl__queue_push_front uses */
+    size_t head;     /* next item to pop */
     size_t count;
+    size_t holds; /* sl__queue_hold: while > 0, pop waits on an empty closed queue instead of returning NULL */
     bool closed;
-    void *items[]; /* capacity slots */
+    void *items[]; /* slots */
 };
 
 sl__queue *sl__queue_new(size_t capacity) {
-    if (capacity == 0 || capacity > (SIZE_MAX - sizeof(sl__queue)) / sizeof(void *))
+    return sl__queue_new_reserve(capacity, 0);
+}
+
+sl__queue *sl__queue_new_reserve(size_t capacity, size_t reserve) {
+    if (capacity == 0 || reserve > SIZE_MAX - capacity ||
+        capacity + reserve > (SIZE_MAX - sizeof(sl__queue)) / sizeof(void *))
         return NULL;
-    sl__queue *q = calloc(1, sizeof(*q) + capacity * sizeof(void *));
+    sl__queue *q = calloc(1, sizeof(*q) + (capacity + reserve) * sizeof(void *));
     if (!q)
         return NULL;
     q->capacity = capacity;
+    q->slots = capacity + reserve;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->not_empty, NULL);
     pthread_cond_init(&q->not_full, NULL);
@@ -42,13 +50,13 @@ void sl__queue_destroy(sl__queue *q) {
 
 int sl__queue_push(sl__queue *q, void *item) {
     pthread_mutex_lock(&q->lock);
-    while (q->count == q->capacity && !q->closed)
+    while (q->count >= q->capacity && !q->closed)
         pthread_cond_wait(&q->not_full, &q->lock);
     if (q->closed) {
         pthread_mutex_unlock(&q->lock);
         return SL_ECANCELED;
     }
-    q->items[(q->head + q->count) % q->capacity] = item;
+    q->items[(q->head + q->count) % q->slots] = item;
     q->count++;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->lock);
@@ -57,17 +65,44 @@ int sl__queue_push(sl__queue *q, void *item) {
 
 void *sl__queue_pop(sl__queue *q) {
     pthread_mutex_lock(&q->lock);
-    while (q->count == 0 && !q->closed)
+    while (q->count == 0 && (!q->closed || q->holds > 0))
         pthread_cond_wait(&q->not_empty, &q->lock);
     void *item = NULL;
     if (q->count > 0) {
         item = q->items[q->head];
-        q->head = (q->head + 1) % q->capacity;
+        q->head = (q->head + 1) % q->slots;
         q->count--;
         pthread_cond_signal(&q->not_full);
     }
     pthread_mutex_unlock(&q->lock);
     return item;
+}
+
+int sl__queue_push_front(sl__queue *q, void *item) {
+    pthread_mutex_lock(&q->lock);
+    if (q->count == q->slots) {
+        pthread_mutex_unlock(&q->lock);
+        return SL_ETOOBIG;
+    }
+    q->head = (q->head + q->slots - 1) % q->slots;
+    q->items[q->head] = item;
+    q->count++;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+void sl__queue_hold(sl__queue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->holds++;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void sl__queue_release(sl__queue *q) {
+    pthread_mutex_lock(&q->lock);
+    if (q->holds > 0 && --q->holds == 0)
+        pthread_cond_broadcast(&q->not_empty);
+    pthread_mutex_unlock(&q->lock);
 }
 
 void sl__queue_close(sl__queue *q) {

@@ -299,6 +299,25 @@ void sl_write_abort(sl_writer *writer) {
         writer->client->store->vt->write_abort(writer);
 }
 
+bool sl__store_reads_pinned(const sl_store *store) {
+    return store->vt->read_open_gen != NULL;
+}
+
+bool sl__store_writes_at(const sl_store *store) {
+    return store->vt->write_at != NULL;
+}
+
+int sl__read_open_gen(sl_client *client, const char *key, uint64_t offset, uint64_t length, int64_t generation,
+                      sl_reader **out) {
+    if (!client->store->vt->read_open_gen || generation == 0)
+        return sl__fail(SL_ENOTSUP, "%s: reads pinned to a generation are not supported", client->store->url);
+    return client->store->vt->read_open_gen(client, key, offset, length, generation, out);
+}
+
+int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len) {
+    return writer->client->store->vt->write_at(writer, offset, buf, len);
+}
+
 int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                    const sl_write_options *opts) {
     if (!client->store->vt->copy)

@@ -901,6 +901,12 @@ static int s_reader_accept(s_reader *r, const sl__http_response *resp, sl_object
     s_client *c = r->client;
     s_store *st = s_st(&c->base);
     int64_t gen = resp->goog_generation[0] ? strtoll(resp->goog_generation, NULL, 10) : 0;
+    if (r->generation && gen && gen != r->generation)
+        /* A server that ignored the generation asked for: its bytes are of another version of the object. */
+        return sl__fail(SL_ECORRUPT,
+                        "gs://%s/%s: the server answered with generation %" PRId64 " a read of generation %" PRId64
+                        " (not accepted: two versions would be mixed)",
+                        st->bucket, r->name, gen, r->generation);
     if (!r->generation)
         r->generation = gen;
     if (!r->has_crc && s_hash_crc(resp->goog_hash, &r->expected_crc))
@@ -1069,8 +1075,8 @@ static void s_read_close(sl_reader *base) {
     free(r);
 }
 
-static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64_t length, sl_object *info,
-                       sl_reader **out) {
+static int s_read_open_at(sl_client *base, const char *key, uint64_t offset, uint64_t length, int64_t generation,
+                          sl_object *info, sl_reader **out) {
     s_client *c = (s_client *)base;
     int rc = s_full_name(c, key, c->name, 4096);
     if (rc < 0)
@@ -1089,6 +1095,7 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
     r->final_rc = 1;
     r->attempts.started_ms = sl__now_ms();
     r->progress_mark = offset;
+    r->generation = generation; /* 0: the first answer's, kept for the resumes */
     if (r->end == offset) {
         /* An empty range: nothing to fetch, but the object must exist. */
         sl_object obj;
@@ -1131,6 +1138,16 @@ static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64
     }
     *out = &r->base;
     return 0;
+}
+
+static int s_read_open(sl_client *base, const char *key, uint64_t offset, uint64_t length, sl_object *info,
+                       sl_reader **out) {
+    return s_read_open_at(base, key, offset, length, 0, info, out);
+}
+
+static int s_read_open_gen(sl_client *base, const char *key, uint64_t offset, uint64_t length, int64_t generation,
+                           sl_reader **out) {
+    return s_read_open_at(base, key, offset, length, generation, NULL, out);
 }
 
 /* The stream delivered [offset, end): lets the answer finish, then checks what a whole read received against the
@@ -1918,8 +1935,8 @@ static int s_check_rewritten(s_client *c, const s_store *src, const char *src_na
     else if (gen <= 0)
         snprintf(why, sizeof(why), "the answer gives no generation to delete it by");
     return sl__fail(SL_ECORRUPT,
-                    "gs://%s/%s: the server-side copy of gs://%s/%s made an object of %" PRIu64 " bytes (CRC32C %08" PRIx32
-                    "), not the %" PRIu64 " bytes (CRC32C %08" PRIx32 ") listed; %s",
+                    "gs://%s/%s: the server-side copy of gs://%s/%s made an object of %" PRIu64
+                    " bytes (CRC32C %08" PRIx32 "), not the %" PRIu64 " bytes (CRC32C %08" PRIx32 ") listed; %s",
                     dst->bucket, c->name, src->bucket, src_name, size, crc, src_obj->size, src_obj->crc32c, why);
 }
 
@@ -2150,6 +2167,7 @@ static const sl_store_vtable s_vtable = {
     .list_close = s_list_close,
     .stat = s_stat,
     .read_open = s_read_open,
+    .read_open_gen = s_read_open_gen,
     .read = s_read,
     .read_close = s_read_close,
     .write_open = s_write_open,

@@ -1367,6 +1367,24 @@ static int s_write(sl_writer *writer, const void *buf, size_t len) {
     return 0;
 }
 
+/* Only w->fd and w->path are used: safe from other threads while the writer is open (store_vtable.h). */
+static int s_write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len) {
+    s_writer *w = (s_writer *)writer;
+    const char *p = buf;
+    while (len) {
+        ssize_t n = pwrite(w->fd, p, len < (1u << 30) ? len : (1u << 30), (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return s_fail_path(errno, w->path, "cannot write");
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
 static void s_writer_free(s_writer *w) {
     s_client *c = (s_client *)w->base.client;
     s_link_remove(&w->link);
@@ -1444,6 +1462,7 @@ static const sl_store_vtable s_vtable = {
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
     .del = s_del,
+    .write_at = s_write_at,
     .probe = s_probe,
     .close = s_store_close,
 };

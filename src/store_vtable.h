@@ -32,6 +32,15 @@ typedef struct sl_store_vtable {
     int (*write_commit)(sl_writer *writer); /* frees the writer, also on failure */
     void (*write_abort)(sl_writer *writer); /* frees the writer */
     int (*del)(sl_client *client, const char *key);
+    /* Optional: read_open pinned to generation `generation` (non-zero) of the object: a read of another version
+     * fails (SL_ENOENT: that generation is gone) instead of mixing two. The slices of one object that several workers
+     * read (sl__read_open_gen) all come from the version the listing saw. */
+    int (*read_open_gen)(sl_client *client, const char *key, uint64_t offset, uint64_t length, int64_t generation,
+                         sl_reader **out);
+    /* Optional: writes buf at `offset` of an open writer's output (a positioned write; the writer's sequential
+     * position is not used or moved). May be called from any thread while the writer is open, concurrently for
+     * disjoint ranges; the writer is committed or aborted by the thread that opened it, after every call returned. */
+    int (*write_at)(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
     /* Optional (NULL if unsupported): copy the object src_obj of `src` (another store; src_obj->key, and its size,
      * generation and CRC32C as listed, which the copy is pinned to and checked against when known) to dst_key of this
      * client's store on the server side, conditional on what the destination holds as opts->if_generation_match says
@@ -114,6 +123,13 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
 /* Server-side copy through the vtable's copy hook; SL_ENOTSUP when the stores cannot do it. */
 int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                    const sl_write_options *opts);
+/* Slices of big objects (job.c): whether the store can read a range pinned to a generation / write at an offset, and
+ * the calls (the hooks above). */
+bool sl__store_reads_pinned(const sl_store *store);
+bool sl__store_writes_at(const sl_store *store);
+int sl__read_open_gen(sl_client *client, const char *key, uint64_t offset, uint64_t length, int64_t generation,
+                      sl_reader **out);
+int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 /* The vtable's memory hook, with the defaults filled in. */

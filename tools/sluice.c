@@ -42,6 +42,7 @@ typedef struct cli {
     size_t exclude_count;
     unsigned jobs;
     uint64_t memory_limit;
+    uint64_t slice_size;   /* --slice-size; 0: the default */
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
@@ -189,6 +190,10 @@ static const char s_job_options_help[] =
     "  --upload-chunk SIZE  gs://: objects up to SIZE go up in one request, larger ones in resumable\n"
     "                       chunks of SIZE (default 8M); SIZE must be a multiple of 256K (another is\n"
     "                       refused, naming the two nearest)\n"
+    "  --slice-size SIZE    cp/sync from gs:// to a local directory: an object bigger than SIZE is read\n"
+    "                       in slices of SIZE by several workers at once (ranged reads of the listed\n"
+    "                       generation into one temporary file), committed only if the slices'\n"
+    "                       CRC32Cs combine to the object's (default 64M; 0: never slice)\n"
     "  -h, --help           this help\n";
 
 static const char s_resume_help[] =
@@ -432,6 +437,7 @@ enum {
     O_TIMEOUT,
     O_ALL,
     O_VERIFY,
+    O_SLICE_SIZE,
 };
 
 static const opt_def s_opts[] = {
@@ -465,6 +471,7 @@ static const opt_def s_opts[] = {
     {"retry-max-ms", 0, OPT_VALUE, 0xff, O_RETRY_MAX},
     {"retry-deadline-ms", 0, OPT_VALUE, 0xff, O_RETRY_DEADLINE},
     {"upload-chunk", 0, OPT_VALUE, C_JOBS, O_UPLOAD_CHUNK},
+    {"slice-size", 0, OPT_VALUE, C_CP | C_SYNC, O_SLICE_SIZE},
     {"header", 0, OPT_VALUE, 0xff, O_HEADER},
     {"timeline", 0, OPT_VALUE, C_JOBS, O_TIMELINE},
     {"chart", 0, OPT_VALUE, C_JOBS, O_CHART},
@@ -695,6 +702,16 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         }
         c->headers[c->header_count++] = value;
         c->store.headers = c->headers;
+        break;
+    case O_SLICE_SIZE:
+        if (strcmp(value, "0") == 0) {
+            c->slice_size = SL_JOB_NO_SLICES;
+            break;
+        }
+        if (!sl_cli_parse_size(value, &c->slice_size) || c->slice_size < 262144) {
+            s_err(c, "--slice-size takes a size of at least 256K such as 64M, or 0 (never slice), not '%s'", value);
+            return -1;
+        }
         break;
     case O_UPLOAD_CHUNK:
         if (!sl_cli_parse_size(value, &c->store.upload_chunk_bytes) || c->store.upload_chunk_bytes < 262144) {
@@ -1473,6 +1490,7 @@ static int s_cmd_job(cli *c) {
     o.exclude_count = c->exclude_count;
     o.jobs = c->jobs;
     o.memory_limit_bytes = c->memory_limit;
+    o.slice_size_bytes = c->slice_size;
     o.dry_run = c->dry_run;
     o.force = c->force;
     o.failures_path = c->failures;

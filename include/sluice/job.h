@@ -86,7 +86,13 @@ typedef struct sl_job_options {
      * less than one worker needs fails sl_job_new with SL_EINVAL, naming the least that works. */
     uint64_t memory_limit_bytes;
     size_t buffer_size_bytes; /* one transfer buffer; 0 = default (256 KiB) */
-    bool dry_run;             /* list and filter, report what would be done, touch nothing */
+    /* SL_JOB_COPY/SL_JOB_SYNC: an object bigger than this is read in slices of this size by several workers at once
+     * (ranged reads of the generation listed, written at their offsets into the one temporary output), when the
+     * source store reads ranges pinned to a generation (gs://) and the destination writes at offsets (a local
+     * directory), and the object has a CRC32C: the slices' CRC32Cs combined must equal it before the output is
+     * committed. 0 = SL_JOB_DEFAULT_SLICE_SIZE; SL_JOB_NO_SLICES: never. Only with jobs > 1. */
+    uint64_t slice_size_bytes;
+    bool dry_run; /* list and filter, report what would be done, touch nothing */
     /* Resume: unless force is set, an object whose output is already complete is skipped (counted in
      * objects_skipped), so rerunning an interrupted job is resuming it. Every output is committed with the
      * fingerprint of its source (sl_write_options.source_fingerprint): size, generation (gs://) or mtime (local),
@@ -172,6 +178,8 @@ typedef struct sl_job_options {
     sl_job_warning_fn on_warning;
 } sl_job_options;
 
+#define SL_JOB_DEFAULT_SLICE_SIZE ((uint64_t)64 * 1024 * 1024)
+#define SL_JOB_NO_SLICES UINT64_MAX
 #define SL_JOB_DEFAULT_MEMORY_LIMIT ((uint64_t)256 * 1024 * 1024)
 /* Inside Kubernetes' default terminationGracePeriodSeconds (30) with room for the report. */
 #define SL_JOB_DEFAULT_GRACE_MS 25000u

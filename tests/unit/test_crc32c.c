@@ -117,6 +117,36 @@ static void test_incremental_every_split(void) {
     }
 }
 
+static void test_combine_every_split(void) {
+    enum { LEN = 1031 };
+    static unsigned char buf[LEN];
+    fill_random(buf, LEN);
+    uint32_t whole = reference_crc32c(0, buf, LEN);
+    for (size_t split = 0; split <= LEN; split++) {
+        uint32_t a = sl__crc32c_update(0, buf, split), b = sl__crc32c_update(0, buf + split, LEN - split);
+        uint32_t got = sl__crc32c_combine(a, b, LEN - split);
+        if (got != whole)
+            TEST_FAIL_("split %zu: combined %08x want %08x", split, got, whole);
+        s_test_checks++;
+    }
+    /* Many slices of a large buffer, in order, as a sliced download combines them. */
+    size_t len = (3u << 20) + 5, slice = 262147;
+    unsigned char *big = malloc(len);
+    ASSERT_TRUE(big != NULL);
+    fill_random(big, len);
+    uint32_t acc = 0;
+    for (size_t at = 0; at < len; at += slice) {
+        size_t n = len - at < slice ? len - at : slice;
+        acc = sl__crc32c_combine(acc, sl__crc32c_update(0, big + at, n), n);
+    }
+    ASSERT_UINT_EQ(acc, reference_crc32c(0, big, len));
+    free(big);
+    /* Zero-length B changes nothing; the RFC 3720 check value split anywhere. */
+    ASSERT_UINT_EQ(sl__crc32c_combine(0x12345678u, 0, 0), 0x12345678u);
+    ASSERT_UINT_EQ(sl__crc32c_combine(sl__crc32c_update(0, "1234", 4), sl__crc32c_update(0, "56789", 5), 5),
+                   0xE3069283u);
+}
+
 static void test_byte_at_a_time(void) {
     unsigned char buf[517];
     fill_random(buf, sizeof(buf));
@@ -187,6 +217,7 @@ int main(void) {
     RUN_TEST(test_random_every_alignment_and_length);
     RUN_TEST(test_nonzero_seed_matches_reference);
     RUN_TEST(test_incremental_every_split);
+    RUN_TEST(test_combine_every_split);
     RUN_TEST(test_byte_at_a_time);
     RUN_TEST(test_large_buffer);
     RUN_TEST(test_concurrent_use);

@@ -115,9 +115,52 @@ static void test_close_wakes_blocked_threads(void) {
     sl__queue_destroy(empty);
 }
 
+/* push_front: first out, into the reserve past the capacity without blocking, after close too; a full reserve is
+ * refused. A hold keeps a popper waiting on an empty closed queue until what it waits for comes or the hold ends. */
+static void *s_pop_one(void *arg) {
+    return sl__queue_pop(arg);
+}
+
+static void test_push_front_reserve_and_hold(void) {
+    int v[8];
+    sl__queue *q = sl__queue_new_reserve(2, 2);
+    ASSERT_TRUE(q != NULL);
+    ASSERT_INT_EQ(sl__queue_push(q, &v[0]), 0);
+    ASSERT_INT_EQ(sl__queue_push(q, &v[1]), 0);
+    ASSERT_INT_EQ(sl__queue_push_front(q, &v[2]), 0); /* past the capacity of 2 */
+    ASSERT_INT_EQ(sl__queue_push_front(q, &v[3]), 0);
+    ASSERT_INT_EQ(sl__queue_push_front(q, &v[4]), SL_ETOOBIG); /* every slot taken */
+    ASSERT_UINT_EQ(sl__queue_length(q), 4);
+    ASSERT_TRUE(sl__queue_pop(q) == &v[3]);
+    ASSERT_TRUE(sl__queue_pop(q) == &v[2]);
+    ASSERT_TRUE(sl__queue_pop(q) == &v[0]);
+    /* Back under the capacity: push takes items again. */
+    ASSERT_TRUE(sl__queue_pop(q) == &v[1]);
+    ASSERT_INT_EQ(sl__queue_push(q, &v[5]), 0);
+    ASSERT_TRUE(sl__queue_pop(q) == &v[5]);
+
+    sl__queue_hold(q);
+    sl__queue_close(q);
+    pthread_t t;
+    ASSERT_INT_EQ(pthread_create(&t, NULL, s_pop_one, q), 0);
+    usleep(50 * 1000);                                /* the popper waits: closed and empty, but held */
+    ASSERT_INT_EQ(sl__queue_push_front(q, &v[6]), 0); /* after close */
+    void *got = NULL;
+    ASSERT_INT_EQ(pthread_join(t, &got), 0);
+    ASSERT_TRUE(got == &v[6]);
+    ASSERT_INT_EQ(pthread_create(&t, NULL, s_pop_one, q), 0);
+    usleep(50 * 1000);
+    sl__queue_release(q); /* the hold ends: the waiting popper gets NULL */
+    ASSERT_INT_EQ(pthread_join(t, &got), 0);
+    ASSERT_TRUE(got == NULL);
+    ASSERT_TRUE(sl__queue_pop(q) == NULL);
+    sl__queue_destroy(q);
+}
+
 int main(void) {
     RUN_TEST(test_fifo_and_drain_after_close);
     RUN_TEST(test_many_producers_many_consumers);
     RUN_TEST(test_close_wakes_blocked_threads);
+    RUN_TEST(test_push_front_reserve_and_hold);
     TEST_DONE();
 }

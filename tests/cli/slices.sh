@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Big objects in slices (--slice-size): cp/sync from gs:// to a local directory reads an object bigger than a slice as
+# ranged reads of the listed generation by several workers at once, written at their offsets into one temporary file,
+# and commits it only when the slices' CRC32Cs combine to the object's. Checked against the project's GCS test server:
+# the bytes (cmp), how many media requests the server saw (the slices really were separate reads), what is refused
+# (a flipped byte, a short or padded answer, a generation replaced meanwhile), that a server ignoring Range
+# still gives the right bytes, that a killed job
+# leaves no final file and its rerun completes, and when objects are not sliced (-j 1, --slice-size 0, gzip-encoded,
+# below the size).
+set -euo pipefail
+. "$(dirname "$0")/gcs_lib.sh"
+
+gcs_start
+gcs_bucket bkt
+S="$T/src"
+mkdir -p "$S"
+head -c $((5 * 1048576 + 12345)) /dev/urandom >"$S/big.bin" # 6 slices of 1 MiB, the last one short
+head -c 1000 /dev/urandom >"$S/small.bin"
+run "$SLUICE" cp -r "$S" gs://bkt/d -q "${FAST[@]}"
+expect_rc 0
+
+say "cp: a 5 MiB object in 1 MiB slices at -j 4: the same bytes, 6 media reads for it, the fingerprint recorded"
+# GETs of the same copy unsliced: the media reads plus what finding the objects costs
+gcs_stats_reset
+run "$SLUICE" cp -r gs://bkt/d "$T/base" --slice-size 0 -j 4 -q
+expect_rc 0
+base=$(gcs_requests storage.objects.get)
+gcs_stats_reset
+run "$SLUICE" cp -r gs://bkt/d "$T/out" --slice-size 1M -j 4 -q
+expect_rc 0
+cmp "$S/big.bin" "$T/out/big.bin" || fail "sliced copy" "the same bytes" "different"
+cmp "$S/small.bin" "$T/out/small.bin" || fail "small object" "the same bytes" "different"
+expect_eq "GETs: 5 more than unsliced (6 slices instead of 1 read)" $((base + 5)) "$(gcs_requests storage.objects.get)"
+no_tmp_files "$T/out"
+fp=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.sluice.source").decode())' "$T/out/big.bin")
+case "$fp" in *"size=$((5 * 1048576 + 12345)) "*"crc32c="*) ;; *) fail "fingerprint" "size and crc32c" "$fp" ;; esac
+
+say "a rerun skips it (resume works on sliced outputs); sync likewise"
+gcs_stats_reset
+run "$SLUICE" cp -r gs://bkt/d "$T/base" --slice-size 0 -j 4 -q
+expect_rc 0
+skip_gets=$(gcs_requests storage.objects.get) # a rerun that reads nothing
+gcs_stats_reset
+run "$SLUICE" cp -r gs://bkt/d "$T/out" --slice-size 1M -j 4 --report "$T/r.json" -q
+expect_rc 0
+expect_eq "skipped" 2 "$(json_field "$T/r.json" 'd["objects"]["skipped"]')"
+expect_eq "GETs on the rerun (nothing read)" "$skip_gets" "$(gcs_requests storage.objects.get)"
+run "$SLUICE" sync gs://bkt/d "$T/sync" --slice-size 1M -j 3 -q
+expect_rc 0
+cmp "$S/big.bin" "$T/sync/big.bin" || fail "sliced sync" "the same bytes" "different"
+
+say "not sliced: -j 1, --slice-size 0, an object not bigger than a slice (one media read each)"
+gcs_stats_reset
+run "$SLUICE" cp gs://bkt/d/small.bin "$T/one" -q
+expect_rc 0
+one=$(gcs_requests storage.objects.get) # the GETs of one object's copy
+for args in "-j 1 --slice-size 1M" "-j 4 --slice-size 0" "-j 4 --slice-size 6M"; do
+    rm -rf "$T/one"
+    gcs_stats_reset
+    # shellcheck disable=SC2086
+    run "$SLUICE" cp gs://bkt/d/big.bin "$T/one" $args -q
+    expect_rc 0
+    cmp "$S/big.bin" "$T/one/big.bin" || fail "copy with $args" "the same bytes" "different"
+    expect_eq "GETs with $args" "$one" "$(gcs_requests storage.objects.get)"
+done
+
+say "a flipped byte in one slice: the combined CRC32C differs, nothing committed, tried again, then it succeeds"
+rm -rf "$T/c"
+tid=$(gcs_retry_test '{"storage.objects.get": ["pass", "pass", "return-corrupted-data"]}')
+run "$SLUICE" cp gs://bkt/d/big.bin "$T/c" --slice-size 1M -j 2 -q --header "x-retry-test-id: $tid" \
+    --report "$T/c.json"
+expect_rc 0
+gcs_expect_consumed "$tid"
+cmp "$S/big.bin" "$T/c/big.bin" || fail "after a corrupted slice" "the same bytes" "different"
+expect_eq "failures" 0 "$(json_field "$T/c.json" 'd["objects"]["failed"]')"
+say "  ... and every slice corrupted: the object fails with the CRC32C mismatch named, no file, no temp file"
+rm -rf "$T/c2"
+mkdir -p "$T/c2"
+tid=$(gcs_retry_test "$(python3 -c 'import json; print(json.dumps({"storage.objects.get": ["return-corrupted-data"] * 40}))')")
+run "$SLUICE" cp gs://bkt/d/big.bin "$T/c2" --slice-size 1M -j 2 --header "x-retry-test-id: $tid" \
+    --failures "$T/c2.fail"
+expect_rc 1
+expect_err_contains "CRC32C mismatch: the 6 slices read combine to"
+[ ! -e "$T/c2/big.bin" ] || fail "a corrupted object" "no output file" "$(ls -la "$T/c2")"
+no_tmp_files "$T/c2"
+
+say "answers to ranges: cut short or padded (refused, as unsliced), the Range ignored (200: the bytes before dropped)"
+head -c $((3 * 1048576 + 7)) /dev/urandom >"$T/m.bin"
+python3 - "$T/m.bin" "$T/m.json" <<'PY'
+import base64, json, sys
+data = base64.b64encode(open(sys.argv[1], "rb").read()).decode()
+objects = [{"name": f"m/{m}.bin", "data_b64": data, "serve": [m]} for m in ("short-body", "long-body", "ignore-range")]
+json.dump({"bucket": "bkt", "objects": objects}, open(sys.argv[2], "w"))
+PY
+gcs_seed "@$T/m.json"
+run "$SLUICE" cp gs://bkt/m/ignore-range.bin "$T/m" --slice-size 1M -j 3 -q "${FAST[@]}"
+expect_rc 0
+cmp "$T/m.bin" "$T/m/ignore-range.bin" || fail "ranges ignored" "the same bytes" "different"
+for mode in short-body long-body; do
+    run "$SLUICE" cp gs://bkt/m/$mode.bin "$T/m" --slice-size 1M -j 3 "${FAST[@]}"
+    expect_rc 1
+    expect_err_contains "not accepted"
+    [ ! -e "$T/m/$mode.bin" ] || fail "$mode" "no output file" "a file"
+done
+no_tmp_files "$T/m"
+
+say "the object replaced while its slices are read: the pinned generation is gone, nothing committed; a rerun copies the new one"
+gcs_config '{"delay_ms": 300}'
+rm -rf "$T/g"
+"$SLUICE" cp gs://bkt/d/big.bin "$T/g" --slice-size 256K -j 2 --retries 0 >"$T/g.out" 2>"$T/g.err" &
+pid=$!
+sleep 1.5 # listed and a few slices read (21 slices at 2 per 300 ms take > 3 s)
+mkdir -p "$T/new"
+head -c $((5 * 1048576 + 12345)) /dev/urandom >"$T/new/big.bin"
+"$SLUICE" cp "$T/new/big.bin" gs://bkt/d -q >"$T/up.out" 2>&1 &
+upid=$!
+RC=0
+wait $pid || RC=$?
+wait $upid || { cat "$T/up.out" >&2; fail "the upload of a new version" "exit 0" "exit $?"; }
+gcs_config '{"delay_ms": 0}'
+LAST_CMD="sluice cp gs://bkt/d/big.bin (replaced meanwhile)"
+cp "$T/g.err" "$ERR"
+expect_rc 1
+[ ! -e "$T/g/big.bin" ] || fail "a replaced object" "no output file" "a file"
+no_tmp_files "$T/g"
+run "$SLUICE" cp gs://bkt/d/big.bin "$T/g" --slice-size 1M -j 4 -q
+expect_rc 0
+cmp "$T/new/big.bin" "$T/g/big.bin" || fail "the rerun" "the new object" "different"
+
+say "kill -9 during a sliced download: no final file; the rerun (of the listing: it removes leftover temp files) completes"
+gcs_config '{"delay_ms": 200}'
+rm -rf "$T/k"
+"$SLUICE" cp -r gs://bkt/d "$T/k" --slice-size 256K -j 3 -q >/dev/null 2>&1 &
+pid=$!
+sleep 1.2
+kill -9 $pid
+wait $pid 2>/dev/null || true
+gcs_config '{"delay_ms": 0}'
+[ ! -e "$T/k/big.bin" ] || fail "killed mid-download" "no final file" "a file"
+run "$SLUICE" cp -r gs://bkt/d "$T/k" --slice-size 1M -j 3 -q
+expect_rc 0
+cmp "$T/new/big.bin" "$T/k/big.bin" || fail "after kill -9" "the object" "different"
+no_tmp_files "$T/k"
+
+say "a gzip-encoded object is not sliced (its CRC32C is of the stored bytes): one read, decompressed"
+head -c 3000000 /dev/urandom | base64 >"$T/plain.txt"
+gzip -c "$T/plain.txt" >"$T/plain.txt.gz"
+python3 - "$T/plain.txt.gz" "$T/z.json" <<'PY'
+import base64, json, sys
+data = base64.b64encode(open(sys.argv[1], "rb").read()).decode()
+json.dump({"bucket": "bkt", "objects": [{"name": "z/p.txt", "data_b64": data, "contentEncoding": "gzip"}]},
+          open(sys.argv[2], "w"))
+PY
+gcs_seed "@$T/z.json"
+gcs_stats_reset
+run "$SLUICE" cp gs://bkt/z/p.txt "$T/z" --slice-size 256K -j 4 -q
+expect_rc 0
+cmp "$T/plain.txt" "$T/z/p.txt" || fail "gzip-encoded" "the decompressed bytes" "different"
+expect_eq "GETs" "$one" "$(gcs_requests storage.objects.get)"
+
+say "--slice-size: usage"
+run "$SLUICE" cp -r gs://bkt/d "$T/u" --slice-size 1K
+expect_rc 2
+expect_err_one_line "--slice-size takes a size of at least 256K"
+run "$SLUICE" map gs://bkt/d - --op md5 --slice-size 1M
+expect_rc 2
+
+gcs_finish
