@@ -2364,6 +2364,12 @@ int sl_job_write_report(const sl_job *job, const char *path) {
             (unsigned long long)st.bytes_listed, (unsigned long long)st.bytes_read,
             (unsigned long long)st.bytes_written, st.elapsed_s, rate, st.workers, (unsigned long long)st.peak_rss_bytes,
             j->dry_run ? "true" : "false");
+    /* Whether the listing kept ahead: the worker-seconds spent waiting for it (an empty queue while it went on), and
+     * that as a share of all the workers' time. The first page is always waited for. */
+    double starved = j->queue ? (double)sl__queue_starved_ns(j->queue) / 1e9 : 0;
+    double worker_s = st.elapsed_s * st.workers;
+    fprintf(f, "  \"listing_wait\": {\"worker_seconds\": %.3f, \"share\": %.4f},\n", starved,
+            worker_s > 0 ? starved / worker_s : 0.0);
     /* The budget: what one worker needs at least, and the most that was counted in it at once. */
     uint64_t counted = j->pool ? (uint64_t)st.workers * j->worker_fixed + sl__pool_peak(j->pool) : 0;
     fprintf(f, "  \"budget\": {\"limit_bytes\": %llu, \"per_worker_bytes\": %llu, \"peak_bytes\": %llu},\n",

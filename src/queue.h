@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sl__queue sl__queue;
 
@@ -27,6 +28,9 @@ void sl__queue_hold(sl__queue *q);
 void sl__queue_release(sl__queue *q);
 /* No more pushes; poppers drain what is left, then get NULL. Wakes every waiter. Idempotent. */
 void sl__queue_close(sl__queue *q);
+/* The time poppers have spent, added up, waiting on the queue while it was empty and open: waiting for the producer
+ * (a job's workers waiting for the listing). */
+uint64_t sl__queue_starved_ns(sl__queue *q);
 /* Items currently queued (a snapshot). */
 size_t sl__queue_length(sl__queue *q);
 

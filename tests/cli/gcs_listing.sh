@@ -99,4 +99,19 @@ run "$SLUICE" ls gs://sl-list/mix/g000/
 expect_rc 0
 expect_out "0" "x" "y/"
 
+say "the report's listing_wait: at 100 ms a request, 2 objects per page starve 8 workers, 1,000 per page do not"
+gcs_seed '{"bucket": "sl-wait", "count": 40, "size": 10, "name_format": "w{:03d}"}'
+for mode in page-size-2 none; do
+    gcs_config "{\"list_modes\": {\"sl-wait\": [$([ $mode = none ] || echo "\"$mode\"")]}, \"delay_ms\": 100}"
+    run "$SLUICE" map gs://sl-wait - --op count -q -j 8 --report "$T/wait-$mode.json"
+    expect_rc 0
+done
+gcs_config '{"list_modes": {"sl-wait": []}, "delay_ms": 0}'
+slow=$(json_field "$T/wait-page-size-2.json" 'd["listing_wait"]["share"]')
+fast=$(json_field "$T/wait-none.json" 'd["listing_wait"]["share"]')
+# 20 pages of 100 ms feed 2 objects each to 8 workers: ~3/4 of their time waiting. One page: its first 100 ms, then 5
+# rounds of work: ~1/6. Bounds leave room for a loaded machine.
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0.5 and float(sys.argv[2]) < 0.35 else 1)' "$slow" "$fast" ||
+    fail "listing_wait share, 2 per page / 1,000 per page" "> 0.5 / < 0.35" "$slow / $fast"
+
 gcs_finish
