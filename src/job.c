@@ -73,9 +73,12 @@ typedef struct s_item {
 typedef struct s_big {
     pthread_mutex_t lock;
     pthread_cond_t slice_done;
-    sl_writer *out;     /* written at offsets by every slice (sl__write_at) */
-    const char *key;    /* the owner's item's: valid while a slice may be claimed */
-    int64_t generation; /* every slice reads this generation */
+    sl_writer *out;      /* written at offsets by every slice (sl__write_at); NULL when composing */
+    const char *parts;   /* composing: slice i is uploaded as the object "<parts><i>" of the destination */
+    int64_t mtime_ns;    /* composing: the source file's, as listed (every slice's read checks it) */
+    const char *key;     /* the owner's item's: valid while a slice may be claimed */
+    const char *src_url; /* the owner's, for messages: likewise */
+    int64_t generation;  /* every slice reads this generation */
     uint64_t size, slice;
     unsigned n;        /* slices */
     unsigned next;     /* the next slice to claim */
@@ -111,6 +114,7 @@ struct sl_job {
     unsigned jobs;
     size_t buffer_size;
     uint64_t slice_size; /* --slice-size; UINT64_MAX: never */
+    bool composite;      /* --composite-upload */
     /* The budget (memory_limit_bytes): every worker's fixed memory (worker_fixed: its state, its stores' clients)
      * is set aside, the rest is the pool, where each worker's transfer buffer and its writer's minimum (writer_min,
      * a gs:// upload quantum) are promised, and writers grow into what is left. */
@@ -817,6 +821,7 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     }
 
     job->slice_size = opts->slice_size_bytes ? opts->slice_size_bytes : SL_JOB_DEFAULT_SLICE_SIZE;
+    job->composite = opts->composite_upload;
     job->buffer_size = opts->buffer_size_bytes ? opts->buffer_size_bytes : S_DEFAULT_BUFFER_SIZE;
     if (job->buffer_size < S_MIN_BUFFER_SIZE)
         job->buffer_size = S_MIN_BUFFER_SIZE;
@@ -1055,9 +1060,15 @@ static bool s_copies(const sl_job *job) {
  * reads a range of one generation, bigger than a slice, with a CRC32C to check the whole against (and stored as it is
  * read: not gzip-encoded). */
 static bool s_sliceable(const sl_job *job, const s_item *it) {
-    return job->slice_size != UINT64_MAX && s_copies(job) && job->dst && !job->dry_run && job->jobs > 1 &&
-           !it->needs_stat && it->src.size > job->slice_size && it->src.generation != 0 && it->src.has_crc32c &&
-           !it->src.content_encoding && sl__store_reads_pinned(job->src) && sl__store_writes_at(job->dst);
+    if (job->slice_size == UINT64_MAX || !s_copies(job) || !job->dst || job->dry_run || job->jobs < 2 ||
+        it->needs_stat || it->src.size <= job->slice_size || it->src.content_encoding)
+        return false;
+    /* Downloads: ranges of the generation listed, written at their offsets. */
+    if (it->src.generation != 0 && it->src.has_crc32c && sl__store_reads_pinned(job->src) &&
+        sl__store_writes_at(job->dst))
+        return true;
+    /* --composite-upload: ranges of a local file, each its own object, composed. */
+    return job->composite && job->src->scheme == SL_SCHEME_FILE && sl__store_composes(job->dst);
 }
 
 /* Queues one object; returns false when the job stops taking work. */
@@ -1486,13 +1497,30 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     return rc;
 }
 
-/* Reads slice i of big through this worker's source client into big's output. Returns 0 and its CRC32C, or <0. */
+/* Reads slice i of big through this worker's source client into big's output (or, composing, into the object of
+ * slice i through this worker's destination client). Returns 0 and its CRC32C, or <0. */
 static int s_slice_read(s_worker *w, s_big *big, unsigned i, unsigned char *buf, uint32_t *crc) {
     sl_job *job = w->job;
     uint64_t offset = (uint64_t)i * big->slice,
              length = big->size - offset < big->slice ? big->size - offset : big->slice;
     sl_reader *in = NULL;
-    int rc = sl__read_open_gen(w->src, big->key, offset, length, big->generation, &in);
+    sl_writer *part = NULL;
+    int rc;
+    if (big->parts) {
+        sl_object info;
+        rc = sl_read_open(w->src, big->key, offset, length, &info, &in);
+        if (rc == 0 && (info.size != big->size || info.mtime_ns != big->mtime_ns))
+            rc = sl__fail(SL_ECORRUPT, "%s: changed since it was listed (size or modification time); rerun to copy it",
+                          big->src_url);
+        char key[S_KEY_CAP + 16];
+        snprintf(key, sizeof(key), "%s%u", big->parts, i);
+        /* A part is a new object of a name of its own: ifGenerationMatch=0. */
+        sl_write_options wo = {.size_hint = length, .if_generation_match_set = true, .if_generation_match = 0};
+        if (rc == 0)
+            rc = sl_write_open(w->dst, key, &wo, &part);
+    } else {
+        rc = sl__read_open_gen(w->src, big->key, offset, length, big->generation, &in);
+    }
     uint64_t got = 0;
     *crc = 0;
     while (rc == 0) {
@@ -1503,11 +1531,11 @@ static int s_slice_read(s_worker *w, s_big *big, unsigned i, unsigned char *buf,
         }
         *crc = sl__crc32c_update(*crc, buf, (size_t)n);
         if (got + (uint64_t)n > length) {
-            rc = sl__fail(SL_ECORRUPT, "%s: slice %u: more than its %" PRIu64 " bytes came (not accepted)", w->src_url,
-                          i, length);
+            rc = sl__fail(SL_ECORRUPT, "%s: slice %u: more than its %" PRIu64 " bytes came (not accepted)",
+                          big->src_url, i, length);
             break;
         }
-        rc = sl__write_at(big->out, offset + got, buf, (size_t)n);
+        rc = part ? sl_write(part, buf, (size_t)n) : sl__write_at(big->out, offset + got, buf, (size_t)n);
         got += (uint64_t)n;
         atomic_fetch_add(&job->bytes_read, (uint64_t)n);
     }
@@ -1515,7 +1543,13 @@ static int s_slice_read(s_worker *w, s_big *big, unsigned i, unsigned char *buf,
     if (rc == 0 && got != length)
         rc =
             sl__fail(SL_ECORRUPT, "%s: slice %u (bytes %" PRIu64 "-%" PRIu64 "): %" PRIu64 " bytes came (not accepted)",
-                     w->src_url, i, offset, offset + length - 1, got);
+                     big->src_url, i, offset, offset + length - 1, got);
+    if (part) {
+        if (rc == 0)
+            rc = sl_write_commit(part);
+        else
+            sl_write_abort(part);
+    }
     return rc;
 }
 
@@ -1568,11 +1602,26 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
     wo.if_generation_match_set = it->dst_gen_known;
     wo.if_generation_match = it->dst_gen;
     sl_writer *out = NULL;
-    int rc = sl_write_open(w->dst, w->dst_key, &wo, &out);
+    /* Composing: the parts are named after the output, with a random word against a concurrent run's. */
+    bool composing = !sl__store_writes_at(job->dst);
+    char parts[S_KEY_CAP + 32];
+    if (composing) {
+        static const char letters[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        char word[7];
+        unsigned char raw[6];
+        if (getentropy(raw, sizeof(raw)) != 0)
+            memset(raw, (int)(s_monotonic_ns() & 0xff), sizeof(raw));
+        for (int k = 0; k < 6; k++)
+            word[k] = letters[raw[k] % 36];
+        word[6] = '\0';
+        snprintf(parts, sizeof(parts), "%s.sluice-part-%s-", w->dst_key, word);
+    }
+    int rc = composing ? 0 : sl_write_open(w->dst, w->dst_key, &wo, &out);
     uint64_t n = (it->src.size + job->slice_size - 1) / job->slice_size;
     s_big *big = rc < 0 ? NULL : calloc(1, sizeof(*big) + (size_t)n * sizeof(uint32_t));
     if (rc == 0 && !big) {
-        sl_write_abort(out);
+        if (out)
+            sl_write_abort(out);
         rc = sl__fail(SL_ENOMEM, "out of memory");
     }
     if (rc < 0) {
@@ -1582,6 +1631,9 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
     pthread_mutex_init(&big->lock, NULL);
     pthread_cond_init(&big->slice_done, NULL);
     big->out = out;
+    big->parts = composing ? parts : NULL;
+    big->mtime_ns = it->src.mtime_ns;
+    big->src_url = w->src_url;
     big->key = it->key;
     big->generation = it->src.generation;
     big->size = it->src.size;
@@ -1620,22 +1672,38 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
     if (rc < 0)
         snprintf(w->error, sizeof(w->error), "%s", big->error);
     pthread_mutex_unlock(&big->lock);
+    uint32_t crc_all = 0;
     if (rc == 0) {
-        uint32_t crc = 0;
         for (unsigned i = 0; i < big->n; i++) {
             uint64_t len = i + 1 < big->n ? big->slice : big->size - (uint64_t)i * big->slice;
-            crc = sl__crc32c_combine(crc, big->crc[i], len);
+            crc_all = sl__crc32c_combine(crc_all, big->crc[i], len);
         }
-        if (crc != it->src.crc32c)
+        /* A source without a CRC32C of its own (a local file): the combined one is what the composite must have. */
+        if (it->src.has_crc32c && crc_all != it->src.crc32c)
             rc =
                 sl__fail(SL_ECORRUPT,
                          "%s: CRC32C mismatch: the %u slices read combine to %08x, the object has %08x (not committed)",
-                         w->src_url, big->n, crc, it->src.crc32c);
+                         w->src_url, big->n, crc_all, it->src.crc32c);
     }
-    if (rc == 0)
+    if (composing) {
+        if (rc == 0) {
+            rc = sl__store_compose(w->dst, w->dst_key, parts, big->n, big->size, crc_all, &wo);
+        } else {
+            /* The parts made so far go; the failure's message stays. */
+            char saved[S_ERROR_CAP];
+            snprintf(saved, sizeof(saved), "%s", sl_last_error());
+            for (unsigned i = 0; i < big->next; i++) {
+                char key[S_KEY_CAP + 48];
+                snprintf(key, sizeof(key), "%s%u", parts, i);
+                (void)sl_delete(w->dst, key);
+            }
+            sl__fail(rc, "%s", saved);
+        }
+    } else if (rc == 0) {
         rc = sl_write_commit(out);
-    else
+    } else {
         sl_write_abort(out);
+    }
     if (rc < 0 && !w->error[0])
         sl__text_cut(w->error, sizeof(w->error), sl_last_error(), strlen(sl_last_error()));
     s_big_unref(big);

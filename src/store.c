@@ -318,6 +318,15 @@ int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len
     return writer->client->store->vt->write_at(writer, offset, buf, len);
 }
 
+bool sl__store_composes(const sl_store *store) {
+    return store->vt->compose != NULL;
+}
+
+int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
+                      uint32_t crc, const sl_write_options *opts) {
+    return client->store->vt->compose(client, dst_key, parts_prefix, n, size, crc, opts);
+}
+
 int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                    const sl_write_options *opts) {
     if (!client->store->vt->copy)

@@ -2048,6 +2048,172 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     return rc;
 }
 
+/* ---- objects made of parts (objects.compose) ---- */
+
+#define S_COMPOSE_MAX 32u /* source objects per compose request (GCS's limit) */
+
+/* POST .../o/DEST/compose of the full names src[0..n): 0 and what was made in *made, or <0. `meta` (JSON members for
+ * the destination resource, may be "") and the precondition go with the request. */
+static int s_compose_once(s_client *c, const char *dest, char *const *src, unsigned n, const char *meta, int64_t if_gen,
+                          s_created *made) {
+    s_store *st = s_st(&c->base);
+    json_t *list = json_array();
+    for (unsigned i = 0; i < n && list; i++)
+        json_array_append_new(list, json_pack("{s:s}", "name", src[i]));
+    char *sources = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    json_decref(list);
+    size_t cap = (sources ? strlen(sources) : 0) + strlen(meta) + 128;
+    char *body = sources ? malloc(cap) : NULL;
+    if (!body) {
+        free(sources);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    int len =
+        snprintf(body, cap, "{\"sourceObjects\":%s,\"destination\":{\"contentType\":\"application/octet-stream\"%s%s}}",
+                 sources, meta[0] ? "," : "", meta);
+    free(sources);
+    size_t at = s_object_url(c, dest, "/storage/v1");
+    char num[64];
+    snprintf(num, sizeof(num), "/compose?fields=size,generation,crc32c%s", if_gen >= 0 ? "&ifGenerationMatch=" : "");
+    s_url_add(c, &at, num, false);
+    if (if_gen >= 0) {
+        snprintf(num, sizeof(num), "%" PRId64, if_gen);
+        s_url_add(c, &at, num, false);
+    }
+    sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = (size_t)len};
+    const char *extra[] = {"Content-Type: application/json", NULL};
+    sl__http_response resp;
+    s_attempts a = {.started_ms = sl__now_ms()};
+    /* The same parts composed again make the same bytes; with a precondition a lost answer's repeat fails instead. */
+    int rc = s_perform(c, &req, extra, &resp, true, &a);
+    free(body);
+    if (rc == 0 && resp.status == 412 && if_gen >= 0 && a.retries > 0) {
+        /* The first attempt made it and its answer was lost: what is there now is checked by the caller. */
+        sl_object obj;
+        rc = s_stat_name(c, dest, &obj);
+        if (rc == 0)
+            *made = (s_created){
+                .size = obj.size, .crc32c = obj.crc32c, .has_crc32c = obj.has_crc32c, .generation = obj.generation};
+        return rc;
+    }
+    if (rc == 0 && resp.status != 200) {
+        rc = s_http_error(c, dest, &resp);
+        char said[SL__MESSAGE_CAP];
+        snprintf(said, sizeof(said), "%s", sl_last_error());
+        return sl__fail(rc, "composing %u parts into %s", n, said);
+    }
+    if (rc == 0 && !s_created_parse(resp.body, resp.body_len, made))
+        rc = sl__fail(SL_EIO, "gs://%s/%s: the answer to compose is not an object resource", st->bucket, dest);
+    return rc;
+}
+
+static int s_compose(sl_client *base, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
+                     uint32_t crc, const sl_write_options *opts) {
+    s_client *c = (s_client *)base;
+    s_store *st = s_st(base);
+    char dest[1100], meta[S_FP_CAP + S_OUT_CAP + 64] = "";
+    int rc = s_full_name(c, dst_key, dest, sizeof(dest));
+    if (rc < 0)
+        return rc;
+    if (opts && opts->source_fingerprint) {
+        char value[S_FP_CAP + S_OUT_CAP];
+        snprintf(value, sizeof(value), "%s" S_OUT_FMT, opts->source_fingerprint, size, crc);
+        int m = snprintf(meta, sizeof(meta), "\"metadata\":{\"" S_META_KEY "\":");
+        size_t q = sl_json_quote(meta + m, sizeof(meta) - (size_t)m, value, strlen(value));
+        if ((size_t)m + q + 2 > sizeof(meta))
+            meta[0] = '\0';
+        else
+            memcpy(meta + m + q, "}", 2);
+    }
+    /* Level 0 is the parts ("<prefix><i>"); each level composes groups of 32 of the one below into
+     * "<prefix>c<level>-<j>" until one group is left, which becomes the destination. Every name made is deleted at the
+     * end. */
+    unsigned count = n, level = 0;
+    char **names = calloc(n, sizeof(*names));
+    if (!names)
+        return sl__fail(SL_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        char key[1100];
+        snprintf(key, sizeof(key), "%s%u", parts_prefix, i);
+        names[i] = calloc(1, 1100);
+        if (!names[i])
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+        else
+            rc = s_full_name(c, key, names[i], 1100);
+    }
+    char **parts = names, **made_names = NULL;
+    unsigned made_count = 0;
+    s_created made = {0};
+    while (rc == 0) {
+        if (count <= S_COMPOSE_MAX) {
+            int64_t if_gen = opts && opts->if_generation_match_set ? opts->if_generation_match : -1;
+            rc = s_compose_once(c, dest, names, count, meta, if_gen, &made);
+            if (rc == 0 && (made.size != size || !made.has_crc32c || made.crc32c != crc)) {
+                rc = sl__fail(SL_ECORRUPT,
+                              "gs://%s/%s: the object composed of %u parts has %" PRIu64 " bytes and CRC32C %08x, not "
+                              "the %" PRIu64 " bytes and %08x sent (deleted, not accepted)",
+                              st->bucket, dest, n, made.size, made.crc32c, size, crc);
+                char saved[SL__MESSAGE_CAP];
+                snprintf(saved, sizeof(saved), "%s", sl_last_error());
+                s_delete_generation(c, dest, made.generation);
+                sl__fail(rc, "%s", saved);
+            }
+            break;
+        }
+        level++;
+        unsigned groups = (count + S_COMPOSE_MAX - 1) / S_COMPOSE_MAX;
+        char **next = calloc(groups, sizeof(*next));
+        char **grown = next ? realloc(made_names, (made_count + groups) * sizeof(*made_names)) : NULL;
+        if (!grown) {
+            free(next);
+            rc = sl__fail(SL_ENOMEM, "out of memory");
+            break;
+        }
+        made_names = grown;
+        for (unsigned g = 0; g < groups && rc == 0; g++) {
+            char key[1100];
+            snprintf(key, sizeof(key), "%sc%u-%u", parts_prefix, level, g);
+            next[g] = calloc(1, 1100);
+            if (!next[g]) {
+                rc = sl__fail(SL_ENOMEM, "out of memory");
+                break;
+            }
+            made_names[made_count++] = next[g];
+            if ((rc = s_full_name(c, key, next[g], 1100)) < 0)
+                break;
+            unsigned k = count - g * S_COMPOSE_MAX < S_COMPOSE_MAX ? count - g * S_COMPOSE_MAX : S_COMPOSE_MAX;
+            s_created step;
+            rc = s_compose_once(c, next[g], names + g * S_COMPOSE_MAX, k, "", 0, &step);
+        }
+        if (names != parts)
+            free(names); /* an intermediate level's array; its strings are in made_names */
+        names = next;
+        count = groups;
+    }
+    if (names != parts)
+        free(names);
+    /* The parts and the intermediate objects go, whatever happened (cleanup: not the status that failed the object,
+     * and its message is kept). */
+    char saved[SL__MESSAGE_CAP];
+    snprintf(saved, sizeof(saved), "%s", rc < 0 ? sl_last_error() : "");
+    for (unsigned i = 0; i < n + made_count; i++) {
+        char *name = i < n ? parts[i] : made_names[i - n];
+        if (name && name[0]) {
+            s_object_url(c, name, "/storage/v1");
+            sl__http_request req = {.method = "DELETE", .url = c->url, .aside = true};
+            sl__http_response resp;
+            s_attempts a = {.started_ms = sl__now_ms()};
+            (void)s_perform(c, &req, NULL, &resp, true, &a);
+        }
+        free(name);
+    }
+    free(parts);
+    free(made_names);
+    if (rc < 0)
+        sl__fail(rc, "%s", saved);
+    return rc;
+}
+
 /* ---- what a prefix holds ---- */
 
 /* GET one page of at most `max` names under `name_prefix` ("" for the whole bucket): 0 with *resp (any status), or <0
@@ -2168,6 +2334,7 @@ static const sl_store_vtable s_vtable = {
     .stat = s_stat,
     .read_open = s_read_open,
     .read_open_gen = s_read_open_gen,
+    .compose = s_compose,
     .read = s_read,
     .read_close = s_read_close,
     .write_open = s_write_open,

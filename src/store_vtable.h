@@ -41,6 +41,12 @@ typedef struct sl_store_vtable {
      * position is not used or moved). May be called from any thread while the writer is open, concurrently for
      * disjoint ranges; the writer is committed or aborted by the thread that opened it, after every call returned. */
     int (*write_at)(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
+    /* Optional: makes dst_key the concatenation, in order, of the n objects "<parts_prefix><i>" (i = 0..n-1) this
+     * store holds (written before through its writers), checks that the result has `size` bytes and CRC32C `crc`
+     * (deleting it and failing with SL_ECORRUPT otherwise), records opts->source_fingerprint with it and honours
+     * opts->if_generation_match; then deletes the parts and anything made on the way, whatever happened. */
+    int (*compose)(sl_client *client, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
+                   uint32_t crc, const sl_write_options *opts);
     /* Optional (NULL if unsupported): copy the object src_obj of `src` (another store; src_obj->key, and its size,
      * generation and CRC32C as listed, which the copy is pinned to and checked against when known) to dst_key of this
      * client's store on the server side, conditional on what the destination holds as opts->if_generation_match says
@@ -130,6 +136,9 @@ bool sl__store_writes_at(const sl_store *store);
 int sl__read_open_gen(sl_client *client, const char *key, uint64_t offset, uint64_t length, int64_t generation,
                       sl_reader **out);
 int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
+bool sl__store_composes(const sl_store *store);
+int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
+                      uint32_t crc, const sl_write_options *opts);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 /* The vtable's memory hook, with the defaults filled in. */

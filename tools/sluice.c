@@ -43,6 +43,7 @@ typedef struct cli {
     unsigned jobs;
     uint64_t memory_limit;
     uint64_t slice_size;   /* --slice-size; 0: the default */
+    bool composite;        /* --composite-upload */
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
@@ -194,6 +195,10 @@ static const char s_job_options_help[] =
     "                       in slices of SIZE by several workers at once (ranged reads of the listed\n"
     "                       generation into one temporary file), committed only if the slices'\n"
     "                       CRC32Cs combine to the object's (default 64M; 0: never slice)\n"
+    "  --composite-upload   cp/sync from a local directory to gs://: an object bigger than\n"
+    "                       --slice-size goes up as parts by several workers at once, composed into\n"
+    "                       the output (checked by CRC32C) and deleted. The output is a composite\n"
+    "                       object: no MD5 (hence not the default)\n"
     "  -h, --help           this help\n";
 
 static const char s_resume_help[] =
@@ -438,6 +443,7 @@ enum {
     O_ALL,
     O_VERIFY,
     O_SLICE_SIZE,
+    O_COMPOSITE,
 };
 
 static const opt_def s_opts[] = {
@@ -472,6 +478,7 @@ static const opt_def s_opts[] = {
     {"retry-deadline-ms", 0, OPT_VALUE, 0xff, O_RETRY_DEADLINE},
     {"upload-chunk", 0, OPT_VALUE, C_JOBS, O_UPLOAD_CHUNK},
     {"slice-size", 0, OPT_VALUE, C_CP | C_SYNC, O_SLICE_SIZE},
+    {"composite-upload", 0, OPT_FLAG, C_CP | C_SYNC, O_COMPOSITE},
     {"header", 0, OPT_VALUE, 0xff, O_HEADER},
     {"timeline", 0, OPT_VALUE, C_JOBS, O_TIMELINE},
     {"chart", 0, OPT_VALUE, C_JOBS, O_CHART},
@@ -702,6 +709,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         }
         c->headers[c->header_count++] = value;
         c->store.headers = c->headers;
+        break;
+    case O_COMPOSITE:
+        c->composite = true;
         break;
     case O_SLICE_SIZE:
         if (strcmp(value, "0") == 0) {
@@ -1491,6 +1501,7 @@ static int s_cmd_job(cli *c) {
     o.jobs = c->jobs;
     o.memory_limit_bytes = c->memory_limit;
     o.slice_size_bytes = c->slice_size;
+    o.composite_upload = c->composite;
     o.dry_run = c->dry_run;
     o.force = c->force;
     o.failures_path = c->failures;

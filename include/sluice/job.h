@@ -92,6 +92,13 @@ typedef struct sl_job_options {
      * directory), and the object has a CRC32C: the slices' CRC32Cs combined must equal it before the output is
      * committed. 0 = SL_JOB_DEFAULT_SLICE_SIZE; SL_JOB_NO_SLICES: never. Only with jobs > 1. */
     uint64_t slice_size_bytes;
+    /* SL_JOB_COPY/SL_JOB_SYNC from a local directory to a store that composes objects (gs://): an object bigger than
+     * slice_size_bytes is uploaded as parts of that size by several workers at once (each read range checked against
+     * the file's size and modification time as listed), then composed into the output, whose CRC32C must be the
+     * parts' combined; the parts are deleted, whatever happened. The output is a composite object: it has a CRC32C
+     * but no MD5 (so this is not the default). A job killed meanwhile leaves its parts, named
+     * "<output key>.sluice-part-<6 letters or digits>-<i>". */
+    bool composite_upload;
     bool dry_run; /* list and filter, report what would be done, touch nothing */
     /* Resume: unless force is set, an object whose output is already complete is skipped (counted in
      * objects_skipped), so rerunning an interrupted job is resuming it. Every output is committed with the

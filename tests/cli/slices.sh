@@ -6,7 +6,8 @@
 # (a flipped byte, a short or padded answer, a generation replaced meanwhile), that a server ignoring Range
 # still gives the right bytes, that a killed job
 # leaves no final file and its rerun completes, and when objects are not sliced (-j 1, --slice-size 0, gzip-encoded,
-# below the size).
+# below the size). And --composite-upload, local -> gs://: parts uploaded by several workers, composed (in levels of 32),
+# checked by CRC32C, deleted; failures leave no part behind.
 set -euo pipefail
 . "$(dirname "$0")/gcs_lib.sh"
 
@@ -158,11 +159,73 @@ expect_rc 0
 cmp "$T/plain.txt" "$T/z/p.txt" || fail "gzip-encoded" "the decompressed bytes" "different"
 expect_eq "GETs" "$one" "$(gcs_requests storage.objects.get)"
 
+say "--composite-upload: local -> gs:// in 37 parts of 256 KiB (two levels of compose), no MD5, nothing else left"
+mkdir -p "$T/up"
+head -c $((9 * 1048576 + 5)) /dev/urandom >"$T/up/big.bin"
+head -c 100 /dev/urandom >"$T/up/small.bin"
+gcs_stats_reset
+run "$SLUICE" cp "$T/up" gs://bkt/up --composite-upload --slice-size 256K -j 4 -q
+expect_rc 0
+expect_eq "componentCount" 37 "$(gcs_meta bkt up/big.bin 'd.get("componentCount")')"
+expect_eq "md5Hash of a composite" null "$(gcs_meta bkt up/big.bin 'd.get("md5Hash")')"
+case "$(gcs_meta bkt up/big.bin 'd["metadata"]["sluice-source"]')" in
+*"size=$((9 * 1048576 + 5)) "*out_crc32c=*) ;;
+*) fail "the composite's fingerprint" "size=... out_crc32c=..." "$(gcs_meta bkt up/big.bin 'd.get("metadata")')" ;;
+esac
+expect_eq "compose requests (2 of 32 and 5, then the 2 composed)" 3 "$(gcs_requests storage.objects.compose)"
+expect_eq "objects under up/ (no part, no intermediate left)" "up/big.bin up/small.bin" \
+    "$(gcs_objects bkt up/ | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')"
+run "$SLUICE" cat gs://bkt/up/big.bin
+cmp "$T/up/big.bin" "$OUT" || fail "the composite's bytes" "the file's" "different"
+gcs_stats_reset
+run "$SLUICE" cp "$T/up" gs://bkt/up --composite-upload --slice-size 256K -j 4 --report "$T/up.json" -q
+expect_rc 0
+expect_eq "skipped on the rerun" 2 "$(json_field "$T/up.json" 'd["objects"]["skipped"]')"
+expect_eq "uploads on the rerun" 0 "$(gcs_requests storage.objects.insert)"
+say "  ... without the flag: one upload, an MD5"
+run "$SLUICE" cp "$T/up" gs://bkt/plain --slice-size 256K -j 4 -q
+expect_rc 0
+expect_eq "componentCount without the flag" null "$(gcs_meta bkt plain/big.bin 'd.get("componentCount")')"
+[ "$(gcs_meta bkt plain/big.bin 'd.get("md5Hash")')" != null ] || fail "md5Hash" "present" "null"
+
+say "--composite-upload failing: a part that cannot be uploaded, a compose refused: the object fails, no part left"
+tid=$(gcs_retry_test "$(python3 -c 'import json; print(json.dumps({"storage.objects.insert": ["pass"] * 3 + ["return-400"] * 20}))')")
+run "$SLUICE" cp "$T/up" gs://bkt/f1 --include big.bin --composite-upload --slice-size 1M -j 3 --header "x-retry-test-id: $tid" "${FAST[@]}"
+expect_rc 1
+expect_err_contains "FAILED big.bin"
+expect_eq "objects under f1/" "" \
+    "$(gcs_objects bkt f1/ | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')"
+tid=$(gcs_retry_test '{"storage.objects.compose": ["return-400"]}')
+run "$SLUICE" cp "$T/up" gs://bkt/f2 --include big.bin --composite-upload --slice-size 1M -j 3 --header "x-retry-test-id: $tid" "${FAST[@]}"
+expect_rc 1
+gcs_expect_consumed "$tid"
+expect_err_contains "composing 10 parts into gs://bkt/f2/big.bin: HTTP 400"
+expect_eq "objects under f2/" "" \
+    "$(gcs_objects bkt f2/ | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')"
+
+say "--composite-upload of a file that changes while its parts go up: refused (size or modification time), no part left"
+gcs_config '{"delay_ms": 150}'
+"$SLUICE" cp "$T/up" gs://bkt/f3 --composite-upload --slice-size 256K -j 2 --include big.bin >"$T/f3.out" 2>"$T/f3.err" &
+pid=$!
+sleep 1
+printf 'more' >>"$T/up/big.bin"
+RC=0
+wait $pid || RC=$?
+gcs_config '{"delay_ms": 0}'
+LAST_CMD="sluice cp --composite-upload (the file grows meanwhile)"
+cp "$T/f3.err" "$ERR"
+expect_rc 1
+expect_err_contains "changed since it was listed"
+expect_eq "objects under f3/" "" \
+    "$(gcs_objects bkt f3/ | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')"
+
 say "--slice-size: usage"
 run "$SLUICE" cp -r gs://bkt/d "$T/u" --slice-size 1K
 expect_rc 2
 expect_err_one_line "--slice-size takes a size of at least 256K"
 run "$SLUICE" map gs://bkt/d - --op md5 --slice-size 1M
+expect_rc 2
+run "$SLUICE" map gs://bkt/d - --op md5 --composite-upload
 expect_rc 2
 
 gcs_finish

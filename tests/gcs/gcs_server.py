@@ -246,7 +246,7 @@ def apply_fields(value, sel):
 
 class Obj:
     __slots__ = ("name", "bucket", "data", "generation", "metageneration", "crc", "md5", "created", "updated",
-                 "content_type", "meta", "serve")
+                 "content_type", "meta", "serve", "components")
 
     def __init__(self, bucket, name, data, generation, crc, md5, content_type, meta):
         self.bucket = bucket
@@ -260,6 +260,7 @@ class Obj:
         self.content_type = content_type or "application/octet-stream"
         self.meta = meta
         self.serve = frozenset()  # SERVE_MODES this object's downloads misbehave with (set by /_seed)
+        self.components = 0  # a composite object's componentCount (objects.compose); 0: not composite
 
     def resource(self, base):
         enc = quote(self.name, safe="")
@@ -278,11 +279,16 @@ class Obj:
             "size": str(len(self.data)),
             "md5Hash": base64.b64encode(self.md5).decode(),
             "crc32c": crc32c_b64(self.crc),
+            "componentCount": self.components,
             "etag": self.etag(),
             "timeCreated": rfc3339(self.created),
             "updated": rfc3339(self.updated),
             "timeStorageClassUpdated": rfc3339(self.created),
         }
+        if self.components:
+            del r["md5Hash"]  # a composite object has no MD5, as on GCS
+        else:
+            del r["componentCount"]
         r.update(self.meta)
         return r
 
@@ -290,6 +296,8 @@ class Obj:
         return base64.b64encode(("%d/%d" % (self.generation, self.metageneration)).encode()).decode()
 
     def hash_header(self):
+        if self.components:
+            return "crc32c=%s" % crc32c_b64(self.crc)
         return "crc32c=%s,md5=%s" % (crc32c_b64(self.crc), base64.b64encode(self.md5).decode())
 
 
@@ -392,9 +400,11 @@ BUCKET_MODES = ("no-bucket-resource", "bucket-resource-501")
 FAULT_METHODS = {
     "storage.buckets.list", "storage.buckets.insert", "storage.buckets.get", "storage.buckets.delete",
     "storage.objects.list", "storage.objects.get", "storage.objects.insert", "storage.objects.delete",
-    "storage.objects.rewrite", "storage.objects.patch", "oauth2.token", "metadata.token",
+    "storage.objects.rewrite", "storage.objects.patch", "storage.objects.compose", "oauth2.token", "metadata.token",
 }
 UPLOAD_METHODS = {"storage.objects.insert"}
+COMPOSE_SOURCES_MAX = 32  # objects.compose: source objects per request
+COMPOSE_COMPONENTS_MAX = 1024  # components of one composite object
 
 
 def parse_instruction(text):
@@ -1066,6 +1076,9 @@ class Handler(BaseHTTPRequestHandler):
                     return "storage.objects.delete", self.object_delete, "storage"
                 if verb == "PATCH":
                     return "storage.objects.patch", self.object_patch, "storage"
+            elif n == 8 and s[5] == "o" and s[7] == "compose":
+                if verb == "POST":
+                    return "storage.objects.compose", self.object_compose, "storage"
             elif n == 12 and s[5] == "o" and s[7] == "rewriteTo" and s[8] == "b" and s[10] == "o":
                 if verb == "POST":
                     return "storage.objects.rewrite", self.object_rewrite, "storage"
@@ -1582,6 +1595,45 @@ class Handler(BaseHTTPRequestHandler):
         return self.json_fields(200, obj.resource(self.base_url()), q)
 
     # -- rewrite -------------------------------------------------------------------------------------------
+
+    def object_compose(self, s, q, body, fault):
+        """objects.compose: the destination made of 1 to 32 source objects of the same bucket, in order, with their
+        preconditions; a composite has a CRC32C but no MD5, and counts at most 1024 components."""
+        bucket, dest = s[4], s[6]
+        self.validate_name(dest)
+        req = parse_json_body(body) if body else None
+        if not isinstance(req, dict) or not isinstance(req.get("sourceObjects"), list):
+            raise ApiError(400, "Parse Error", reason="parseError")
+        sources = req["sourceObjects"]
+        if not sources:
+            raise ApiError(400, "At least one source object must be specified.", reason="required")
+        if len(sources) > COMPOSE_SOURCES_MAX:
+            raise ApiError(400, "The number of source components provided (%d) exceeds the maximum (%d)."
+                           % (len(sources), COMPOSE_SOURCES_MAX), reason="invalid")
+        parts, components = [], 0
+        for src in sources:
+            if not isinstance(src, dict) or not isinstance(src.get("name"), str):
+                raise ApiError(400, "Parse Error", reason="parseError")
+            obj = self.state.lookup(bucket, src["name"])
+            gen = src.get("generation")
+            if obj is None or (gen is not None and str(obj.generation) != str(gen)):
+                raise ApiError(404, "No such object: %s/%s" % (bucket, src["name"]))
+            want = (src.get("objectPreconditions") or {}).get("ifGenerationMatch")
+            if want is not None and str(obj.generation) != str(want):
+                raise ApiError(412, "At least one of the pre-conditions you specified did not hold.",
+                               reason="conditionNotMet")
+            parts.append(obj)
+            components += obj.components or 1
+        if components > COMPOSE_COMPONENTS_MAX:
+            raise ApiError(400, "The number of components in the composite (%d) exceeds the maximum (%d)."
+                           % (components, COMPOSE_COMPONENTS_MAX), reason="invalid")
+        data = b"".join(p.data for p in parts)
+        dmeta = req.get("destination") or {}
+        if not isinstance(dmeta, dict):
+            raise ApiError(400, "Parse Error", reason="parseError")
+        obj = self.state.put(bucket, dest, data, dmeta.get("contentType"), writable(dmeta), preconditions(q))
+        obj.components = components
+        return self.json_fields(200, obj.resource(self.base_url()), q)
 
     def object_rewrite(self, s, q, body, fault):
         sb, so, db, do = s[4], s[6], s[9], s[11]

@@ -843,6 +843,48 @@ class TestPatch(unittest.TestCase, GcsErrorShape):
         self.assertGcsError(st, body, 503)
 
 
+class TestCompose(unittest.TestCase, GcsErrorShape):
+    def test_compose(self):
+        parts = [os.urandom(1000 + i) for i in range(3)]
+        gens = []
+        for i, data in enumerate(parts):
+            st, obj, _ = SRV.upload("b", "cmp/p%d" % i, data)
+            self.assertEqual(st, 200)
+            gens.append(obj["generation"])
+        body = {"sourceObjects": [{"name": "cmp/p%d" % i, "objectPreconditions": {"ifGenerationMatch": g}}
+                                  for i, g in enumerate(gens)],
+                "destination": {"contentType": "text/x-c", "metadata": {"k": "v"}}}
+        st, obj, _ = SRV.json("POST", "/storage/v1/b/b/o/cmp%2Fwhole/compose?ifGenerationMatch=0", body)
+        self.assertEqual(st, 200, obj)
+        whole = b"".join(parts)
+        self.assertEqual((obj["size"], obj["componentCount"], obj["contentType"], obj["metadata"]),
+                         (str(len(whole)), 3, "text/x-c", {"k": "v"}))
+        self.assertNotIn("md5Hash", obj)
+        st, hdrs, data = SRV.request("GET", "/storage/v1/b/b/o/cmp%2Fwhole?alt=media")
+        self.assertEqual((st, data), (200, whole))
+        self.assertNotIn("md5=", dict(hdrs).get("x-goog-hash", dict(hdrs).get("X-Goog-Hash", "")))
+        self.assertEqual(obj["crc32c"], crc_b64(whole))
+        self.assertEqual(obj["crc32c"], SRV.json("GET", "/storage/v1/b/b/o/cmp%2Fwhole")[1]["crc32c"])
+        # a composite of composites counts their components
+        st, obj2, _ = SRV.json("POST", "/storage/v1/b/b/o/cmp%2Ftwice/compose",
+                               {"sourceObjects": [{"name": "cmp/whole"}, {"name": "cmp/p0"}]})
+        self.assertEqual((st, obj2["componentCount"], obj2["size"]), (200, 4, str(len(whole) + len(parts[0]))))
+        # the destination exists now: ifGenerationMatch=0 fails; a source precondition that fails; a missing source
+        st, err, _ = SRV.json("POST", "/storage/v1/b/b/o/cmp%2Fwhole/compose?ifGenerationMatch=0", body)
+        self.assertEqual(st, 412)
+        bad = {"sourceObjects": [{"name": "cmp/p0", "objectPreconditions": {"ifGenerationMatch": "1"}}]}
+        self.assertEqual(SRV.json("POST", "/storage/v1/b/b/o/cmp%2Fx/compose", bad)[0], 412)
+        self.assertEqual(SRV.json("POST", "/storage/v1/b/b/o/cmp%2Fx/compose",
+                                  {"sourceObjects": [{"name": "cmp/nope"}]})[0], 404)
+        # 33 sources, or none, are refused
+        many = {"sourceObjects": [{"name": "cmp/p0"}] * 33}
+        st, err, _ = SRV.json("POST", "/storage/v1/b/b/o/cmp%2Fx/compose", many)
+        self.assertEqual(st, 400)
+        self.assertIn("exceeds the maximum (32)", err["error"]["message"])
+        self.assertEqual(SRV.json("POST", "/storage/v1/b/b/o/cmp%2Fx/compose", {"sourceObjects": []})[0], 400)
+        self.assertEqual(SRV.request("GET", "/storage/v1/b/b/o/cmp%2Fx")[0], 404)
+
+
 class TestRewrite(unittest.TestCase, GcsErrorShape):
     def test_rewrite_in_steps(self):
         data = os.urandom(2 * 1024 * 1024 + 12345)
