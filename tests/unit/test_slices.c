@@ -2,7 +2,8 @@
  * tests/gcs/gcs_server.py on 127.0.0.1) to a local directory: several big objects at once, each in many slices read
  * by every worker, so that owners, tokens, the queue's hold and the per-object locks all meet (this test runs under
  * TSan in CI). Checked: the bytes, one media read per slice, a rerun reading nothing, and a cancelled job leaving no
- * output and no temporary file. tests/cli/slices.sh covers the misbehaving servers. */
+ * output and no temporary file. And --composite-upload the other way, local to gs://, its composites read back.
+ * tests/cli/slices.sh covers the misbehaving servers. */
 #include "gcs_fixture.h"
 #include "test.h"
 
@@ -166,6 +167,78 @@ static void test_many_big_objects_in_slices(void) {
         free(data[i]);
 }
 
+/* --composite-upload: the same big objects from a local directory to gs:// as parts uploaded by every worker, composed
+ * (13 parts of 256 KiB each: one compose), checked, the parts deleted; the composites read back. */
+static void test_composite_upload(void) {
+    char src[512], path[600];
+    snprintf(src, sizeof(src), "%s/upsrc", s_dir);
+    ASSERT_INT_EQ(mkdir(src, 0700), 0);
+    unsigned char *data[N_BIG];
+    for (int i = 0; i < N_BIG; i++) {
+        data[i] = s_pattern(BIG_SIZE, 2000u + (uint32_t)i);
+        snprintf(path, sizeof(path), "%s/u%d.bin", src, i);
+        FILE *f = fopen(path, "wb");
+        ASSERT_TRUE(f != NULL);
+        ASSERT_UINT_EQ(fwrite(data[i], 1, BIG_SIZE, f), BIG_SIZE);
+        fclose(f);
+    }
+    sl_store_options so = {.endpoint = s_srv.base_url, .anonymous = true};
+    sl_job_options o = {.kind = SL_JOB_COPY,
+                        .src_url = src,
+                        .dst_url = "gs://unit-bucket/up",
+                        .jobs = 4,
+                        .slice_size_bytes = 256 * KIB,
+                        .composite_upload = true,
+                        .store_options = &so};
+    sl_job *job = NULL;
+    ASSERT_INT_EQ(sl_job_new(&o, &job), 0);
+    ASSERT_INT_EQ(sl_job_run(job), 0);
+    sl_job_stats stats;
+    sl_job_stats_get(job, &stats);
+    sl_job_destroy(job);
+    ASSERT_UINT_EQ(stats.objects_done, N_BIG);
+    json_t *doc = gcs_server_stats(&s_srv);
+    ASSERT_INT_EQ(json_integer_value(json_object_get(json_object_get(doc, "requests"), "storage.objects.compose")),
+                  N_BIG);
+    json_decref(doc);
+    sl_store *st = NULL;
+    ASSERT_INT_EQ(sl_store_open("gs://unit-bucket/up", &so, &st), 0);
+    sl_client *c = NULL;
+    ASSERT_INT_EQ(sl_client_new(st, &c), 0);
+    sl_lister *l = NULL;
+    sl_list_options lo = {.recursive = true};
+    ASSERT_INT_EQ(sl_list_open(c, &lo, &l), 0);
+    sl_object obj;
+    int n = 0, rc;
+    while ((rc = sl_list_next(l, &obj)) == 1) {
+        ASSERT_TRUE(strncmp(obj.key, "u", 1) == 0 && strstr(obj.key, "sluice-part") == NULL);
+        ASSERT_UINT_EQ(obj.size, BIG_SIZE);
+        n++;
+    }
+    ASSERT_INT_EQ(rc, 0);
+    sl_list_close(l);
+    ASSERT_INT_EQ(n, N_BIG); /* no part left */
+    for (int i = 0; i < N_BIG; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "u%d.bin", i);
+        sl_reader *r = NULL;
+        ASSERT_INT_EQ(sl_read_open(c, key, 0, SL_LENGTH_TO_END, NULL, &r), 0);
+        unsigned char *back = malloc(BIG_SIZE + 1);
+        size_t got = 0;
+        int64_t k;
+        while ((k = sl_read(r, back + got, BIG_SIZE + 1 - got)) > 0)
+            got += (size_t)k;
+        ASSERT_INT_EQ(k, 0);
+        sl_read_close(r);
+        ASSERT_UINT_EQ(got, BIG_SIZE);
+        ASSERT_MEM_EQ(back, data[i], BIG_SIZE);
+        free(back);
+        free(data[i]);
+    }
+    sl_client_destroy(c);
+    sl_store_close(st);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     unsetenv("STORAGE_EMULATOR_HOST");
@@ -178,6 +251,7 @@ int main(void) {
     if (gcs_server_start(&s_srv, args) != 0)
         TEST_FAIL_("cannot start the GCS test server");
     RUN_TEST(test_many_big_objects_in_slices);
+    RUN_TEST(test_composite_upload);
     gcs_server_stop(&s_srv);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_dir);
