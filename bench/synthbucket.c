@@ -933,6 +933,16 @@ static const unsigned char *s_find(const unsigned char *h, size_t hn, const char
     return nn <= hn ? memmem(h, hn, needle, nn) : NULL;
 }
 
+/* Where the body of a multipart part starts, given what follows its delimiter line: after its header fields and
+ * the blank line, or right after the blank line when it has no header fields (Google's Go client sends the media
+ * part so, which RFC 2046 allows). NULL: not all there yet. */
+static const unsigned char *s_part_body(const unsigned char *p, size_t n) {
+    if (n >= 2 && p[0] == '\r' && p[1] == '\n')
+        return p + 2;
+    const unsigned char *e = s_find(p, n, "\r\n\r\n", 4);
+    return e ? e + 4 : NULL;
+}
+
 static void s_mp_head(s_req *r, const unsigned char *p, size_t n) {
     if (!r->head && !(r->head = malloc(S_HEAD_CAP))) {
         s_reject(r, 503, "out of memory");
@@ -950,18 +960,16 @@ static void s_mp_head(s_req *r, const unsigned char *p, size_t n) {
         s_reject(r, 400, "multipart body does not start with its boundary");
         return;
     }
-    const unsigned char *json = s_find(h, r->head_len, "\r\n\r\n", 4);
+    const unsigned char *json = s_part_body(h + dl, r->head_len - (size_t)dl);
     if (!json)
         goto more;
-    json += 4;
     dl = snprintf(delim, sizeof(delim), "\r\n--%s\r\n", r->boundary);
     const unsigned char *jend = s_find(json, r->head_len - (size_t)(json - h), delim, (size_t)dl);
     if (!jend)
         goto more;
-    const unsigned char *data = s_find(jend + dl, r->head_len - (size_t)(jend + dl - h), "\r\n\r\n", 4);
+    const unsigned char *data = s_part_body(jend + dl, r->head_len - (size_t)(jend + dl - h));
     if (!data)
         goto more;
-    data += 4;
     json_t *meta = json_loadb((const char *)json, (size_t)(jend - json), 0, NULL);
     if (!json_is_object(meta)) {
         json_decref(meta);

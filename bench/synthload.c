@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     unsigned long conns = 64;
     unsigned long long requests = 100000;
     double seconds = 0;
-    for (int k = 1; k < argc; k++) {
+    for (int k = 1; k < argc; k += 2) { /* every option takes a value */
         const char *a = argv[k], *v = k + 1 < argc ? argv[k + 1] : NULL;
         if (strcmp(a, "--help") == 0) {
             s_usage(stdout);
@@ -184,7 +184,6 @@ int main(int argc, char **argv) {
             s_usage(stderr);
             return 2;
         }
-        k++;
     }
     if (!s.port || s.port > 65535 || !conns || conns > 60000 || !s.objects) {
         s_usage(stderr);

@@ -11,6 +11,8 @@
 : "${SL_SYNTHBUCKET:?set SL_SYNTHBUCKET to the sl-synthbucket binary}"
 : "${SL_SYNTHLOAD:?set SL_SYNTHLOAD to the sl-synthload binary}"
 SYN_N=0
+SYN_PIDS=()
+SYN_LOGS=()
 
 # synth_start OPTIONS...: starts sl-synthbucket on a free port; sets SYN_PORT, SYN_PID and SYN (its URL), exports
 # STORAGE_EMULATOR_HOST. Stopped when the test exits (gcs_lib.sh's trap and watchdog).
@@ -19,6 +21,8 @@ synth_start() {
     local pf="$T/synth$SYN_N.port" log="$T/synth$SYN_N.log" i
     "$SL_SYNTHBUCKET" --port 0 --port-file "$pf" --parent-pid $$ "$@" >"$log" 2>&1 &
     SYN_PID=$!
+    SYN_PIDS+=("$SYN_PID")
+    SYN_LOGS+=("$log")
     GCS_PIDS+=("$SYN_PID")
     GCS_LOGS+=("$log")
     gcs_watch "$SYN_PID"
@@ -147,6 +151,12 @@ for crc in AAAAAA== "$good"; do
     code=$(http_code PUT "$loc" -H 'Content-Range: bytes 0-4/5' -H "X-Goog-Hash: crc32c=$crc" --data-binary hello)
     expect_eq "resumable upload with X-Goog-Hash crc32c=$crc" "$([ "$crc" = "$good" ] && echo 200 || echo 400)" "$code"
 done
+# A media part without header fields (the blank line right after the delimiter, as Google's Go client sends it).
+printf -- '--BB\r\nContent-Type: application/json\r\n\r\n{"name":"y","crc32c":"%s"}\r\n--BB\r\n\r\nhello\r\n--BB--' \
+    "$good" >"$T/mp"
+expect_eq "multipart upload whose media part has no header fields" 200 "$(http_code POST \
+    "$SYN/upload/storage/v1/b/sink/o?uploadType=multipart" -H 'Content-Type: multipart/related; boundary=BB' \
+    --data-binary "@$T/mp")"
 expect_eq "uploads rejected (counted)" 2 "$(gcs_stat 'd["uploads_rejected"]')"
 expect_eq "an upload to the synthetic bucket" 403 "$(http_code POST \
     "$SYN/upload/storage/v1/b/synth/o?uploadType=media&name=x" --data-binary hello)"
@@ -214,5 +224,16 @@ ms=$((($(date +%s%N) - start) / 1000000))
 [ "$ms" -ge 3000 ] || fail "time of a paced 1 MiB download" "at least 3000 ms" "$ms ms"
 expect_eq "size" 1048576 "$(wc -c <"$OUT")"
 [ "$(gcs_stat 'd["paced"]')" -gt 0 ] || fail "pauses of the paced body" "> 0" "0"
+
+say "every server stops cleanly on SIGTERM (exit 0; nothing from a sanitizer in its log)"
+for i in "${!SYN_PIDS[@]}"; do
+    kill "${SYN_PIDS[$i]}"
+    rc=0
+    wait "${SYN_PIDS[$i]}" || rc=$?
+    expect_eq "exit status of sl-synthbucket ${SYN_LOGS[$i]}" 0 "$rc"
+    if grep -q -E 'Sanitizer|runtime error' "${SYN_LOGS[$i]}"; then
+        fail "log of sl-synthbucket ${SYN_LOGS[$i]}" "no sanitizer report" "$(head -c 3000 "${SYN_LOGS[$i]}")"
+    fi
+done
 
 gcs_finish
