@@ -16,14 +16,15 @@
  * resumes it when due, so delayed requests never hold a thread; the same timer paces media bodies to
  * --rate-per-conn bytes per second per connection. Counters are served at GET /_stats (POST /_stats/reset zeroes
  * them). Nothing is kept per object; what is kept per upload session is bounded (--max-sessions). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,19 +35,18 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #define S_BLOCK 4096u
-#define S_POOL_BLOCKS 1024u   /* 4 MiB of random blocks that object bodies are made of */
-#define S_DIGITS 10           /* object i is PREFIX + i in this many digits */
-#define S_NAME_CAP 1024       /* GCS's own limit on object names, in bytes */
-#define S_HEAD_CAP 65536      /* a multipart upload's first part (its JSON metadata) and headers */
-#define S_HOLD_CAP 256        /* the tail of a multipart body held back: it may be the closing boundary */
-#define S_PAGE_MAX 1000       /* items per listing page, as GCS */
-#define S_ITEM_CAP 1536       /* one listing item's JSON */
-#define S_JSON_CAP 8192       /* a single object resource's or an error's JSON */
+#define S_POOL_BLOCKS 1024u /* 4 MiB of random blocks that object bodies are made of */
+#define S_DIGITS 10         /* object i is PREFIX + i in this many digits */
+#define S_NAME_CAP 1024     /* GCS's own limit on object names, in bytes */
+#define S_HEAD_CAP 65536    /* a multipart upload's first part (its JSON metadata) and headers */
+#define S_HOLD_CAP 256      /* the tail of a multipart body held back: it may be the closing boundary */
+#define S_PAGE_MAX 1000     /* items per listing page, as GCS */
+#define S_ITEM_CAP 1536     /* one listing item's JSON */
+#define S_JSON_CAP 8192     /* a single object resource's or an error's JSON */
 #define S_BODY_BLOCK (64 * 1024)
-#define S_TICK_NS 1000000LL /* resumes of suspended connections are batched per millisecond */
+#define S_TICK_NS 1000000LL                  /* resumes of suspended connections are batched per millisecond */
 #define S_GEN_BASE INT64_C(1767225600000000) /* generation of object 0 (2026-01-01 in microseconds) */
 #define S_UPDATED "2026-01-01T00:00:00.000Z"
 
@@ -67,10 +67,20 @@ typedef enum {
     K_OTHER,
     K_COUNT
 } s_kind;
-static const char *const s_kind_names[K_COUNT] = {
-    "bucket",           "list",           "meta",          "media",   "upload_multipart", "upload_media",
-    "resumable_start",  "resumable_chunk", "resumable_cancel", "rewrite", "patch",           "delete",
-    "stats",            "other"};
+static const char *const s_kind_names[K_COUNT] = {"bucket",
+                                                  "list",
+                                                  "meta",
+                                                  "media",
+                                                  "upload_multipart",
+                                                  "upload_media",
+                                                  "resumable_start",
+                                                  "resumable_chunk",
+                                                  "resumable_cancel",
+                                                  "rewrite",
+                                                  "patch",
+                                                  "delete",
+                                                  "stats",
+                                                  "other"};
 
 /* ---- configuration (set once in main, read by every thread) ---- */
 static struct {
@@ -88,8 +98,14 @@ static struct {
     unsigned max_sessions;
     bool verbose;
     uint16_t port;
-} s_cfg = {.bucket = "synth", .prefix = "obj/", .objects = 1000, .mean_size = 4096, .jitter_pct = 50,
-           .threads = 1, .max_connections = 4096, .max_sessions = 1024};
+} s_cfg = {.bucket = "synth",
+           .prefix = "obj/",
+           .objects = 1000,
+           .mean_size = 4096,
+           .jitter_pct = 50,
+           .threads = 1,
+           .max_connections = 4096,
+           .max_sessions = 1024};
 
 /* ---- counters (/_stats) ---- */
 static struct {
@@ -556,7 +572,7 @@ enum { MP_NONE, MP_HEAD, MP_DATA, MP_SKIP };
 
 typedef struct s_req {
     s_kind kind;
-    bool started, delayed;
+    bool delayed;
     int status; /* an error found while reading the body, answered at its end; 0: none */
     char why[512];
     /* uploads */
@@ -732,8 +748,8 @@ static enum MHD_Result s_list(struct MHD_Connection *c, const char *bucket) {
             memcpy(cp, name, cl);
             cp[cl] = '\0';
             if (s_json_quote(cp, pfx_json, sizeof(pfx_json)))
-                pfx_len += (size_t)snprintf(pfx_buf + pfx_len, pfx_cap - pfx_len, "%s%s", prefixes ? "," : "",
-                                            pfx_json);
+                pfx_len +=
+                    (size_t)snprintf(pfx_buf + pfx_len, pfx_cap - pfx_len, "%s%s", prefixes ? "," : "", pfx_json);
             prefixes++;
             emitted++;
             i = s_past_prefix(cp);
@@ -1033,8 +1049,8 @@ static bool s_mp_end(s_req *r) {
 }
 
 /* The answer to a finished upload of r->bytes bytes to r->bucket/r->name. */
-static enum MHD_Result s_upload_done(struct MHD_Connection *c, s_req *r, uint32_t state, uint64_t size,
-                                     bool has_expect, uint32_t expect, int64_t gen) {
+static enum MHD_Result s_upload_done(struct MHD_Connection *c, s_req *r, uint32_t state, uint64_t size, bool has_expect,
+                                     uint32_t expect, int64_t gen) {
     uint32_t crc = ~state;
     if (has_expect && crc != expect) {
         s_count(&s_st.uploads_rejected, 1);
@@ -1095,12 +1111,11 @@ static enum MHD_Result s_resumable_start(struct MHD_Connection *c, s_req *r) {
     char bucket_esc[800], loc[2048];
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)r->bucket; *p && o + 4 < sizeof(bucket_esc); p++)
-        o += (size_t)snprintf(bucket_esc + o, sizeof(bucket_esc) - o,
-                              (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-                                      *p == '.'
-                                  ? "%c"
-                                  : "%%%02X",
-                              *p);
+        o += (size_t)snprintf(
+            bucket_esc + o, sizeof(bucket_esc) - o,
+            (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ? "%c"
+                                                                                                        : "%%%02X",
+            *p);
     bucket_esc[o] = '\0';
     snprintf(loc, sizeof(loc), "http://%s/upload/storage/v1/b/%s/o?uploadType=resumable&upload_id=%s",
              host ? host : "127.0.0.1", bucket_esc, id);
@@ -1198,8 +1213,9 @@ static enum MHD_Result s_chunk_end(struct MHD_Connection *c, s_req *r) {
     pthread_mutex_unlock(&s_sessions.lock);
     if (r->final && persisted > r->total) {
         s_release(s);
-        return s_error(c, 400, "invalid", "upload of gs://%s/%s: %" PRIu64 " bytes received, more than the %" PRIu64
-                       " declared", s->bucket, s->name, persisted, r->total);
+        return s_error(c, 400, "invalid",
+                       "upload of gs://%s/%s: %" PRIu64 " bytes received, more than the %" PRIu64 " declared",
+                       s->bucket, s->name, persisted, r->total);
     }
     if (!r->final || persisted < r->total) {
         s_release(s);
@@ -1232,8 +1248,8 @@ static enum MHD_Result s_chunk_end(struct MHD_Connection *c, s_req *r) {
 /* Splits the raw path "/storage/v1/b/B[/o[/NAME[/rewriteTo/b/D/o/NAME2]]]" (or the upload one). */
 typedef struct s_route {
     char bucket[256];
-    bool objects;     /* ".../o" */
-    bool has_name;    /* ".../o/NAME" */
+    bool objects;  /* ".../o" */
+    bool has_name; /* ".../o/NAME" */
     char name[S_NAME_CAP + 1];
     bool rewrite;
     char dst_bucket[256];
@@ -1307,9 +1323,9 @@ static enum MHD_Result s_stats(struct MHD_Connection *c) {
 static void s_stats_reset(void) {
     for (int k = 0; k < K_COUNT; k++)
         atomic_store(&s_st.requests[k], 0);
-    atomic_ullong *all[] = {&s_st.bytes_served,     &s_st.bytes_received,   &s_st.uploads_accepted,
+    atomic_ullong *all[] = {&s_st.bytes_served,     &s_st.bytes_received,    &s_st.uploads_accepted,
                             &s_st.uploads_rejected, &s_st.uploads_unchecked, &s_st.corrupted_served,
-                            &s_st.errors,           &s_st.delayed,          &s_st.paced,
+                            &s_st.errors,           &s_st.delayed,           &s_st.paced,
                             &s_st.suspended_peak};
     for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++)
         atomic_store(all[k], 0);
@@ -1411,8 +1427,8 @@ static void s_begin(struct MHD_Connection *c, s_req *r, const char *url, const c
             return;
         }
         if (precondition_fails)
-            s_reject(r, 412, "gs://%s/%s: ifGenerationMatch=%.30s failed: the sink holds no object", r->bucket,
-                     r->name, ifgen);
+            s_reject(r, 412, "gs://%s/%s: ifGenerationMatch=%.30s failed: the sink holds no object", r->bucket, r->name,
+                     ifgen);
         return;
     }
     if (strcmp(url, "/_stats") == 0) {
@@ -1511,8 +1527,8 @@ static enum MHD_Result s_answer(struct MHD_Connection *c, s_req *r, const char *
         s_resource(res, sizeof(res), rt.dst_bucket, rt.dst_name, size, s_object_crc((uint64_t)i, size),
                    atomic_fetch_add(&s_next_gen, 1), 1);
         snprintf(body, sizeof(body),
-                 "{\"kind\":\"storage#rewriteResponse\",\"totalBytesRewritten\":\"%" PRIu64 "\",\"objectSize\":\"%" PRIu64
-                 "\",\"done\":true,\"resource\":%s}",
+                 "{\"kind\":\"storage#rewriteResponse\",\"totalBytesRewritten\":\"%" PRIu64
+                 "\",\"objectSize\":\"%" PRIu64 "\",\"done\":true,\"resource\":%s}",
                  size, size, res);
         s_count(&s_st.uploads_accepted, 1);
         return s_json(c, 200, body);
@@ -1523,8 +1539,7 @@ static enum MHD_Result s_answer(struct MHD_Connection *c, s_req *r, const char *
         if (strcmp(rt.bucket, s_cfg.bucket) == 0)
             return s_error(c, 403, "forbidden", "gs://%s is synthetic and read-only", s_cfg.bucket);
         if (r->kind == K_DELETE)
-            return s_error(c, 404, "notFound", "No such object: %s/%s (a sink holds no object)", rt.bucket,
-                           rt.name);
+            return s_error(c, 404, "notFound", "No such object: %s/%s (a sink holds no object)", rt.bucket, rt.name);
         /* The metadata patch sluice makes right after an upload: the object is gone already, but the patch is
          * answered as if it were there, for the generation it names. */
         const char *g = s_arg(c, "ifGenerationMatch");
@@ -1643,29 +1658,30 @@ static size_t s_no_unescape(void *cls, struct MHD_Connection *c, char *s) {
 /* ---- main ---- */
 
 static void s_usage(FILE *f) {
-    fprintf(f,
-            "usage: sl-synthbucket [options]\n"
-            "A synthetic GCS bucket (JSON API) on 127.0.0.1 for benchmarks and tests. Objects' names, sizes and bytes\n"
-            "are pure functions of their index; every other bucket name is an empty sink that checks and drops uploads.\n"
-            "  --bucket NAME          the synthetic bucket (default synth)\n"
-            "  --prefix P             object i is P + i in 10 digits (default obj/)\n"
-            "  --objects N            number of objects (default 1000)\n"
-            "  --size BYTES           mean object size; K, M, G suffixes are KiB, MiB, GiB (default 4096)\n"
-            "  --jitter PCT           sizes are uniform within +-PCT %% of the mean (default 50; 0: all equal)\n"
-            "  --delay-ms D           answer every API request D ms late, without holding a thread (default 0)\n"
-            "  --rate-per-conn BYTES  pace each media body to BYTES per second (K, M, G suffixes; default 0: none)\n"
-            "  --corrupt-every K      serve every K-th object (index K-1, 2K-1, ...) with one byte flipped, while\n"
-            "                         its listed and x-goog-hash CRC32C stay those of its true bytes (default 0: none)\n"
-            "  --threads T            server threads (default 1)\n"
-            "  --max-connections C    connections at once (default 4096)\n"
-            "  --max-sessions S       resumable upload sessions kept (default 1024; the oldest gives way)\n"
-            "  --host H               127.0.0.1 or localhost only\n"
-            "  --port P               TCP port (default 0: a free one)\n"
-            "  --port-file F          write the port there (atomically) once listening\n"
-            "  --parent-pid PID       exit when process PID is gone\n"
-            "  --verbose              log every request on stderr\n"
-            "Prints \"port N\" on stdout once listening. GET /_stats: counters; POST /_stats/reset zeroes them.\n"
-            "Stops on SIGINT or SIGTERM.\n");
+    fprintf(
+        f,
+        "usage: sl-synthbucket [options]\n"
+        "A synthetic GCS bucket (JSON API) on 127.0.0.1 for benchmarks and tests. Objects' names, sizes and bytes\n"
+        "are pure functions of their index; every other bucket name is an empty sink that checks and drops uploads.\n"
+        "  --bucket NAME          the synthetic bucket (default synth)\n"
+        "  --prefix P             object i is P + i in 10 digits (default obj/)\n"
+        "  --objects N            number of objects (default 1000)\n"
+        "  --size BYTES           mean object size; K, M, G suffixes are KiB, MiB, GiB (default 4096)\n"
+        "  --jitter PCT           sizes are uniform within +-PCT %% of the mean (default 50; 0: all equal)\n"
+        "  --delay-ms D           answer every API request D ms late, without holding a thread (default 0)\n"
+        "  --rate-per-conn BYTES  pace each media body to BYTES per second (K, M, G suffixes; default 0: none)\n"
+        "  --corrupt-every K      serve every K-th object (index K-1, 2K-1, ...) with one byte flipped, while\n"
+        "                         its listed and x-goog-hash CRC32C stay those of its true bytes (default 0: none)\n"
+        "  --threads T            server threads (default 1)\n"
+        "  --max-connections C    connections at once (default 4096)\n"
+        "  --max-sessions S       resumable upload sessions kept (default 1024; the oldest gives way)\n"
+        "  --host H               127.0.0.1 or localhost only\n"
+        "  --port P               TCP port (default 0: a free one)\n"
+        "  --port-file F          write the port there (atomically) once listening\n"
+        "  --parent-pid PID       exit when process PID is gone\n"
+        "  --verbose              log every request on stderr\n"
+        "Prints \"port N\" on stdout once listening. GET /_stats: counters; POST /_stats/reset zeroes them.\n"
+        "Stops on SIGINT or SIGTERM.\n");
 }
 
 static bool s_parse_u64(const char *s, bool suffix, uint64_t *out) {
@@ -1754,8 +1770,7 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--host") == 0) {
             host = v;
             if (strcmp(v, "127.0.0.1") != 0 && strcmp(v, "localhost") != 0) {
-                fprintf(stderr, "sl-synthbucket: refusing to listen on '%s': only 127.0.0.1 (loopback) is served\n",
-                        v);
+                fprintf(stderr, "sl-synthbucket: refusing to listen on '%s': only 127.0.0.1 (loopback) is served\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--port") == 0) {

@@ -50,11 +50,12 @@ static double s_now(void) {
 }
 
 static void s_usage(FILE *f) {
-    fprintf(f, "usage: sl-synthload --port P [--bucket synth] [--prefix obj/] [--objects N] [--connections C]\n"
-               "                    [--requests R | --seconds S] [--kind media|meta|list]\n"
-               "Sends requests to sl-synthbucket on 127.0.0.1:P over C keep-alive connections (default 64), one in\n"
-               "flight on each: media GETs of objects 0, 1, ... N-1, 0, ... (default), their metadata, or first listing\n"
-               "pages of 1000. Stops after R requests (default 100000) or S seconds. Exit 1 if any answer was not 2xx.\n");
+    fprintf(f,
+            "usage: sl-synthload --port P [--bucket synth] [--prefix obj/] [--objects N] [--connections C]\n"
+            "                    [--requests R | --seconds S] [--kind media|meta|list]\n"
+            "Sends requests to sl-synthbucket on 127.0.0.1:P over C keep-alive connections (default 64), one in\n"
+            "flight on each: media GETs of objects 0, 1, ... N-1, 0, ... (default), their metadata, or first listing\n"
+            "pages of 1000. Stops after R requests (default 100000) or S seconds. Exit 1 if any answer was not 2xx.\n");
 }
 
 static int s_connect(conn *c, int ep) {
@@ -83,12 +84,13 @@ static int s_send(conn *c) {
         snprintf(name + o, sizeof(name) - o, "%010llu", i);
     }
     if (s.list)
-        c->req_len = (size_t)snprintf(c->req, sizeof(c->req),
-                                      "GET /storage/v1/b/%s/o?maxResults=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-                                      s.bucket);
+        c->req_len =
+            (size_t)snprintf(c->req, sizeof(c->req),
+                             "GET /storage/v1/b/%s/o?maxResults=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", s.bucket);
     else
-        c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "GET /storage/v1/b/%s/o/%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-                                      s.bucket, name, s.media ? "?alt=media" : "");
+        c->req_len =
+            (size_t)snprintf(c->req, sizeof(c->req), "GET /storage/v1/b/%s/o/%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                             s.bucket, name, s.media ? "?alt=media" : "");
     c->in_len = 0;
     c->head_done = false;
     ssize_t n = write(c->fd, c->req, c->req_len);
@@ -261,8 +263,8 @@ int main(int argc, char **argv) {
                  (double)ru.ru_stime.tv_usec / 1e6;
     printf("%llu requests in %.3f s: %.0f requests/s, %.1f MB/s, %lu connections; load generator CPU %.2f s "
            "(%.1f us/request); answers: 2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu, failed %llu\n",
-           done, wall, (double)done / wall, (double)bytes / wall / 1e6, open, cpu, cpu / (double)(done ? done : 1) * 1e6,
-           status[2], status[3], status[4], status[5], status[0] + status[1]);
+           done, wall, (double)done / wall, (double)bytes / wall / 1e6, open, cpu,
+           cpu / (double)(done ? done : 1) * 1e6, status[2], status[3], status[4], status[5], status[0] + status[1]);
     for (unsigned long k = 0; k < conns; k++)
         close(cs[k].fd);
     close(ep);
