@@ -128,6 +128,7 @@ struct sl_job {
     sl_job_result_fn on_result;
     sl_job_progress_fn on_progress;
     sl_job_warning_fn on_warning;
+    char jobs_note[256]; /* -j given and lowered to fit the budget: said when the run starts */
     void *user_data;
     unsigned progress_interval_ms;
     unsigned mem_interval_ms;
@@ -829,8 +830,21 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->jobs = opts->jobs ? opts->jobs : sl_job_default_jobs();
     if (job->jobs > 1024)
         job->jobs = 1024;
+    unsigned asked = job->jobs;
     if ((rc = s_budget_workers(job, opts->memory_limit_bytes != 0)) < 0)
         goto on_error;
+    if (opts->jobs && job->jobs < asked) {
+        /* Asked for, not given: say so, with what would give it (a worker's share is its worst case, see README). */
+        char limit[32], each[32];
+        uint64_t per_worker = (uint64_t)job->worker_fixed + job->writer_min + job->buffer_size;
+        s_human_bytes(job->memory_limit, limit, sizeof(limit));
+        s_human_bytes(per_worker, each, sizeof(each));
+        snprintf(job->jobs_note, sizeof(job->jobs_note),
+                 "-j %u lowered to %u: --memory-limit %s holds %u workers of %s each (clients, transfer and upload "
+                 "buffers at their largest); give --memory-limit %lluM for %u",
+                 asked, job->jobs, limit, job->jobs, each,
+                 (unsigned long long)((per_worker * asked + (1u << 20) - 1) >> 20), asked);
+    }
 
     *out = job;
     return 0;
@@ -2174,6 +2188,8 @@ int sl_job_run(sl_job *job) {
         return sl__fail(SL_EINVAL, "sl_job_run: a job runs once");
     atomic_store(&job->started_ns, s_monotonic_ns());
     int rc = 0;
+    if (job->jobs_note[0] && job->on_warning)
+        job->on_warning(job->user_data, job->jobs_note);
     if (job->failures_path &&
         (rc = sl_outfile_open(job->failures_path, SL_OUTFILE_STREAM, "the failure log", &job->synced.failures_log)) < 0)
         return rc;

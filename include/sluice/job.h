@@ -78,7 +78,9 @@ typedef struct sl_job_options {
     size_t include_count;
     const char *const *exclude; /* an object matching any of these is skipped */
     size_t exclude_count;
-    unsigned jobs; /* worker threads; 0 = default (sl_job_default_jobs); lowered to what memory_limit_bytes feeds */
+    /* Worker threads; 0 = default (sl_job_default_jobs); lowered to what memory_limit_bytes feeds (a number given
+     * and lowered is said through on_warning when the run starts, with the limit that would feed it). */
+    unsigned jobs;
     /* The budget of all the memory that grows with workers or upload chunk size: each worker's own state and its
      * stores' clients, transfer buffers, gs:// upload buffers (a writer grows beyond 256 KiB only into what is spare,
      * sending smaller chunks otherwise). 0 = default: SL_JOB_DEFAULT_MEMORY_LIMIT, or a quarter of the memory

@@ -62,6 +62,13 @@ jobs=$(json_field "$T/r.json" 'd["jobs"]')
 [ "$jobs" -lt 64 ] || fail "workers for a 32 MiB budget" "fewer than 64" "$jobs"
 expect_eq "workers: as many as the budget feeds" \
     "$(json_field "$T/r.json" 'min(64, d["budget"]["limit_bytes"] // d["budget"]["per_worker_bytes"])')" "$jobs"
+# the -j given and lowered is said, with the limit that feeds it
+expect_err_contains "warning: -j 64 lowered to $jobs: --memory-limit 32.0 MiB holds $jobs workers of"
+need=$(sed -n 's/.*give --memory-limit \([0-9]*\)M for 64.*/\1/p' "$ERR")
+[ -n "$need" ] || fail "the limit that feeds -j 64" "give --memory-limit NM for 64" "$(cat "$ERR")"
+run "$SLUICE" cp "$T/src" gs://budget/j64b -j 64 --memory-limit "${need}M" --report "$T/r2.json" -q
+expect_rc 0
+expect_eq "workers with --memory-limit ${need}M" 64 "$(json_field "$T/r2.json" 'd["jobs"]')"
 
 say "2. cp 16 x 8 MB to gs:// --upload-chunk 64M -j 4 --memory-limit 16M: writers grow only into spare budget"
 budget_run chunk64 $((16 << 20)) cp "$T/src" gs://budget/chunk64 --upload-chunk 64M -j 4 --memory-limit 16M
