@@ -12,12 +12,15 @@
 #   bench/worker.sh [DIR]   DIR defaults to /tmp/sluice-bench/tree-20000x4096-100d (generated once, reused)
 #
 # Commands run alternately RUNS times (default 5); the table gives medians. (b) and (d) must first give the same lines.
-# Then the same (b) and (d) over gs:// on the project's GCS test server (tests/gcs/gcs_server.py on a free 127.0.0.1
-# port) with GCS_DELAY_MS (20) of latency in every request, -j GCS_JOBS (32), GCS_FILES (2,000) seeded 4 KiB objects:
-# objects/s against the ideal GCS_JOBS / latency (Little's law). GCS=0 skips it.
+# Then the same (b) and (d) over gs:// from the synthetic bucket (bench/synthbucket.c, sl-synthbucket, on a free
+# 127.0.0.1 port: fast enough not to be the limit) with GCS_DELAY_MS (20) of latency in every request, -j GCS_JOBS
+# (32), GCS_FILES (40,000: 32 interpreters starting take about a second of the two cores, which a short run would
+# count against (b)) objects of SIZE, GCS_RUNS (3) runs: objects/s against the ideal GCS_JOBS / latency (Little's
+# law). GCS=0 skips it.
 #
 # Environment: FILES, SIZE, DIRS, RUNS, EXEC_FILES (default 500), JOBS (-j for sluice; default: sluice's), PYTHON
-# (default python3), SLUICE (default build/release/sluice, built if missing), GCS, GCS_DELAY_MS, GCS_JOBS, GCS_FILES.
+# (default python3), SLUICE (default build/release/sluice, built if missing), GCS, GCS_DELAY_MS, GCS_JOBS, GCS_FILES,
+# GCS_RUNS, SYNTH (sl-synthbucket beside SLUICE), LOCAL=0 to run the gs:// part alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -122,34 +125,34 @@ fi
 # --- (b) and (d) over gs:// behind latency -------------------------------------------------------------------------
 GCS_DELAY_MS=${GCS_DELAY_MS:-20}
 GCS_JOBS=${GCS_JOBS:-32}
-GCS_FILES=${GCS_FILES:-2000}
+GCS_FILES=${GCS_FILES:-40000}
+GCS_RUNS=${GCS_RUNS:-3}
 mkdir -p "$tmp/home"
 export HOME=$tmp/home GCE_METADATA_HOST=127.0.0.1:1 GCE_METADATA_IP=127.0.0.1:1 no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
 unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_OAUTH_ACCESS_TOKEN CLOUD_STORAGE_EMULATOR_ENDPOINT
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-python3 tests/gcs/gcs_server.py --port 0 --port-file "$tmp/port" >"$tmp/server.log" 2>&1 &
+SYNTH=${SYNTH:-$(dirname "$SLUICE")/sl-synthbucket}
+[ -x "$SYNTH" ] || { echo "bench/worker.sh: $SYNTH not built (libmicrohttpd-dev missing?); GCS=0 skips this part" >&2; exit 2; }
+"$SYNTH" --objects "$GCS_FILES" --size "$SIZE" --jitter 0 --delay-ms "$GCS_DELAY_MS" --port 0 --port-file "$tmp/port" \
+    >"$tmp/server.log" 2>&1 &
 SRV_PID=$!
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-[ -s "$tmp/port" ] || { echo "bench/worker.sh: the test server did not start" >&2; cat "$tmp/server.log" >&2; exit 3; }
-EMU=http://127.0.0.1:$(cat "$tmp/port")
-export STORAGE_EMULATOR_HOST=${EMU#http://}
-ctl() { curl -sSf -X POST "$EMU/$1" -H 'Content-Type: application/json' -d "$2" >/dev/null; } # ctl PATH JSON
-ctl _seed "{\"bucket\": \"lat\", \"count\": $GCS_FILES, \"size\": $SIZE, \"name_format\": \"d{:07d}.bin\"}"
-"$SLUICE" map gs://lat - --op md5 -q | LC_ALL=C sort >"$tmp/gd"
-"$SLUICE" map gs://lat - --worker "$PYTHON bench/md5_worker.py" -q | LC_ALL=C sort >"$tmp/gb"
+[ -s "$tmp/port" ] || { echo "bench/worker.sh: the synthetic bucket did not start" >&2; cat "$tmp/server.log" >&2; exit 3; }
+export STORAGE_EMULATOR_HOST=127.0.0.1:$(cat "$tmp/port")
+"$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --op md5 -q | LC_ALL=C sort >"$tmp/gd"
+"$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --worker "$PYTHON bench/md5_worker.py" -q | LC_ALL=C sort >"$tmp/gb"
 cmp -s "$tmp/gb" "$tmp/gd" || { echo "bench/worker.sh: over gs://, --worker and --op md5 disagree" >&2; exit 1; }
 [ "$(wc -l <"$tmp/gd")" = "$GCS_FILES" ] || { echo "bench/worker.sh: expected $GCS_FILES lines over gs://" >&2; exit 1; }
-ctl _config "{\"delay_ms\": $GCS_DELAY_MS}"
-for ((i = 0; i < RUNS; i++)); do
-    echo "== gs://, ${GCS_DELAY_MS} ms per request, -j $GCS_JOBS: run $((i + 1)) of $RUNS" >&2
-    measure gb "$SLUICE" map gs://lat - -j "$GCS_JOBS" --worker "$PYTHON bench/md5_worker.py" -q --report "$tmp/gb.r$i.json"
-    measure gd "$SLUICE" map gs://lat - -j "$GCS_JOBS" --op md5 -q --report "$tmp/gd.r$i.json"
+for ((i = 0; i < GCS_RUNS; i++)); do
+    echo "== gs://, ${GCS_DELAY_MS} ms per request, -j $GCS_JOBS: run $((i + 1)) of $GCS_RUNS" >&2
+    measure gb "$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --worker "$PYTHON bench/md5_worker.py" -q --report "$tmp/gb.r$i.json"
+    measure gd "$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --op md5 -q --report "$tmp/gd.r$i.json"
 done
-python3 - "$tmp" "$RUNS" "$GCS_FILES" "$GCS_JOBS" "$GCS_DELAY_MS" <<'PY'
+python3 - "$tmp" "$GCS_RUNS" "$GCS_FILES" "$GCS_JOBS" "$GCS_DELAY_MS" <<'PY'
 import glob, json, statistics, sys
 tmp, runs, files, jobs, delay = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 ideal = jobs / (delay / 1000)
-print(f"\ngs:// on the test server, {delay} ms per request, -j {jobs}, {files} x 4 KiB objects, median of {runs} runs; "
+print(f"\ngs:// from the synthetic bucket, {delay} ms per request, -j {jobs}, {files} x 4 KiB objects, median of {runs} runs; "
       f"ideal = {jobs} / {delay} ms = {ideal:.0f} objects/s\n")
 print("| command | wall | objects/s | of ideal | sluice's CPU per object | children's CPU per object | sluice's peak RSS | "
       "workers' peak PSS |")
