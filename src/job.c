@@ -52,6 +52,11 @@ typedef struct s_item {
     bool has_dst;
     bool needs_stat;  /* --retry-failed: only the key is known; the worker stats it */
     bool dst_unknown; /* the destination listing could not tell: the worker looks the output up itself */
+    /* verify: the listing found the output complete; the worker reads it back and skips the object only if its bytes
+     * still have out_crc32c (has_out_crc32c false: none was recorded, so the object is redone) */
+    bool check_output;
+    bool has_out_crc32c;
+    uint32_t out_crc32c;
     /* What the destination holds under the output key, as the listing or a lookup found it: no object (dst_gen 0) or
      * generation dst_gen. The output's upload is conditional on it (sl_write_options.if_generation_match). */
     bool dst_gen_known;
@@ -90,6 +95,8 @@ struct sl_job {
     size_t writer_min;
     bool dry_run;
     bool force;
+    bool fsync;  /* sl_job_options.fsync */
+    bool verify; /* sl_job_options.verify */
     char job_tag[SL__JOB_TAG_CAP]; /* recorded in each output's source fingerprint (resume.h) */
     sl_job_failure_fn on_failure;
     sl_job_result_fn on_result;
@@ -606,6 +613,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->kind = opts->kind;
     job->dry_run = opts->dry_run;
     job->force = opts->force;
+    job->fsync = opts->fsync;
+    job->verify = opts->verify;
     job->on_failure = opts->on_failure;
     job->on_result = opts->on_result;
     job->on_progress = opts->on_progress;
@@ -1002,6 +1011,8 @@ static s_item *s_item_new(const sl_object *obj) {
     it->has_dst = false;
     it->needs_stat = false;
     it->dst_unknown = false;
+    it->check_output = false;
+    it->has_out_crc32c = false;
     it->dst_gen_known = false;
     it->dst_gen = 0;
     return it;
@@ -1069,6 +1080,18 @@ static int s_list_under(sl_job *job) {
     sl_client_destroy(uc);
     free(key);
     return rc;
+}
+
+/* verify: complete local outputs are read back before they are skipped (a gs:// output's CRC32C is the server's). */
+static bool s_verifies(const sl_job *job) {
+    return job->verify && job->dst && sl_store_scheme(job->dst) == SL_SCHEME_FILE;
+}
+
+/* The output `dst` of `it` is complete by its fingerprint: its worker checks its bytes first (verify). */
+static void s_note_check(s_item *it, const sl_object *dst) {
+    it->check_output = true;
+    it->has_out_crc32c = dst->has_committed_crc32c;
+    it->out_crc32c = dst->committed_crc32c;
 }
 
 /* Records what the destination holds under the output of `it`, when `known`: `dst` (NULL: no object). Only a
@@ -1140,7 +1163,7 @@ static void *s_lister_main(void *arg) {
         }
         sl__resume_action action =
             found == 1 ? sl__resume_decide(&obj, dobj, job->job_tag, s_copies(job)) : SL__RESUME_DO;
-        if (action == SL__RESUME_SKIP) {
+        if (action == SL__RESUME_SKIP && !s_verifies(job)) {
             s_count_skipped(job, &obj);
             continue;
         }
@@ -1149,6 +1172,8 @@ static void *s_lister_main(void *arg) {
             rc = sl__fail(SL_ENOMEM, "out of memory");
             goto done;
         }
+        if (action == SL__RESUME_SKIP)
+            s_note_check(it, dobj);
         if (action == SL__RESUME_VERIFY) {
             it->dst = *dobj;
             it->dst.key = NULL;
@@ -1299,10 +1324,24 @@ static int s_lookup_dst(s_worker *w, const char *key, sl_object *out) {
     return rc;
 }
 
+/* verify: whether the output its fingerprint says is complete still has the bytes it was committed with. An output
+ * that cannot be read is redone (and fails then if its place cannot be written). */
+static bool s_output_intact(s_worker *w, const s_item *it, unsigned char *buf) {
+    if (!it->has_out_crc32c)
+        return false;
+    uint32_t crc;
+    uint64_t read_bytes = 0;
+    int rc = s_crc_of(w->dst, w->dst_key, buf, w->job->buffer_size, &crc, &read_bytes);
+    atomic_fetch_add(&w->job->bytes_read, read_bytes);
+    return rc == 0 && crc == it->out_crc32c;
+}
+
 /* Whether the output of `it` is already complete: looked up now if the listing could not tell, then for cp/sync an
  * output of the same size that sluice did not record is compared by checksum. */
 static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
+    if (it->check_output)
+        return s_output_intact(w, it, buf);
     if (it->dst_unknown) {
         sl_object d;
         int rc = s_lookup_dst(w, w->dst_key, &d);
@@ -1312,7 +1351,10 @@ static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
             return false;
         switch (sl__resume_decide(&it->src, &d, job->job_tag, s_copies(job))) {
         case SL__RESUME_SKIP:
-            return true;
+            if (!s_verifies(job))
+                return true;
+            s_note_check(it, &d);
+            return s_output_intact(w, it, buf);
         case SL__RESUME_VERIFY:
             it->dst = d;
             it->dst.key = NULL;
@@ -1375,7 +1417,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     }
     if (job->dst) {
         /* Only a copy's size is known in advance. */
-        sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0};
+        sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0, .fsync = job->fsync};
         if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
             wo.source_fingerprint = w->fingerprint;
         s_check_dst(w, it);
