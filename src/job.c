@@ -45,6 +45,12 @@
  * it touches (measured: 20-60 KiB), and its share of the queue (S_QUEUE_PER_WORKER items, each with a key). */
 #define S_THREAD_BYTES ((size_t)64 * 1024)
 #define S_QUEUE_PER_WORKER 4u
+/* The memory sampler's fast first phase, as `sluice watch` has it: a job of half a second has a curve too. It lasts
+ * S_MEM_FAST_INTERVALS --mem-interval periods, within [S_MEM_FAST_MIN_MS, S_MEM_FAST_MAX_MS]. */
+#define S_MEM_FAST_MS 20u
+#define S_MEM_FAST_INTERVALS 20u
+#define S_MEM_FAST_MIN_MS 1000u
+#define S_MEM_FAST_MAX_MS 30000u
 
 typedef struct s_item {
     sl_object src;
@@ -1787,9 +1793,39 @@ static uint64_t s_mem_with_workers(void *user_data) {
     return own + workers;
 }
 
-/* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a
- * timeline or chart that could not be written is recorded as an output error. */
-static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
+/* The evenly spaced samples to judge and draw: the fast phase's when the run ended within it (or there are no others),
+ * the --mem-interval ones when there are enough of them (S_MEM_FAST_INTERVALS), else the fast samples followed by the
+ * later slower ones (made into *owned, which the caller destroys; NULL when not needed or out of memory). */
+static const sl_timeline *s_mem_pick(const sl_timeline *slow, const sl_timeline *fast, bool fast_whole_run,
+                                     sl_timeline **owned) {
+    *owned = NULL;
+    if (fast && (fast_whole_run || !slow))
+        return fast;
+    if (!fast || sl_timeline_count(slow) >= S_MEM_FAST_INTERVALS)
+        return slow;
+    sl_timeline *both = sl_timeline_new(0);
+    if (!both)
+        return slow;
+    double fast_end = 0;
+    for (size_t i = 0; i < sl_timeline_count(fast); i++) {
+        const sl_mem_sample *s = sl_timeline_get(fast, i);
+        sl_timeline_add(both, s);
+        fast_end = s->t_s;
+    }
+    for (size_t i = 0; i < sl_timeline_count(slow); i++) {
+        const sl_mem_sample *s = sl_timeline_get(slow, i);
+        if (s->t_s > fast_end)
+            sl_timeline_add(both, s);
+    }
+    *owned = both;
+    return both;
+}
+
+/* Stops the samplers (fast: the fast phase's, NULL if it could not start; fast_whole_run: it was still sampling when
+ * the run ended), keeps the verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a timeline
+ * or chart that could not be written is recorded as an output error. */
+static void s_mem_finish(sl_job *job, sl_memwatch *mw, sl_memwatch *fast, bool fast_whole_run) {
+    sl_memwatch_stop(fast);
     sl_memwatch_stop(mw);
     char why[SL__MESSAGE_CAP];
     int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
@@ -1800,9 +1836,13 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     job->mem_cg_usage = last.cg_usage_bytes;
     job->mem_cg_limit = last.cg_limit_bytes;
     job->mem_cg_unreclaimable = last.cg_unreclaimable_bytes;
-    const sl_timeline *tl = sl_memwatch_timeline(mw);
-    sl_memwatch_judge(mw, &job->mem_verdict);
-    job->mem_peak_rss = sl_timeline_peak_rss(tl);
+    sl_timeline *owned = NULL;
+    const sl_timeline *tl =
+        s_mem_pick(sl_memwatch_timeline(mw), fast ? sl_memwatch_timeline(fast) : NULL, fast_whole_run, &owned);
+    sl_mem_judge(tl, 0, &job->mem_verdict);
+    job->mem_peak_rss = sl_timeline_peak_rss(sl_memwatch_timeline(mw));
+    if (fast && sl_timeline_peak_rss(sl_memwatch_timeline(fast)) > job->mem_peak_rss)
+        job->mem_peak_rss = sl_timeline_peak_rss(sl_memwatch_timeline(fast));
     job->mem_samples = sl_timeline_count(tl);
     job->mem_judged = true;
     int rc = 0;
@@ -1826,6 +1866,8 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());
     }
+    sl_timeline_destroy(owned);
+    sl_memwatch_destroy(fast);
     sl_memwatch_destroy(mw);
 }
 
@@ -1940,6 +1982,17 @@ int sl_job_run(sl_job *job) {
         free(tids);
         return rc;
     }
+    /* The fast phase: no timeline file and no warning (the --mem-interval sampler has both); without it (it could not
+     * start) a short job's verdict is just unknown. */
+    sl_memwatch *fast = NULL;
+    sl_memwatch_options fo = {
+        .interval_ms = S_MEM_FAST_MS, .rss = mo.rss, .counts = s_mem_counts, .user_data = job};
+    if (sl_memwatch_start(&fo, &fast) < 0)
+        fast = NULL;
+    uint64_t fast_ms = (uint64_t)job->mem_interval_ms * S_MEM_FAST_INTERVALS;
+    fast_ms = fast_ms < S_MEM_FAST_MIN_MS ? S_MEM_FAST_MIN_MS : fast_ms > S_MEM_FAST_MAX_MS ? S_MEM_FAST_MAX_MS : fast_ms;
+    int64_t fast_end_ns = s_monotonic_ns() + (int64_t)fast_ms * 1000000;
+    bool fast_running = fast != NULL;
     s_watch_health(job, true);
     sigset_t old;
     s_block_signals(&old);
@@ -1982,6 +2035,12 @@ int sl_job_run(sl_job *job) {
             deadline.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
+        if (fast_running && s_monotonic_ns() >= fast_end_ns) {
+            pthread_mutex_unlock(&job->synced.lock);
+            sl_memwatch_stop(fast); /* its samples stay; the --mem-interval sampler goes on */
+            fast_running = false;
+            pthread_mutex_lock(&job->synced.lock);
+        }
         if (!job->synced.output_error) {
             char why[SL__MESSAGE_CAP];
             int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
@@ -2025,7 +2084,7 @@ int sl_job_run(sl_job *job) {
     s_watch_health(job, false);
     atomic_store(&job->finished_ns, s_monotonic_ns());
     /* The timeline's last lines, the chart and the failure log's end: an error there is the job's too. */
-    s_mem_finish(job, mw);
+    s_mem_finish(job, mw, fast, fast_running);
     int log_rc = sl_outfile_close(job->synced.failures_log);
     job->synced.failures_log = NULL;
     if (log_rc < 0)
