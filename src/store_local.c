@@ -84,10 +84,19 @@ typedef struct s_pending {
  * as a batch and makes it durable while the others wait, and new commits queue up behind it for the next batch. */
 typedef struct s_group {
     pthread_mutex_t lock;
-    pthread_cond_t done;
+    pthread_cond_t done;    /* a batch is done */
+    pthread_cond_t arrived; /* a commit queued, or a writer with fsync went away: the leader may stop waiting */
     s_pending *head, **tail;
-    bool busy; /* a leader is running a batch */
+    bool busy;            /* a leader is running a batch */
+    unsigned open;        /* writers with fsync opened and not yet committing or aborted */
+    int64_t last_ns;      /* how long the last batch took */
 } s_group;
+/* A leader waits for the writers still open to commit too (they are about to, in a job: a worker opens its writer
+ * when it starts an object), as long as the last batch took, within these bounds: a batch of every worker costs one
+ * syncfs where one per worker would cost as many, and a writer that is slow to finish (a large object) holds the
+ * others back at most that long. */
+#define S_GROUP_WAIT_MIN_NS 100000LL
+#define S_GROUP_WAIT_MAX_NS 10000000LL
 
 typedef struct s_store {
     sl_store base;
@@ -465,6 +474,11 @@ int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_sto
     st->file_mode = 0666 & ~s_read_umask();
     pthread_mutex_init(&st->group.lock, NULL);
     pthread_cond_init(&st->group.done, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->group.arrived, &ca);
+    pthread_condattr_destroy(&ca);
     st->group.tail = &st->group.head;
     *out = &st->base;
     return 0;
@@ -480,6 +494,7 @@ static void s_store_close(sl_store *store) {
     s_store *st = (s_store *)store;
     pthread_mutex_destroy(&st->group.lock);
     pthread_cond_destroy(&st->group.done);
+    pthread_cond_destroy(&st->group.arrived);
     free(st->root);
     free(st);
 }
@@ -1401,6 +1416,11 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
     }
     w->base.client = client;
     s_link_add(c, &w->link, S_WRITER);
+    if (w->fsync) {
+        pthread_mutex_lock(&st->group.lock);
+        st->group.open++;
+        pthread_mutex_unlock(&st->group.lock);
+    }
     *out = &w->base;
     return 0;
 
@@ -1554,18 +1574,43 @@ static void s_group_commit(s_pending *batch) {
 /* Joins the store's group commit with the finished temp file of w and waits until its batch is done. The first thread
  * to find no batch running leads: it takes everything queued (its own commit and those of the threads that queued
  * while the previous batch ran), runs it, and wakes them. A batch holds at most one commit per waiting thread. */
+static int64_t s_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A writer with fsync goes away without joining a batch (aborted, or failed before its commit). */
+static void s_group_leave(s_store *st) {
+    s_group *g = &st->group;
+    pthread_mutex_lock(&g->lock);
+    g->open--;
+    pthread_cond_signal(&g->arrived);
+    pthread_mutex_unlock(&g->lock);
+}
+
 static int s_commit_durable(s_store *st, s_writer *w) {
     s_pending me = {.w = w};
     s_group *g = &st->group;
     pthread_mutex_lock(&g->lock);
     *g->tail = &me;
     g->tail = &me.next;
+    g->open--;
+    pthread_cond_signal(&g->arrived);
     while (!me.done) {
         if (g->busy) {
             pthread_cond_wait(&g->done, &g->lock);
             continue;
         }
         g->busy = true;
+        int64_t wait_ns = g->last_ns < S_GROUP_WAIT_MIN_NS   ? S_GROUP_WAIT_MIN_NS
+                          : g->last_ns > S_GROUP_WAIT_MAX_NS ? S_GROUP_WAIT_MAX_NS
+                                                             : g->last_ns;
+        int64_t until = s_now_ns() + wait_ns;
+        struct timespec deadline = {.tv_sec = (time_t)(until / 1000000000), .tv_nsec = (long)(until % 1000000000)};
+        while (g->open > 0 && pthread_cond_timedwait(&g->arrived, &g->lock, &deadline) == 0) {
+        }
+        int64_t started = s_now_ns();
         s_pending *batch = g->head, **cut = &g->head;
         for (size_t n = 0; *cut && n < S_GROUP_MAX; n++)
             cut = &(*cut)->next;
@@ -1576,6 +1621,7 @@ static int s_commit_durable(s_store *st, s_writer *w) {
         pthread_mutex_unlock(&g->lock);
         s_group_commit(batch);
         pthread_mutex_lock(&g->lock);
+        g->last_ns = s_now_ns() - started;
         for (s_pending *p = batch, *next; p; p = next) {
             next = p->next; /* p may be gone as soon as it is marked done and the lock is released */
             p->done = true;
@@ -1599,7 +1645,9 @@ static int s_write_commit(sl_writer *writer) {
         rc = s_fail_path(errno, w->path, "cannot set the mode of the new file");
     if (rc == 0)
         s_record_fingerprint(w);
-    if (rc == 0)
+    if (rc < 0 && w->fsync)
+        s_group_leave(st);
+    else if (rc == 0)
         rc = w->fsync ? s_commit_durable(st, w) : s_rename_into_place(w);
     /* A failed commit leaves no temp file, unless it got as far as its rename (a directory that could not be synced):
      * the temp name is then gone, and may even be another writer's new file. */
@@ -1621,6 +1669,8 @@ static int s_write_commit(sl_writer *writer) {
 
 static void s_write_abort(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
+    if (w->fsync)
+        s_group_leave((s_store *)writer->client->store);
     close(w->fd);
     unlinkat(w->dir_fd, w->tmp_name, 0);
     s_writer_free(w);
