@@ -13,7 +13,7 @@
 # deleted, between runs (ext4's allocator checks new inodes against recently deleted ones: deleting 2,000 files
 # before each run makes creating files cost more kernel time run after run) and all deleted at the end.
 #
-# Environment: FILES, SIZE, DIRS (20), JOBS, RUNS, SLUICE (default: the release build of this tree), OLD_SLUICE
+# Environment: FILES, SIZE, DIRS (20), JOBS, RUNS, SETTLE (35 s of quiet before timing), SLUICE (default: the release build of this tree), OLD_SLUICE
 # (default: a release build of OLD_REV, 339c328, made in /tmp/sluice-bench/old-OLD_REV), RCLONE (rclone; empty: skip),
 # DST_BASE (where the downloads go; default /tmp/sluice-bench), OUT (raw figures; default build/bench).
 set -euo pipefail
@@ -117,7 +117,10 @@ for m in "${MODES[@]}"; do
     diff -r "$TREE" "$d" >/dev/null || { echo "bench/commit.sh: $m: the download differs from the tree" >&2; exit 1; }
 done
 
+# Deleted inodes make new files cost more kernel time for a while (ext4's allocator avoids inodes deleted within the
+# last dirty_expire_centisecs, 30 s): let whatever was deleted before this run (a previous run's cleanup) age first.
 sync
+sleep "${SETTLE:-35}"
 for m in "${MODES[@]}"; do : >"$OUT/commit-$m.time"; done
 for ((r = 0; r < RUNS; r++)); do
     for m in "${MODES[@]}"; do

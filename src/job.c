@@ -1406,14 +1406,61 @@ static void s_emit_line(sl_job *job, const char *line, size_t len) {
     pthread_mutex_unlock(&job->synced.lock);
 }
 
+/* A durable commit handed to the destination's committer (--fsync): the object is done, or failed, when it calls. */
+typedef struct s_deferred {
+    sl_job *job;
+    uint64_t bytes; /* written to the output */
+    char key[];     /* the object's */
+} s_deferred;
+
+static void s_committed(void *ctx, int rc, const char *message) {
+    s_deferred *d = ctx;
+    if (rc == 0) {
+        atomic_fetch_add(&d->job->bytes_written, d->bytes);
+        atomic_fetch_add(&d->job->done, 1);
+    } else {
+        tl_attempts = 1; /* the committer's thread: the commit is the object's last step, of its one good attempt */
+        sl__http_tally_reset();
+        s_report_failure(d->job, d->key, rc, message);
+    }
+    free(d);
+}
+
+/* Commits the output of `it` (bytes long): with --fsync, where the store defers durable commits, hands it over and
+ * sets *deferred (the object is counted when s_committed runs); else commits it here. Returns 0 or <0. */
+static int s_commit(s_worker *w, const s_item *it, sl_writer *out, uint64_t bytes, bool *deferred) {
+    *deferred = false;
+    if (w->job->fsync) {
+        s_deferred *d = malloc(sizeof(*d) + it->src.key_len + 1);
+        if (!d) {
+            sl_write_abort(out);
+            return sl__fail(SL_ENOMEM, "out of memory committing the output");
+        }
+        d->job = w->job;
+        d->bytes = bytes;
+        memcpy(d->key, it->key, it->src.key_len + 1);
+        int rc = sl__write_commit_deferred(out, s_committed, d);
+        if (rc != SL_ENOTSUP) {
+            if (rc < 0)
+                free(d);
+            *deferred = rc == 0;
+            return rc;
+        }
+        free(d);
+    }
+    return sl_write_commit(out);
+}
+
 /* One attempt at an object: open its source and destination, run the operation, commit or abort. Returns 0 or <0
  * with w->error filled. On success *len is the result line length (w->line), *has_out whether an output object was
- * written, *written its bytes. */
-static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out, bool *has_out, uint64_t *written) {
+ * written, *written its bytes, *deferred whether its commit was handed over (s_commit): it is not done yet. */
+static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out, bool *has_out, uint64_t *written,
+                    bool *deferred) {
     sl_job *job = w->job;
     sl_reader *in = NULL;
     sl_writer *out = NULL;
     tl_attempts++;
+    *deferred = false;
     w->result[0] = '\0';
     w->error[0] = '\0';
     int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
@@ -1474,7 +1521,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     }
     if (out) {
         if (rc == 0) {
-            if ((rc = sl_write_commit(out)) < 0)
+            if ((rc = s_commit(w, it, out, task.bytes_out, deferred)) < 0)
                 sl__task_fail(&task, rc, "%s", sl_last_error());
         } else {
             sl_write_abort(out);
@@ -1551,10 +1598,10 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     }
     /* Data that failed its checksum was never committed; try the object again before reporting it. */
     size_t len = 0;
-    bool has_out = false;
+    bool has_out = false, deferred = false;
     uint64_t written = 0;
     for (unsigned attempt = 0;; attempt++) {
-        rc = s_run_op(w, it, buf, &len, &has_out, &written);
+        rc = s_run_op(w, it, buf, &len, &has_out, &written, &deferred);
         if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
             break;
         it->dst_gen_known = false; /* the attempt may have changed the destination (made, then deleted, an object) */
@@ -1563,6 +1610,8 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
         return;
     }
+    if (deferred)
+        return; /* counted by s_committed once durable */
     if (!has_out)
         s_emit_line(job, w->line, len);
     atomic_fetch_add(&job->bytes_written, has_out ? written : len + 1);
@@ -2081,6 +2130,9 @@ int sl_job_run(sl_job *job) {
     free(tids);
     if (lister_started)
         pthread_join(lister, NULL);
+    /* --fsync: the outputs handed to the committer are done (or failed) once it has made them durable. */
+    if (job->dst)
+        sl__store_commit_drain(job->dst);
     s_watch_health(job, false);
     atomic_store(&job->finished_ns, s_monotonic_ns());
     /* The timeline's last lines, the chart and the failure log's end: an error there is the job's too. */

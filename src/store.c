@@ -294,6 +294,16 @@ int sl_write_commit(sl_writer *writer) {
     return writer->client->store->vt->write_commit(writer);
 }
 
+int sl__write_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx) {
+    const sl_store_vtable *vt = writer->client->store->vt;
+    return vt->commit_deferred ? vt->commit_deferred(writer, fn, ctx) : SL_ENOTSUP;
+}
+
+void sl__store_commit_drain(sl_store *store) {
+    if (store && store->vt->commit_drain)
+        store->vt->commit_drain(store);
+}
+
 void sl_write_abort(sl_writer *writer) {
     if (writer)
         writer->client->store->vt->write_abort(writer);

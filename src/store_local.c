@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -66,37 +67,39 @@
 #define S_XATTR_CAP (S_FP_MAX + 96)
 #define S_OUT_CRC " out_crc32c="
 #define S_OUT_CRC_LEN (sizeof(S_OUT_CRC) - 1)
-/* Commits one syncfs covers at most: the batch is also bounded by the threads committing at once (one each). */
+/* Commits one batch makes durable at most, and commits waiting at once (each holds its file's and its directory's fd:
+ * 512 fds). */
 #define S_GROUP_MAX 256
+/* The committer waits for a batch to fill up to S_GROUP_FULL commits, at most S_GROUP_WAIT_NS after the first came. */
+#define S_GROUP_FULL 64
+#define S_GROUP_WAIT_NS 2000000LL
 
 typedef struct s_writer s_writer;
 
-/* One commit waiting for, or in, a group commit: on the committing thread's stack. */
+/* A commit handed to the committer (sl__write_commit_deferred): the writer, no longer its client's. */
 typedef struct s_pending {
     struct s_pending *next;
     s_writer *w;
+    sl__commit_fn fn;
+    void *ctx;
     int rc;
-    bool done;
-    char message[SL__MESSAGE_CAP]; /* the failure's message (rc < 0), set by whichever thread ran the batch */
+    char *message; /* the failure's message (rc < 0), malloc'd; NULL when out of memory */
 } s_pending;
 
-/* The store's group commit: threads committing with fsync queue here; one of them (the leader) takes the whole queue
- * as a batch and makes it durable while the others wait, and new commits queue up behind it for the next batch. */
+/* The store's committer: a thread, started with the first commit with fsync, that takes the commits queued (up to
+ * S_GROUP_MAX) as one batch and makes it durable, while the writers that queued them go on with other work. */
 typedef struct s_group {
     pthread_mutex_t lock;
-    pthread_cond_t done;    /* a batch is done */
-    pthread_cond_t arrived; /* a commit queued, or a writer with fsync went away: the leader may stop waiting */
+    pthread_cond_t wake; /* for the committer: a commit queued, a drain asked, or stop */
+    pthread_cond_t idle; /* for producers: room in the queue, a batch done */
     s_pending *head, **tail;
-    bool busy;            /* a leader is running a batch */
-    unsigned open;        /* writers with fsync opened and not yet committing or aborted */
-    int64_t last_ns;      /* how long the last batch took */
+    size_t queued;
+    int64_t first_ns; /* when the oldest commit queued came */
+    bool busy;        /* the committer is running a batch */
+    bool started, stop;
+    unsigned drains; /* threads waiting for the queue to empty: no more waiting for a fuller batch */
+    pthread_t thread;
 } s_group;
-/* A leader waits for the writers still open to commit too (they are about to, in a job: a worker opens its writer
- * when it starts an object), as long as the last batch took, within these bounds: a batch of every worker costs one
- * syncfs where one per worker would cost as many, and a writer that is slow to finish (a large object) holds the
- * others back at most that long. */
-#define S_GROUP_WAIT_MIN_NS 100000LL
-#define S_GROUP_WAIT_MAX_NS 10000000LL
 
 typedef struct s_store {
     sl_store base;
@@ -473,12 +476,12 @@ int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_sto
     st->base.scheme = SL_SCHEME_FILE;
     st->file_mode = 0666 & ~s_read_umask();
     pthread_mutex_init(&st->group.lock, NULL);
-    pthread_cond_init(&st->group.done, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->group.arrived, &ca);
+    pthread_cond_init(&st->group.wake, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&st->group.idle, NULL);
     st->group.tail = &st->group.head;
     *out = &st->base;
     return 0;
@@ -490,11 +493,14 @@ on_error:
     return sl__fail(SL_ENOMEM, "%s: out of memory opening the store", url->path);
 }
 
+static void s_group_stop(s_group *g);
+
 static void s_store_close(sl_store *store) {
     s_store *st = (s_store *)store;
+    s_group_stop(&st->group);
     pthread_mutex_destroy(&st->group.lock);
-    pthread_cond_destroy(&st->group.done);
-    pthread_cond_destroy(&st->group.arrived);
+    pthread_cond_destroy(&st->group.wake);
+    pthread_cond_destroy(&st->group.idle);
     free(st->root);
     free(st);
 }
@@ -1416,11 +1422,6 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
     }
     w->base.client = client;
     s_link_add(c, &w->link, S_WRITER);
-    if (w->fsync) {
-        pthread_mutex_lock(&st->group.lock);
-        st->group.open++;
-        pthread_mutex_unlock(&st->group.lock);
-    }
     *out = &w->base;
     return 0;
 
@@ -1488,18 +1489,19 @@ static int s_rename_into_place(s_writer *w) {
     return s_fail_path(errno, w->path, "cannot rename the finished file into place");
 }
 
-/* Fails p with rc and the calling thread's last error, for p's own thread to report. */
+/* Fails p with rc and the calling thread's last error, for p's callback. */
 static void s_pending_fail(s_pending *p, int rc) {
     p->rc = rc;
-    snprintf(p->message, sizeof(p->message), "%s", sl_last_error());
+    free(p->message);
+    p->message = strdup(sl_last_error());
 }
 
-/* The durable commit of one batch (any thread may run it; the batch's writers are all waiting on it): every file's
- * bytes and fingerprint on disk, then the renames, then the directories that got a new name. The data goes first with
- * one syncfs per file system in the batch (a bind mount below the root is another one), which also covers directories
- * made for these files; a syncfs that fails (a writeback error somewhere on that file system) is no verdict on these
- * files, so each is then fsynced alone and fails alone. A directory is fsynced once for all its new names; if that
- * fails, the outputs renamed into it are visible but not known durable, and fail. */
+/* The durable commit of one batch, on the committer's thread: every file's bytes and fingerprint on disk, then the
+ * renames, then the directories that got a new name. The data goes first with one syncfs per file system in the batch
+ * (a bind mount below the root is another one), which also covers directories made for these files; a syncfs that
+ * fails (a write error somewhere on that file system) is no verdict on these files, so each is then fsynced alone and
+ * fails alone. A directory is fsynced once for all its new names; if that fails, the outputs renamed into it are
+ * visible but not known durable, and fail. */
 static void s_group_commit(s_pending *batch) {
     size_t n = 0;
     s_pending *items[S_GROUP_MAX];
@@ -1514,12 +1516,10 @@ static void s_group_commit(s_pending *batch) {
         bool first_of_fs = file_st[i].st_dev != 0;
         for (size_t j = 0; j < i && first_of_fs; j++)
             first_of_fs = file_st[j].st_dev != file_st[i].st_dev;
-        if (!first_of_fs)
+        if (!first_of_fs || syncfs(items[i]->w->fd) == 0)
             continue;
-        if (syncfs(items[i]->w->fd) == 0)
-            continue;
-        for (size_t j = i; j < n; j++)
-            if (file_st[j].st_dev == file_st[i].st_dev && j != i)
+        for (size_t j = i + 1; j < n; j++)
+            if (file_st[j].st_dev == file_st[i].st_dev)
                 file_st[j].st_dev = 0;
         file_st[i].st_dev = 0;
     }
@@ -1536,8 +1536,7 @@ static void s_group_commit(s_pending *batch) {
     /* Each directory once: the batch's renames into it are all in its one fsync. */
     struct stat dir_st[S_GROUP_MAX];
     for (size_t i = 0; i < n; i++) {
-        s_writer *w = items[i]->w;
-        if (items[i]->rc < 0 || fstat(w->dir_fd, &dir_st[i]) < 0) {
+        if (items[i]->rc < 0 || fstat(items[i]->w->dir_fd, &dir_st[i]) < 0) {
             dir_st[i].st_ino = 0;
             dir_st[i].st_dev = 0;
         }
@@ -1571,95 +1570,206 @@ static void s_group_commit(s_pending *batch) {
     }
 }
 
-/* Joins the store's group commit with the finished temp file of w and waits until its batch is done. The first thread
- * to find no batch running leads: it takes everything queued (its own commit and those of the threads that queued
- * while the previous batch ran), runs it, and wakes them. A batch holds at most one commit per waiting thread. */
+/* Removes the temp file of w if its name is still this file: a failed commit leaves none, unless it got as far as its
+ * rename (a directory that could not be synced), after which the name is gone or another writer's new file. */
+static void s_unlink_own_temp(s_writer *w) {
+    struct stat a, b;
+    if (fstat(w->fd, &a) == 0 && fstatat(w->dir_fd, w->tmp_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+        a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        unlinkat(w->dir_fd, w->tmp_name, 0);
+}
+
 static int64_t s_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* A writer with fsync goes away without joining a batch (aborted, or failed before its commit). */
-static void s_group_leave(s_store *st) {
-    s_group *g = &st->group;
+static void *s_committer_main(void *arg) {
+    s_group *g = arg;
     pthread_mutex_lock(&g->lock);
-    g->open--;
-    pthread_cond_signal(&g->arrived);
-    pthread_mutex_unlock(&g->lock);
-}
-
-static int s_commit_durable(s_store *st, s_writer *w) {
-    s_pending me = {.w = w};
-    s_group *g = &st->group;
-    pthread_mutex_lock(&g->lock);
-    *g->tail = &me;
-    g->tail = &me.next;
-    g->open--;
-    pthread_cond_signal(&g->arrived);
-    while (!me.done) {
-        if (g->busy) {
-            pthread_cond_wait(&g->done, &g->lock);
-            continue;
+    for (;;) {
+        /* A fuller batch costs the same syncfs: wait for one, a little, unless someone waits for the queue to empty. */
+        while (!g->stop && (!g->queued || (g->queued < S_GROUP_FULL && !g->drains &&
+                                           s_now_ns() < g->first_ns + S_GROUP_WAIT_NS))) {
+            if (!g->queued) {
+                pthread_cond_wait(&g->wake, &g->lock);
+                continue;
+            }
+            int64_t until = g->first_ns + S_GROUP_WAIT_NS;
+            struct timespec deadline = {.tv_sec = (time_t)(until / 1000000000), .tv_nsec = (long)(until % 1000000000)};
+            pthread_cond_timedwait(&g->wake, &g->lock, &deadline);
         }
-        g->busy = true;
-        int64_t wait_ns = g->last_ns < S_GROUP_WAIT_MIN_NS   ? S_GROUP_WAIT_MIN_NS
-                          : g->last_ns > S_GROUP_WAIT_MAX_NS ? S_GROUP_WAIT_MAX_NS
-                                                             : g->last_ns;
-        int64_t until = s_now_ns() + wait_ns;
-        struct timespec deadline = {.tv_sec = (time_t)(until / 1000000000), .tv_nsec = (long)(until % 1000000000)};
-        while (g->open > 0 && pthread_cond_timedwait(&g->arrived, &g->lock, &deadline) == 0) {
-        }
-        int64_t started = s_now_ns();
+        if (!g->queued)
+            break; /* stop, with nothing left */
         s_pending *batch = g->head, **cut = &g->head;
-        for (size_t n = 0; *cut && n < S_GROUP_MAX; n++)
+        size_t n = 0;
+        for (; *cut && n < S_GROUP_MAX; n++)
             cut = &(*cut)->next;
         g->head = *cut;
         *cut = NULL;
         if (!g->head)
             g->tail = &g->head;
+        g->queued -= n;
+        g->first_ns = s_now_ns();
+        g->busy = true;
+        pthread_cond_broadcast(&g->idle); /* room in the queue */
         pthread_mutex_unlock(&g->lock);
         s_group_commit(batch);
-        pthread_mutex_lock(&g->lock);
-        g->last_ns = s_now_ns() - started;
         for (s_pending *p = batch, *next; p; p = next) {
-            next = p->next; /* p may be gone as soon as it is marked done and the lock is released */
-            p->done = true;
+            next = p->next;
+            s_writer *w = p->w;
+            if (p->rc < 0)
+                s_unlink_own_temp(w);
+            /* Closed only now: the lock must hold until the temp name is gone, or a cleaner could take the finished
+             * file for a leftover. Its bytes are on disk: a failing close loses nothing. */
+            close(w->fd);
+            close(w->dir_fd);
+            free(w->fingerprint);
+            free(w);
+            p->fn(p->ctx, p->rc, p->rc < 0 ? (p->message ? p->message : sl_strerror(p->rc)) : NULL);
+            free(p->message);
+            free(p);
         }
+        pthread_mutex_lock(&g->lock);
         g->busy = false;
-        pthread_cond_broadcast(&g->done);
+        pthread_cond_broadcast(&g->idle);
     }
     pthread_mutex_unlock(&g->lock);
-    if (me.rc < 0)
-        return sl__fail(me.rc, "%s", me.message);
+    return NULL;
+}
+
+/* Waits until every commit queued so far has been done and its callback has returned. */
+static void s_group_drain(s_group *g) {
+    pthread_mutex_lock(&g->lock);
+    g->drains++;
+    pthread_cond_signal(&g->wake);
+    while (g->queued || g->busy)
+        pthread_cond_wait(&g->idle, &g->lock);
+    g->drains--;
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void s_group_stop(s_group *g) {
+    pthread_mutex_lock(&g->lock);
+    bool started = g->started;
+    g->stop = true;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    if (started)
+        pthread_join(g->thread, NULL);
+}
+
+/* Hands w (its temp file finished, its mode set and its fingerprint recorded) to the committer: w leaves its client
+ * (the client keeps its directory fd; w takes a copy), and fn(ctx, ...) is called on the committer's thread once the
+ * output is durable or failed. Waits while the queue is full. Returns 0, or <0 when w could not be handed over (w is
+ * then still the caller's, and fn is not called). */
+static int s_group_queue(s_store *st, s_writer *w, sl__commit_fn fn, void *ctx) {
+    s_group *g = &st->group;
+    s_pending *p = calloc(1, sizeof(*p));
+    int dir_fd = p ? fcntl(w->dir_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (!p || dir_fd < 0) {
+        int err = p ? errno : ENOMEM;
+        free(p);
+        return s_fail_path(err, w->path, "cannot hand the finished file to the committer");
+    }
+    p->w = w;
+    p->fn = fn;
+    p->ctx = ctx;
+    pthread_mutex_lock(&g->lock);
+    if (!g->started) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int err = pthread_create(&g->thread, NULL, s_committer_main, g);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (err) {
+            pthread_mutex_unlock(&g->lock);
+            close(dir_fd);
+            free(p);
+            return sl__fail_errno(err, "%s: cannot start the thread that commits outputs to disk", w->path);
+        }
+        g->started = true;
+    }
+    while (g->queued >= S_GROUP_MAX)
+        pthread_cond_wait(&g->idle, &g->lock);
+    /* From here w is the committer's: its client gets its directory back (s_writer_free without the free). */
+    s_client *c = (s_client *)w->base.client;
+    s_link_remove(&w->link);
+    if (c->dir_fd < 0) {
+        c->dir_fd = w->dir_fd;
+        c->dir_key_len = w->dir_len;
+        memcpy(c->dir_key, w->path + strlen(st->root) + 1, w->dir_len);
+    } else {
+        close(w->dir_fd);
+    }
+    w->dir_fd = dir_fd;
+    w->base.client = NULL;
+    if (!g->queued)
+        g->first_ns = s_now_ns();
+    *g->tail = p;
+    g->tail = &p->next;
+    g->queued++;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+/* A synchronous durable commit: queued like any other, then waited for. */
+typedef struct s_sync_wait {
+    s_group *g;
+    bool done;
+    int rc;
+    char message[SL__MESSAGE_CAP];
+} s_sync_wait;
+
+static void s_sync_done(void *ctx, int rc, const char *message) {
+    s_sync_wait *sw = ctx;
+    pthread_mutex_lock(&sw->g->lock);
+    sw->rc = rc;
+    if (rc < 0)
+        snprintf(sw->message, sizeof(sw->message), "%s", message);
+    sw->done = true;
+    pthread_cond_broadcast(&sw->g->idle);
+    pthread_mutex_unlock(&sw->g->lock);
+}
+
+/* Everything a commit does before the rename: the output's mode, its fingerprint. Returns 0 or <0. */
+static int s_commit_prepare(const s_store *st, s_writer *w) {
+    /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
+     * let anyone write into it). The finished output gets the mode any new file would get. */
+    if (fchmod(w->fd, st->file_mode) < 0)
+        return s_fail_path(errno, w->path, "cannot set the mode of the new file");
+    s_record_fingerprint(w);
     return 0;
 }
 
 static int s_write_commit(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
     s_store *st = (s_store *)writer->client->store;
-    int rc = 0;
-    /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
-     * let anyone write into it). The finished output gets the mode any new file would get. */
-    if (fchmod(w->fd, st->file_mode) < 0)
-        rc = s_fail_path(errno, w->path, "cannot set the mode of the new file");
-    if (rc == 0)
-        s_record_fingerprint(w);
-    if (rc < 0 && w->fsync)
-        s_group_leave(st);
-    else if (rc == 0)
-        rc = w->fsync ? s_commit_durable(st, w) : s_rename_into_place(w);
-    /* A failed commit leaves no temp file, unless it got as far as its rename (a directory that could not be synced):
-     * the temp name is then gone, and may even be another writer's new file. */
-    struct stat a, b;
-    if (rc < 0 && fstat(w->fd, &a) == 0 && fstatat(w->dir_fd, w->tmp_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-        a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-        unlinkat(w->dir_fd, w->tmp_name, 0);
+    int rc = s_commit_prepare(st, w);
+    if (rc == 0 && w->fsync) {
+        s_sync_wait sw = {.g = &st->group};
+        if ((rc = s_group_queue(st, w, s_sync_done, &sw)) == 0) {
+            pthread_mutex_lock(&st->group.lock);
+            st->group.drains++; /* nothing to wait for: this thread does */
+            pthread_cond_signal(&st->group.wake);
+            while (!sw.done)
+                pthread_cond_wait(&st->group.idle, &st->group.lock);
+            st->group.drains--;
+            pthread_mutex_unlock(&st->group.lock);
+            return sw.rc < 0 ? sl__fail(sw.rc, "%s", sw.message) : 0;
+        }
+    } else if (rc == 0) {
+        rc = s_rename_into_place(w);
+    }
+    if (rc < 0)
+        s_unlink_own_temp(w);
     /* Closed only now: the lock must hold until the temp name is gone, or a cleaner could take the finished file for
      * a leftover. Without fsync, a file system that writes back on close (NFS) reports there that the bytes did not
      * make it: the output just renamed into place is then not what was written, and is removed. */
     int closed = close(w->fd);
-    if (closed < 0 && rc == 0 && !w->fsync && (errno == EIO || errno == ENOSPC || errno == EDQUOT)) {
+    if (closed < 0 && rc == 0 && (errno == EIO || errno == ENOSPC || errno == EDQUOT)) {
         rc = s_fail_path(errno, w->path, "cannot write (reported when the file was closed)");
         unlinkat(w->dir_fd, w->name, 0);
     }
@@ -1667,10 +1777,26 @@ static int s_write_commit(sl_writer *writer) {
     return rc;
 }
 
+static int s_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx) {
+    s_writer *w = (s_writer *)writer;
+    s_store *st = (s_store *)writer->client->store;
+    if (!w->fsync)
+        return SL_ENOTSUP;
+    int rc = s_commit_prepare(st, w);
+    if (rc == 0 && (rc = s_group_queue(st, w, fn, ctx)) == 0)
+        return 0;
+    s_unlink_own_temp(w);
+    close(w->fd);
+    s_writer_free(w);
+    return rc;
+}
+
+static void s_commit_drain(sl_store *store) {
+    s_group_drain(&((s_store *)store)->group);
+}
+
 static void s_write_abort(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
-    if (w->fsync)
-        s_group_leave((s_store *)writer->client->store);
     close(w->fd);
     unlinkat(w->dir_fd, w->tmp_name, 0);
     s_writer_free(w);
@@ -1690,6 +1816,8 @@ static const sl_store_vtable s_vtable = {
     .write = s_write,
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
+    .commit_deferred = s_commit_deferred,
+    .commit_drain = s_commit_drain,
     .del = s_del,
     .probe = s_probe,
     .close = s_store_close,

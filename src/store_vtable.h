@@ -16,6 +16,10 @@ typedef struct sl__store_memory {
 /* A client whose store does not say (sl_store_vtable.memory): small scratch only. */
 #define SL__CLIENT_BYTES_DEFAULT ((size_t)32 * 1024)
 
+/* Called once a deferred commit is done: rc 0 when the output is durable under its name, else <0 with a one-line
+ * message (valid during the call). Runs on the store's committer thread. */
+typedef void (*sl__commit_fn)(void *ctx, int rc, const char *message);
+
 typedef struct sl_store_vtable {
     int (*client_new)(sl_store *store, sl_client **out);
     void (*client_destroy)(sl_client *client);
@@ -31,6 +35,9 @@ typedef struct sl_store_vtable {
     int (*write)(sl_writer *writer, const void *buf, size_t len);
     int (*write_commit)(sl_writer *writer); /* frees the writer, also on failure */
     void (*write_abort)(sl_writer *writer); /* frees the writer */
+    /* Optional: sl__write_commit_deferred and sl__store_commit_drain. */
+    int (*commit_deferred)(sl_writer *writer, sl__commit_fn fn, void *ctx);
+    void (*commit_drain)(sl_store *store);
     int (*del)(sl_client *client, const char *key);
     /* Optional (NULL if unsupported): copy the object src_obj of `src` (another store; src_obj->key, and its size,
      * generation and CRC32C as listed, which the copy is pinned to and checked against when known) to dst_key of this
@@ -114,6 +121,16 @@ int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store
 /* Server-side copy through the vtable's copy hook; SL_ENOTSUP when the stores cannot do it. */
 int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                    const sl_write_options *opts);
+/* A durable commit that does not wait for the disk: for a writer opened with sl_write_options.fsync on a store that
+ * groups such commits (local), the finished output is handed to the store's committer and this returns at once;
+ * fn(ctx, rc, message) is called on the committer's thread once the output is durable under its name or has failed.
+ * At most a fixed number of commits wait at once (this call blocks while the queue is full). The writer is freed in
+ * every case. Returns 0 (fn will be called exactly once), SL_ENOTSUP when the store or writer does not defer (nothing
+ * done: commit it with sl_write_commit), or another <0 when the commit failed before it was handed over (fn is never
+ * called). */
+int sl__write_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx);
+/* Waits until every deferred commit of the store has been done and its fn has returned. Nothing for other stores. */
+void sl__store_commit_drain(sl_store *store);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 /* The vtable's memory hook, with the defaults filled in. */
