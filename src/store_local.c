@@ -1452,17 +1452,20 @@ static int s_write(sl_writer *writer, const void *buf, size_t len) {
     return 0;
 }
 
+/* The directory of w's write goes back to its client for the next write, in place of the one the client held (a
+ * write elsewhere found it not to be its directory): the latest is the likeliest next, as keys come in order. */
+static void s_client_keep_dir(s_client *c, s_writer *w) {
+    if (c->dir_fd >= 0)
+        close(c->dir_fd);
+    c->dir_fd = w->dir_fd;
+    c->dir_key_len = w->dir_len;
+    memcpy(c->dir_key, w->path + strlen(((const s_store *)c->base.store)->root) + 1, w->dir_len);
+}
+
 static void s_writer_free(s_writer *w) {
     s_client *c = (s_client *)w->base.client;
     s_link_remove(&w->link);
-    /* The directory goes back to the client for its next write, unless it already holds another. */
-    if (c->dir_fd < 0) {
-        c->dir_fd = w->dir_fd;
-        c->dir_key_len = w->dir_len;
-        memcpy(c->dir_key, w->path + strlen(((const s_store *)c->base.store)->root) + 1, w->dir_len);
-    } else {
-        close(w->dir_fd);
-    }
+    s_client_keep_dir(c, w);
     free(w->fingerprint);
     free(w);
 }
@@ -1694,15 +1697,8 @@ static int s_group_queue(s_store *st, s_writer *w, sl__commit_fn fn, void *ctx) 
     while (g->queued >= S_GROUP_MAX)
         pthread_cond_wait(&g->idle, &g->lock);
     /* From here w is the committer's: its client gets its directory back (s_writer_free without the free). */
-    s_client *c = (s_client *)w->base.client;
     s_link_remove(&w->link);
-    if (c->dir_fd < 0) {
-        c->dir_fd = w->dir_fd;
-        c->dir_key_len = w->dir_len;
-        memcpy(c->dir_key, w->path + strlen(st->root) + 1, w->dir_len);
-    } else {
-        close(w->dir_fd);
-    }
+    s_client_keep_dir((s_client *)w->base.client, w);
     w->dir_fd = dir_fd;
     w->base.client = NULL;
     if (!g->queued)
