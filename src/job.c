@@ -101,8 +101,8 @@ struct sl_job {
     size_t writer_min;
     bool dry_run;
     bool force;
-    bool fsync;  /* sl_job_options.fsync */
-    bool verify; /* sl_job_options.verify */
+    bool fsync;                    /* sl_job_options.fsync */
+    bool verify;                   /* sl_job_options.verify */
     char job_tag[SL__JOB_TAG_CAP]; /* recorded in each output's source fingerprint (resume.h) */
     sl_job_failure_fn on_failure;
     sl_job_result_fn on_result;
@@ -2034,12 +2034,13 @@ int sl_job_run(sl_job *job) {
     /* The fast phase: no timeline file and no warning (the --mem-interval sampler has both); without it (it could not
      * start) a short job's verdict is just unknown. */
     sl_memwatch *fast = NULL;
-    sl_memwatch_options fo = {
-        .interval_ms = S_MEM_FAST_MS, .rss = mo.rss, .counts = s_mem_counts, .user_data = job};
+    sl_memwatch_options fo = {.interval_ms = S_MEM_FAST_MS, .rss = mo.rss, .counts = s_mem_counts, .user_data = job};
     if (sl_memwatch_start(&fo, &fast) < 0)
         fast = NULL;
     uint64_t fast_ms = (uint64_t)job->mem_interval_ms * S_MEM_FAST_INTERVALS;
-    fast_ms = fast_ms < S_MEM_FAST_MIN_MS ? S_MEM_FAST_MIN_MS : fast_ms > S_MEM_FAST_MAX_MS ? S_MEM_FAST_MAX_MS : fast_ms;
+    fast_ms = fast_ms < S_MEM_FAST_MIN_MS   ? S_MEM_FAST_MIN_MS
+              : fast_ms > S_MEM_FAST_MAX_MS ? S_MEM_FAST_MAX_MS
+                                            : fast_ms;
     int64_t fast_end_ns = s_monotonic_ns() + (int64_t)fast_ms * 1000000;
     bool fast_running = fast != NULL;
     s_watch_health(job, true);

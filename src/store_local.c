@@ -21,8 +21,8 @@
  * "<size> <mtime_ns> <fingerprint> out_crc32c=<8 hex>", the size, mtime and CRC32C being the finished file's own (the
  * CRC32C computed while writing): a file changed in place since its commit keeps the xattr but not its size and mtime,
  * so its fingerprint is no longer reported; one whose bytes were lost under it (a power loss after a commit that was
- * not synced) keeps all three, and only a reading of its bytes against out_crc32c shows it (sl_object.committed_crc32c).
- * Records made before out_crc32c existed have none and are still reported.
+ * not synced) keeps all three, and only a reading of its bytes against out_crc32c shows it
+ * (sl_object.committed_crc32c). Records made before out_crc32c existed have none and are still reported.
  *
  * Commits are atomic (temp file, then rename) but not synced, unless the write asked for fsync: then its commit joins
  * the store's group commit (s_group), which makes a whole batch of finished temp files durable with one syncfs, renames
@@ -38,11 +38,11 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -1562,7 +1562,7 @@ static void s_group_commit(s_pending *batch) {
             continue;
         for (size_t j = i; j < n; j++) {
             if (items[j]->rc < 0 || (j != i && !(dir_st[i].st_ino && dir_st[j].st_ino == dir_st[i].st_ino &&
-                                                  dir_st[j].st_dev == dir_st[i].st_dev)))
+                                                 dir_st[j].st_dev == dir_st[i].st_dev)))
                 continue;
             char buf[128];
             s_pending_fail(items[j], sl__fail(sl__errno_to_sl(err),
@@ -1593,8 +1593,8 @@ static void *s_committer_main(void *arg) {
     pthread_mutex_lock(&g->lock);
     for (;;) {
         /* A fuller batch costs the same syncfs: wait for one, a little, unless someone waits for the queue to empty. */
-        while (!g->stop && (!g->queued || (g->queued < S_GROUP_FULL && !g->drains &&
-                                           s_now_ns() < g->first_ns + S_GROUP_WAIT_NS))) {
+        while (!g->stop &&
+               (!g->queued || (g->queued < S_GROUP_FULL && !g->drains && s_now_ns() < g->first_ns + S_GROUP_WAIT_NS))) {
             if (!g->queued) {
                 pthread_cond_wait(&g->wake, &g->lock);
                 continue;
