@@ -68,8 +68,8 @@
 #define S_OUT_CRC " out_crc32c="
 #define S_OUT_CRC_LEN (sizeof(S_OUT_CRC) - 1)
 /* Commits one batch makes durable at most, and commits waiting at once (each holds its file's and its directory's fd:
- * 512 fds). */
-#define S_GROUP_MAX 256
+ * 256 fds). */
+#define S_GROUP_MAX 128
 /* The committer waits for a batch to fill up to S_GROUP_FULL commits, at most S_GROUP_WAIT_NS after the first came. */
 #define S_GROUP_FULL 64
 #define S_GROUP_WAIT_NS 2000000LL

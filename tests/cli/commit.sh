@@ -35,6 +35,10 @@ else
     HAVE_STRACE=1
 fi
 
+# LeakSanitizer cannot run under ptrace: a sanitized binary traced by strace checks everything but leaks (the runs
+# that are not traced check those).
+NOLEAK=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+
 # sys_check LOG MODE: checks an `strace -f -ttt -y` log of a cp of $N files into $T/<dst> (see the top).
 cat >"$T/syscalls.py" <<'PY'
 import os, re, sys
@@ -97,7 +101,7 @@ if [ "$HAVE_STRACE" = 1 ]; then
     say "default: atomic and not synced: temp files renamed into place, no fsync, fdatasync or syncfs"
     mkdir -p "$T/case1"
     (cd "$T/case1" && strace -f -ttt -y -o "$T/s1.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 \
-        "$SLUICE" cp -q -j 32 "$T/src" dst) >"$T/s1.out" 2>&1 || fail "cp under strace" "exit 0" "$(cat "$T/s1.out")"
+        "${NOLEAK[@]}" "$SLUICE" cp -q -j 32 "$T/src" dst) >"$T/s1.out" 2>&1 || fail "cp under strace" "exit 0" "$(cat "$T/s1.out")"
     same_tree "$T/src" "$T/case1/dst" "cp"
     syncs=$(python3 "$T/syscalls.py" "$T/s1.log" default "$N" 2>&1) || fail "system calls of a default cp" "no sync call" "$syncs"
     expect_eq "sync calls of a default cp" 0 "$syncs"
@@ -105,7 +109,7 @@ if [ "$HAVE_STRACE" = 1 ]; then
     say "--fsync: a group commit: syncfs after the data, before the renames, then each directory fsynced; far fewer syncs than outputs"
     mkdir -p "$T/case2"
     (cd "$T/case2" && strace -f -ttt -y -o "$T/s2.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 \
-        "$SLUICE" cp -q -j 32 --fsync "$T/src" dst) >"$T/s2.out" 2>&1 ||
+        "${NOLEAK[@]}" "$SLUICE" cp -q -j 32 --fsync "$T/src" dst) >"$T/s2.out" 2>&1 ||
         fail "cp --fsync under strace" "exit 0" "$(cat "$T/s2.out")"
     same_tree "$T/src" "$T/case2/dst" "cp --fsync"
     syncs=$(python3 "$T/syscalls.py" "$T/s2.log" fsync "$N" 2>&1) ||
@@ -115,7 +119,7 @@ if [ "$HAVE_STRACE" = 1 ]; then
     say "--fsync for map too (sync and map share the commit): a group commit, every output there"
     mkdir -p "$T/case3"
     (cd "$T/case3" && strace -f -ttt -y -o "$T/s3.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 \
-        "$SLUICE" map -q -j 32 --fsync --op md5 "$T/src" dst) >"$T/s3.out" 2>&1 ||
+        "${NOLEAK[@]}" "$SLUICE" map -q -j 32 --fsync --op md5 "$T/src" dst) >"$T/s3.out" 2>&1 ||
         fail "map --fsync under strace" "exit 0" "$(cat "$T/s3.out")"
     syncs=$(python3 "$T/syscalls.py" "$T/s3.log" fsync "$N" 2>&1) ||
         fail "system calls of map --fsync" "a group commit" "$syncs"
