@@ -49,6 +49,12 @@
 /* A sliced object's owner hands at most this many other workers a token to read its slices with (each takes slices
  * until none is left); the queue keeps room for them apart from its capacity. */
 #define S_SLICE_HELPERS_MAX 16u
+/* The memory sampler's fast first phase, as `sluice watch` has it: a job of half a second has a curve too. It lasts
+ * S_MEM_FAST_INTERVALS --mem-interval periods, within [S_MEM_FAST_MIN_MS, S_MEM_FAST_MAX_MS]. */
+#define S_MEM_FAST_MS 20u
+#define S_MEM_FAST_INTERVALS 20u
+#define S_MEM_FAST_MIN_MS 1000u
+#define S_MEM_FAST_MAX_MS 30000u
 
 typedef struct s_item {
     sl_object src;
@@ -56,6 +62,11 @@ typedef struct s_item {
     bool has_dst;
     bool needs_stat;  /* --retry-failed: only the key is known; the worker stats it */
     bool dst_unknown; /* the destination listing could not tell: the worker looks the output up itself */
+    /* verify: the listing found the output complete; the worker reads it back and skips the object only if its bytes
+     * still have out_crc32c (has_out_crc32c false: none was recorded, so the object is redone) */
+    bool check_output;
+    bool has_out_crc32c;
+    uint32_t out_crc32c;
     /* What the destination holds under the output key, as the listing or a lookup found it: no object (dst_gen 0) or
      * generation dst_gen. The output's upload is conditional on it (sl_write_options.if_generation_match). */
     bool dst_gen_known;
@@ -123,6 +134,8 @@ struct sl_job {
     size_t writer_min;
     bool dry_run;
     bool force;
+    bool fsync;                    /* sl_job_options.fsync */
+    bool verify;                   /* sl_job_options.verify */
     char job_tag[SL__JOB_TAG_CAP]; /* recorded in each output's source fingerprint (resume.h) */
     sl_job_failure_fn on_failure;
     sl_job_result_fn on_result;
@@ -640,6 +653,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->kind = opts->kind;
     job->dry_run = opts->dry_run;
     job->force = opts->force;
+    job->fsync = opts->fsync;
+    job->verify = opts->verify;
     job->on_failure = opts->on_failure;
     job->on_result = opts->on_result;
     job->on_progress = opts->on_progress;
@@ -1051,6 +1066,8 @@ static s_item *s_item_new(const sl_object *obj) {
     it->has_dst = false;
     it->needs_stat = false;
     it->dst_unknown = false;
+    it->check_output = false;
+    it->has_out_crc32c = false;
     it->dst_gen_known = false;
     it->dst_gen = 0;
     it->held = false;
@@ -1144,6 +1161,18 @@ static int s_list_under(sl_job *job) {
     return rc;
 }
 
+/* verify: complete local outputs are read back before they are skipped (a gs:// output's CRC32C is the server's). */
+static bool s_verifies(const sl_job *job) {
+    return job->verify && job->dst && sl_store_scheme(job->dst) == SL_SCHEME_FILE;
+}
+
+/* The output `dst` of `it` is complete by its fingerprint: its worker checks its bytes first (verify). */
+static void s_note_check(s_item *it, const sl_object *dst) {
+    it->check_output = true;
+    it->has_out_crc32c = dst->has_committed_crc32c;
+    it->out_crc32c = dst->committed_crc32c;
+}
+
 /* Records what the destination holds under the output of `it`, when `known`: `dst` (NULL: no object). Only a
  * generation can make an upload conditional: an object without one (a local file) leaves it unknown. */
 static void s_note_dst(s_item *it, const sl_object *dst, bool known) {
@@ -1213,7 +1242,7 @@ static void *s_lister_main(void *arg) {
         }
         sl__resume_action action =
             found == 1 ? sl__resume_decide(&obj, dobj, job->job_tag, s_copies(job)) : SL__RESUME_DO;
-        if (action == SL__RESUME_SKIP) {
+        if (action == SL__RESUME_SKIP && !s_verifies(job)) {
             s_count_skipped(job, &obj);
             continue;
         }
@@ -1222,6 +1251,8 @@ static void *s_lister_main(void *arg) {
             rc = sl__fail(SL_ENOMEM, "out of memory");
             goto done;
         }
+        if (action == SL__RESUME_SKIP)
+            s_note_check(it, dobj);
         if (action == SL__RESUME_VERIFY) {
             it->dst = *dobj;
             it->dst.key = NULL;
@@ -1372,10 +1403,24 @@ static int s_lookup_dst(s_worker *w, const char *key, sl_object *out) {
     return rc;
 }
 
+/* verify: whether the output its fingerprint says is complete still has the bytes it was committed with. An output
+ * that cannot be read is redone (and fails then if its place cannot be written). */
+static bool s_output_intact(s_worker *w, const s_item *it, unsigned char *buf) {
+    if (!it->has_out_crc32c)
+        return false;
+    uint32_t crc;
+    uint64_t read_bytes = 0;
+    int rc = s_crc_of(w->dst, w->dst_key, buf, w->job->buffer_size, &crc, &read_bytes);
+    atomic_fetch_add(&w->job->bytes_read, read_bytes);
+    return rc == 0 && crc == it->out_crc32c;
+}
+
 /* Whether the output of `it` is already complete: looked up now if the listing could not tell, then for cp/sync an
  * output of the same size that sluice did not record is compared by checksum. */
 static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
+    if (it->check_output)
+        return s_output_intact(w, it, buf);
     if (it->dst_unknown) {
         sl_object d;
         int rc = s_lookup_dst(w, w->dst_key, &d);
@@ -1385,7 +1430,10 @@ static bool s_output_complete(s_worker *w, s_item *it, unsigned char *buf) {
             return false;
         switch (sl__resume_decide(&it->src, &d, job->job_tag, s_copies(job))) {
         case SL__RESUME_SKIP:
-            return true;
+            if (!s_verifies(job))
+                return true;
+            s_note_check(it, &d);
+            return s_output_intact(w, it, buf);
         case SL__RESUME_VERIFY:
             it->dst = d;
             it->dst.key = NULL;
@@ -1431,14 +1479,61 @@ static void s_emit_line(sl_job *job, const char *line, size_t len) {
     pthread_mutex_unlock(&job->synced.lock);
 }
 
+/* A durable commit handed to the destination's committer (--fsync): the object is done, or failed, when it calls. */
+typedef struct s_deferred {
+    sl_job *job;
+    uint64_t bytes; /* written to the output */
+    char key[];     /* the object's */
+} s_deferred;
+
+static void s_committed(void *ctx, int rc, const char *message) {
+    s_deferred *d = ctx;
+    if (rc == 0) {
+        atomic_fetch_add(&d->job->bytes_written, d->bytes);
+        atomic_fetch_add(&d->job->done, 1);
+    } else {
+        tl_attempts = 1; /* the committer's thread: the commit is the object's last step, of its one good attempt */
+        sl__http_tally_reset();
+        s_report_failure(d->job, d->key, rc, message);
+    }
+    free(d);
+}
+
+/* Commits the output of `it` (bytes long): with --fsync, where the store defers durable commits, hands it over and
+ * sets *deferred (the object is counted when s_committed runs); else commits it here. Returns 0 or <0. */
+static int s_commit(s_worker *w, const s_item *it, sl_writer *out, uint64_t bytes, bool *deferred) {
+    *deferred = false;
+    if (w->job->fsync) {
+        s_deferred *d = malloc(sizeof(*d) + it->src.key_len + 1);
+        if (!d) {
+            sl_write_abort(out);
+            return sl__fail(SL_ENOMEM, "out of memory committing the output");
+        }
+        d->job = w->job;
+        d->bytes = bytes;
+        memcpy(d->key, it->key, it->src.key_len + 1);
+        int rc = sl__write_commit_deferred(out, s_committed, d);
+        if (rc != SL_ENOTSUP) {
+            if (rc < 0)
+                free(d);
+            *deferred = rc == 0;
+            return rc;
+        }
+        free(d);
+    }
+    return sl_write_commit(out);
+}
+
 /* One attempt at an object: open its source and destination, run the operation, commit or abort. Returns 0 or <0
  * with w->error filled. On success *len is the result line length (w->line), *has_out whether an output object was
- * written, *written its bytes. */
-static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out, bool *has_out, uint64_t *written) {
+ * written, *written its bytes, *deferred whether its commit was handed over (s_commit): it is not done yet. */
+static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out, bool *has_out, uint64_t *written,
+                    bool *deferred) {
     sl_job *job = w->job;
     sl_reader *in = NULL;
     sl_writer *out = NULL;
     tl_attempts++;
+    *deferred = false;
     w->result[0] = '\0';
     w->error[0] = '\0';
     int rc = sl_read_open(w->src, it->key, 0, SL_LENGTH_TO_END, NULL, &in);
@@ -1448,7 +1543,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     }
     if (job->dst) {
         /* Only a copy's size is known in advance. */
-        sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0};
+        sl_write_options wo = {.size_hint = s_copies(job) ? it->src.size : 0, .fsync = job->fsync};
         if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
             wo.source_fingerprint = w->fingerprint;
         s_check_dst(w, it);
@@ -1499,7 +1594,7 @@ static int s_run_op(s_worker *w, s_item *it, unsigned char *buf, size_t *len_out
     }
     if (out) {
         if (rc == 0) {
-            if ((rc = sl_write_commit(out)) < 0)
+            if ((rc = s_commit(w, it, out, task.bytes_out, deferred)) < 0)
                 sl__task_fail(&task, rc, "%s", sl_last_error());
         } else {
             sl_write_abort(out);
@@ -1609,7 +1704,7 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     tl_attempts++;
     w->error[0] = '\0';
-    sl_write_options wo = {.size_hint = it->src.size};
+    sl_write_options wo = {.size_hint = it->src.size, .fsync = job->fsync};
     if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
         wo.source_fingerprint = w->fingerprint;
     s_check_dst(w, it);
@@ -1714,6 +1809,9 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
             sl__fail(rc, "%s", saved);
         }
     } else if (rc == 0) {
+        /* The slices' combined CRC32C is the output's (checked against the object's above); --fsync: the commit
+         * waits for its batch of the committer. */
+        sl__write_set_crc32c(out, crc_all);
         rc = sl_write_commit(out);
     } else {
         sl_write_abort(out);
@@ -1811,10 +1909,10 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     }
     /* Data that failed its checksum was never committed; try the object again before reporting it. */
     size_t len = 0;
-    bool has_out = false;
+    bool has_out = false, deferred = false;
     uint64_t written = 0;
     for (unsigned attempt = 0;; attempt++) {
-        rc = s_run_op(w, it, buf, &len, &has_out, &written);
+        rc = s_run_op(w, it, buf, &len, &has_out, &written, &deferred);
         if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
             break;
         it->dst_gen_known = false; /* the attempt may have changed the destination (made, then deleted, an object) */
@@ -1823,6 +1921,8 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
         return;
     }
+    if (deferred)
+        return; /* counted by s_committed once durable */
     if (!has_out)
         s_emit_line(job, w->line, len);
     atomic_fetch_add(&job->bytes_written, has_out ? written : len + 1);
@@ -2065,9 +2165,39 @@ static uint64_t s_mem_with_workers(void *user_data) {
     return own + workers;
 }
 
-/* Stops the sampler, keeps its verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a
- * timeline or chart that could not be written is recorded as an output error. */
-static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
+/* The evenly spaced samples to judge and draw: the fast phase's when the run ended within it (or there are no others),
+ * the --mem-interval ones when there are enough of them (S_MEM_FAST_INTERVALS), else the fast samples followed by the
+ * later slower ones (made into *owned, which the caller destroys; NULL when not needed or out of memory). */
+static const sl_timeline *s_mem_pick(const sl_timeline *slow, const sl_timeline *fast, bool fast_whole_run,
+                                     sl_timeline **owned) {
+    *owned = NULL;
+    if (fast && (fast_whole_run || !slow))
+        return fast;
+    if (!fast || sl_timeline_count(slow) >= S_MEM_FAST_INTERVALS)
+        return slow;
+    sl_timeline *both = sl_timeline_new(0);
+    if (!both)
+        return slow;
+    double fast_end = 0;
+    for (size_t i = 0; i < sl_timeline_count(fast); i++) {
+        const sl_mem_sample *s = sl_timeline_get(fast, i);
+        sl_timeline_add(both, s);
+        fast_end = s->t_s;
+    }
+    for (size_t i = 0; i < sl_timeline_count(slow); i++) {
+        const sl_mem_sample *s = sl_timeline_get(slow, i);
+        if (s->t_s > fast_end)
+            sl_timeline_add(both, s);
+    }
+    *owned = both;
+    return both;
+}
+
+/* Stops the samplers (fast: the fast phase's, NULL if it could not start; fast_whole_run: it was still sampling when
+ * the run ended), keeps the verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a timeline
+ * or chart that could not be written is recorded as an output error. */
+static void s_mem_finish(sl_job *job, sl_memwatch *mw, sl_memwatch *fast, bool fast_whole_run) {
+    sl_memwatch_stop(fast);
     sl_memwatch_stop(mw);
     char why[SL__MESSAGE_CAP];
     int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
@@ -2078,9 +2208,13 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
     job->mem_cg_usage = last.cg_usage_bytes;
     job->mem_cg_limit = last.cg_limit_bytes;
     job->mem_cg_unreclaimable = last.cg_unreclaimable_bytes;
-    const sl_timeline *tl = sl_memwatch_timeline(mw);
-    sl_memwatch_judge(mw, &job->mem_verdict);
-    job->mem_peak_rss = sl_timeline_peak_rss(tl);
+    sl_timeline *owned = NULL;
+    const sl_timeline *tl =
+        s_mem_pick(sl_memwatch_timeline(mw), fast ? sl_memwatch_timeline(fast) : NULL, fast_whole_run, &owned);
+    sl_mem_judge(tl, 0, &job->mem_verdict);
+    job->mem_peak_rss = sl_timeline_peak_rss(sl_memwatch_timeline(mw));
+    if (fast && sl_timeline_peak_rss(sl_memwatch_timeline(fast)) > job->mem_peak_rss)
+        job->mem_peak_rss = sl_timeline_peak_rss(sl_memwatch_timeline(fast));
     job->mem_samples = sl_timeline_count(tl);
     job->mem_judged = true;
     int rc = 0;
@@ -2104,6 +2238,8 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw) {
         if (rc < 0)
             s_output_failed_at_end(job, rc, sl_last_error());
     }
+    sl_timeline_destroy(owned);
+    sl_memwatch_destroy(fast);
     sl_memwatch_destroy(mw);
 }
 
@@ -2220,6 +2356,18 @@ int sl_job_run(sl_job *job) {
         free(tids);
         return rc;
     }
+    /* The fast phase: no timeline file and no warning (the --mem-interval sampler has both); without it (it could not
+     * start) a short job's verdict is just unknown. */
+    sl_memwatch *fast = NULL;
+    sl_memwatch_options fo = {.interval_ms = S_MEM_FAST_MS, .rss = mo.rss, .counts = s_mem_counts, .user_data = job};
+    if (sl_memwatch_start(&fo, &fast) < 0)
+        fast = NULL;
+    uint64_t fast_ms = (uint64_t)job->mem_interval_ms * S_MEM_FAST_INTERVALS;
+    fast_ms = fast_ms < S_MEM_FAST_MIN_MS   ? S_MEM_FAST_MIN_MS
+              : fast_ms > S_MEM_FAST_MAX_MS ? S_MEM_FAST_MAX_MS
+                                            : fast_ms;
+    int64_t fast_end_ns = s_monotonic_ns() + (int64_t)fast_ms * 1000000;
+    bool fast_running = fast != NULL;
     s_watch_health(job, true);
     sigset_t old;
     s_block_signals(&old);
@@ -2262,6 +2410,12 @@ int sl_job_run(sl_job *job) {
             deadline.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&job->synced.finished, &job->synced.lock, &deadline);
+        if (fast_running && s_monotonic_ns() >= fast_end_ns) {
+            pthread_mutex_unlock(&job->synced.lock);
+            sl_memwatch_stop(fast); /* its samples stay; the --mem-interval sampler goes on */
+            fast_running = false;
+            pthread_mutex_lock(&job->synced.lock);
+        }
         if (!job->synced.output_error) {
             char why[SL__MESSAGE_CAP];
             int timeline_rc = sl_memwatch_error(mw, why, sizeof(why));
@@ -2302,10 +2456,13 @@ int sl_job_run(sl_job *job) {
     free(tids);
     if (lister_started)
         pthread_join(lister, NULL);
+    /* --fsync: the outputs handed to the committer are done (or failed) once it has made them durable. */
+    if (job->dst)
+        sl__store_commit_drain(job->dst);
     s_watch_health(job, false);
     atomic_store(&job->finished_ns, s_monotonic_ns());
     /* The timeline's last lines, the chart and the failure log's end: an error there is the job's too. */
-    s_mem_finish(job, mw);
+    s_mem_finish(job, mw, fast, fast_running);
     int log_rc = sl_outfile_close(job->synced.failures_log);
     job->synced.failures_log = NULL;
     if (log_rc < 0)

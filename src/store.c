@@ -294,6 +294,16 @@ int sl_write_commit(sl_writer *writer) {
     return writer->client->store->vt->write_commit(writer);
 }
 
+int sl__write_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx) {
+    const sl_store_vtable *vt = writer->client->store->vt;
+    return vt->commit_deferred ? vt->commit_deferred(writer, fn, ctx) : SL_ENOTSUP;
+}
+
+void sl__store_commit_drain(sl_store *store) {
+    if (store && store->vt->commit_drain)
+        store->vt->commit_drain(store);
+}
+
 void sl_write_abort(sl_writer *writer) {
     if (writer)
         writer->client->store->vt->write_abort(writer);
@@ -316,6 +326,11 @@ int sl__read_open_gen(sl_client *client, const char *key, uint64_t offset, uint6
 
 int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len) {
     return writer->client->store->vt->write_at(writer, offset, buf, len);
+}
+
+void sl__write_set_crc32c(sl_writer *writer, uint32_t crc) {
+    if (writer->client->store->vt->write_set_crc32c)
+        writer->client->store->vt->write_set_crc32c(writer, crc);
 }
 
 bool sl__store_composes(const sl_store *store) {

@@ -17,17 +17,28 @@
  * than PATH_MAX is reached relative to an fd of the root, and a write walks to its directory one component at a time.
  * An entry whose key would be longer than S_KEY_MAX fails alone (on_skipped) and the listing goes on.
  *
- * A write given a source fingerprint records it in the xattr user.sluice.source as "<size> <mtime_ns> <fingerprint>",
- * the size and mtime being the finished file's own: a file changed in place since its commit keeps the xattr but not
- * its size and mtime, so its fingerprint is no longer reported. */
+ * A write given a source fingerprint records it in the xattr user.sluice.source as
+ * "<size> <mtime_ns> <fingerprint> out_crc32c=<8 hex>", the size, mtime and CRC32C being the finished file's own (the
+ * CRC32C computed while writing): a file changed in place since its commit keeps the xattr but not its size and mtime,
+ * so its fingerprint is no longer reported; one whose bytes were lost under it (a power loss after a commit that was
+ * not synced) keeps all three, and only a reading of its bytes against out_crc32c shows it
+ * (sl_object.committed_crc32c). Records made before out_crc32c existed have none and are still reported.
+ *
+ * Commits are atomic (temp file, then rename) but not synced, unless the write asked for fsync: then its commit joins
+ * the store's group commit (s_group), which makes a whole batch of finished temp files durable with one syncfs, renames
+ * them, and fsyncs each directory they went into once; each writer's sl_write_commit returns once its batch is done. */
+#include "crc32c.h"
 #include "fail.h"
 #include "store_vtable.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,12 +64,48 @@
 #define S_KEY_MAX (PATH_MAX - 1)
 #define S_XATTR "user.sluice.source"
 #define S_FP_MAX 255 /* a recorded fingerprint */
-#define S_XATTR_CAP (S_FP_MAX + 64)
+#define S_XATTR_CAP (S_FP_MAX + 96)
+#define S_OUT_CRC " out_crc32c="
+#define S_OUT_CRC_LEN (sizeof(S_OUT_CRC) - 1)
+/* Commits one batch makes durable at most, and commits waiting at once (each holds its file's and its directory's fd:
+ * 256 fds). */
+#define S_GROUP_MAX 128
+/* The committer waits for a batch to fill up to S_GROUP_FULL commits, at most S_GROUP_WAIT_NS after the first came. */
+#define S_GROUP_FULL 64
+#define S_GROUP_WAIT_NS 2000000LL
+
+typedef struct s_writer s_writer;
+
+/* A commit handed to the committer (sl__write_commit_deferred): the writer, no longer its client's. */
+typedef struct s_pending {
+    struct s_pending *next;
+    s_writer *w;
+    sl__commit_fn fn;
+    void *ctx;
+    int rc;
+    char *message; /* the failure's message (rc < 0), malloc'd; NULL when out of memory */
+} s_pending;
+
+/* The store's committer: a thread, started with the first commit with fsync, that takes the commits queued (up to
+ * S_GROUP_MAX) as one batch and makes it durable, while the writers that queued them go on with other work. */
+typedef struct s_group {
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* for the committer: a commit queued, a drain asked, or stop */
+    pthread_cond_t idle; /* for producers: room in the queue, a batch done */
+    s_pending *head, **tail;
+    size_t queued;
+    int64_t first_ns; /* when the oldest commit queued came */
+    bool busy;        /* the committer is running a batch */
+    bool started, stop;
+    unsigned drains; /* threads waiting for the queue to empty: no more waiting for a fuller batch */
+    pthread_t thread;
+} s_group;
 
 typedef struct s_store {
     sl_store base;
     char *root;       /* absolute, no trailing '/'; "" for the file-system root */
     mode_t file_mode; /* 0666 & ~umask, applied to new files (temp files are created 0600) */
+    s_group group;
 } s_store;
 
 /* Handles still open on a client, so client_destroy can close them. */
@@ -128,7 +175,7 @@ typedef struct s_reader {
     char path[];
 } s_reader;
 
-typedef struct s_writer {
+struct s_writer {
     sl_writer base;
     s_link link;
     int fd;
@@ -137,8 +184,10 @@ typedef struct s_writer {
     const char *name; /* the file's name there (points into path) */
     char tmp_name[S_TMP_NAME_LEN + 1];
     char *fingerprint; /* NULL: none to record */
+    bool fsync;        /* sl_write_options.fsync */
+    uint32_t crc32c;   /* of the bytes written so far */
     char path[];       /* "<root>/<key>", for messages */
-} s_writer;
+};
 
 static const sl_store_vtable s_vtable;
 
@@ -319,42 +368,61 @@ static void s_fill_object(sl_object *out, const char *key, size_t key_len, const
     }
 }
 
-/* The fingerprint in buf[0, n) (n: what getxattr answered), NUL-terminated in place; NULL when there is none, or
- * when the file (whose stat is `st`) no longer has the size or mtime recorded with it: it changed since. */
-static const char *s_parse_fingerprint(char *buf, ssize_t n, const struct stat *st) {
+/* The fingerprint in buf[0, n) (n: what getxattr answered), NUL-terminated in place, into out->source_fingerprint,
+ * and the CRC32C recorded after it into out->committed_crc32c; nothing when there is none, or when the file (whose stat
+ * is `st`) no longer has the size or mtime recorded with it: it changed since. */
+static void s_parse_fingerprint(char *buf, ssize_t n, const struct stat *st, sl_object *out) {
     if (n <= 0)
-        return NULL;
+        return;
     buf[n] = '\0';
     unsigned long long size;
     long long mtime_ns;
     int used = 0;
     if (sscanf(buf, "%llu %lld %n", &size, &mtime_ns, &used) != 2 || !used || !buf[used])
-        return NULL;
+        return;
     if (size != (unsigned long long)st->st_size || mtime_ns != (long long)s_mtime_ns(st))
-        return NULL;
-    return buf + used;
+        return;
+    char *fp = buf + used, *crc = NULL;
+    for (char *p = strstr(fp, S_OUT_CRC); p; p = strstr(p + 1, S_OUT_CRC))
+        crc = p;
+    if (crc && crc > fp && strlen(crc + S_OUT_CRC_LEN) == 8) {
+        uint32_t v = 0;
+        bool hex = true;
+        for (const char *q = crc + S_OUT_CRC_LEN; *q && hex; q++) {
+            int d = *q >= '0' && *q <= '9' ? *q - '0' : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10 : -1;
+            hex = d >= 0;
+            v = v << 4 | (uint32_t)(d & 0xf);
+        }
+        if (hex) {
+            *crc = '\0';
+            out->has_committed_crc32c = true;
+            out->committed_crc32c = v;
+        }
+    }
+    out->source_fingerprint = fp;
 }
 
-/* The fingerprint recorded in the xattr of the file at `path` whose stat is `st`, copied into buf[S_XATTR_CAP];
- * NULL when there is none, or when the file's size or mtime is no longer the one recorded: it changed since. */
-static const char *s_read_fingerprint(const char *path, const struct stat *st, char *buf) {
-    return s_parse_fingerprint(buf, getxattr(path, S_XATTR, buf, S_XATTR_CAP - 1), st);
+/* The fingerprint recorded in the xattr of the file at `path` whose stat is `st`, copied into buf[S_XATTR_CAP], as
+ * s_parse_fingerprint fills `out`: nothing when there is none, or when the file's size or mtime is no longer the one
+ * recorded: it changed since. */
+static void s_read_fingerprint(const char *path, const struct stat *st, char *buf, sl_object *out) {
+    s_parse_fingerprint(buf, getxattr(path, S_XATTR, buf, S_XATTR_CAP - 1), st, out);
 }
 
 /* s_read_fingerprint for `name` relative to `dirfd` (AT_FDCWD: a path). */
-static const char *s_read_fingerprint_at(int dirfd, const char *name, const struct stat *st, char *buf) {
-    if (dirfd == AT_FDCWD)
-        return s_read_fingerprint(name, st, buf);
+static void s_read_fingerprint_at(int dirfd, const char *name, const struct stat *st, char *buf, sl_object *out) {
+    if (dirfd == AT_FDCWD) {
+        s_read_fingerprint(name, st, buf, out);
+        return;
+    }
     /* There is no getxattrat: through the file itself (reading a user xattr needs read permission anyway). */
     int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
-        return NULL;
+        return;
     struct stat now;
-    const char *fp = NULL;
     if (fstat(fd, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev)
-        fp = s_parse_fingerprint(buf, fgetxattr(fd, S_XATTR, buf, S_XATTR_CAP - 1), st);
+        s_parse_fingerprint(buf, fgetxattr(fd, S_XATTR, buf, S_XATTR_CAP - 1), st, out);
     close(fd);
-    return fp;
 }
 
 /* Removes `name` in `dirfd` if it is a temp file no writer holds a lock on: the leftover of a killed process. The
@@ -407,6 +475,14 @@ int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_sto
     st->base.vt = &s_vtable;
     st->base.scheme = SL_SCHEME_FILE;
     st->file_mode = 0666 & ~s_read_umask();
+    pthread_mutex_init(&st->group.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->group.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&st->group.idle, NULL);
+    st->group.tail = &st->group.head;
     *out = &st->base;
     return 0;
 
@@ -417,8 +493,14 @@ on_error:
     return sl__fail(SL_ENOMEM, "%s: out of memory opening the store", url->path);
 }
 
+static void s_group_stop(s_group *g);
+
 static void s_store_close(sl_store *store) {
     s_store *st = (s_store *)store;
+    s_group_stop(&st->group);
+    pthread_mutex_destroy(&st->group.lock);
+    pthread_cond_destroy(&st->group.wake);
+    pthread_cond_destroy(&st->group.idle);
     free(st->root);
     free(st);
 }
@@ -878,9 +960,9 @@ static int s_list_next(sl_lister *lister, sl_object *out) {
             char path[PATH_MAX];
             int n = snprintf(path, sizeof(path), "%s/%s", s_lister_store(ls)->root, ls->key);
             if (n > 0 && (size_t)n < sizeof(path))
-                out->source_fingerprint = s_read_fingerprint(path, &st, ls->fp);
+                s_read_fingerprint(path, &st, ls->fp, out);
             else
-                out->source_fingerprint = s_read_fingerprint_at(lv->fd, ls->key + lv->prefix_len, &st, ls->fp);
+                s_read_fingerprint_at(lv->fd, ls->key + lv->prefix_len, &st, ls->fp, out);
         }
         return 1;
     }
@@ -926,7 +1008,7 @@ static int s_stat(sl_client *client, const char *key, sl_object *out) {
         rc = s_not_regular(st, key, &sb);
     if (rc == 0) {
         s_fill_object(out, key, strlen(key), &sb);
-        out->source_fingerprint = s_read_fingerprint_at(loc.dirfd, loc.name, &sb, ((s_client *)client)->fp);
+        s_read_fingerprint_at(loc.dirfd, loc.name, &sb, ((s_client *)client)->fp, out);
     }
     s_loc_close(&loc);
     return rc;
@@ -1314,6 +1396,8 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
     w->fd = -1;
     w->dir_fd = -1;
     w->dir_len = dir_len;
+    w->fsync = opts->fsync;
+    w->crc32c = 0;
     w->fingerprint = fp ? strdup(fp) : NULL;
     if (fp && !w->fingerprint) {
         rc = sl__fail(SL_ENOMEM, "%s: out of memory opening for writing", w->path);
@@ -1353,6 +1437,7 @@ on_error:
 
 static int s_write(sl_writer *writer, const void *buf, size_t len) {
     s_writer *w = (s_writer *)writer;
+    w->crc32c = sl__crc32c_update(w->crc32c, buf, len);
     const char *p = buf;
     while (len) {
         ssize_t n = write(w->fd, p, len < (1u << 30) ? len : (1u << 30));
@@ -1385,17 +1470,24 @@ static int s_write_at(sl_writer *writer, uint64_t offset, const void *buf, size_
     return 0;
 }
 
+static void s_write_set_crc32c(sl_writer *writer, uint32_t crc) {
+    ((s_writer *)writer)->crc32c = crc;
+}
+
+/* The directory of w's write goes back to its client for the next write, in place of the one the client held (a
+ * write elsewhere found it not to be its directory): the latest is the likeliest next, as keys come in order. */
+static void s_client_keep_dir(s_client *c, s_writer *w) {
+    if (c->dir_fd >= 0)
+        close(c->dir_fd);
+    c->dir_fd = w->dir_fd;
+    c->dir_key_len = w->dir_len;
+    memcpy(c->dir_key, w->path + strlen(((const s_store *)c->base.store)->root) + 1, w->dir_len);
+}
+
 static void s_writer_free(s_writer *w) {
     s_client *c = (s_client *)w->base.client;
     s_link_remove(&w->link);
-    /* The directory goes back to the client for its next write, unless it already holds another. */
-    if (c->dir_fd < 0) {
-        c->dir_fd = w->dir_fd;
-        c->dir_key_len = w->dir_len;
-        memcpy(c->dir_key, w->path + strlen(((const s_store *)c->base.store)->root) + 1, w->dir_len);
-    } else {
-        close(w->dir_fd);
-    }
+    s_client_keep_dir(c, w);
     free(w->fingerprint);
     free(w);
 }
@@ -1407,37 +1499,318 @@ static void s_record_fingerprint(s_writer *w) {
     char value[S_XATTR_CAP];
     if (!w->fingerprint || fstat(w->fd, &st) < 0)
         return;
-    int n = snprintf(value, sizeof(value), "%llu %lld %s", (unsigned long long)st.st_size,
-                     (long long)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, w->fingerprint);
+    int n = snprintf(value, sizeof(value), "%llu %lld %s" S_OUT_CRC "%08" PRIx32, (unsigned long long)st.st_size,
+                     (long long)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, w->fingerprint, w->crc32c);
     if (n > 0 && (size_t)n < sizeof(value))
         (void)fsetxattr(w->fd, S_XATTR, value, (size_t)n, 0);
 }
 
-static int s_write_commit(sl_writer *writer) {
-    s_writer *w = (s_writer *)writer;
-    const s_store *st = (const s_store *)writer->client->store;
-    int rc = 0;
+/* Renames the finished temp file into place. Returns 0 or <0 (the temp file is then still there). */
+static int s_rename_into_place(s_writer *w) {
+    if (renameat(w->dir_fd, w->tmp_name, w->dir_fd, w->name) == 0)
+        return 0;
+    if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
+        return sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->path);
+    return s_fail_path(errno, w->path, "cannot rename the finished file into place");
+}
+
+/* Fails p with rc and the calling thread's last error, for p's callback. */
+static void s_pending_fail(s_pending *p, int rc) {
+    p->rc = rc;
+    free(p->message);
+    p->message = strdup(sl_last_error());
+}
+
+/* The durable commit of one batch, on the committer's thread: every file's bytes and fingerprint on disk, then the
+ * renames, then the directories that got a new name. The data goes first with one syncfs per file system in the batch
+ * (a bind mount below the root is another one), which also covers directories made for these files; a syncfs that
+ * fails (a write error somewhere on that file system) is no verdict on these files, so each is then fsynced alone and
+ * fails alone. A directory is fsynced once for all its new names; if that fails, the outputs renamed into it are
+ * visible but not known durable, and fail. */
+static void s_group_commit(s_pending *batch) {
+    size_t n = 0;
+    s_pending *items[S_GROUP_MAX];
+    struct stat file_st[S_GROUP_MAX];
+    for (s_pending *p = batch; p && n < S_GROUP_MAX; p = p->next) {
+        items[n] = p;
+        if (fstat(p->w->fd, &file_st[n]) < 0)
+            file_st[n].st_dev = 0; /* synced on its own below */
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool first_of_fs = file_st[i].st_dev != 0;
+        for (size_t j = 0; j < i && first_of_fs; j++)
+            first_of_fs = file_st[j].st_dev != file_st[i].st_dev;
+        if (!first_of_fs || syncfs(items[i]->w->fd) == 0)
+            continue;
+        for (size_t j = i + 1; j < n; j++)
+            if (file_st[j].st_dev == file_st[i].st_dev)
+                file_st[j].st_dev = 0;
+        file_st[i].st_dev = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s_writer *w = items[i]->w;
+        if (file_st[i].st_dev == 0 && fsync(w->fd) < 0) {
+            s_pending_fail(items[i], s_fail_path(errno, w->path, "cannot flush to disk"));
+            continue;
+        }
+        int rc = s_rename_into_place(w);
+        if (rc < 0)
+            s_pending_fail(items[i], rc);
+    }
+    /* Each directory once: the batch's renames into it are all in its one fsync. */
+    struct stat dir_st[S_GROUP_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->rc < 0 || fstat(items[i]->w->dir_fd, &dir_st[i]) < 0) {
+            dir_st[i].st_ino = 0;
+            dir_st[i].st_dev = 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->rc < 0)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = items[j]->rc == 0 && dir_st[i].st_ino && dir_st[j].st_ino == dir_st[i].st_ino &&
+                   dir_st[j].st_dev == dir_st[i].st_dev;
+        if (seen)
+            continue;
+        /* The writer's directory fd is O_PATH, which fsync refuses: the directory itself, opened for reading. */
+        int dfd = openat(items[i]->w->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int err = dfd < 0 ? errno : fsync(dfd) < 0 ? errno : 0;
+        if (dfd >= 0)
+            close(dfd);
+        if (!err)
+            continue;
+        for (size_t j = i; j < n; j++) {
+            if (items[j]->rc < 0 || (j != i && !(dir_st[i].st_ino && dir_st[j].st_ino == dir_st[i].st_ino &&
+                                                 dir_st[j].st_dev == dir_st[i].st_dev)))
+                continue;
+            char buf[128];
+            s_pending_fail(items[j], sl__fail(sl__errno_to_sl(err),
+                                              "%s: renamed into place, but its directory cannot be flushed to disk: "
+                                              "%s (it may not survive a power loss; rerun to check it)",
+                                              items[j]->w->path, strerror_r(err, buf, sizeof(buf))));
+        }
+    }
+}
+
+/* Removes the temp file of w if its name is still this file: a failed commit leaves none, unless it got as far as its
+ * rename (a directory that could not be synced), after which the name is gone or another writer's new file. */
+static void s_unlink_own_temp(s_writer *w) {
+    struct stat a, b;
+    if (fstat(w->fd, &a) == 0 && fstatat(w->dir_fd, w->tmp_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+        a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        unlinkat(w->dir_fd, w->tmp_name, 0);
+}
+
+static int64_t s_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *s_committer_main(void *arg) {
+    s_group *g = arg;
+    pthread_mutex_lock(&g->lock);
+    for (;;) {
+        /* A fuller batch costs the same syncfs: wait for one, a little, unless someone waits for the queue to empty. */
+        while (!g->stop &&
+               (!g->queued || (g->queued < S_GROUP_FULL && !g->drains && s_now_ns() < g->first_ns + S_GROUP_WAIT_NS))) {
+            if (!g->queued) {
+                pthread_cond_wait(&g->wake, &g->lock);
+                continue;
+            }
+            int64_t until = g->first_ns + S_GROUP_WAIT_NS;
+            struct timespec deadline = {.tv_sec = (time_t)(until / 1000000000), .tv_nsec = (long)(until % 1000000000)};
+            pthread_cond_timedwait(&g->wake, &g->lock, &deadline);
+        }
+        if (!g->queued)
+            break; /* stop, with nothing left */
+        s_pending *batch = g->head, **cut = &g->head;
+        size_t n = 0;
+        for (; *cut && n < S_GROUP_MAX; n++)
+            cut = &(*cut)->next;
+        g->head = *cut;
+        *cut = NULL;
+        if (!g->head)
+            g->tail = &g->head;
+        g->queued -= n;
+        g->first_ns = s_now_ns();
+        g->busy = true;
+        pthread_cond_broadcast(&g->idle); /* room in the queue */
+        pthread_mutex_unlock(&g->lock);
+        s_group_commit(batch);
+        for (s_pending *p = batch, *next; p; p = next) {
+            next = p->next;
+            s_writer *w = p->w;
+            if (p->rc < 0)
+                s_unlink_own_temp(w);
+            /* Closed only now: the lock must hold until the temp name is gone, or a cleaner could take the finished
+             * file for a leftover. Its bytes are on disk: a failing close loses nothing. */
+            close(w->fd);
+            close(w->dir_fd);
+            free(w->fingerprint);
+            free(w);
+            p->fn(p->ctx, p->rc, p->rc < 0 ? (p->message ? p->message : sl_strerror(p->rc)) : NULL);
+            free(p->message);
+            free(p);
+        }
+        pthread_mutex_lock(&g->lock);
+        g->busy = false;
+        pthread_cond_broadcast(&g->idle);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+/* Waits until every commit queued so far has been done and its callback has returned. */
+static void s_group_drain(s_group *g) {
+    pthread_mutex_lock(&g->lock);
+    g->drains++;
+    pthread_cond_signal(&g->wake);
+    while (g->queued || g->busy)
+        pthread_cond_wait(&g->idle, &g->lock);
+    g->drains--;
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void s_group_stop(s_group *g) {
+    pthread_mutex_lock(&g->lock);
+    bool started = g->started;
+    g->stop = true;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    if (started)
+        pthread_join(g->thread, NULL);
+}
+
+/* Hands w (its temp file finished, its mode set and its fingerprint recorded) to the committer: w leaves its client
+ * (the client keeps its directory fd; w takes a copy), and fn(ctx, ...) is called on the committer's thread once the
+ * output is durable or failed. Waits while the queue is full. Returns 0, or <0 when w could not be handed over (w is
+ * then still the caller's, and fn is not called). */
+static int s_group_queue(s_store *st, s_writer *w, sl__commit_fn fn, void *ctx) {
+    s_group *g = &st->group;
+    s_pending *p = calloc(1, sizeof(*p));
+    int dir_fd = p ? fcntl(w->dir_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (!p || dir_fd < 0) {
+        int err = p ? errno : ENOMEM;
+        free(p);
+        return s_fail_path(err, w->path, "cannot hand the finished file to the committer");
+    }
+    p->w = w;
+    p->fn = fn;
+    p->ctx = ctx;
+    pthread_mutex_lock(&g->lock);
+    if (!g->started) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int err = pthread_create(&g->thread, NULL, s_committer_main, g);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (err) {
+            pthread_mutex_unlock(&g->lock);
+            close(dir_fd);
+            free(p);
+            return sl__fail_errno(err, "%s: cannot start the thread that commits outputs to disk", w->path);
+        }
+        g->started = true;
+    }
+    while (g->queued >= S_GROUP_MAX)
+        pthread_cond_wait(&g->idle, &g->lock);
+    /* From here w is the committer's: its client gets its directory back (s_writer_free without the free). */
+    s_link_remove(&w->link);
+    s_client_keep_dir((s_client *)w->base.client, w);
+    w->dir_fd = dir_fd;
+    w->base.client = NULL;
+    if (!g->queued)
+        g->first_ns = s_now_ns();
+    *g->tail = p;
+    g->tail = &p->next;
+    g->queued++;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+/* A synchronous durable commit: queued like any other, then waited for. */
+typedef struct s_sync_wait {
+    s_group *g;
+    bool done;
+    int rc;
+    char message[SL__MESSAGE_CAP];
+} s_sync_wait;
+
+static void s_sync_done(void *ctx, int rc, const char *message) {
+    s_sync_wait *sw = ctx;
+    pthread_mutex_lock(&sw->g->lock);
+    sw->rc = rc;
+    if (rc < 0)
+        snprintf(sw->message, sizeof(sw->message), "%s", message);
+    sw->done = true;
+    pthread_cond_broadcast(&sw->g->idle);
+    pthread_mutex_unlock(&sw->g->lock);
+}
+
+/* Everything a commit does before the rename: the output's mode, its fingerprint. Returns 0 or <0. */
+static int s_commit_prepare(const s_store *st, s_writer *w) {
     /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
      * let anyone write into it). The finished output gets the mode any new file would get. */
     if (fchmod(w->fd, st->file_mode) < 0)
-        rc = s_fail_path(errno, w->path, "cannot set the mode of the new file");
-    if (rc == 0)
-        s_record_fingerprint(w);
-    if (rc == 0 && fsync(w->fd) < 0)
-        rc = s_fail_path(errno, w->path, "cannot flush to disk");
-    if (rc == 0 && renameat(w->dir_fd, w->tmp_name, w->dir_fd, w->name) < 0) {
-        if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
-            rc = sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->path);
-        else
-            rc = s_fail_path(errno, w->path, "cannot rename the finished file into place");
+        return s_fail_path(errno, w->path, "cannot set the mode of the new file");
+    s_record_fingerprint(w);
+    return 0;
+}
+
+static int s_write_commit(sl_writer *writer) {
+    s_writer *w = (s_writer *)writer;
+    s_store *st = (s_store *)writer->client->store;
+    int rc = s_commit_prepare(st, w);
+    if (rc == 0 && w->fsync) {
+        s_sync_wait sw = {.g = &st->group};
+        if ((rc = s_group_queue(st, w, s_sync_done, &sw)) == 0) {
+            pthread_mutex_lock(&st->group.lock);
+            st->group.drains++; /* nothing to wait for: this thread does */
+            pthread_cond_signal(&st->group.wake);
+            while (!sw.done)
+                pthread_cond_wait(&st->group.idle, &st->group.lock);
+            st->group.drains--;
+            pthread_mutex_unlock(&st->group.lock);
+            return sw.rc < 0 ? sl__fail(sw.rc, "%s", sw.message) : 0;
+        }
+    } else if (rc == 0) {
+        rc = s_rename_into_place(w);
     }
     if (rc < 0)
-        unlinkat(w->dir_fd, w->tmp_name, 0);
+        s_unlink_own_temp(w);
     /* Closed only now: the lock must hold until the temp name is gone, or a cleaner could take the finished file for
-     * a leftover. The data is already on disk (fsync), so a failing close loses nothing. */
+     * a leftover. Without fsync, a file system that writes back on close (NFS) reports there that the bytes did not
+     * make it: the output just renamed into place is then not what was written, and is removed. */
+    int closed = close(w->fd);
+    if (closed < 0 && rc == 0 && (errno == EIO || errno == ENOSPC || errno == EDQUOT)) {
+        rc = s_fail_path(errno, w->path, "cannot write (reported when the file was closed)");
+        unlinkat(w->dir_fd, w->name, 0);
+    }
+    s_writer_free(w);
+    return rc;
+}
+
+static int s_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx) {
+    s_writer *w = (s_writer *)writer;
+    s_store *st = (s_store *)writer->client->store;
+    if (!w->fsync)
+        return SL_ENOTSUP;
+    int rc = s_commit_prepare(st, w);
+    if (rc == 0 && (rc = s_group_queue(st, w, fn, ctx)) == 0)
+        return 0;
+    s_unlink_own_temp(w);
     close(w->fd);
     s_writer_free(w);
     return rc;
+}
+
+static void s_commit_drain(sl_store *store) {
+    s_group_drain(&((s_store *)store)->group);
 }
 
 static void s_write_abort(sl_writer *writer) {
@@ -1461,8 +1834,11 @@ static const sl_store_vtable s_vtable = {
     .write = s_write,
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
+    .commit_deferred = s_commit_deferred,
+    .commit_drain = s_commit_drain,
     .del = s_del,
     .write_at = s_write_at,
+    .write_set_crc32c = s_write_set_crc32c,
     .probe = s_probe,
     .close = s_store_close,
 };

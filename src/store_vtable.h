@@ -16,6 +16,10 @@ typedef struct sl__store_memory {
 /* A client whose store does not say (sl_store_vtable.memory): small scratch only. */
 #define SL__CLIENT_BYTES_DEFAULT ((size_t)32 * 1024)
 
+/* Called once a deferred commit is done: rc 0 when the output is durable under its name, else <0 with a one-line
+ * message (valid during the call). Runs on the store's committer thread. */
+typedef void (*sl__commit_fn)(void *ctx, int rc, const char *message);
+
 typedef struct sl_store_vtable {
     int (*client_new)(sl_store *store, sl_client **out);
     void (*client_destroy)(sl_client *client);
@@ -31,6 +35,9 @@ typedef struct sl_store_vtable {
     int (*write)(sl_writer *writer, const void *buf, size_t len);
     int (*write_commit)(sl_writer *writer); /* frees the writer, also on failure */
     void (*write_abort)(sl_writer *writer); /* frees the writer */
+    /* Optional: sl__write_commit_deferred and sl__store_commit_drain. */
+    int (*commit_deferred)(sl_writer *writer, sl__commit_fn fn, void *ctx);
+    void (*commit_drain)(sl_store *store);
     int (*del)(sl_client *client, const char *key);
     /* Optional: read_open pinned to generation `generation` (non-zero) of the object: a read of another version
      * fails (SL_ENOENT: that generation is gone) instead of mixing two. The slices of one object that several workers
@@ -41,6 +48,9 @@ typedef struct sl_store_vtable {
      * position is not used or moved). May be called from any thread while the writer is open, concurrently for
      * disjoint ranges; the writer is committed or aborted by the thread that opened it, after every call returned. */
     int (*write_at)(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
+    /* With write_at: the CRC32C of the whole output written at offsets, which the writer cannot compute itself, for
+     * what it records at commit (the output's own CRC32C in its fingerprint). Called before the commit. */
+    void (*write_set_crc32c)(sl_writer *writer, uint32_t crc);
     /* Optional: makes dst_key the concatenation, in order, of the n objects "<parts_prefix><i>" (i = 0..n-1) this
      * store holds (written before through its writers), checks that the result has `size` bytes and CRC32C `crc`
      * (deleting it and failing with SL_ECORRUPT otherwise), records opts->source_fingerprint with it and honours
@@ -136,9 +146,20 @@ bool sl__store_writes_at(const sl_store *store);
 int sl__read_open_gen(sl_client *client, const char *key, uint64_t offset, uint64_t length, int64_t generation,
                       sl_reader **out);
 int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
+void sl__write_set_crc32c(sl_writer *writer, uint32_t crc);
 bool sl__store_composes(const sl_store *store);
 int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
                       uint32_t crc, const sl_write_options *opts);
+/* A durable commit that does not wait for the disk: for a writer opened with sl_write_options.fsync on a store that
+ * groups such commits (local), the finished output is handed to the store's committer and this returns at once;
+ * fn(ctx, rc, message) is called on the committer's thread once the output is durable under its name or has failed.
+ * At most a fixed number of commits wait at once (this call blocks while the queue is full). The writer is freed in
+ * every case. Returns 0 (fn will be called exactly once), SL_ENOTSUP when the store or writer does not defer (nothing
+ * done: commit it with sl_write_commit), or another <0 when the commit failed before it was handed over (fn is never
+ * called). */
+int sl__write_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx);
+/* Waits until every deferred commit of the store has been done and its fn has returned. Nothing for other stores. */
+void sl__store_commit_drain(sl_store *store);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 /* The vtable's memory hook, with the defaults filled in. */

@@ -47,7 +47,9 @@ typedef struct cli {
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
-    bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks */
+    bool verify; /* cat --verify: nothing reaches stdout before the whole object has passed its checks; cp, sync, map:
+                  * complete local outputs are read back and redone if torn */
+    bool fsync;  /* cp, sync, map --fsync: local outputs durable before they count as done */
     const char *report, *failures, *suffix, *exec, *op, *range;
     const char *plugin;                           /* map --plugin LIB.so */
     const char *worker;                           /* map --worker CMD */
@@ -211,7 +213,15 @@ static const char s_resume_help[] =
     "sides). map outputs without a record are redone. The record is the xattr user.sluice.source (local;\n"
     "a local output changed since sluice wrote it loses it, and a file system without user xattrs keeps\n"
     "none) or the custom metadata sluice-source (gs://). Leftover temp files of a killed run are removed\n"
-    "by the rerun.\n\n";
+    "by the rerun.\n\n"
+    "Local outputs are committed atomically (temp file, then rename): a run killed at any moment leaves\n"
+    "only complete outputs under their names. They are not synced to disk unless --fsync is given:\n"
+    "  --fsync     every local output is on disk (its bytes, its record and its name survive a power\n"
+    "              loss or a kernel crash) before it counts as done; the commits of all workers are\n"
+    "              grouped, one syncfs for each batch of outputs and one fsync per directory\n"
+    "  --verify    read back every local output its record says is complete, and redo it unless its\n"
+    "              bytes still have the CRC32C recorded when it was written: finds outputs torn by a\n"
+    "              power loss after a run without --fsync (which a plain rerun skips)\n\n";
 
 static void s_command_help(const char *command) {
     if (strcmp(command, "ls") == 0) {
@@ -253,7 +263,7 @@ static void s_command_help(const char *command) {
                      "complete. SRC may be one object.\n",
               stdout);
         fputs("DST is always a directory or prefix. Each output is committed atomically (local: temp file,\n"
-              "fsync, rename), so an interrupted run never leaves a partial file under a final name.\n\n",
+              "then rename), so an interrupted run never leaves a partial file under a final name.\n\n",
               stdout);
         fputs(s_resume_help, stdout);
         fputs(s_job_options_help, stdout);
@@ -444,6 +454,7 @@ enum {
     O_VERIFY,
     O_SLICE_SIZE,
     O_COMPOSITE,
+    O_DURABLE,
 };
 
 static const opt_def s_opts[] = {
@@ -488,7 +499,8 @@ static const opt_def s_opts[] = {
     {"force", 0, OPT_FLAG, C_JOBS, O_FORCE},
     {"timeout", 0, OPT_VALUE, C_JOBS, O_TIMEOUT},
     {"all", 0, OPT_FLAG, C_RM, O_ALL},
-    {"verify", 0, OPT_FLAG, C_CAT, O_VERIFY},
+    {"verify", 0, OPT_FLAG, C_CAT | C_CP | C_SYNC | C_MAP, O_VERIFY},
+    {"fsync", 0, OPT_FLAG, C_CP | C_SYNC | C_MAP, O_DURABLE},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -580,6 +592,9 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_VERIFY:
         c->verify = true;
+        break;
+    case O_DURABLE:
+        c->fsync = true;
         break;
     case O_QUIET:
         c->quiet = true;
@@ -1504,6 +1519,8 @@ static int s_cmd_job(cli *c) {
     o.composite_upload = c->composite;
     o.dry_run = c->dry_run;
     o.force = c->force;
+    o.fsync = c->fsync;
+    o.verify = c->verify;
     o.failures_path = c->failures;
     o.retry_failed_path = c->retry_failed;
     o.grace_ms = c->grace_ms;

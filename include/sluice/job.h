@@ -113,6 +113,18 @@ typedef struct sl_job_options {
      * sorts before one already looked up (possible with a suffix) is looked up alone with sl_stat. A local
      * destination's listing also removes the temp files of writers that are gone. */
     bool force;
+    /* Local destinations: every output is durable (its bytes, its fingerprint and its name survive a power loss or a
+     * kernel crash) before it counts as done, as sl_write_options.fsync makes it: the commits of all workers are
+     * grouped, one syncfs for a batch of outputs. Default (false): outputs are atomic, not synced: a job killed at any
+     * moment leaves only complete outputs under final names, but a power loss can leave an output whose bytes never
+     * reached the disk under its name and fingerprint (see verify). Other destinations: ignored. */
+    bool fsync;
+    /* With resume: a local output that its fingerprint says is complete is read back, and redone unless its bytes
+     * still have the CRC32C recorded when it was committed (sl_object.committed_crc32c; an output recorded without
+     * one is redone too). This finds outputs torn by a power loss after commits without fsync; without verify they are
+     * skipped, as their size, mtime and fingerprint are intact. Costs a read of every complete output. gs:// outputs
+     * are always checked against the server's own CRC32C: nothing more is read for them. */
+    bool verify;
     const char *suffix; /* appended to each output key (SL_JOB_EXEC, SL_JOB_OP) */
     /* SL_JOB_EXEC: argv[0] is looked up in PATH; no shell. With use_shell, command is run as
      * `/bin/sh -c command sluice` and the key reaches the script as $SLUICE_KEY only. */

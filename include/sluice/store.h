@@ -68,6 +68,13 @@ typedef struct sl_object {
      * stored with Content-Encoding: gzip (what `gcloud storage cp -Z` makes), which sl_read decompresses; NULL for
      * every other object. `size`, `crc32c` and `md5` describe the stored (compressed) bytes. A static string. */
     const char *content_encoding;
+    /* Local store, beside a source_fingerprint only: the CRC32C of the file's bytes as the writer computed it while
+     * writing them, recorded with the fingerprint at commit (valid when has_committed_crc32c). The file's size and
+     * mtime vouch that nothing rewrote it since, but not that its bytes reached the disk: a file torn by a power loss
+     * after a commit without sl_write_options.fsync keeps its size, mtime and this record with other bytes, which only
+     * reading it shows (what a job's verify does). Not set by other stores (gs://: crc32c is the server's own). */
+    bool has_committed_crc32c;
+    uint32_t committed_crc32c;
 } sl_object;
 
 typedef struct sl_store sl_store;
@@ -222,12 +229,20 @@ typedef struct sl_write_options {
      * ignored. */
     bool if_generation_match_set;
     int64_t if_generation_match;
+    /* Local: when sl_write_commit returns 0, the file's bytes, its fingerprint and its name in its directory are on
+     * disk (they survive a power loss or a kernel crash). Commits of the same store made at the same time by several
+     * threads are grouped: one syncfs of the file system for the batch's data, then the renames, then one fsync per
+     * directory they went into. Without it (the default) a commit is atomic but not synced: a process killed at any
+     * moment leaves the previous object or the complete new one, but a power loss may leave the new name with bytes
+     * that never reached the disk. gs://: ignored (an object exists only once the server has stored it). */
+    bool fsync;
 } sl_write_options;
 
 /* Opens `key` for a streaming write. Nothing is visible under `key` until sl_write_commit succeeds; a crash or
  * sl_write_abort leaves the previous object (if any) untouched. Local store: a temp file in the target directory,
- * fsync, rename (the temp file stays 0600 until then; the output gets 0666 & ~umask); keys that could escape the
- * destination ("..", absolute, empty components, a directory on the way that is a symbolic link) fail with
+ * renamed into place (made durable first with opts->fsync; the temp file stays 0600 until then; the output gets
+ * 0666 & ~umask); the file's CRC32C, computed while writing, is recorded beside a source fingerprint; keys that could
+ * escape the destination ("..", absolute, empty components, a directory on the way that is a symbolic link) fail with
  * SL_EUNSAFEKEY. opts may be NULL. */
 SL_API int sl_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out);
 /* Appends len bytes. Returns 0 or <0. */

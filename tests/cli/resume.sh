@@ -38,12 +38,12 @@ job "first cp" "$N 0 0" cp "$S" "$T/c"
 same_tree "$S" "$T/c" "cp"
 fp=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.sluice.source").decode())' "$T/c/b/x")
 st=$(stat -c '%s %Y' "$S/b/x")
-python3 - "$fp" "$S/b/x" "$T/c/b/x" <<'PY' || fail "xattr of an output" "<size> <mtime_ns> size=<src size> mtime=<src mtime_ns> job=copy" "$fp"
-import os, sys
+python3 - "$fp" "$S/b/x" "$T/c/b/x" <<'PY' || fail "xattr of an output" "<size> <mtime_ns> size=<src size> mtime=<src mtime_ns> job=copy out_crc32c=<8 hex>" "$fp"
+import os, re, sys
 out_size, out_mtime, rest = sys.argv[1].split(" ", 2)
 src, dst = os.stat(sys.argv[2]), os.stat(sys.argv[3])
 assert int(out_size) == dst.st_size and int(out_mtime) == dst.st_mtime_ns, (out_size, out_mtime)
-assert rest == "size=%d mtime=%d job=copy" % (src.st_size, src.st_mtime_ns), rest
+assert re.fullmatch("size=%d mtime=%d job=copy out_crc32c=[0-9a-f]{8}" % (src.st_size, src.st_mtime_ns), rest), rest
 PY
 job "cp rerun" "$N $N 0" cp "$S" "$T/c"
 expect_eq "cp rerun: bytes read" 0 "$(json_field "$T/r.json" 'd["bytes"]["read"]')"
@@ -165,7 +165,7 @@ same_tree "$S" "$T/g" "cp gs -> local"
 gen=$(gcs_meta sl-resume c/a 'd["generation"]')
 crc=$(python3 -c 'import base64,sys; print(base64.b64decode(sys.argv[1]).hex())' "$(gcs_meta sl-resume c/a 'd["crc32c"]')")
 fp=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.sluice.source").decode().split(" ", 2)[2])' "$T/g/a")
-expect_eq "fingerprint of a gs:// source" "size=$(stat -c %s "$S/a") gen=$gen crc32c=$crc job=copy" "$fp"
+expect_eq "fingerprint of a gs:// source" "size=$(stat -c %s "$S/a") gen=$gen crc32c=$crc job=copy out_crc32c=$crc" "$fp"
 job "cp gs -> local rerun" "$N $N 0" cp gs://sl-resume/c "$T/g"
 job "map gs -> gs" "$N 0 0" map gs://sl-resume/c gs://sl-resume/m2 --exec cat --suffix .out
 job "map gs -> gs rerun" "$N $N 0" map gs://sl-resume/c gs://sl-resume/m2 --exec cat --suffix .out

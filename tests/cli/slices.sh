@@ -36,6 +36,32 @@ no_tmp_files "$T/out"
 fp=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.sluice.source").decode())' "$T/out/big.bin")
 case "$fp" in *"size=$((5 * 1048576 + 12345)) "*"crc32c="*) ;; *) fail "fingerprint" "size and crc32c" "$fp" ;; esac
 
+say "the output records its own CRC32C (the slices' combined one, the object's): --verify keeps it, and redoes it torn"
+want=$(gcs_meta bkt d/big.bin 'd["crc32c"]' | python3 -c 'import base64, sys; print(base64.b64decode(sys.stdin.read().strip().strip("\"")).hex())')
+case "$fp" in *"out_crc32c=$want") ;; *) fail "the sliced output's own CRC32C" "out_crc32c=$want" "$fp" ;; esac
+run "$SLUICE" cp -r gs://bkt/d "$T/out" --slice-size 1M -j 4 --verify --report "$T/v.json" -q
+expect_rc 0
+expect_eq "skipped after reading back" 2 "$(json_field "$T/v.json" 'd["objects"]["skipped"]')"
+python3 - "$T/out/big.bin" <<'PY'
+import os, sys
+p = sys.argv[1]
+st = os.stat(p)
+with open(p, "r+b") as f:
+    f.seek(3 * 1048576 + 17)
+    f.write(b"\0" * 4096)
+os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+PY
+run "$SLUICE" cp -r gs://bkt/d "$T/out" --slice-size 1M -j 4 --verify --report "$T/v.json" -q
+expect_rc 0
+expect_eq "skipped with a torn output" 1 "$(json_field "$T/v.json" 'd["objects"]["skipped"]')"
+cmp "$S/big.bin" "$T/out/big.bin" || fail "the torn sliced output after --verify" "the object's bytes" "still torn"
+
+say "--fsync: the sliced output goes through the committer (a syncfs) like every other"
+rm -rf "$T/fs"
+run "$SLUICE" cp -r gs://bkt/d "$T/fs" --slice-size 1M -j 4 --fsync -q
+expect_rc 0
+cmp "$S/big.bin" "$T/fs/big.bin" || fail "a sliced copy with --fsync" "the same bytes" "different"
+
 say "a rerun skips it (resume works on sliced outputs); sync likewise"
 gcs_stats_reset
 run "$SLUICE" cp -r gs://bkt/d "$T/base" --slice-size 0 -j 4 -q

@@ -1,5 +1,6 @@
 /* The local store through the public API, on real files in a temporary directory: listing order and paging,
  * start_after, one-level listings, atomic writes, unsafe keys, the umask, ranged reads and the error paths. */
+#include "crc32c.h"
 #include "fail.h"
 #include "sluice/sluice.h"
 #include "test.h"
@@ -10,10 +11,12 @@
 #include <ftw.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1458,6 +1461,106 @@ static void test_errors(void) {
     ASSERT_INT_EQ(chmod(s_at(path, root, "b"), 0755), 0);
 }
 
+/* Commits with fsync from several threads at once, each with its own client of one store: every output is there with
+ * its bytes, its fingerprint and its own CRC32C, no temp file is left, and a commit without fsync records the same. */
+#define S_DURABLE_THREADS 8
+#define S_DURABLE_FILES 40
+typedef struct durable_arg {
+    sl_store *store;
+    unsigned index;
+    int rc; /* the first failure, 0 if none */
+    char message[256];
+} durable_arg;
+
+static void *s_durable_main(void *p) {
+    durable_arg *a = p;
+    sl_client *c = NULL;
+    a->rc = sl_client_new(a->store, &c);
+    for (unsigned i = 0; i < S_DURABLE_FILES && a->rc == 0; i++) {
+        char key[64], data[64];
+        snprintf(key, sizeof(key), "t%u/f%02u", a->index % 3, a->index * 100 + i);
+        int n = snprintf(data, sizeof(data), "bytes of %s", key);
+        sl_write_options wo = {.source_fingerprint = "size=1 mtime=1 job=t", .fsync = true};
+        sl_writer *w;
+        if ((a->rc = sl_write_open(c, key, &wo, &w)) == 0 && (a->rc = sl_write(w, data, (size_t)n)) < 0)
+            sl_write_abort(w);
+        else if (a->rc == 0)
+            a->rc = sl_write_commit(w);
+    }
+    if (a->rc < 0)
+        snprintf(a->message, sizeof(a->message), "%s", sl_last_error());
+    sl_client_destroy(c);
+    return NULL;
+}
+
+static void test_durable_commits(void) {
+    char root[PATH_MAX], path[PATH_MAX];
+    s_at(root, s_base, "durable");
+    open_store os = s_open(root);
+    pthread_t tids[S_DURABLE_THREADS];
+    durable_arg args[S_DURABLE_THREADS];
+    for (unsigned t = 0; t < S_DURABLE_THREADS; t++) {
+        args[t] = (durable_arg){.store = os.store, .index = t};
+        ASSERT_INT_EQ(pthread_create(&tids[t], NULL, s_durable_main, &args[t]), 0);
+    }
+    for (unsigned t = 0; t < S_DURABLE_THREADS; t++) {
+        pthread_join(tids[t], NULL);
+        if (args[t].rc < 0)
+            TEST_FAIL_("thread %u: %s: %s", t, sl_err_name(args[t].rc), args[t].message);
+    }
+    for (unsigned t = 0; t < S_DURABLE_THREADS; t++) {
+        for (unsigned i = 0; i < S_DURABLE_FILES; i++) {
+            char key[64], data[64];
+            snprintf(key, sizeof(key), "t%u/f%02u", t % 3, t * 100 + i);
+            int n = snprintf(data, sizeof(data), "bytes of %s", key);
+            size_t len;
+            char *got = s_slurp(s_at(path, root, key), &len);
+            ASSERT_TRUE(got != NULL);
+            ASSERT_UINT_EQ(len, (size_t)n);
+            ASSERT_MEM_EQ(got, data, (size_t)n);
+            free(got);
+            sl_object obj;
+            ASSERT_OK(sl_stat(os.client, key, &obj));
+            ASSERT_STR_EQ(obj.source_fingerprint, "size=1 mtime=1 job=t");
+            ASSERT_TRUE(obj.has_committed_crc32c);
+            ASSERT_UINT_EQ(obj.committed_crc32c, sl__crc32c_update(0, data, (size_t)n));
+        }
+    }
+    ASSERT_INT_EQ(s_count_tmp(root), 0);
+
+    /* Without fsync: the same record. */
+    sl_write_options wo = {.source_fingerprint = "size=2 mtime=2 job=t"};
+    sl_writer *w;
+    ASSERT_OK(sl_write_open(os.client, "plain", &wo, &w));
+    ASSERT_OK(sl_write(w, "abc", 3));
+    ASSERT_OK(sl_write(w, "def", 3));
+    ASSERT_OK(sl_write_commit(w));
+    sl_object obj;
+    ASSERT_OK(sl_stat(os.client, "plain", &obj));
+    ASSERT_STR_EQ(obj.source_fingerprint, "size=2 mtime=2 job=t");
+    ASSERT_TRUE(obj.has_committed_crc32c);
+    ASSERT_UINT_EQ(obj.committed_crc32c, sl__crc32c_update(0, "abcdef", 6));
+
+    /* A record made before out_crc32c existed: the fingerprint still counts, without a CRC32C; a malformed one is not
+     * taken for one. */
+    s_at(path, root, "plain");
+    struct stat sb;
+    ASSERT_INT_EQ(stat(path, &sb), 0);
+    char value[256];
+    long long mtime = (long long)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    snprintf(value, sizeof(value), "6 %lld size=2 mtime=2 job=t", mtime);
+    ASSERT_INT_EQ(setxattr(path, "user.sluice.source", value, strlen(value), 0), 0);
+    ASSERT_OK(sl_stat(os.client, "plain", &obj));
+    ASSERT_STR_EQ(obj.source_fingerprint, "size=2 mtime=2 job=t");
+    ASSERT_FALSE(obj.has_committed_crc32c);
+    snprintf(value, sizeof(value), "6 %lld size=2 mtime=2 job=t out_crc32c=12x45678", mtime);
+    ASSERT_INT_EQ(setxattr(path, "user.sluice.source", value, strlen(value), 0), 0);
+    ASSERT_OK(sl_stat(os.client, "plain", &obj));
+    ASSERT_STR_EQ(obj.source_fingerprint, "size=2 mtime=2 job=t out_crc32c=12x45678");
+    ASSERT_FALSE(obj.has_committed_crc32c);
+    s_close(&os);
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(s_base, sizeof(s_base), "%s/sl-test-local-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
@@ -1470,6 +1573,7 @@ int main(void) {
     RUN_TEST(test_start_after);
     RUN_TEST(test_one_level);
     RUN_TEST(test_atomic_write);
+    RUN_TEST(test_durable_commits);
     RUN_TEST(test_unsafe_keys);
     RUN_TEST(test_temp_names);
     RUN_TEST(test_umask);
