@@ -1840,6 +1840,24 @@ static void s_run_sliced(s_worker *w, s_item *it, unsigned char *buf) {
     atomic_fetch_add(&job->done, 1);
 }
 
+/* --dry-run: the object's line, what would be done. Apart from s_process, whose frame every worker's deeper calls sit
+ * under: its buffers (two keys' worth) would push them all a few pages down. */
+__attribute__((noinline)) static void s_dry_run_line(s_worker *w, const s_item *it) {
+    sl_job *job = w->job;
+    char members[S_KEY_CAP * 2];
+    size_t n = (size_t)snprintf(members, sizeof(members), "\"dry_run\":true");
+    if (job->dst) {
+        n += (size_t)snprintf(members + n, sizeof(members) - n, ",\"dst\":");
+        char url[S_KEY_CAP + 64];
+        size_t ul = sl_store_key_url(job->dst, w->dst_key, url, sizeof(url));
+        n += sl_json_quote(members + n, n < sizeof(members) ? sizeof(members) - n : 0, url,
+                           ul < sizeof(url) ? ul : sizeof(url) - 1);
+    }
+    size_t len = n < sizeof(members) ? s_format_line(w, it, members, n) : 0;
+    if (len)
+        s_emit_line(job, w->line, len);
+}
+
 static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     size_t klen = it->src.key_len, slen = strlen(job->suffix);
@@ -1859,18 +1877,7 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
     }
 
     if (job->dry_run) {
-        char members[S_KEY_CAP * 2];
-        size_t n = (size_t)snprintf(members, sizeof(members), "\"dry_run\":true");
-        if (job->dst) {
-            n += (size_t)snprintf(members + n, sizeof(members) - n, ",\"dst\":");
-            char url[S_KEY_CAP + 64];
-            size_t ul = sl_store_key_url(job->dst, w->dst_key, url, sizeof(url));
-            n += sl_json_quote(members + n, n < sizeof(members) ? sizeof(members) - n : 0, url,
-                               ul < sizeof(url) ? ul : sizeof(url) - 1);
-        }
-        size_t len = n < sizeof(members) ? s_format_line(w, it, members, n) : 0;
-        if (len)
-            s_emit_line(job, w->line, len);
+        s_dry_run_line(w, it);
         atomic_fetch_add(&job->done, 1);
         return;
     }

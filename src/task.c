@@ -205,8 +205,8 @@ static int s_commit(sl_task *task, const char *value, size_t value_len, size_t r
 }
 
 static int s_member(sl_task *task, const char *name, const char *text, size_t text_len) {
-    char *value;
-    size_t room;
+    char *value = NULL;
+    size_t room = 0;
     int rc = s_begin(task, name, &value, &room);
     if (rc < 0)
         return rc;
@@ -218,8 +218,8 @@ static int s_member(sl_task *task, const char *name, const char *text, size_t te
 int sl_task_result_string(sl_task *task, const char *name, const char *value, size_t len) {
     if (!value && len)
         return sl__task_fail(task, SL_EINVAL, "result member \"%s\": NULL value", name ? name : "");
-    char *p;
-    size_t room;
+    char *p = NULL;
+    size_t room = 0;
     int rc = s_begin(task, name, &p, &room);
     if (rc < 0)
         return rc;
