@@ -1822,8 +1822,9 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
     return rc;
 }
 
-/* A sliced object (s_sliceable), its checksum failures tried again as a whole object's are. */
-static void s_run_sliced(s_worker *w, s_item *it, unsigned char *buf) {
+/* A sliced object (s_sliceable), its checksum failures tried again as a whole object's are. False when it is to be
+ * done in one piece instead (nothing was reported). */
+static bool s_run_sliced(s_worker *w, s_item *it, unsigned char *buf) {
     sl_job *job = w->job;
     int rc;
     for (unsigned attempt = 0;; attempt++) {
@@ -1832,12 +1833,16 @@ static void s_run_sliced(s_worker *w, s_item *it, unsigned char *buf) {
             break;
         it->dst_gen_known = false;
     }
+    /* A key whose parts' names ("<key>.sluice-part-...") would pass the store's limit goes up in one piece. */
+    if (rc == SL_ENAMETOOLONG && !sl__store_writes_at(job->dst))
+        return false;
     if (rc < 0) {
         s_report_failure(job, it->key, rc, w->error[0] ? w->error : sl_strerror(rc));
-        return;
+        return true;
     }
     atomic_fetch_add(&job->bytes_written, it->src.size);
     atomic_fetch_add(&job->done, 1);
+    return true;
 }
 
 /* --dry-run: the object's line, what would be done. Apart from s_process, whose frame every worker's deeper calls sit
@@ -1910,10 +1915,8 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         s_report_failure(job, it->key, rc, sl_last_error());
         return;
     }
-    if (it->held) {
-        s_run_sliced(w, it, buf);
+    if (it->held && s_run_sliced(w, it, buf))
         return;
-    }
     /* Data that failed its checksum was never committed; try the object again before reporting it. */
     size_t len = 0;
     bool has_out = false, deferred = false;

@@ -214,6 +214,16 @@ expect_rc 0
 expect_eq "componentCount without the flag" null "$(gcs_meta bkt plain/big.bin 'd.get("componentCount")')"
 [ "$(gcs_meta bkt plain/big.bin 'd.get("md5Hash")')" != null ] || fail "md5Hash" "present" "null"
 
+say "  ... a key too long for its parts' names (1,010 bytes: + .sluice-part-... passes GCS's 1,024) goes up in one piece"
+long="$(printf 'a%.0s' $(seq 250))/$(printf 'b%.0s' $(seq 250))/$(printf 'c%.0s' $(seq 250))/$(printf 'd%.0s' $(seq 250))"
+mkdir -p "$T/lng/$(dirname "$long")"
+head -c $((1048576 + 3)) /dev/urandom >"$T/lng/$long"
+run "$SLUICE" cp "$T/lng" gs://bkt/lg --composite-upload --slice-size 256K -j 4 -q
+expect_rc 0
+expect_eq "componentCount of the long key" null "$(gcs_meta bkt "lg/$long" 'd.get("componentCount")')"
+run "$SLUICE" cat "gs://bkt/lg/$long"
+cmp "$T/lng/$long" "$OUT" || fail "the long key's object" "the file's bytes" "different"
+
 say "--composite-upload failing: a part that cannot be uploaded, a compose refused: the object fails, no part left"
 tid=$(gcs_retry_test "$(python3 -c 'import json; print(json.dumps({"storage.objects.insert": ["pass"] * 3 + ["return-400"] * 20}))')")
 run "$SLUICE" cp "$T/up" gs://bkt/f1 --include big.bin --composite-upload --slice-size 1M -j 3 --header "x-retry-test-id: $tid" "${FAST[@]}"
