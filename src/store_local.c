@@ -1435,12 +1435,13 @@ on_error:
     return rc;
 }
 
-static int s_write(sl_writer *writer, const void *buf, size_t len) {
-    s_writer *w = (s_writer *)writer;
-    w->crc32c = sl__crc32c_update(w->crc32c, buf, len);
+/* Writes all of buf to w's file: at `offset` (pwrite) or, with offset -1, where the file is (write). Only w->fd and
+ * w->path are used. */
+static int s_write_all(const s_writer *w, int64_t offset, const void *buf, size_t len) {
     const char *p = buf;
     while (len) {
-        ssize_t n = write(w->fd, p, len < (1u << 30) ? len : (1u << 30));
+        size_t step = len < (1u << 30) ? len : (1u << 30);
+        ssize_t n = offset < 0 ? write(w->fd, p, step) : pwrite(w->fd, p, step, (off_t)offset);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1448,26 +1449,24 @@ static int s_write(sl_writer *writer, const void *buf, size_t len) {
         }
         p += n;
         len -= (size_t)n;
+        if (offset >= 0)
+            offset += n;
     }
     return 0;
 }
 
-/* Only w->fd and w->path are used: safe from other threads while the writer is open (store_vtable.h). */
-static int s_write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len) {
+static int s_write(sl_writer *writer, const void *buf, size_t len) {
     s_writer *w = (s_writer *)writer;
-    const char *p = buf;
-    while (len) {
-        ssize_t n = pwrite(w->fd, p, len < (1u << 30) ? len : (1u << 30), (off_t)offset);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return s_fail_path(errno, w->path, "cannot write");
-        }
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    w->crc32c = sl__crc32c_update(w->crc32c, buf, len);
+    return s_write_all(w, -1, buf, len);
+}
+
+/* Safe from other threads while the writer is open (store_vtable.h): s_write_all reads nothing else of w. */
+static int s_write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len) {
+    if (offset > INT64_MAX)
+        return sl__fail(SL_EINVAL, "%s: offset %" PRIu64 " is past what a file can hold", ((s_writer *)writer)->path,
+                        offset);
+    return s_write_all((s_writer *)writer, (int64_t)offset, buf, len);
 }
 
 static void s_write_set_crc32c(sl_writer *writer, uint32_t crc) {
