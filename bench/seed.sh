@@ -31,35 +31,18 @@ SIZE=${SIZE:-36K}
 MEMORY_LIMIT=${MEMORY_LIMIT:-512M}
 OUT=${OUT:-$ROOT/build/bench/seed}
 mkdir -p "$OUT"
-if [ -z "${SLUICE:-}" ] || [ -z "${SYNTH:-}" ]; then
-    if [ ! -x build/release/sluice ] || [ ! -x build/release/sl-synthbucket ]; then
-        echo "== building the release binaries (build/release)" >&2
-        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-        cmake --build build/release -j2 >/dev/null
-    fi
-    SLUICE=${SLUICE:-$ROOT/build/release/sluice}
-    SYNTH=${SYNTH:-$ROOT/build/release/sl-synthbucket}
-fi
+. bench/lib.sh
+bench_release
 [ -x /usr/bin/time ] || { echo "bench/seed.sh: GNU time (/usr/bin/time) is required" >&2; exit 2; }
 WORK=$(mktemp -d)
-SRV=
-stop_server() { [ -z "$SRV" ] || { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; SRV=; }; }
-trap 'stop_server; rm -rf "$WORK"' EXIT
-export HOME=$WORK GCE_METADATA_HOST=127.0.0.1:1 no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
-unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_OAUTH_ACCESS_TOKEN CLOUD_STORAGE_EMULATOR_ENDPOINT
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+trap 'synth_stop; rm -rf "$WORK"' EXIT
+bench_isolate "$WORK"
 CLK_TCK=$(getconf CLK_TCK)
 
 start_server() { # start_server OBJECTS
-    rm -f "$WORK/port"
-    "$SYNTH" --objects "$1" --size "$SIZE" --delay-ms "$DELAY_MS" --port 0 --port-file "$WORK/port" \
-        --max-connections 8192 >"$WORK/server.log" 2>&1 &
-    SRV=$!
-    for _ in $(seq 200); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-    [ -s "$WORK/port" ] || { echo "bench/seed.sh: the synthetic bucket did not start" >&2; cat "$WORK/server.log" >&2; exit 3; }
-    export STORAGE_EMULATOR_HOST=127.0.0.1:$(cat "$WORK/port")
+    synth_start bench/seed.sh "$WORK" --objects "$1" --size "$SIZE" --delay-ms "$DELAY_MS" --max-connections 8192
 }
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$SRV/stat"; }
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SYNTH_PID/stat"; }
 
 # run NAME J EXTRA...: one job, its report, GNU time's figures and the server's CPU in $OUT/NAME.*
 run() {
@@ -76,12 +59,12 @@ echo "== sweep over -j: $SWEEP ($PER_J objects per worker, $DELAY_MS ms per requ
 for j in $SWEEP; do
     start_server $((j * PER_J))
     run "sweep-$j" "$j"
-    stop_server
+    synth_stop
 done
 echo "== the seed run: $SEED_OBJECTS objects at -j $SEED_JOBS (a few minutes)" >&2
 start_server "$SEED_OBJECTS"
 run seed "$SEED_JOBS" --chart "$OUT/seed.svg" --timeline "$OUT/seed.csv" --mem-interval 1000
-stop_server
+synth_stop
 
 python3 - "$OUT" "$DELAY_MS" "$CLK_TCK" "$SEED_JOBS" "$SWEEP" <<'PY'
 import json, sys

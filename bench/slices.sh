@@ -18,28 +18,13 @@ JOBS=${JOBS:-8}
 RUNS=${RUNS:-3}
 DEST=${DEST:-/dev/shm}
 THREADS=${THREADS:-2}
-if [ -z "${SLUICE:-}" ] || [ -z "${SYNTH:-}" ]; then
-    if [ ! -x build/release/sluice ] || [ ! -x build/release/sl-synthbucket ]; then
-        echo "== building the release binaries (build/release)" >&2
-        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-        cmake --build build/release -j2 >/dev/null
-    fi
-    SLUICE=${SLUICE:-$ROOT/build/release/sluice}
-    SYNTH=${SYNTH:-$ROOT/build/release/sl-synthbucket}
-fi
+. bench/lib.sh
+bench_release
 WORK=$(mktemp -d)
 OUTDIR=$(mktemp -d "$DEST/sluice-slices.XXXXXX")
-SRV=
-trap '[ -z "$SRV" ] || { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; }; rm -rf "$WORK" "$OUTDIR"' EXIT
-export HOME=$WORK GCE_METADATA_HOST=127.0.0.1:1 no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
-unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_OAUTH_ACCESS_TOKEN CLOUD_STORAGE_EMULATOR_ENDPOINT
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-"$SYNTH" --objects 1 --size "$SIZE" --jitter 0 --rate-per-conn "$RATE" --threads "$THREADS" --port 0 \
-    --port-file "$WORK/port" >"$WORK/server.log" 2>&1 &
-SRV=$!
-for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
-[ -s "$WORK/port" ] || { echo "bench/slices.sh: the synthetic bucket did not start" >&2; cat "$WORK/server.log" >&2; exit 3; }
-export STORAGE_EMULATOR_HOST=127.0.0.1:$(cat "$WORK/port")
+trap 'synth_stop; rm -rf "$WORK" "$OUTDIR"' EXIT
+bench_isolate "$WORK"
+synth_start bench/slices.sh "$WORK" --objects 1 --size "$SIZE" --jitter 0 --rate-per-conn "$RATE" --threads "$THREADS"
 
 one() { # one NAME ARGS...: a download into a fresh directory, its figures appended to $WORK/NAME
     local name=$1

@@ -43,9 +43,9 @@ PLUGIN=${PLUGIN:-$(dirname "$SLUICE")/libmd5_openssl_plugin.so}
 J=()
 [ -z "${JOBS:-}" ] || J=(-j "$JOBS")
 tmp=$(mktemp -d)
-SRV_PID=
+SYNTH_PID=
 cleanup() {
-    if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+    if [ -n "$SYNTH_PID" ]; then kill "$SYNTH_PID" 2>/dev/null || true; wait "$SYNTH_PID" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -127,18 +127,10 @@ GCS_DELAY_MS=${GCS_DELAY_MS:-20}
 GCS_JOBS=${GCS_JOBS:-32}
 GCS_FILES=${GCS_FILES:-40000}
 GCS_RUNS=${GCS_RUNS:-3}
-mkdir -p "$tmp/home"
-export HOME=$tmp/home GCE_METADATA_HOST=127.0.0.1:1 GCE_METADATA_IP=127.0.0.1:1 no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
-unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_OAUTH_ACCESS_TOKEN CLOUD_STORAGE_EMULATOR_ENDPOINT
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+. bench/lib.sh
 SYNTH=${SYNTH:-$(dirname "$SLUICE")/sl-synthbucket}
-[ -x "$SYNTH" ] || { echo "bench/worker.sh: $SYNTH not built (libmicrohttpd-dev missing?); GCS=0 skips this part" >&2; exit 2; }
-"$SYNTH" --objects "$GCS_FILES" --size "$SIZE" --jitter 0 --delay-ms "$GCS_DELAY_MS" --port 0 --port-file "$tmp/port" \
-    >"$tmp/server.log" 2>&1 &
-SRV_PID=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-[ -s "$tmp/port" ] || { echo "bench/worker.sh: the synthetic bucket did not start" >&2; cat "$tmp/server.log" >&2; exit 3; }
-export STORAGE_EMULATOR_HOST=127.0.0.1:$(cat "$tmp/port")
+bench_isolate "$tmp"
+synth_start bench/worker.sh "$tmp" --objects "$GCS_FILES" --size "$SIZE" --jitter 0 --delay-ms "$GCS_DELAY_MS"
 "$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --op md5 -q | LC_ALL=C sort >"$tmp/gd"
 "$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --worker "$PYTHON bench/md5_worker.py" -q | LC_ALL=C sort >"$tmp/gb"
 cmp -s "$tmp/gb" "$tmp/gd" || { echo "bench/worker.sh: over gs://, --worker and --op md5 disagree" >&2; exit 1; }
