@@ -1180,6 +1180,21 @@ static void s_note_dst(s_item *it, const sl_object *dst, bool known) {
     it->dst_gen = it->dst_gen_known && dst ? dst->generation : 0;
 }
 
+/* One object to a local directory: no listing of the destination finds what a killed run left there, so one level
+ * of it is listed for that alone (the output goes into its top; a cost in its entries, once). Best effort: a
+ * destination that cannot be listed is the copy's to report. */
+static void s_clean_dst_top(sl_job *job) {
+    sl_client *dc = NULL;
+    sl_lister *l = NULL;
+    sl_list_options lo = {.clean_stale = true};
+    sl_object obj;
+    if (sl_client_new(job->dst, &dc) == 0 && sl_list_open(dc, &lo, &l) == 0)
+        while (!atomic_load(&job->cancel) && sl_list_next(l, &obj) > 0) {
+        }
+    sl_list_close(l);
+    sl_client_destroy(dc);
+}
+
 /* The lister: streams the source listing through the filters into the queue. Unless the job is forced, it
  * merge-joins the destination listing (same byte order, resume.h) so that objects whose output is already complete
  * are counted as skipped without being queued, in O(1) memory. */
@@ -1209,6 +1224,8 @@ static void *s_lister_main(void *arg) {
             goto done;
         }
         it->dst_unknown = resume; /* one object: its worker looks the output up */
+        if (clean)
+            s_clean_dst_top(job);
         if (job->src_under && !s_selected(job, it->key, it->src.key_len))
             free(it);
         else

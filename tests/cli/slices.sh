@@ -169,6 +169,22 @@ expect_rc 0
 cmp "$T/new/big.bin" "$T/k/big.bin" || fail "after kill -9" "the object" "different"
 no_tmp_files "$T/k"
 
+say "  ... and of a single-object cp: its rerun lists the destination's top for the leftover temp file and removes it"
+gcs_config '{"delay_ms": 200}'
+rm -rf "$T/k1"
+"$SLUICE" cp gs://bkt/d/big.bin "$T/k1" --slice-size 256K -j 3 -q >/dev/null 2>&1 &
+pid=$!
+sleep 1.2
+kill -9 $pid
+wait $pid 2>/dev/null || true
+gcs_config '{"delay_ms": 0}'
+[ -n "$(find "$T/k1" -name '.sluice-tmp-*' 2>/dev/null)" ] || fail "killed mid-download" "a temp file left" "none"
+[ ! -e "$T/k1/big.bin" ] || fail "killed mid-download" "no final file" "a file"
+run "$SLUICE" cp gs://bkt/d/big.bin "$T/k1" --slice-size 1M -j 3 -q
+expect_rc 0
+cmp "$T/new/big.bin" "$T/k1/big.bin" || fail "after kill -9" "the object" "different"
+no_tmp_files "$T/k1"
+
 say "a gzip-encoded object is not sliced (its CRC32C is of the stored bytes): one read, decompressed"
 head -c 3000000 /dev/urandom | base64 >"$T/plain.txt"
 gzip -c "$T/plain.txt" >"$T/plain.txt.gz"
