@@ -509,6 +509,35 @@ static bool s_send(s_state *st, s_exchange *x) {
 
 /* Writes the request and reads its answer until both are complete, the worker breaks, the time runs out or the job is
  * aborted. Writes and reads are tried first and polled for only when the pipe is full or empty. */
+/* Which of the worker's pipes poll found ready. */
+typedef struct s_polled {
+    bool in, out, err;
+} s_polled;
+
+/* Waits, at most S_POLL_MS and not past `deadline` (0: none), until the worker's stdout or stderr has something, or
+ * its stdin takes more when `sending`. Returns poll's result (<0 with errno). */
+static int s_poll(const s_state *st, bool sending, int64_t deadline, s_polled *ev) {
+    struct pollfd pfd[3];
+    nfds_t nfd = 0;
+    int i_in = -1, i_err = -1;
+    if (st->p.in_w >= 0 && sending)
+        i_in = (int)nfd, pfd[nfd++] = (struct pollfd){.fd = st->p.in_w, .events = POLLOUT};
+    int i_out = (int)nfd;
+    pfd[nfd++] = (struct pollfd){.fd = st->p.out_r, .events = POLLIN};
+    if (st->p.err_r >= 0)
+        i_err = (int)nfd, pfd[nfd++] = (struct pollfd){.fd = st->p.err_r, .events = POLLIN};
+    long wait = S_POLL_MS;
+    if (deadline) {
+        int64_t left = deadline - sl__now_ms();
+        wait = left <= 0 ? 0 : left < wait ? (long)left : wait;
+    }
+    int ready = poll(pfd, nfd, (int)wait);
+    *ev = (s_polled){.in = ready > 0 && i_in >= 0 && pfd[i_in].revents,
+                     .out = ready > 0 && pfd[i_out].revents,
+                     .err = ready > 0 && i_err >= 0 && pfd[i_err].revents};
+    return ready;
+}
+
 static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
     int64_t deadline = s_deadline(st);
     for (;;) {
@@ -557,36 +586,19 @@ static s_outcome s_exchange_run(s_state *st, sl__task *task, s_exchange *x) {
             return S_BROKEN;
         }
 
-        struct pollfd pfd[3];
-        nfds_t nfd = 0;
-        int i_in = -1, i_out = -1, i_err = -1;
-        if (st->p.in_w >= 0 && x->iov_at < x->iov_n) {
-            i_in = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.in_w, .events = POLLOUT};
-        }
-        i_out = (int)nfd;
-        pfd[nfd++] = (struct pollfd){.fd = st->p.out_r, .events = POLLIN};
-        if (st->p.err_r >= 0) {
-            i_err = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.err_r, .events = POLLIN};
-        }
-        long wait = S_POLL_MS;
-        if (deadline) {
-            int64_t left = deadline - sl__now_ms();
-            wait = left <= 0 ? 0 : left < wait ? (long)left : wait;
-        }
-        int ready = poll(pfd, nfd, (int)wait);
+        s_polled ev;
+        int ready = s_poll(st, x->iov_at < x->iov_n, deadline, &ev);
         if (ready < 0 && errno != EINTR) {
             snprintf(x->why, sizeof(x->why), "cannot poll the worker's pipes: %s", sl__errno_text(errno));
             return S_BROKEN;
         }
         if (ready <= 0)
             continue;
-        if (i_err >= 0 && pfd[i_err].revents)
+        if (ev.err)
             s_read_stderr(st);
-        if (i_in >= 0 && pfd[i_in].revents)
+        if (ev.in)
             s_send(st, x);
-        if (pfd[i_out].revents) {
+        if (ev.out) {
             if (s_fill(st) < 0 && !x->ans.begun)
                 return S_NO_ANSWER;
         }
@@ -687,29 +699,12 @@ static int s_start(s_state *st, sl__task *task) {
             reason = buf;
             break;
         }
-        struct pollfd pfd[3];
-        nfds_t nfd = 0;
-        int i_in = -1, i_err = -1;
-        if (st->p.in_w >= 0 && send_len) {
-            i_in = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.in_w, .events = POLLOUT};
-        }
-        int i_out = (int)nfd;
-        pfd[nfd++] = (struct pollfd){.fd = st->p.out_r, .events = POLLIN};
-        if (st->p.err_r >= 0) {
-            i_err = (int)nfd;
-            pfd[nfd++] = (struct pollfd){.fd = st->p.err_r, .events = POLLIN};
-        }
-        long wait = S_POLL_MS;
-        if (deadline) {
-            int64_t left = deadline - sl__now_ms();
-            wait = left <= 0 ? 0 : left < wait ? (long)left : wait;
-        }
-        if (poll(pfd, nfd, (int)wait) <= 0)
+        s_polled ev;
+        if (s_poll(st, send_len > 0, deadline, &ev) <= 0)
             continue;
-        if (i_err >= 0 && pfd[i_err].revents)
+        if (ev.err)
             s_read_stderr(st);
-        if (i_in >= 0 && pfd[i_in].revents) {
+        if (ev.in) {
             ssize_t w = write(st->p.in_w, send, send_len);
             if (w > 0) {
                 send += w;
@@ -720,7 +715,7 @@ static int s_start(s_state *st, sl__task *task) {
                 send_len = 0;
             }
         }
-        if (pfd[i_out].revents)
+        if (ev.out)
             s_fill(st);
     }
     if (hello && !reason) {
