@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # What the benchmarks against a bucket share. Sourced (after `cd` to the repository root), never run.
 #
-#   bench_release [TARGET...]   SLUICE and SYNTH (unless set): the release build's sluice and sl-synthbucket, building
-#                               build/release first if one is missing
+#   bench_release [FILE...]     SLUICE (unless set): the release build's sluice, building build/release first if it
+#                               or a FILE of it (a plugin, sl-synthbucket) is missing; SYNTH (unless set):
+#                               sl-synthbucket beside it
 #   bench_isolate DIR           HOME in DIR, no credentials, no proxy, the metadata server a closed local port: nothing
 #                               but 127.0.0.1 is contacted
 #   synth_start WHO DIR ARGS... start sl-synthbucket ARGS on a free 127.0.0.1 port (its port file and log in DIR);
@@ -10,15 +11,18 @@
 #   synth_stop                  stop it (nothing when none runs)
 
 bench_release() {
-    if [ -z "${SLUICE:-}" ] || [ -z "${SYNTH:-}" ]; then
-        if [ ! -x build/release/sluice ] || [ ! -x build/release/sl-synthbucket ]; then
+    if [ -z "${SLUICE:-}" ]; then
+        local f
+        for f in sluice "$@"; do
+            [ -e "build/release/$f" ] && continue
             echo "== building the release binaries (build/release)" >&2
             cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
             cmake --build build/release -j2 >/dev/null
-        fi
-        SLUICE=${SLUICE:-$PWD/build/release/sluice}
-        SYNTH=${SYNTH:-$PWD/build/release/sl-synthbucket}
+            break
+        done
+        SLUICE=$PWD/build/release/sluice
     fi
+    SYNTH=${SYNTH:-$(dirname "$SLUICE")/sl-synthbucket}
 }
 
 bench_isolate() {

@@ -18,14 +18,8 @@ SIZE=${SIZE:-4096}
 DIRS=${DIRS:-100}
 RUNS=${RUNS:-15}
 DIR=${1:-/tmp/sluice-bench/tree-${FILES}x${SIZE}-${DIRS}d}
-if [ -z "${SLUICE:-}" ]; then
-    SLUICE=$ROOT/build/release/sluice
-    if [ ! -x "$SLUICE" ] || [ ! -f "$ROOT/build/release/libmd5_openssl_plugin.so" ]; then
-        echo "== building the release binary and the example plugin (build/release)" >&2
-        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-        cmake --build build/release -j2 >/dev/null
-    fi
-fi
+. bench/lib.sh
+bench_release libmd5_plugin.so libmd5_openssl_plugin.so
 PLUGIN=${PLUGIN:-$(dirname "$SLUICE")/libmd5_plugin.so}
 PLUGIN_OPENSSL=${PLUGIN_OPENSSL:-$(dirname "$SLUICE")/libmd5_openssl_plugin.so}
 command -v /usr/bin/time >/dev/null || { echo "bench/plugin.sh: GNU time (/usr/bin/time) is required" >&2; exit 2; }

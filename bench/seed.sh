@@ -32,7 +32,7 @@ MEMORY_LIMIT=${MEMORY_LIMIT:-512M}
 OUT=${OUT:-$ROOT/build/bench/seed}
 mkdir -p "$OUT"
 . bench/lib.sh
-bench_release
+bench_release sl-synthbucket
 [ -x /usr/bin/time ] || { echo "bench/seed.sh: GNU time (/usr/bin/time) is required" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'synth_stop; rm -rf "$WORK"' EXIT

@@ -19,7 +19,7 @@ RUNS=${RUNS:-3}
 DEST=${DEST:-/dev/shm}
 THREADS=${THREADS:-2}
 . bench/lib.sh
-bench_release
+bench_release sl-synthbucket
 WORK=$(mktemp -d)
 OUTDIR=$(mktemp -d "$DEST/sluice-slices.XXXXXX")
 trap 'synth_stop; rm -rf "$WORK" "$OUTDIR"' EXIT

@@ -31,24 +31,13 @@ RUNS=${RUNS:-5}
 EXEC_FILES=${EXEC_FILES:-500}
 PYTHON=${PYTHON:-python3}
 DIR=${1:-/tmp/sluice-bench/tree-${FILES}x${SIZE}-${DIRS}d}
-if [ -z "${SLUICE:-}" ]; then
-    SLUICE=$ROOT/build/release/sluice
-    if [ ! -x "$SLUICE" ] || [ ! -f "$ROOT/build/release/libmd5_openssl_plugin.so" ]; then
-        echo "== building the release binary and the example plugin (build/release)" >&2
-        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-        cmake --build build/release -j2 >/dev/null
-    fi
-fi
+. bench/lib.sh
+bench_release libmd5_openssl_plugin.so $([ "${GCS:-1}" = 0 ] || echo sl-synthbucket)
 PLUGIN=${PLUGIN:-$(dirname "$SLUICE")/libmd5_openssl_plugin.so}
 J=()
 [ -z "${JOBS:-}" ] || J=(-j "$JOBS")
 tmp=$(mktemp -d)
-SYNTH_PID=
-cleanup() {
-    if [ -n "$SYNTH_PID" ]; then kill "$SYNTH_PID" 2>/dev/null || true; wait "$SYNTH_PID" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'synth_stop; rm -rf "$tmp"' EXIT
 measure() { # measure NAME CMD...: one run, a JSON line appended to $tmp/NAME.runs
     local name=$1
     shift
@@ -127,8 +116,6 @@ GCS_DELAY_MS=${GCS_DELAY_MS:-20}
 GCS_JOBS=${GCS_JOBS:-32}
 GCS_FILES=${GCS_FILES:-40000}
 GCS_RUNS=${GCS_RUNS:-3}
-. bench/lib.sh
-SYNTH=${SYNTH:-$(dirname "$SLUICE")/sl-synthbucket}
 bench_isolate "$tmp"
 synth_start bench/worker.sh "$tmp" --objects "$GCS_FILES" --size "$SIZE" --jitter 0 --delay-ms "$GCS_DELAY_MS"
 "$SLUICE" map gs://synth/obj - -j "$GCS_JOBS" --op md5 -q | LC_ALL=C sort >"$tmp/gd"
