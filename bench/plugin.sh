@@ -12,7 +12,6 @@
 # if missing), PLUGIN and PLUGIN_OPENSSL (default the libmd5_plugin.so and libmd5_openssl_plugin.so beside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 FILES=${FILES:-20000}
 SIZE=${SIZE:-4096}
 DIRS=${DIRS:-100}

@@ -23,7 +23,6 @@
 # GCS_RUNS, SYNTH (sl-synthbucket beside SLUICE), LOCAL=0 to run the gs:// part alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 FILES=${FILES:-20000}
 SIZE=${SIZE:-4096}
 DIRS=${DIRS:-100}
