@@ -49,6 +49,7 @@
 /* A sliced object's owner hands at most this many other workers a token to read its slices with (each takes slices
  * until none is left); the queue keeps room for them apart from its capacity. */
 #define S_SLICE_HELPERS_MAX 16u
+#define S_COMPOSE_PARTS_MAX 1024u /* components of one composite object (GCS's limit) */
 /* The memory sampler's fast first phase, as `sluice watch` has it: a job of half a second has a curve too. It lasts
  * S_MEM_FAST_INTERVALS --mem-interval periods, within [S_MEM_FAST_MIN_MS, S_MEM_FAST_MAX_MS]. */
 #define S_MEM_FAST_MS 20u
@@ -1638,7 +1639,7 @@ static int s_slice_read(s_worker *w, s_big *big, unsigned i, unsigned char *buf,
         if (rc == 0 && (info.size != big->size || info.mtime_ns != big->mtime_ns))
             rc = sl__fail(SL_ECORRUPT, "%s: changed since it was listed (size or modification time); rerun to copy it",
                           big->src_url);
-        char key[S_KEY_CAP + 16];
+        char key[S_KEY_CAP + 48];
         snprintf(key, sizeof(key), "%s%u", big->parts, i);
         /* A part is a new object of a name of its own: ifGenerationMatch=0. */
         sl_write_options wo = {.size_hint = length, .if_generation_match_set = true, .if_generation_match = 0};
@@ -1743,7 +1744,11 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
         snprintf(parts, sizeof(parts), "%s.sluice-part-%s-", w->dst_key, word);
     }
     int rc = composing ? 0 : sl_write_open(w->dst, w->dst_key, &wo, &out);
-    uint64_t n = (it->src.size + job->slice_size - 1) / job->slice_size;
+    /* A composite has at most S_COMPOSE_PARTS_MAX components: bigger slices for an object that would need more. */
+    uint64_t slice = job->slice_size;
+    if (composing && (it->src.size + slice - 1) / slice > S_COMPOSE_PARTS_MAX)
+        slice = (it->src.size + S_COMPOSE_PARTS_MAX - 1) / S_COMPOSE_PARTS_MAX;
+    uint64_t n = (it->src.size + slice - 1) / slice;
     s_big *big = rc < 0 ? NULL : calloc(1, sizeof(*big) + (size_t)n * sizeof(uint32_t));
     if (rc == 0 && !big) {
         if (out)
@@ -1763,7 +1768,7 @@ static int s_sliced_once(s_worker *w, s_item *it, unsigned char *buf) {
     big->key = it->key;
     big->generation = it->src.generation;
     big->size = it->src.size;
-    big->slice = job->slice_size;
+    big->slice = slice;
     big->n = (unsigned)n;
     big->refs = 1;
     /* Tokens for other workers, first in the queue: each one reads slices until none is left. */

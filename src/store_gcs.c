@@ -2107,6 +2107,15 @@ static int s_compose_once(s_client *c, const char *dest, char *const *src, unsig
     return rc;
 }
 
+/* The full name of `key` (s_full_name), in a string of its own. */
+static int s_name_dup(s_client *c, const char *key, char **out) {
+    char name[1100];
+    int rc = s_full_name(c, key, name, sizeof(name));
+    if (rc == 0 && !(*out = strdup(name)))
+        rc = sl__fail(SL_ENOMEM, "out of memory");
+    return rc;
+}
+
 static int s_compose(sl_client *base, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
                      uint32_t crc, const sl_write_options *opts) {
     s_client *c = (s_client *)base;
@@ -2135,11 +2144,7 @@ static int s_compose(sl_client *base, const char *dst_key, const char *parts_pre
     for (unsigned i = 0; i < n && rc == 0; i++) {
         char key[1100];
         snprintf(key, sizeof(key), "%s%u", parts_prefix, i);
-        names[i] = calloc(1, 1100);
-        if (!names[i])
-            rc = sl__fail(SL_ENOMEM, "out of memory");
-        else
-            rc = s_full_name(c, key, names[i], 1100);
+        rc = s_name_dup(c, key, &names[i]);
     }
     char **parts = names, **made_names = NULL;
     unsigned made_count = 0;
@@ -2173,14 +2178,9 @@ static int s_compose(sl_client *base, const char *dst_key, const char *parts_pre
         for (unsigned g = 0; g < groups && rc == 0; g++) {
             char key[1100];
             snprintf(key, sizeof(key), "%sc%u-%u", parts_prefix, level, g);
-            next[g] = calloc(1, 1100);
-            if (!next[g]) {
-                rc = sl__fail(SL_ENOMEM, "out of memory");
+            if ((rc = s_name_dup(c, key, &next[g])) < 0)
                 break;
-            }
             made_names[made_count++] = next[g];
-            if ((rc = s_full_name(c, key, next[g], 1100)) < 0)
-                break;
             unsigned k = count - g * S_COMPOSE_MAX < S_COMPOSE_MAX ? count - g * S_COMPOSE_MAX : S_COMPOSE_MAX;
             s_created step;
             rc = s_compose_once(c, next[g], names + g * S_COMPOSE_MAX, k, "", 0, &step);
