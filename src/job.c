@@ -1100,7 +1100,7 @@ static bool s_sliceable(const sl_job *job, const s_item *it) {
         sl__store_writes_at(job->dst))
         return true;
     /* --composite-upload: ranges of a local file, each its own object, composed. */
-    return job->composite && job->src->scheme == SL_SCHEME_FILE && sl__store_composes(job->dst);
+    return job->composite && sl_store_scheme(job->src) == SL_SCHEME_FILE && sl__store_composes(job->dst);
 }
 
 /* Queues one object; returns false when the job stops taking work. */
