@@ -24,8 +24,17 @@
 #define S_DEFAULT_BODY_CAP ((size_t)1 << 20)
 #define S_KEEP_BODY ((size_t)64 << 10) /* a collected-body buffer larger than this is not kept for the next request */
 
+/* The multi handle a thread's own handles share (sl__http_options.thread_owned). */
+typedef struct s_thread_multi {
+    CURLM *multi;
+    unsigned refs;
+} s_thread_multi;
+
+static _Thread_local s_thread_multi tl_multi;
+
 struct sl__http {
     CURLM *multi;
+    s_thread_multi *shared; /* &tl_multi of the owning thread, or NULL: `multi` is this handle's own */
     CURL *easy;
     sl__http_options opts;
     struct curl_slist *headers; /* of the request in progress */
@@ -52,7 +61,7 @@ struct sl__http {
     bool paused;
     unsigned char *user_buf;
     size_t user_cap, user_len;
-    unsigned char spill[CURL_MAX_WRITE_SIZE];
+    unsigned char *spill; /* CURL_MAX_WRITE_SIZE bytes, made when a caller first reads with a buffer smaller than a chunk */
     size_t spill_off, spill_len;
 };
 
@@ -248,7 +257,17 @@ sl__http *sl__http_new(const sl__http_options *opts) {
         h->opts.connect_timeout_ms = 10000;
     if (h->opts.stall_timeout_s <= 0)
         h->opts.stall_timeout_s = 60;
-    h->multi = curl_multi_init();
+    if (h->opts.thread_owned) {
+        if (!tl_multi.multi)
+            tl_multi.multi = curl_multi_init();
+        if (tl_multi.multi) {
+            h->shared = &tl_multi;
+            tl_multi.refs++;
+            h->multi = tl_multi.multi;
+        }
+    } else {
+        h->multi = curl_multi_init();
+    }
     h->easy = curl_easy_init();
     if (!h->multi || !h->easy) {
         sl__http_destroy(h);
@@ -262,6 +281,7 @@ sl__http *sl__http_new(const sl__http_options *opts) {
     h->fixed[0] = (struct curl_slist){.data = expect, .next = &h->fixed[1]};
     h->fixed[1] = (struct curl_slist){.data = agent, .next = NULL};
     CURL *e = h->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h); /* whose transfer a message of a shared multi handle is about */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
@@ -309,9 +329,17 @@ void sl__http_destroy(sl__http *h) {
     s_detach(h);
     if (h->easy)
         curl_easy_cleanup(h->easy);
-    if (h->multi)
+    if (h->shared) {
+        /* The last handle of the thread takes the shared multi handle with it. */
+        if (--h->shared->refs == 0) {
+            curl_multi_cleanup(h->shared->multi);
+            h->shared->multi = NULL;
+        }
+    } else if (h->multi) {
         curl_multi_cleanup(h->multi);
+    }
     free(h->body);
+    free(h->spill);
     free(h);
 }
 
@@ -444,6 +472,8 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *ud) {
         h->user_len += n;
         if (n < len) {
             /* The caller's buffer is smaller than one curl chunk: keep the rest for the next read. */
+            if (!h->spill && !(h->spill = malloc(CURL_MAX_WRITE_SIZE)))
+                return 0; /* the transfer fails (out of memory) */
             memcpy(h->spill, data + n, len - n);
             h->spill_off = 0;
             h->spill_len = len - n;
@@ -598,13 +628,16 @@ static int s_step(sl__http *h, s_want want) {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy) {
-            h->done = true;
-            h->result = msg->data.result;
-            long n = 0;
-            if (curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0)
-                h->connections += (uint64_t)n;
-        }
+        /* On a shared multi handle the message may be about another handle of this thread (a stream it keeps open
+         * while this one uploads): it is that handle's. */
+        sl__http *to = NULL;
+        if (msg->msg != CURLMSG_DONE || curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &to) != CURLE_OK || !to)
+            continue;
+        to->done = true;
+        to->result = msg->data.result;
+        long n = 0;
+        if (curl_easy_getinfo(to->easy, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0)
+            to->connections += (uint64_t)n;
     }
     /* A thread that can be aborted wakes often enough to notice it promptly. */
     if (!s_ready(h, want) && running)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1377,6 +1378,19 @@ static size_t s_worker_struct_bytes(void) {
     return sizeof(s_worker);
 }
 
+/* A worker's struct is ~170 KiB of fixed buffers of which an object uses a few pages. Mapped rather than calloc'd: its
+ * pages stay untouched (and cost nothing) until written, where calloc would take it from an arena whenever malloc's
+ * mmap threshold has grown, and clear all of it: at -j 256, 40 MiB of memory never used. */
+static s_worker *s_worker_alloc(void) {
+    void *p = mmap(NULL, sizeof(s_worker), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void s_worker_free(s_worker *w) {
+    if (w)
+        munmap(w, sizeof(*w));
+}
+
 /* Streams an object through CRC32C. Returns 0 and sets *crc, or <0. */
 static int s_crc_of(sl_client *client, const char *key, unsigned char *buf, size_t cap, uint32_t *crc,
                     uint64_t *bytes) {
@@ -2082,7 +2096,7 @@ static void *s_worker_main(void *arg) {
         job->op->thread_fini(w->op_state);
     sl_client_destroy(w->dst);
     sl_client_destroy(w->src);
-    free(w);
+    s_worker_free(w);
     s_worker_finished(job);
     return NULL;
 }
@@ -2405,7 +2419,7 @@ int sl_job_run(sl_job *job) {
     s_block_signals(&old);
     unsigned started = 0;
     for (unsigned i = 0; i < job->jobs; i++) {
-        s_worker *w = calloc(1, sizeof(*w));
+        s_worker *w = s_worker_alloc();
         if (!w)
             break;
         w->job = job;
@@ -2413,7 +2427,7 @@ int sl_job_run(sl_job *job) {
         atomic_fetch_add(&job->workers_running, 1);
         if (pthread_create(&tids[started], NULL, s_worker_main, w) != 0) {
             atomic_fetch_sub(&job->workers_running, 1);
-            free(w);
+            s_worker_free(w);
             break;
         }
         started++;
