@@ -61,7 +61,8 @@ struct sl__http {
     bool paused;
     unsigned char *user_buf;
     size_t user_cap, user_len;
-    unsigned char *spill; /* CURL_MAX_WRITE_SIZE bytes, made when a caller first reads with a buffer smaller than a chunk */
+    /* CURL_MAX_WRITE_SIZE bytes, made when a caller first reads with a buffer smaller than a chunk. */
+    unsigned char *spill;
     size_t spill_off, spill_len;
 };
 

@@ -1654,15 +1654,17 @@ static int s_upload_multipart(s_writer *w) {
      * the data starts: one contiguous body, no copy of the object, and no 30 KiB of stack on every upload. */
     char *meta = (char *)c->up;
     size_t cap = S_PREAMBLE_CAP, m = 0;
-    m += (size_t)snprintf(meta, cap, "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":", boundary);
+    m += (size_t)snprintf(meta, cap,
+                          "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{\"name\":", boundary);
     size_t qn = sl_json_quote(NULL, 0, w->name, strlen(w->name));
     if (m + qn + 1024 > cap)
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
     m += sl_json_quote(meta + m, cap - m, w->name, strlen(w->name));
     char custom[(S_FP_CAP + S_OUT_CAP) * 6 + 64];
     s_custom_metadata(w, w->len, custom, sizeof(custom));
-    int k = snprintf(meta + m, cap - m, ",\"crc32c\":\"%s\"%s%s}\r\n--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
-                     crc, custom[0] ? "," : "", custom, boundary);
+    int k =
+        snprintf(meta + m, cap - m, ",\"crc32c\":\"%s\"%s%s}\r\n--%s\r\nContent-Type: application/octet-stream\r\n\r\n",
+                 crc, custom[0] ? "," : "", custom, boundary);
     if (k < 0 || (size_t)k >= cap - m)
         return sl__fail(SL_ENAMETOOLONG, "gs://%s/%s: name too long", st->bucket, w->name);
     m += (size_t)k;
@@ -1688,8 +1690,7 @@ static int s_upload_multipart(s_writer *w) {
             snprintf(num, sizeof(num), "&ifGenerationMatch=%" PRId64, if_gen);
             s_url_add(c, &at, num, false);
         }
-        sl__http_request req = {
-            .method = "POST", .url = c->url, .body = body, .body_len = m + w->len + (size_t)t};
+        sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = m + w->len + (size_t)t};
         sl__http_response resp;
         int rc = s_perform(c, &req, extra, &resp, false, &a);
         bool ambiguous = rc == SL_EIO || (rc == 0 && sl__retry_status(resp.status));
