@@ -24,6 +24,11 @@
  * not synced) keeps all three, and only a reading of its bytes against out_crc32c shows it
  * (sl_object.committed_crc32c). Records made before out_crc32c existed have none and are still reported.
  *
+ * Without fsync a new file is written unnamed where the file system allows it (O_TMPFILE: no temp name, nothing left
+ * behind by a killed writer, no lock) and linked under its final name on commit, or, when that name is taken (a file
+ * replaced), linked under a locked temp name and renamed over it: half the directory updates of temp file + rename,
+ * which is where the kernel spends most of a small file's commit.
+ *
  * Commits are atomic (temp file, then rename) but not synced, unless the write asked for fsync: then its commit joins
  * the store's group commit (s_group), which makes a whole batch of finished temp files durable with one syncfs, renames
  * them, and fsyncs each directory they went into once; each writer's sl_write_commit returns once its batch is done. */
@@ -38,6 +43,7 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +111,9 @@ typedef struct s_store {
     sl_store base;
     char *root;       /* absolute, no trailing '/'; "" for the file-system root */
     mode_t file_mode; /* 0666 & ~umask, applied to new files (temp files are created 0600) */
+    /* New files may be written unnamed (O_TMPFILE) and linked into place through /proc/self/fd: false once the file
+     * system refused O_TMPFILE, or when /proc is not there to link through. */
+    atomic_bool unnamed_ok;
     s_group group;
 } s_store;
 
@@ -182,8 +191,8 @@ struct s_writer {
     int dir_fd;       /* the directory the file goes into; every call is relative to it, so depth does not matter */
     size_t dir_len;   /* that directory's key length */
     const char *name; /* the file's name there (points into path) */
-    char tmp_name[S_TMP_NAME_LEN + 1];
-    char *fingerprint; /* NULL: none to record */
+    char tmp_name[S_TMP_NAME_LEN + 1]; /* "" while the file has no name (O_TMPFILE) */
+    char *fingerprint;                  /* NULL: none to record */
     bool fsync;        /* sl_write_options.fsync */
     uint32_t crc32c;   /* of the bytes written so far */
     char path[];       /* "<root>/<key>", for messages */
@@ -475,6 +484,7 @@ int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_sto
     st->base.vt = &s_vtable;
     st->base.scheme = SL_SCHEME_FILE;
     st->file_mode = 0666 & ~s_read_umask();
+    atomic_init(&st->unnamed_ok, access("/proc/self/fd", X_OK) == 0);
     pthread_mutex_init(&st->group.lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1323,20 +1333,44 @@ static int s_open_dir(s_client *c, const char *key, size_t dir_len, const char *
 /* A temp-file name: the prefix and S_TMP_RANDOM letters or digits. */
 static void s_temp_name(char *out) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    /* Seeded from getrandom once a thread, then splitmix64: names only need to differ (O_EXCL catches a clash and
+     * O_NOFOLLOW a planted link), and a system call per file is a cost every small file would pay. */
     static _Thread_local uint64_t tl_state;
-    unsigned char rnd[S_TMP_RANDOM];
-    if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-        /* No entropy yet (early boot): names only need to differ, O_EXCL catches a clash. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        tl_state = tl_state * 6364136223846793005u + ((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&tl_state) + 1;
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            rnd[i] = (unsigned char)(tl_state >> (8 * i + 11));
+    static _Thread_local bool tl_seeded;
+    if (!tl_seeded) {
+        if (getrandom(&tl_state, sizeof(tl_state), GRND_NONBLOCK) != (ssize_t)sizeof(tl_state)) {
+            struct timespec ts; /* no entropy yet (early boot) */
+            clock_gettime(CLOCK_REALTIME, &ts);
+            tl_state = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)(uintptr_t)&tl_state;
+        }
+        tl_seeded = true;
     }
+    uint64_t z = (tl_state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    z ^= z >> 31;
     memcpy(out, S_TMP_PREFIX, S_TMP_PREFIX_LEN);
-    for (size_t i = 0; i < S_TMP_RANDOM; i++)
-        out[S_TMP_PREFIX_LEN + i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+    for (size_t i = 0; i < S_TMP_RANDOM; i++, z >>= 8)
+        out[S_TMP_PREFIX_LEN + i] = alphabet[(z & 0xff) % (sizeof(alphabet) - 1)];
     out[S_TMP_NAME_LEN] = '\0';
+}
+
+/* Opens w's file unnamed (O_TMPFILE) in w->dir_fd, with the final mode at once: nobody can open a file without a name
+ * (only this process, through /proc/self/fd), so it needs no private mode while written, no lock and no cleaning
+ * after a kill. Returns 0, or an errno value (ENOTSUP when the file system or the store does not allow it). */
+static int s_make_unnamed(s_store *st, s_writer *w) {
+    if (!atomic_load_explicit(&st->unnamed_ok, memory_order_relaxed))
+        return ENOTSUP;
+    w->tmp_name[0] = '\0';
+    w->fd = openat(w->dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, st->file_mode);
+    if (w->fd >= 0)
+        return 0;
+    int err = errno;
+    if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL) {
+        atomic_store(&st->unnamed_ok, false); /* this file system does not have it: say so once */
+        return ENOTSUP;
+    }
+    return err;
 }
 
 /* Creates the temp file (mode 0600) in w->dir_fd and locks it. A listing cleaning leftovers may have taken the file
@@ -1365,6 +1399,14 @@ static int s_make_temp(s_writer *w) {
         if (++lost == 3)
             return EAGAIN;
     }
+}
+
+/* The file a writer writes into: unnamed unless its commit is a synced one (the group commit renames named files) or
+ * the file system cannot, else a named temp file. Returns 0 or an errno value. */
+static int s_make_file(s_store *st, s_writer *w) {
+    /* Any failure of the unnamed file is asked again with a named one, whose errno says what is wrong: a directory
+     * removed behind the client's back is EPERM for O_TMPFILE, but ENOENT (walk to it again) for a name. */
+    return (w->fsync || s_make_unnamed(st, w) != 0) ? s_make_temp(w) : 0;
 }
 
 static int s_write_open(sl_client *client, const char *key, const sl_write_options *opts, sl_writer **out) {
@@ -1406,7 +1448,7 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
     rc = s_open_dir(c, key, dir_len, w->path, &w->dir_fd);
     if (rc < 0)
         goto on_error;
-    int err = s_make_temp(w);
+    int err = s_make_file(st, w);
     if (err == ENOENT) {
         /* The remembered directory was removed behind our back: walk (and make) it again. */
         close(w->dir_fd);
@@ -1414,7 +1456,7 @@ static int s_write_open(sl_client *client, const char *key, const sl_write_optio
         rc = s_open_dir(c, key, dir_len, w->path, &w->dir_fd);
         if (rc < 0)
             goto on_error;
-        err = s_make_temp(w);
+        err = s_make_file(st, w);
     }
     if (err) {
         rc = s_fail_path(err, w->path, "cannot create");
@@ -1504,8 +1546,46 @@ static void s_record_fingerprint(s_writer *w) {
         (void)fsetxattr(w->fd, S_XATTR, value, (size_t)n, 0);
 }
 
-/* Renames the finished temp file into place. Returns 0 or <0 (the temp file is then still there). */
+/* Gives the unnamed file of w the name `name` in its directory. Returns 0 or an errno value. */
+static int s_link_unnamed(const s_writer *w, const char *name) {
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w->fd);
+    return linkat(AT_FDCWD, proc, w->dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+}
+
+/* An unnamed file into place: linked under its name when that is free; when it is taken (a file to replace), linked
+ * under a temp name, locked first as every temp file is while its writer lives, and renamed over it. Returns 0 or an
+ * errno value (EEXIST: the name is a directory). */
+static int s_place_unnamed(s_writer *w) {
+    int err = s_link_unnamed(w, w->name);
+    if (err != EEXIST)
+        return err;
+    int locked;
+    while ((locked = flock(w->fd, LOCK_EX)) < 0 && errno == EINTR)
+        ;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        s_temp_name(w->tmp_name);
+        if ((err = s_link_unnamed(w, w->tmp_name)) != EEXIST)
+            break;
+    }
+    if (err) {
+        w->tmp_name[0] = '\0';
+        return err;
+    }
+    return renameat(w->dir_fd, w->tmp_name, w->dir_fd, w->name) == 0 ? 0 : errno;
+}
+
+/* Renames the finished temp file into place (links an unnamed one). Returns 0 or <0 (a temp file is then still
+ * there). */
 static int s_rename_into_place(s_writer *w) {
+    if (!w->tmp_name[0]) {
+        int err = s_place_unnamed(w);
+        if (err == 0)
+            return 0;
+        if (err == EISDIR || err == ENOTEMPTY || err == EEXIST)
+            return sl__fail(SL_EISDIR, "%s: is a directory: cannot replace it with a file", w->path);
+        return s_fail_path(err, w->path, "cannot link the finished file into place");
+    }
     if (renameat(w->dir_fd, w->tmp_name, w->dir_fd, w->name) == 0)
         return 0;
     if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST)
@@ -1598,7 +1678,7 @@ static void s_group_commit(s_pending *batch) {
  * rename (a directory that could not be synced), after which the name is gone or another writer's new file. */
 static void s_unlink_own_temp(s_writer *w) {
     struct stat a, b;
-    if (fstat(w->fd, &a) == 0 && fstatat(w->dir_fd, w->tmp_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (w->tmp_name[0] && fstat(w->fd, &a) == 0 && fstatat(w->dir_fd, w->tmp_name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
         a.st_ino == b.st_ino && a.st_dev == b.st_dev)
         unlinkat(w->dir_fd, w->tmp_name, 0);
 }
@@ -1755,7 +1835,7 @@ static void s_sync_done(void *ctx, int rc, const char *message) {
 static int s_commit_prepare(const s_store *st, s_writer *w) {
     /* mkostemp made the temp file 0600, and so it stays while being written, whatever the umask (0666 & ~000 would
      * let anyone write into it). The finished output gets the mode any new file would get. */
-    if (fchmod(w->fd, st->file_mode) < 0)
+    if (w->tmp_name[0] && fchmod(w->fd, st->file_mode) < 0)
         return s_fail_path(errno, w->path, "cannot set the mode of the new file");
     s_record_fingerprint(w);
     return 0;
@@ -1815,7 +1895,8 @@ static void s_commit_drain(sl_store *store) {
 static void s_write_abort(sl_writer *writer) {
     s_writer *w = (s_writer *)writer;
     close(w->fd);
-    unlinkat(w->dir_fd, w->tmp_name, 0);
+    if (w->tmp_name[0])
+        unlinkat(w->dir_fd, w->tmp_name, 0);
     s_writer_free(w);
 }
 

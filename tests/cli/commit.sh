@@ -46,6 +46,8 @@ log, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tmp = re.compile(r"^\.sluice-tmp-[A-Za-z0-9]{6}$")
 created = {}      # temp file name -> when its openat(O_CREAT) started
 renames = []      # (when it started, directory, temp name, final name)
+links = []        # (directory, name) an unnamed file (O_TMPFILE) was linked under
+unnamed = 0       # files opened with O_TMPFILE
 syncs = 0         # fsync, fdatasync and syncfs calls
 syncfs_end = []   # when each syncfs returned 0
 dir_fsync_end = []  # (when it returned 0, directory)
@@ -68,6 +70,8 @@ for line in open(log):
     if started is not None:
         if name in ("fsync", "fdatasync", "syncfs"):
             syncs += 1
+        elif name == "openat" and "O_TMPFILE" in call:
+            unnamed += 1
         elif name == "openat" and "O_CREAT" in call:
             p = re.findall(r'"((?:[^"\\]|\\.)*)"', call)[0]
             assert tmp.match(os.path.basename(p)), "a file created under a final name: %s" % p
@@ -77,18 +81,36 @@ for line in open(log):
             assert a, "a rename sluice made: %s" % call
             renames.append((ts, a.group(1), a.group(2), a.group(3)))
     if re.search(r"\) += 0\b", call):
-        if name == "syncfs":
+        if name == "linkat":  # a link made (a name already taken fails, EEXIST, and is not one)
+            a = re.match(r'[^,]*, "/proc/self/fd/\d+", \d+<([^>]*)>, "([^"]*)"', call)
+            assert a, "a link sluice made, not of an unnamed file: %s" % call
+            links.append((a.group(1), a.group(2)))
+        elif name == "syncfs":
             syncfs_end.append(ts)
         elif name == "fsync":
             d = re.match(r"\d+<([^>]*)>", call)
             if d and os.path.isdir(d.group(1)):
                 dir_fsync_end.append((ts, d.group(1)))
-assert len(renames) == n, "%d renames, want one per output (%d)" % (len(renames), n)
+if mode == "replace":
+    # Every output replaces a file: its unnamed file is linked under a temp name (nothing can be linked over a name that
+    # is taken) and renamed over the old one.
+    assert len(renames) == n and len(links) == n, "%d links and %d renames, want one of each per output (%d)" % (len(links), len(renames), n)
+    for ts, d, t, final in renames:
+        assert (d, t) in links, "%s/%s: not renamed from the temp name of an unnamed file (%s)" % (d, final, t)
+for d, name in links if mode != "replace" else []:
+    assert not tmp.match(name), "%s/%s: an unnamed file linked under a temp name with no file to replace" % (d, name)
 for ts, d, t, final in renames:
-    assert tmp.match(t) and t in created, "%s/%s: not renamed from a temp file sluice made (%s)" % (d, final, t)
-if mode == "default":
+    assert tmp.match(t) and (t in created or (d, t) in links), "%s/%s: not renamed from a temp file sluice made (%s)" % (d, final, t)
+if mode == "replace":
+    assert syncs == 0, "%d sync calls without --fsync" % syncs
+elif mode == "default":
+    # New files: written unnamed (O_TMPFILE) and linked under their name once complete, or, where the file system has
+    # no O_TMPFILE, written to a temp file and renamed.
+    assert len(links) + len(renames) == n, "%d links and %d renames, want one per output (%d)" % (len(links), len(renames), n)
+    assert unnamed == len(links), "%d files opened unnamed, %d linked" % (unnamed, len(links))
     assert syncs == 0, "%d sync calls without --fsync" % syncs
 else:
+    assert len(renames) == n and not links, "%d renames (and %d links), want one rename per output (%d)" % (len(renames), len(links), n)
     for ts, d, t, final in renames:
         assert any(created[t] < e < ts for e in syncfs_end), \
             "%s/%s: renamed into place with no syncfs between its temp file's creation and its rename" % (d, final)
@@ -98,17 +120,28 @@ print(syncs)
 PY
 
 if [ "$HAVE_STRACE" = 1 ]; then
-    say "default: atomic and not synced: temp files renamed into place, no fsync, fdatasync or syncfs"
+    say "default: atomic and not synced: new files written unnamed and linked into place, no fsync, fdatasync or syncfs"
     mkdir -p "$T/case1"
-    (cd "$T/case1" && strace -f -ttt -y -o "$T/s1.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 \
+    (cd "$T/case1" && strace -f -ttt -y -o "$T/s1.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2,linkat \
         "${NOLEAK[@]}" "$SLUICE" cp -q -j 32 "$T/src" dst) >"$T/s1.out" 2>&1 || fail "cp under strace" "exit 0" "$(cat "$T/s1.out")"
     same_tree "$T/src" "$T/case1/dst" "cp"
     syncs=$(python3 "$T/syscalls.py" "$T/s1.log" default "$N" 2>&1) || fail "system calls of a default cp" "no sync call" "$syncs"
     expect_eq "sync calls of a default cp" 0 "$syncs"
 
+    if python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_TMPFILE | os.O_RDWR, 0o600))' "$T/case1/dst" 2>/dev/null; then
+        say "default, every output replacing a file: linked under a temp name, renamed over the old one"
+        find "$T/src" -type f -exec sh -c 'printf x >>"$1"' sh {} \;
+        (cd "$T/case1" && strace -f -ttt -y -o "$T/s1r.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2,linkat \
+            "${NOLEAK[@]}" "$SLUICE" sync -q -j 32 "$T/src" dst) >"$T/s1r.out" 2>&1 || fail "sync under strace" "exit 0" "$(cat "$T/s1r.out")"
+        same_tree "$T/src" "$T/case1/dst" "sync replacing every file"
+        syncs=$(python3 "$T/syscalls.py" "$T/s1r.log" replace "$N" 2>&1) || fail "system calls of a replacing sync" "a link and a rename per output" "$syncs"
+        no_tmp=$(find "$T/case1/dst" -name '.sluice-tmp-*')
+        expect_eq "temp files left by the replacing sync" "" "$no_tmp"
+    fi
+
     say "--fsync: a group commit: syncfs after the data, before the renames, then each directory fsynced; far fewer syncs than outputs"
     mkdir -p "$T/case2"
-    (cd "$T/case2" && strace -f -ttt -y -o "$T/s2.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 \
+    (cd "$T/case2" && strace -f -ttt -y -o "$T/s2.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2,linkat \
         "${NOLEAK[@]}" "$SLUICE" cp -q -j 32 --fsync "$T/src" dst) >"$T/s2.out" 2>&1 ||
         fail "cp --fsync under strace" "exit 0" "$(cat "$T/s2.out")"
     same_tree "$T/src" "$T/case2/dst" "cp --fsync"
@@ -118,7 +151,7 @@ if [ "$HAVE_STRACE" = 1 ]; then
 
     say "--fsync for map too (sync and map share the commit): a group commit, every output there"
     mkdir -p "$T/case3"
-    (cd "$T/case3" && strace -f -ttt -y -o "$T/s3.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 \
+    (cd "$T/case3" && strace -f -ttt -y -o "$T/s3.log" -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2,linkat \
         "${NOLEAK[@]}" "$SLUICE" map -q -j 32 --fsync --op md5 "$T/src" dst) >"$T/s3.out" 2>&1 ||
         fail "map --fsync under strace" "exit 0" "$(cat "$T/s3.out")"
     syncs=$(python3 "$T/syscalls.py" "$T/s3.log" fsync "$N" 2>&1) ||
