@@ -43,8 +43,8 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,10 +192,10 @@ struct s_writer {
     size_t dir_len;   /* that directory's key length */
     const char *name; /* the file's name there (points into path) */
     char tmp_name[S_TMP_NAME_LEN + 1]; /* "" while the file has no name (O_TMPFILE) */
-    char *fingerprint;                  /* NULL: none to record */
-    bool fsync;        /* sl_write_options.fsync */
-    uint32_t crc32c;   /* of the bytes written so far */
-    char path[];       /* "<root>/<key>", for messages */
+    char *fingerprint;                 /* NULL: none to record */
+    bool fsync;                        /* sl_write_options.fsync */
+    uint32_t crc32c;                   /* of the bytes written so far */
+    char path[];                       /* "<root>/<key>", for messages */
 };
 
 static const sl_store_vtable s_vtable;
