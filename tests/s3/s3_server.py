@@ -29,8 +29,7 @@ def _need_botocore():
     except ImportError:
         pass
     system = "/usr/bin/python3"
-    if (os.environ.get("SLUICE_S3_SERVER_REEXEC") != "1" and os.path.exists(system)
-            and os.path.realpath(sys.executable) != os.path.realpath(system)):
+    if os.environ.get("SLUICE_S3_SERVER_REEXEC") != "1" and os.path.exists(system):
         os.environ["SLUICE_S3_SERVER_REEXEC"] = "1"
         os.execv(system, [system] + sys.argv)
     sys.stderr.write("s3_server.py: needs botocore (Debian: apt-get install python3-botocore; see scripts/deps.sh)\n")
@@ -1037,7 +1036,7 @@ class Handler(BaseHTTPRequestHandler):
         presigned = "X-Amz-Algorithm" in q
         if not auth and not presigned:
             if self.state.anonymous_ok:
-                return self.payload(body, None, None)
+                return self.payload(body, h.get("x-amz-content-sha256"), None)
             raise S3Error(403, "AccessDenied", "Access Denied")
         if auth and presigned:
             raise S3Error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
