@@ -1806,7 +1806,7 @@ class Handler(BaseHTTPRequestHandler):
             self.state.uploads[uid] = Upload(uid, bucket, key, ctype, stored, meta, algo, ctype_sum)
         inner = el("Bucket", bucket) + el("Key", key) + el("UploadId", uid)
         hdrs = []
-        if algo:
+        if algo and "no-checksum" not in self.state.modes(bucket):
             hdrs = [("x-amz-checksum-algorithm", algo), ("x-amz-checksum-type", ctype_sum)]
         return xml_response(200, xml_doc("InitiateMultipartUploadResult", inner), hdrs)
 
@@ -1839,7 +1839,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise no_such_upload(u.uid)
             u.parts[n] = p
         hdrs = [("ETag", '"%s"' % p.md5.hex())]
-        if algo:
+        if algo and "no-checksum" not in self.state.modes(bucket):
             hdrs.append((CHECKSUMS[algo][0], b64(raw)))
         return Response(200, b"", hdrs)
 
@@ -1862,7 +1862,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise no_such_upload(u.uid)
             u.parts[n] = p
         inner = el("LastModified", iso8601(p.mtime)) + el("ETag", '"%s"' % p.md5.hex())
-        if raw:
+        if raw and "no-checksum" not in self.state.modes(u.bucket):
             inner += el(CHECKSUMS[u.algo][1], b64(raw))
         return xml_response(200, xml_doc("CopyPartResult", inner))
 
@@ -1878,6 +1878,7 @@ class Handler(BaseHTTPRequestHandler):
             nums = sorted(n for n in u.parts if n > marker)
             parts = [(n, u.parts[n]) for n in nums[:max_parts]]
         more = len(nums) > max_parts
+        nosum = "no-checksum" in self.state.modes(u.bucket)
         inner = el("Bucket", u.bucket) + el("Key", u.key) + el("UploadId", u.uid)
         inner += el("PartNumberMarker", marker)
         if parts:
@@ -1886,12 +1887,12 @@ class Handler(BaseHTTPRequestHandler):
         for n, p in parts:
             inner += "<Part>%s%s%s%s" % (el("PartNumber", n), el("LastModified", iso8601(p.mtime)),
                                          el("ETag", '"%s"' % p.md5.hex()), el("Size", len(p.data)))
-            if p.checksum_raw:
+            if p.checksum_raw and not nosum:
                 inner += el(CHECKSUMS[u.algo][1], b64(p.checksum_raw))
             inner += "</Part>"
         owner = "%s%s" % (el("ID", OWNER_ID), el("DisplayName", OWNER_NAME))
         inner += "<Initiator>%s</Initiator><Owner>%s</Owner><StorageClass>STANDARD</StorageClass>" % (owner, owner)
-        if u.algo:
+        if u.algo and not nosum:
             inner += el("ChecksumAlgorithm", u.algo) + el("ChecksumType", u.checksum_type)
         return xml_response(200, xml_doc("ListPartsResult", inner))
 

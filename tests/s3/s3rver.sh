@@ -20,17 +20,22 @@ install() {
         exit 77
     }
     local want have=""
+    mkdir -p "$dir"
+    # One install at a time into a directory (CTest runs the tests that use it in parallel).
+    exec 9>"$dir/.s3rver-install.lock"
+    flock 9
     want="$(sha256sum <"$here/package-lock.json" | cut -d' ' -f1)"
     [ -f "$dir/node_modules/.sluice-lock-sha256" ] && have="$(cat "$dir/node_modules/.sluice-lock-sha256")"
     if [ "$want" = "$have" ] && [ -f "$dir/node_modules/s3rver/package.json" ]; then
+        exec 9>&-
         return 0
     fi
-    mkdir -p "$dir"
     if [ "$dir" != "$here" ]; then
         cp "$here/package.json" "$here/package-lock.json" "$dir/"
     fi
     (cd "$dir" && npm ci --no-audit --no-fund --omit=dev --loglevel=error >&2)
     echo "$want" >"$dir/node_modules/.sluice-lock-sha256"
+    exec 9>&-
 }
 
 case "${1:-}" in

@@ -918,6 +918,13 @@ class TestModes(S3Case):
         self.assertEqual(C.get("m", "o", {"If-Match": h["ETag"]})[0], 200)
         c = C.list("m", prefix="o").find("Contents")
         self.assertEqual((c.findtext("ETag"), c.find("ChecksumAlgorithm")), (h["ETag"], None))
+        st, h, body = C.request("POST", "/m/mp", b"", {"x-amz-checksum-algorithm": "CRC32C"}, query="uploads")
+        self.assertIsNone(h.get("x-amz-checksum-algorithm"))
+        uid = xml(body).findtext("UploadId")
+        st, h, body = C.request("PUT", "/m/mp", b"p", {"x-amz-checksum-crc32c": crc_b64(b"p")},
+                                query=qs(partNumber=1, uploadId=uid))
+        self.assertEqual((st, h.get("x-amz-checksum-crc32c")), (200, None))
+        self.assertNotIn(b"Checksum", C.request("GET", "/m/mp", query=qs(uploadId=uid))[2])
         self.modes("short-body")
         st, h, body = C.get("m", "o")
         self.assertEqual((body, h["Content-Length"]), (data[:50], "50"))
