@@ -1493,10 +1493,10 @@ class Handler(BaseHTTPRequestHandler):
         data = o.data
         size = len(data)
         status = 200
-        if o.parts:
-            hdrs.append(("x-amz-mp-parts-count", str(len(o.parts))))
         pn = q.get("partNumber")
         if pn is not None:
+            if o.parts:  # only with partNumber, as S3
+                hdrs.append(("x-amz-mp-parts-count", str(len(o.parts))))
             if not pn.isdigit() or not 1 <= int(pn) <= MAX_PART_NUMBER:
                 raise S3Error(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, "
                               "inclusive", [("ArgumentName", "partNumber"), ("ArgumentValue", pn)])
