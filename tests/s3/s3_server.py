@@ -99,11 +99,43 @@ def _crc32_raw(data):
     return (zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big")
 
 
+_CRC64_POLY = 0x9A6C9329AC4BC9B5  # CRC-64/NVME, reflected
+
+
+def _crc64_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ _CRC64_POLY if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC64_T = _crc64_table()
+
+
+def crc64nvme(data):
+    crc = 0xFFFFFFFFFFFFFFFF
+    t = _CRC64_T
+    for b in memoryview(data).cast("B"):
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+assert crc64nvme(b"123456789") == 0xAE8B14860A799888
+
+
+def _crc64nvme_raw(data):
+    return crc64nvme(data).to_bytes(8, "big")
+
+
 CHECKSUMS = {
     "CRC32C": ("x-amz-checksum-crc32c", "ChecksumCRC32C", _crc32c_raw),
     "CRC32": ("x-amz-checksum-crc32", "ChecksumCRC32", _crc32_raw),
     "SHA1": ("x-amz-checksum-sha1", "ChecksumSHA1", lambda d: hashlib.sha1(d).digest()),
     "SHA256": ("x-amz-checksum-sha256", "ChecksumSHA256", lambda d: hashlib.sha256(d).digest()),
+    "CRC64NVME": ("x-amz-checksum-crc64nvme", "ChecksumCRC64NVME", _crc64nvme_raw),
 }
 
 
@@ -323,10 +355,11 @@ TRUNCATE_METHODS = {"s3.PutObject", "s3.CompleteMultipartUpload", "s3.CopyObject
 #   objects:   no-checksum (never an x-amz-checksum-*), no-etag-md5 (ETags that are not the MD5), ignore-range,
 #              short-body, long-body
 #   writes:    checksum-required (uploads without x-amz-checksum-crc32c refused), delete-errors (DeleteObjects
-#              fails every second key with InternalError, leaving it)
+#              fails every second key with InternalError, leaving it), default-crc64nvme (objects written without a
+#              checksum get a CRC64NVME one, as S3 does since 2025)
 BUCKET_MODE_RE = re.compile(r"^(utf16-order|repeat-last|reverse-pages|ignore-prefix|token-cycle|page-size-[1-9]\d*|"
                             r"no-checksum|no-etag-md5|ignore-range|short-body|long-body|checksum-required|"
-                            r"delete-errors)$")
+                            r"delete-errors|default-crc64nvme)$")
 LIST_MODES = re.compile(r"^(utf16-order|repeat-last|reverse-pages|ignore-prefix|token-cycle|page-size-\d+)$")
 
 
@@ -1651,6 +1684,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault[0] == "truncate":
             body = body[:len(body) // 2]
             raw = CHECKSUMS[algo][2](body) if algo else None
+        if algo is None and "default-crc64nvme" in self.state.modes(bucket):
+            algo, raw = "CRC64NVME", _crc64nvme_raw(body)
         o = Obj(key, body, ctype, stored, meta, algo, b64(raw) if raw else None, "FULL_OBJECT" if algo else None)
         self.state.store(bucket, o, self.conditional_write(key))
         hdrs = [("ETag", '"%s"' % self.etag_of(o, bucket))]
@@ -1764,6 +1799,8 @@ class Handler(BaseHTTPRequestHandler):
         data = src.data
         if fault and fault[0] == "truncate":
             data = data[:len(data) // 2]
+        if algo is None and "default-crc64nvme" in self.state.modes(bucket):
+            algo = "CRC64NVME"
         o = Obj(key, data, ctype, stored, meta, algo, b64(CHECKSUMS[algo][2](data)) if algo else None,
                 "FULL_OBJECT" if algo else None)
         self.state.store(bucket, o, self.conditional_write(key))
@@ -1792,10 +1829,12 @@ class Handler(BaseHTTPRequestHandler):
         algo = (self.headers.get("x-amz-checksum-algorithm") or "").upper() or None
         if algo and algo not in CHECKSUMS:
             raise S3Error(400, "InvalidRequest", "Checksum algorithm provided is unsupported. Please try again "
-                          "with any of the valid types: [CRC32, CRC32C, SHA1, SHA256]")
-        ctype_sum = (self.headers.get("x-amz-checksum-type") or "").upper() or ("COMPOSITE" if algo else None)
+                          "with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+        ctype_sum = (self.headers.get("x-amz-checksum-type") or "").upper() or (
+            ("FULL_OBJECT" if algo == "CRC64NVME" else "COMPOSITE") if algo else None)
         if ctype_sum not in (None, "COMPOSITE", "FULL_OBJECT") or (ctype_sum == "FULL_OBJECT" and algo not in (
-                "CRC32", "CRC32C")) or (ctype_sum and not algo):
+                "CRC32", "CRC32C", "CRC64NVME")) or (ctype_sum == "COMPOSITE" and algo == "CRC64NVME") or (
+                ctype_sum and not algo):
             raise S3Error(400, "InvalidRequest", "The %s checksum type cannot be used with the %s checksum algorithm."
                           % (ctype_sum, algo))
         if "checksum-required" in self.state.modes(bucket) and algo != "CRC32C":
@@ -1955,7 +1994,10 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault[0] == "truncate":
             data = data[:len(data) // 2]
             parts = [(0, len(data), None)]
-        o = Obj(key, data, u.content_type, u.headers, u.meta, u.algo, checksum, u.checksum_type, etag, parts)
+        algo, ctype_sum = u.algo, u.checksum_type
+        if algo is None and "default-crc64nvme" in self.state.modes(bucket):
+            algo, ctype_sum, checksum = "CRC64NVME", "FULL_OBJECT", b64(_crc64nvme_raw(data))
+        o = Obj(key, data, u.content_type, u.headers, u.meta, algo, checksum, ctype_sum, etag, parts)
         check = self.conditional_write(key)
 
         def check_upload(cur):
@@ -1967,8 +2009,8 @@ class Handler(BaseHTTPRequestHandler):
         self.state.store(bucket, o, check_upload)
         inner = el("Location", "http://%s/%s/%s" % (self.headers.get("Host") or "", bucket, quote(key)))
         inner += el("Bucket", bucket) + el("Key", key) + el("ETag", '"%s"' % self.etag_of(o, bucket))
-        if u.algo and "no-checksum" not in self.state.modes(bucket):
-            inner += el(CHECKSUMS[u.algo][1], checksum) + el("ChecksumType", u.checksum_type)
+        if algo and "no-checksum" not in self.state.modes(bucket):
+            inner += el(CHECKSUMS[algo][1], o.checksum) + el("ChecksumType", ctype_sum)
         return xml_response(200, xml_doc("CompleteMultipartUploadResult", inner))
 
     def abort_upload(self, body, fault):

@@ -930,6 +930,34 @@ class TestModes(S3Case):
         st, h, body = C.get("m", "o")
         self.assertEqual((body, h["Content-Length"]), (data[:50], "50"))
 
+    def test_default_crc64nvme(self):
+        self.assertEqual(s3_server.crc64nvme(b"123456789"), 0xAE8B14860A799888)  # the CRC-64/NVME check value
+
+        def crc64(data):
+            return base64.b64encode(s3_server.crc64nvme(data).to_bytes(8, "big")).decode()
+        self.assertS3Error(C.put("m", "c64", b"abc", {"x-amz-checksum-crc64nvme": crc64(b"abd")}), 400, "BadDigest")
+        self.assertEqual(C.put("m", "c64", b"abc", {"x-amz-checksum-crc64nvme": crc64(b"abc")})[0], 200)
+        self.assertEqual(C.get("m", "c64", {"x-amz-checksum-mode": "ENABLED"})[1]["x-amz-checksum-crc64nvme"],
+                         crc64(b"abc"))
+        C.put("m", "plain", b"no checksum given")
+        self.assertIsNone(C.get("m", "plain", {"x-amz-checksum-mode": "ENABLED"})[1].get("x-amz-checksum-crc64nvme"))
+        self.modes("default-crc64nvme")
+        st, h, _ = C.put("m", "plain", b"no checksum given")
+        self.assertEqual(h["x-amz-checksum-crc64nvme"], crc64(b"no checksum given"))
+        h = C.get("m", "plain", {"x-amz-checksum-mode": "ENABLED"})[1]
+        self.assertEqual((h["x-amz-checksum-crc64nvme"], h["x-amz-checksum-type"], h.get("x-amz-checksum-crc32c")),
+                         (crc64(b"no checksum given"), "FULL_OBJECT", None))
+        self.assertEqual(C.list("m", prefix="plain").findtext("Contents/ChecksumAlgorithm"), "CRC64NVME")
+        uid = xml(C.request("POST", "/m/mp64", b"", query="uploads")[2]).findtext("UploadId")
+        parts = [b"x" * MIN_PART, b"end"]
+        etags = [C.request("PUT", "/m/mp64", p, query=qs(partNumber=i, uploadId=uid))[1]["ETag"]
+                 for i, p in enumerate(parts, 1)]
+        doc = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
+            "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (i, e) for i, e in enumerate(etags, 1))
+        r = xml(C.request("POST", "/m/mp64", doc.encode(), query=qs(uploadId=uid))[2])
+        self.assertEqual((r.findtext("ChecksumCRC64NVME"), r.findtext("ChecksumType")),
+                         (crc64(b"".join(parts)), "FULL_OBJECT"))
+
     def test_write_modes(self):
         self.modes("checksum-required")
         self.assertS3Error(C.put("m", "w", b"w"), 400, "InvalidRequest")
