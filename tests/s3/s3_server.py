@@ -268,7 +268,7 @@ def parse_xml(body):
 
 
 class Obj:
-    __slots__ = ("key", "data", "md5", "etag", "mtime", "content_type", "headers", "meta", "algo", "checksum",
+    __slots__ = ("key", "data", "md5", "etag", "mtime", "content_type", "headers", "meta", "algo", "_checksum",
                  "checksum_type", "parts")
 
     def __init__(self, key, data, content_type, headers, meta, algo=None, checksum=None, checksum_type=None,
@@ -282,9 +282,16 @@ class Obj:
         self.headers = headers  # Content-Encoding, Cache-Control, ... as given
         self.meta = meta  # x-amz-meta-* names (lower case) -> value
         self.algo = algo  # checksum algorithm it was uploaded with (CHECKSUMS key) or None
-        self.checksum = checksum  # base64, or "base64-N" for a composite
+        self._checksum = checksum  # base64, or "base64-N" for a composite; None: computed when first asked for
         self.checksum_type = checksum_type  # FULL_OBJECT or COMPOSITE
         self.parts = parts  # multipart: [(offset, size, checksum base64 or None)]
+
+    @property
+    def checksum(self):
+        # Seeded objects compute theirs only when a request needs it: seeding 100,000 objects stays fast.
+        if self._checksum is None and self.algo:
+            self._checksum = b64(CHECKSUMS[self.algo][2](self.data))
+        return self._checksum
 
 
 class Bucket:
@@ -2301,8 +2308,7 @@ class Handler(BaseHTTPRequestHandler):
             if algo is not None and algo not in CHECKSUMS:
                 raise S3Error(400, "InvalidArgument", "checksum_algorithm is one of %s or null" % ", ".join(CHECKSUMS))
             meta = {k.lower(): v for k, v in o.get("metadata", {}).items()}
-            obj = Obj(o["name"], data, o.get("contentType"), {}, meta, algo,
-                      b64(CHECKSUMS[algo][2](data)) if algo else None, "FULL_OBJECT" if algo else None)
+            obj = Obj(o["name"], data, o.get("contentType"), {}, meta, algo, None, "FULL_OBJECT" if algo else None)
             self.state.store(bucket, obj, api=False)
             n += 1
         count = int(req.get("count", 0))
@@ -2313,7 +2319,7 @@ class Handler(BaseHTTPRequestHandler):
             data = (name + "\n").encode("utf-8")
             if size is not None:
                 data = (data * (int(size) // max(len(data), 1) + 1))[:int(size)]
-            obj = Obj(name, data, "text/plain", {}, {}, "CRC32C", b64(_crc32c_raw(data)), "FULL_OBJECT")
+            obj = Obj(name, data, "text/plain", {}, {}, "CRC32C", None, "FULL_OBJECT")
             self.state.store(bucket, obj, api=False)
             n += 1
         return self.json_out({"created": n})
