@@ -1076,6 +1076,31 @@ class TestControl(S3Case):
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"only listens on 127.0.0.1", r.stderr)
 
+    def test_parent_pid(self):
+        # A shell starts the server with --parent-pid $$ and exits without stopping it: the server must stop.
+        d = tempfile.mkdtemp(prefix="s3-test-")
+        pf = os.path.join(d, "port")
+        script = ('"$0" "$1" --port-file "$2" --parent-pid $$ >/dev/null 2>&1 & echo $!; '
+                  'while [ ! -s "$2" ]; do sleep 0.05; done')
+        try:
+            out = subprocess.run(["bash", "-c", script, sys.executable, SERVER, pf], stdout=subprocess.PIPE,
+                                 timeout=60).stdout
+            pid = int(out.split()[0])
+            deadline = time.monotonic() + 30  # generous: a loaded machine (the server looks every 0.2 s)
+            while time.monotonic() < deadline:
+                try:
+                    with open("/proc/%d/stat" % pid) as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            break  # exited; its new parent has not reaped it yet
+                except FileNotFoundError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+                self.fail("the server outlived its parent")
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_anonymous_and_reexec(self):
         # -S hides site-packages, so botocore cannot be imported: the server must run itself again under
         # /usr/bin/python3 (Debian's, with python3-botocore), as it does under a python3 shim without botocore.
