@@ -863,6 +863,49 @@ class TestFaults(S3Case):
         self.assertEqual(SRV.raw("DELETE", "/_sluice/retry_test/" + tid)[0], 200)
         self.assertEqual(C.request("HEAD", "/b/late")[0], 200)
 
+    def test_broken_stream_executes_and_echo(self):
+        # PutObject's answer has no body: half of its header block is sent, then the connection is closed
+        # (http.client would take a header block cut at EOF for a whole one, so the bytes are read raw).
+        h = self.with_test({"s3.PutObject": ["return-broken-stream"]})
+        host = "127.0.0.1:%d" % SRV.port
+        r = botocore.awsrequest.AWSRequest(method="PUT", url="http://%s/b/broken-put" % host, data=b"stored anyway",
+                                           headers=h)
+        botocore.auth.S3SigV4Auth(C.creds, "s3", "us-east-1").add_auth(r)
+        head = "PUT /b/broken-put HTTP/1.1\r\nHost: %s\r\nContent-Length: 13\r\n%s\r\n" % (
+            host, "".join("%s: %s\r\n" % kv for kv in r.headers.items()))
+        with socket.create_connection(("127.0.0.1", SRV.port), timeout=30) as sock:
+            sock.sendall(head.encode() + b"stored anyway")
+            got = b""
+            while True:
+                piece = sock.recv(65536)
+                if not piece:
+                    break
+                got += piece
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got)
+        self.assertNotIn(b"\r\n\r\n", got)
+        self.assertEqual(C.get("b", "broken-put")[2], b"stored anyway")
+        h = self.with_test({"s3.ListObjectsV2": ["return-500-echo-headers", "return-503-after-64K"]})
+        e = self.assertS3Error(C.request("GET", "/b", b"", h, query="list-type=2"), 500, "InternalError")
+        self.assertIn("Authorization: AWS4-HMAC-SHA256 Credential=%s/" % AK, e.findtext("Message"))
+        self.assertS3Error(C.request("GET", "/b", b"", h, query="list-type=2"), 503, "ServiceUnavailable")
+
+    def test_credential_endpoint_faults(self):
+        # Credential endpoints are asked by SDK code that sends no x-retry-test-id: a global retry test.
+        tid = SRV.retry_test({"imds.credentials": ["return-500"], "container.credentials": ["return-reset-connection"],
+                              "sts.AssumeRoleWithWebIdentity": ["return-503"]}, glob=True)
+        try:
+            path = "/latest/meta-data/iam/security-credentials/"
+            self.assertEqual(SRV.raw("GET", path, port=SRV.meta_port)[0], 500)
+            self.assertEqual(SRV.raw("GET", path, port=SRV.meta_port)[0], 200)
+            with self.assertRaises((ConnectionError, http.client.HTTPException)):
+                SRV.raw("GET", "/container/c", None, {"Authorization": CONTAINER_TOKEN}, port=SRV.meta_port)
+            self.assertEqual(SRV.raw("GET", "/container/c", None, {"Authorization": CONTAINER_TOKEN},
+                                     port=SRV.meta_port)[0], 200)
+            self.assertEqual(SRV.raw("POST", "/", b"Action=AssumeRoleWithWebIdentity", port=SRV.meta_port)[0], 503)
+            self.assertTrue(SRV.control("GET", "retry_test/" + tid)["completed"])
+        finally:
+            SRV.raw("DELETE", "/_sluice/retry_test/" + tid)
+
     def test_outage(self):
         SRV.control("POST", "config", {"outage_s": 30, "outage_status": 503})
         try:
