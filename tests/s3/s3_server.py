@@ -934,8 +934,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.reset_connection()
                     time.sleep(float(fault[1]))
                     try:
-                        self.check_request(kind, method, body, fn)
-                        fn(body, None)
+                        fn(self.check_request(kind, method, body, fn), None)
                     except (S3Error, NotModified):
                         pass
                     return
@@ -1016,7 +1015,7 @@ class Handler(BaseHTTPRequestHandler):
             if verb == "POST" and "delete" in q:
                 return "s3.DeleteObjects", self.delete_objects, "s3"
             return "unknown", self.method_not_allowed, "s3"
-        if verb in ("GET", "HEAD") and "uploadId" in q and verb == "GET":
+        if verb == "GET" and "uploadId" in q:
             return "s3.ListParts", self.list_parts, "s3"
         if verb == "GET":
             if any(k in q for k in ("acl", "tagging", "attributes", "retention", "legal-hold", "torrent")):
@@ -2300,7 +2299,8 @@ class Handler(BaseHTTPRequestHandler):
             raise S3Error(400, "InvalidArgument", "seed needs {\"bucket\": ...}")
         bucket = req["bucket"]
         if req.get("create_bucket", True):
-            create_bucket(self.state, bucket + ("@" + req["region"] if req.get("region") else ""), self.state.opts.region)
+            spec = bucket + ("@" + req["region"] if req.get("region") else "")
+            create_bucket(self.state, spec, self.state.opts.region)
         n = 0
         for o in req.get("objects", []):
             data = base64.b64decode(o["data_b64"]) if "data_b64" in o else o.get("data", "").encode("utf-8")
