@@ -1078,17 +1078,21 @@ class TestCredentials(S3Case):
         SRV.control("POST", "stats/reset")
         self.assertEqual(self.meta("GET", "/container/creds")[0], 401)
         self.assertEqual(self.meta("GET", "/container/creds", None, {"Authorization": "wrong"})[0], 401)
-        SRV.control("POST", "config", {"credential_lifetime_s": 2})
-        try:
-            st, _, body = self.meta("GET", "/container/creds", None, {"Authorization": CONTAINER_TOKEN})
-        finally:
-            SRV.control("POST", "config", {"credential_lifetime_s": 3600})
+        st, _, body = self.meta("GET", "/container/creds", None, {"Authorization": CONTAINER_TOKEN})
         self.assertEqual(st, 200, body)
         c = json.loads(body)
         self.assertEqual(self.use(c["AccessKeyId"], c["SecretAccessKey"], c["Token"])[0], 200)
         self.assertEqual(SRV.stats()["credentials_issued"]["container"], 1)
-        time.sleep(2.2)
+        # Credentials of a 1 s lifetime, used after 1.2 s (only a lower bound on time: no race with a slow machine).
+        SRV.control("POST", "config", {"credential_lifetime_s": 1})
+        try:
+            st, _, body = self.meta("GET", "/container/creds", None, {"Authorization": CONTAINER_TOKEN})
+        finally:
+            SRV.control("POST", "config", {"credential_lifetime_s": 3600})
+        c = json.loads(body)
+        time.sleep(1.2)
         self.assertS3Error(self.use(c["AccessKeyId"], c["SecretAccessKey"], c["Token"]), 400, "ExpiredToken")
+        self.assertEqual(SRV.stats()["credentials_issued"]["container"], 2)
 
 
 class TestControl(S3Case):
