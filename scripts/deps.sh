@@ -7,10 +7,16 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libyajl-dev zlib1g-dev
           clang libclang-rt-14-dev python3 libxml2-utils openssl curl procps time libmicrohttpd-dev
           strace)
+# python3-botocore: the S3 test server (tests/s3/s3_server.py) checks SigV4 signatures with botocore's own signer.
+packages+=(python3-botocore)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm run s3rver (tests/s3/s3rver.sh). Debian's packages, but only when the commands are missing: a
+# nodejs from another repository bundles its own npm, which Debian's npm package would conflict with.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
