@@ -260,7 +260,8 @@ static bool s_section_eq(const char *p, size_t n, const char *want) {
             w++;
             continue;
         }
-        if (*w != p[i])
+        /* The text may hold NUL bytes: the end of want is checked apart, never matched by one. */
+        if (*w == '\0' || *w != p[i])
             return false;
         w++;
         i++;

@@ -174,6 +174,10 @@ static void test_ini(void) {
     ASSERT_INT_EQ(sl__aws_ini_get(ini, len, "nosuch", "region", out, sizeof(out), &found), 0);
     ASSERT_FALSE(found);
     ASSERT_INT_EQ(sl__aws_ini_get(ini, len, "default", "aws_secret_access_key", out, 5, NULL), SL_ETOOBIG);
+    /* A NUL byte inside a section name: that section is not "default" (and nothing is read past the name). */
+    const char nul[] = "[default\0x]\naws_access_key_id = AKIDNUL\n";
+    ASSERT_INT_EQ(sl__aws_ini_get(nul, sizeof(nul) - 1, "default", "aws_access_key_id", out, sizeof(out), &found), 0);
+    ASSERT_FALSE(found);
     /* Truncated input: no read past len. */
     ASSERT_INT_EQ(sl__aws_ini_get(ini, 40, "default", "aws_access_key_id", out, sizeof(out), NULL), 0);
 }
