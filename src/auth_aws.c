@@ -841,30 +841,30 @@ static int s_alloc_creds(sl__aws_auth *auth) {
     return auth->synced.creds ? 0 : sl__fail(SL_ENOMEM, "out of memory");
 }
 
-/* The static keys of the profile: the credentials file's section, else the config file's. Returns 1 if found. */
-static int s_profile_keys(sl__aws_auth *auth, s_profile *pf) {
+/* The static keys of the profile in the credentials file (config_file false) or the config file. Returns 1 if found
+ * (auth->file, section and source set), 0 if none, or fails. */
+static int s_profile_keys(sl__aws_auth *auth, s_profile *pf, bool config_file) {
     char label[400];
     int rc = 0;
-    if (pf->in_creds) {
+    if (!config_file && pf->in_creds) {
         snprintf(label, sizeof(label), "profile [%s]", pf->name);
-        if ((rc = s_keys_from(pf->creds, pf->creds_len, pf->name, pf->creds_path, label, auth->synced.creds)) != 0) {
-            if (rc > 0) {
-                auth->file = s_strdup(pf->creds_path);
-                auth->section = s_strdup(pf->name);
-                auth->source = s_printf("profile '%s' in %s (%s)", pf->name, pf->creds_path, s_profile_via(pf));
-            }
-            return rc;
+        rc = s_keys_from(pf->creds, pf->creds_len, pf->name, pf->creds_path, label, auth->synced.creds);
+        if (rc > 0) {
+            auth->file = s_strdup(pf->creds_path);
+            auth->section = s_strdup(pf->name);
+            auth->source = s_printf("profile '%s' in %s (%s)", pf->name, pf->creds_path, s_profile_via(pf));
         }
-    }
-    if (pf->in_config) {
+    } else if (config_file && pf->in_config) {
         snprintf(label, sizeof(label), "[%s]", pf->config_section);
-        if ((rc = s_keys_from(pf->config, pf->config_len, pf->config_section, pf->config_path, label,
-                              auth->synced.creds)) > 0) {
+        rc = s_keys_from(pf->config, pf->config_len, pf->config_section, pf->config_path, label, auth->synced.creds);
+        if (rc > 0) {
             auth->file = s_strdup(pf->config_path);
             auth->section = s_strdup(pf->config_section);
             auth->source = s_printf("profile '%s' in %s (%s)", pf->name, pf->config_path, s_profile_via(pf));
         }
     }
+    if (rc > 0 && (!auth->file || !auth->section))
+        return sl__fail(SL_ENOMEM, "out of memory");
     return rc;
 }
 
@@ -1032,9 +1032,10 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
     if ((rc = s_alloc_creds(auth)) < 0)
         goto done;
 
-    /* 2. The environment. */
+    /* 2. The environment; skipped for a profile named with --profile, as the AWS CLI skips it for --profile. */
+    bool use_env = !(opts && opts->profile && *opts->profile);
     const char *id = s_getenv("AWS_ACCESS_KEY_ID"), *secret = s_getenv("AWS_SECRET_ACCESS_KEY");
-    if (id || secret) {
+    if (use_env && (id || secret)) {
         if (!id || !secret) {
             rc = sl__fail(SL_EINVAL, "%s is set but %s is not: set both, or neither", id ? "AWS_ACCESS_KEY_ID" :
                           "AWS_SECRET_ACCESS_KEY", id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
@@ -1059,7 +1060,7 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
 
     /* 3. Web identity from the environment. */
     const char *wif = s_getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-    if (wif) {
+    if (use_env && wif) {
         rc = s_choose_web_identity(auth, wif, s_getenv("AWS_ROLE_ARN"), s_getenv("AWS_ROLE_SESSION_NAME"),
                                    "AWS_WEB_IDENTITY_TOKEN_FILE");
         goto done;
@@ -1071,16 +1072,11 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
                       pf->name_var, pf->creds_path, pf->config_path, pf->name);
         goto done;
     }
+    /* In botocore's order: the profile's web identity, its keys in the credentials file, its credential_process,
+     * its keys in the config file. */
     if (pf->in_creds || pf->in_config) {
         if ((rc = s_profile_unsupported(pf)) < 0)
             goto done;
-        if ((rc = s_profile_keys(auth, pf)) < 0)
-            goto done;
-        if (rc > 0) {
-            auth->kind = S_FILE;
-            rc = 0;
-            goto done;
-        }
         if (s_config_get(pf, "web_identity_token_file", v, S_VALUE_CAP) > 0 && *v) {
             if (s_config_get(pf, "role_arn", v2, S_VALUE_CAP) <= 0)
                 v2[0] = '\0';
@@ -1089,6 +1085,13 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
             char via[400];
             snprintf(via, sizeof(via), "profile '%s' web_identity_token_file", pf->name);
             rc = s_choose_web_identity(auth, v, v2, v3, via);
+            goto done;
+        }
+        if ((rc = s_profile_keys(auth, pf, false)) != 0) {
+            if (rc > 0) {
+                auth->kind = S_FILE;
+                rc = 0;
+            }
             goto done;
         }
         if (s_config_get(pf, "credential_process", v, S_VALUE_CAP) > 0 && *v) {
@@ -1104,6 +1107,13 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
             auth->source = s_printf("credential_process of profile '%s' in %s (%s)", pf->name, pf->config_path,
                                     s_profile_via(pf));
             rc = auth->command ? 0 : sl__fail(SL_ENOMEM, "out of memory");
+            goto done;
+        }
+        if ((rc = s_profile_keys(auth, pf, true)) != 0) {
+            if (rc > 0) {
+                auth->kind = S_FILE;
+                rc = 0;
+            }
             goto done;
         }
         if (s_config_get(pf, "role_arn", v, S_VALUE_CAP) > 0) {

@@ -1,20 +1,21 @@
 /* AWS credentials: find them, fetch and refresh them, share one cache per process; and the region.
  *
- * Sources, in the order of the AWS SDKs' default chain (botocore's and the Java SDK's: web identity before the shared
- * files, as they do):
+ * Sources, in the order of the AWS SDKs' default chain (botocore's, which the AWS CLI uses; web identity from the
+ * environment comes before the shared files there, and so here):
  *   1. anonymous (--no-sign-request): requests go unsigned;
  *   2. the environment: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN); one without the other is an
  *      error, not a fall-through;
- *   3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME), or a profile's
- *      web_identity_token_file + role_arn (+ role_session_name): STS AssumeRoleWithWebIdentity (EKS IRSA), the token
- *      file read again for each fetch; STS at AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else
- *      https://sts.<region>.amazonaws.com. The answer is STS's XML, parsed with expat;
- *   4. the profile (--profile, else AWS_PROFILE, else "default"): its section in the shared credentials file
+ *   3. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME): STS
+ *      AssumeRoleWithWebIdentity (EKS IRSA), the token file read again for each fetch; STS at AWS_ENDPOINT_URL_STS,
+ *      else AWS_ENDPOINT_URL, else https://sts.<region>.amazonaws.com. The answer is STS's XML, parsed with expat;
+ *   4. the profile (--profile, else AWS_PROFILE, else "default"), in botocore's order: its web_identity_token_file +
+ *      role_arn (+ role_session_name) in the config file (as 3); its section in the shared credentials file
  *      (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials: [NAME]) with aws_access_key_id,
- *      aws_secret_access_key (+ aws_session_token); else its section in the config file (AWS_CONFIG_FILE, default
- *      ~/.aws/config: [profile NAME], or [default] for "default") with credential_process, else with the same three
- *      keys. A profile named explicitly that is in neither file is an error; role_arn with source_profile or
- *      credential_source, and sso_* profiles, are refused with a message saying so (not supported);
+ *      aws_secret_access_key (+ aws_session_token); its credential_process in the config file (AWS_CONFIG_FILE,
+ *      default ~/.aws/config: [profile NAME], or [default] for "default"); the same three keys in the config file.
+ *      A profile named explicitly that is in neither file, or has none of these, is an error; role_arn with
+ *      source_profile or credential_source (role chaining), and sso_* profiles, are refused with a message saying so.
+ *      A profile given with --profile skips 2 and 3, as the AWS CLI's --profile does (AWS_PROFILE does not);
  *   5. container credentials (ECS, EKS Pod Identity): AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (on
  *      http://169.254.170.2) or AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to a loopback address or to
  *      169.254.170.2 / 169.254.170.23 / [fd00:ec2::23], as the SDKs restrict it), with the Authorization header from

@@ -407,7 +407,10 @@ static void test_profiles(void) {
                     "[profile chain]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = default\n"
                     "[profile sso]\nsso_session = corp\n"
                     "[profile empty]\nregion = us-west-2\n"
-                    "[profile assume]\nrole_arn = arn:aws:iam::1:role/r\n");
+                    "[profile assume]\nrole_arn = arn:aws:iam::1:role/r\n"
+                    "[profile both]\ncredential_process = /bin/false\n"
+                    "[profile pk]\ncredential_process = /bin/false\naws_access_key_id = AKIDPK\n"
+                    "aws_secret_access_key = pk-SECRET\n");
 
     /* The default profile from ~/.aws (HOME), no variable needed. */
     char aws_dir[400], home_creds[450];
@@ -449,6 +452,36 @@ static void test_profiles(void) {
     snprintf(msg, sizeof(msg), "profile 'cfg' in %s (--profile)", config);
     ASSERT_STR_EQ(sl__aws_auth_source(a), msg);
     sl__aws_auth_destroy(a);
+
+    /* Within a profile, botocore's order: credentials file keys, credential_process, config file keys. */
+    s_write(creds, "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-SECRET\n"
+                   "[dev]\naws_access_key_id=AKIDDEV\naws_secret_access_key=dev-SECRET\naws_session_token=dev-TOKEN\n"
+                   "[half]\naws_access_key_id = AKIDHALF\n"
+                   "[both]\naws_access_key_id = AKIDBOTH\naws_secret_access_key = both-SECRET\n");
+    o.profile = "both";
+    ASSERT_INT_EQ(sl__aws_auth_new(&o, &a), 0);
+    snprintf(msg, sizeof(msg), "profile 'both' in %s (--profile)", creds);
+    ASSERT_STR_EQ(sl__aws_auth_source(a), msg);
+    sl__aws_auth_destroy(a);
+    o.profile = "pk";
+    ASSERT_INT_EQ(sl__aws_auth_new(&o, &a), 0);
+    ASSERT_TRUE(strncmp(sl__aws_auth_source(a), "credential_process of profile 'pk'", 34) == 0);
+    sl__aws_auth_destroy(a);
+
+    /* The environment's keys win over AWS_PROFILE, but not over --profile (as in the AWS CLI). */
+    setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "env-SECRET", 1);
+    setenv("AWS_PROFILE", "cfg", 1);
+    ASSERT_INT_EQ(sl__aws_auth_new(NULL, &a), 0);
+    ASSERT_STR_EQ(sl__aws_auth_source(a), "environment (AWS_ACCESS_KEY_ID)");
+    sl__aws_auth_destroy(a);
+    o.profile = "cfg";
+    ASSERT_INT_EQ(sl__aws_auth_new(&o, &a), 0);
+    ASSERT_INT_EQ(sl__aws_auth_get(a, &c), 0);
+    ASSERT_STR_EQ(c.access_key_id, "AKIDCFG");
+    sl__aws_auth_destroy(a);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
 
     struct {
         const char *profile;
