@@ -84,10 +84,10 @@ struct sl__aws_auth {
     atomic_bool unreachable;
     struct {
         pthread_mutex_t lock;
-        sl__http *http;            /* created on the first fetch; used only under the lock */
+        sl__http *http;             /* created on the first fetch; used only under the lock */
         sl__aws_credentials *creds; /* the current ones (wiped when freed); NULL before the first fetch */
-        bool have;                 /* creds is usable (false after an invalidation) */
-        int64_t refresh_at_s;      /* wall clock; 0 = never */
+        bool have;                  /* creds is usable (false after an invalidation) */
+        int64_t refresh_at_s;       /* wall clock; 0 = never */
         unsigned long serial;
         char *rejected_secret; /* the secret key and token last invalidated; secret */
         char *rejected_token;
@@ -428,8 +428,8 @@ int sl__aws_parse_credentials_json(const char *text, size_t len, int version, sl
                      true, why, why_cap) ||
         !s_set_field(out->secret_access_key, sizeof(out->secret_access_key), s_json_str(root, "SecretAccessKey"),
                      "SecretAccessKey", true, why, why_cap) ||
-        !s_set_field(out->session_token, sizeof(out->session_token), token,
-                     version == 1 ? "SessionToken" : "Token", version != 1, why, why_cap))
+        !s_set_field(out->session_token, sizeof(out->session_token), token, version == 1 ? "SessionToken" : "Token",
+                     version != 1, why, why_cap))
         goto on_error;
     out->expires_s = 0;
     const char *exp = s_json_str(root, "Expiration");
@@ -606,8 +606,8 @@ int sl__aws_parse_sts_xml(const char *text, size_t len, sl__aws_credentials *out
     if (why[0] ||
         !s_set_field(out->access_key_id, sizeof(out->access_key_id), x->text[X_KEY], "AccessKeyId", true, why,
                      sizeof(why)) ||
-        !s_set_field(out->secret_access_key, sizeof(out->secret_access_key), x->text[X_SECRET], "SecretAccessKey",
-                     true, why, sizeof(why)) ||
+        !s_set_field(out->secret_access_key, sizeof(out->secret_access_key), x->text[X_SECRET], "SecretAccessKey", true,
+                     why, sizeof(why)) ||
         !s_set_field(out->session_token, sizeof(out->session_token), x->text[X_TOKEN], "SessionToken", true, why,
                      sizeof(why))) {
         snprintf(message, message_cap, "%s", why);
@@ -763,9 +763,9 @@ static int s_profile_load(s_profile *pf, const sl__aws_auth_options *opts) {
         return sl__fail(SL_EINVAL, "%s: profile name '%.100s' is not usable", pf->name_var ? pf->name_var : "profile",
                         pf->name);
     s_file_paths(pf->creds_path, sizeof(pf->creds_path), pf->config_path, sizeof(pf->config_path));
-    int rc = s_load_shared(pf->creds_path, s_getenv("AWS_SHARED_CREDENTIALS_FILE") ? "AWS_SHARED_CREDENTIALS_FILE"
-                                                                                   : NULL,
-                           &pf->creds, &pf->creds_len);
+    int rc =
+        s_load_shared(pf->creds_path, s_getenv("AWS_SHARED_CREDENTIALS_FILE") ? "AWS_SHARED_CREDENTIALS_FILE" : NULL,
+                      &pf->creds, &pf->creds_len);
     if (rc < 0)
         return rc;
     rc = s_load_shared(pf->config_path, s_getenv("AWS_CONFIG_FILE") ? "AWS_CONFIG_FILE" : NULL, &pf->config,
@@ -777,8 +777,7 @@ static int s_profile_load(s_profile *pf, const sl__aws_auth_options *opts) {
         sl__aws_ini_get(pf->creds, pf->creds_len, pf->name, "-", scratch, sizeof(scratch), &pf->in_creds);
     if (pf->config) {
         snprintf(pf->config_section, sizeof(pf->config_section), "profile %s", pf->name);
-        sl__aws_ini_get(pf->config, pf->config_len, pf->config_section, "-", scratch, sizeof(scratch),
-                        &pf->in_config);
+        sl__aws_ini_get(pf->config, pf->config_len, pf->config_section, "-", scratch, sizeof(scratch), &pf->in_config);
         if (!pf->in_config && strcmp(pf->name, "default") == 0) {
             snprintf(pf->config_section, sizeof(pf->config_section), "default");
             sl__aws_ini_get(pf->config, pf->config_len, pf->config_section, "-", scratch, sizeof(scratch),
@@ -820,8 +819,8 @@ static int s_keys_from(const char *text, size_t len, const char *section, const 
     }
     if (!s_set_field(creds->access_key_id, sizeof(creds->access_key_id), id, "aws_access_key_id", true, why,
                      sizeof(why)) ||
-        !s_set_field(creds->secret_access_key, sizeof(creds->secret_access_key), secret, "aws_secret_access_key",
-                     true, why, sizeof(why)) ||
+        !s_set_field(creds->secret_access_key, sizeof(creds->secret_access_key), secret, "aws_secret_access_key", true,
+                     why, sizeof(why)) ||
         !s_set_field(creds->session_token, sizeof(creds->session_token), token, "aws_session_token", false, why,
                      sizeof(why))) {
         rc = sl__fail(SL_EINVAL, "%s: %s: %s", path, label, why);
@@ -892,15 +891,17 @@ static int s_choose_web_identity(sl__aws_auth *auth, const char *token_file, con
     auth->role_arn = s_strdup(role);
     auth->session_name = session && *session ? s_strdup(session) : s_printf("sluice-%lld", (long long)s_wall_s());
     auth->url = s_sts_url(auth->region);
-    auth->source = s_printf("web identity (%s %s, role %s, STS at %s)", via, token_file, role,
-                            auth->url ? auth->url : "?");
+    auth->source =
+        s_printf("web identity (%s %s, role %s, STS at %s)", via, token_file, role, auth->url ? auth->url : "?");
     if (!auth->token_file || !auth->role_arn || !auth->session_name || !auth->url)
         return sl__fail(SL_ENOMEM, "out of memory");
     if (strspn(auth->session_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@-_") !=
             strlen(auth->session_name) ||
         strlen(auth->session_name) < 2 || strlen(auth->session_name) > 64)
-        return sl__fail(SL_EINVAL, "role session name '%.80s' is not 2 to 64 of [A-Za-z0-9+=,.@_-] "
-                        "(AWS_ROLE_SESSION_NAME or role_session_name)", auth->session_name);
+        return sl__fail(SL_EINVAL,
+                        "role session name '%.80s' is not 2 to 64 of [A-Za-z0-9+=,.@_-] "
+                        "(AWS_ROLE_SESSION_NAME or role_session_name)",
+                        auth->session_name);
     return 0;
 }
 
@@ -926,8 +927,7 @@ static bool s_container_host_ok(const char *url) {
     char *colon = strchr(host, ':');
     if (colon)
         *colon = '\0';
-    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "169.254.170.2") == 0 ||
-        strcmp(host, "169.254.170.23") == 0)
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "169.254.170.2") == 0 || strcmp(host, "169.254.170.23") == 0)
         return true;
     unsigned a, b, c, d;
     char tail;
@@ -946,7 +946,8 @@ static int s_choose_container(sl__aws_auth *auth, const char *rel, const char *f
     } else {
         if (strncasecmp(full, "https://", 8) != 0 &&
             !(strncasecmp(full, "http://", 7) == 0 && s_container_host_ok(full)))
-            return sl__fail(SL_EINVAL, "AWS_CONTAINER_CREDENTIALS_FULL_URI=%.200s: must be https, or http to a "
+            return sl__fail(SL_EINVAL,
+                            "AWS_CONTAINER_CREDENTIALS_FULL_URI=%.200s: must be https, or http to a "
                             "loopback address or to 169.254.170.2 / 169.254.170.23 (as the AWS SDKs require)",
                             full);
         auth->url = s_strdup(full);
@@ -1037,24 +1038,23 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
     const char *id = s_getenv("AWS_ACCESS_KEY_ID"), *secret = s_getenv("AWS_SECRET_ACCESS_KEY");
     if (use_env && (id || secret)) {
         if (!id || !secret) {
-            rc = sl__fail(SL_EINVAL, "%s is set but %s is not: set both, or neither", id ? "AWS_ACCESS_KEY_ID" :
-                          "AWS_SECRET_ACCESS_KEY", id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+            rc = sl__fail(SL_EINVAL, "%s is set but %s is not: set both, or neither",
+                          id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                          id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
             goto done;
         }
         char why[200];
         sl__aws_credentials *c = auth->synced.creds;
-        if (!s_set_field(c->access_key_id, sizeof(c->access_key_id), id, "AWS_ACCESS_KEY_ID", true, why,
+        if (!s_set_field(c->access_key_id, sizeof(c->access_key_id), id, "AWS_ACCESS_KEY_ID", true, why, sizeof(why)) ||
+            !s_set_field(c->secret_access_key, sizeof(c->secret_access_key), secret, "AWS_SECRET_ACCESS_KEY", true, why,
                          sizeof(why)) ||
-            !s_set_field(c->secret_access_key, sizeof(c->secret_access_key), secret, "AWS_SECRET_ACCESS_KEY", true,
-                         why, sizeof(why)) ||
-            !s_set_field(c->session_token, sizeof(c->session_token), s_getenv("AWS_SESSION_TOKEN"),
-                         "AWS_SESSION_TOKEN", false, why, sizeof(why))) {
+            !s_set_field(c->session_token, sizeof(c->session_token), s_getenv("AWS_SESSION_TOKEN"), "AWS_SESSION_TOKEN",
+                         false, why, sizeof(why))) {
             rc = sl__fail(SL_EINVAL, "environment: %s", why);
             goto done;
         }
         auth->kind = S_ENV;
-        auth->source = s_printf("environment (AWS_ACCESS_KEY_ID%s)",
-                                c->session_token[0] ? ", AWS_SESSION_TOKEN" : "");
+        auth->source = s_printf("environment (AWS_ACCESS_KEY_ID%s)", c->session_token[0] ? ", AWS_SESSION_TOKEN" : "");
         goto done;
     }
 
@@ -1068,8 +1068,8 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
 
     /* 4. The profile. */
     if (pf->name_var && !pf->in_creds && !pf->in_config) {
-        rc = sl__fail(SL_ENOENT, "profile '%s' (%s) is in neither %s nor %s (as [profile %s])", pf->name,
-                      pf->name_var, pf->creds_path, pf->config_path, pf->name);
+        rc = sl__fail(SL_ENOENT, "profile '%s' (%s) is in neither %s nor %s (as [profile %s])", pf->name, pf->name_var,
+                      pf->creds_path, pf->config_path, pf->name);
         goto done;
     }
     /* In botocore's order: the profile's web identity, its keys in the credentials file, its credential_process,
@@ -1104,8 +1104,8 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
             }
             auth->kind = S_PROCESS;
             auth->command = s_strdup(v);
-            auth->source = s_printf("credential_process of profile '%s' in %s (%s)", pf->name, pf->config_path,
-                                    s_profile_via(pf));
+            auth->source =
+                s_printf("credential_process of profile '%s' in %s (%s)", pf->name, pf->config_path, s_profile_via(pf));
             rc = auth->command ? 0 : sl__fail(SL_ENOMEM, "out of memory");
             goto done;
         }
@@ -1117,12 +1117,15 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
             goto done;
         }
         if (s_config_get(pf, "role_arn", v, S_VALUE_CAP) > 0) {
-            rc = sl__fail(SL_EINVAL, "profile '%s' (%s) has role_arn but no web_identity_token_file: assuming a role "
-                          "from other credentials is not supported", pf->name, pf->config_path);
+            rc = sl__fail(SL_EINVAL,
+                          "profile '%s' (%s) has role_arn but no web_identity_token_file: assuming a role "
+                          "from other credentials is not supported",
+                          pf->name, pf->config_path);
             goto done;
         }
         if (pf->name_var) {
-            rc = sl__fail(SL_EINVAL, "profile '%s' (%s) has no credentials: neither aws_access_key_id and "
+            rc = sl__fail(SL_EINVAL,
+                          "profile '%s' (%s) has no credentials: neither aws_access_key_id and "
                           "aws_secret_access_key (in %s or %s) nor credential_process nor web_identity_token_file",
                           pf->name, pf->name_var, pf->creds_path, pf->config_path);
             goto done;
@@ -1147,9 +1150,11 @@ static int s_choose(sl__aws_auth *auth, const sl__aws_auth_options *opts) {
         goto done;
     }
     if (disabled && strcasecmp(disabled, "true") == 0) {
-        rc = sl__fail(SL_EACCES, "no AWS credentials found: tried %s (and not the EC2 instance metadata service: "
+        rc = sl__fail(SL_EACCES,
+                      "no AWS credentials found: tried %s (and not the EC2 instance metadata service: "
                       "AWS_EC2_METADATA_DISABLED=true); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                      "AWS_PROFILE, or use --no-sign-request for a public bucket", auth->tried);
+                      "AWS_PROFILE, or use --no-sign-request for a public bucket",
+                      auth->tried);
         goto done;
     }
     const char *ep = s_getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
@@ -1210,8 +1215,7 @@ int sl__aws_auth_new(const sl__aws_auth_options *opts, sl__aws_auth **out) {
         auth->synced.serial = 1;
         auth->synced.creds->serial = 1;
     }
-    if (auth->kind == S_PROCESS || auth->kind == S_WEB_IDENTITY || auth->kind == S_CONTAINER ||
-        auth->kind == S_IMDS) {
+    if (auth->kind == S_PROCESS || auth->kind == S_WEB_IDENTITY || auth->kind == S_CONTAINER || auth->kind == S_IMDS) {
         pthread_mutex_lock(&s_shared_lock);
         sl__aws_auth *same = s_shared;
         while (same && !s_same_source(same, auth))
@@ -1332,7 +1336,7 @@ static bool s_quotes(const char *text, const char *secret) {
 /* A credential this process never held: a secret-bearing name followed by a value of 8 characters or more. */
 static bool s_credential_quoted(const char *text) {
     static const char *const names[] = {"secretaccesskey", "aws_secret_access_key", "x-amz-security-token",
-                                        "sessiontoken", "aws_session_token", "bearer"};
+                                        "sessiontoken",    "aws_session_token",     "bearer"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         size_t nl = strlen(names[i]);
         for (const char *p = text; (p = strcasestr(p, names[i])) != NULL; p += nl) {
@@ -1353,9 +1357,8 @@ static bool s_credential_quoted(const char *text) {
 /* Called with the lock held. */
 static bool s_mentions_secret(const sl__aws_auth *auth, const char *text) {
     const sl__aws_credentials *c = auth->synced.creds;
-    const char *secrets[] = {c ? c->secret_access_key : NULL, c ? c->session_token : NULL,
-                             auth->synced.rejected_secret, auth->synced.rejected_token, auth->synced.sent_token,
-                             auth->auth_token};
+    const char *secrets[] = {c ? c->secret_access_key : NULL, c ? c->session_token : NULL, auth->synced.rejected_secret,
+                             auth->synced.rejected_token,     auth->synced.sent_token,     auth->auth_token};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         if (secrets[i] && s_quotes(text, secrets[i]))
             return true;
@@ -1460,8 +1463,8 @@ static void s_server_says(const sl__aws_auth *auth, const sl__http_response *res
  * 0 with an answer in resp, SL_EIO with `reason` when none came, or another error. */
 static int s_request(sl__aws_auth *auth, const sl__http_request *req, sl__http_response *resp, unsigned attempts,
                      char *reason, size_t reason_cap) {
-    sl__retry_policy policy = {.max_attempts = attempts, .initial_delay_ms = 100, .max_delay_ms = 1000,
-                               .deadline_ms = 20000};
+    sl__retry_policy policy = {
+        .max_attempts = attempts, .initial_delay_ms = 100, .max_delay_ms = 1000, .deadline_ms = 20000};
     int64_t started = sl__now_ms();
     int rc = 0;
     for (unsigned attempt = 1;; attempt++) {
@@ -1520,9 +1523,13 @@ static int s_fetch_web_identity(sl__aws_auth *auth, sl__aws_credentials *out) {
     s_sbuf_escaped(body, body_cap, &at, auth->session_name);
     at += (size_t)snprintf(body + at, body_cap - at, "&WebIdentityToken=");
     s_sbuf_escaped(body, body_cap, &at, token);
-    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
-                             "Accept: text/xml", NULL};
-    sl__http_request req = {.method = "POST", .url = auth->url, .headers = headers, .body = body, .body_len = at,
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", "Accept: text/xml",
+                             NULL};
+    sl__http_request req = {.method = "POST",
+                            .url = auth->url,
+                            .headers = headers,
+                            .body = body,
+                            .body_len = at,
                             .body_cap = S_MAX_ANSWER_BYTES};
     char reason[512] = "";
     rc = s_request(auth, &req, &resp, 3, reason, sizeof(reason));
@@ -1566,8 +1573,7 @@ on_error:
 }
 
 /* Parses a JSON credentials answer (container, IMDS) into out, or fails naming the source. */
-static int s_json_answer(sl__aws_auth *auth, const sl__http_response *resp, const char *url,
-                         sl__aws_credentials *out) {
+static int s_json_answer(sl__aws_auth *auth, const sl__http_response *resp, const char *url, sl__aws_credentials *out) {
     char why[300];
     if (sl__aws_parse_credentials_json(resp->body ? resp->body : "", resp->body_len, 0, out, why, sizeof(why)) < 0)
         return sl__fail(SL_EIO, "%s: %s answered 200 but not with usable credentials: %s", auth->source, url, why);
@@ -1638,9 +1644,11 @@ static int s_fetch_imds(sl__aws_auth *auth, sl__aws_credentials *out) {
     sl__http_request put = {.method = "PUT", .url = url, .headers = put_headers, .body_cap = 4096};
     rc = s_request(auth, &put, &resp, 2, reason, sizeof(reason));
     if (rc == SL_EIO && never) {
-        rc = sl__fail(SL_EACCES, "no AWS credentials found: tried %s, and the EC2 instance metadata service at %s "
+        rc = sl__fail(SL_EACCES,
+                      "no AWS credentials found: tried %s, and the EC2 instance metadata service at %s "
                       "(unreachable: %s); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or use "
-                      "--no-sign-request for a public bucket", auth->tried, auth->url, reason);
+                      "--no-sign-request for a public bucket",
+                      auth->tried, auth->url, reason);
         goto on_error;
     }
     if (rc < 0) {
@@ -1650,8 +1658,7 @@ static int s_fetch_imds(sl__aws_auth *auth, sl__aws_credentials *out) {
     if (resp.status != 200 || !resp.body || !resp.body_len) {
         rc = sl__fail(s_status_code(resp.status), "%s: PUT /latest/api/token answered HTTP %ld%s", auth->source,
                       resp.status,
-                      resp.status == 403 ? " (IMDSv2 may be disabled, or the hop limit too low for a container)"
-                                         : "");
+                      resp.status == 403 ? " (IMDSv2 may be disabled, or the hop limit too low for a container)" : "");
         goto on_error;
     }
     size_t tl = resp.body_len;
@@ -1751,12 +1758,18 @@ static int s_fetch_process(sl__aws_auth *auth, sl__aws_credentials *out) {
         e = posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
     if (e == 0)
         e = posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    /* As op_exec.c starts its children: nothing blocked, SIGPIPE at its default (the calling worker thread blocks
+     * signals and the process may ignore SIGPIPE), its own process group so a timeout kills what it started too. */
     if (e == 0)
-        e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-    sigset_t none;
+        e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    sigset_t none, dfl;
     sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
     if (e == 0)
         e = posix_spawnattr_setsigmask(&attr, &none);
+    if (e == 0)
+        e = posix_spawnattr_setsigdefault(&attr, &dfl);
     if (e == 0)
         e = posix_spawnattr_setpgroup(&attr, 0);
     if (e == 0)
@@ -1836,8 +1849,10 @@ static int s_fetch_process(sl__aws_auth *auth, sl__aws_credentials *out) {
     }
     char why[300];
     if (sl__aws_parse_credentials_json(data, len, 1, out, why, sizeof(why)) < 0) {
-        rc = sl__fail(SL_EINVAL, "%s: '%s' printed no usable credentials: %s (expected the JSON of Version 1: "
-                      "AccessKeyId, SecretAccessKey, SessionToken, Expiration)", auth->source, argv[0], why);
+        rc = sl__fail(SL_EINVAL,
+                      "%s: '%s' printed no usable credentials: %s (expected the JSON of Version 1: "
+                      "AccessKeyId, SecretAccessKey, SessionToken, Expiration)",
+                      auth->source, argv[0], why);
         goto on_error;
     }
 
@@ -1907,16 +1922,18 @@ static int s_fetch_locked(sl__aws_auth *auth) {
         rc = sl__fail(SL_EINTERNAL, "%s: nothing to fetch", auth->source);
         break;
     }
-    atomic_store(&auth->unreachable, rc == SL_EIO && atomic_load(&auth->fetches) > 0 &&
-                                         (auth->kind == S_WEB_IDENTITY || auth->kind == S_CONTAINER ||
-                                          auth->kind == S_IMDS));
+    atomic_store(&auth->unreachable,
+                 rc == SL_EIO && atomic_load(&auth->fetches) > 0 &&
+                     (auth->kind == S_WEB_IDENTITY || auth->kind == S_CONTAINER || auth->kind == S_IMDS));
     if (rc < 0)
         goto on_error;
     /* Keys rejected once and handed back unchanged (a credentials file nobody refreshed). */
     if (auth->synced.rejected_secret && strcmp(fresh->secret_access_key, auth->synced.rejected_secret) == 0 &&
         s_streq(fresh->session_token, auth->synced.rejected_token ? auth->synced.rejected_token : "")) {
-        rc = sl__fail(SL_EACCES, "%s: these credentials were rejected as expired or invalid, and %s still gives the "
-                      "same ones; refresh them", auth->source, auth->kind == S_FILE ? "the file" : "it");
+        rc = sl__fail(SL_EACCES,
+                      "%s: these credentials were rejected as expired or invalid, and %s still gives the "
+                      "same ones; refresh them",
+                      auth->source, auth->kind == S_FILE ? "the file" : "it");
         goto on_error;
     }
     int64_t now = s_wall_s();
@@ -1926,8 +1943,10 @@ static int s_fetch_locked(sl__aws_auth *auth) {
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        rc = sl__fail(SL_EACCES, "%s: the credentials it gave expired at %s, before they arrived (is this "
-                      "machine's clock right?)", auth->source, when);
+        rc = sl__fail(SL_EACCES,
+                      "%s: the credentials it gave expired at %s, before they arrived (is this "
+                      "machine's clock right?)",
+                      auth->source, when);
         goto on_error;
     }
     fresh->serial = ++auth->synced.serial;
@@ -1959,15 +1978,15 @@ int sl__aws_auth_get(sl__aws_auth *auth, sl__aws_credentials *out) {
     unsigned long seen = atomic_load(&auth->attempts);
     int rc = 0;
     pthread_mutex_lock(&auth->synced.lock);
-    if (auth->synced.have &&
-        (auth->synced.refresh_at_s == 0 || s_wall_s() < auth->synced.refresh_at_s)) {
+    if (auth->synced.have && (auth->synced.refresh_at_s == 0 || s_wall_s() < auth->synced.refresh_at_s)) {
         memcpy(out, auth->synced.creds, sizeof(*out));
         goto done;
     }
     if (auth->kind == S_ENV) {
-        rc = sl__fail(SL_EACCES, "the credentials from the environment (AWS_ACCESS_KEY_ID%s) were rejected as "
-                      "expired or invalid; provide fresh ones", auth->synced.creds->session_token[0]
-                                                                   ? ", AWS_SESSION_TOKEN" : "");
+        rc = sl__fail(SL_EACCES,
+                      "the credentials from the environment (AWS_ACCESS_KEY_ID%s) were rejected as "
+                      "expired or invalid; provide fresh ones",
+                      auth->synced.creds->session_token[0] ? ", AWS_SESSION_TOKEN" : "");
         goto done;
     }
     /* A fetch failed while this thread waited for the lock: report it rather than repeating it at once; and

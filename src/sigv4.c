@@ -284,8 +284,7 @@ static int s_check(const sl__sigv4_request *req, const sl__sigv4_credentials *cr
         return sl__fail(SL_EINVAL, "sigv4: %s %s: the session token of %s is not printable ASCII", method,
                         s_shown(path, shown, sizeof(shown)), creds->access_key_id);
     const char *ph = req->payload_hash;
-    if (ph && strcmp(ph, SL__SIGV4_UNSIGNED_PAYLOAD) != 0 &&
-        (strlen(ph) != 64 || strspn(ph, s_lowerhex) != 64))
+    if (ph && strcmp(ph, SL__SIGV4_UNSIGNED_PAYLOAD) != 0 && (strlen(ph) != 64 || strspn(ph, s_lowerhex) != 64))
         return sl__fail(SL_EINVAL, "sigv4: %s %s: payload hash '%.80s' is neither 64 lower-case hex digits nor %s",
                         method, s_shown(path, shown, sizeof(shown)), ph, SL__SIGV4_UNSIGNED_PAYLOAD);
     time_t t = (time_t)req->time_s;
@@ -581,8 +580,10 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
         if (s.len >= s.cap) {
             if (s.cap)
                 s.copy[s.cap - 1] = '\0';
-            rc = sl__fail(SL_ETOOBIG, "sigv4: %s %s: the canonical request (%zu bytes) does not fit the %zu-byte "
-                          "debug buffer", req->method, s_shown(path, shown, sizeof(shown)), s.len, s.cap);
+            rc = sl__fail(SL_ETOOBIG,
+                          "sigv4: %s %s: the canonical request (%zu bytes) does not fit the %zu-byte "
+                          "debug buffer",
+                          req->method, s_shown(path, shown, sizeof(shown)), s.len, s.cap);
             goto on_error;
         }
         s.copy[s.len] = '\0';
@@ -594,8 +595,8 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     memcpy(date, amz_date, 8);
     date[8] = '\0';
     char sts[256];
-    int stslen = snprintf(sts, sizeof(sts), S_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date,
-                          req->region, req->service, digest_hex);
+    int stslen = snprintf(sts, sizeof(sts), S_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date, req->region,
+                          req->service, digest_hex);
     if (stslen < 0 || (size_t)stslen >= sizeof(sts)) {
         rc = sl__fail(SL_EINTERNAL, "sigv4: the string to sign does not fit %zu bytes", sizeof(sts));
         goto on_error;

@@ -45,12 +45,14 @@
 #define SL__SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define SL__SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 
-#define SL__SIGV4_MAX_QUERY 64     /* query parameters in one request */
-#define SL__SIGV4_MAX_HEADERS 48   /* signed headers given by the caller */
-#define SL__SIGV4_QUERY_CAP 16384  /* the canonical query string: 3 x a 1,024-byte key, a continuation token, ... */
-#define SL__SIGV4_AMZ_LINES 4      /* sl__sigv4_amz_headers: up to 3 lines and the NULL */
-/* Room that always suffices for the Authorization line of a request whose signed header names add up to n bytes. */
-#define SL__SIGV4_AUTH_CAP(names_bytes) (256 + 128 + (names_bytes) + 64)
+#define SL__SIGV4_MAX_QUERY 64    /* query parameters in one request */
+#define SL__SIGV4_MAX_HEADERS 48  /* signed headers given by the caller */
+#define SL__SIGV4_QUERY_CAP 16384 /* the canonical query string: 3 x a 1,024-byte key, a continuation token, ... */
+#define SL__SIGV4_AMZ_LINES 4     /* sl__sigv4_amz_headers: up to 3 lines and the NULL */
+/* Room that always suffices for the Authorization line of a request whose own header names (sl__sigv4_request.headers,
+ * one byte more each for the separator) add up to names_bytes: the rest, with the three names the signer adds, is at
+ * most 435 bytes. */
+#define SL__SIGV4_AUTH_CAP(names_bytes) (448 + (names_bytes))
 
 /* A query parameter or a header, raw (not percent-encoded). A NULL value is the empty value ("?uploads"). */
 typedef struct sl__sigv4_param {

@@ -99,12 +99,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
         }
         sl__sigv4_param h[] = {{"host", "h.example"}, {"x-amz-meta-f", parts[2]}};
-        sl__sigv4_request rq = {.method = "GET", .path = parts[3][0] == '/' ? parts[3] : "/", .query = q,
-                                .query_count = 3, .headers = h, .header_count = 2, .time_s = 1369353600,
-                                .region = "us-east-1", .service = "s3"};
+        sl__sigv4_request rq = {.method = "GET",
+                                .path = parts[3][0] == '/' ? parts[3] : "/",
+                                .query = q,
+                                .query_count = 3,
+                                .headers = h,
+                                .header_count = 2,
+                                .time_s = 1369353600,
+                                .region = "us-east-1",
+                                .service = "s3"};
         sl__sigv4_credentials cr = {"AKID", "secret", NULL};
         char auth[1024];
-        if (sl__sigv4_sign(NULL, &rq, &cr, auth, sizeof(auth), NULL) == 0 && strnlen(auth, sizeof(auth)) == sizeof(auth))
+        if (sl__sigv4_sign(NULL, &rq, &cr, auth, sizeof(auth), NULL) == 0 &&
+            strnlen(auth, sizeof(auth)) == sizeof(auth))
             abort();
     }
     free(text);

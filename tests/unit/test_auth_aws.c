@@ -35,12 +35,25 @@ static pid_t s_server_pid;
 static char s_base[64]; /* http://127.0.0.1:PORT */
 static sl__http *s_ctl; /* the test's own client for /_config and /_stats */
 
-static const char *const s_vars[] = {
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
+static const char *const s_vars[] = {"AWS_ACCESS_KEY_ID",
+                                     "AWS_SECRET_ACCESS_KEY",
+                                     "AWS_SESSION_TOKEN",
+                                     "AWS_PROFILE",
+                                     "AWS_SHARED_CREDENTIALS_FILE",
+                                     "AWS_CONFIG_FILE",
+                                     "AWS_REGION",
+                                     "AWS_DEFAULT_REGION",
+                                     "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                     "AWS_ROLE_ARN",
+                                     "AWS_ROLE_SESSION_NAME",
+                                     "AWS_ENDPOINT_URL",
+                                     "AWS_ENDPOINT_URL_STS",
+                                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                     "AWS_EC2_METADATA_DISABLED",
+                                     "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
 
 static void s_reset_env(void) {
     for (size_t i = 0; i < sizeof(s_vars) / sizeof(s_vars[0]); i++)
@@ -214,8 +227,14 @@ static void test_parse_time(void) {
     ASSERT_INT_EQ(t, 1369353600);
     ASSERT_INT_EQ(sl__aws_parse_time("2013-05-23T23:30:00-00:30", &t), 0);
     ASSERT_INT_EQ(t, 1369353600);
-    const char *bad[] = {"", "2013-05-24", "2013-05-24T00:00:00", "2013-13-24T00:00:00Z", "2013-05-24T00:00:00Zjunk",
-                         "2013-05-24T00:00:00.Z", "x013-05-24T00:00:00Z", "1969-12-31T23:59:59Z"};
+    const char *bad[] = {"",
+                         "2013-05-24",
+                         "2013-05-24T00:00:00",
+                         "2013-13-24T00:00:00Z",
+                         "2013-05-24T00:00:00Zjunk",
+                         "2013-05-24T00:00:00.Z",
+                         "x013-05-24T00:00:00Z",
+                         "1969-12-31T23:59:59Z"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ASSERT_INT_EQ(sl__aws_parse_time(bad[i], &t), SL_EINVAL);
 }
@@ -246,20 +265,20 @@ static void test_parse_json(void) {
         {"{\"Version\": 1, \"AccessKeyId\": \"A B\", \"SecretAccessKey\": \"S\"}", 1, "printable ASCII"},
         {"{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\", \"Expiration\": \"soon\"}", 1,
          "not an ISO 8601 time"},
-        {"{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\", \"Expiration\": 5}", 1,
-         "not a string"},
+        {"{\"Version\": 1, \"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\", \"Expiration\": 5}", 1, "not a string"},
         {"[1]", 1, "not a JSON object"},
         {"{\"SecretAccessKey\": \"leaked-SECRET\"", 1, "not JSON"},
         {"{\"Code\": \"Failure\", \"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\", \"Token\": \"T\", "
-         "\"Expiration\": \"2030-01-01T00:00:00Z\"}", 0, "\"Code\" is \"Failure\""},
+         "\"Expiration\": \"2030-01-01T00:00:00Z\"}",
+         0, "\"Code\" is \"Failure\""},
         {"{\"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\", \"Token\": \"T\"}", 0, "no \"Expiration\""},
         {"{\"AccessKeyId\": \"A\", \"SecretAccessKey\": \"S\", \"Expiration\": \"2030-01-01T00:00:00Z\"}", 0,
          "no Token"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ASSERT_INT_EQ(sl__aws_parse_credentials_json(bad[i].text, strlen(bad[i].text), bad[i].version, &c, why,
-                                                     sizeof(why)),
-                      SL_EINVAL);
+        ASSERT_INT_EQ(
+            sl__aws_parse_credentials_json(bad[i].text, strlen(bad[i].text), bad[i].version, &c, why, sizeof(why)),
+            SL_EINVAL);
         if (!strstr(why, bad[i].why))
             TEST_FAIL_("case %zu: why '%s' lacks '%s'", i, why, bad[i].why);
         ASSERT_TRUE(strstr(why, "SECRET") == NULL);
@@ -267,7 +286,8 @@ static void test_parse_json(void) {
     /* A token longer than the cap is refused, not cut. */
     size_t big = SL__AWS_TOKEN_CAP + 100;
     char *text = malloc(big + 200);
-    int n = snprintf(text, big + 200, "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"SessionToken\":\"");
+    int n =
+        snprintf(text, big + 200, "{\"Version\":1,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"S\",\"SessionToken\":\"");
     memset(text + n, 'x', big);
     strcpy(text + n + big, "\"}");
     ASSERT_INT_EQ(sl__aws_parse_credentials_json(text, strlen(text), 1, &c, why, sizeof(why)), SL_EINVAL);
@@ -540,18 +560,19 @@ static void test_file_rejected_then_refreshed(void) {
 /* A credential_process script: $1 counts its runs, $2 says how to answer. */
 static void s_process_script(char *path, size_t cap) {
     s_path(path, cap, "cred process.sh");
-    s_write(path, "#!/bin/sh\n"
-                  "echo run >> \"$1\"\n"
-                  "case \"$2\" in\n"
-                  "ok) printf '{\"Version\": 1, \"AccessKeyId\": \"ASIAPROC\", \"SecretAccessKey\": "
-                  "\"proc-SECRET-%s\", \"SessionToken\": \"proc-TOKEN\", \"Expiration\": \"%s\"}\\n' "
-                  "\"$(wc -l < \"$1\" | tr -d ' ')\" \"$(date -u -d \"+$3 seconds\" +%Y-%m-%dT%H:%M:%SZ)\" ;;\n"
-                  "static) echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", \"SecretAccessKey\": \"s-SECRET\"}' ;;\n"
-                  "fail) echo 'sso: the session has expired; run aws sso login' >&2; exit 3 ;;\n"
-                  "leak) echo 'debug: SecretAccessKey=abcdefghijklmnop' >&2; exit 1 ;;\n"
-                  "junk) echo 'Enter MFA code:' ;;\n"
-                  "env) printf '{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"x\"}' \"$SL_PROBE\" ;;\n"
-                  "esac\n");
+    s_write(path,
+            "#!/bin/sh\n"
+            "echo run >> \"$1\"\n"
+            "case \"$2\" in\n"
+            "ok) printf '{\"Version\": 1, \"AccessKeyId\": \"ASIAPROC\", \"SecretAccessKey\": "
+            "\"proc-SECRET-%s\", \"SessionToken\": \"proc-TOKEN\", \"Expiration\": \"%s\"}\\n' "
+            "\"$(wc -l < \"$1\" | tr -d ' ')\" \"$(date -u -d \"+$3 seconds\" +%Y-%m-%dT%H:%M:%SZ)\" ;;\n"
+            "static) echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", \"SecretAccessKey\": \"s-SECRET\"}' ;;\n"
+            "fail) echo 'sso: the session has expired; run aws sso login' >&2; exit 3 ;;\n"
+            "leak) echo 'debug: SecretAccessKey=abcdefghijklmnop' >&2; exit 1 ;;\n"
+            "junk) echo 'Enter MFA code:' ;;\n"
+            "env) printf '{\"Version\": 1, \"AccessKeyId\": \"%s\", \"SecretAccessKey\": \"x\"}' \"$SL_PROBE\" ;;\n"
+            "esac\n");
     chmod(path, 0755);
 }
 
@@ -579,8 +600,8 @@ static void test_credential_process(void) {
     sl__aws_credentials c;
 
     /* Quoted words with spaces reach the program as they are; no shell runs ($(...) is not expanded). */
-    snprintf(text, sizeof(text), "[profile p]\ncredential_process = '%s' \"%s\" ok 3600 '$(touch %s/pwned)'\n",
-             script, counter, s_tmp);
+    snprintf(text, sizeof(text), "[profile p]\ncredential_process = '%s' \"%s\" ok 3600 '$(touch %s/pwned)'\n", script,
+             counter, s_tmp);
     s_write(config, text);
     unlink(counter);
     ASSERT_INT_EQ(sl__aws_auth_new(NULL, &a), 0);
@@ -646,8 +667,7 @@ static void test_credential_process(void) {
         {"junk", SL_EINVAL, "printed no usable credentials: not JSON", "MFA"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        snprintf(text, sizeof(text), "[profile p]\ncredential_process = '%s' '%s' %s\n", script, counter,
-                 bad[i].args);
+        snprintf(text, sizeof(text), "[profile p]\ncredential_process = '%s' '%s' %s\n", script, counter, bad[i].args);
         s_write(config, text);
         ASSERT_INT_EQ(sl__aws_auth_new(NULL, &a), 0);
         long runs = s_lines(counter);
@@ -739,8 +759,10 @@ static void test_web_identity(void) {
     setenv("AWS_ENDPOINT_URL", s_base, 1); /* the global endpoint variable, /sts/ appended below */
     char config[320], text[1024];
     s_path(config, sizeof(config), "config-web");
-    snprintf(text, sizeof(text), "[profile w]\nweb_identity_token_file = %s\nrole_arn = arn:aws:iam::1:role/p\n"
-                                 "role_session_name = from-profile\n", token_file);
+    snprintf(text, sizeof(text),
+             "[profile w]\nweb_identity_token_file = %s\nrole_arn = arn:aws:iam::1:role/p\n"
+             "role_session_name = from-profile\n",
+             token_file);
     s_write(config, text);
     setenv("AWS_CONFIG_FILE", config, 1);
     setenv("AWS_PROFILE", "w", 1);

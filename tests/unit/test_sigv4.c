@@ -38,8 +38,13 @@ static void test_derived_key_example(void) {
 
 static void test_s3_get_object_example(void) {
     sl__sigv4_param h[] = {{"Host", HOST}, {"Range", "bytes=0-9"}};
-    sl__sigv4_request rq = {.method = "GET", .path = "/test.txt", .headers = h, .header_count = 2,
-                            .payload_hash = SL__SIGV4_EMPTY_SHA256, .time_s = T_20130524, .region = "us-east-1",
+    sl__sigv4_request rq = {.method = "GET",
+                            .path = "/test.txt",
+                            .headers = h,
+                            .header_count = 2,
+                            .payload_hash = SL__SIGV4_EMPTY_SHA256,
+                            .time_s = T_20130524,
+                            .region = "us-east-1",
                             .service = "s3"};
     char auth[AUTH_CAP], cr[2048], sts[512];
     sl__sigv4_debug dbg = {cr, sizeof(cr), sts, sizeof(sts)};
@@ -61,12 +66,17 @@ static void test_s3_put_object_example(void) {
     ASSERT_INT_EQ(sl__sigv4_sha256_hex(body, strlen(body), hash), 0);
     ASSERT_STR_EQ(hash, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
     /* Header order and case as a caller might give them: the signer sorts and lower-cases. */
-    sl__sigv4_param h[] = {{"x-amz-storage-class", "REDUCED_REDUNDANCY"},
-                           {"Date", "Fri, 24 May 2013 00:00:00 GMT"},
-                           {"Host", HOST}};
+    sl__sigv4_param h[] = {
+        {"x-amz-storage-class", "REDUCED_REDUNDANCY"}, {"Date", "Fri, 24 May 2013 00:00:00 GMT"}, {"Host", HOST}};
     /* The key is "test$file.text": given raw, encoded by the signer. */
-    sl__sigv4_request rq = {.method = "PUT", .path = "/test$file.text", .headers = h, .header_count = 3,
-                            .payload_hash = hash, .time_s = T_20130524, .region = "us-east-1", .service = "s3"};
+    sl__sigv4_request rq = {.method = "PUT",
+                            .path = "/test$file.text",
+                            .headers = h,
+                            .header_count = 3,
+                            .payload_hash = hash,
+                            .time_s = T_20130524,
+                            .region = "us-east-1",
+                            .service = "s3"};
     char auth[AUTH_CAP], cr[2048], sts[512];
     sl__sigv4_debug dbg = {cr, sizeof(cr), sts, sizeof(sts)};
     ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &s_creds, auth, sizeof(auth), &dbg), 0);
@@ -86,8 +96,15 @@ static void test_s3_put_object_example(void) {
 static void test_s3_get_lifecycle_example(void) {
     sl__sigv4_param h[] = {{"host", HOST}};
     sl__sigv4_param q[] = {{"lifecycle", NULL}}; /* "?lifecycle": signed as "lifecycle=" */
-    sl__sigv4_request rq = {.method = "GET", .path = "/", .query = q, .query_count = 1, .headers = h,
-                            .header_count = 1, .time_s = T_20130524, .region = "us-east-1", .service = "s3"};
+    sl__sigv4_request rq = {.method = "GET",
+                            .path = "/",
+                            .query = q,
+                            .query_count = 1,
+                            .headers = h,
+                            .header_count = 1,
+                            .time_s = T_20130524,
+                            .region = "us-east-1",
+                            .service = "s3"};
     char auth[AUTH_CAP], cr[2048], sts[512];
     sl__sigv4_debug dbg = {cr, sizeof(cr), sts, sizeof(sts)};
     ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &s_creds, auth, sizeof(auth), &dbg), 0);
@@ -102,9 +119,16 @@ static void test_s3_list_objects_example(void) {
     sl__sigv4_param h[] = {{"host", HOST}};
     /* Given out of order: the signer sorts. */
     sl__sigv4_param q[] = {{"prefix", "J"}, {"max-keys", "2"}};
-    sl__sigv4_request rq = {.method = "GET", .path = "/", .query = q, .query_count = 2, .headers = h,
-                            .header_count = 1, .payload_hash = SL__SIGV4_EMPTY_SHA256, .time_s = T_20130524,
-                            .region = "us-east-1", .service = "s3"};
+    sl__sigv4_request rq = {.method = "GET",
+                            .path = "/",
+                            .query = q,
+                            .query_count = 2,
+                            .headers = h,
+                            .header_count = 1,
+                            .payload_hash = SL__SIGV4_EMPTY_SHA256,
+                            .time_s = T_20130524,
+                            .region = "us-east-1",
+                            .service = "s3"};
     char auth[AUTH_CAP], cr[2048];
     sl__sigv4_debug dbg = {cr, sizeof(cr), NULL, 0};
     ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &s_creds, auth, sizeof(auth), &dbg), 0);
@@ -140,8 +164,8 @@ static void test_query_rules(void) {
     /* Repeated keys sort by value; a key that is a prefix of another sorts first (names compare before values, not
      * "name=value" strings: '=' is after '-'); a NULL and an empty value are both "k="; odd bytes are encoded
      * before sorting, so 0x80 sorts with its "%80" form, before letters. */
-    sl__sigv4_param q[] = {{"a", "2"},  {"a", "1"},          {"a-b", "x"}, {"uploads", NULL},
-                           {"e", ""},   {"\x80", "v"},       {"k ey", "v a+l=u&e~"}, {"~", "\xc3\xa9"}};
+    sl__sigv4_param q[] = {{"a", "2"}, {"a", "1"},    {"a-b", "x"},           {"uploads", NULL},
+                           {"e", ""},  {"\x80", "v"}, {"k ey", "v a+l=u&e~"}, {"~", "\xc3\xa9"}};
     int n = sl__sigv4_query_string(q, 8, qs, sizeof(qs));
     ASSERT_STR_EQ(qs, "%80=v&a=1&a=2&a-b=x&e=&k%20ey=v%20a%2Bl%3Du%26e~&uploads=&~=%C3%A9");
     ASSERT_INT_EQ(n, (int)strlen(qs));
@@ -166,8 +190,13 @@ static void test_header_rules(void) {
                            {"X-AMZ-META-A", " 2 "},
                            {"content-md5", "nOB/Pn64/Q8e2PVEDAHZCA=="}};
     sl__sigv4_credentials cr = {"AKID", "secret", "token/+="};
-    sl__sigv4_request rq = {.method = "POST", .path = "/b/k", .headers = h, .header_count = 5,
-                            .payload_hash = SL__SIGV4_UNSIGNED_PAYLOAD, .time_s = T_20130524, .region = "eu-west-3",
+    sl__sigv4_request rq = {.method = "POST",
+                            .path = "/b/k",
+                            .headers = h,
+                            .header_count = 5,
+                            .payload_hash = SL__SIGV4_UNSIGNED_PAYLOAD,
+                            .time_s = T_20130524,
+                            .region = "eu-west-3",
                             .service = "s3"};
     char auth[AUTH_CAP], canon[2048];
     sl__sigv4_debug dbg = {canon, sizeof(canon), NULL, 0};
@@ -177,9 +206,9 @@ static void test_header_rules(void) {
                          "x-amz-meta-a:1,2\nx-amz-meta-b:two spaces and tabs\nx-amz-security-token:token/+=\n\n"
                          "content-md5;host;x-amz-content-sha256;x-amz-date;x-amz-meta-a;x-amz-meta-b;"
                          "x-amz-security-token\nUNSIGNED-PAYLOAD");
-    ASSERT_TRUE(strstr(auth, "Credential=AKID/20130524/eu-west-3/s3/aws4_request,SignedHeaders=content-md5;host;"
-                             "x-amz-content-sha256;x-amz-date;x-amz-meta-a;x-amz-meta-b;x-amz-security-token,") !=
-                NULL);
+    ASSERT_TRUE(strstr(auth,
+                       "Credential=AKID/20130524/eu-west-3/s3/aws4_request,SignedHeaders=content-md5;host;"
+                       "x-amz-content-sha256;x-amz-date;x-amz-meta-a;x-amz-meta-b;x-amz-security-token,") != NULL);
 
     /* The lines to send are exactly the added signed ones. */
     char buf[256];
@@ -205,8 +234,13 @@ static void test_header_rules(void) {
 static void test_errors_and_caps(void) {
     char auth[AUTH_CAP];
     sl__sigv4_param h[] = {{"host", HOST}, {"range", "bytes=0-9"}};
-    sl__sigv4_request base = {.method = "GET", .path = "/k", .headers = h, .header_count = 2, .time_s = T_20130524,
-                              .region = "us-east-1", .service = "s3"};
+    sl__sigv4_request base = {.method = "GET",
+                              .path = "/k",
+                              .headers = h,
+                              .header_count = 2,
+                              .time_s = T_20130524,
+                              .region = "us-east-1",
+                              .service = "s3"};
     sl__sigv4_request rq = base;
 
     rq.header_count = 0;
@@ -282,8 +316,13 @@ static void test_errors_and_caps(void) {
 static void test_key_cache(void) {
     sl__sigv4_key_cache cache = {0};
     sl__sigv4_param h[] = {{"host", HOST}, {"range", "bytes=0-9"}};
-    sl__sigv4_request rq = {.method = "GET", .path = "/test.txt", .headers = h, .header_count = 2,
-                            .payload_hash = SL__SIGV4_EMPTY_SHA256, .time_s = T_20130524, .region = "us-east-1",
+    sl__sigv4_request rq = {.method = "GET",
+                            .path = "/test.txt",
+                            .headers = h,
+                            .header_count = 2,
+                            .payload_hash = SL__SIGV4_EMPTY_SHA256,
+                            .time_s = T_20130524,
+                            .region = "us-east-1",
                             .service = "s3"};
     char auth[AUTH_CAP], first[AUTH_CAP];
     for (int i = 0; i < 100; i++) {
