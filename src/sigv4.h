@@ -51,7 +51,7 @@
 #define SL__SIGV4_AMZ_LINES 4     /* sl__sigv4_amz_headers: up to 3 lines and the NULL */
 /* Room that always suffices for the Authorization line of a request whose own header names (sl__sigv4_request.headers,
  * one byte more each for the separator) add up to names_bytes: the rest, with the three names the signer adds, is at
- * most 435 bytes. */
+ * most 412 bytes with the NUL. */
 #define SL__SIGV4_AUTH_CAP(names_bytes) (448 + (names_bytes))
 
 /* A query parameter or a header, raw (not percent-encoded). A NULL value is the empty value ("?uploads"). */

@@ -313,6 +313,30 @@ static void test_errors_and_caps(void) {
     ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &s_creds, auth, SL__SIGV4_AUTH_CAP(64), NULL), 0);
 }
 
+/* SL__SIGV4_AUTH_CAP is enough at the limits: a 128-byte key id, a 63-byte region, a 31-byte service, a token. */
+static void test_auth_cap_worst_case(void) {
+    char kid[129], region[64], service[32], meta[100];
+    memset(kid, 'A', 128);
+    kid[128] = '\0';
+    memset(region, 'r', 63);
+    region[63] = '\0';
+    memset(service, 's', 31);
+    service[31] = '\0';
+    snprintf(meta, sizeof(meta), "x-amz-meta-%0*d", 80, 0);
+    sl__sigv4_param h[] = {{"host", HOST}, {meta, "v"}};
+    sl__sigv4_credentials cr = {kid, "secret", "token"};
+    sl__sigv4_request rq = {.method = "GET", .path = "/k", .headers = h, .header_count = 2, .time_s = T_20130524,
+                            .region = region, .service = service};
+    size_t names = strlen("host") + 1 + strlen(meta) + 1;
+    char auth[SL__SIGV4_AUTH_CAP(92 + 5)];
+    ASSERT_UINT_EQ(names, 92 + 5);
+    ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &cr, auth, SL__SIGV4_AUTH_CAP(names), NULL), 0);
+    rq.service = "s3"; /* one more added name (x-amz-content-sha256), a shorter service */
+    ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &cr, auth, SL__SIGV4_AUTH_CAP(names), NULL), 0);
+    cr.access_key_id = "AKID with space";
+    ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &cr, auth, sizeof(auth), NULL), SL_EINVAL);
+}
+
 static void test_key_cache(void) {
     sl__sigv4_key_cache cache = {0};
     sl__sigv4_param h[] = {{"host", HOST}, {"range", "bytes=0-9"}};
@@ -462,6 +486,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_query_rules);
     RUN_TEST(test_header_rules);
     RUN_TEST(test_errors_and_caps);
+    RUN_TEST(test_auth_cap_worst_case);
     RUN_TEST(test_key_cache);
     TEST_DONE();
 }
