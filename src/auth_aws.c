@@ -878,7 +878,8 @@ static char *s_sts_url(const char *region) {
             n--;
         return s_printf("%.*s/", (int)n, e);
     }
-    return s_printf("https://sts.%s.amazonaws.com/", region);
+    /* The China regions are in their own partition, under amazonaws.com.cn. */
+    return s_printf("https://sts.%s.amazonaws.com%s/", region, strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
 }
 
 static int s_choose_web_identity(sl__aws_auth *auth, const char *token_file, const char *role, const char *session,

@@ -708,6 +708,11 @@ static void test_web_identity(void) {
     ASSERT_INT_EQ(sl__aws_auth_new(NULL, &a), 0);
     ASSERT_TRUE(strstr(sl__aws_auth_source(a), "STS at https://sts.eu-west-1.amazonaws.com/") != NULL);
     sl__aws_auth_destroy(a);
+    setenv("AWS_REGION", "cn-north-1", 1);
+    ASSERT_INT_EQ(sl__aws_auth_new(NULL, &a), 0);
+    ASSERT_TRUE(strstr(sl__aws_auth_source(a), "STS at https://sts.cn-north-1.amazonaws.com.cn/") != NULL);
+    sl__aws_auth_destroy(a);
+    setenv("AWS_REGION", "eu-west-1", 1);
     snprintf(url, sizeof(url), "%s/sts", s_base);
     setenv("AWS_ENDPOINT_URL_STS", url, 1);
     long before = s_stat("sts", NULL, 0);
