@@ -284,7 +284,8 @@ static int s_check(const sl__sigv4_request *req, const sl__sigv4_credentials *cr
         return sl__fail(SL_EINVAL, "sigv4: %s %s: the session token of %s is not printable ASCII", method,
                         s_shown(path, shown, sizeof(shown)), creds->access_key_id);
     const char *ph = req->payload_hash;
-    if (ph && strcmp(ph, SL__SIGV4_UNSIGNED_PAYLOAD) != 0 && (strlen(ph) != 64 || strspn(ph, s_lowerhex) != 64))
+    if (ph && strcmp(ph, SL__SIGV4_UNSIGNED_PAYLOAD) != 0 && strcmp(ph, SL__SIGV4_STREAMING_PAYLOAD) != 0 &&
+        (strlen(ph) != 64 || strspn(ph, s_lowerhex) != 64))
         return sl__fail(SL_EINVAL, "sigv4: %s %s: payload hash '%.80s' is neither 64 lower-case hex digits nor %s",
                         method, s_shown(path, shown, sizeof(shown)), ph, SL__SIGV4_UNSIGNED_PAYLOAD);
     time_t t = (time_t)req->time_s;
@@ -650,4 +651,53 @@ on_error:
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
+}
+
+static bool s_is_hex64(const char *s) {
+    return s && strlen(s) == 64 && strspn(s, s_lowerhex) == 64;
+}
+
+int sl__sigv4_chunk_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, const sl__sigv4_credentials *creds,
+                         const char *previous_signature, const char *chunk_sha256, char signature[65]) {
+    char amz_date[17];
+    int rc = s_check(req, creds, amz_date);
+    signature[0] = '\0';
+    if (rc < 0)
+        return rc;
+    if (!s_is_hex64(previous_signature) || !s_is_hex64(chunk_sha256))
+        return sl__fail(SL_EINVAL, "sigv4: a chunk signature needs the previous signature and the chunk's SHA-256 as "
+                                   "64 lower-case hex digits each");
+    char date[9];
+    memcpy(date, amz_date, 8);
+    date[8] = '\0';
+    char sts[400];
+    int n = snprintf(sts, sizeof(sts),
+                     S_ALGORITHM "-PAYLOAD\n%s\n%s/%s/%s/aws4_request\n%s\n" SL__SIGV4_EMPTY_SHA256 "\n%s", amz_date,
+                     date, req->region, req->service, previous_signature, chunk_sha256);
+    if (n < 0 || (size_t)n >= sizeof(sts))
+        return sl__fail(SL_EINTERNAL, "sigv4: the chunk's string to sign does not fit %zu bytes", sizeof(sts));
+    unsigned char key[32], sig[32];
+    rc = s_signing_key(cache, creds->secret_access_key, date, req->region, req->service, key);
+    if (rc == 0 && !s_hmac(key, sizeof(key), sts, (size_t)n, sig))
+        rc = sl__fail(SL_EINTERNAL, "sigv4: HMAC-SHA256 failed in OpenSSL");
+    if (rc == 0)
+        s_hex(sig, 32, signature);
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(sig, sizeof(sig));
+    return rc;
+}
+
+/* One chunk's framing: its size in hex, ";chunk-signature=", 64 hex digits, CRLF, the data, CRLF. */
+static uint64_t s_chunk_frame(uint64_t size) {
+    unsigned hex = 1;
+    for (uint64_t v = size >> 4; v; v >>= 4)
+        hex++;
+    return hex + strlen(";chunk-signature=") + 64 + 2 + size + 2;
+}
+
+uint64_t sl__sigv4_chunked_length(uint64_t payload_bytes, uint64_t chunk_bytes) {
+    if (chunk_bytes == 0)
+        return 0;
+    uint64_t full = payload_bytes / chunk_bytes, rest = payload_bytes % chunk_bytes;
+    return full * s_chunk_frame(chunk_bytes) + (rest ? s_chunk_frame(rest) : 0) + s_chunk_frame(0);
 }

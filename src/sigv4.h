@@ -44,6 +44,8 @@
  * and the x-amz-checksum-* / Content-MD5 headers). */
 #define SL__SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define SL__SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
+/* The payload hash of a request whose body is sent aws-chunked, each chunk signed (sl__sigv4_chunk_sign). */
+#define SL__SIGV4_STREAMING_PAYLOAD "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 
 #define SL__SIGV4_MAX_QUERY 64    /* query parameters in one request */
 #define SL__SIGV4_MAX_HEADERS 48  /* signed headers given by the caller */
@@ -78,7 +80,8 @@ typedef struct sl__sigv4_request {
      * in the order given (send them the same way). A CR, LF or other control byte fails with SL_EINVAL. */
     const sl__sigv4_param *headers;
     size_t header_count;
-    /* 64 lower-case hex digits of the body's SHA-256, SL__SIGV4_UNSIGNED_PAYLOAD, or NULL for an empty body. */
+    /* 64 lower-case hex digits of the body's SHA-256, SL__SIGV4_UNSIGNED_PAYLOAD, SL__SIGV4_STREAMING_PAYLOAD, or
+     * NULL for an empty body. */
     const char *payload_hash;
     int64_t time_s;      /* the signing time, Unix seconds (UTC); S3 refuses a skew of more than 15 minutes */
     const char *region;  /* "us-east-1", or whatever an S3-compatible store calls its region */
@@ -139,6 +142,19 @@ typedef struct sl__sigv4_debug {
  * header limits above) / SL_EINTERNAL (OpenSSL) with a one-line message naming the method and path. */
 int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, const sl__sigv4_credentials *creds,
                    char *auth, size_t auth_cap, sl__sigv4_debug *debug);
+
+/* The streaming form (S3's "Transferring Payload in Multiple Chunks"): the request is signed by sl__sigv4_sign with
+ * payload_hash SL__SIGV4_STREAMING_PAYLOAD and the headers content-encoding: aws-chunked,
+ * x-amz-decoded-content-length: <payload bytes> and content-length: sl__sigv4_chunked_length(...); its signature (the
+ * last 64 characters of the Authorization line) seeds the chain. Each chunk is then sent as
+ * "<hex size>;chunk-signature=<signature>\r\n<data>\r\n", its signature made from the one before it and the
+ * chunk's SHA-256 (hex), ending with a chunk of size 0. req is the request signed (its time, region and service are
+ * used). Returns 0 with 64 hex digits and a NUL in signature, or SL_EINVAL / SL_EINTERNAL with a one-line message. */
+int sl__sigv4_chunk_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, const sl__sigv4_credentials *creds,
+                         const char *previous_signature, const char *chunk_sha256, char signature[65]);
+/* The Content-Length of a payload of payload_bytes sent aws-chunked in chunks of chunk_bytes (the last one shorter),
+ * the final empty chunk included. chunk_bytes 0: 0. */
+uint64_t sl__sigv4_chunked_length(uint64_t payload_bytes, uint64_t chunk_bytes);
 
 /* The signing key for (secret, date "YYYYMMDD", region, service), for tests against AWS's published example and for
  * the cache. Returns 0 or SL_EINTERNAL. */

@@ -139,6 +139,56 @@ static void test_s3_list_objects_example(void) {
     ASSERT_STR_EQ(qs, "max-keys=2&prefix=J");
 }
 
+/* The S3 reference's example of "Transferring Payload in Multiple Chunks": 66,560 bytes of 'a' in chunks of 64 KiB. */
+static void test_s3_streaming_example(void) {
+    char decoded[32], length[32];
+    snprintf(decoded, sizeof(decoded), "%d", 66560);
+    ASSERT_UINT_EQ(sl__sigv4_chunked_length(66560, 65536), 66824);
+    snprintf(length, sizeof(length), "%llu", (unsigned long long)sl__sigv4_chunked_length(66560, 65536));
+    sl__sigv4_param h[] = {{"Host", "s3.amazonaws.com"},
+                           {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
+                           {"Content-Encoding", "aws-chunked"},
+                           {"x-amz-decoded-content-length", decoded},
+                           {"Content-Length", length}};
+    sl__sigv4_request rq = {.method = "PUT",
+                            .path = "/examplebucket/chunkObject.txt",
+                            .headers = h,
+                            .header_count = 5,
+                            .payload_hash = SL__SIGV4_STREAMING_PAYLOAD,
+                            .time_s = T_20130524,
+                            .region = "us-east-1",
+                            .service = "s3"};
+    sl__sigv4_key_cache cache = {0};
+    char auth[AUTH_CAP], sts[512];
+    sl__sigv4_debug dbg = {NULL, 0, sts, sizeof(sts)};
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &s_creds, auth, sizeof(auth), &dbg), 0);
+    ASSERT_STR_EQ(sts, "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
+                       "cee3fed04b70f867d036f722359b0b1f2f0e5dc0efadbc082b76c4c60e316455");
+    ASSERT_TRUE(strstr(auth, "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
+                             "x-amz-decoded-content-length;x-amz-storage-class,") != NULL);
+    ASSERT_STR_EQ(s_signature(auth), "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
+
+    static char data[65536];
+    memset(data, 'a', sizeof(data));
+    const size_t sizes[] = {65536, 1024, 0};
+    const char *want[] = {"ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+                          "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+                          "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"};
+    char prev[65], sig[65], hash[65];
+    snprintf(prev, sizeof(prev), "%s", s_signature(auth));
+    for (int i = 0; i < 3; i++) {
+        ASSERT_INT_EQ(sl__sigv4_sha256_hex(data, sizes[i], hash), 0);
+        ASSERT_INT_EQ(sl__sigv4_chunk_sign(&cache, &rq, &s_creds, prev, hash, sig), 0);
+        ASSERT_STR_EQ(sig, want[i]);
+        memcpy(prev, sig, sizeof(prev));
+    }
+    ASSERT_UINT_EQ(cache.derivations, 1);
+    ASSERT_INT_EQ(sl__sigv4_chunk_sign(&cache, &rq, &s_creds, "nothex", hash, sig), SL_EINVAL);
+    ASSERT_STR_EQ(sig, "");
+    ASSERT_UINT_EQ(sl__sigv4_chunked_length(0, 65536), 86);
+    ASSERT_UINT_EQ(sl__sigv4_chunked_length(5, 0), 0);
+}
+
 static void test_encoding(void) {
     char buf[256];
     const char *odd = "a b+c=d&e/f~g_h.i-j%k\xc3\xa9\x01\xff";
@@ -325,8 +375,13 @@ static void test_auth_cap_worst_case(void) {
     snprintf(meta, sizeof(meta), "x-amz-meta-%0*d", 80, 0);
     sl__sigv4_param h[] = {{"host", HOST}, {meta, "v"}};
     sl__sigv4_credentials cr = {kid, "secret", "token"};
-    sl__sigv4_request rq = {.method = "GET", .path = "/k", .headers = h, .header_count = 2, .time_s = T_20130524,
-                            .region = region, .service = service};
+    sl__sigv4_request rq = {.method = "GET",
+                            .path = "/k",
+                            .headers = h,
+                            .header_count = 2,
+                            .time_s = T_20130524,
+                            .region = region,
+                            .service = service};
     size_t names = strlen("host") + 1 + strlen(meta) + 1;
     char auth[SL__SIGV4_AUTH_CAP(92 + 5)];
     ASSERT_UINT_EQ(names, 92 + 5);
@@ -482,6 +537,7 @@ int main(int argc, char **argv) {
     RUN_TEST(test_s3_put_object_example);
     RUN_TEST(test_s3_get_lifecycle_example);
     RUN_TEST(test_s3_list_objects_example);
+    RUN_TEST(test_s3_streaming_example);
     RUN_TEST(test_encoding);
     RUN_TEST(test_query_rules);
     RUN_TEST(test_header_rules);
