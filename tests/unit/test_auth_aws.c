@@ -622,19 +622,25 @@ static void test_credential_process(void) {
     ASSERT_INT_EQ(s_lines(counter), 2);
     sl__aws_auth_destroy(a);
 
-    /* Credentials that expire soon are fetched again once the margin is reached: lifetime 8 s, margin 2 s. */
-    snprintf(text, sizeof(text), "[profile p]\ncredential_process = '%s' '%s' ok 8\n", script, counter);
+    /* Credentials that expire soon are fetched again once the margin is reached: lifetime 12 s, margin 3 s (a
+     * quarter). The two first gets are well inside it on a loaded machine; the third waits until one second before
+     * expiry (whole seconds: the margin is then passed whatever the rounding), bounded at 30 s. */
+    snprintf(text, sizeof(text), "[profile p]\ncredential_process = '%s' '%s' ok 12\n", script, counter);
     s_write(config, text);
     unlink(counter);
     ASSERT_INT_EQ(sl__aws_auth_new(NULL, &a), 0);
     ASSERT_INT_EQ(sl__aws_auth_get(a, &c), 0);
     ASSERT_INT_EQ(sl__aws_auth_get(a, &c), 0);
     ASSERT_INT_EQ(s_lines(counter), 1);
-    struct timespec ts = {6, 600 * 1000000L};
-    nanosleep(&ts, NULL);
+    int64_t expires = c.expires_s;
+    for (int i = 0; i < 300 && (int64_t)time(NULL) < expires - 1; i++) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     ASSERT_INT_EQ(sl__aws_auth_get(a, &c), 0);
     ASSERT_INT_EQ(s_lines(counter), 2);
     ASSERT_STR_EQ(c.secret_access_key, "proc-SECRET-2");
+    ASSERT_TRUE(c.expires_s > expires);
     sl__aws_auth_destroy(a);
 
     /* Already expired on arrival. */
