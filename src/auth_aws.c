@@ -718,8 +718,8 @@ static int s_load_shared(const char *path, const char *var, char **data, size_t 
         return sl__fail(SL_EINVAL, "%s: larger than %zu bytes, not an AWS %s file", path, S_MAX_FILE_BYTES,
                         var && strstr(var, "CONFIG") ? "config" : "credentials");
     if (err)
-        return sl__fail(sl__errno_to_sl(err), "%s: cannot read: %s%s%s", path, sl__errno_text(err),
-                        var ? " (named by " : "", var ? var : "");
+        return sl__fail(sl__errno_to_sl(err), "%s: cannot read: %s%s%s%s", path, sl__errno_text(err),
+                        var ? " (named by " : "", var ? var : "", var ? ")" : "");
     return 0;
 }
 

@@ -526,7 +526,8 @@ static void test_profiles(void) {
     setenv("AWS_PROFILE", "dev", 1);
     setenv("AWS_SHARED_CREDENTIALS_FILE", s_tmp, 1); /* a directory */
     ASSERT_TRUE(sl__aws_auth_new(NULL, &a) < 0);
-    ASSERT_TRUE(strstr(sl_last_error(), s_tmp) != NULL && strstr(sl_last_error(), "AWS_SHARED_CREDENTIALS_FILE"));
+    snprintf(msg, sizeof(msg), "%s: cannot read: Is a directory (named by AWS_SHARED_CREDENTIALS_FILE)", s_tmp);
+    ASSERT_STR_EQ(sl_last_error(), msg);
 }
 
 static void test_file_rejected_then_refreshed(void) {
