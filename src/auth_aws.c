@@ -939,8 +939,8 @@ static int s_choose_container(sl__aws_auth *auth, const char *rel, const char *f
     auth->kind = S_CONTAINER;
     if (rel) {
         if (rel[0] != '/')
-            return sl__fail(SL_EINVAL, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=%.200s: not a path (starts with '/')",
-                            rel);
+            return sl__fail(SL_EINVAL,
+                            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=%.200s: not a path (it must start with '/')", rel);
         auth->url = s_printf("%s%s", S_CONTAINER_HOST, rel);
         auth->source = s_printf("container credentials at %s (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI)",
                                 auth->url ? auth->url : "?");
