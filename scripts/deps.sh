@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libyajl-dev zlib1g-dev
           clang libclang-rt-14-dev python3 libxml2-utils openssl curl procps time libmicrohttpd-dev
           strace)
+packages+=(libexpat1-dev) # expat: S3's XML answers (src/s3_xml.c)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
