@@ -198,14 +198,14 @@ static int s_fail(sl__s3_xml *x, int code, const char *fmt, ...) {
 /* ---- the page's text ---- */
 
 static bool s_arena_reserve(sl__s3_xml *x, size_t need) {
-    if (x->arena_cap - x->arena_len >= need)
-        return true;
     if (need > SL__S3_PAGE_TEXT_CAP - x->arena_len) {
         s_fail(x, SL_ETOOBIG,
                "the answer's entries need more than %zu MiB (keys of several KiB each): ask for fewer keys a page",
                SL__S3_PAGE_TEXT_CAP >> 20);
         return false;
     }
+    if (x->arena_len + need <= x->arena_cap)
+        return true;
     size_t cap = x->arena_cap ? x->arena_cap : 16384;
     while (cap - x->arena_len < need)
         cap *= 2;
@@ -1270,7 +1270,7 @@ const sl__s3_result *sl__s3_xml_result(const sl__s3_xml *x) {
 }
 
 bool sl__s3_xml_list_truncated(const sl__s3_xml *x) {
-    return x->ended && x->truncated;
+    return x->ended && x->root == SL__S3_DOC_LIST && x->truncated;
 }
 
 const char *sl__s3_xml_list_token(const sl__s3_xml *x) {
