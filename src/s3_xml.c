@@ -604,13 +604,23 @@ static const char *s_leaf_name(s_leaf f) {
     }
 }
 
-/* Copies text into a fixed field, cut at a UTF-8 boundary (expat gives UTF-8). */
-static void s_copy_cut(char *dst, size_t cap, const char *s, size_t len) {
-    if (len >= cap) {
-        len = cap - 1;
-        while (len && ((unsigned char)s[len] & 0xC0) == 0x80)
-            len--;
+/* n, or less so that s[0, n) does not end inside a UTF-8 sequence. */
+static size_t s_utf8_whole(const char *s, size_t n) {
+    size_t lead = n;
+    while (lead && ((unsigned char)s[lead - 1] & 0xC0) == 0x80 && n - lead < 3)
+        lead--;
+    if (lead && (unsigned char)s[lead - 1] >= 0xC0) {
+        unsigned char b = (unsigned char)s[lead - 1];
+        size_t want = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+        if (n - (lead - 1) < want)
+            return lead - 1;
     }
+    return n;
+}
+
+/* Copies text into a fixed field, cut at a UTF-8 boundary (expat gives UTF-8, but a leaf may have been cut). */
+static void s_copy_cut(char *dst, size_t cap, const char *s, size_t len) {
+    len = s_utf8_whole(s, len < cap ? len : cap - 1);
     memcpy(dst, s, len);
     dst[len] = '\0';
 }
@@ -632,17 +642,7 @@ static bool s_one_line(char *dst, size_t cap, const char *s, size_t len) {
         }
         dst[n++] = ctl ? ' ' : (char)c;
     }
-    if (cut) {
-        size_t lead = n;
-        while (lead && ((unsigned char)dst[lead - 1] & 0xC0) == 0x80)
-            lead--;
-        if (lead && (unsigned char)dst[lead - 1] >= 0xC0) {
-            unsigned char b = (unsigned char)dst[lead - 1];
-            size_t want = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
-            if (n - (lead - 1) < want)
-                n = lead - 1;
-        }
-    }
+    n = s_utf8_whole(dst, n);
     dst[n] = '\0';
     return cut;
 }
@@ -1008,6 +1008,8 @@ static void XMLCALL s_text(void *ud, const XML_Char *s, int len) {
     bool cut;
     size_t cap = s_leaf_cap(x->leaf, &cut), n = (size_t)len;
     if (x->text_len + n > cap) {
+        memcpy(x->text + x->text_len, s, cap - x->text_len); /* quoted below from its start, however it came */
+        x->text_len = cap;
         if (!cut) {
             char shown[4 * S_SHOWN + 8];
             s_fail(x,
@@ -1018,7 +1020,7 @@ static void XMLCALL s_text(void *ud, const XML_Char *s, int len) {
             return;
         }
         x->text_cut = true;
-        n = cap - x->text_len;
+        return;
     }
     memcpy(x->text + x->text_len, s, n);
     x->text_len += n;
@@ -1139,7 +1141,8 @@ static int s_parse(sl__s3_xml *x, const char *p, size_t len, bool final) {
     do {
         size_t n = len < S_FEED_PIECE ? len : S_FEED_PIECE;
         st = XML_Parse(x->xp, p, (int)n, final && n == len);
-        p += n, len -= n;
+        if (n)
+            p += n, len -= n;
     } while (st == XML_STATUS_OK && len);
     tl_expat_used = NULL;
     if (x->rc)
