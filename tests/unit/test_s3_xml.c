@@ -384,13 +384,13 @@ static void test_list_refused(void) {
     /* Mixed content in a field, or a token past its cap. */
     REFUSED(SL__S3_DOC_LIST, "<ListBucketResult><Contents><Key>a<b/>c</Key></Contents></ListBucketResult>", SL_ECORRUPT,
             "<b> inside <Key>");
+    /* A field over its cap is quoted from its start, however the chunks came. */
     static char body[8000];
-    snprintf(body, sizeof(body),
-             "<ListBucketResult><NextContinuationToken>%05000d</NextContinuationToken>"
-             "</ListBucketResult>",
-             7);
-    ASSERT_INT_EQ(sl__s3_xml_parse(s_x, SL__S3_DOC_LIST, "s3://bkt/p/", body, strlen(body)), SL_ECORRUPT);
-    ASSERT_TRUE(strstr(sl_last_error(), "<NextContinuationToken> longer than 4096 bytes") != NULL);
+    snprintf(body, sizeof(body), "<ListBucketResult><NextContinuationToken>%05000d</NextContinuationToken>"
+                                 "</ListBucketResult>", 7);
+    REFUSED(SL__S3_DOC_LIST, body, SL_ECORRUPT, "<NextContinuationToken> longer than 4096 bytes: '000000000");
+    snprintf(body, sizeof(body), "<CopyObjectResult><ETag>\"%0300d\"</ETag></CopyObjectResult>", 7);
+    REFUSED(SL__S3_DOC_COPY_OBJECT, body, SL_ECORRUPT, "<ETag> longer than 194 bytes: '\"000000000");
 }
 
 static void test_malformed(void) {
@@ -522,6 +522,15 @@ static void test_errors(void) {
     ASSERT_STR_EQ(e->code, "");
     ASSERT_UINT_EQ(strlen(e->message), 510);
     ASSERT_TRUE(e->message_cut);
+    /* Other fields are cut at their size, never inside a UTF-8 sequence. */
+    p = body + sprintf(body, "<Error><Resource>");
+    memset(p, 'r', 254);
+    p += 254;
+    p += sprintf(p, "\xc3\xa9</Resource></Error>");
+    char want[512] = "rc=SL_OK;root=Error;err[||";
+    memset(want + strlen(want), 'r', 254);
+    strcpy(want + strlen(want), "|||||0];" RES0 LIST0);
+    EXPECT(SL__S3_DOC_ERROR, body, want);
     /* A 200 answer of CompleteMultipartUpload may be an error, after white space sent while S3 worked. */
     EXPECT(SL__S3_DOC_COMPLETE,
            "                                         \n" DECL "\n<Error>\n<Code>InternalError</Code>\n"
