@@ -131,6 +131,7 @@ struct sl__s3_xml {
     uint64_t body_bytes; /* fed so far */
     uint64_t skipped;    /* white space before the document */
     char what[S_WHAT_CAP];
+    char why[S_WHAT_CAP + 1280]; /* the message of a failed answer, set again by each later call */
     /* Where the parse is. */
     unsigned depth, skip_depth; /* skip_depth: > 0 inside an element ignored, its depth */
     uint8_t stack[S_DEPTH_MAX + 1];
@@ -190,6 +191,7 @@ static int s_fail(sl__s3_xml *x, int code, const char *fmt, ...) {
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     x->rc = sl__fail(code, "%s: %s", x->what, why);
+    snprintf(x->why, sizeof(x->why), "%s", sl_last_error());
     if (x->xp)
         XML_StopParser(x->xp, XML_FALSE);
     return x->rc;
@@ -1077,6 +1079,7 @@ sl__s3_xml *sl__s3_xml_new(void) {
     }
     s_setup(x);
     x->rc = SL_EINVAL; /* no answer begun */
+    snprintf(x->why, sizeof(x->why), "s3: no answer was begun");
     return x;
 }
 
@@ -1150,9 +1153,14 @@ static int s_parse(sl__s3_xml *x, const char *p, size_t len, bool final) {
     return st == XML_STATUS_OK ? 0 : s_expat_fail(x);
 }
 
+/* The answer failed before, or was ended: fails the same way again. */
+static int s_again(sl__s3_xml *x) {
+    return x->rc ? sl__fail(x->rc, "%s", x->why) : sl__fail(SL_EINVAL, "%s: the answer was already ended", x->what);
+}
+
 int sl__s3_xml_feed(sl__s3_xml *x, const void *data, size_t len) {
     if (x->rc || x->ended)
-        return x->rc ? x->rc : sl__fail(SL_EINVAL, "%s: the answer was already ended", x->what);
+        return s_again(x);
     if (len > SL__S3_XML_BODY_CAP - x->body_bytes)
         return s_fail(x, SL_ETOOBIG, "the answer is longer than %llu MiB",
                       (unsigned long long)(SL__S3_XML_BODY_CAP >> 20));
@@ -1223,7 +1231,7 @@ static int s_key_final(sl__s3_xml *x, uint32_t at, size_t raw_len, const char *f
 
 int sl__s3_xml_end(sl__s3_xml *x) {
     if (x->rc || x->ended)
-        return x->rc ? x->rc : sl__fail(SL_EINVAL, "%s: the answer was already ended", x->what);
+        return s_again(x);
     if (!x->started) {
         if (x->expect == SL__S3_DOC_DELETE) {
             x->ended = true;

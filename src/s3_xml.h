@@ -145,7 +145,8 @@ void sl__s3_xml_destroy(sl__s3_xml *x);
  * it is copied (cut to 1 KiB). Returns 0 or SL_ENOMEM. */
 int sl__s3_xml_begin(sl__s3_xml *x, sl__s3_doc expect, const char *what);
 /* Feeds the next len bytes of the answer. Returns 0, or <0 with sl_last_error set, and then every later feed and
- * sl__s3_xml_end return the same code again without a new message: SL_ECORRUPT for what is refused (above),
+ * sl__s3_xml_end return the same code and set the same message again (so that the reason survives the transfer
+ * error sl__http_perform reports for a transfer the parser stopped): SL_ECORRUPT for what is refused (above),
  * SL_NAMETOOLONG for a key or prefix over SL__S3_KEY_MAX bytes, SL_ETOOBIG for a page over its caps or an answer over
  * SL__S3_XML_BODY_CAP, SL_ENOMEM. */
 int sl__s3_xml_feed(sl__s3_xml *x, const void *data, size_t len);

@@ -3,13 +3,21 @@
  * fails an answer and with which message; the caps; DOCTYPE and entity attacks; encoding-type=url keys; dates, ETags
  * and checksums; error messages, their secret filter and classes; and the bodies, read back with expat. The same
  * functions tests/fuzz feeds random input to. */
+#include "http.h"
 #include "s3_xml.h"
 #include "sluice/sluice.h"
 #include "test.h"
 
+#include <arpa/inet.h>
 #include <expat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #define NS "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
 #define DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -386,8 +394,10 @@ static void test_list_refused(void) {
             "<b> inside <Key>");
     /* A field over its cap is quoted from its start, however the chunks came. */
     static char body[8000];
-    snprintf(body, sizeof(body), "<ListBucketResult><NextContinuationToken>%05000d</NextContinuationToken>"
-                                 "</ListBucketResult>", 7);
+    snprintf(body, sizeof(body),
+             "<ListBucketResult><NextContinuationToken>%05000d</NextContinuationToken>"
+             "</ListBucketResult>",
+             7);
     REFUSED(SL__S3_DOC_LIST, body, SL_ECORRUPT, "<NextContinuationToken> longer than 4096 bytes: '000000000");
     snprintf(body, sizeof(body), "<CopyObjectResult><ETag>\"%0300d\"</ETag></CopyObjectResult>", 7);
     REFUSED(SL__S3_DOC_COPY_OBJECT, body, SL_ECORRUPT, "<ETag> longer than 194 bytes: '\"000000000");
@@ -1009,6 +1019,124 @@ static void test_reuse(void) {
     sl__s3_xml_destroy(NULL);
 }
 
+/* A loopback server that answers one request with 200 and `body`, sent in pieces of 7 bytes with a pause after each
+ * of the first ones, so that libcurl delivers it in many chunks. */
+typedef struct trickle {
+    int listen_fd;
+    const char *body;
+    pthread_t thread;
+} trickle;
+
+static void *trickle_main(void *arg) {
+    trickle *t = arg;
+    int fd = accept(t->listen_fd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char req[4096];
+    size_t len = 0;
+    while (len < sizeof(req) - 1) {
+        ssize_t n = recv(fd, req + len, sizeof(req) - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        req[len] = '\0';
+        if (strstr(req, "\r\n\r\n"))
+            break;
+    }
+    char head[128];
+    size_t blen = strlen(t->body);
+    int hn = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", blen);
+    if (send(fd, head, (size_t)hn, MSG_NOSIGNAL) == hn) {
+        for (size_t at = 0, piece = 0; at < blen; at += 7, piece++) {
+            if (send(fd, t->body + at, blen - at < 7 ? blen - at : 7, MSG_NOSIGNAL) < 0)
+                break;
+            if (piece < 40)
+                nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static unsigned s_chunks;
+static size_t counting_write(void *ud, const void *data, size_t len) {
+    s_chunks++;
+    return sl__s3_xml_write(ud, data, len);
+}
+
+/* GETs `body` from a trickle server with sl__http_perform, the parser as its write_fn, as the store does. Returns
+ * what sl__http_perform returned; *end_rc what sl__s3_xml_end then says. */
+static int fetch(sl__s3_doc expect, const char *body, int *end_rc) {
+    trickle t = {.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), .body = body};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(a);
+    ASSERT_TRUE(t.listen_fd >= 0);
+    ASSERT_INT_EQ(bind(t.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ASSERT_INT_EQ(listen(t.listen_fd, 1), 0);
+    ASSERT_INT_EQ(getsockname(t.listen_fd, (struct sockaddr *)&a, &alen), 0);
+    ASSERT_INT_EQ(pthread_create(&t.thread, NULL, trickle_main, &t), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/bkt?list-type=2&encoding-type=url", ntohs(a.sin_port));
+    sl__http *h = sl__http_new(NULL);
+    ASSERT_TRUE(h != NULL);
+    ASSERT_INT_EQ(sl__s3_xml_begin(s_x, expect, "s3://bkt/p/"), 0);
+    sl__http_request req = {.method = "GET", .url = url, .write_fn = counting_write, .write_ud = s_x};
+    s_chunks = 0;
+    sl__http_response resp;
+    int rc = sl__http_perform(h, &req, &resp);
+    *end_rc = sl__s3_xml_end(s_x); /* after a refused answer, sets the parser's message again */
+    if (rc == 0)
+        ASSERT_INT_EQ(resp.status, 200);
+    sl__http_destroy(h);
+    pthread_join(t.thread, NULL);
+    close(t.listen_fd);
+    return rc;
+}
+
+static void test_through_libcurl(void) {
+    /* A listing delivered by libcurl in small chunks. */
+    int end_rc;
+    const char *page = "<ListBucketResult " NS "><Name>bkt</Name><Prefix>p%2F</Prefix><KeyCount>2</KeyCount>"
+                       "<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+                       "<NextContinuationToken>tok/en=</NextContinuationToken>"
+                       "<Contents><Key>p/a%0Ab</Key><Size>10</Size><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;"
+                       "</ETag></Contents><CommonPrefixes><Prefix>p/d/</Prefix></CommonPrefixes></ListBucketResult>";
+    ASSERT_INT_EQ(fetch(SL__S3_DOC_LIST, page, &end_rc), 0);
+    ASSERT_INT_EQ(end_rc, 0);
+    ASSERT_TRUE(s_chunks > 3); /* pauses of 2 ms between pieces: even a loaded machine delivers a few apart */
+    ASSERT_TRUE(sl__s3_xml_list_truncated(s_x));
+    ASSERT_STR_EQ(sl__s3_xml_list_token(s_x), "tok/en=");
+    const char *name;
+    size_t len;
+    sl_object o;
+    ASSERT_INT_EQ(sl__s3_xml_list_next(s_x, &name, &len, &o, NULL), 1);
+    ASSERT_STR_EQ(name, "p/a\nb");
+    ASSERT_TRUE(o.has_md5 && o.size == 10);
+    ASSERT_INT_EQ(sl__s3_xml_list_next(s_x, &name, &len, &o, NULL), 1);
+    ASSERT_STR_EQ(name, "p/d/");
+    ASSERT_INT_EQ(sl__s3_xml_list_next(s_x, &name, &len, &o, NULL), 0);
+    /* The 200 of CompleteMultipartUpload that turns out an error, after white space. */
+    ASSERT_INT_EQ(fetch(SL__S3_DOC_COMPLETE,
+                        "                    \n                    \n" DECL
+                        "<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again."
+                        "</Message></Error>",
+                        &end_rc),
+                  0);
+    ASSERT_INT_EQ(end_rc, 0);
+    ASSERT_INT_EQ(sl__s3_xml_root(s_x), SL__S3_DOC_ERROR);
+    ASSERT_STR_EQ(sl__s3_xml_error(s_x)->code, "InternalError");
+    /* An answer refused stops the transfer; the parser says why. */
+    const char *evil = "<!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;\">]>"
+                       "<ListBucketResult><Name>&lol1;</Name></ListBucketResult>";
+    ASSERT_TRUE(fetch(SL__S3_DOC_LIST, evil, &end_rc) < 0);
+    ASSERT_INT_EQ(end_rc, SL_ECORRUPT);
+    ASSERT_STR_EQ(sl_last_error(),
+                  "s3://bkt/p/: the answer has a DOCTYPE, which S3 never sends (entity declarations are refused)");
+}
+
 int main(void) {
     s_x = sl__s3_xml_new();
     if (!s_x)
@@ -1032,6 +1160,7 @@ int main(void) {
     RUN_TEST(test_delete_body);
     RUN_TEST(test_complete_body);
     RUN_TEST(test_reuse);
+    RUN_TEST(test_through_libcurl);
     sl__s3_xml_destroy(s_x);
     TEST_DONE();
 }
