@@ -1,6 +1,7 @@
 /* S3's XML answers, parsed as a stream with expat, and the XML bodies the s3:// store sends (see s3_xml.h). */
 #include "s3_xml.h"
 #include "fail.h"
+#include "store_vtable.h"
 
 #include <expat.h>
 #include <stdarg.h>
@@ -8,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A key the parser gives fits what a listing keeps of the key before it to check the order. */
+_Static_assert(SL__S3_KEY_MAX < SL__LIST_KEY_CAP, "a listed key must fit SL__LIST_KEY_CAP");
 
 #define S_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define S_DEPTH_MAX 16
@@ -1031,6 +1035,8 @@ static void XMLCALL s_text(void *ud, const XML_Char *s, int len) {
 static void XMLCALL s_doctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
                               int has_internal_subset) {
     (void)name, (void)sysid, (void)pubid, (void)has_internal_subset;
+    if (((sl__s3_xml *)ud)->rc)
+        return;
     s_fail(ud, SL_ECORRUPT, "the answer has a DOCTYPE, which S3 never sends (entity declarations are refused)");
 }
 
@@ -1038,6 +1044,8 @@ static void XMLCALL s_entity(void *ud, const XML_Char *name, int is_param, const
                              const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
                              const XML_Char *notation) {
     (void)name, (void)is_param, (void)value, (void)value_len, (void)base, (void)sysid, (void)pubid, (void)notation;
+    if (((sl__s3_xml *)ud)->rc)
+        return;
     s_fail(ud, SL_ECORRUPT, "the answer declares an entity (refused)");
 }
 
@@ -1180,6 +1188,10 @@ int sl__s3_xml_feed(sl__s3_xml *x, const void *data, size_t len) {
     return s_parse(x, p, len, false);
 }
 
+int sl__s3_xml_failed(const sl__s3_xml *x) {
+    return x->rc;
+}
+
 size_t sl__s3_xml_write(void *user_data, const void *data, size_t len) {
     return sl__s3_xml_feed(user_data, data, len) == 0 ? len : 0;
 }
@@ -1290,6 +1302,12 @@ const char *sl__s3_xml_list_token(const sl__s3_xml *x) {
 
 int64_t sl__s3_xml_list_key_count(const sl__s3_xml *x) {
     return x->ended ? x->key_count : -1;
+}
+
+const char *sl__s3_xml_list_echo(const sl__s3_xml *x, sl__s3_echo which) {
+    if (!x->ended || x->root != SL__S3_DOC_LIST || (unsigned)which > SL__S3_ECHO_START_AFTER || !x->echo[which])
+        return NULL;
+    return x->arena + x->echo[which];
 }
 
 bool sl__s3_xml_list_url_encoded(const sl__s3_xml *x) {

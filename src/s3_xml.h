@@ -24,7 +24,21 @@
  * The trap of 200 answers: CompleteMultipartUpload and CopyObject (and UploadPartCopy) may answer 200 and send
  * <Error> as the body, after white space sent to keep the connection open while they work. White space before the
  * document is skipped, and sl__s3_xml_root says which root element came: a caller must check it is not
- * SL__S3_DOC_ERROR before it trusts a 200. */
+ * SL__S3_DOC_ERROR before it trusts a 200.
+ *
+ * How the store uses it, per request (x: the client's parser):
+ *     sl__s3_xml_begin(x, SL__S3_DOC_LIST, "s3://bucket/prefix");
+ *     sl__http_request req = {..., .write_fn = sl__s3_xml_write, .write_ud = x};
+ *     int rc = sl__http_perform(http, &req, &resp);  // the body goes to the parser as it arrives
+ *     if (rc < 0 && !sl__s3_xml_failed(x))            // the transfer broke, the parser did not stop it
+ *         -> a transport error: retry as usual
+ *     int xrc = sl__s3_xml_end(x);
+ *     if (resp.status != 200)
+ *         -> sl__s3_error_classify(xrc == 0 ? sl__s3_xml_error(x)->code : "", resp.status) decides (a body that is
+ *            not XML, a proxy's page or a HEAD answer's nothing, leaves the status alone), sl__s3_error_line words it
+ *     else if (xrc < 0)     -> the answer is refused: fail with its message (not retried, as a bad gs:// page)
+ *     else if (sl__s3_xml_root(x) == SL__S3_DOC_ERROR) -> the 200 that is an error: classify it as above
+ *     else                  -> read the answer (sl__s3_xml_list_next ...) */
 #ifndef SLUICE_S3_XML_H
 #define SLUICE_S3_XML_H
 
@@ -150,6 +164,9 @@ int sl__s3_xml_begin(sl__s3_xml *x, sl__s3_doc expect, const char *what);
  * SL_NAMETOOLONG for a key or prefix over SL__S3_KEY_MAX bytes, SL_ETOOBIG for a page over its caps or an answer over
  * SL__S3_XML_BODY_CAP, SL_ENOMEM. */
 int sl__s3_xml_feed(sl__s3_xml *x, const void *data, size_t len);
+/* The code the answer failed with while it was fed (0 while it has not): tells a transfer the parser stopped from
+ * one that broke. */
+int sl__s3_xml_failed(const sl__s3_xml *x);
 /* The same, as an sl__http_write_fn (user_data: the parser): returns len, or 0 to stop the transfer once the answer
  * failed (sl__http_perform then fails; sl__s3_xml_end gives the parser's reason). */
 size_t sl__s3_xml_write(void *user_data, const void *data, size_t len);
@@ -183,6 +200,10 @@ bool sl__s3_xml_list_truncated(const sl__s3_xml *x);
 const char *sl__s3_xml_list_token(const sl__s3_xml *x);
 /* KeyCount (-1 when absent): S3 counts Contents and CommonPrefixes together. */
 int64_t sl__s3_xml_list_key_count(const sl__s3_xml *x);
+/* The request's parameters as the answer gives them back, decoded like keys: the listing's own Prefix, Delimiter and
+ * StartAfter; NULL when absent. Valid until the next sl__s3_xml_begin. */
+typedef enum sl__s3_echo { SL__S3_ECHO_PREFIX = 0, SL__S3_ECHO_DELIMITER, SL__S3_ECHO_START_AFTER } sl__s3_echo;
+const char *sl__s3_xml_list_echo(const sl__s3_xml *x, sl__s3_echo which);
 /* EncodingType said "url". */
 bool sl__s3_xml_list_url_encoded(const sl__s3_xml *x);
 /* Contents and CommonPrefixes come sorted each, in byte order of the key; this merges them: 1 with *name the full

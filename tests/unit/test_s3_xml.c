@@ -214,6 +214,9 @@ static void test_list_url_encoding(void) {
            "rc=SL_OK;root=ListBucketResult;" RES0 "list[0|-|-1|1];"
            "obj[p/a b+c|1|0|-|||0];pfx[p/d ir/];obj[p/line\\nbreak\\x01\\x7f|2|0|-|||0];"
            "obj[p/\xc3\xa9t\xc3\xa9|3|0|-|||0];");
+    ASSERT_STR_EQ(sl__s3_xml_list_echo(s_x, SL__S3_ECHO_PREFIX), "p/");
+    ASSERT_STR_EQ(sl__s3_xml_list_echo(s_x, SL__S3_ECHO_DELIMITER), "/");
+    ASSERT_TRUE(sl__s3_xml_list_echo(s_x, SL__S3_ECHO_START_AFTER) == NULL);
     /* Without it, the same text is the key itself. */
     EXPECT(SL__S3_DOC_LIST,
            "<ListBucketResult><Contents><Key>p/a+b%2Bc%zz</Key><Size>1</Size></Contents></ListBucketResult>",
@@ -550,6 +553,10 @@ static void test_errors(void) {
            "rc=SL_OK;root=Error;err[InternalError|We encountered an internal error. Please try again.||"
            "656c76696e6727732072657175657374||||0];" RES0 LIST0);
     ASSERT_UINT_EQ(sl__s3_error_classify(sl__s3_xml_error(s_x)->code, 200), SL__S3_ERR_RETRY);
+    /* CopyObject too. */
+    EXPECT(SL__S3_DOC_COPY_OBJECT,
+           "\n\n<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>",
+           "rc=SL_OK;root=Error;err[SlowDown|Reduce your request rate.||||||0];" RES0 LIST0);
 }
 
 static bool s_secret_seen;
@@ -1087,7 +1094,8 @@ static int fetch(sl__s3_doc expect, const char *body, int *end_rc) {
     s_chunks = 0;
     sl__http_response resp;
     int rc = sl__http_perform(h, &req, &resp);
-    *end_rc = sl__s3_xml_end(s_x); /* after a refused answer, sets the parser's message again */
+    ASSERT_TRUE(rc == 0 || sl__s3_xml_failed(s_x) < 0); /* here the transfer fails only when the parser stops it */
+    *end_rc = sl__s3_xml_end(s_x);                      /* after a refused answer, sets the parser's message again */
     if (rc == 0)
         ASSERT_INT_EQ(resp.status, 200);
     sl__http_destroy(h);
