@@ -11,8 +11,9 @@
  *     fields) or fails the answer (fields sluice acts on: an ETag, an upload id);
  *   - expat's own memory: SL__S3_XML_EXPAT_CAP (it holds one unfinished token at most: chunks are fed to it in pieces
  *     of at most 64 KiB); a whole answer: SL__S3_XML_BODY_CAP bytes.
- * A parser therefore never holds more than about SL__S3_PAGE_TEXT_CAP + 300 KiB, and holds what the largest answer it
- * parsed needed until it is destroyed.
+ * A parser therefore never holds more than SL__S3_PAGE_TEXT_CAP + SL__S3_XML_EXPAT_CAP + 100 KiB (20 KiB of its own,
+ * 80 KiB of entries once it read a page), and keeps what the largest answer it parsed needed until it is destroyed: a
+ * page of 1,000 short keys costs about 150 KiB.
  *
  * What is refused (SL_ECORRUPT, "s3://...: the answer is not valid XML ..."): anything expat refuses (not
  * well-formed, an undefined entity, a character XML 1.0 cannot carry), a DOCTYPE (S3 never sends one: refusing it
