@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static char cbuf[SL__S3_COMPLETE_CAP(KEYS_MAX)];
     if (sl__s3_complete_begin(&cmp, cbuf, sizeof(cbuf)) != 0)
         abort();
-    while (p < end && keys.n < KEYS_MAX) {
+    while (p < end && keys.n < KEYS_MAX && etags.n < KEYS_MAX) {
         const char *q = memchr(p, sep, (size_t)(end - p));
         size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
         size_t before = del.len;
