@@ -352,7 +352,7 @@ int64_t sl__s3_parse_time(const char *s, size_t len) {
     }
     int offset_s = 0;
     if (i + 1 == len && s[i] == 'Z') {
-        i++;
+        /* UTC */
     } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
         int oh = s_hex(s[i + 1]) * 10 + s_hex(s[i + 2]), om = s_hex(s[i + 4]) * 10 + s_hex(s[i + 5]);
         for (size_t k = 1; k <= 5; k++)
@@ -361,7 +361,6 @@ int64_t sl__s3_parse_time(const char *s, size_t len) {
         if (oh > 23 || om > 59)
             return 0;
         offset_s = (s[i] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-        i += 6;
     } else {
         return 0;
     }
@@ -369,8 +368,8 @@ int64_t sl__s3_parse_time(const char *s, size_t len) {
     int ym = y - (mo <= 2);
     int era = ym / 400, yoe = ym % 400;
     int doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5;
-    int64_t days = (int64_t)era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468 + d - 1;
-    return ((days * 24 + h) * 3600 + mi * 60 + sec - offset_s) * 1000000000 + ns;
+    int64_t days = (int64_t)era * 146097 + (int64_t)yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468 + d - 1;
+    return ((days * 24 + h) * 3600 + (int64_t)mi * 60 + sec - offset_s) * 1000000000 + ns;
 }
 
 bool sl__s3_etag_parse(const char *s, size_t len, char *out, bool *is_md5, unsigned char *md5) {
@@ -702,6 +701,9 @@ static void s_leaf_done(sl__s3_xml *x) {
     char shown[4 * S_SHOWN + 8];
     x->leaf = S_F_NONE;
     s_entry *e = x->in_entry ? s_cur(x) : NULL;
+    if (!e && (f == S_F_KEY || f == S_F_CP_PREFIX || f == S_F_D_KEY || f == S_F_SIZE || f == S_F_CKALG ||
+               f == S_F_SCLASS || f == S_F_D_CODE || f == S_F_D_MESSAGE || f == S_F_P_NUMBER))
+        return; /* s_child gives these only inside an entry */
     /* A field S3 sends once, sent twice, would leave which one counts to chance. ChecksumAlgorithm is a list. */
     if (f != S_F_CKALG) {
         uint64_t *seen = e ? &e->seen : &x->root_seen, bit = (uint64_t)1 << f;
