@@ -13,6 +13,8 @@ struct sl__queue {
     pthread_cond_t not_empty;
     pthread_cond_t not_full;
     size_t capacity; /* where push blocks */
+    size_t low;      /* a blocked push waits until pops bring the count down to this: the producer refills in bursts
+                      * instead of waking for every item taken (a context switch each, both ways) */
     size_t slots;    /* capacity + the reserve only sl__queue_push_front uses */
     size_t head;     /* next item to pop */
     size_t count;
@@ -34,6 +36,7 @@ sl__queue *sl__queue_new_reserve(size_t capacity, size_t reserve) {
     if (!q)
         return NULL;
     q->capacity = capacity;
+    q->low = capacity / 2;
     q->slots = capacity + reserve;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->not_empty, NULL);
@@ -52,8 +55,9 @@ void sl__queue_destroy(sl__queue *q) {
 
 int sl__queue_push(sl__queue *q, void *item) {
     pthread_mutex_lock(&q->lock);
-    while (q->count >= q->capacity && !q->closed)
-        pthread_cond_wait(&q->not_full, &q->lock);
+    if (q->count >= q->capacity)
+        while (q->count > q->low && !q->closed)
+            pthread_cond_wait(&q->not_full, &q->lock);
     if (q->closed) {
         pthread_mutex_unlock(&q->lock);
         return SL_ECANCELED;
@@ -83,7 +87,8 @@ void *sl__queue_pop(sl__queue *q) {
         item = q->items[q->head];
         q->head = (q->head + 1) % q->slots;
         q->count--;
-        pthread_cond_signal(&q->not_full);
+        if (q->count <= q->low)
+            pthread_cond_signal(&q->not_full);
     }
     pthread_mutex_unlock(&q->lock);
     return item;

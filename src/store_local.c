@@ -1546,11 +1546,25 @@ static void s_record_fingerprint(s_writer *w) {
         (void)fsetxattr(w->fd, S_XATTR, value, (size_t)n, 0);
 }
 
+/* Whether linkat(fd, "", ..., AT_EMPTY_PATH) works for this process (it needs CAP_DAC_READ_SEARCH: root, most
+ * containers): it spares the kernel the walk of a /proc path per file. Cleared at the first refusal. */
+static atomic_bool s_empty_path_ok = true;
+
 /* Gives the unnamed file of w the name `name` in its directory. Returns 0 or an errno value. */
 static int s_link_unnamed(const s_writer *w, const char *name) {
+    if (atomic_load_explicit(&s_empty_path_ok, memory_order_relaxed)) {
+        if (linkat(w->fd, "", w->dir_fd, name, AT_EMPTY_PATH) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return errno;
+    }
     char proc[64];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w->fd);
-    return linkat(AT_FDCWD, proc, w->dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+    if (linkat(AT_FDCWD, proc, w->dir_fd, name, AT_SYMLINK_FOLLOW) < 0)
+        return errno;
+    /* ENOENT above was the missing capability, not a missing directory: the /proc path works. */
+    atomic_store_explicit(&s_empty_path_ok, false, memory_order_relaxed);
+    return 0;
 }
 
 /* An unnamed file into place: linked under its name when that is free; when it is taken (a file to replace), linked

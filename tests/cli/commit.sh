@@ -82,7 +82,8 @@ for line in open(log):
             renames.append((ts, a.group(1), a.group(2), a.group(3)))
     if re.search(r"\) += 0\b", call):
         if name == "linkat":  # a link made (a name already taken fails, EEXIST, and is not one)
-            a = re.match(r'[^,]*, "/proc/self/fd/\d+", \d+<([^>]*)>, "([^"]*)"', call)
+            # linkat(fd, "", dir, name, AT_EMPTY_PATH), or through /proc/self/fd/N without CAP_DAC_READ_SEARCH
+            a = re.match(r'(?:[^,]*, "/proc/self/fd/\d+"|\d+<[^>]*>(?:\(deleted\))?, ""), \d+<([^>]*)>, "([^"]*)"', call)
             assert a, "a link sluice made, not of an unnamed file: %s" % call
             links.append((a.group(1), a.group(2)))
         elif name == "syncfs":
