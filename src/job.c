@@ -120,6 +120,7 @@ struct sl_job {
     char *src_text, *dst_text, *suffix, *failures_path, *retry_path;
     char **include, **exclude, **argv;
     size_t include_count, exclude_count;
+    unsigned shard_index, shard_count; /* sl_job_options' (count 0: no sharding) */
     const sl__op *op;
     bool own_op;          /* op is the caller's (sl_job_options.op), not a built-in */
     sl__op_config op_cfg; /* each worker hands thread_init a copy with its own index */
@@ -764,6 +765,13 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     else
         sl__job_tag_exec(opts->argv, job->job_tag);
 
+    if (opts->shard_count > 0 && opts->shard_index >= opts->shard_count) {
+        rc = sl__fail(SL_EINVAL, "shard %u of %u: the index must be less than the number of shards (0 to %u)",
+                      opts->shard_index, opts->shard_count, opts->shard_count - 1);
+        goto on_error;
+    }
+    job->shard_index = opts->shard_index;
+    job->shard_count = opts->shard_count;
     for (size_t i = 0; i < opts->include_count; i++)
         if ((rc = sl_glob_check(opts->include[i])) < 0)
             goto on_error;
@@ -1044,7 +1052,26 @@ static void s_on_dir_skipped(void *ud, const char *key, size_t key_len, int err,
     s_report_failure(job, k, err, message);
 }
 
+unsigned sl_shard_of(const char *key, size_t len, unsigned count) {
+    if (count == 0)
+        return 0;
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 0x100000001b3u;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9u;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebu;
+    h ^= h >> 31;
+    return (unsigned)(h % count);
+}
+
+/* Whether the job takes the source object `key`: its shard's, and its filters'. */
 static bool s_selected(const sl_job *job, const char *key, size_t len) {
+    if (job->shard_count > 0 && sl_shard_of(key, len, job->shard_count) != job->shard_index)
+        return false;
     for (size_t i = 0; i < job->exclude_count; i++)
         if (sl_glob_match(job->exclude[i], key, len))
             return false;
@@ -1228,7 +1255,8 @@ static void *s_lister_main(void *arg) {
         it->dst_unknown = resume; /* one object: its worker looks the output up */
         if (clean)
             s_clean_dst_top(job);
-        if (job->src_under && !s_selected(job, it->key, it->src.key_len))
+        if ((job->src_under && !s_selected(job, it->key, it->src.key_len)) ||
+            (job->shard_count > 0 && sl_shard_of(it->key, it->src.key_len, job->shard_count) != job->shard_index))
             free(it);
         else
             s_enqueue(job, it);
@@ -2630,6 +2658,10 @@ int sl_job_write_report(const sl_job *job, const char *path) {
             "\"objects_not_started\": %llu},\n",
             j->grace_ms == SL_JOB_NO_GRACE ? 0.0 : j->grace_ms / 1000.0, atomic_load(&j->abort) ? "true" : "false",
             (unsigned long long)atomic_load(&j->aborted), (unsigned long long)atomic_load(&j->not_started));
+    if (j->shard_count > 0)
+        fprintf(f, "  \"shard\": {\"index\": %u, \"count\": %u},\n", j->shard_index, j->shard_count);
+    else
+        fputs("  \"shard\": null,\n", f);
     if (j->retry_path) {
         fputs("  \"retry_failed\": ", f);
         s_put_json(f, j->retry_path);

@@ -31,6 +31,7 @@ enum {
 #define MAX_EXEC_WORDS 256
 #define MAX_HEADERS 16
 #define MAX_PLUGIN_ARGS 256
+#define SHARDS_MAX 1000000
 
 typedef struct cli {
     const char *command; /* "cp", "map", ... */
@@ -44,6 +45,8 @@ typedef struct cli {
     uint64_t memory_limit;
     uint64_t slice_size;   /* --slice-size; 0: the default */
     bool composite;        /* --composite-upload */
+    const char *shard;     /* --shard I/N or "auto" */
+    unsigned shards;       /* --shards N (for --shard auto on Kubernetes) */
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
@@ -155,10 +158,19 @@ static const char s_main_help[] =
     "             130/143 interrupted by SIGINT/SIGTERM (in-flight objects get --grace to finish;\n"
     "             a second signal stops at once), 141 stdout closed by its reader\n";
 
+/* Split from s_job_options_help: C11 compilers need not take string literals over 4,095 bytes. */
+static const char s_shard_help[] =
+    "  --shard I/N          take only the objects of shard I (0 to N-1) of N: the key's hash (FNV-1a,\n"
+    "                       see the README) modulo N. N processes with I = 0..N-1 do every object\n"
+    "                       once between them; each lists the whole source; resume ignores shards\n"
+    "  --shard auto         I and N from the scheduler: JOB_COMPLETION_INDEX (Kubernetes Indexed Job,\n"
+    "                       N from --shards N or SLUICE_SHARDS) or SLURM_ARRAY_TASK_ID/_COUNT (/_MIN)\n";
+
 static const char s_job_options_help[] =
     "  --include GLOB       process only keys matching GLOB (repeatable; `*.csv` matches the last\n"
     "                       path component, `dir/**.csv` the whole key)\n"
     "  --exclude GLOB       skip keys matching GLOB (repeatable; wins over --include)\n"
+
     "  -j, --jobs N         worker threads (default: 4 per CPU, at least 4)\n"
     "  --memory-limit SIZE  the memory budget of everything that grows with workers or upload chunks\n"
     "                       (buffers, clients, workers' state), e.g. 64M, 1G (default 256M, or a\n"
@@ -267,6 +279,7 @@ static void s_command_help(const char *command) {
               stdout);
         fputs(s_resume_help, stdout);
         fputs(s_job_options_help, stdout);
+        fputs(s_shard_help, stdout);
     } else if (strcmp(command, "map") == 0) {
         fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
               "       sluice map SRC DST --worker CMD [--shell] [--worker-max-objects N] [--worker-max-rss SIZE]\n"
@@ -319,6 +332,7 @@ static void s_command_help(const char *command) {
               stdout);
         fputs(s_resume_help, stdout);
         fputs(s_job_options_help, stdout);
+        fputs(s_shard_help, stdout);
     } else if (strcmp(command, "rm") == 0) {
         fputs("usage: sluice rm [-r] [OPTIONS] URL\n\n"
               "Delete the object URL names, or with -r every object under the prefix URL (in parallel,\n"
@@ -334,6 +348,7 @@ static void s_command_help(const char *command) {
               "  --all                confirm that URL may be a whole bucket or the root directory\n",
               stdout);
         fputs(s_job_options_help, stdout);
+        fputs(s_shard_help, stdout);
     } else {
         fputs(s_main_help, stdout);
     }
@@ -455,6 +470,8 @@ enum {
     O_SLICE_SIZE,
     O_COMPOSITE,
     O_DURABLE,
+    O_SHARD,
+    O_SHARDS,
 };
 
 static const opt_def s_opts[] = {
@@ -501,6 +518,8 @@ static const opt_def s_opts[] = {
     {"all", 0, OPT_FLAG, C_RM, O_ALL},
     {"verify", 0, OPT_FLAG, C_CAT | C_CP | C_SYNC | C_MAP, O_VERIFY},
     {"fsync", 0, OPT_FLAG, C_CP | C_SYNC | C_MAP, O_DURABLE},
+    {"shard", 0, OPT_VALUE, C_JOBS, O_SHARD},
+    {"shards", 0, OPT_VALUE, C_JOBS, O_SHARDS},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -727,6 +746,15 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_COMPOSITE:
         c->composite = true;
+        break;
+    case O_SHARD:
+        c->shard = value;
+        break;
+    case O_SHARDS:
+        if (!sl_cli_parse_uint(value, 1, SHARDS_MAX, &c->shards)) {
+            s_err(c, "--shards takes a whole number from 1 to %u, not '%s'", SHARDS_MAX, value);
+            return -1;
+        }
         break;
     case O_SLICE_SIZE:
         if (strcmp(value, "0") == 0) {
@@ -1439,6 +1467,116 @@ static void s_on_signal(int sig) {
     }
 }
 
+/* An environment variable holding a whole number from min to max: 1 and *out, 0 when it is not set (or empty), -1 when
+ * it is set to anything else (said). */
+static int s_env_uint(const cli *c, const char *name, unsigned min, unsigned max, unsigned *out) {
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    if (sl_cli_parse_uint(v, min, max, out))
+        return 1;
+    s_err(c, "--shard auto: %s is '%s', not a whole number from %u to %u", name, v, min, max);
+    return -1;
+}
+
+/* --shard I/N, or --shard auto from the scheduler's environment: a Kubernetes Indexed Job (JOB_COMPLETION_INDEX,
+ * with N from --shards or SLUICE_SHARDS, which the manifest sets: Kubernetes does not export its completions) or a
+ * Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, and SLURM_ARRAY_TASK_MIN / _STEP for arrays that do
+ * not start at 0 or step by 1). Returns 0 (index and count set; count 0 without --shard), or -1 with the usage error
+ * said. */
+static int s_resolve_shard(const cli *c, unsigned *index, unsigned *count) {
+    *index = *count = 0;
+    if (!c->shard) {
+        if (c->shards) {
+            s_err(c, "--shards goes with --shard auto");
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(c->shard, "auto") != 0) {
+        const char *slash = strchr(c->shard, '/');
+        char i_text[16];
+        unsigned i, n;
+        if (!slash || (size_t)(slash - c->shard) >= sizeof(i_text) || c->shards) {
+            s_err(c, "--shard takes I/N (this process's shard, 0 to N-1, of N) or auto%s, not '%s'",
+                  c->shards ? " (--shards goes with auto)" : "", c->shard);
+            return -1;
+        }
+        memcpy(i_text, c->shard, (size_t)(slash - c->shard));
+        i_text[slash - c->shard] = '\0';
+        if (!sl_cli_parse_uint(slash + 1, 1, SHARDS_MAX, &n) || !sl_cli_parse_uint(i_text, 0, n - 1, &i)) {
+            s_err(c, "--shard takes I/N with N from 1 to %u and I from 0 to N-1, not '%s'", SHARDS_MAX, c->shard);
+            return -1;
+        }
+        *index = i;
+        *count = n;
+        return 0;
+    }
+    unsigned k8s_index, task_id, task_count, task_min = 0, task_step = 1, n = c->shards;
+    int has_k8s = s_env_uint(c, "JOB_COMPLETION_INDEX", 0, SHARDS_MAX - 1, &k8s_index);
+    int has_task = s_env_uint(c, "SLURM_ARRAY_TASK_ID", 0, UINT_MAX - 1, &task_id);
+    int has_count = s_env_uint(c, "SLURM_ARRAY_TASK_COUNT", 1, SHARDS_MAX, &task_count);
+    int has_min = s_env_uint(c, "SLURM_ARRAY_TASK_MIN", 0, UINT_MAX - 1, &task_min);
+    int has_step = s_env_uint(c, "SLURM_ARRAY_TASK_STEP", 1, UINT_MAX - 1, &task_step);
+    if (has_k8s < 0 || has_task < 0 || has_count < 0 || has_min < 0 || has_step < 0)
+        return -1;
+    if (has_k8s && has_task) {
+        s_err(c, "--shard auto: both JOB_COMPLETION_INDEX (Kubernetes) and SLURM_ARRAY_TASK_ID (Slurm) are set; give "
+                 "--shard I/N");
+        return -1;
+    }
+    if (has_k8s) {
+        int from_env = 0;
+        if (!n && (from_env = s_env_uint(c, "SLUICE_SHARDS", 1, SHARDS_MAX, &n)) < 0)
+            return -1;
+        if (!n) {
+            s_err(c, "--shard auto: JOB_COMPLETION_INDEX is %u, but the number of shards is unknown: give --shards N "
+                     "or set SLUICE_SHARDS (the Job's completions)",
+                  k8s_index);
+            return -1;
+        }
+        if (k8s_index >= n) {
+            s_err(c, "--shard auto: JOB_COMPLETION_INDEX is %u, not below the %u shards %s says", k8s_index, n,
+                  from_env ? "SLUICE_SHARDS" : "--shards");
+            return -1;
+        }
+        *index = k8s_index;
+        *count = n;
+        return 0;
+    }
+    if (has_task) {
+        if (!has_count) {
+            s_err(c, "--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not (run it as an sbatch "
+                     "--array job, or give --shard I/N)");
+            return -1;
+        }
+        if (n && n != task_count) {
+            s_err(c, "--shard auto: --shards %u disagrees with SLURM_ARRAY_TASK_COUNT=%u", n, task_count);
+            return -1;
+        }
+        if (!has_min && task_id >= task_count) {
+            s_err(c, "--shard auto: SLURM_ARRAY_TASK_ID=%u is not below SLURM_ARRAY_TASK_COUNT=%u and "
+                     "SLURM_ARRAY_TASK_MIN is not set",
+                  task_id, task_count);
+            return -1;
+        }
+        if (task_id < task_min || (task_id - task_min) % task_step != 0 ||
+            (task_id - task_min) / task_step >= task_count) {
+            s_err(c, "--shard auto: SLURM_ARRAY_TASK_ID=%u is not one of the SLURM_ARRAY_TASK_COUNT=%u tasks from "
+                     "SLURM_ARRAY_TASK_MIN=%u by SLURM_ARRAY_TASK_STEP=%u (an array with gaps, such as --array=1,5,9? "
+                     "give --shard I/N)",
+                  task_id, task_count, task_min, task_step);
+            return -1;
+        }
+        *index = (task_id - task_min) / task_step;
+        *count = task_count;
+        return 0;
+    }
+    s_err(c, "--shard auto: neither JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID and "
+             "SLURM_ARRAY_TASK_COUNT (a Slurm job array) is set; give --shard I/N");
+    return -1;
+}
+
 static int s_cmd_job(cli *c) {
     bool map = strcmp(c->command, "map") == 0, rm = strcmp(c->command, "rm") == 0;
     if (rm && c->nargs != 1) {
@@ -1454,6 +1592,8 @@ static int s_cmd_job(cli *c) {
         return EXIT_USAGE;
     }
     sl_job_options o = {0};
+    if (s_resolve_shard(c, &o.shard_index, &o.shard_count) < 0)
+        return EXIT_USAGE;
     sl_plugin *plugin = NULL;
     if (c->plugin_arg_count && !c->plugin) {
         s_err(c, "--plugin-arg goes with --plugin");
@@ -1514,6 +1654,7 @@ static int s_cmd_job(cli *c) {
     o.exclude = c->exclude;
     o.exclude_count = c->exclude_count;
     o.jobs = c->jobs;
+    /* o.shard_index, o.shard_count: s_resolve_shard above */
     o.memory_limit_bytes = c->memory_limit;
     o.slice_size_bytes = c->slice_size;
     o.composite_upload = c->composite;

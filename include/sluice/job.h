@@ -78,6 +78,12 @@ typedef struct sl_job_options {
     size_t include_count;
     const char *const *exclude; /* an object matching any of these is skipped */
     size_t exclude_count;
+    /* Sharding (shard_count > 0): the job takes only the objects whose key hashes to shard_index of shard_count
+     * (sl_shard_of), so that shard_count processes, on as many machines, each given another index, do every object
+     * exactly once between them. Each lists the whole source. Resume does not depend on it: outputs record no shard, so
+     * a shard rerun alone, or the job rerun with another shard_count, skips what is done. shard_index must be less
+     * than shard_count (SL_EINVAL). */
+    unsigned shard_index, shard_count;
     /* Worker threads; 0 = default (sl_job_default_jobs); lowered to what memory_limit_bytes feeds (a number given
      * and lowered is said through on_warning when the run starts, with the limit that would feed it). */
     unsigned jobs;
@@ -208,6 +214,11 @@ typedef struct sl_job_options {
 
 /* Default worker count for a source/destination pair: a few per core for local work. */
 SL_API unsigned sl_job_default_jobs(void);
+/* The shard (0 .. count-1) of a key: its bytes (the key relative to the source, as listed) hashed with 64-bit FNV-1a
+ * (offset basis 0xcbf29ce484222325, prime 0x100000001b3), that hash mixed with splitmix64's finaliser
+ * (z ^= z >> 30; z *= 0xbf58476d1ce4e5b9; z ^= z >> 27; z *= 0x94d049bb133111eb; z ^= z >> 31), and the result
+ * modulo count. The same in every version, on every store and architecture. count 0: 0. */
+SL_API unsigned sl_shard_of(const char *key, size_t len, unsigned count);
 /* NULL-terminated list of built-in operation names. */
 SL_API const char *const *sl_job_op_names(void);
 /* One-line description of a built-in operation, NULL if unknown. */

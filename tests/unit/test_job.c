@@ -651,10 +651,38 @@ static void test_memory_guard_with_fake_cgroup(void) {
     unsetenv("SLUICE_PROC_CGROUP");
 }
 
+/* The shard of a key is pinned: the values below come from an implementation of the documented hash of its own
+ * (Python), and must never change, or a rerun of one shard after an upgrade would take other objects. */
+static void test_shard_hash_is_pinned(void) {
+    ASSERT_UINT_EQ(sl_shard_of("", 0, 0), 0);
+    ASSERT_UINT_EQ(sl_shard_of("", 0, 1), 0);
+    ASSERT_UINT_EQ(sl_shard_of("", 0, 7), 5);
+    ASSERT_UINT_EQ(sl_shard_of("a", 1, 2), 0);
+    ASSERT_UINT_EQ(sl_shard_of("a", 1, 1000), 736);
+    ASSERT_UINT_EQ(sl_shard_of("dir/file-000001.csv", 19, 16), 5);
+    ASSERT_UINT_EQ(sl_shard_of("d000/f0000001.bin", 17, 4), 3);
+    ASSERT_UINT_EQ(sl_shard_of("caf\xc3\xa9/\xf0\x9f\x98\x80.txt", 14, 1000000), 128522);
+    char x[4095];
+    memset(x, 'x', sizeof(x));
+    ASSERT_UINT_EQ(sl_shard_of(x, sizeof(x), 97), 29);
+    /* Every key lands in exactly one of N shards, and the shards are about even. */
+    unsigned counts[8] = {0};
+    char key[32];
+    for (unsigned i = 0; i < 80000; i++) {
+        int n = snprintf(key, sizeof(key), "d%03u/f%07u.bin", i % 100, i);
+        unsigned sh = sl_shard_of(key, (size_t)n, 8);
+        ASSERT_TRUE(sh < 8);
+        counts[sh]++;
+    }
+    for (unsigned i = 0; i < 8; i++)
+        ASSERT_TRUE(counts[i] > 9500 && counts[i] < 10500);
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     snprintf(s_root, sizeof(s_root), "%s/sluice-test-job-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     ASSERT_TRUE(mkdtemp(s_root) != NULL);
+    RUN_TEST(test_shard_hash_is_pinned);
     RUN_TEST(test_copy_then_sync);
     RUN_TEST(test_ops_to_stdout_and_filters);
     RUN_TEST(test_exec_failures_are_per_object);
