@@ -121,6 +121,9 @@ struct sl_job {
     char **include, **exclude, **argv;
     size_t include_count, exclude_count;
     unsigned shard_index, shard_count; /* sl_job_options' (count 0: no sharding) */
+    /* report_path named a place for reports (sl_job_report_is_place): its store, opened and checked up front, where
+     * sl_job_write_report writes shard-I-of-N.json. */
+    sl_store *report_store;
     const sl__op *op;
     bool own_op;          /* op is the caller's (sl_job_options.op), not a built-in */
     sl__op_config op_cfg; /* each worker hands thread_init a copy with its own index */
@@ -561,8 +564,31 @@ static int s_check_outputs(const sl_job *job, const sl_job_options *opts) {
         return rc;
     if (job->chart_path && (rc = sl_outfile_check(job->chart_path, SL_OUTFILE_REPLACE, "the chart")) < 0)
         return rc;
-    if (opts->report_path && (rc = sl_outfile_check(opts->report_path, SL_OUTFILE_REPLACE, "the report")) < 0)
+    if (opts->report_path && !sl_job_report_is_place(opts->report_path) &&
+        (rc = sl_outfile_check(opts->report_path, SL_OUTFILE_REPLACE, "the report")) < 0)
         return rc;
+    return 0;
+}
+
+bool sl_job_report_is_place(const char *path) {
+    size_t n = path ? strlen(path) : 0;
+    return n > 0 && (strncmp(path, "gs://", 5) == 0 || strncmp(path, "s3://", 5) == 0 || path[n - 1] == '/');
+}
+
+/* A report place (sl_job_report_is_place) opened as a store and checked up front, like every output: its credentials,
+ * and for a local directory that it is one (or can be made). */
+static int s_open_report_place(sl_job *job, const sl_job_options *opts) {
+    int rc = sl_store_open(opts->report_path, opts->store_options, &job->report_store);
+    if (rc < 0)
+        return sl__fail(rc, "cannot write the report to %s: %s", opts->report_path, sl_last_error());
+    if ((rc = sl__store_check_access(job->report_store)) < 0)
+        return sl__fail(rc, "cannot write the report to %s: %s", opts->report_path, sl_last_error());
+    if (sl_store_scheme(job->report_store) == SL_SCHEME_FILE) {
+        const char *dir = sl_store_url(job->report_store) + strlen("file://");
+        struct stat sb;
+        if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+            return sl__fail(SL_ENOTDIR, "cannot write the report to %s: %s is not a directory", opts->report_path, dir);
+    }
     return 0;
 }
 
@@ -835,7 +861,8 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     if (deleting && !job->single_key && !opts->all && (rc = s_check_not_everything(job)) < 0)
         goto on_error;
     if ((rc = s_check_dst_not_in_src(job)) < 0 || (rc = s_check_local_dst(job)) < 0 ||
-        (rc = s_check_outputs(job, opts)) < 0)
+        (rc = s_check_outputs(job, opts)) < 0 ||
+        (sl_job_report_is_place(opts->report_path) && (rc = s_open_report_place(job, opts)) < 0))
         goto on_error;
     if (job->dst && !job->dry_run && (rc = sl__store_check_access(job->dst)) < 0)
         goto on_error;
@@ -885,6 +912,7 @@ void sl_job_destroy(sl_job *job) {
     sl_store_close(job->src_under);
     sl_store_close(job->src);
     sl_store_close(job->dst);
+    sl_store_close(job->report_store);
     free(job->single_key);
     free(job->src_text);
     free(job->dst_text);
@@ -2628,13 +2656,54 @@ static double s_finite(double v) {
     return v == v && v < 1e300 && v > -1e300 ? v : 0;
 }
 
+static void s_report_print(const sl_job *job, FILE *f);
+
+/* The report into its place (sl_job_report_is_place): shard-I-of-N.json (shard-0-of-1.json without sharding), written
+ * as any output of that store is (atomic: temp file and rename, or an object that appears whole). */
+static int s_write_report_place(const sl_job *job, const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return sl__fail(SL_ENOMEM, "out of memory writing the report");
+    s_report_print(job, f);
+    if (fclose(f) != 0) {
+        free(text);
+        return sl__fail(SL_ENOMEM, "out of memory writing the report");
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "shard-%u-of-%u.json", job->shard_count ? job->shard_index : 0,
+             job->shard_count ? job->shard_count : 1);
+    sl_client *c = NULL;
+    sl_writer *w = NULL;
+    int rc = sl_client_new(job->report_store, &c);
+    if (rc == 0)
+        rc = sl_write_open(c, name, NULL, &w);
+    if (rc == 0 && (rc = sl_write(w, text, len)) < 0)
+        sl_write_abort(w);
+    else if (rc == 0)
+        rc = sl_write_commit(w);
+    if (rc < 0)
+        rc = sl__fail(rc, "cannot write the report %s%s%s: %s", path, path[strlen(path) - 1] == '/' ? "" : "/", name,
+                      sl_last_error());
+    sl_client_destroy(c);
+    free(text);
+    return rc;
+}
+
 int sl_job_write_report(const sl_job *job, const char *path) {
-    sl_job *j = (sl_job *)job;
+    if (job->report_store && sl_job_report_is_place(path))
+        return s_write_report_place(job, path);
     sl_outfile *out = NULL;
     int rc = sl_outfile_open(path, SL_OUTFILE_REPLACE, "the report", &out);
     if (rc < 0)
         return rc;
-    FILE *f = sl_outfile_stream(out);
+    s_report_print(job, sl_outfile_stream(out));
+    return sl_outfile_close(out);
+}
+
+static void s_report_print(const sl_job *job, FILE *f) {
+    sl_job *j = (sl_job *)job;
     sl_job_stats st;
     sl_job_stats_get(job, &st);
     const char *outcome = j->run_result == 0              ? "ok"
@@ -2731,5 +2800,4 @@ int sl_job_write_report(const sl_job *job, const char *path) {
     }
     pthread_mutex_unlock(&j->synced.lock);
     fputs(j->synced.sample_count ? "\n  ]\n}\n" : "]\n}\n", f);
-    return sl_outfile_close(out);
 }

@@ -1,6 +1,7 @@
 /* The sluice command. Uses only the public API of libsluice (include/sluice/). */
 #include "sluice/sluice.h"
 #include "cli_parse.h"
+#include "report.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -133,6 +134,7 @@ static const char s_main_help[] =
     "  map SRC DST --op NAME          run a built-in operation (md5, crc32c, sha256, count, gunzip)\n"
     "  map SRC DST --plugin LIB.so    run your own C operation in process (sluice/plugin.h)\n"
     "  rm [-r] URL                    delete one object, or with -r every object under a prefix\n"
+    "  report PLACE                   merge the reports the shards of a job wrote (--report PLACE/)\n"
     "  watch [OPTIONS] -- CMD ARGS... run CMD, record its process tree's memory, say flat or growing\n"
     "\n"
     "URLs: a plain path, file:///abs/path, gs://bucket/prefix, s3://bucket/prefix\n"
@@ -280,6 +282,18 @@ static void s_command_help(const char *command) {
         fputs(s_resume_help, stdout);
         fputs(s_job_options_help, stdout);
         fputs(s_shard_help, stdout);
+    } else if (strcmp(command, "report") == 0) {
+        fputs("usage: sluice report [--json] [--shards N] PLACE\n\n"
+              "Merge the reports the shards of one job wrote with --report PLACE/ (shard-I-of-N.json in a\n"
+              "local directory, gs:// or s3:// prefix): which shards are there, missing or did not finish,\n"
+              "the totals, the first failures and where the failure logs are, the memory verdict of every\n"
+              "shard and the worst.\n\n"
+              "  --json        one JSON object instead of text\n"
+              "  --shards N    merge the reports of N shards when PLACE holds reports of several runs\n\n"
+              "exit status: 0 every shard finished and no object failed, 1 every shard finished and some\n"
+              "objects failed, 2 usage (reports of different shard counts without --shards), 3 shards\n"
+              "missing or not finished, or no report\n",
+              stdout);
     } else if (strcmp(command, "map") == 0) {
         fputs("usage: sluice map SRC DST --exec CMD [--shell] [OPTIONS]\n"
               "       sluice map SRC DST --worker CMD [--shell] [--worker-max-objects N] [--worker-max-rss SIZE]\n"
@@ -424,7 +438,7 @@ typedef struct opt_def {
     int id;
 } opt_def;
 
-enum { C_LS = 1, C_DU = 2, C_CAT = 4, C_CP = 8, C_SYNC = 16, C_MAP = 32, C_RM = 64 };
+enum { C_LS = 1, C_DU = 2, C_CAT = 4, C_CP = 8, C_SYNC = 16, C_MAP = 32, C_RM = 64, C_REPORT = 128 };
 #define C_JOBS (C_CP | C_SYNC | C_MAP | C_RM)
 enum {
     O_HELP = 1,
@@ -478,7 +492,7 @@ static const opt_def s_opts[] = {
     {"help", 'h', OPT_FLAG, 0xff, O_HELP},
     {"long", 'l', OPT_FLAG, C_LS, O_LONG},
     {"recursive", 'r', OPT_FLAG, C_LS | C_CP | C_RM, O_RECURSIVE},
-    {"json", 0, OPT_FLAG, C_LS | C_DU, O_JSON},
+    {"json", 0, OPT_FLAG, C_LS | C_DU | C_REPORT, O_JSON},
     {"range", 0, OPT_VALUE, C_CAT, O_RANGE},
     {"include", 0, OPT_VALUE, C_LS | C_DU | C_JOBS, O_INCLUDE},
     {"exclude", 0, OPT_VALUE, C_LS | C_DU | C_JOBS, O_EXCLUDE},
@@ -519,11 +533,11 @@ static const opt_def s_opts[] = {
     {"verify", 0, OPT_FLAG, C_CAT | C_CP | C_SYNC | C_MAP, O_VERIFY},
     {"fsync", 0, OPT_FLAG, C_CP | C_SYNC | C_MAP, O_DURABLE},
     {"shard", 0, OPT_VALUE, C_JOBS, O_SHARD},
-    {"shards", 0, OPT_VALUE, C_JOBS, O_SHARDS},
+    {"shards", 0, OPT_VALUE, C_JOBS | C_REPORT, O_SHARDS},
 };
 
 static unsigned s_command_bit(const char *command) {
-    static const char *const names[] = {"ls", "du", "cat", "cp", "sync", "map", "rm"};
+    static const char *const names[] = {"ls", "du", "cat", "cp", "sync", "map", "rm", "report"};
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(command, names[i]) == 0)
             return 1u << i;
@@ -1577,6 +1591,14 @@ static int s_resolve_shard(const cli *c, unsigned *index, unsigned *count) {
     return -1;
 }
 
+static int s_cmd_report(cli *c) {
+    if (c->nargs != 1) {
+        s_err(c, "expected one PLACE: the directory, gs:// or s3:// prefix given to the shards' --report PLACE/");
+        return EXIT_USAGE;
+    }
+    return sl_cli_report(c->args[0], c->json, c->shards, &c->store, stdout, stderr);
+}
+
 static int s_cmd_job(cli *c) {
     bool map = strcmp(c->command, "map") == 0, rm = strcmp(c->command, "rm") == 0;
     if (rm && c->nargs != 1) {
@@ -1773,7 +1795,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "watch") == 0)
         return sl_cli_watch(argc - 2, argv + 2);
     if (!s_command_bit(command)) {
-        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map, rm, watch; see `%s --help`)\n",
+        fprintf(stderr, "%s: unknown command '%s' (commands: ls, du, cat, cp, sync, map, rm, report, watch; see `%s --help`)\n",
                 s_prog, command, s_prog);
         return EXIT_USAGE;
     }
@@ -1803,6 +1825,8 @@ int main(int argc, char **argv) {
         code = s_cmd_list(&c, true);
     else if (strcmp(command, "cat") == 0)
         code = s_cmd_cat(&c);
+    else if (strcmp(command, "report") == 0)
+        code = s_cmd_report(&c);
     else
         code = s_cmd_job(&c);
     free(c.exec_words);

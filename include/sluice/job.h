@@ -254,6 +254,11 @@ SL_API int sl_job_mem_verdict(const sl_job *job, sl_mem_verdict *out);
  * sl_outfile_open(path, SL_OUTFILE_REPLACE) writes (a regular file replaced whole, /dev/null written into). A write
  * error (a full disk) fails with its code; what was at path before is then left as it was. */
 SL_API int sl_job_write_report(const sl_job *job, const char *path);
+/* Whether a report path names a place for the reports of many shards rather than a file: a gs:// or s3:// URL, or a
+ * path ending in '/'. Given as sl_job_options.report_path, the place is opened (and checked) by sl_job_new, and
+ * sl_job_write_report writes "shard-I-of-N.json" there (shard-0-of-1.json without sharding) as any output of that
+ * store is written: atomically. `sluice report PLACE` merges them. */
+SL_API bool sl_job_report_is_place(const char *path);
 /* NULL ok. */
 SL_API void sl_job_destroy(sl_job *job);
 
