@@ -193,6 +193,10 @@ struct sl_job {
     struct {
         pthread_mutex_t lock;
         pthread_cond_t finished;
+        /* The memory sampler while the run samples (sl_job_mem_now reads it from other threads), NULL before and
+         * after; judged: mem_judged and the figures with it are final. */
+        sl_memwatch *live_mw;
+        bool judged;
         sl_outfile *failures_log;
         int fatal; /* first job-level error (listing, destination), 0 if none */
         char fatal_message[SL__MESSAGE_CAP];
@@ -951,6 +955,28 @@ void sl_job_interrupt(sl_job *job, int signo) {
 void sl_job_abort(sl_job *job) {
     atomic_store(&job->cancel, true);
     atomic_store(&job->abort, true);
+}
+
+int sl_job_mem_now(const sl_job *job, sl_mem_sample *sample, sl_mem_verdict *verdict) {
+    sl_job *j = (sl_job *)job;
+    int rc = 0;
+    memset(sample, 0, sizeof(*sample));
+    memset(verdict, 0, sizeof(*verdict));
+    pthread_mutex_lock(&j->synced.lock);
+    if (j->synced.live_mw) {
+        sl_memwatch_last(j->synced.live_mw, sample);
+        sl_memwatch_judge(j->synced.live_mw, verdict);
+    } else if (j->synced.judged) {
+        sample->rss_bytes = sl_current_rss_bytes();
+        sample->cg_usage_bytes = j->mem_cg_usage;
+        sample->cg_limit_bytes = j->mem_cg_limit;
+        sample->cg_unreclaimable_bytes = j->mem_cg_unreclaimable;
+        *verdict = j->mem_verdict;
+    } else {
+        rc = SL_EINVAL;
+    }
+    pthread_mutex_unlock(&j->synced.lock);
+    return rc;
 }
 
 void sl_job_stats_get(const sl_job *job, sl_job_stats *out) {
@@ -2299,6 +2325,9 @@ static const sl_timeline *s_mem_pick(const sl_timeline *slow, const sl_timeline 
  * the run ended), keeps the verdict for sl_job_mem_verdict and the report, and draws the chart if asked; a timeline
  * or chart that could not be written is recorded as an output error. */
 static void s_mem_finish(sl_job *job, sl_memwatch *mw, sl_memwatch *fast, bool fast_whole_run) {
+    pthread_mutex_lock(&job->synced.lock);
+    job->synced.live_mw = NULL;
+    pthread_mutex_unlock(&job->synced.lock);
     sl_memwatch_stop(fast);
     sl_memwatch_stop(mw);
     char why[SL__MESSAGE_CAP];
@@ -2319,6 +2348,9 @@ static void s_mem_finish(sl_job *job, sl_memwatch *mw, sl_memwatch *fast, bool f
         job->mem_peak_rss = sl_timeline_peak_rss(sl_memwatch_timeline(fast));
     job->mem_samples = sl_timeline_count(tl);
     job->mem_judged = true;
+    pthread_mutex_lock(&job->synced.lock);
+    job->synced.judged = true;
+    pthread_mutex_unlock(&job->synced.lock);
     int rc = 0;
     if (job->chart_path) {
         char title[1024];
@@ -2458,6 +2490,9 @@ int sl_job_run(sl_job *job) {
         free(tids);
         return rc;
     }
+    pthread_mutex_lock(&job->synced.lock);
+    job->synced.live_mw = mw;
+    pthread_mutex_unlock(&job->synced.lock);
     /* The fast phase: no timeline file and no warning (the --mem-interval sampler has both); without it (it could not
      * start) a short job's verdict is just unknown. */
     sl_memwatch *fast = NULL;

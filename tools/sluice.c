@@ -1,6 +1,7 @@
 /* The sluice command. Uses only the public API of libsluice (include/sluice/). */
 #include "sluice/sluice.h"
 #include "cli_parse.h"
+#include "metrics.h"
 #include "report.h"
 #include "watch.h"
 
@@ -48,6 +49,7 @@ typedef struct cli {
     bool composite;        /* --composite-upload */
     const char *shard;     /* --shard I/N or "auto" */
     unsigned shards;       /* --shards N (for --shard auto on Kubernetes) */
+    const char *metrics_addr; /* --metrics-addr HOST:PORT */
     uint64_t list_skipped; /* ls/du: directories that could not be listed (each reported) */
     bool dry_run, quiet, json, long_format, recursive, use_shell, force;
     bool all;    /* rm --all: a whole bucket or the file-system root may be deleted */
@@ -166,7 +168,10 @@ static const char s_shard_help[] =
     "                       see the README) modulo N. N processes with I = 0..N-1 do every object\n"
     "                       once between them; each lists the whole source; resume ignores shards\n"
     "  --shard auto         I and N from the scheduler: JOB_COMPLETION_INDEX (Kubernetes Indexed Job,\n"
-    "                       N from --shards N or SLUICE_SHARDS) or SLURM_ARRAY_TASK_ID/_COUNT (/_MIN)\n";
+    "                       N from --shards N or SLUICE_SHARDS) or SLURM_ARRAY_TASK_ID/_COUNT (/_MIN)\n"
+    "  --metrics-addr HOST:PORT  serve the job's counters, bytes, memory, cgroup figures and memory\n"
+    "                       verdict for Prometheus at http://HOST:PORT/metrics while it runs\n"
+    "                       (127.0.0.1:9464; :9464 listens on every interface, as in a pod)\n";
 
 static const char s_job_options_help[] =
     "  --include GLOB       process only keys matching GLOB (repeatable; `*.csv` matches the last\n"
@@ -486,6 +491,7 @@ enum {
     O_DURABLE,
     O_SHARD,
     O_SHARDS,
+    O_METRICS_ADDR,
 };
 
 static const opt_def s_opts[] = {
@@ -534,6 +540,7 @@ static const opt_def s_opts[] = {
     {"fsync", 0, OPT_FLAG, C_CP | C_SYNC | C_MAP, O_DURABLE},
     {"shard", 0, OPT_VALUE, C_JOBS, O_SHARD},
     {"shards", 0, OPT_VALUE, C_JOBS | C_REPORT, O_SHARDS},
+    {"metrics-addr", 0, OPT_VALUE, C_JOBS, O_METRICS_ADDR},
 };
 
 static unsigned s_command_bit(const char *command) {
@@ -764,6 +771,15 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
     case O_SHARD:
         c->shard = value;
         break;
+    case O_METRICS_ADDR: {
+        struct sockaddr_in sa;
+        if (sl_cli_metrics_parse_addr(value, &sa) < 0) {
+            s_err(c, "--metrics-addr takes HOST:PORT (127.0.0.1:9464, or :9464 for every interface), not '%s'", value);
+            return -1;
+        }
+        c->metrics_addr = value;
+        break;
+    }
     case O_SHARDS:
         if (!sl_cli_parse_uint(value, 1, SHARDS_MAX, &c->shards)) {
             s_err(c, "--shards takes a whole number from 1 to %u, not '%s'", SHARDS_MAX, value);
@@ -1714,12 +1730,25 @@ static int s_cmd_job(cli *c) {
         sl_plugin_close(plugin);
         return s_fatal_for(rc);
     }
+    sl_cli_metrics *metrics = NULL;
+    if (c->metrics_addr) {
+        char why[512];
+        int mrc = sl_cli_metrics_start(c->metrics_addr, job, c->command, o.shard_index, o.shard_count, &metrics, why,
+                                       sizeof(why));
+        if (mrc != 0) {
+            s_err(c, "%s", why);
+            sl_job_destroy(job);
+            sl_plugin_close(plugin);
+            return mrc == 2 ? EXIT_USAGE : EXIT_FATAL;
+        }
+    }
     s_job = job;
     if (s_signal)
         sl_job_interrupt(job, s_signal);
     if (s_signal_count > 1 || s_stop_requests)
         sl_job_abort(job);
     rc = sl_job_run(job);
+    sl_cli_metrics_finished(metrics);
     char *message = strdup(sl_last_error()); /* whole: it may quote a long key or path */
     s_clear_progress(c);
     int out_rc = s_finish_stdout(c);
@@ -1767,6 +1796,7 @@ static int s_cmd_job(cli *c) {
             exit_code = EXIT_FATAL;
     }
     s_job = NULL;
+    sl_cli_metrics_stop(metrics);
     sl_job_destroy(job);
     sl_plugin_close(plugin);
     return exit_code ? exit_code : out_rc;

@@ -248,6 +248,10 @@ SL_API void sl_job_stats_get(const sl_job *job, sl_job_stats *out);
  * sl_job_run has returned; SL_EINVAL (out->trend SL_MEM_UNKNOWN) before that, or when the run stopped before its
  * sampler started. */
 SL_API int sl_job_mem_verdict(const sl_job *job, sl_mem_verdict *out);
+/* Memory now, from any thread: while sl_job_run samples, the latest sample of its sampler and the verdict on the
+ * samples so far (SL_MEM_UNKNOWN until there are enough); once the run has judged its memory, the process's RSS now,
+ * the last cgroup figures and the run's verdict. SL_EINVAL (zeros) before the sampler started. */
+SL_API int sl_job_mem_now(const sl_job *job, sl_mem_sample *sample, sl_mem_verdict *verdict);
 /* Writes a JSON report (counts, bytes, duration, failures, peak RSS, the memory verdict under "memory",
  * "interrupted": the name of the signal sl_job_interrupt recorded or null, and "stop": the grace, whether in-flight
  * objects were abandoned, how many, and how many listed objects were never started) to path, as
