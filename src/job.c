@@ -124,6 +124,12 @@ struct sl_job {
     /* report_path named a place for reports (sl_job_report_is_place): its store, opened and checked up front, where
      * sl_job_write_report writes shard-I-of-N.json. */
     sl_store *report_store;
+    /* --failures / --retry-failed given a place (sl_job_report_is_place): the shard's file there is
+     * failures-I-of-N.jsonl. In a bucket, the log is written to a local temp file (failures_path) and uploaded at the
+     * end of the run (failures_store, failures_name); a log to retry is downloaded first (retry_path, a temp file).
+     * *_shown: where the file is, for messages and the report. */
+    sl_store *failures_store;
+    char *failures_shown, *retry_shown, *failures_temp, *retry_temp;
     const sl__op *op;
     bool own_op;          /* op is the caller's (sl_job_options.op), not a built-in */
     sl__op_config op_cfg; /* each worker hands thread_init a copy with its own index */
@@ -579,6 +585,155 @@ bool sl_job_report_is_place(const char *path) {
     return n > 0 && (strncmp(path, "gs://", 5) == 0 || strncmp(path, "s3://", 5) == 0 || path[n - 1] == '/');
 }
 
+/* The shard's file name in a place of failure logs. */
+static void s_failures_name(const sl_job *job, char *name, size_t cap) {
+    snprintf(name, cap, "failures-%u-of-%u.jsonl", job->shard_count ? job->shard_index : 0,
+             job->shard_count ? job->shard_count : 1);
+}
+
+static bool s_is_bucket_url(const char *p) {
+    return strncmp(p, "gs://", 5) == 0 || strncmp(p, "s3://", 5) == 0;
+}
+
+/* Makes the local directory dir and those above it (mode as the umask says). Returns 0 or an errno value. */
+static int s_mkdirs(const char *dir) {
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path))
+        return n ? ENAMETOOLONG : 0;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0777) < 0 && errno != EEXIST)
+            return errno;
+        path[i] = c;
+    }
+    return 0;
+}
+
+/* A local temp file for a log that lives in a bucket; its path in *out (malloc'd). */
+static int s_temp_log(const char *what, char **out) {
+    const char *dir = getenv("TMPDIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/sluice-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return sl__fail_errno(errno, "cannot make a temporary file for the %s in %s", what,
+                              dir && *dir ? dir : "/tmp");
+    close(fd);
+    if (!(*out = strdup(path))) {
+        unlink(path);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* --failures PLACE/: the shard's log is PLACE/failures-I-of-N.jsonl: written there (a local directory, made if needed),
+ * or, in a bucket, to a local temp file uploaded when the run ends. */
+static int s_failures_place(sl_job *job, const sl_job_options *opts) {
+    char name[64];
+    s_failures_name(job, name, sizeof(name));
+    const char *place = opts->failures_path;
+    size_t pl = strlen(place);
+    if (asprintf(&job->failures_shown, "%s%s%s", place, place[pl - 1] == '/' ? "" : "/", name) < 0) {
+        job->failures_shown = NULL;
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    free(job->failures_path);
+    job->failures_path = NULL;
+    if (!s_is_bucket_url(place)) {
+        int err = s_mkdirs(place);
+        if (err)
+            return sl__fail_errno(err, "cannot make the directory of the failure logs %s", place);
+        return (job->failures_path = strdup(job->failures_shown)) ? 0 : sl__fail(SL_ENOMEM, "out of memory");
+    }
+    int rc = sl_store_open(place, opts->store_options, &job->failures_store);
+    if (rc == 0)
+        rc = sl__store_check_access(job->failures_store);
+    if (rc < 0)
+        return sl__fail(rc, "cannot write the failure log to %s: %s", place, sl_last_error());
+    if ((rc = s_temp_log("failures", &job->failures_temp)) < 0)
+        return rc;
+    return (job->failures_path = strdup(job->failures_temp)) ? 0 : sl__fail(SL_ENOMEM, "out of memory");
+}
+
+/* --retry-failed PLACE/: the shard retries its own log, PLACE/failures-I-of-N.jsonl (from a bucket: downloaded now). */
+static int s_retry_place(sl_job *job, const sl_job_options *opts) {
+    char name[64];
+    s_failures_name(job, name, sizeof(name));
+    const char *place = opts->retry_failed_path;
+    size_t pl = strlen(place);
+    if (asprintf(&job->retry_shown, "%s%s%s", place, place[pl - 1] == '/' ? "" : "/", name) < 0) {
+        job->retry_shown = NULL;
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    if (job->failures_shown && strcmp(job->failures_shown, job->retry_shown) == 0)
+        return sl__fail(SL_EINVAL, "--failures %s is the log --retry-failed reads: give --failures another place",
+                        opts->failures_path);
+    free(job->retry_path);
+    job->retry_path = NULL;
+    if (!s_is_bucket_url(place))
+        return (job->retry_path = strdup(job->retry_shown)) ? 0 : sl__fail(SL_ENOMEM, "out of memory");
+    sl_store *st = NULL;
+    sl_client *c = NULL;
+    sl_reader *r = NULL;
+    FILE *f = NULL;
+    int rc = s_temp_log("retry", &job->retry_temp);
+    if (rc == 0 && (rc = sl_store_open(place, opts->store_options, &st)) == 0 && (rc = sl_client_new(st, &c)) == 0)
+        rc = sl_read_open(c, name, 0, SL_LENGTH_TO_END, NULL, &r);
+    if (rc == 0 && !(f = fopen(job->retry_temp, "w")))
+        rc = sl__fail_errno(errno, "cannot write %s", job->retry_temp);
+    char buf[65536];
+    int64_t n;
+    while (rc == 0 && (n = sl_read(r, buf, sizeof(buf))) != 0) {
+        if (n < 0)
+            rc = (int)n;
+        else if (fwrite(buf, 1, (size_t)n, f) != (size_t)n)
+            rc = sl__fail_errno(errno, "cannot write %s", job->retry_temp);
+    }
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = sl__fail_errno(errno, "cannot write %s", job->retry_temp);
+    if (rc < 0)
+        rc = sl__fail(rc, "cannot read the failure log %s: %s", job->retry_shown, sl_last_error());
+    sl_read_close(r);
+    sl_client_destroy(c);
+    sl_store_close(st);
+    if (rc == 0 && !(job->retry_path = strdup(job->retry_temp)))
+        rc = sl__fail(SL_ENOMEM, "out of memory");
+    return rc;
+}
+
+/* The shard's failure log, written to a temp file, uploaded into its bucket place at the end of the run. */
+static int s_upload_failures(sl_job *job) {
+    char name[64];
+    s_failures_name(job, name, sizeof(name));
+    sl_client *c = NULL;
+    sl_writer *w = NULL;
+    FILE *f = fopen(job->failures_temp, "r");
+    int rc = f ? sl_client_new(job->failures_store, &c) : sl__fail_errno(errno, "cannot read %s", job->failures_temp);
+    if (rc == 0)
+        rc = sl_write_open(c, name, NULL, &w);
+    char buf[65536];
+    size_t n;
+    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+        if ((rc = sl_write(w, buf, n)) < 0)
+            break;
+    if (rc == 0 && ferror(f))
+        rc = sl__fail_errno(errno, "cannot read %s", job->failures_temp);
+    if (w)
+        rc = rc == 0 ? sl_write_commit(w) : (sl_write_abort(w), rc);
+    if (f)
+        fclose(f);
+    sl_client_destroy(c);
+    if (rc < 0)
+        return sl__fail(rc, "cannot upload the failure log to %s: %s (it is kept in %s)", job->failures_shown,
+                        sl_last_error(), job->failures_temp);
+    return 0;
+}
+
 /* A report place (sl_job_report_is_place) opened as a store and checked up front, like every output: its credentials,
  * and for a local directory that it is one (or can be made). */
 static int s_open_report_place(sl_job *job, const sl_job_options *opts) {
@@ -814,6 +969,9 @@ int sl_job_new(const sl_job_options *opts, sl_job **out) {
     job->suffix = strdup(opts->suffix ? opts->suffix : "");
     job->failures_path = opts->failures_path ? strdup(opts->failures_path) : NULL;
     job->retry_path = opts->retry_failed_path ? strdup(opts->retry_failed_path) : NULL;
+    if ((job->failures_path && sl_job_report_is_place(job->failures_path) && (rc = s_failures_place(job, opts)) < 0) ||
+        (job->retry_path && sl_job_report_is_place(job->retry_path) && (rc = s_retry_place(job, opts)) < 0))
+        goto on_error;
     job->timeline_path = opts->timeline_path ? strdup(opts->timeline_path) : NULL;
     job->chart_path = opts->chart_path ? strdup(opts->chart_path) : NULL;
     job->include = s_strv_dup(opts->include, opts->include_count);
@@ -917,6 +1075,15 @@ void sl_job_destroy(sl_job *job) {
     sl_store_close(job->src);
     sl_store_close(job->dst);
     sl_store_close(job->report_store);
+    sl_store_close(job->failures_store);
+    if (job->failures_temp)
+        unlink(job->failures_temp);
+    if (job->retry_temp)
+        unlink(job->retry_temp);
+    free(job->failures_temp);
+    free(job->retry_temp);
+    free(job->failures_shown);
+    free(job->retry_shown);
     free(job->single_key);
     free(job->src_text);
     free(job->dst_text);
@@ -2602,6 +2769,10 @@ int sl_job_run(sl_job *job) {
     s_mem_finish(job, mw, fast, fast_running);
     int log_rc = sl_outfile_close(job->synced.failures_log);
     job->synced.failures_log = NULL;
+    if (log_rc == 0 && job->failures_store && (log_rc = s_upload_failures(job)) < 0) {
+        free(job->failures_temp); /* kept for the user, as the message says */
+        job->failures_temp = NULL;
+    }
     if (log_rc < 0)
         s_output_failed_at_end(job, log_rc, sl_last_error());
 
@@ -2768,7 +2939,7 @@ static void s_report_print(const sl_job *job, FILE *f) {
         fputs("  \"shard\": null,\n", f);
     if (j->retry_path) {
         fputs("  \"retry_failed\": ", f);
-        s_put_json(f, j->retry_path);
+        s_put_json(f, j->retry_shown ? j->retry_shown : j->retry_path);
         fputs(",\n", f);
     }
     if (j->synced.fatal || j->synced.output_error) {
@@ -2821,7 +2992,7 @@ static void s_report_print(const sl_job *job, FILE *f) {
     fputs("},\n", f);
     fputs("  \"failures_log\": ", f);
     if (j->failures_path)
-        s_put_json(f, j->failures_path);
+        s_put_json(f, j->failures_shown ? j->failures_shown : j->failures_path);
     else
         fputs("null", f);
     fprintf(f, ",\n  \"failures_sample\": [");

@@ -122,6 +122,50 @@ run "$SLUICE" report --json gs://reports/job-1
 expect_rc 0
 expect_eq "gs://: done" 300 "$(json_field "$OUT" 'd["objects"]["done"]')"
 
+say "failure logs per shard: --failures PLACE/ writes failures-I-of-N.jsonl; --retry-failed PLACE/ retries each shard's own"
+fail_d1=(--shell --exec 'case "$SLUICE_KEY" in d1/*) [ -e "$FIXED" ] || exit 3;; esac; cat')
+export FIXED="$T/fixed"
+for i in 0 1; do
+    run "$SLUICE" map "$T/src" "$T/fl" -q --shard "$i/2" "${fail_d1[@]}" --failures "$T/logs/" --report "$T/fr/"
+    expect_rc 1
+done
+expect_eq "logs in the place" "failures-0-of-2.jsonl failures-1-of-2.jsonl" "$(ls "$T/logs" | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "shard 1's report names its log" "$T/logs/failures-1-of-2.jsonl" "$(json_field "$T/fr/shard-1-of-2.json" 'd["failures_log"]')"
+expect_eq "failed objects, all under d1/" 60 "$(cat "$T"/logs/*.jsonl | grep -c '"key":"d1/')"
+run "$SLUICE" report "$T/fr"
+expect_rc 1
+grep -q "^failure log of shard 1: $T/logs/failures-1-of-2.jsonl$" "$OUT" || fail "report" "names shard 1's log" "$(cat "$OUT")"
+touch "$FIXED"
+for i in 0 1; do
+    run "$SLUICE" map "$T/src" "$T/fl" -q --shard "$i/2" "${fail_d1[@]}" --retry-failed "$T/logs/" --failures "$T/logs2/" \
+        --report "$T/rr$i.json"
+    expect_rc 0
+    expect_eq "shard $i retried its own failures" "$(wc -l <"$T/logs/failures-$i-of-2.jsonl")" \
+        "$(json_field "$T/rr$i.json" 'd["objects"]["done"]')"
+    expect_eq "shard $i's retry names the log it read" "$T/logs/failures-$i-of-2.jsonl" "$(json_field "$T/rr$i.json" 'd["retry_failed"]')"
+done
+diff -r "$T/src" "$T/fl" >/dev/null || fail "after the retries" "every output" "a difference"
+run "$SLUICE" map "$T/src" "$T/fl" -q --shard 0/2 --exec cat --retry-failed "$T/logs/" --failures "$T/logs/"
+expect_rc 2
+expect_err_one_line "is the log --retry-failed reads: give --failures another place"
+
+say "... in a bucket: each shard's log uploaded when it ends, and retried from there"
+rm -f "$FIXED"
+run "$SLUICE" map "$T/src" "$T/gl" -q --shard 1/2 "${fail_d1[@]}" --failures gs://reports/logs/ --report "$T/g1.json"
+expect_rc 1
+expect_eq "shard 1's report names its log in the bucket" "gs://reports/logs/failures-1-of-2.jsonl" \
+    "$(json_field "$T/g1.json" 'd["failures_log"]')"
+run "$SLUICE" cat gs://reports/logs/failures-1-of-2.jsonl
+expect_rc 0
+[ "$(sort "$OUT")" = "$(sort "$T/logs/failures-1-of-2.jsonl")" ] ||
+    fail "the uploaded log" "shard 1's failures, as the local run logged them (in any order)" "$(head -3 "$OUT")"
+touch "$FIXED"
+run "$SLUICE" map "$T/src" "$T/gl" -q --shard 1/2 "${fail_d1[@]}" --retry-failed gs://reports/logs/ --report "$T/g2.json"
+expect_rc 0
+expect_eq "retried from the bucket" "$(wc -l <"$T/logs/failures-1-of-2.jsonl")" "$(json_field "$T/g2.json" 'd["objects"]["done"]')"
+ls "${TMPDIR:-/tmp}"/sluice-failures-* "${TMPDIR:-/tmp}"/sluice-retry-* 2>/dev/null | grep -q . &&
+    fail "temp files" "none left" "$(ls "${TMPDIR:-/tmp}"/sluice-failures-* "${TMPDIR:-/tmp}"/sluice-retry-* 2>/dev/null)"
+
 say "a report place that cannot be written is refused before anything runs (exit 3)"
 touch "$T/afile"
 run "$SLUICE" cp "$T/src" "$T/never" -q --report "$T/afile/"
