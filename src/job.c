@@ -621,8 +621,7 @@ static int s_temp_log(const char *what, char **out) {
     snprintf(path, sizeof(path), "%s/sluice-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
     int fd = mkstemp(path);
     if (fd < 0)
-        return sl__fail_errno(errno, "cannot make a temporary file for the %s in %s", what,
-                              dir && *dir ? dir : "/tmp");
+        return sl__fail_errno(errno, "cannot make a temporary file for the %s in %s", what, dir && *dir ? dir : "/tmp");
     close(fd);
     if (!(*out = strdup(path))) {
         unlink(path);
