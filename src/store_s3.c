@@ -1815,6 +1815,10 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     rc = s_call(c, &rq, c->xml, SL__S3_DOC_COPY_OBJECT, true, &a, &ans);
     if (rc < 0)
         return rc;
+    if (ans.failed && ans.err && strcmp(ans.err->code, "NoSuchKey") == 0 && strpbrk(src_name, "+=&$,:;?@#%"))
+        /* Some S3-compatible stores decode x-amz-copy-source without the reserved characters (s3rver: decodeURI),
+         * and miss such a source: streamed instead, whose read tells whether the source is really gone. */
+        return SL_ENOTSUP;
     if (ans.failed) {
         rc = s_fail_answer(c, dst_name, &ans);
         char said[SL__MESSAGE_CAP];
