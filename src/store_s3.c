@@ -386,6 +386,12 @@ typedef struct s_answer {
     bool failed;             /* status >= 300, or a 200 whose body is <Error> */
 } s_answer;
 
+/* An answer without a body (HEAD) that names the bucket's region: S3's 301, 400 or 403 to a request signed for
+ * another region. */
+static bool s_region_hint(const sl__http_response *r) {
+    return r->amz_bucket_region[0] && (r->status == 301 || r->status == 307 || r->status == 400 || r->status == 403);
+}
+
 /* Takes the region an answer names for the bucket, once per request: true when the request is to be sent again. */
 static bool s_follow_region(s_client *c, s_attempts *a, const s_answer *ans) {
     s_store *st = s_st(&c->base);
@@ -482,8 +488,7 @@ static int s_call(s_client *c, const s_req *rq, sl__s3_xml *x, sl__s3_doc expect
             sl__aws_auth_invalidate(st->auth, c->creds.serial);
             continue;
         }
-        if ((cls == SL__S3_ERR_REGION || (status == 403 && ans->resp.amz_bucket_region[0])) &&
-            s_follow_region(c, a, ans))
+        if ((cls == SL__S3_ERR_REGION || s_region_hint(&ans->resp)) && s_follow_region(c, a, ans))
             continue;
         /* A 200 whose body is an <Error> (Complete, Copy) is retried like its code says, if the request may be. */
         if (cls == SL__S3_ERR_RETRY && idempotent && s_backoff(c, a))
@@ -1099,8 +1104,7 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             sl__aws_auth_invalidate(st->auth, c->creds.serial);
             continue;
         }
-        if ((cls == SL__S3_ERR_REGION || (resp.status == 403 && resp.amz_bucket_region[0])) &&
-            s_follow_region(c, &r->attempts, &ans))
+        if ((cls == SL__S3_ERR_REGION || s_region_hint(&resp)) && s_follow_region(c, &r->attempts, &ans))
             continue;
         if (cls == SL__S3_ERR_RETRY && s_backoff(c, &r->attempts))
             continue;
@@ -1464,15 +1468,20 @@ static int s_condition(s_writer *w, int64_t gen, char *buf, size_t cap) {
     return 0;
 }
 
-/* Whether the object now is the one this writer made: its size, and its CRC32C (or, without one, the fingerprint
- * recorded with it). */
+/* Whether the object now is the one this writer made: its size, and its CRC32C; without one (a store that keeps
+ * none), for an object sent in one request whose bytes the buffer still holds, the MD5 its ETag gives. */
 static bool s_landed(s_writer *w, uint64_t size) {
     sl_object h;
-    char etag[SL__S3_ETAG_MAX + 3];
-    if (s_head(w->client, w->name, true, &h, etag) != 0 || h.size != size)
+    if (s_head(w->client, w->name, true, &h, NULL) != 0 || h.size != size)
         return false;
     if (h.has_crc32c)
         return h.crc32c == w->crc;
+    if (!w->upload_id && h.has_md5 && size == w->len) {
+        unsigned char md5[16];
+        unsigned int n = 0;
+        return EVP_Digest(w->client->up, w->len, md5, &n, EVP_md5(), NULL) == 1 && n == 16 &&
+               memcmp(md5, h.md5, 16) == 0;
+    }
     return false;
 }
 
@@ -1516,7 +1525,9 @@ static int s_put(s_writer *w) {
             int erc = s_fail_answer(c, w->name, &ans);
             char why[SL__MESSAGE_CAP];
             snprintf(why, sizeof(why), "%s", sl_last_error());
-            return a.retries > 0 && s_landed(w, w->len) ? 0 : sl__fail(erc, "%s", why);
+            /* It may have failed against this very upload: an earlier attempt whose answer was lost (or the request
+             * libcurl itself sends again when a reused connection breaks) that landed meanwhile. */
+            return s_landed(w, w->len) ? 0 : sl__fail(erc, "%s", why);
         }
         if (rc < 0 && rc != SL_EIO)
             return rc;
@@ -1674,7 +1685,7 @@ static int s_complete(s_writer *w) {
             rc = s_fail_answer(c, w->name, &ans);
         snprintf(why, sizeof(why), "%s", sl_last_error());
         /* A lost answer to a Complete that worked: the upload is gone (NoSuchUpload) and the object is there. */
-        if (a.retries > 0 && (cls == SL__S3_ERR_NOT_FOUND || cls == SL__S3_ERR_PRECONDITION) && s_landed(w, total)) {
+        if ((cls == SL__S3_ERR_NOT_FOUND || cls == SL__S3_ERR_PRECONDITION) && s_landed(w, total)) {
             rc = 0;
             break;
         }
