@@ -31,8 +31,12 @@
  * HEAD requests, made one after the other by the listing thread (about a millisecond each on loopback, tens on AWS).
  *
  * Multipart: objects up to the upload chunk (--upload-chunk, default 8 MiB) go up in one PutObject; larger ones in
- * parts of the chunk (larger when the size hint says 10,000 parts would not do; AWS refuses parts below 5 MiB but the
- * last), each part retried alone, then CompleteMultipartUpload; AbortMultipartUpload on any failure or abort.
+ * parts of the chunk (larger when the size hint says 10,000 parts would not do), each part retried alone, then
+ * CompleteMultipartUpload; AbortMultipartUpload on any failure or abort. Memory: a writer holds one part at most.
+ * In a job (sl__store_set_budget) each writer is promised a minimum part (5 MiB, S3's smallest but the last; the chunk
+ * when that is smaller), taken from the budget with its first object and kept by its client; room beyond it up to a
+ * chunk only when the budget can spare it then, else the buffer goes up as a smaller part: no writer ever waits for
+ * memory another writer holds. Between objects a client keeps the minimum part reserved and 256 KiB of it resident.
  *
  * Deletes are single DeleteObject requests: the store interface has no batch delete. */
 #include "auth_aws.h"
@@ -61,6 +65,7 @@
 #define S_UPLOAD_QUANTUM ((uint64_t)256 * 1024)
 #define S_DEFAULT_CHUNK ((uint64_t)8 * 1024 * 1024)
 #define S_MAX_PART ((uint64_t)5 * 1024 * 1024 * 1024)
+#define S_MIN_PART ((uint64_t)5 * 1024 * 1024)
 #define S_MAX_PARTS 10000u
 #define S_URL_CAP 16384
 #define S_PATH_CAP 8192
@@ -1309,6 +1314,7 @@ typedef struct s_writer {
     uint64_t sent;       /* bytes in parts uploaded */
     uint64_t part_size;  /* the buffer's target: a whole part */
     uint64_t size_hint;
+    size_t used; /* the most bytes the buffer held at once */
     uint32_t crc;        /* of everything written */
     uint32_t part_crc;   /* of the buffered bytes */
     int64_t if_gen;      /* -1: no precondition */
@@ -1341,9 +1347,18 @@ static size_t s_quanta(uint64_t n) {
     return (size_t)((n + S_UPLOAD_QUANTUM - 1) / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM);
 }
 
-/* Makes the buffer at least `need` bytes (at most a part). With a budget, the first quantum is waited for (promised
- * to each writer), room beyond it is taken from what the budget has to spare, doubling; and since every part but the
- * last must be whole (S3's minimum part size), a writer that holds a full buffer short of a part waits for the rest. */
+/* The smallest part but the last that sluice sends: S3's minimum (5 MiB), or the upload chunk when that is smaller
+ * (a store that takes small parts, told so by --upload-chunk). */
+static size_t s_min_part(const s_store *st) {
+    return (size_t)(st->chunk < S_MIN_PART ? st->chunk : S_MIN_PART);
+}
+
+/* Makes the buffer at least `need` bytes (at most a part). With a budget, a writer's first buffer is a whole minimum
+ * part (s_min_part), waited for: the job promised that much to each writer (sl__store_memory.writer_min_bytes), so a
+ * writer can always fill a part that S3 takes. Room beyond it is taken only from what the budget can spare now
+ * (doubling, then less); when there is none, the caller sends what it holds as a part (s_write) rather than wait
+ * for memory that other writers hold. Returns 0 when the room grew (or was enough), 1 when no more can be had now,
+ * <0 on error. */
 static int s_grow(s_client *c, size_t need, size_t part) {
     s_store *st = s_st(&c->base);
     size_t have = c->up_data;
@@ -1355,11 +1370,11 @@ static int s_grow(s_client *c, size_t need, size_t part) {
     if (!st->budget)
         return s_remap(c, target);
     if (!c->up_budget) {
-        size_t first = s_map_size(S_UPLOAD_QUANTUM);
+        size_t min = s_min_part(st), first = s_map_size(min);
         if (!sl__pool_reserve(st->budget, first))
             return sl__fail(SL_ECANCELED, "s3://%s: no upload buffer: the job is stopping", st->bucket);
         c->up_budget = first;
-        int rc = s_remap(c, S_UPLOAD_QUANTUM);
+        int rc = s_remap(c, min);
         if (rc < 0) {
             sl__pool_unreserve(st->budget, first);
             c->up_budget = 0;
@@ -1371,28 +1386,32 @@ static int s_grow(s_client *c, size_t need, size_t part) {
         if (target < have)
             target = have;
     }
-    size_t extra = s_map_size(target) > c->up_budget ? s_map_size(target) - c->up_budget : 0;
-    if (extra && !sl__pool_try_reserve(st->budget, extra)) {
-        /* Less than doubling, then what only waiting gives. */
-        size_t step = s_quanta(need);
-        extra = s_map_size(step) > c->up_budget ? s_map_size(step) - c->up_budget : 0;
-        target = step;
-        if (extra && !sl__pool_try_reserve(st->budget, extra) && !sl__pool_reserve(st->budget, extra))
-            return sl__fail(SL_ECANCELED, "s3://%s: no upload buffer: the job is stopping", st->bucket);
+    while (target > have) {
+        size_t extra = s_map_size(target) > c->up_budget ? s_map_size(target) - c->up_budget : 0;
+        if (!extra || sl__pool_try_reserve(st->budget, extra)) {
+            int rc = s_remap(c, target);
+            if (rc < 0) {
+                sl__pool_unreserve(st->budget, extra);
+                return rc;
+            }
+            c->up_budget += extra;
+            return 0;
+        }
+        target = have + (target - have) / 2 / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM;
     }
-    int rc = s_remap(c, target);
-    if (rc < 0) {
-        sl__pool_unreserve(st->budget, extra);
-        return rc;
-    }
-    c->up_budget += extra;
-    return 0;
+    return 1;
 }
 
-static void s_shrink(s_client *c) {
+/* After an object: back to the first buffer (a quantum, or with a budget a minimum part, which stays reserved), the
+ * rest returned to the budget and to the system; pages the object touched beyond its first quantum are dropped too,
+ * so a client keeps no more than that resident between objects. */
+static void s_shrink(s_client *c, size_t used) {
     s_store *st = s_st(&c->base);
-    if (c->up_data <= S_UPLOAD_QUANTUM || s_remap(c, S_UPLOAD_QUANTUM) < 0)
+    size_t keep = st->budget ? s_min_part(st) : (size_t)S_UPLOAD_QUANTUM;
+    if (c->up_data > keep && s_remap(c, keep) < 0)
         return;
+    if (used > S_UPLOAD_QUANTUM && c->up_map > S_UPLOAD_QUANTUM)
+        madvise(c->up + S_UPLOAD_QUANTUM, c->up_map - S_UPLOAD_QUANTUM, MADV_DONTNEED);
     if (st->budget && c->up_budget > c->up_map) {
         sl__pool_unreserve(st->budget, c->up_budget - c->up_map);
         c->up_budget = c->up_map;
@@ -1431,7 +1450,7 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
 }
 
 static void s_write_free(s_writer *w) {
-    s_shrink(w->client);
+    s_shrink(w->client, w->used);
     free(w->fingerprint);
     free(w->upload_id);
     free(w->parts);
@@ -1725,6 +1744,12 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
             }
             size_t want = w->len + len < w->part_size ? w->len + len : (size_t)w->part_size;
             int rc = s_grow(c, want, (size_t)w->part_size);
+            if (rc == 1) {
+                /* The budget has no more room now: what the buffer holds (a minimum part at least) goes as a part. */
+                rc = w->upload_id ? 0 : s_create_upload(w);
+                if (rc == 0)
+                    rc = s_upload_part(w);
+            }
             if (rc < 0)
                 return rc;
             continue;
@@ -1733,6 +1758,8 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
         memcpy(c->up + w->len, p, n);
         w->part_crc = sl__crc32c_update(w->part_crc, p, n);
         w->len += n;
+        if (w->len > w->used)
+            w->used = w->len;
         p += n;
         len -= n;
     }
@@ -1918,7 +1945,7 @@ static int s_check_access(sl_store *base) {
 static void s_memory(const sl_store *base, sl__store_memory *out) {
     const s_store *st = (const s_store *)base;
     out->client_bytes = st->https ? S_CLIENT_BYTES_TLS : S_CLIENT_BYTES;
-    out->writer_min_bytes = s_map_size(S_UPLOAD_QUANTUM);
+    out->writer_min_bytes = s_map_size(s_min_part(st));
 }
 
 static void s_set_budget(sl_store *base, sl__pool *budget) {

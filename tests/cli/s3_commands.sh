@@ -188,6 +188,21 @@ expect_eq "UploadPart" 6 "$(s3_requests s3.UploadPart)"
 expect_eq "CompleteMultipartUpload" 1 "$(s3_requests s3.CompleteMultipartUpload)"
 expect_eq "open uploads" 0 "$(s3_stat 'd["open_multipart_uploads"]')"
 
+say "a tight --memory-limit: writers hold a minimum part (5 MiB) each and send what the budget allows as parts"
+mkdir -p "$T/bigs"
+for i in 1 2 3; do head -c $((7 * 1024 * 1024 + i)) /dev/urandom >"$T/bigs/b$i"; done
+s3_stats_reset
+run "$SLUICE" cp "$T/bigs" s3://sl-other/bigs -j 3 --memory-limit 16M --report "$T/budget.json"
+expect_rc 0
+python3 - "$T/budget.json" <<'PY' || fail "the budget" "peak within the limit" "$(cat "$T/budget.json")"
+import json, sys
+b = json.load(open(sys.argv[1]))["budget"]
+assert 0 < b["peak_bytes"] <= b["limit_bytes"], b
+PY
+run "$SLUICE" cp s3://sl-other/bigs "$T/bigs-back"
+expect_rc 0
+same_tree "$T/bigs" "$T/bigs-back" "multipart objects under a tight budget"
+
 say "corrupted download bytes are caught by the CRC32C and read again"
 id=$(s3_retry_test '{"s3.GetObject": ["return-corrupted-data"]}')
 run "$SLUICE" cp "s3://sl-s3/in/a/b/deep.bin" "$T/corrupt-out/" --header "x-retry-test-id: $id"
