@@ -727,8 +727,11 @@ static void s_object_from_headers(const sl__http_response *r, sl_object *out, ch
         out->has_crc32c = sl__s3_crc32c_parse(r->amz_crc32c, cl, &out->crc32c);
     char etag[SL__S3_ETAG_MAX + 1];
     bool md5 = false;
-    if (r->etag[0] && sl__s3_etag_parse(r->etag, strlen(r->etag), etag, &md5, out->md5) && md5 && !r->amz_sse_customer[0] &&
-        strcmp(r->amz_sse, "aws:kms") != 0 && strcmp(r->amz_sse, "aws:kms:dsse") != 0)
+    /* An ETag of 32 hex digits is the MD5 of the bytes only for an object that is not encrypted with SSE-KMS or
+     * SSE-C on AWS; S3-compatible stores that encrypt at rest (SSE-S3 included) may give other ETags: any encryption
+     * header, and the ETag is not taken for an MD5. */
+    if (r->etag[0] && sl__s3_etag_parse(r->etag, strlen(r->etag), etag, &md5, out->md5) && md5 && !r->amz_sse[0] &&
+        !r->amz_sse_customer[0])
         out->has_md5 = true;
     if (fp)
         out->source_fingerprint = s_fp_checked(out, r->amz_meta_source, fp, fp_cap);
@@ -829,8 +832,7 @@ static int s_fetch_page(s_lister *l) {
     }
     if (truncated && l->token && strcmp(token, l->token) == 0) {
         l->failed = SL_ECORRUPT;
-        return sl__fail(SL_ECORRUPT,
-                        "%s: the server repeated a continuation token (%lu pages read); listing stopped",
+        return sl__fail(SL_ECORRUPT, "%s: the server repeated a continuation token (%lu pages read); listing stopped",
                         sl_store_url(&st->base), l->pages);
     }
     free(l->token);
@@ -1030,8 +1032,8 @@ static int s_reader_accept(s_reader *r, const sl__http_response *resp, sl_object
                             st->bucket, r->name, r->size, total);
         r->size = total;
         if (r->offset > total)
-            return sl__fail(SL_ERANGE, "s3://%s/%s: offset %" PRIu64 " is past the end (%" PRIu64 " bytes)",
-                            st->bucket, r->name, r->offset, total);
+            return sl__fail(SL_ERANGE, "s3://%s/%s: offset %" PRIu64 " is past the end (%" PRIu64 " bytes)", st->bucket,
+                            r->name, r->offset, total);
         if (r->end == UINT64_MAX || r->end > total)
             r->end = total;
     }
@@ -1072,8 +1074,7 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
         const char *lines[64];
         char auth[SL__SIGV4_AUTH_CAP(1024)], host_line[600], amz[256 + SL__AWS_TOKEN_CAP];
         s_req rq = {.method = "GET", .name = r->name, .headers = extra};
-        if ((rc = s_prepare(c, &rq, lines, 64, auth, sizeof(auth), amz, sizeof(amz), host_line, sizeof(host_line))) <
-            0)
+        if ((rc = s_prepare(c, &rq, lines, 64, auth, sizeof(auth), amz, sizeof(amz), host_line, sizeof(host_line))) < 0)
             return rc;
         sl__http_request req = {.method = "GET", .url = c->url, .headers = lines};
         sl__http_response resp;
@@ -1244,8 +1245,8 @@ static int s_read_end(s_reader *r) {
         unsigned int gl = 0;
         EVP_DigestFinal_ex(r->md5, got, &gl);
         if (gl != 16 || memcmp(got, r->expected_md5, 16) != 0)
-            rc = sl__fail(SL_ECORRUPT, "s3://%s/%s: MD5 mismatch: received data is not what its ETag says",
-                          st->bucket, r->name);
+            rc = sl__fail(SL_ECORRUPT, "s3://%s/%s: MD5 mismatch: received data is not what its ETag says", st->bucket,
+                          r->name);
     }
     r->final_rc = rc;
     return rc;
@@ -1310,15 +1311,15 @@ typedef struct s_writer {
     sl_writer base;
     s_client *client;
     char *name;
-    size_t len;          /* bytes buffered */
-    uint64_t sent;       /* bytes in parts uploaded */
-    uint64_t part_size;  /* the buffer's target: a whole part */
+    size_t len;         /* bytes buffered */
+    uint64_t sent;      /* bytes in parts uploaded */
+    uint64_t part_size; /* the buffer's target: a whole part */
     uint64_t size_hint;
-    size_t used; /* the most bytes the buffer held at once */
-    uint32_t crc;        /* of everything written */
-    uint32_t part_crc;   /* of the buffered bytes */
-    int64_t if_gen;      /* -1: no precondition */
-    char *upload_id;     /* multipart upload, NULL until the first part */
+    size_t used;       /* the most bytes the buffer held at once */
+    uint32_t crc;      /* of everything written */
+    uint32_t part_crc; /* of the buffered bytes */
+    int64_t if_gen;    /* -1: no precondition */
+    char *upload_id;   /* multipart upload, NULL until the first part */
     s_part *parts;
     unsigned nparts, parts_cap;
     char *fingerprint;
@@ -1578,8 +1579,12 @@ static int s_create_upload(s_writer *w) {
     char meta[S_FP_CAP + S_OUT_CAP + 64] = "";
     if (w->fingerprint && w->size_hint)
         snprintf(meta, sizeof(meta), S_META_HEADER ": %s out_size=%" PRIu64, w->fingerprint, w->size_hint);
-    const char *hdr[6] = {"Content-Type: application/octet-stream", "x-amz-checksum-algorithm: CRC32C",
-                          "x-amz-checksum-type: FULL_OBJECT", meta[0] ? meta : NULL, NULL, NULL};
+    const char *hdr[6] = {"Content-Type: application/octet-stream",
+                          "x-amz-checksum-algorithm: CRC32C",
+                          "x-amz-checksum-type: FULL_OBJECT",
+                          meta[0] ? meta : NULL,
+                          NULL,
+                          NULL};
     sl__sigv4_param q[] = {{"uploads", NULL}};
     s_req rq = {.method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr};
     s_attempts a = {.started_ms = sl__now_ms()};
@@ -1603,8 +1608,7 @@ static int s_upload_part(s_writer *w) {
     s_client *c = w->client;
     s_store *st = s_st(&c->base);
     if (w->nparts >= S_MAX_PARTS)
-        return sl__fail(SL_ETOOBIG,
-                        "s3://%s/%s: more than %u parts of %" PRIu64 " bytes: give a larger --upload-chunk",
+        return sl__fail(SL_ETOOBIG, "s3://%s/%s: more than %u parts of %" PRIu64 " bytes: give a larger --upload-chunk",
                         st->bucket, w->name, S_MAX_PARTS, w->part_size);
     if (w->nparts == w->parts_cap) {
         unsigned cap = w->parts_cap ? w->parts_cap * 2 : 16;
@@ -1620,8 +1624,8 @@ static int s_upload_part(s_writer *w) {
     snprintf(crc_line, sizeof(crc_line), "x-amz-checksum-crc32c: %s", crc);
     const char *hdr[] = {crc_line, NULL};
     sl__sigv4_param q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
-    s_req rq = {.method = "PUT", .name = w->name, .query = q, .nq = 2, .headers = hdr, .body = c->up,
-                .body_len = w->len};
+    s_req rq = {
+        .method = "PUT", .name = w->name, .query = q, .nq = 2, .headers = hdr, .body = c->up, .body_len = w->len};
     s_attempts a = {.started_ms = sl__now_ms()};
     s_answer ans;
     /* A part sent again replaces itself: safe to repeat. */
@@ -1681,8 +1685,8 @@ static int s_complete(s_writer *w) {
         if ((rc = s_condition(w, a.retries ? -1 : w->if_gen, cond, sizeof(cond))) < 0)
             break;
         const char *hdr[] = {"Content-Type: application/xml", crc_line, cond[0] ? cond : NULL, NULL};
-        s_req rq = {.method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr, .body = body,
-                    .body_len = b.len};
+        s_req rq = {
+            .method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr, .body = body, .body_len = b.len};
         s_answer ans;
         rc = s_call(c, &rq, c->xml, SL__S3_DOC_COMPLETE, false, &a, &ans);
         if (rc == 0 && !ans.failed) {
@@ -1838,8 +1842,14 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     int64_t gen = opts && opts->if_generation_match_set ? opts->if_generation_match : -1;
     if ((rc = s_condition(&fake, gen, cond, sizeof(cond))) < 0)
         return rc;
-    const char *hdr[8] = {source, "x-amz-metadata-directive: REPLACE", "x-amz-checksum-algorithm: CRC32C",
-                          "Content-Type: application/octet-stream", NULL, NULL, NULL, NULL};
+    const char *hdr[8] = {source,
+                          "x-amz-metadata-directive: REPLACE",
+                          "x-amz-checksum-algorithm: CRC32C",
+                          "Content-Type: application/octet-stream",
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL};
     size_t nh = 4;
     if (ifm[0])
         hdr[nh++] = ifm;
