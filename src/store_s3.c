@@ -964,6 +964,107 @@ static int s_del(sl_client *base, const char *key) {
     return rc < 0 ? rc : s_delete_name(c, c->name, false);
 }
 
+/* ---- batch deletes (DeleteObjects) ---- */
+
+typedef struct s_batch {
+    s_client *c;
+    const char *const *keys;
+    size_t n;
+    unsigned char *state; /* per key: 0 not sent, 1 in the body, 2 reported */
+    sl__delete_done_fn done;
+    void *ctx;
+} s_batch;
+
+/* One <Error> (or, not quiet, <Deleted>) of the answer: the key it names, among those sent and not yet reported. */
+static int s_batch_outcome(void *ud, const sl__s3_deleted *o) {
+    s_batch *b = ud;
+    s_store *st = s_st(&b->c->base);
+    size_t plen = strlen(st->prefix);
+    if (o->key_len < plen || memcmp(o->key, st->prefix, plen) != 0)
+        return 0; /* not a key of this batch: nothing to report it as */
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->state[i] != 1 || strcmp(b->keys[i], o->key + plen) != 0)
+            continue;
+        b->state[i] = 2;
+        if (!o->code) {
+            b->done(b->ctx, i, 0, NULL);
+            return 0;
+        }
+        sl__s3_error e = {0};
+        snprintf(e.code, sizeof(e.code), "%s", o->code);
+        snprintf(e.message, sizeof(e.message), "%s", o->message ? o->message : "");
+        int rc = s_error(b->c, o->key, 200, &e);
+        b->done(b->ctx, i, strcmp(o->code, "NoSuchKey") == 0 ? 0 : rc,
+                strcmp(o->code, "NoSuchKey") == 0 ? NULL : sl_last_error());
+        return 0;
+    }
+    return 0;
+}
+
+/* Deletes up to SL__DELETE_BATCH_MAX keys in one quiet DeleteObjects (S3 names only the keys it failed to delete;
+ * every other key sent is gone). A key the request body cannot carry (a control character XML 1.0 refuses) goes alone
+ * (DeleteObject). Repeating the request after a lost answer is harmless: a key already gone counts as deleted. */
+static int s_del_batch(sl_client *base, const char *const *keys, size_t n, sl__delete_done_fn done, void *ctx) {
+    s_client *c = (s_client *)base;
+    s_store *st = s_st(base);
+    size_t cap = 256, plen = strlen(st->prefix);
+    for (size_t i = 0; i < n; i++)
+        cap += (plen + strlen(keys[i])) * 6 + 64;
+    char *body = malloc(cap);
+    unsigned char *state = calloc(n ? n : 1, 1);
+    if (!body || !state) {
+        free(body);
+        free(state);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    s_batch b = {.c = c, .keys = keys, .n = n, .state = state, .done = done, .ctx = ctx};
+    sl__s3_body xb;
+    char what[1100];
+    snprintf(what, sizeof(what), "s3://%s", st->bucket);
+    int rc = sl__s3_delete_begin(&xb, body, cap, true);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int frc = s_full_name(c, keys[i], c->name, 4096);
+        if (frc == 0 && sl__s3_delete_add(&xb, c->name, strlen(c->name), what) == 0) {
+            state[i] = 1;
+            continue;
+        }
+        if (frc == 0)
+            frc = s_delete_name(c, c->name, false);
+        state[i] = 2;
+        done(ctx, i, frc, frc < 0 ? sl_last_error() : NULL);
+    }
+    if (rc == 0 && xb.count) {
+        if ((rc = sl__s3_delete_end(&xb)) == 0) {
+            unsigned char md5[16];
+            unsigned int ml = 0;
+            char md5_line[64] = "Content-MD5: ";
+            if (EVP_Digest(body, xb.len, md5, &ml, EVP_md5(), NULL) != 1)
+                rc = sl__fail(SL_EINTERNAL, "MD5 failed");
+            else
+                md5_line[13 + EVP_EncodeBlock((unsigned char *)md5_line + 13, md5, 16)] = '\0';
+            const char *hdr[] = {"Content-Type: application/xml", md5_line, NULL};
+            sl__sigv4_param q[] = {{"delete", NULL}};
+            s_req rq = {.method = "POST", .query = q, .nq = 1, .headers = hdr, .body = body, .body_len = xb.len};
+            s_attempts a = {.started_ms = sl__now_ms()};
+            s_answer ans;
+            if (rc == 0)
+                rc = s_call(c, &rq, c->xml, SL__S3_DOC_DELETE, true, &a, &ans);
+            if (rc == 0 && ans.failed)
+                rc = s_fail_answer(c, NULL, &ans);
+            if (rc == 0)
+                rc = sl__s3_xml_deleted_each(c->xml, s_batch_outcome, &b);
+            for (size_t i = 0; rc == 0 && i < n; i++)
+                if (state[i] == 1) {
+                    state[i] = 2;
+                    done(ctx, i, 0, NULL);
+                }
+        }
+    }
+    free(body);
+    free(state);
+    return rc;
+}
+
 /* ---- reads ---- */
 
 typedef struct s_reader {
@@ -1978,6 +2079,7 @@ static const sl_store_vtable s_vtable = {
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
     .del = s_del,
+    .del_batch = s_del_batch,
     .copy = s_copy,
     .check_access = s_check_access,
     .probe = s_probe,

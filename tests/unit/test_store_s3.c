@@ -278,6 +278,77 @@ static void test_abort_leaves_no_upload(void) {
     sl_store_close(st);
 }
 
+typedef struct s_outcomes {
+    int rc[64];
+    int calls[64];
+    char message[64][256];
+} s_outcomes;
+
+static void s_on_deleted(void *ctx, size_t index, int rc, const char *message) {
+    s_outcomes *o = ctx;
+    ASSERT_TRUE(index < 64);
+    o->rc[index] = rc;
+    o->calls[index]++;
+    snprintf(o->message[index], sizeof(o->message[index]), "%s", message ? message : "");
+}
+
+static void s_config(const char *json) {
+    char url[128];
+    snprintf(url, sizeof(url), "%s/_sluice/config", s_srv.base_url);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    ASSERT_INT_EQ(gcs_http("POST", url, h, json, NULL, 0), 200);
+}
+
+static void test_batch_delete(void) {
+    sl_store *st = s_open("del", 0);
+    sl_client *c = NULL;
+    ASSERT_INT_EQ(sl_client_new(st, &c), 0);
+    unsigned char *data = s_pattern(KIB, 9);
+    char names[40][32];
+    const char *keys[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), i == 39 ? "never-made" : "d/%02d & <x>", i);
+        keys[i] = names[i];
+        if (i < 39)
+            s_put(c, keys[i], data, KIB, NULL);
+    }
+    /* Every key in one request, a missing one counted as deleted. */
+    s_stats_reset();
+    s_outcomes *o = calloc(1, sizeof(*o));
+    ASSERT_INT_EQ(sl__store_delete_batch(c, keys, 20, s_on_deleted, o), 0);
+    ASSERT_INT_EQ((int)s_stat(NULL, "s3.DeleteObjects"), 1);
+    ASSERT_INT_EQ((int)s_stat(NULL, "s3.DeleteObject"), 0);
+    for (int i = 0; i < 20; i++) {
+        ASSERT_INT_EQ(o->calls[i], 1);
+        ASSERT_INT_EQ(o->rc[i], 0);
+        sl_object obj;
+        ASSERT_INT_EQ(sl_stat(c, keys[i], &obj), SL_ENOENT);
+    }
+    /* A server that fails every second key: those are reported with its code, and are still there. */
+    s_config("{\"bucket_modes\": {\"unit-s3\": [\"delete-errors\"]}}");
+    memset(o, 0, sizeof(*o));
+    ASSERT_INT_EQ(sl__store_delete_batch(c, keys + 20, 20, s_on_deleted, o), 0);
+    s_config("{\"bucket_modes\": {\"unit-s3\": []}}");
+    int failed = 0;
+    for (int i = 0; i < 20; i++) {
+        ASSERT_INT_EQ(o->calls[i], 1);
+        sl_object obj;
+        int src = sl_stat(c, keys[20 + i], &obj);
+        if (o->rc[i] < 0) {
+            failed++;
+            ASSERT_TRUE(strstr(o->message[i], "InternalError") != NULL);
+            ASSERT_INT_EQ(src, i == 19 ? SL_ENOENT : 0); /* reported as failed: still there (but the one never made) */
+        } else {
+            ASSERT_INT_EQ(src, SL_ENOENT);
+        }
+    }
+    ASSERT_TRUE(failed >= 9 && failed <= 10);
+    free(o);
+    sl_client_destroy(c);
+    free(data);
+    sl_store_close(st);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char home[] = "/tmp/sl-s3-home-XXXXXX";
@@ -298,6 +369,7 @@ int main(void) {
     RUN_TEST(test_fingerprints);
     RUN_TEST(test_budget);
     RUN_TEST(test_abort_leaves_no_upload);
+    RUN_TEST(test_batch_delete);
     gcs_server_stop(&s_srv);
     rmdir(home);
     TEST_DONE();
