@@ -1952,6 +1952,14 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
                           NULL,
                           NULL};
     size_t nh = 4;
+    /* The copy's own metadata (REPLACE: never the source's, which may hold another output's fingerprint): the
+     * fingerprint the caller gives, with the size the copy must have (a multipart upload's form, s_create_upload). */
+    char meta[S_FP_CAP + S_OUT_CAP + 64];
+    const char *fp = opts ? opts->source_fingerprint : NULL;
+    if (fp && fp[0] && strlen(fp) < S_FP_CAP) {
+        snprintf(meta, sizeof(meta), S_META_HEADER ": %s out_size=%" PRIu64, fp, src_obj->size);
+        hdr[nh++] = meta;
+    }
     if (ifm[0])
         hdr[nh++] = ifm;
     if (cond[0])

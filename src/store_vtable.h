@@ -65,8 +65,9 @@ typedef struct sl_store_vtable {
     /* Optional (NULL if unsupported): copy the object src_obj of `src` (another store; src_obj->key, and its size,
      * generation and CRC32C as listed, which the copy is pinned to and checked against when known) to dst_key of this
      * client's store on the server side, conditional on what the destination holds as opts->if_generation_match says
-     * (opts NULL or unset: unconditional; the rest of opts is not used). Returns SL_ENOTSUP when it cannot for this
-     * pair of stores, so the caller streams instead. */
+     * (opts NULL or unset: unconditional); opts->source_fingerprint, when set, is recorded with the copy as a write
+     * records it (s3://; gs:// keeps the source's metadata); the rest of opts is not used. Returns SL_ENOTSUP when it
+     * cannot for this pair of stores, so the caller streams instead. */
     int (*copy)(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                 const sl_write_options *opts);
     /* Optional: deletes the objects keys[0..n) (n at most SL__DELETE_BATCH_MAX) in as few requests as the store can

@@ -278,6 +278,34 @@ static void test_abort_leaves_no_upload(void) {
     sl_store_close(st);
 }
 
+static void test_copy_records_a_fingerprint(void) {
+    sl_store *src = s_open("csrc", 0), *dst = s_open("cdst", 0);
+    sl_client *c = NULL, *d = NULL;
+    ASSERT_INT_EQ(sl_client_new(src, &c), 0);
+    ASSERT_INT_EQ(sl_client_new(dst, &d), 0);
+    unsigned char *data = s_pattern(3 * KIB, 11);
+    s_put(c, "x", data, 3 * KIB, "size=9 mtime=9 job=other");
+    sl_object o;
+    ASSERT_INT_EQ(sl_stat(c, "x", &o), 0);
+    s_stats_reset();
+    sl_write_options co = {.source_fingerprint = "size=3072 gen=5 job=copy"};
+    ASSERT_INT_EQ(sl__store_copy(d, src, &o, "y", &co), 0);
+    ASSERT_INT_EQ((int)s_stat(NULL, "s3.CopyObject"), 1);
+    sl_object y;
+    ASSERT_INT_EQ(sl_stat(d, "y", &y), 0);
+    ASSERT_UINT_EQ(y.size, 3 * KIB);
+    ASSERT_STR_EQ(y.source_fingerprint, "size=3072 gen=5 job=copy"); /* its own, never the source's */
+    ASSERT_INT_EQ(sl__store_copy(d, src, &o, "z", NULL), 0);
+    ASSERT_INT_EQ(sl_stat(d, "z", &y), 0);
+    ASSERT_TRUE(y.source_fingerprint == NULL);
+    s_check(d, "z", data, 3 * KIB);
+    sl_client_destroy(c);
+    sl_client_destroy(d);
+    free(data);
+    sl_store_close(src);
+    sl_store_close(dst);
+}
+
 typedef struct s_outcomes {
     int rc[64];
     int calls[64];
@@ -370,6 +398,7 @@ int main(void) {
     RUN_TEST(test_budget);
     RUN_TEST(test_abort_leaves_no_upload);
     RUN_TEST(test_batch_delete);
+    RUN_TEST(test_copy_records_a_fingerprint);
     gcs_server_stop(&s_srv);
     rmdir(home);
     TEST_DONE();
