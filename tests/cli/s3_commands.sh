@@ -6,6 +6,14 @@
 # kill -9. Where a local directory can answer the same question, the s3:// answer must be identical to the local one;
 # otherwise the server's own listing is the oracle.
 set -euo pipefail
+# s3rver's npm ci (once per build tree) needs the caller's network settings, which gcs_lib.sh replaces with closed
+# loopback proxies: it is installed first, where s3_lib.sh will look for it. A failure shows again at s3rver_start.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    if [ -z "${S3RVER_DIR:-}" ] && [ -n "${SL_TEST_TMP:-}" ] && [ "$(basename "$SL_TEST_TMP")" = tmp ]; then
+        export S3RVER_DIR="$(dirname "$SL_TEST_TMP")/s3rver"
+    fi
+    bash "$(dirname "$0")/../s3/s3rver.sh" install >/dev/null 2>&1 || true
+fi
 . "$(dirname "$0")/gcs_lib.sh"
 . "$(dirname "$0")/s3_lib.sh"
 
