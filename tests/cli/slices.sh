@@ -134,9 +134,16 @@ no_tmp_files "$T/m"
 say "the object replaced while its slices are read: the pinned generation is gone, nothing committed; a rerun copies the new one"
 gcs_config '{"delay_ms": 300}'
 rm -rf "$T/g"
+gcs_stats_reset
 "$SLUICE" cp gs://bkt/d/big.bin "$T/g" --slice-size 256K -j 2 --retries 0 >"$T/g.out" 2>"$T/g.err" &
 pid=$!
-sleep 1.5 # listed and a few slices read (21 slices at 2 per 300 ms take > 3 s)
+# Replaced once a few slices have been read (21 slices at 2 per 300 ms take > 3 s): the server's count of object reads
+# says when, however slowly a loaded machine starts the job.
+for _ in $(seq 400); do
+    [ "$(gcs_requests storage.objects.get)" -ge 4 ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+done
 mkdir -p "$T/new"
 head -c $((5 * 1048576 + 12345)) /dev/urandom >"$T/new/big.bin"
 "$SLUICE" cp "$T/new/big.bin" gs://bkt/d -q >"$T/up.out" 2>&1 &
