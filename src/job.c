@@ -1620,6 +1620,11 @@ typedef struct s_worker {
     char fingerprint[SL__FP_CAP]; /* of the object being processed, recorded with its output */
     char src_url[S_KEY_CAP + 64];
     char line[S_LINE_CAP];
+    /* rm -r on a store that deletes in batches: the keys gathered for the next one, copied into a transfer buffer
+     * taken from the pool for as long as a batch is open (del_buf NULL otherwise). */
+    unsigned char *del_buf;
+    size_t del_used, del_n;
+    const char *del_keys[SL__DELETE_BATCH_MAX];
 } s_worker;
 
 static size_t s_worker_struct_bytes(void) {
@@ -2184,6 +2189,10 @@ static void s_process(s_worker *w, s_item *it, unsigned char *buf) {
         for (unsigned attempt = 0;; attempt++) {
             s_check_dst(w, it);
             sl_write_options co = {.if_generation_match_set = it->dst_gen_known, .if_generation_match = it->dst_gen};
+            /* Recorded with the copy where the store records one (s3://), so that a rerun skips it as it skips a
+             * written output; gs:// keeps the source's metadata, fingerprint included. */
+            if (sl__fp_format(&it->src, job->job_tag, w->fingerprint, sizeof(w->fingerprint)))
+                co.source_fingerprint = w->fingerprint;
             rc = sl__store_copy(w->dst, job->src, &it->src, w->dst_key, &co);
             if (rc != SL_ECORRUPT || attempt + 1 >= S_CORRUPT_ATTEMPTS)
                 break;
@@ -2284,6 +2293,51 @@ static bool s_may_take(const s_worker *w) {
     return true;
 }
 
+static void s_del_done(void *ctx, size_t i, int rc, const char *message) {
+    s_worker *w = ctx;
+    if (rc < 0)
+        s_report_failure(w->job, w->del_keys[i], rc, message);
+    else
+        atomic_fetch_add(&w->job->done, 1);
+}
+
+/* Deletes the keys gathered (one request on s3://) and gives the buffer back. Each key is done or fails alone. A job
+ * that stopped taking work meanwhile deletes none of them: they count as listed but not started. */
+static void s_del_flush(s_worker *w) {
+    sl_job *job = w->job;
+    if (w->del_n) {
+        if (atomic_load(&job->cancel)) {
+            atomic_fetch_add(&job->not_started, w->del_n);
+        } else {
+            tl_attempts = 0;
+            sl__http_tally_reset();
+            (void)sl__store_delete_batch(w->src, w->del_keys, w->del_n, s_del_done, w);
+        }
+    }
+    w->del_n = w->del_used = 0;
+    sl__pool_release(job->pool, w->del_buf);
+    w->del_buf = NULL;
+}
+
+/* rm -r: takes the object into the worker's batch of keys to delete, sending the batch when it is full. False when
+ * the object is not for a batch (the store deletes one by one, a dry run, a key to look up first, no buffer). */
+static bool s_del_gather(s_worker *w, const s_item *it) {
+    sl_job *job = w->job;
+    if (job->kind != SL_JOB_DELETE || job->dry_run || it->needs_stat || !sl__store_deletes_in_batches(job->src))
+        return false;
+    size_t len = it->src.key_len + 1;
+    if (w->del_buf && (w->del_n == SL__DELETE_BATCH_MAX || w->del_used + len > job->buffer_size))
+        s_del_flush(w);
+    if (len > job->buffer_size)
+        return false;
+    if (!w->del_buf && !(w->del_buf = sl__pool_acquire(job->pool)))
+        return false;
+    memcpy(w->del_buf + w->del_used, it->key, len);
+    w->del_keys[w->del_n++] = (const char *)w->del_buf + w->del_used;
+    w->del_used += len;
+    return true;
+}
+
 static void *s_worker_main(void *arg) {
     s_worker *w = arg;
     sl_job *job = w->job;
@@ -2324,6 +2378,12 @@ static void *s_worker_main(void *arg) {
             free(it);
             continue;
         }
+        if (rc == 0 && !atomic_load(&job->cancel) && s_del_gather(w, it)) {
+            free(it);
+            continue;
+        }
+        if (w->del_buf)
+            s_del_flush(w); /* one transfer buffer at a time */
         if (rc == 0 && !atomic_load(&job->cancel)) {
             unsigned char *buf = sl__pool_acquire(job->pool);
             if (!buf)
@@ -2339,6 +2399,8 @@ static void *s_worker_main(void *arg) {
             sl__queue_release(job->queue); /* no tokens will come from it */
         free(it);
     }
+    if (w->del_buf)
+        s_del_flush(w);
     sl__http_bind_abort(NULL);
     if (job->op->thread_fini)
         job->op->thread_fini(w->op_state);

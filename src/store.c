@@ -338,6 +338,10 @@ bool sl__store_composes(const sl_store *store) {
     return store->vt->compose != NULL;
 }
 
+bool sl__store_deletes_in_batches(const sl_store *store) {
+    return store->vt->del_batch != NULL;
+}
+
 int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
                       uint32_t crc, const sl_write_options *opts) {
     return client->store->vt->compose(client, dst_key, parts_prefix, n, size, crc, opts);

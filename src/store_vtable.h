@@ -162,6 +162,8 @@ int sl__read_open_gen(sl_client *client, const char *key, uint64_t offset, uint6
 int sl__write_at(sl_writer *writer, uint64_t offset, const void *buf, size_t len);
 void sl__write_set_crc32c(sl_writer *writer, uint32_t crc);
 bool sl__store_composes(const sl_store *store);
+/* Whether the store deletes many keys in one request (the del_batch hook), which rm -r then gathers keys for. */
+bool sl__store_deletes_in_batches(const sl_store *store);
 int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_prefix, unsigned n, uint64_t size,
                       uint32_t crc, const sl_write_options *opts);
 /* A durable commit that does not wait for the disk: for a writer opened with sl_write_options.fsync on a store that

@@ -179,6 +179,28 @@ suite() {
 s3_start --bucket sl-s3 --bucket sl-other --min-part-size 1
 suite sl-s3 "S3 test server"
 
+say "rm -r gathers keys: DeleteObjects of up to 1,000 keys each, no DeleteObject; a key the server fails fails alone"
+s3_seed '{"bucket": "sl-del", "count": 2500, "name_format": "d/{:05d}", "size": 10}'
+s3_stats_reset
+run "$SLUICE" rm -r s3://sl-del/d -j 2 --report "$T/del.json"
+expect_rc 0
+expect_eq "objects left" "" "$(s3_objects sl-del d/)"
+expect_eq "DeleteObject requests" 0 "$(s3_requests s3.DeleteObject)"
+batches=$(s3_requests s3.DeleteObjects)
+[ "$batches" -ge 3 ] && [ "$batches" -le 6 ] || fail "DeleteObjects requests for 2,500 keys at -j 2" "3 to 6" "$batches"
+expect_eq "done" 2500 "$(json_field "$T/del.json" 'd["objects"]["done"]')"
+s3_seed '{"bucket": "sl-del", "count": 40, "name_format": "e/{:03d}", "size": 10}'
+s3_config '{"bucket_modes": {"sl-del": ["delete-errors"]}}'
+run "$SLUICE" rm -r s3://sl-del/e -j 1 --failures "$T/del-f.jsonl" --retries 0
+s3_config '{"bucket_modes": {"sl-del": []}}'
+expect_rc 1
+expect_eq "failed keys (every second of the batch)" 20 "$(wc -l <"$T/del-f.jsonl")"
+expect_eq "objects left: exactly the failed ones" "$(python3 -c 'import json, sys
+print("\n".join(sorted("e/" + json.loads(l)["key"] for l in open(sys.argv[1]))))' "$T/del-f.jsonl")" \
+    "$(s3_objects sl-del e/ | python3 -c 'import json, sys
+print("\n".join(sorted(json.loads(l)["Key"] for l in sys.stdin)))')"
+grep -q '"error":"[^"]*InternalError' "$T/del-f.jsonl" || fail "a failed key's error" "the server's code" "$(head -1 "$T/del-f.jsonl")"
+
 say "server-side copy: CopyObject, no byte through this machine; to another bucket too"
 s3_stats_reset
 run "$SLUICE" cp "s3://sl-s3/in" "s3://sl-other/x"
@@ -186,6 +208,13 @@ expect_rc 0
 expect_eq "CopyObject requests" "$N" "$(s3_requests s3.CopyObject)"
 expect_eq "GetObject requests" 0 "$(s3_requests s3.GetObject)"
 server_matches_tree sl-other x/ "$S"
+say "  ... and a rerun (sync) skips every copy by the fingerprint the copy recorded: nothing read, nothing copied"
+s3_stats_reset
+run "$SLUICE" sync "s3://sl-s3/in" "s3://sl-other/x" --report "$T/copy-again.json"
+expect_rc 0
+expect_eq "skipped" "$N" "$(json_field "$T/copy-again.json" 'd["objects"]["skipped"]')"
+expect_eq "bytes read" 0 "$(json_field "$T/copy-again.json" 'd["bytes"]["read"]')"
+expect_eq "CopyObject and GetObject requests" "0 0" "$(s3_requests s3.CopyObject) $(s3_requests s3.GetObject)"
 
 say "multipart: CreateMultipartUpload, 6 UploadParts (each with its CRC32C), one Complete; none left open"
 s3_stats_reset
