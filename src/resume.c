@@ -245,8 +245,9 @@ static int s_cursor_next(sl__dst_cursor *cur) {
 
 int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale) {
     memset(cur, 0, sizeof(*cur));
+    cur->lookup = dst->store->fingerprints_by_lookup;
     sl_list_options lo = {
-        .recursive = true, .fingerprints = true, .clean_stale = clean_stale, .on_skipped = s_dst_skipped};
+        .recursive = true, .fingerprints = !cur->lookup, .clean_stale = clean_stale, .on_skipped = s_dst_skipped};
     int rc = sl_list_open(dst, &lo, &cur->lister);
     if (rc == SL_ENOENT) {
         cur->lister = NULL; /* the destination does not exist yet: nothing to resume */
@@ -271,6 +272,8 @@ int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const 
     while (cur->state > 0) {
         int c = s_keycmp(cur->obj.key, cur->obj.key_len, key, len);
         if (c == 0 && !cur->obj.is_prefix) {
+            if (cur->lookup)
+                return 2;
             *out = &cur->obj;
             return 1;
         }

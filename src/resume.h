@@ -89,6 +89,7 @@ typedef struct sl__dst_cursor {
     sl_object obj;
     bool has_last;
     bool unordered; /* the listing went out of order: closed, every lookup answers "unknown" */
+    bool lookup;    /* the store lists no fingerprints (fingerprints_by_lookup): a key found answers "unknown" */
     size_t last_len;
     char last[SL__CURSOR_KEY_CAP]; /* the greatest key looked up so far */
 } sl__dst_cursor;
@@ -98,7 +99,8 @@ typedef struct sl__dst_cursor {
  * Returns 0 or <0. */
 int sl__dst_cursor_open(sl__dst_cursor *cur, sl_client *dst, bool clean_stale);
 /* Looks up `key`. Returns 1 and *out (valid until the next call) when the destination holds it, 0 when it does not,
- * 2 when it cannot tell (the key is below one looked up before), <0 on a listing error. */
+ * 2 when it cannot tell (the key is below one looked up before, or it is there but its store lists no fingerprints:
+ * the caller looks it up), <0 on a listing error. */
 int sl__dst_cursor_seek(sl__dst_cursor *cur, const char *key, size_t len, const sl_object **out);
 /* Reads the rest of the listing (so a cleaning listing visits every directory). Returns 0 or <0. */
 int sl__dst_cursor_drain(sl__dst_cursor *cur, const atomic_bool *stop);

@@ -573,6 +573,7 @@ int sl__store_s3_open(const sl_url *url, const sl_store_options *opts, sl_store 
     st->base.scheme = SL_SCHEME_S3;
     sl__http_health_init(&st->health, 0);
     st->base.health = &st->health;
+    st->base.fingerprints_by_lookup = true;
     size_t plen = strlen(url->path);
     st->bucket = strdup(url->bucket);
     st->prefix = malloc(plen + 2);

@@ -99,6 +99,9 @@ struct sl_store {
     /* Remote stores: what their requests say about the server (http.h), owned by the backend; NULL for stores without
      * a server. A job watches it while it runs. */
     struct sl__http_health *health;
+    /* Listings cannot carry fingerprints but at one request per object (s3://: a HeadObject each, one after another):
+     * a job's destination listing then asks for none, and its workers look each listed output up, in parallel. */
+    bool fingerprints_by_lookup;
 };
 
 struct sl_client {
