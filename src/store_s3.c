@@ -27,8 +27,8 @@
  * Resume fingerprints: recorded as x-amz-meta-sluice-source ("<fingerprint> out_size=N out_crc32c=X"), which lands
  * with the bytes in the same request (PutObject, CreateMultipartUpload): it is read back only while the object still
  * has that size (and that CRC32C when the store keeps one). S3 listings carry no metadata, so a listing asked for
- * fingerprints (a job's destination listing) makes one HeadObject per object listed: a rerun of N objects costs N
- * HEAD requests, made one after the other by the listing thread (about a millisecond each on loopback, tens on AWS).
+ * fingerprints makes one HeadObject per object listed, one after another; a job's destination listing does not ask
+ * (fingerprints_by_lookup): the outputs it finds are looked up by the job's workers, in parallel.
  *
  * Multipart: objects up to the upload chunk (--upload-chunk, default 8 MiB) go up in one PutObject; larger ones in
  * parts of the chunk (larger when the size hint says 10,000 parts would not do), each part retried alone, then
@@ -38,7 +38,8 @@
  * chunk only when the budget can spare it then, else the buffer goes up as a smaller part: no writer ever waits for
  * memory another writer holds. Between objects a client keeps the minimum part reserved and 256 KiB of it resident.
  *
- * Deletes are single DeleteObject requests: the store interface has no batch delete. */
+ * Deletes: DeleteObject for one key; DeleteObjects (quiet, Content-MD5, up to 1,000 keys) for the batches rm -r gathers
+ * (del_batch), each key's outcome reported alone. */
 #include "auth_aws.h"
 #include "clock.h"
 #include "crc32c.h"
