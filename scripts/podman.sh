@@ -15,7 +15,8 @@
 # network (no bridge or firewall rules to set up), default ulimits no higher than this shell's hard limit of open files
 # (nofile) and kernel.pid_max (nproc) — podman's defaults are higher, and runc fails to set them — and overlay storage
 # in a private directory, SL_PODMAN_DIR (default: build/podman in the repository), through CONTAINERS_STORAGE_CONF and
-# CONTAINERS_CONF: the system's /etc/containers and /var/lib/containers are neither read for these nor written.
+# CONTAINERS_CONF: the system's /etc/containers and /var/lib/containers are neither read for these nor written (vfs
+# storage instead of overlay where overlay cannot work, e.g. on an overlay file system: `check` finds out).
 # Missing Debian packages (podman, runc, mmdebstrap; uidmap and fuse-overlayfs when not root) are installed first, as
 # scripts/deps.sh does. SL_DEBIAN_MIRROR overrides the mirror (default http://deb.debian.org/debian).
 set -euo pipefail
@@ -51,7 +52,7 @@ s_packages() {
 
 # The private configuration: written each time (cheap), so a changed limit or directory is picked up.
 s_configure() {
-  mkdir -p "$DIR/storage" "$DIR/run" "$DIR/tmp"
+  mkdir -p "$DIR/run" "$DIR/tmp"
   chmod 0700 "$DIR"
   local nofile nproc pid_max
   nofile=$(ulimit -Hn)
@@ -65,15 +66,20 @@ mountopt = "nodev"'
     options='[storage.options.overlay]
 mount_program = "/usr/bin/fuse-overlayfs"'
   fi
-  # A driver chosen before (vfs, where overlay cannot work: see s_check) stays.
+  # A driver chosen before (vfs, where overlay cannot work: see s_check) stays; each driver has a store of its own.
   [ ! -f "$DIR/driver" ] || driver=$(cat "$DIR/driver")
-  [ "$driver" = overlay ] || options=""
+  local store="$DIR/storage"
+  if [ "$driver" != overlay ]; then
+    options=""
+    store="$DIR/storage-$driver"
+  fi
+  mkdir -p "$store"
   cat >"$DIR/storage.conf" <<EOF
 # Written by scripts/podman.sh: a container store of sluice's own, not the system's.
 [storage]
 driver = "$driver"
-graphroot = "$DIR/storage"
-runroot = "$DIR/run"
+graphroot = "$store"
+runroot = "$DIR/run${store#"$DIR/storage"}"
 $options
 EOF
   cat >"$DIR/containers.conf" <<EOF
@@ -89,8 +95,8 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$DIR/run/events.log"
 tmp_dir = "$DIR/tmp"
-static_dir = "$DIR/storage/libpod"
-volume_path = "$DIR/storage/volumes"
+static_dir = "$store/libpod"
+volume_path = "$store/volumes"
 EOF
   export CONTAINERS_STORAGE_CONF="$DIR/storage.conf" CONTAINERS_CONF="$DIR/containers.conf"
 }
@@ -108,7 +114,17 @@ s_check() {
     grep -q "^$me:" /etc/subuid 2>/dev/null ||
       s_die "cannot run podman: not root, and no subordinate uid range for $me in /etc/subuid (rootless podman needs one)"
   fi
-  s_podman info >"$DIR/info.log" 2>&1 || s_die "podman info failed: $(grep -v '^$' "$DIR/info.log" | tail -1)"
+  if ! s_podman info >"$DIR/info.log" 2>&1; then
+    # Overlay storage cannot sit on every file system (an overlay itself, in a container); vfs can, more slowly.
+    if [ ! -f "$DIR/driver" ] && grep -qi overlay "$DIR/info.log"; then
+      s_say "overlay storage does not work here ($(grep -v '^$' "$DIR/info.log" | tail -1)): using vfs"
+      echo vfs >"$DIR/driver"
+      s_configure
+      s_podman info >"$DIR/info.log" 2>&1 || s_die "podman info failed: $(grep -v '^$' "$DIR/info.log" | tail -1)"
+    else
+      s_die "podman info failed: $(grep -v '^$' "$DIR/info.log" | tail -1)"
+    fi
+  fi
   s_base
   s_podman run --rm "$BASE_IMAGE" true >"$DIR/check.log" 2>&1 ||
     s_die "podman cannot run a container here: $(grep -v '^$' "$DIR/check.log" | tail -1)"
@@ -124,6 +140,7 @@ s_base() {
     s_say "making the base image with mmdebstrap from $MIRROR (once; cached in $tar)"
     # minbase: Essential and Priority: required packages and apt. Documentation and translations are left out of
     # this and of every later apt-get install in the image. apt's sources stay, so the Containerfile can install.
+    # shellcheck disable=SC2016 # the hook's $1 is for the shell mmdebstrap runs it with (the new root)
     mmdebstrap --variant=minbase --format=tar --quiet \
       --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \

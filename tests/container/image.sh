@@ -30,6 +30,7 @@ say "podman can run a container here (scripts/podman.sh check: packages, private
 if ! "$PODMAN" check >"$T/check.log" 2>&1; then
     cat "$T/check.log" >&2
     echo "SKIP [$SL_TEST_NAME]: $(tail -1 "$T/check.log")"
+    # shellcheck disable=SC2034 # read by lib.sh's exit trap
     SL_FINISHED=1
     rm -rf "$T"
     exit 77
