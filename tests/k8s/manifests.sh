@@ -137,6 +137,36 @@ print(len(ks))
 PY
 expect_rc 0
 expect_out 240
+say "one index rerun alone (deploy/k8s/rerun-index.sh): its report comes back, the merge is complete, it resumed"
+last=$((shards - 1))
+rm "$report_place/shard-$last-of-$shards.json"
+run "$SLUICE" report --json "$report_place"
+expect_rc 3
+expect_eq "merged without shard $last: missing" "[$last]" "$(json_field "$OUT" 'd["shards"]["missing"]')"
+run "$ROOT/deploy/k8s/rerun-index.sh" "$last" "$job_file"
+expect_rc 0
+cp "$OUT" "$T/rerun.yaml"
+validate --json-out "$T/rerun.json" "$T/rerun.yaml"
+expect_rc 0
+grep -q ": Job $job-index-$last (batch/v1): valid$" "$OUT" || fail "the rerun Job" "Job $job-index-$last, valid" "$(cat "$OUT")"
+python3 "$HERE/job_checks.py" command "$T/rerun.json" "$job-index-$last" "$T/store" "${drop[@]}" >"$T/rerun-args" 2>/dev/null
+mapfile -d '' rerun_args <"$T/rerun-args"
+[[ " ${rerun_args[*]} " == *" --shard $last/$shards "* ]] ||
+    fail "the rerun Job's args" "--shard $last/$shards" "${rerun_args[*]}"
+# The one pod of that Job gets index 0 of its one completion; --shard I/N does not look at it.
+run env "${envs[@]}" JOB_COMPLETION_INDEX=0 "$SLUICE" "${rerun_args[@]}"
+expect_rc 0
+listed=$(json_field "$report_place/shard-$last-of-$shards.json" 'd["objects"]["listed"]')
+[ "$listed" -gt 0 ] || fail "shard $last's objects" "some" "$listed"
+expect_eq "the rerun's skipped (all its outputs were complete)" "$listed" \
+    "$(json_field "$report_place/shard-$last-of-$shards.json" 'd["objects"]["skipped"]')"
+run "$SLUICE" report --json "$report_place"
+expect_rc 0
+expect_eq "merged after the rerun: done" 240 "$(json_field "$OUT" 'd["objects"]["done"]')"
+run "$ROOT/deploy/k8s/rerun-index.sh" "$shards" "$job_file"
+expect_rc 2
+expect_err_contains "is not below the Job's completions ($shards)"
+
 say "an index outside the Job's completions is refused (exit 2), as podFailurePolicy's FailIndex expects"
 run env "${envs[@]}" JOB_COMPLETION_INDEX="$shards" "$SLUICE" "${args[@]}"
 expect_rc 2
