@@ -26,6 +26,9 @@ s_usage() {
 action=$1
 dir=$2
 case "$action" in up | down) ;; *) s_usage ;; esac
+if [ "$action" = down ] && [ ! -d "$dir" ]; then
+    exit 0
+fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
@@ -37,10 +40,10 @@ s_pid_of() { # s_pid_of FILE: the pid in FILE if that process is alive
 }
 
 s_stop() { # s_stop NAME PIDFILE: SIGTERM, then up to 15 s for it to exit, then SIGKILL
-    local pid i
+    local pid
     pid=$(s_pid_of "$2") || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 150); do
+    for _ in $(seq 150); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -56,7 +59,7 @@ if [ "$action" = down ]; then
         if [ -n "${jobs// /}" ]; then
             # shellcheck disable=SC2086
             scancel $jobs 2>/dev/null || true
-            for i in $(seq 100); do
+            for _ in $(seq 100); do
                 [ -z "$(squeue -h -t running,completing -o %A 2>/dev/null)" ] && break
                 sleep 0.2
             done
@@ -108,8 +111,9 @@ fi
 
 node=$(hostname -s)
 mkdir -p "$dir/etc" "$dir/state" "$dir/spool" "$dir/log"
-mkdir -p -m 0700 "$dir/munge"
-mkdir -p -m 0755 "$dir/run"
+mkdir -p "$dir/munge" "$dir/run"
+chmod 0700 "$dir/munge"
+chmod 0755 "$dir/run"
 # munged wants its key private and its socket's directory searchable by everyone, every directory up to / included
 # (and a socket path has room for 107 bytes). Where DIR is not (a scratch directory made 0700 by mktemp, a tree
 # under /root), the socket goes to a directory of its own under /tmp, named in run/munge-socket-dir for `down`.
@@ -201,7 +205,7 @@ munged --key-file="$dir/munge/munge.key" --socket="$sock_dir/munge.sock" --pid-f
 # -c: no state of an earlier cluster; -i: ignore what cannot be recovered.
 slurmctld -c -i || s_fail "slurmctld did not start"
 slurmd || s_fail "slurmd did not start"
-for i in $(seq 300); do
+for _ in $(seq 300); do
     state=$(sinfo -h -n "$node" -o %T 2>/dev/null || true)
     [ "$state" = idle ] && break
     sleep 0.2

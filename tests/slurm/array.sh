@@ -89,7 +89,9 @@ PY
 
 # The command each task runs: one line "TASK KEY" per object into $EXEC_LOG (appended whole: one short write), a
 # half-second sleep on 1 object in 100 so that a task lasts long enough to be killed mid-run, then the bytes through.
-EXEC='printf "%s %s\n" "$SLURM_ARRAY_TASK_ID" "$SLUICE_KEY" >>"$EXEC_LOG"; case "$SLUICE_KEY" in *00.txt) sleep 0.5;; esac; exec cat'
+# The objects that sleep, f00000-f00099 and f10000-f10099, are in every directory, at its start and in its middle: a
+# task sleeps all along its run (at least 50 x 0.5 s / 2 workers), not only at first.
+EXEC='printf "%s %s\n" "$SLURM_ARRAY_TASK_ID" "$SLUICE_KEY" >>"$EXEC_LOG"; case "$SLUICE_KEY" in */f?00??.txt) sleep 0.5;; esac; exec cat'
 export SLUICE_JOBS=$JOBS_PER_TASK
 
 task_state() { # task_state JOBID_I: the task's state as squeue says (PENDING, RUNNING, COMPLETED, CANCELLED, ...)
@@ -228,5 +230,7 @@ run python3 "$T/shards.py" check "$T/p2-exec.log" 4 "$N_OBJECTS" "$JOBS_PER_TASK
 expect_rc 0
 say "phase 2: $(cat "$OUT") object(s) begun by the killed task done again by its rerun"
 
+say "stopping the cluster"
 "$ROOT/scripts/slurm-cluster.sh" down "$CLUSTER"
+say "cluster stopped"
 finish
