@@ -158,8 +158,8 @@ expect_eq "merged: skipped, failed" "0 0" "$(json_field "$OUT" '"%d %d" % (d["ob
 for i in 0 1 2 3; do
     expect_eq "shard $i's report: shard" "{\"index\": $i, \"count\": 4}" \
         "$(json_field "$T/p1-reports/shard-$i-of-4.json" 'd["shard"]')"
-    [ -f "$T/p1-failures/failures-task-$i.jsonl" ] && [ ! -s "$T/p1-failures/failures-task-$i.jsonl" ] ||
-        fail "task $i's failure log" "an empty $T/p1-failures/failures-task-$i.jsonl" "$(ls -l "$T/p1-failures")"
+    [ -f "$T/p1-failures/failures-$i-of-4.jsonl" ] && [ ! -s "$T/p1-failures/failures-$i-of-4.jsonl" ] ||
+        fail "shard $i's failure log" "an empty $T/p1-failures/failures-$i-of-4.jsonl" "$(ls -l "$T/p1-failures")"
 done
 run "$SLUICE" report "$T/p1-reports"
 expect_rc 0
