@@ -69,7 +69,7 @@ for who in $CLIENTS; do
     case $who in
     sluice) ;;
     rclone | aws | s3cmd)
-        if [ -z "${BIN[$who]}" ] || ! command -v "${BIN[$who]}" >/dev/null; then
+        if [ -z "${BIN[$who]}" ] || ! command -v "${BIN[$who]}" >/dev/null || ! [ -x "$(command -v "${BIN[$who]}")" ]; then
             echo "bench/s3.sh: NOTE: ${BIN[$who]:-$who} not found (apt-get install ${PKG[$who]}): its rows are skipped" >&2
             continue
         fi
