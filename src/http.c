@@ -408,6 +408,26 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
     const char *v = colon + 1;
     char num[32];
     switch (n) {
+    case 4:
+        if (s_is(data, n, "etag"))
+            s_set_field(r->etag, sizeof(r->etag), v, vl, false);
+        break;
+    case 19:
+        if (s_is(data, n, "x-amz-bucket-region"))
+            s_set_field(r->amz_bucket_region, sizeof(r->amz_bucket_region), v, vl, false);
+        break;
+    case 21:
+        if (s_is(data, n, "x-amz-checksum-crc32c"))
+            s_set_field(r->amz_crc32c, sizeof(r->amz_crc32c), v, vl, false);
+        break;
+    case 24:
+        if (s_is(data, n, "x-amz-meta-sluice-source"))
+            s_set_field(r->amz_meta_source, sizeof(r->amz_meta_source), v, vl, false);
+        break;
+    case 47:
+        if (s_is(data, n, "x-amz-server-side-encryption-customer-algorithm"))
+            s_set_field(r->amz_sse_customer, sizeof(r->amz_sse_customer), v, vl, false);
+        break;
     case 5:
         if (s_is(data, n, "range"))
             s_set_field(r->range, sizeof(r->range), v, vl, false);
@@ -427,6 +447,8 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
     case 13:
         if (s_is(data, n, "content-range"))
             s_set_field(r->content_range, sizeof(r->content_range), v, vl, false);
+        else if (s_is(data, n, "last-modified"))
+            s_set_field(r->last_modified, sizeof(r->last_modified), v, vl, false);
         break;
     case 14:
         if (s_is(data, n, "content-length")) {
@@ -446,6 +468,8 @@ static size_t s_on_header(char *data, size_t size, size_t nmemb, void *ud) {
         if (s_is(data, n, "x-goog-stored-content-length")) {
             s_set_field(num, sizeof(num), v, vl, false);
             r->stored_length = num[0] >= '0' && num[0] <= '9' ? strtoll(num, NULL, 10) : -1;
+        } else if (s_is(data, n, "x-amz-server-side-encryption")) {
+            s_set_field(r->amz_sse, sizeof(r->amz_sse), v, vl, false);
         }
         break;
     case 30:
@@ -558,7 +582,8 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     curl_easy_setopt(e, CURLOPT_URL, req->url);
 
     const char *m = req->method ? req->method : "GET";
-    bool has_body = strcmp(m, "GET") != 0 && !(strcmp(m, "DELETE") == 0 && !req->body_len);
+    bool has_body =
+        strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && !(strcmp(m, "DELETE") == 0 && !req->body_len);
     struct curl_slist *list = NULL;
     for (const char *const *p = req->headers; p && *p; p++) {
         struct curl_slist *next = curl_slist_append(list, *p);
@@ -583,8 +608,14 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     h->fixed[1].next = list;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, &h->fixed[0]);
 
-    /* The method: every option an earlier request of this handle may have set is set again here. */
-    if (strcmp(m, "GET") == 0) {
+    /* The method: every option an earlier request of this handle may have set is set again here. A HEAD answer has
+     * no body whatever its Content-Length says. */
+    curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(m, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     } else if (!has_body) {

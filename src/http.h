@@ -83,6 +83,14 @@ typedef struct sl__http_response {
     char stored_encoding[32];  /* x-goog-stored-content-encoding: how the object is stored ("gzip", "identity") */
     int64_t content_length;    /* -1 if absent */
     int64_t stored_length;     /* x-goog-stored-content-length: the object's stored size; -1 if absent */
+    /* S3 (s3://) */
+    char etag[131];              /* ETag, as sent (quotes included; S3 allows 128 characters in them) */
+    char last_modified[64];      /* Last-Modified (an HTTP date) */
+    char amz_crc32c[64];         /* x-amz-checksum-crc32c ("<base64>" or, for a composite checksum, "<base64>-N") */
+    char amz_bucket_region[64];  /* x-amz-bucket-region */
+    char amz_sse[48];            /* x-amz-server-side-encryption ("AES256", "aws:kms", ...) */
+    char amz_sse_customer[48];   /* x-amz-server-side-encryption-customer-algorithm (SSE-C) */
+    char amz_meta_source[512];   /* x-amz-meta-sluice-source */
     /* Collected body (when the request has no write_fn): owned by the sl__http, valid until its next request.
      * NUL-terminated for convenience. */
     char *body;

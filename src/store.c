@@ -39,7 +39,8 @@ static int s_open_parsed(const sl_url *url, const char *text, const sl_store_opt
         rc = sl__store_gcs_open(url, opts, out);
         break;
     case SL_SCHEME_S3:
-        return sl__fail(SL_ENOTSUP, "%s: s3:// is not supported yet by this build of sluice (use a local path)", text);
+        rc = sl__store_s3_open(url, opts, out);
+        break;
     default:
         return sl__fail(SL_EBADURL, "%s: unknown URL scheme", text);
     }

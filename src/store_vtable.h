@@ -136,6 +136,7 @@ int sl__key_cmp_utf16(const char *a, size_t alen, const char *b, size_t blen);
  * base.url). */
 int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
 int sl__store_gcs_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
+int sl__store_s3_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
 /* Server-side copy through the vtable's copy hook; SL_ENOTSUP when the stores cannot do it. */
 int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                    const sl_write_options *opts);

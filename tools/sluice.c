@@ -140,7 +140,7 @@ static const char s_main_help[] =
     "options of every command for buckets:\n"
     "  --endpoint URL          service endpoint (default: $CLOUD_STORAGE_EMULATOR_ENDPOINT,\n"
     "                          $STORAGE_EMULATOR_HOST, or https://storage.googleapis.com)\n"
-    "  --anonymous             send no credentials\n"
+    "  --anonymous             send no credentials (also --no-sign-request, the AWS CLI's name)\n"
     "  --token-file FILE       an OAuth2 access token (else $GOOGLE_OAUTH_ACCESS_TOKEN,\n"
     "                          $GOOGLE_APPLICATION_CREDENTIALS, gcloud's application default\n"
     "                          credentials, then the metadata server)\n"
@@ -149,6 +149,13 @@ static const char s_main_help[] =
     "                          backoff (full jitter) bounds (defaults 100, 10000, 120000); a job\n"
     "                          stops (exit 3) once a server has answered nothing for the deadline\n"
     "  --header 'Name: value'  an extra header on every request (repeatable)\n"
+    "  s3://: --endpoint URL also (else $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, the profile's\n"
+    "                          endpoint_url, or AWS), credentials from the AWS chain:\n"
+    "  --profile NAME          the profile of ~/.aws/credentials and ~/.aws/config (else $AWS_PROFILE)\n"
+    "  --region NAME           the bucket's region (else $AWS_REGION, $AWS_DEFAULT_REGION, the\n"
+    "                          profile's, us-east-1; a redirect to the bucket's own is followed)\n"
+    "  --s3-path-style         address buckets as ENDPOINT/BUCKET/KEY on AWS too (always so for\n"
+    "                          another endpoint)\n"
     "Run `sluice COMMAND --help` for the options of a command.\n"
     "\n"
     "exit status: 0 all done, 1 some objects failed, 2 usage error, 3 the job could not run,\n"
@@ -436,6 +443,9 @@ enum {
     O_PLUGIN_ARG,
     O_ENDPOINT,
     O_ANONYMOUS,
+    O_S3_PATH_STYLE,
+    O_PROFILE,
+    O_REGION,
     O_TOKEN_FILE,
     O_RETRIES,
     O_RETRY_INITIAL,
@@ -482,6 +492,10 @@ static const opt_def s_opts[] = {
     {"plugin-arg", 0, OPT_VALUE, C_MAP, O_PLUGIN_ARG},
     {"endpoint", 0, OPT_VALUE, 0xff, O_ENDPOINT},
     {"anonymous", 0, OPT_FLAG, 0xff, O_ANONYMOUS},
+    {"no-sign-request", 0, OPT_FLAG, 0xff, O_ANONYMOUS},
+    {"s3-path-style", 0, OPT_FLAG, 0xff, O_S3_PATH_STYLE},
+    {"profile", 0, OPT_VALUE, 0xff, O_PROFILE},
+    {"region", 0, OPT_VALUE, 0xff, O_REGION},
     {"token-file", 0, OPT_VALUE, 0xff, O_TOKEN_FILE},
     {"retries", 0, OPT_VALUE, 0xff, O_RETRIES},
     {"retry-initial-ms", 0, OPT_VALUE, 0xff, O_RETRY_INITIAL},
@@ -692,6 +706,15 @@ static int s_apply(cli *c, const opt_def *o, const char *value) {
         break;
     case O_ANONYMOUS:
         c->store.anonymous = true;
+        break;
+    case O_S3_PATH_STYLE:
+        c->store.s3_path_style = true;
+        break;
+    case O_PROFILE:
+        c->store.s3_profile = value;
+        break;
+    case O_REGION:
+        c->store.s3_region = value;
         break;
     case O_TOKEN_FILE:
         c->store.token_file = value;

@@ -107,11 +107,19 @@ typedef struct sl_store_options {
     /* Extra "Name: value" headers sent with every request to a remote store (NULL-terminated, at most 16), e.g.
      * a test server's fault-injection id. */
     const char *const *headers;
+    /* s3://: path-style addressing (http://endpoint/bucket/key) even for AWS's own endpoint; it is always used for a
+     * custom endpoint (endpoint, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, a profile's endpoint_url), and for a bucket
+     * with a '.' in its name over https (its virtual host would not match the certificate). */
+    bool s3_path_style;
+    /* s3://: the profile of the shared AWS files (NULL: AWS_PROFILE, else "default"), and the region (NULL:
+     * AWS_REGION, AWS_DEFAULT_REGION, the profile's, else us-east-1). */
+    const char *s3_profile;
+    const char *s3_region;
 } sl_store_options;
 
 /* Opens the store for `url`, treating the URL as a prefix ("directory"). A local directory need not exist yet
  * (a destination is created on first write); sl_list_open on a missing local directory fails with SL_ENOENT.
- * gs:// and s3:// fail with SL_ENOTSUP until their stores exist. Caller closes with sl_store_close. */
+ * Caller closes with sl_store_close. */
 SL_API int sl_store_open(const char *url, const sl_store_options *opts, sl_store **out);
 /* Like sl_store_open, for a source: if the URL names a single object (a regular file), opens the store on its
  * parent and sets *single_key to the object's key (caller frees with free()); otherwise *single_key = NULL and the
