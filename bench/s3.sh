@@ -34,7 +34,7 @@
 # Environment: FILES, SIZE, DIRS, JOBS, RUNS, LIST_SMALL, LIST_LARGE, LIST_RUNS, CLIENTS ("sluice rclone aws s3cmd";
 # a peer that is not installed is skipped with a note), SLUICE (the release binary), RCLONE (rclone), AWS
 # (/usr/bin/aws, Debian's awscli, else aws), S3CMD (s3cmd), DST_BASE (where downloads go; /tmp/sluice-bench), OUT
-# (raw figures; build/bench).
+# (raw figures; build/bench), DL_SHM (a tmpfs for the same download without a disk file system; /dev/shm, "" skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -103,10 +103,16 @@ export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1
 export AWS_CONFIG_FILE=$WORK/aws-config AWS_SHARED_CREDENTIALS_FILE=$WORK/aws-credentials AWS_PAGER=
 export RCLONE_CONFIG=$WORK/rclone.conf
 
+# DL_SHM (default /dev/shm; empty: skip) is a tmpfs: the same download there measures the clients without the disk's
+# file system.
+DL_SHM=${DL_SHM-/dev/shm}
+SHM=
+if [ -n "$DL_SHM" ] && [ -d "$DL_SHM" ]; then SHM=$(mktemp -d -p "$DL_SHM" sluice-s3bench.XXXXXX); fi
 SRV_PID=
 cleanup() {
     if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
     rm -rf "$WORK" "$DL"
+    [ -z "$SHM" ] || rm -rf "$SHM"
 }
 trap cleanup EXIT
 
@@ -165,10 +171,10 @@ DOWN[s3cmd]="${BIN[s3cmd]} -c $WORK/s3cmd.cfg get -r -q s3://BUCKET/PREFIX DIR/"
 LS[s3cmd]="${BIN[s3cmd]} -c $WORK/s3cmd.cfg ls -r s3://BUCKET"
 for who in "${WHO[@]}"; do
     case $who in
-    sluice) VERSION[$who]="$("$SLUICE" --version 2>&1 | head -1)" ;;
-    rclone) VERSION[$who]="$("${BIN[rclone]}" version 2>&1 | head -1)" ;;
-    aws) VERSION[$who]="$("${BIN[aws]}" --version 2>&1 | head -1 | cut -d' ' -f1-2)" ;;
-    s3cmd) VERSION[$who]="$("${BIN[s3cmd]}" --version 2>&1 | head -1)" ;;
+    sluice) VERSION[$who]="$("$SLUICE" --version 2>&1 | head -1 || true)" ;;
+    rclone) VERSION[$who]="$("${BIN[rclone]}" version 2>&1 | head -1 || true)" ;;
+    aws) VERSION[$who]="$("${BIN[aws]}" --version 2>&1 | head -1 | cut -d' ' -f1-2 || true)" ;;
+    s3cmd) VERSION[$who]="$("${BIN[s3cmd]}" --version 2>&1 | head -1 || true)" ;;
     esac
 done
 cmd() { # cmd TABLE WHO BUCKET PREFIX DIR: a command with its placeholders filled in
@@ -226,14 +232,13 @@ n=${#WHO[@]}
 for ((i = 0; i < n; i++)); do # each downloads what the next one uploaded
     who=${WHO[$i]}
     other=${WHO[$(((i + 1) % n))]}
-    mkdir -p "$WORK/dl-check"
-    sh -c "$(cmd DOWN "$who" check "$other/" "$WORK/dl-check")" ||
+    chk=$DL/old/check-$who
+    mkdir -p "$chk"
+    sh -c "$(cmd DOWN "$who" check "$other/" "$chk")" ||
         { echo "bench/s3.sh: $who's download of s3://check/$other/ failed" >&2; exit 1; }
-    diff -r "$TREE" "$WORK/dl-check" >/dev/null ||
+    diff -r "$TREE" "$chk" >/dev/null ||
         { echo "bench/s3.sh: $who's download of s3://check/$other/ differs from $TREE" >&2; exit 1; }
-    echo "$who download of $other's upload: $(find "$WORK/dl-check" -type f | wc -l) files, identical to the tree" \
-        "(diff -r)" >&2
-    rm -rf "$WORK/dl-check"
+    echo "$who download of $other's upload: $(find "$chk" -type f | wc -l) files, identical to the tree (diff -r)" >&2
 done
 ctl reset '{"buckets": ["check"]}'
 
@@ -251,6 +256,14 @@ rounds "$RUNS" up
 round_prep() { echo "{ [ ! -e $DL/dl ] || mv $DL/dl \$(mktemp -d -p $DL/old)/; } && mkdir $DL/dl"; }
 round_cmd() { cmd DOWN "$1" src "" "$DL/dl"; }
 rounds "$RUNS" down
+rm -f "$OUT"/s3-shm-*.time
+if [ -n "$SHM" ]; then
+    echo "== download to tmpfs ($DL_SHM), $RUNS rounds" >&2
+    round_prep() { echo "rm -rf $SHM/dl && mkdir $SHM/dl"; }
+    round_cmd() { cmd DOWN "$1" src "" "$SHM/dl"; }
+    rounds "$RUNS" shm
+    rm -rf "$SHM/dl"
+fi
 rm -rf "$DL/dl" "$DL/old"
 ctl reset '{"buckets": ["upload", "src"]}'
 
@@ -272,7 +285,7 @@ done
 # --- report -----------------------------------------------------------------------------------------------------
 for who in "${WHO[@]}"; do echo "$who ${VERSION[$who]}"; done >"$OUT/s3-versions.txt"
 python3 - "$OUT" "$FILES" "$SIZE" "$DIRS" "$JOBS" "$LIST_SMALL" "$LIST_LARGE" "${WHO[@]}" <<'PY'
-import statistics, sys
+import os, statistics, sys
 out = sys.argv[1]
 files, size, dirs, jobs, n_small, n_large = (int(v) for v in sys.argv[2:8])
 who = sys.argv[8:]
@@ -301,7 +314,11 @@ print("| direction | client | wall | min..max | client CPU / object | user / sys
       " | server CPU share |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 cpu, rss_s = {}, []
-for d, label in (("up", "upload local -> s3://"), ("down", "download s3:// -> local disk")):
+DIRS = [("up", "upload local -> s3://"), ("down", "download s3:// -> local disk")]
+if os.path.exists("%s/s3-shm-%s.time" % (out, who[0])):
+    DIRS.append(("shm", "download s3:// -> tmpfs"))
+SHORT = {"up": "upload", "down": "download to disk", "shm": "download to tmpfs"}
+for d, label in DIRS:
     for w in who:
         s = summary(d, w)
         cpu[(d, w)] = s["cpu"] / files
@@ -330,17 +347,18 @@ if "sluice" in who:
     print()
     print("| target | measured | result |")
     print("|---|---:|---|")
-    for d, label in (("up", "upload"), ("down", "download")):
+    for d, label in DIRS:
         if peers:
             best = min(peers, key=lambda w: cpu[(d, w)])
             ratio = cpu[(d, "sluice")] / cpu[(d, best)]
             print("| %s: sluice CPU / object <= 1/3 of the best peer's (%s, %s µs) | %s µs = %.2f x | %s |" % (
-                label, best, num(1e6 * cpu[(d, best)]), num(1e6 * cpu[(d, "sluice")]), ratio, ok(ratio <= 1 / 3.0)))
+                SHORT[d], best, num(1e6 * cpu[(d, best)]), num(1e6 * cpu[(d, "sluice")]), ratio, ok(ratio <= 1 / 3.0)))
     rss_s += [ls[(n, "sluice")]["rss"] for n in (n_small, n_large)]
     print("| sluice peak RSS <= 32 MiB | %.1f MiB (largest of its rows) | %s |" % (mib(max(rss_s)), ok(mib(max(rss_s)) <= 32)))
     s = ls[(n_large, "sluice")]
-    rate = n_large / s["cpu"] if s["cpu"] else float("inf")
-    print("| listing >= 100,000 objects / CPU-s (at %s) | %s | %s |" % (format(n_large, ","), num(rate), ok(rate >= 100000)))
+    rate = n_large / max(s["cpu"], 0.01)  # GNU time's resolution is 10 ms
+    print("| listing >= 100,000 objects / CPU-s (at %s) | %s%s | %s |" % (
+        format(n_large, ","), "" if s["cpu"] else ">= ", num(rate), ok(rate >= 100000)))
     a, b = ls[(n_small, "sluice")]["rss"], ls[(n_large, "sluice")]["rss"]
     diff = (b - a) * 100.0 / a
     print("| sluice peak RSS flat: %s objects within 5 %% of %s | %.2f MiB -> %.2f MiB (%+.1f %%) | %s |" % (
