@@ -40,7 +40,7 @@ fi
 unset AWS_CA_BUNDLE AWS_PAGER
 while IFS= read -r v; do unset "$v"; done < <(env | sed -n 's/^\(RCLONE_[A-Z0-9_]*\)=.*/\1/p')
 export AWS_CONFIG_FILE="$T/aws-config" AWS_SHARED_CREDENTIALS_FILE="$T/aws-credentials" AWS_EC2_METADATA_DISABLED=true
-export AWS_PAGER= RCLONE_CONFIG="$T/rclone.conf"
+export AWS_PAGER='' RCLONE_CONFIG="$T/rclone.conf"
 
 s3_start --bucket interop --min-part-size 65536
 # The AWS CLI's smallest part is 5 MiB (its chunk size is raised to that); a multipart_threshold of 1 MB makes it
@@ -105,7 +105,7 @@ expect_etags() {
     objects "$2" >"$T/.objects"
     expect_eq "$1: keys listed" "$(printf '%s\n' "${KEYS[@]}" | sort)" "$(cut -f1 "$T/.objects" | sort)"
     local k size etag sum
-    while IFS=$'\t' read -r k size etag sum; do
+    while IFS=$'\t' read -r k size etag _; do
         expect_eq "$1: size of $k" "$(stat -c %s "$FX/$k")" "$size"
         if [ "$k" = big.bin ]; then
             [[ "$etag" =~ ^[0-9a-f]{32}-$3$ ]] || fail "$1: ETag of big.bin" "a multipart ETag of $3 parts" "$etag"
