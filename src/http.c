@@ -582,8 +582,7 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     curl_easy_setopt(e, CURLOPT_URL, req->url);
 
     const char *m = req->method ? req->method : "GET";
-    bool has_body =
-        strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && !(strcmp(m, "DELETE") == 0 && !req->body_len);
+    bool has_body = strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && !(strcmp(m, "DELETE") == 0 && !req->body_len);
     struct curl_slist *list = NULL;
     for (const char *const *p = req->headers; p && *p; p++) {
         struct curl_slist *next = curl_slist_append(list, *p);

@@ -343,6 +343,19 @@ int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_
     return client->store->vt->compose(client, dst_key, parts_prefix, n, size, crc, opts);
 }
 
+typedef struct s_batch_watch {
+    sl__delete_done_fn done;
+    void *ctx;
+    unsigned char *seen;
+} s_batch_watch;
+
+/* Passes a batch delete's outcome on, noting which keys were reported. */
+static void s_batch_done(void *ctx, size_t index, int rc, const char *message) {
+    s_batch_watch *w = ctx;
+    w->seen[index / 8] |= (unsigned char)(1u << (index % 8));
+    w->done(w->ctx, index, rc, message);
+}
+
 int sl__store_copy(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                    const sl_write_options *opts) {
     if (!client->store->vt->copy)
@@ -356,6 +369,31 @@ int sl_prefix_probe(sl_client *client, const char *sub) {
     if (!client->store->vt->probe)
         return SL_PREFIX_OBJECTS;
     return client->store->vt->probe(client, sub ? sub : "");
+}
+
+int sl__store_delete_batch(sl_client *client, const char *const *keys, size_t n, sl__delete_done_fn done, void *ctx) {
+    if (!client || (!keys && n) || !done || n > SL__DELETE_BATCH_MAX)
+        return sl__fail(SL_EINVAL, "sl__store_delete_batch: NULL argument or more than %d keys", SL__DELETE_BATCH_MAX);
+    if (!client->store->vt->del_batch) {
+        for (size_t i = 0; i < n; i++) {
+            int rc = sl_delete(client, keys[i]);
+            done(ctx, i, rc, rc < 0 ? sl_last_error() : NULL);
+        }
+        return 0;
+    }
+    /* Keys the backend did not report when the batch failed as a whole get its error. */
+    unsigned char seen_small[SL__DELETE_BATCH_MAX / 8 + 1] = {0};
+    s_batch_watch w = {done, ctx, seen_small};
+    int rc = client->store->vt->del_batch(client, keys, n, s_batch_done, &w);
+    if (rc < 0) {
+        char why[SL__MESSAGE_CAP];
+        snprintf(why, sizeof(why), "%s", sl_last_error());
+        for (size_t i = 0; i < n; i++)
+            if (!(seen_small[i / 8] & (1u << (i % 8))))
+                done(ctx, i, rc, why);
+        sl__fail(rc, "%s", why);
+    }
+    return rc;
 }
 
 int sl__store_check_access(sl_store *store) {

@@ -31,8 +31,12 @@
  * HEAD requests, made one after the other by the listing thread (about a millisecond each on loopback, tens on AWS).
  *
  * Multipart: objects up to the upload chunk (--upload-chunk, default 8 MiB) go up in one PutObject; larger ones in
- * parts of the chunk (larger when the size hint says 10,000 parts would not do; AWS refuses parts below 5 MiB but the
- * last), each part retried alone, then CompleteMultipartUpload; AbortMultipartUpload on any failure or abort.
+ * parts of the chunk (larger when the size hint says 10,000 parts would not do), each part retried alone, then
+ * CompleteMultipartUpload; AbortMultipartUpload on any failure or abort. Memory: a writer holds one part at most.
+ * In a job (sl__store_set_budget) each writer is promised a minimum part (5 MiB, S3's smallest but the last; the chunk
+ * when that is smaller), taken from the budget with its first object and kept by its client; room beyond it up to a
+ * chunk only when the budget can spare it then, else the buffer goes up as a smaller part: no writer ever waits for
+ * memory another writer holds. Between objects a client keeps the minimum part reserved and 256 KiB of it resident.
  *
  * Deletes are single DeleteObject requests: the store interface has no batch delete. */
 #include "auth_aws.h"
@@ -61,6 +65,7 @@
 #define S_UPLOAD_QUANTUM ((uint64_t)256 * 1024)
 #define S_DEFAULT_CHUNK ((uint64_t)8 * 1024 * 1024)
 #define S_MAX_PART ((uint64_t)5 * 1024 * 1024 * 1024)
+#define S_MIN_PART ((uint64_t)5 * 1024 * 1024)
 #define S_MAX_PARTS 10000u
 #define S_URL_CAP 16384
 #define S_PATH_CAP 8192
@@ -386,6 +391,12 @@ typedef struct s_answer {
     bool failed;             /* status >= 300, or a 200 whose body is <Error> */
 } s_answer;
 
+/* An answer without a body (HEAD) that names the bucket's region: S3's 301, 400 or 403 to a request signed for
+ * another region. */
+static bool s_region_hint(const sl__http_response *r) {
+    return r->amz_bucket_region[0] && (r->status == 301 || r->status == 307 || r->status == 400 || r->status == 403);
+}
+
 /* Takes the region an answer names for the bucket, once per request: true when the request is to be sent again. */
 static bool s_follow_region(s_client *c, s_attempts *a, const s_answer *ans) {
     s_store *st = s_st(&c->base);
@@ -482,8 +493,7 @@ static int s_call(s_client *c, const s_req *rq, sl__s3_xml *x, sl__s3_doc expect
             sl__aws_auth_invalidate(st->auth, c->creds.serial);
             continue;
         }
-        if ((cls == SL__S3_ERR_REGION || (status == 403 && ans->resp.amz_bucket_region[0])) &&
-            s_follow_region(c, a, ans))
+        if ((cls == SL__S3_ERR_REGION || s_region_hint(&ans->resp)) && s_follow_region(c, a, ans))
             continue;
         /* A 200 whose body is an <Error> (Complete, Copy) is retried like its code says, if the request may be. */
         if (cls == SL__S3_ERR_RETRY && idempotent && s_backoff(c, a))
@@ -717,8 +727,11 @@ static void s_object_from_headers(const sl__http_response *r, sl_object *out, ch
         out->has_crc32c = sl__s3_crc32c_parse(r->amz_crc32c, cl, &out->crc32c);
     char etag[SL__S3_ETAG_MAX + 1];
     bool md5 = false;
-    if (r->etag[0] && sl__s3_etag_parse(r->etag, strlen(r->etag), etag, &md5, out->md5) && md5 && !r->amz_sse_customer[0] &&
-        strcmp(r->amz_sse, "aws:kms") != 0 && strcmp(r->amz_sse, "aws:kms:dsse") != 0)
+    /* An ETag of 32 hex digits is the MD5 of the bytes only for an object that is not encrypted with SSE-KMS or
+     * SSE-C on AWS; S3-compatible stores that encrypt at rest (SSE-S3 included) may give other ETags: any encryption
+     * header, and the ETag is not taken for an MD5. */
+    if (r->etag[0] && sl__s3_etag_parse(r->etag, strlen(r->etag), etag, &md5, out->md5) && md5 && !r->amz_sse[0] &&
+        !r->amz_sse_customer[0])
         out->has_md5 = true;
     if (fp)
         out->source_fingerprint = s_fp_checked(out, r->amz_meta_source, fp, fp_cap);
@@ -819,8 +832,7 @@ static int s_fetch_page(s_lister *l) {
     }
     if (truncated && l->token && strcmp(token, l->token) == 0) {
         l->failed = SL_ECORRUPT;
-        return sl__fail(SL_ECORRUPT,
-                        "%s: the server repeated a continuation token (%lu pages read); listing stopped",
+        return sl__fail(SL_ECORRUPT, "%s: the server repeated a continuation token (%lu pages read); listing stopped",
                         sl_store_url(&st->base), l->pages);
     }
     free(l->token);
@@ -952,6 +964,107 @@ static int s_del(sl_client *base, const char *key) {
     return rc < 0 ? rc : s_delete_name(c, c->name, false);
 }
 
+/* ---- batch deletes (DeleteObjects) ---- */
+
+typedef struct s_batch {
+    s_client *c;
+    const char *const *keys;
+    size_t n;
+    unsigned char *state; /* per key: 0 not sent, 1 in the body, 2 reported */
+    sl__delete_done_fn done;
+    void *ctx;
+} s_batch;
+
+/* One <Error> (or, not quiet, <Deleted>) of the answer: the key it names, among those sent and not yet reported. */
+static int s_batch_outcome(void *ud, const sl__s3_deleted *o) {
+    s_batch *b = ud;
+    s_store *st = s_st(&b->c->base);
+    size_t plen = strlen(st->prefix);
+    if (o->key_len < plen || memcmp(o->key, st->prefix, plen) != 0)
+        return 0; /* not a key of this batch: nothing to report it as */
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->state[i] != 1 || strcmp(b->keys[i], o->key + plen) != 0)
+            continue;
+        b->state[i] = 2;
+        if (!o->code) {
+            b->done(b->ctx, i, 0, NULL);
+            return 0;
+        }
+        sl__s3_error e = {0};
+        snprintf(e.code, sizeof(e.code), "%s", o->code);
+        snprintf(e.message, sizeof(e.message), "%s", o->message ? o->message : "");
+        int rc = s_error(b->c, o->key, 200, &e);
+        b->done(b->ctx, i, strcmp(o->code, "NoSuchKey") == 0 ? 0 : rc,
+                strcmp(o->code, "NoSuchKey") == 0 ? NULL : sl_last_error());
+        return 0;
+    }
+    return 0;
+}
+
+/* Deletes up to SL__DELETE_BATCH_MAX keys in one quiet DeleteObjects (S3 names only the keys it failed to delete;
+ * every other key sent is gone). A key the request body cannot carry (a control character XML 1.0 refuses) goes alone
+ * (DeleteObject). Repeating the request after a lost answer is harmless: a key already gone counts as deleted. */
+static int s_del_batch(sl_client *base, const char *const *keys, size_t n, sl__delete_done_fn done, void *ctx) {
+    s_client *c = (s_client *)base;
+    s_store *st = s_st(base);
+    size_t cap = 256, plen = strlen(st->prefix);
+    for (size_t i = 0; i < n; i++)
+        cap += (plen + strlen(keys[i])) * 6 + 64;
+    char *body = malloc(cap);
+    unsigned char *state = calloc(n ? n : 1, 1);
+    if (!body || !state) {
+        free(body);
+        free(state);
+        return sl__fail(SL_ENOMEM, "out of memory");
+    }
+    s_batch b = {.c = c, .keys = keys, .n = n, .state = state, .done = done, .ctx = ctx};
+    sl__s3_body xb;
+    char what[1100];
+    snprintf(what, sizeof(what), "s3://%s", st->bucket);
+    int rc = sl__s3_delete_begin(&xb, body, cap, true);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int frc = s_full_name(c, keys[i], c->name, 4096);
+        if (frc == 0 && sl__s3_delete_add(&xb, c->name, strlen(c->name), what) == 0) {
+            state[i] = 1;
+            continue;
+        }
+        if (frc == 0)
+            frc = s_delete_name(c, c->name, false);
+        state[i] = 2;
+        done(ctx, i, frc, frc < 0 ? sl_last_error() : NULL);
+    }
+    if (rc == 0 && xb.count) {
+        if ((rc = sl__s3_delete_end(&xb)) == 0) {
+            unsigned char md5[16];
+            unsigned int ml = 0;
+            char md5_line[64] = "Content-MD5: ";
+            if (EVP_Digest(body, xb.len, md5, &ml, EVP_md5(), NULL) != 1)
+                rc = sl__fail(SL_EINTERNAL, "MD5 failed");
+            else
+                md5_line[13 + EVP_EncodeBlock((unsigned char *)md5_line + 13, md5, 16)] = '\0';
+            const char *hdr[] = {"Content-Type: application/xml", md5_line, NULL};
+            sl__sigv4_param q[] = {{"delete", NULL}};
+            s_req rq = {.method = "POST", .query = q, .nq = 1, .headers = hdr, .body = body, .body_len = xb.len};
+            s_attempts a = {.started_ms = sl__now_ms()};
+            s_answer ans;
+            if (rc == 0)
+                rc = s_call(c, &rq, c->xml, SL__S3_DOC_DELETE, true, &a, &ans);
+            if (rc == 0 && ans.failed)
+                rc = s_fail_answer(c, NULL, &ans);
+            if (rc == 0)
+                rc = sl__s3_xml_deleted_each(c->xml, s_batch_outcome, &b);
+            for (size_t i = 0; rc == 0 && i < n; i++)
+                if (state[i] == 1) {
+                    state[i] = 2;
+                    done(ctx, i, 0, NULL);
+                }
+        }
+    }
+    free(body);
+    free(state);
+    return rc;
+}
+
 /* ---- reads ---- */
 
 typedef struct s_reader {
@@ -1020,8 +1133,8 @@ static int s_reader_accept(s_reader *r, const sl__http_response *resp, sl_object
                             st->bucket, r->name, r->size, total);
         r->size = total;
         if (r->offset > total)
-            return sl__fail(SL_ERANGE, "s3://%s/%s: offset %" PRIu64 " is past the end (%" PRIu64 " bytes)",
-                            st->bucket, r->name, r->offset, total);
+            return sl__fail(SL_ERANGE, "s3://%s/%s: offset %" PRIu64 " is past the end (%" PRIu64 " bytes)", st->bucket,
+                            r->name, r->offset, total);
         if (r->end == UINT64_MAX || r->end > total)
             r->end = total;
     }
@@ -1062,8 +1175,7 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
         const char *lines[64];
         char auth[SL__SIGV4_AUTH_CAP(1024)], host_line[600], amz[256 + SL__AWS_TOKEN_CAP];
         s_req rq = {.method = "GET", .name = r->name, .headers = extra};
-        if ((rc = s_prepare(c, &rq, lines, 64, auth, sizeof(auth), amz, sizeof(amz), host_line, sizeof(host_line))) <
-            0)
+        if ((rc = s_prepare(c, &rq, lines, 64, auth, sizeof(auth), amz, sizeof(amz), host_line, sizeof(host_line))) < 0)
             return rc;
         sl__http_request req = {.method = "GET", .url = c->url, .headers = lines};
         sl__http_response resp;
@@ -1099,8 +1211,7 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             sl__aws_auth_invalidate(st->auth, c->creds.serial);
             continue;
         }
-        if ((cls == SL__S3_ERR_REGION || (resp.status == 403 && resp.amz_bucket_region[0])) &&
-            s_follow_region(c, &r->attempts, &ans))
+        if ((cls == SL__S3_ERR_REGION || s_region_hint(&resp)) && s_follow_region(c, &r->attempts, &ans))
             continue;
         if (cls == SL__S3_ERR_RETRY && s_backoff(c, &r->attempts))
             continue;
@@ -1235,8 +1346,8 @@ static int s_read_end(s_reader *r) {
         unsigned int gl = 0;
         EVP_DigestFinal_ex(r->md5, got, &gl);
         if (gl != 16 || memcmp(got, r->expected_md5, 16) != 0)
-            rc = sl__fail(SL_ECORRUPT, "s3://%s/%s: MD5 mismatch: received data is not what its ETag says",
-                          st->bucket, r->name);
+            rc = sl__fail(SL_ECORRUPT, "s3://%s/%s: MD5 mismatch: received data is not what its ETag says", st->bucket,
+                          r->name);
     }
     r->final_rc = rc;
     return rc;
@@ -1301,14 +1412,15 @@ typedef struct s_writer {
     sl_writer base;
     s_client *client;
     char *name;
-    size_t len;          /* bytes buffered */
-    uint64_t sent;       /* bytes in parts uploaded */
-    uint64_t part_size;  /* the buffer's target: a whole part */
+    size_t len;         /* bytes buffered */
+    uint64_t sent;      /* bytes in parts uploaded */
+    uint64_t part_size; /* the buffer's target: a whole part */
     uint64_t size_hint;
-    uint32_t crc;        /* of everything written */
-    uint32_t part_crc;   /* of the buffered bytes */
-    int64_t if_gen;      /* -1: no precondition */
-    char *upload_id;     /* multipart upload, NULL until the first part */
+    size_t used;       /* the most bytes the buffer held at once */
+    uint32_t crc;      /* of everything written */
+    uint32_t part_crc; /* of the buffered bytes */
+    int64_t if_gen;    /* -1: no precondition */
+    char *upload_id;   /* multipart upload, NULL until the first part */
     s_part *parts;
     unsigned nparts, parts_cap;
     char *fingerprint;
@@ -1337,9 +1449,18 @@ static size_t s_quanta(uint64_t n) {
     return (size_t)((n + S_UPLOAD_QUANTUM - 1) / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM);
 }
 
-/* Makes the buffer at least `need` bytes (at most a part). With a budget, the first quantum is waited for (promised
- * to each writer), room beyond it is taken from what the budget has to spare, doubling; and since every part but the
- * last must be whole (S3's minimum part size), a writer that holds a full buffer short of a part waits for the rest. */
+/* The smallest part but the last that sluice sends: S3's minimum (5 MiB), or the upload chunk when that is smaller
+ * (a store that takes small parts, told so by --upload-chunk). */
+static size_t s_min_part(const s_store *st) {
+    return (size_t)(st->chunk < S_MIN_PART ? st->chunk : S_MIN_PART);
+}
+
+/* Makes the buffer at least `need` bytes (at most a part). With a budget, a writer's first buffer is a whole minimum
+ * part (s_min_part), waited for: the job promised that much to each writer (sl__store_memory.writer_min_bytes), so a
+ * writer can always fill a part that S3 takes. Room beyond it is taken only from what the budget can spare now
+ * (doubling, then less); when there is none, the caller sends what it holds as a part (s_write) rather than wait
+ * for memory that other writers hold. Returns 0 when the room grew (or was enough), 1 when no more can be had now,
+ * <0 on error. */
 static int s_grow(s_client *c, size_t need, size_t part) {
     s_store *st = s_st(&c->base);
     size_t have = c->up_data;
@@ -1351,11 +1472,11 @@ static int s_grow(s_client *c, size_t need, size_t part) {
     if (!st->budget)
         return s_remap(c, target);
     if (!c->up_budget) {
-        size_t first = s_map_size(S_UPLOAD_QUANTUM);
+        size_t min = s_min_part(st), first = s_map_size(min);
         if (!sl__pool_reserve(st->budget, first))
             return sl__fail(SL_ECANCELED, "s3://%s: no upload buffer: the job is stopping", st->bucket);
         c->up_budget = first;
-        int rc = s_remap(c, S_UPLOAD_QUANTUM);
+        int rc = s_remap(c, min);
         if (rc < 0) {
             sl__pool_unreserve(st->budget, first);
             c->up_budget = 0;
@@ -1367,28 +1488,32 @@ static int s_grow(s_client *c, size_t need, size_t part) {
         if (target < have)
             target = have;
     }
-    size_t extra = s_map_size(target) > c->up_budget ? s_map_size(target) - c->up_budget : 0;
-    if (extra && !sl__pool_try_reserve(st->budget, extra)) {
-        /* Less than doubling, then what only waiting gives. */
-        size_t step = s_quanta(need);
-        extra = s_map_size(step) > c->up_budget ? s_map_size(step) - c->up_budget : 0;
-        target = step;
-        if (extra && !sl__pool_try_reserve(st->budget, extra) && !sl__pool_reserve(st->budget, extra))
-            return sl__fail(SL_ECANCELED, "s3://%s: no upload buffer: the job is stopping", st->bucket);
+    while (target > have) {
+        size_t extra = s_map_size(target) > c->up_budget ? s_map_size(target) - c->up_budget : 0;
+        if (!extra || sl__pool_try_reserve(st->budget, extra)) {
+            int rc = s_remap(c, target);
+            if (rc < 0) {
+                sl__pool_unreserve(st->budget, extra);
+                return rc;
+            }
+            c->up_budget += extra;
+            return 0;
+        }
+        target = have + (target - have) / 2 / S_UPLOAD_QUANTUM * S_UPLOAD_QUANTUM;
     }
-    int rc = s_remap(c, target);
-    if (rc < 0) {
-        sl__pool_unreserve(st->budget, extra);
-        return rc;
-    }
-    c->up_budget += extra;
-    return 0;
+    return 1;
 }
 
-static void s_shrink(s_client *c) {
+/* After an object: back to the first buffer (a quantum, or with a budget a minimum part, which stays reserved), the
+ * rest returned to the budget and to the system; pages the object touched beyond its first quantum are dropped too,
+ * so a client keeps no more than that resident between objects. */
+static void s_shrink(s_client *c, size_t used) {
     s_store *st = s_st(&c->base);
-    if (c->up_data <= S_UPLOAD_QUANTUM || s_remap(c, S_UPLOAD_QUANTUM) < 0)
+    size_t keep = st->budget ? s_min_part(st) : (size_t)S_UPLOAD_QUANTUM;
+    if (c->up_data > keep && s_remap(c, keep) < 0)
         return;
+    if (used > S_UPLOAD_QUANTUM && c->up_map > S_UPLOAD_QUANTUM)
+        madvise(c->up + S_UPLOAD_QUANTUM, c->up_map - S_UPLOAD_QUANTUM, MADV_DONTNEED);
     if (st->budget && c->up_budget > c->up_map) {
         sl__pool_unreserve(st->budget, c->up_budget - c->up_map);
         c->up_budget = c->up_map;
@@ -1427,7 +1552,7 @@ static int s_write_open(sl_client *base, const char *key, const sl_write_options
 }
 
 static void s_write_free(s_writer *w) {
-    s_shrink(w->client);
+    s_shrink(w->client, w->used);
     free(w->fingerprint);
     free(w->upload_id);
     free(w->parts);
@@ -1464,15 +1589,20 @@ static int s_condition(s_writer *w, int64_t gen, char *buf, size_t cap) {
     return 0;
 }
 
-/* Whether the object now is the one this writer made: its size, and its CRC32C (or, without one, the fingerprint
- * recorded with it). */
+/* Whether the object now is the one this writer made: its size, and its CRC32C; without one (a store that keeps
+ * none), for an object sent in one request whose bytes the buffer still holds, the MD5 its ETag gives. */
 static bool s_landed(s_writer *w, uint64_t size) {
     sl_object h;
-    char etag[SL__S3_ETAG_MAX + 3];
-    if (s_head(w->client, w->name, true, &h, etag) != 0 || h.size != size)
+    if (s_head(w->client, w->name, true, &h, NULL) != 0 || h.size != size)
         return false;
     if (h.has_crc32c)
         return h.crc32c == w->crc;
+    if (!w->upload_id && h.has_md5 && size == w->len) {
+        unsigned char md5[16];
+        unsigned int n = 0;
+        return EVP_Digest(w->client->up, w->len, md5, &n, EVP_md5(), NULL) == 1 && n == 16 &&
+               memcmp(md5, h.md5, 16) == 0;
+    }
     return false;
 }
 
@@ -1516,7 +1646,9 @@ static int s_put(s_writer *w) {
             int erc = s_fail_answer(c, w->name, &ans);
             char why[SL__MESSAGE_CAP];
             snprintf(why, sizeof(why), "%s", sl_last_error());
-            return a.retries > 0 && s_landed(w, w->len) ? 0 : sl__fail(erc, "%s", why);
+            /* It may have failed against this very upload: an earlier attempt whose answer was lost (or the request
+             * libcurl itself sends again when a reused connection breaks) that landed meanwhile. */
+            return s_landed(w, w->len) ? 0 : sl__fail(erc, "%s", why);
         }
         if (rc < 0 && rc != SL_EIO)
             return rc;
@@ -1548,8 +1680,12 @@ static int s_create_upload(s_writer *w) {
     char meta[S_FP_CAP + S_OUT_CAP + 64] = "";
     if (w->fingerprint && w->size_hint)
         snprintf(meta, sizeof(meta), S_META_HEADER ": %s out_size=%" PRIu64, w->fingerprint, w->size_hint);
-    const char *hdr[6] = {"Content-Type: application/octet-stream", "x-amz-checksum-algorithm: CRC32C",
-                          "x-amz-checksum-type: FULL_OBJECT", meta[0] ? meta : NULL, NULL, NULL};
+    const char *hdr[6] = {"Content-Type: application/octet-stream",
+                          "x-amz-checksum-algorithm: CRC32C",
+                          "x-amz-checksum-type: FULL_OBJECT",
+                          meta[0] ? meta : NULL,
+                          NULL,
+                          NULL};
     sl__sigv4_param q[] = {{"uploads", NULL}};
     s_req rq = {.method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr};
     s_attempts a = {.started_ms = sl__now_ms()};
@@ -1573,8 +1709,7 @@ static int s_upload_part(s_writer *w) {
     s_client *c = w->client;
     s_store *st = s_st(&c->base);
     if (w->nparts >= S_MAX_PARTS)
-        return sl__fail(SL_ETOOBIG,
-                        "s3://%s/%s: more than %u parts of %" PRIu64 " bytes: give a larger --upload-chunk",
+        return sl__fail(SL_ETOOBIG, "s3://%s/%s: more than %u parts of %" PRIu64 " bytes: give a larger --upload-chunk",
                         st->bucket, w->name, S_MAX_PARTS, w->part_size);
     if (w->nparts == w->parts_cap) {
         unsigned cap = w->parts_cap ? w->parts_cap * 2 : 16;
@@ -1590,8 +1725,8 @@ static int s_upload_part(s_writer *w) {
     snprintf(crc_line, sizeof(crc_line), "x-amz-checksum-crc32c: %s", crc);
     const char *hdr[] = {crc_line, NULL};
     sl__sigv4_param q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
-    s_req rq = {.method = "PUT", .name = w->name, .query = q, .nq = 2, .headers = hdr, .body = c->up,
-                .body_len = w->len};
+    s_req rq = {
+        .method = "PUT", .name = w->name, .query = q, .nq = 2, .headers = hdr, .body = c->up, .body_len = w->len};
     s_attempts a = {.started_ms = sl__now_ms()};
     s_answer ans;
     /* A part sent again replaces itself: safe to repeat. */
@@ -1651,8 +1786,8 @@ static int s_complete(s_writer *w) {
         if ((rc = s_condition(w, a.retries ? -1 : w->if_gen, cond, sizeof(cond))) < 0)
             break;
         const char *hdr[] = {"Content-Type: application/xml", crc_line, cond[0] ? cond : NULL, NULL};
-        s_req rq = {.method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr, .body = body,
-                    .body_len = b.len};
+        s_req rq = {
+            .method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr, .body = body, .body_len = b.len};
         s_answer ans;
         rc = s_call(c, &rq, c->xml, SL__S3_DOC_COMPLETE, false, &a, &ans);
         if (rc == 0 && !ans.failed) {
@@ -1674,7 +1809,7 @@ static int s_complete(s_writer *w) {
             rc = s_fail_answer(c, w->name, &ans);
         snprintf(why, sizeof(why), "%s", sl_last_error());
         /* A lost answer to a Complete that worked: the upload is gone (NoSuchUpload) and the object is there. */
-        if (a.retries > 0 && (cls == SL__S3_ERR_NOT_FOUND || cls == SL__S3_ERR_PRECONDITION) && s_landed(w, total)) {
+        if ((cls == SL__S3_ERR_NOT_FOUND || cls == SL__S3_ERR_PRECONDITION) && s_landed(w, total)) {
             rc = 0;
             break;
         }
@@ -1714,6 +1849,12 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
             }
             size_t want = w->len + len < w->part_size ? w->len + len : (size_t)w->part_size;
             int rc = s_grow(c, want, (size_t)w->part_size);
+            if (rc == 1) {
+                /* The budget has no more room now: what the buffer holds (a minimum part at least) goes as a part. */
+                rc = w->upload_id ? 0 : s_create_upload(w);
+                if (rc == 0)
+                    rc = s_upload_part(w);
+            }
             if (rc < 0)
                 return rc;
             continue;
@@ -1722,6 +1863,8 @@ static int s_write(sl_writer *base, const void *buf, size_t len) {
         memcpy(c->up + w->len, p, n);
         w->part_crc = sl__crc32c_update(w->part_crc, p, n);
         w->len += n;
+        if (w->len > w->used)
+            w->used = w->len;
         p += n;
         len -= n;
     }
@@ -1800,9 +1943,23 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     int64_t gen = opts && opts->if_generation_match_set ? opts->if_generation_match : -1;
     if ((rc = s_condition(&fake, gen, cond, sizeof(cond))) < 0)
         return rc;
-    const char *hdr[8] = {source, "x-amz-metadata-directive: REPLACE", "x-amz-checksum-algorithm: CRC32C",
-                          "Content-Type: application/octet-stream", NULL, NULL, NULL, NULL};
+    const char *hdr[8] = {source,
+                          "x-amz-metadata-directive: REPLACE",
+                          "x-amz-checksum-algorithm: CRC32C",
+                          "Content-Type: application/octet-stream",
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL};
     size_t nh = 4;
+    /* The copy's own metadata (REPLACE: never the source's, which may hold another output's fingerprint): the
+     * fingerprint the caller gives, with the size the copy must have (a multipart upload's form, s_create_upload). */
+    char meta[S_FP_CAP + S_OUT_CAP + 64];
+    const char *fp = opts ? opts->source_fingerprint : NULL;
+    if (fp && fp[0] && strlen(fp) < S_FP_CAP) {
+        snprintf(meta, sizeof(meta), S_META_HEADER ": %s out_size=%" PRIu64, fp, src_obj->size);
+        hdr[nh++] = meta;
+    }
     if (ifm[0])
         hdr[nh++] = ifm;
     if (cond[0])
@@ -1907,7 +2064,7 @@ static int s_check_access(sl_store *base) {
 static void s_memory(const sl_store *base, sl__store_memory *out) {
     const s_store *st = (const s_store *)base;
     out->client_bytes = st->https ? S_CLIENT_BYTES_TLS : S_CLIENT_BYTES;
-    out->writer_min_bytes = s_map_size(S_UPLOAD_QUANTUM);
+    out->writer_min_bytes = s_map_size(s_min_part(st));
 }
 
 static void s_set_budget(sl_store *base, sl__pool *budget) {
@@ -1930,6 +2087,7 @@ static const sl_store_vtable s_vtable = {
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
     .del = s_del,
+    .del_batch = s_del_batch,
     .copy = s_copy,
     .check_access = s_check_access,
     .probe = s_probe,

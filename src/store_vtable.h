@@ -20,6 +20,11 @@ typedef struct sl__store_memory {
  * message (valid during the call). Runs on the store's committer thread. */
 typedef void (*sl__commit_fn)(void *ctx, int rc, const char *message);
 
+/* One key's outcome in a batch delete (sl_store_vtable.del_batch): `index` into the keys given, rc 0 or <0, message
+ * one line (NULL for rc 0), valid during the call. */
+typedef void (*sl__delete_done_fn)(void *ctx, size_t index, int rc, const char *message);
+#define SL__DELETE_BATCH_MAX 1000 /* keys in one batch: S3's DeleteObjects limit */
+
 typedef struct sl_store_vtable {
     int (*client_new)(sl_store *store, sl_client **out);
     void (*client_destroy)(sl_client *client);
@@ -60,10 +65,18 @@ typedef struct sl_store_vtable {
     /* Optional (NULL if unsupported): copy the object src_obj of `src` (another store; src_obj->key, and its size,
      * generation and CRC32C as listed, which the copy is pinned to and checked against when known) to dst_key of this
      * client's store on the server side, conditional on what the destination holds as opts->if_generation_match says
-     * (opts NULL or unset: unconditional; the rest of opts is not used). Returns SL_ENOTSUP when it cannot for this
-     * pair of stores, so the caller streams instead. */
+     * (opts NULL or unset: unconditional); opts->source_fingerprint, when set, is recorded with the copy as a write
+     * records it (s3://; gs:// keeps the source's metadata); the rest of opts is not used. Returns SL_ENOTSUP when it
+     * cannot for this pair of stores, so the caller streams instead. */
     int (*copy)(sl_client *client, const sl_store *src, const sl_object *src_obj, const char *dst_key,
                 const sl_write_options *opts);
+    /* Optional: deletes the objects keys[0..n) (n at most SL__DELETE_BATCH_MAX) in as few requests as the store can
+     * (s3://: one DeleteObjects), and calls done(ctx, i, rc, message) once for each key i, in any order, from the
+     * calling thread: rc 0 (deleted, or already absent) or <0 with a one-line message (valid during the call). Returns
+     * 0 once every key was reported, or <0 when the batch failed as a whole (then keys not yet reported were not
+     * deleted, or cannot be known to be: the caller reports them with this error). sl__store_delete_batch falls back
+     * to del key by key without it. */
+    int (*del_batch)(sl_client *client, const char *const *keys, size_t n, sl__delete_done_fn done, void *ctx);
     /* Optional: fails when the store cannot be used at all (no usable credentials), before any object is tried. */
     int (*check_access)(sl_store *store);
     /* Optional: sl_prefix_probe (`sub` is never NULL: "" for the store's own prefix). Without it a prefix is taken to
@@ -161,6 +174,10 @@ int sl__store_compose(sl_client *client, const char *dst_key, const char *parts_
 int sl__write_commit_deferred(sl_writer *writer, sl__commit_fn fn, void *ctx);
 /* Waits until every deferred commit of the store has been done and its fn has returned. Nothing for other stores. */
 void sl__store_commit_drain(sl_store *store);
+/* Deletes keys[0..n) (n <= SL__DELETE_BATCH_MAX) through the store's del_batch hook, or one sl_delete per key when
+ * it has none; done() is called once per key (see the hook). Returns 0, or <0 when the batch failed as a whole after
+ * done() was called for every key not reported otherwise (with that error). */
+int sl__store_delete_batch(sl_client *client, const char *const *keys, size_t n, sl__delete_done_fn done, void *ctx);
 /* The vtable's check_access hook; 0 when the store has none. */
 int sl__store_check_access(sl_store *store);
 /* The vtable's memory hook, with the defaults filled in. */

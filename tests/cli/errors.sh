@@ -71,15 +71,20 @@ expect_err_contains "PATH"
 usage 3 "/nonexistent/bin/tool" "$SLUICE" map "$S" "$T/o" --exec /nonexistent/bin/tool
 [ ! -e "$T/o" ] || fail "a missing command creates nothing" "no $T/o" "$(find "$T/o")"
 
-say "s3:// says 'not supported yet' (exit 2), as source or destination; malformed gs:// and s3:// URLs exit 2"
-# (gs:// has its own store and tests, tests/cli/gcs_*.sh; here only URLs that can never work)
-usage 2 "not supported yet" "$SLUICE" ls s3://my-bucket/prefix
-usage 2 "not supported yet" "$SLUICE" ls s3://my-bucket/prefix/
-usage 2 "not supported yet" "$SLUICE" cp s3://my-bucket/prefix "$T/o"
-usage 2 "not supported yet" "$SLUICE" cp "$S" s3://my-bucket/out
-usage 2 "not supported yet" "$SLUICE" map s3://my-bucket/in - --op md5
-usage 2 "not supported yet" "$SLUICE" cat s3://my-bucket/obj
-usage 2 "not supported yet" "$SLUICE" du s3://my-bucket
+say "s3:// with no credentials anywhere: exit 3 before any request, one line saying what to set; malformed gs:// and s3:// URLs exit 2"
+# (gs:// and s3:// have their own stores and tests, tests/cli/gcs_*.sh and s3_*.sh; here only what needs no server)
+nocreds() {
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_CONFIG_FILE \
+        -u AWS_SHARED_CREDENTIALS_FILE -u AWS_WEB_IDENTITY_TOKEN_FILE -u AWS_CONTAINER_CREDENTIALS_FULL_URI \
+        -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI HOME="$T/no-home" AWS_EC2_METADATA_DISABLED=true "$@"
+}
+usage 3 "no AWS credentials found" nocreds "$SLUICE" ls s3://my-bucket/prefix
+usage 3 "no AWS credentials found" nocreds "$SLUICE" ls s3://my-bucket/prefix/
+usage 3 "no AWS credentials found" nocreds "$SLUICE" cp s3://my-bucket/prefix "$T/o"
+usage 3 "no AWS credentials found" nocreds "$SLUICE" cp "$S" s3://my-bucket/out
+usage 3 "no AWS credentials found" nocreds "$SLUICE" map s3://my-bucket/in - --op md5
+usage 3 "--no-sign-request" nocreds "$SLUICE" cat s3://my-bucket/obj
+usage 3 "no AWS credentials found" nocreds "$SLUICE" du s3://my-bucket
 usage 2 "bucket" "$SLUICE" ls gs://
 usage 2 "bucket" "$SLUICE" ls gs://b/x
 usage 2 "bucket" "$SLUICE" cp s3://x/y "$T/o"

@@ -181,7 +181,7 @@ row url-empty-dst 2 'empty URL or path' nothing_created cp {FX}/src ''
 row url-bad-percent 2 "bad percent-escape '%zz'" nothing_created ls 'file:///tmp/%zz'
 row url-percent-nul 2 '%00 \(a NUL byte\)' nothing_created cat 'file:///tmp/a%00b'
 row url-bad-bucket 2 "invalid bucket name 'Bad_Bucket': bucket names are lowercase" nothing_created ls gs://Bad_Bucket
-row url-s3-unsupported 2 'not supported yet' nothing_created cp {FX}/src s3://some-bucket/x
+row url-s3-bad-bucket 2 "invalid bucket name 'x'" nothing_created cp {FX}/src s3://x/y
 
 # ============================================================================================================
 say "missing things and permission denied"

@@ -435,8 +435,8 @@ static void test_bad_sources_and_destinations(void) {
         sl_job_destroy(job);
     }
     ASSERT_INT_EQ(rc, SL_ENOENT);
-    o.src_url = "s3://bucket/prefix";
-    ASSERT_INT_EQ(run_job(&o, &st), SL_ENOTSUP);
+    o.src_url = "s3://b/prefix"; /* a bucket name S3 refuses (shorter than 3) */
+    ASSERT_INT_EQ(run_job(&o, &st), SL_EBADURL);
     o.src_url = src;
     o.dst_url = "-";
     ASSERT_INT_EQ(run_job(&o, &st), SL_EINVAL);

@@ -183,6 +183,42 @@ static void test_check_access_without_bucket_resource(void) {
     s_post("/_config", "{\"bucket_modes\": {\"nores-404\": [], \"nores-501\": [], \"gone-501\": []}}");
 }
 
+static void s_count_deleted(void *ctx, size_t index, int rc, const char *message) {
+    int *rcs = ctx;
+    rcs[index] = rc == 0 ? 1 : rc;
+    ASSERT_TRUE(rc == 0 ? message == NULL : message != NULL && message[0]);
+}
+
+/* A store without a batch delete (local): sl__store_delete_batch deletes key by key and reports each. */
+static void test_delete_batch_fallback(void) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/batch", s_tmp);
+    ASSERT_INT_EQ(mkdir(path, 0755), 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/batch/f%d", s_tmp, i);
+        FILE *f = fopen(path, "w");
+        ASSERT_TRUE(f != NULL);
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/batch", s_tmp);
+    sl_store *st = NULL;
+    ASSERT_INT_EQ(sl_store_open(path, NULL, &st), 0);
+    sl_client *c = NULL;
+    ASSERT_INT_EQ(sl_client_new(st, &c), 0);
+    const char *keys[] = {"f0", "missing", "f2"};
+    int rcs[3] = {0, 0, 0};
+    ASSERT_INT_EQ(sl__store_delete_batch(c, keys, 3, s_count_deleted, rcs), 0);
+    ASSERT_INT_EQ(rcs[0], 1);
+    ASSERT_INT_EQ(rcs[1], SL_ENOENT);
+    ASSERT_INT_EQ(rcs[2], 1);
+    sl_object o;
+    ASSERT_INT_EQ(sl_stat(c, "f0", &o), SL_ENOENT);
+    ASSERT_INT_EQ(sl_stat(c, "f1", &o), 0);
+    ASSERT_INT_EQ(sl__store_delete_batch(c, keys, SL__DELETE_BATCH_MAX + 1, s_count_deleted, rcs), SL_EINVAL);
+    sl_client_destroy(c);
+    sl_store_close(st);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     unsetenv("STORAGE_EMULATOR_HOST");
@@ -197,6 +233,7 @@ int main(void) {
     RUN_TEST(test_probe_local);
     RUN_TEST(test_open_source_both);
     RUN_TEST(test_check_access_without_bucket_resource);
+    RUN_TEST(test_delete_batch_fallback);
     gcs_server_stop(&s_srv);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s_tmp);
