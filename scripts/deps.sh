@@ -7,9 +7,10 @@ set -euo pipefail
 # python3-botocore: the SigV4 signer's cross-check (tests/unit/sigv4_botocore.py) and the S3 test server's signature
 # check (tests/s3/s3_server.py); libexpat1-dev: S3's and STS's XML answers. slurmctld slurmd slurm-client munge: the
 # single-node Slurm cluster tests/slurm/array.sh runs deploy/slurm/ on (scripts/slurm-cluster.sh, not the system services).
+# awscli, rclone: the peers of the s3:// interoperability test (tests/cli/s3_interop.sh).
 packages=(build-essential cmake pkg-config libcurl4-openssl-dev libssl-dev libjansson-dev libyajl-dev zlib1g-dev
           clang libclang-rt-14-dev python3 libxml2-utils openssl curl procps time libmicrohttpd-dev
-          strace python3-botocore libexpat1-dev slurmctld slurmd slurm-client munge)
+          strace python3-botocore libexpat1-dev slurmctld slurmd slurm-client munge awscli rclone)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
