@@ -216,6 +216,23 @@ expect_eq "skipped" "$N" "$(json_field "$T/copy-again.json" 'd["objects"]["skipp
 expect_eq "bytes read" 0 "$(json_field "$T/copy-again.json" 'd["bytes"]["read"]')"
 expect_eq "CopyObject and GetObject requests" "0 0" "$(s3_requests s3.CopyObject) $(s3_requests s3.GetObject)"
 
+say "an object over CopyObject's limit (5 GiB; lowered here by SLUICE_S3_COPY_OBJECT_MAX): copied on the server in parts"
+head -c $((11 * 1048576 + 4321)) /dev/urandom >"$T/big11"
+run "$SLUICE" cp "$T/big11" s3://sl-s3/parts/
+expect_rc 0
+s3_stats_reset
+run env SLUICE_S3_COPY_OBJECT_MAX=1048576 "$SLUICE" cp s3://sl-s3/parts/ s3://sl-other/parts-copy/ --report "$T/pc.json"
+expect_rc 0
+expect_eq "UploadPartCopy (parts of --upload-chunk, 8M), Complete, CopyObject, GetObject, PutObject" "2 1 0 0 0" \
+    "$(s3_requests s3.UploadPartCopy) $(s3_requests s3.CompleteMultipartUpload) $(s3_requests s3.CopyObject) $(s3_requests s3.GetObject) $(s3_requests s3.PutObject)"
+expect_eq "open uploads" 0 "$(s3_stat 'd["open_multipart_uploads"]')"
+run "$SLUICE" cat s3://sl-other/parts-copy/big11
+expect_rc 0
+cmp -s "$OUT" "$T/big11" || fail "the copy made of parts" "the source's bytes" "other bytes"
+run env SLUICE_S3_COPY_OBJECT_MAX=1048576 "$SLUICE" sync s3://sl-s3/parts/ s3://sl-other/parts-copy/ --report "$T/pc2.json"
+expect_rc 0
+expect_eq "the rerun: skipped (the copy's fingerprint)" 1 "$(json_field "$T/pc2.json" 'd["objects"]["skipped"]')"
+
 say "multipart: CreateMultipartUpload, 6 UploadParts (each with its CRC32C), one Complete; none left open"
 s3_stats_reset
 run "$SLUICE" cp "$S/a/b/c" "s3://sl-other/mp2" --upload-chunk 256K
