@@ -78,9 +78,11 @@ os.makedirs(sys.argv[1])
 for i in range(40):
     open(os.path.join(sys.argv[1], "s%02d" % i), "w").write("x")
 PY
-"$SLUICE" map "$T/slow" "$T/slow-out" -q -j 2 --shard 0/1 --exec 'sleep 1' --grace 0 --report "$T/i/" 2>/dev/null &
+export MARK="$T/started"
+"$SLUICE" map "$T/slow" "$T/slow-out" -q -j 2 --shard 0/1 --shell --exec 'touch "$MARK"; sleep 1' --grace 0 \
+    --report "$T/i/" 2>/dev/null &
 pid=$!
-sleep 1.5
+for _ in $(seq 400); do [ -e "$MARK" ] && break; sleep 0.05; done # the run has begun: objects are in flight
 kill -TERM $pid
 wait $pid 2>/dev/null || true
 run "$SLUICE" report --json "$T/i"
