@@ -31,8 +31,8 @@
 # AWS_ENDPOINT_URL / --endpoint-url / endpoint = http://127.0.0.1:PORT (path style). Nothing but 127.0.0.1 is
 # contacted.
 #
-# Environment: FILES, SIZE, DIRS, JOBS, RUNS, LIST_SMALL, LIST_LARGE, LIST_RUNS, CLIENTS ("sluice rclone aws s3cmd";
-# a peer that is not installed is skipped with a note), SLUICE (the release binary), RCLONE (rclone), AWS
+# Environment: FILES, SIZE, DIRS, JOBS, RUNS, SETTLE (35 s of quiet before the downloads), LIST_SMALL, LIST_LARGE,
+# LIST_RUNS, CLIENTS ("sluice rclone aws s3cmd"; a peer that is not installed is skipped with a note), SLUICE (the release binary), RCLONE (rclone), AWS
 # (/usr/bin/aws, Debian's awscli, else aws), S3CMD (s3cmd), DST_BASE (where downloads go; /tmp/sluice-bench), OUT
 # (raw figures; build/bench), DL_SHM (a tmpfs for the same download without a disk file system; /dev/shm, "" skips).
 set -euo pipefail
@@ -252,6 +252,12 @@ round_prep() { echo "curl -sSf -X POST $EMU/_sluice/reset -d '{\"buckets\": [\"u
     curl -sSf -X POST $EMU/_sluice/seed -d '{\"bucket\": \"upload\"}' >/dev/null"; }
 round_cmd() { cmd UP "$1" upload "" ""; }
 rounds "$RUNS" up
+# Deleted inodes make new files cost more kernel time for a while (ext4's allocator avoids inodes deleted within the
+# last dirty_expire_centisecs, 30 s; on a file system without a journal it reads inode tables to find them): let
+# whatever was deleted before the downloads (a previous run's cleanup, the checks above) age first, as bench/commit.sh
+# does.
+sync
+sleep "${SETTLE:-35}"
 # the previous download moved aside (deleted at the end), then an empty directory (s3cmd wants it to exist)
 round_prep() { echo "{ [ ! -e $DL/dl ] || mv $DL/dl \$(mktemp -d -p $DL/old)/; } && mkdir $DL/dl"; }
 round_cmd() { cmd DOWN "$1" src "" "$DL/dl"; }

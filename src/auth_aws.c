@@ -1971,6 +1971,16 @@ on_error:
     return rc;
 }
 
+/* The credentials' strings and fields, not the whole 8 KiB struct: this runs before every request. */
+static void s_copy_out(sl__aws_credentials *out, const sl__aws_credentials *in) {
+    memcpy(out->access_key_id, in->access_key_id, strnlen(in->access_key_id, sizeof(in->access_key_id) - 1) + 1);
+    memcpy(out->secret_access_key, in->secret_access_key,
+           strnlen(in->secret_access_key, sizeof(in->secret_access_key) - 1) + 1);
+    memcpy(out->session_token, in->session_token, strnlen(in->session_token, sizeof(in->session_token) - 1) + 1);
+    out->expires_s = in->expires_s;
+    out->serial = in->serial;
+}
+
 int sl__aws_auth_get(sl__aws_auth *auth, sl__aws_credentials *out) {
     if (auth->kind == S_ANONYMOUS) {
         memset(out, 0, sizeof(*out));
@@ -1980,7 +1990,7 @@ int sl__aws_auth_get(sl__aws_auth *auth, sl__aws_credentials *out) {
     int rc = 0;
     pthread_mutex_lock(&auth->synced.lock);
     if (auth->synced.have && (auth->synced.refresh_at_s == 0 || s_wall_s() < auth->synced.refresh_at_s)) {
-        memcpy(out, auth->synced.creds, sizeof(*out));
+        s_copy_out(out, auth->synced.creds);
         goto done;
     }
     if (auth->kind == S_ENV) {
@@ -2007,7 +2017,7 @@ int sl__aws_auth_get(sl__aws_auth *auth, sl__aws_credentials *out) {
     }
     atomic_fetch_add(&auth->attempts, 1);
     if (rc == 0)
-        memcpy(out, auth->synced.creds, sizeof(*out));
+        s_copy_out(out, auth->synced.creds);
 
 done:
     pthread_mutex_unlock(&auth->synced.lock);

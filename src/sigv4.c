@@ -3,13 +3,13 @@
  * stack space. Only the query string needs scratch, because its parameters are sorted by their encoded forms. */
 #include "sigv4.h"
 
+#include "digest.h"
 #include "fail.h"
 
 #include "sluice/sluice.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -157,11 +157,28 @@ typedef struct s_sink {
     char *copy;
     size_t cap, len;
     bool md_failed;
+    /* The pieces are many and small (a header name, a colon, a value): gathered here and hashed a buffer at a time,
+     * since each EVP_DigestUpdate has a fixed cost larger than hashing a few bytes. */
+    size_t held;
+    char hold[1024];
 } s_sink;
 
-static void s_put(s_sink *s, const char *p, size_t n) {
-    if (s->md && EVP_DigestUpdate(s->md, p, n) != 1)
+static void s_flush(s_sink *s) {
+    if (s->held && s->md && EVP_DigestUpdate(s->md, s->hold, s->held) != 1)
         s->md_failed = true;
+    s->held = 0;
+}
+
+static void s_put(s_sink *s, const char *p, size_t n) {
+    if (s->held + n > sizeof(s->hold))
+        s_flush(s);
+    if (n >= sizeof(s->hold)) {
+        if (s->md && EVP_DigestUpdate(s->md, p, n) != 1)
+            s->md_failed = true;
+    } else {
+        memcpy(s->hold + s->held, p, n);
+        s->held += n;
+    }
     if (s->copy) {
         if (s->len < s->cap) {
             size_t room = s->cap - s->len;
@@ -401,8 +418,7 @@ static void s_hex(const unsigned char *p, size_t n, char *out) {
 }
 
 static bool s_hmac(const unsigned char *key, size_t key_len, const void *data, size_t len, unsigned char out[32]) {
-    unsigned int olen = 0;
-    return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &olen) && olen == 32;
+    return sl__hmac_sha256(key, key_len, data, len, out);
 }
 
 int sl__sigv4_derive_key(const char *secret, const char *date, const char *region, const char *service,
@@ -425,15 +441,17 @@ int sl__sigv4_derive_key(const char *secret, const char *date, const char *regio
 int sl__sigv4_sha256_hex(const void *data, size_t len, char out[65]) {
     unsigned char d[32];
     unsigned int dlen = 0;
-    if (EVP_Digest(data, len, d, &dlen, EVP_sha256(), NULL) != 1 || dlen != 32)
+    if (EVP_Digest(data, len, d, &dlen, sl__md_sha256(), NULL) != 1 || dlen != 32)
         return sl__fail(SL_EINTERNAL, "sigv4: SHA-256 failed in OpenSSL");
     s_hex(d, 32, out);
     return 0;
 }
 
 void sl__sigv4_key_cache_wipe(sl__sigv4_key_cache *cache) {
-    if (cache)
-        OPENSSL_cleanse(cache, sizeof(*cache));
+    if (!cache)
+        return;
+    EVP_MAC_CTX_free(cache->mac);
+    OPENSSL_cleanse(cache, sizeof(*cache));
 }
 
 /* The signing key for this request, from the cache when it holds the same secret, date, region and service. */
@@ -443,7 +461,7 @@ static int s_signing_key(sl__sigv4_key_cache *cache, const char *secret, const c
         return sl__sigv4_derive_key(secret, date, region, service, key);
     unsigned char fp[32];
     unsigned int fplen = 0;
-    if (EVP_Digest(secret, strlen(secret), fp, &fplen, EVP_sha256(), NULL) != 1)
+    if (EVP_Digest(secret, strlen(secret), fp, &fplen, sl__md_sha256(), NULL) != 1)
         return sl__fail(SL_EINTERNAL, "sigv4: SHA-256 failed in OpenSSL");
     if (cache->valid && CRYPTO_memcmp(cache->secret_sha256, fp, 32) == 0 && strcmp(cache->date, date) == 0 &&
         strcmp(cache->region, region) == 0 && strcmp(cache->service, service) == 0) {
@@ -461,8 +479,22 @@ static int s_signing_key(sl__sigv4_key_cache *cache, const char *secret, const c
         cache->valid = true;
         cache->derivations++;
         memcpy(key, cache->key, 32);
+        EVP_MAC_CTX_free(cache->mac);
+        cache->mac = sl__hmac_sha256_keyed(cache->key, 32); /* NULL: each request keys its own */
     }
     OPENSSL_cleanse(fp, sizeof(fp));
+    return rc;
+}
+
+/* The signature of a string to sign: HMAC-SHA256 under the signing key, through the cache's keyed context. */
+static int s_signature_of(sl__sigv4_key_cache *cache, const char *secret, const char *date, const char *region,
+                          const char *service, const char *sts, size_t len, unsigned char sig[32]) {
+    unsigned char key[32];
+    int rc = s_signing_key(cache, secret, date, region, service, key);
+    if (rc == 0 && !(cache && cache->mac ? sl__hmac_sha256_with(cache->mac, sts, len, sig)
+                                         : s_hmac(key, sizeof(key), sts, len, sig)))
+        rc = sl__fail(SL_EINTERNAL, "sigv4: HMAC-SHA256 failed in OpenSSL");
+    OPENSSL_cleanse(key, sizeof(key));
     return rc;
 }
 
@@ -472,7 +504,7 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     char amz_date[17];
     int rc = 0;
     EVP_MD_CTX *md = NULL;
-    unsigned char key[32], sig[32];
+    unsigned char sig[32];
     if (auth_cap)
         auth[0] = '\0';
     if ((rc = s_check(req, creds, amz_date)) < 0)
@@ -529,7 +561,7 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
         return nq;
 
     md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    if (!md || EVP_DigestInit_ex2(md, sl__md_sha256(), NULL) != 1) {
         rc = sl__fail(SL_EINTERNAL, "sigv4: SHA-256 unavailable in OpenSSL");
         goto on_error;
     }
@@ -573,6 +605,7 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     s_puts(&s, payload);
     unsigned char digest[32];
     unsigned int dlen = 0;
+    s_flush(&s);
     if (s.md_failed || EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32) {
         rc = sl__fail(SL_EINTERNAL, "sigv4: SHA-256 failed in OpenSSL");
         goto on_error;
@@ -610,12 +643,9 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
         }
         memcpy(debug->string_to_sign, sts, (size_t)stslen + 1);
     }
-    if ((rc = s_signing_key(cache, creds->secret_access_key, date, req->region, req->service, key)) < 0)
+    if ((rc = s_signature_of(cache, creds->secret_access_key, date, req->region, req->service, sts, (size_t)stslen,
+                             sig)) < 0)
         goto on_error;
-    if (!s_hmac(key, sizeof(key), sts, (size_t)stslen, sig)) {
-        rc = sl__fail(SL_EINTERNAL, "sigv4: HMAC-SHA256 failed in OpenSSL");
-        goto on_error;
-    }
     char sig_hex[65];
     s_hex(sig, 32, sig_hex);
 
@@ -648,7 +678,6 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
 
 on_error:
     EVP_MD_CTX_free(md);
-    OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }
@@ -676,13 +705,10 @@ int sl__sigv4_chunk_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *re
                      date, req->region, req->service, previous_signature, chunk_sha256);
     if (n < 0 || (size_t)n >= sizeof(sts))
         return sl__fail(SL_EINTERNAL, "sigv4: the chunk's string to sign does not fit %zu bytes", sizeof(sts));
-    unsigned char key[32], sig[32];
-    rc = s_signing_key(cache, creds->secret_access_key, date, req->region, req->service, key);
-    if (rc == 0 && !s_hmac(key, sizeof(key), sts, (size_t)n, sig))
-        rc = sl__fail(SL_EINTERNAL, "sigv4: HMAC-SHA256 failed in OpenSSL");
+    unsigned char sig[32];
+    rc = s_signature_of(cache, creds->secret_access_key, date, req->region, req->service, sts, (size_t)n, sig);
     if (rc == 0)
         s_hex(sig, 32, signature);
-    OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }

@@ -98,10 +98,11 @@ typedef struct sl__sigv4_key_cache {
     char region[64];
     char service[32];
     unsigned char key[32];
+    void *mac; /* an HMAC context keyed with key (EVP_MAC_CTX), or NULL: the per-request HMAC copies it */
     unsigned long derivations; /* keys derived so far, for tests */
 } sl__sigv4_key_cache;
 
-/* Wipes the key (NULL ok). */
+/* Wipes the key and frees its HMAC context (NULL ok). */
 void sl__sigv4_key_cache_wipe(sl__sigv4_key_cache *cache);
 
 /* SigV4's percent-encoding: A-Z a-z 0-9 - . _ ~ kept, every other byte as %XX with upper-case hex; '/' kept when

@@ -43,6 +43,7 @@
 #include "auth_aws.h"
 #include "clock.h"
 #include "crc32c.h"
+#include "digest.h"
 #include "fail.h"
 #include "http.h"
 #include "range.h"
@@ -707,15 +708,32 @@ static const char *s_fp_checked(const sl_object *obj, const char *value, char *b
 
 /* ---- stat ---- */
 
+/* An HTTP date (IMF-fixdate, the only form S3 sends: "Sun, 06 Nov 1994 08:49:37 GMT") in ns since the epoch, 0 if
+ * it is not one. Read by hand into the ISO form the listing's parser takes: strptime's locale-aware %a and %b cost
+ * more than the rest of reading an answer's headers. */
 static int64_t s_http_time(const char *s) {
-    if (!s || !*s)
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    /* "Www, DD Mon YYYY HH:MM:SS GMT": 29 characters. */
+    if (!s || strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+        s[25] != ' ' || strcmp(s + 26, "GMT") != 0)
         return 0;
-    struct tm tm = {0};
-    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end)
+    int mo = 0;
+    while (mo < 12 && memcmp(months + 3 * mo, s + 8, 3) != 0)
+        mo++;
+    if (mo == 12)
         return 0;
-    time_t t = timegm(&tm);
-    return t > 0 ? (int64_t)t * 1000000000 : 0;
+    char iso[21]; /* YYYY-MM-DDTHH:MM:SSZ */
+    memcpy(iso, s + 12, 4);
+    iso[4] = '-';
+    iso[5] = (char)('0' + (mo + 1) / 10);
+    iso[6] = (char)('0' + (mo + 1) % 10);
+    iso[7] = '-';
+    memcpy(iso + 8, s + 5, 2);
+    iso[10] = 'T';
+    memcpy(iso + 11, s + 17, 8);
+    iso[19] = 'Z';
+    iso[20] = '\0';
+    return sl__s3_parse_time(iso, 20);
 }
 
 /* The object an answer's headers describe (HeadObject, a whole GetObject). */
@@ -1040,7 +1058,7 @@ static int s_del_batch(sl_client *base, const char *const *keys, size_t n, sl__d
             unsigned char md5[16];
             unsigned int ml = 0;
             char md5_line[64] = "Content-MD5: ";
-            if (EVP_Digest(body, xb.len, md5, &ml, EVP_md5(), NULL) != 1)
+            if (EVP_Digest(body, xb.len, md5, &ml, sl__md_md5(), NULL) != 1)
                 rc = sl__fail(SL_EINTERNAL, "MD5 failed");
             else
                 md5_line[13 + EVP_EncodeBlock((unsigned char *)md5_line + 13, md5, 16)] = '\0';
@@ -1121,7 +1139,7 @@ static int s_reader_accept(s_reader *r, const sl__http_response *resp, sl_object
             }
             if (!r->has_crc && o.has_md5 && !r->md5) {
                 r->md5 = EVP_MD_CTX_new();
-                if (!r->md5 || EVP_DigestInit_ex(r->md5, EVP_md5(), NULL) != 1)
+                if (!r->md5 || EVP_DigestInit_ex2(r->md5, sl__md_md5(), NULL) != 1)
                     return sl__fail(SL_ENOMEM, "out of memory (MD5)");
                 r->has_md5 = true;
                 memcpy(r->expected_md5, o.md5, 16);
@@ -1602,7 +1620,7 @@ static bool s_landed(s_writer *w, uint64_t size) {
     if (!w->upload_id && h.has_md5 && size == w->len) {
         unsigned char md5[16];
         unsigned int n = 0;
-        return EVP_Digest(w->client->up, w->len, md5, &n, EVP_md5(), NULL) == 1 && n == 16 &&
+        return EVP_Digest(w->client->up, w->len, md5, &n, sl__md_md5(), NULL) == 1 && n == 16 &&
                memcmp(md5, h.md5, 16) == 0;
     }
     return false;

@@ -187,6 +187,7 @@ static void test_s3_streaming_example(void) {
     ASSERT_STR_EQ(sig, "");
     ASSERT_UINT_EQ(sl__sigv4_chunked_length(0, 65536), 86);
     ASSERT_UINT_EQ(sl__sigv4_chunked_length(5, 0), 0);
+    sl__sigv4_key_cache_wipe(&cache);
 }
 
 static void test_encoding(void) {

@@ -178,6 +178,8 @@ static void test_pinned_read_refuses_a_replaced_object(void) {
     sl_object o;
     ASSERT_INT_EQ(sl_stat(c, "obj", &o), 0);
     ASSERT_TRUE(o.generation == gen); /* a listing and a stat agree */
+    /* ...on the time too: the listing's ISO time against HeadObject's HTTP date (whole seconds). */
+    ASSERT_TRUE(o.mtime_ns > 0 && o.mtime_ns <= listed.mtime_ns && listed.mtime_ns - o.mtime_ns < 1000000000);
     sl_reader *r = NULL;
     ASSERT_INT_EQ(sl__read_open_gen(c, "obj", 1000, 5000, gen, &r), 0);
     unsigned char buf[8192];

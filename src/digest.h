@@ -1,0 +1,25 @@
+/* SHA-256, MD5 and HMAC-SHA256 over OpenSSL without a provider lookup per call.
+ *
+ * OpenSSL 3 looks an algorithm up by name (a locked provider query) every time EVP_sha256() or EVP_md5() is given to
+ * EVP_DigestInit_ex, EVP_Digest or HMAC: for a request of a few hundred bytes the lookups cost more than the
+ * hashing. These are fetched once per process and shared by every thread (a fetched EVP_MD is read-only). */
+#ifndef SL_DIGEST_H
+#define SL_DIGEST_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The fetched algorithms; NULL only if OpenSSL cannot provide them (then every caller reports it). */
+const EVP_MD *sl__md_sha256(void);
+const EVP_MD *sl__md_md5(void);
+
+/* HMAC-SHA256 of data under key into out; false if OpenSSL failed. */
+bool sl__hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char out[32]);
+
+/* A key used for many messages: its HMAC context made once (the key's two padded blocks hashed), then copied per
+ * message. NULL if OpenSSL failed; freed with EVP_MAC_CTX_free, which clears it. */
+EVP_MAC_CTX *sl__hmac_sha256_keyed(const void *key, size_t key_len);
+bool sl__hmac_sha256_with(const EVP_MAC_CTX *keyed, const void *data, size_t len, unsigned char out[32]);
+
+#endif
