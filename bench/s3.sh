@@ -34,7 +34,8 @@
 # Environment: FILES, SIZE, DIRS, JOBS, RUNS, SETTLE (35 s of quiet before the downloads), LIST_SMALL, LIST_LARGE,
 # LIST_RUNS, CLIENTS ("sluice rclone aws s3cmd"; a peer that is not installed is skipped with a note), SLUICE (the
 # release binary), RCLONE (rclone), AWS (/usr/bin/aws, Debian's awscli, else aws), S3CMD (s3cmd), DST_BASE (where
-# downloads go; /tmp/sluice-bench), OUT (raw figures; build/bench), DL_SHM (a tmpfs for the same download without a disk file system; /dev/shm, "" skips).
+# downloads go; /tmp/sluice-bench), OUT (raw figures; build/bench), DL_SHM (a tmpfs for the same download without a
+# disk file system; /dev/shm, "" skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
