@@ -92,6 +92,28 @@ fi
 
 # --- isolation: nothing but 127.0.0.1 -------------------------------------------------------------------------
 WORK=$(mktemp -d "$BASE/s3.XXXXXX")
+SRV_PID= SHM= MNT= DL=
+cleanup() {
+    if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
+    rm -rf "$DL"
+    [ -z "$MNT" ] || umount "$MNT"
+    rm -rf "$WORK"
+    [ -z "$SHM" ] || rm -rf "$SHM"
+}
+trap cleanup EXIT
+# DL_FS (default ext4 when run as root): the disk downloads go to a file system made for this run, an ext4 image
+# (with the journal mkfs.ext4 gives it) loop-mounted under WORK, so that every client writes to the same fresh file
+# system whatever the history of the machine's own: ext4 makes new inodes cost more kernel time near recently
+# deleted ones, and one without a journal reads a candidate inode's table block for each. DL_FS="" (or not root, or
+# no mkfs.ext4): DST_BASE as it is.
+DL_FS=${DL_FS-ext4}
+if [ -n "$DL_FS" ] && [ "$(id -u)" = 0 ] && command -v "mkfs.$DL_FS" >/dev/null; then
+    truncate -s 4G "$WORK/dl.img"
+    "mkfs.$DL_FS" -q -F "$WORK/dl.img"
+    mkdir -p "$WORK/mnt"
+    if mount -o loop "$WORK/dl.img" "$WORK/mnt"; then MNT=$WORK/mnt; DST_BASE=$MNT; fi
+fi
+[ -n "$MNT" ] || echo "bench/s3.sh: NOTE: downloads go to $DST_BASE as it is (DL_FS: needs root and mkfs.${DL_FS:-ext4})" >&2
 DL=$(mktemp -d "$DST_BASE/s3-dl.XXXXXX")
 mkdir -p "$WORK/home" "$WORK/xdg-config" "$WORK/xdg-cache" "$DL/old"
 while IFS= read -r v; do unset "$v"; done < <(env | sed -n 's/^\(AWS_[A-Z0-9_]*\)=.*/\1/p; s/^\(RCLONE_[A-Z0-9_]*\)=.*/\1/p')
@@ -107,15 +129,7 @@ export RCLONE_CONFIG=$WORK/rclone.conf
 # DL_SHM (default /dev/shm; empty: skip) is a tmpfs: the same download there measures the clients without the disk's
 # file system.
 DL_SHM=${DL_SHM-/dev/shm}
-SHM=
 if [ -n "$DL_SHM" ] && [ -d "$DL_SHM" ]; then SHM=$(mktemp -d -p "$DL_SHM" sluice-s3bench.XXXXXX); fi
-SRV_PID=
-cleanup() {
-    if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK" "$DL"
-    [ -z "$SHM" ] || rm -rf "$SHM"
-}
-trap cleanup EXIT
 
 python3 tests/s3/s3_server.py --port 0 --port-file "$WORK/port" --access-key "$KEY:$SECRET" >"$WORK/server.log" 2>&1 &
 SRV_PID=$!
