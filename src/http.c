@@ -297,6 +297,10 @@ sl__http *sl__http_new(const sl__http_options *opts) {
     /* Bodies are delivered exactly as they came: a gzip-encoded object is checksummed on its stored bytes and
      * decompressed by the store that asked for them (store_gcs.c), never by libcurl behind its back. */
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    /* The path exactly as built: libcurl would otherwise remove dot segments, and an S3 key "a/../b" would be asked
+     * for as "b" — another object, read in its place when the request is not signed (signed, the server refuses a
+     * signature made for the path as given). */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     if (s_ca_shared) {
         curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, s_ssl_ctx);
         curl_easy_setopt(e, CURLOPT_CAINFO, NULL); /* the shared store replaces libcurl's own copy */
