@@ -180,6 +180,27 @@ static bool s_continuation(char c) {
     return ((unsigned char)c & 0xC0) == 0x80;
 }
 
+int sl__token_cycle_seen(sl__token_cycle *cycle, const char *token) {
+    if (cycle->kept && strcmp(token, cycle->kept) == 0)
+        return 1;
+    if (cycle->steps == cycle->power) {
+        char *kept = strdup(token);
+        if (!kept)
+            return sl__fail(SL_ENOMEM, "out of memory");
+        free(cycle->kept);
+        cycle->kept = kept;
+        cycle->power = cycle->power ? 2 * cycle->power : 1;
+        cycle->steps = 0;
+    }
+    cycle->steps++;
+    return 0;
+}
+
+void sl__token_cycle_free(sl__token_cycle *cycle) {
+    free(cycle->kept);
+    cycle->kept = NULL;
+}
+
 int sl__key_cmp_utf16(const char *a, size_t alen, const char *b, size_t blen) {
     size_t n = alen < blen ? alen : blen, i = 0;
     while (i < n && a[i] == b[i])

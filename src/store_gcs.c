@@ -595,10 +595,8 @@ typedef struct s_lister {
     char *page_token;
     bool last_page;
     int failed; /* <0: the listing went wrong in a way asking again would repeat (sticky) */
-    /* Page tokens that go round in a cycle (A, B, A, ...), found in constant memory (Brent's method): the token seen
-     * at the last power of two is kept, and each new token is compared with it. */
-    char *cycle_token;
-    unsigned long cycle_power, cycle_steps, pages;
+    sl__token_cycle cycle;
+    unsigned long pages;
     sl__gcs_page page;
     char key[4096];
     char fp[S_FP_CAP]; /* the source fingerprint of the last object returned */
@@ -648,7 +646,9 @@ static int s_fetch_page(s_lister *l) {
         return rc;
     const char *token = sl__gcs_page_token(&l->page);
     l->pages++;
-    if (token && l->cycle_token && strcmp(token, l->cycle_token) == 0) {
+    if (token && (rc = sl__token_cycle_seen(&l->cycle, token)) != 0) {
+        if (rc < 0)
+            return rc;
         /* Following it would go round the same pages forever. */
         sl__gcs_page_clear(&l->page);
         l->failed = SL_ECORRUPT;
@@ -657,14 +657,6 @@ static int s_fetch_page(s_lister *l) {
                         "listing stopped",
                         sl_store_url(&st->base), l->pages);
     }
-    if (token && l->cycle_steps == l->cycle_power) {
-        free(l->cycle_token);
-        if (!(l->cycle_token = strdup(token)))
-            return sl__fail(SL_ENOMEM, "out of memory");
-        l->cycle_power *= 2;
-        l->cycle_steps = 0;
-    }
-    l->cycle_steps++;
     free(l->page_token);
     l->page_token = NULL;
     if (token) {
@@ -687,7 +679,6 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
     l->recursive = opts->recursive;
     l->fingerprints = opts->fingerprints;
     l->page_size = opts->page_size && opts->page_size <= 1000 ? opts->page_size : 1000;
-    l->cycle_power = l->cycle_steps = 1;
     if (opts->start_after) {
         size_t n = strlen(st->prefix) + strlen(opts->start_after) + 1;
         l->start_offset = malloc(n);
@@ -702,7 +693,7 @@ static int s_list_open(sl_client *base, const sl_list_options *opts, sl_lister *
         free(l->start_offset);
         free(l->start_after);
         free(l->page_token);
-        free(l->cycle_token);
+        sl__token_cycle_free(&l->cycle);
         free(l);
         return rc;
     }
@@ -754,7 +745,7 @@ static void s_list_close(sl_lister *base) {
     free(l->start_offset);
     free(l->start_after);
     free(l->page_token);
-    free(l->cycle_token);
+    sl__token_cycle_free(&l->cycle);
     free(l);
 }
 

@@ -805,6 +805,7 @@ typedef struct s_lister {
     bool started, last_page;
     int failed;
     unsigned long pages;
+    sl__token_cycle cycle;
     char key[4096];
     char fp[S_FP_CAP];
 } s_lister;
@@ -850,9 +851,14 @@ static int s_fetch_page(s_lister *l) {
         return sl__fail(SL_ECORRUPT, "%s: the listing is truncated but gives no continuation token (%lu pages read)",
                         sl_store_url(&st->base), l->pages);
     }
-    if (truncated && l->token && strcmp(token, l->token) == 0) {
+    if (truncated && (rc = sl__token_cycle_seen(&l->cycle, token)) != 0) {
+        if (rc < 0)
+            return rc;
+        /* Following it would go round the same pages forever. */
         l->failed = SL_ECORRUPT;
-        return sl__fail(SL_ECORRUPT, "%s: the server repeated a continuation token (%lu pages read); listing stopped",
+        return sl__fail(SL_ECORRUPT,
+                        "%s: the server repeated a continuation token (its pages go round in a cycle; %lu pages "
+                        "read); listing stopped",
                         sl_store_url(&st->base), l->pages);
     }
     free(l->token);
@@ -871,6 +877,7 @@ static void s_list_close(sl_lister *base) {
     sl__s3_xml_destroy(l->xml);
     free(l->start_after);
     free(l->token);
+    sl__token_cycle_free(&l->cycle);
     free(l);
 }
 

@@ -148,6 +148,17 @@ sl__list_order sl__list_order_kept(const sl_lister *lister);
  * from byte order only where one key has a character from U+E000 to U+FFFF and the other one of U+10000 or above. */
 int sl__key_cmp_utf16(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Page tokens that go round in a cycle (A, B, A, ...: pages without end), found in constant memory by Brent's method:
+ * the token seen at the last power of two is kept, and each new one is compared with it, so a cycle of L pages is
+ * found within about 3 L pages. Zero-initialised; freed with sl__token_cycle_free. */
+typedef struct sl__token_cycle {
+    char *kept;
+    unsigned long power, steps;
+} sl__token_cycle;
+/* 1 when `token` closes a cycle (following it would read the same pages again), 0 if not, SL_ENOMEM. */
+int sl__token_cycle_seen(sl__token_cycle *cycle, const char *token);
+void sl__token_cycle_free(sl__token_cycle *cycle);
+
 /* Backends. `url` is parsed and owned by the caller; the backend fills base.vt, base.scheme (store.c sets
  * base.url). */
 int sl__store_local_open(const sl_url *url, const sl_store_options *opts, sl_store **out);
