@@ -84,13 +84,13 @@ typedef struct sl__http_response {
     int64_t content_length;    /* -1 if absent */
     int64_t stored_length;     /* x-goog-stored-content-length: the object's stored size; -1 if absent */
     /* S3 (s3://) */
-    char etag[131];              /* ETag, as sent (quotes included; S3 allows 128 characters in them) */
-    char last_modified[64];      /* Last-Modified (an HTTP date) */
-    char amz_crc32c[64];         /* x-amz-checksum-crc32c ("<base64>" or, for a composite checksum, "<base64>-N") */
-    char amz_bucket_region[64];  /* x-amz-bucket-region */
-    char amz_sse[48];            /* x-amz-server-side-encryption ("AES256", "aws:kms", ...) */
-    char amz_sse_customer[48];   /* x-amz-server-side-encryption-customer-algorithm (SSE-C) */
-    char amz_meta_source[512];   /* x-amz-meta-sluice-source */
+    char etag[131];             /* ETag, as sent (quotes included; S3 allows 128 characters in them) */
+    char last_modified[64];     /* Last-Modified (an HTTP date) */
+    char amz_crc32c[64];        /* x-amz-checksum-crc32c ("<base64>" or, for a composite checksum, "<base64>-N") */
+    char amz_bucket_region[64]; /* x-amz-bucket-region */
+    char amz_sse[48];           /* x-amz-server-side-encryption ("AES256", "aws:kms", ...) */
+    char amz_sse_customer[48];  /* x-amz-server-side-encryption-customer-algorithm (SSE-C) */
+    char amz_meta_source[512];  /* x-amz-meta-sluice-source */
     /* Collected body (when the request has no write_fn): owned by the sl__http, valid until its next request.
      * NUL-terminated for convenience. */
     char *body;
@@ -101,17 +101,17 @@ typedef struct sl__http_response {
 typedef size_t (*sl__http_write_fn)(void *user_data, const void *data, size_t len);
 
 typedef struct sl__http_request {
-    const char *method;          /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-    const char *url;             /* complete, already percent-encoded */
-    const char *const *headers;  /* NULL-terminated "Name: value" strings, or NULL */
+    const char *method;         /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *url;            /* complete, already percent-encoded */
+    const char *const *headers; /* NULL-terminated "Name: value" strings, or NULL */
     /* Request body or NULL, sent with Content-Length: body_len by every method but GET (and DELETE without one, even
      * empty), with the Content-Type the headers give, and with no Content-Type at all when they give none (never
      * libcurl's default application/x-www-form-urlencoded, which GCS refuses). */
     const void *body;
     size_t body_len;
-    sl__http_write_fn write_fn;  /* NULL: collect the body into response->body, at most body_cap bytes */
+    sl__http_write_fn write_fn; /* NULL: collect the body into response->body, at most body_cap bytes */
     void *write_ud;
-    size_t body_cap;             /* 0 = 1 MiB; a longer collected body fails the request with SL_ETOOBIG */
+    size_t body_cap; /* 0 = 1 MiB; a longer collected body fails the request with SL_ETOOBIG */
     /* A request aside from the work of the object it is made for: a cleanup after a failure (cancelling an upload
      * session, deleting what a failed upload made) or a lookup between attempts (did an attempt land?). Its answer is
      * not recorded in the tally (sl__http_tally), whose status stays the one of the object's own requests. */
@@ -182,5 +182,33 @@ bool sl__retry_status(long status);
 unsigned sl__retry_delay_ms(const sl__retry_policy *p, unsigned retry, uint64_t *rng);
 /* Fills zero fields of p with the defaults above. */
 void sl__retry_defaults(sl__retry_policy *p);
+
+/* One logical request's retries, as a store counts them (a store's own struct may add fields after these: see
+ * SL__ATTEMPTS_FIELDS). started_ms is when its count started (sl__now_ms); held_ms when its retries ran out while the
+ * server answered nothing (sl__attempts_backoff), 0 before. */
+#define SL__ATTEMPTS_FIELDS                                                                                            \
+    unsigned retries;                                                                                                  \
+    int64_t started_ms;                                                                                                \
+    int64_t held_ms
+typedef struct sl__attempts {
+    SL__ATTEMPTS_FIELDS;
+} sl__attempts;
+/* Waits before the next attempt if `policy` allows one; false when retries are exhausted (or the job aborted). While a
+ * job watches a server that answers nothing at all (`health`), running out is not the end: the job judges the outage
+ * as a whole (it stops once the server has been unreachable for the retry deadline, which ends this wait), so an
+ * outage shorter than that costs no object. A request holds so for one more deadline at most, whatever the server
+ * does (one that answers now and then keeps the job going). With retries turned off (--retries 0) nothing waits. The
+ * wait is cut in slices, so that an aborted job does not sit out a long backoff, and a request held through an outage
+ * goes again as soon as another one got an answer (the server is back). `rng`: the caller's per-thread state. */
+bool sl__attempts_backoff(sl__attempts *a, const sl__retry_policy *policy, sl__http_health *health, uint64_t *rng);
+/* A download or a resumable upload that broke may have got further before it broke. Counting its retries from its
+ * first attempt would fail a big object over a link that breaks every few MiB although every attempt advanced, and a
+ * deadline counted from the first byte would refuse any retry to a transfer that simply ran longer than it. So, as
+ * gsutil and Google's client libraries do, only attempts without progress count: once the transfer stands `step`
+ * bytes or more past `*mark` (where its count last started; `at` is where it stands now), its retries and its
+ * deadline start again from here, and this returns true. An attempt that brings fewer bytes is not progress: a server
+ * that sends a byte per attempt still exhausts --retries (and --retry-deadline-ms), and a whole transfer makes at
+ * most --retries attempts per `step` bytes of the object. */
+bool sl__attempts_progressed(sl__attempts *a, uint64_t *mark, uint64_t at, uint64_t step);
 
 #endif

@@ -236,67 +236,26 @@ static const char *s_fp_checked(const sl_object *obj, const char *value, char *b
 
 /* ---- requests with retries ---- */
 
-static void s_sleep_ms(unsigned ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* Tracks one logical request's retries. */
+/* One logical request's retries (sl__attempts), and the 401 it may refresh the token for once. */
 typedef struct s_attempts {
-    unsigned retries;
-    int64_t started_ms;
-    int64_t held_ms; /* when its retries ran out while the server answered nothing (s_backoff), 0 before */
-    bool refreshed;  /* a 401 already refreshed the token once */
+    union {
+        sl__attempts base;
+        struct {
+            SL__ATTEMPTS_FIELDS;
+        };
+    };
+    bool refreshed; /* a 401 already refreshed the token once */
 } s_attempts;
 
-/* Waits before the next attempt if the policy allows one; false when retries are exhausted. While a job watches a
- * server that answers nothing at all, running out is not the end: the job judges the outage as a whole (it stops once
- * the server has been unreachable for the retry deadline, which ends this wait), so an outage shorter than that costs
- * no object. A request holds so for one more deadline at most, whatever the server does (one that answers now and
- * then keeps the job going). With retries turned off (--retries 0) nothing waits. */
 static bool s_backoff(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
-    if (sl__http_aborted())
-        return false;
-    int64_t now = sl__now_ms();
-    bool spent = a->retries + 1 >= st->retry.max_attempts || now - a->started_ms >= st->retry.deadline_ms;
-    bool holding = spent && st->retry.max_attempts > 1 && sl__http_health_holding(&st->health);
-    if (holding && !a->held_ms)
-        a->held_ms = now;
-    if (holding && now - a->held_ms >= st->retry.deadline_ms)
-        holding = false;
-    if (spent && !holding)
-        return false;
-    a->retries++;
-    sl__http_note_retry();
-    /* In slices, so that an aborted job does not sit out a long backoff; a request held through an outage goes again
-     * as soon as another one got an answer (the server is back). */
-    unsigned left = sl__retry_delay_ms(&st->retry, a->retries, &c->rng);
-    while (left > 0 && !sl__http_aborted() && !(holding && !sl__http_health_holding(&st->health))) {
-        unsigned slice = left < 100 ? left : 100;
-        s_sleep_ms(slice);
-        left -= slice;
-    }
-    return !sl__http_aborted();
+    return sl__attempts_backoff(&a->base, &st->retry, &st->health, &c->rng);
 }
 
-/* A download or a resumable upload that broke may have got further before it broke. Counting its retries from its
- * first attempt would fail a big object over a link that breaks every few MiB although every attempt advanced, and a
- * deadline counted from the first byte would refuse any retry to a transfer that simply ran longer than it. So, as
- * gsutil and Google's client libraries do, only attempts without progress count: once the transfer stands
- * S_PROGRESS_BYTES or more past `*mark` (where its count last started; `at` is where it stands now), its retries and
- * its deadline start again from here. An attempt that brings fewer bytes is not progress: a server that sends a byte
- * per attempt still exhausts --retries (and --retry-deadline-ms), and a whole transfer makes at most --retries
- * attempts per S_PROGRESS_BYTES of the object. */
+/* Progress of a transfer restarts its count of retries (sl__attempts_progressed) and lets a 401 refresh again. */
 static void s_progressed(s_attempts *a, uint64_t *mark, uint64_t at) {
-    if (at < *mark || at - *mark < S_PROGRESS_BYTES)
-        return;
-    *mark = at;
-    a->retries = 0;
-    a->started_ms = sl__now_ms();
-    a->held_ms = 0;
-    a->refreshed = false;
+    if (sl__attempts_progressed(&a->base, mark, at, S_PROGRESS_BYTES))
+        a->refreshed = false;
 }
 
 /* Adds the Authorization header to extra headers. `auth` must hold 4 KiB. */

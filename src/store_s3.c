@@ -161,16 +161,15 @@ static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
 
 /* ---- requests ---- */
 
-static void s_sleep_ms(unsigned ms) {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
+/* One logical request's retries (sl__attempts), and what it may do once: refresh expired credentials, follow the
+ * bucket's region. */
 typedef struct s_attempts {
-    unsigned retries;
-    int64_t started_ms;
-    int64_t held_ms;
+    union {
+        sl__attempts base;
+        struct {
+            SL__ATTEMPTS_FIELDS;
+        };
+    };
     bool refreshed;       /* ExpiredToken refreshed the credentials once */
     bool region_followed; /* a redirect to the bucket's region was followed once */
 } s_attempts;
@@ -178,35 +177,11 @@ typedef struct s_attempts {
 /* As store_gcs.c: waits before the next attempt if the policy allows one (held through an outage the job judges). */
 static bool s_backoff(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
-    if (sl__http_aborted())
-        return false;
-    int64_t now = sl__now_ms();
-    bool spent = a->retries + 1 >= st->retry.max_attempts || now - a->started_ms >= st->retry.deadline_ms;
-    bool holding = spent && st->retry.max_attempts > 1 && sl__http_health_holding(&st->health);
-    if (holding && !a->held_ms)
-        a->held_ms = now;
-    if (holding && now - a->held_ms >= st->retry.deadline_ms)
-        holding = false;
-    if (spent && !holding)
-        return false;
-    a->retries++;
-    sl__http_note_retry();
-    unsigned left = sl__retry_delay_ms(&st->retry, a->retries, &c->rng);
-    while (left > 0 && !sl__http_aborted() && !(holding && !sl__http_health_holding(&st->health))) {
-        unsigned slice = left < 100 ? left : 100;
-        s_sleep_ms(slice);
-        left -= slice;
-    }
-    return !sl__http_aborted();
+    return sl__attempts_backoff(&a->base, &st->retry, &st->health, &c->rng);
 }
 
 static void s_progressed(s_attempts *a, uint64_t *mark, uint64_t at) {
-    if (at < *mark || at - *mark < S_PROGRESS_BYTES)
-        return;
-    *mark = at;
-    a->retries = 0;
-    a->started_ms = sl__now_ms();
-    a->held_ms = 0;
+    (void)sl__attempts_progressed(&a->base, mark, at, S_PROGRESS_BYTES);
 }
 
 /* One request as the store describes it. */
