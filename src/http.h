@@ -183,15 +183,13 @@ unsigned sl__retry_delay_ms(const sl__retry_policy *p, unsigned retry, uint64_t 
 /* Fills zero fields of p with the defaults above. */
 void sl__retry_defaults(sl__retry_policy *p);
 
-/* One logical request's retries, as a store counts them (a store's own struct may add fields after these: see
- * SL__ATTEMPTS_FIELDS). started_ms is when its count started (sl__now_ms); held_ms when its retries ran out while the
- * server answered nothing (sl__attempts_backoff), 0 before. */
-#define SL__ATTEMPTS_FIELDS                                                                                            \
-    unsigned retries;                                                                                                  \
-    int64_t started_ms;                                                                                                \
-    int64_t held_ms
+/* One logical request's retries, as a store counts them (a store's own struct holds one beside what its requests may
+ * do once). started_ms is when its count started (sl__now_ms); held_ms when its retries ran out while the server
+ * answered nothing (sl__attempts_backoff), 0 before. */
 typedef struct sl__attempts {
-    SL__ATTEMPTS_FIELDS;
+    unsigned retries;
+    int64_t started_ms;
+    int64_t held_ms;
 } sl__attempts;
 /* Waits before the next attempt if `policy` allows one; false when retries are exhausted (or the job aborted). While a
  * job watches a server that answers nothing at all (`health`), running out is not the end: the job judges the outage

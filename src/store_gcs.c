@@ -238,12 +238,7 @@ static const char *s_fp_checked(const sl_object *obj, const char *value, char *b
 
 /* One logical request's retries (sl__attempts), and the 401 it may refresh the token for once. */
 typedef struct s_attempts {
-    union {
-        sl__attempts base;
-        struct {
-            SL__ATTEMPTS_FIELDS;
-        };
-    };
+    sl__attempts base;
     bool refreshed; /* a 401 already refreshed the token once */
 } s_attempts;
 
@@ -592,7 +587,7 @@ static int s_fetch_page(s_lister *l) {
         return sl__fail(SL_ENAMETOOLONG, "gs://%s: listing URL too long", st->bucket);
     sl__http_request req = {.method = "GET", .url = c->url, .body_cap = S_PAGE_CAP};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a);
     if (rc < 0)
         return rc;
@@ -722,7 +717,7 @@ static int s_stat_gen(s_client *c, const char *name, int64_t generation, bool as
     }
     sl__http_request req = {.method = "GET", .url = c->url, .aside = aside};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a);
     if (rc < 0)
         return rc;
@@ -768,10 +763,10 @@ static int s_del(sl_client *base, const char *key) {
     s_object_url(c, c->name, "/storage/v1");
     sl__http_request req = {.method = "DELETE", .url = c->url};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     if ((rc = s_perform(c, &req, NULL, &resp, true, &a)) < 0)
         return rc;
-    if (resp.status == 404 && a.retries > 0)
+    if (resp.status == 404 && a.base.retries > 0)
         return 0; /* an earlier attempt deleted it and its answer was lost */
     if (resp.status != 200 && resp.status != 204)
         return s_http_error(c, c->name, &resp);
@@ -1043,7 +1038,7 @@ static int s_read_open_at(sl_client *base, const char *key, uint64_t offset, uin
     r->size = r->body_end = UINT64_MAX;
     r->whole = offset == 0 && length == SL_LENGTH_TO_END;
     r->final_rc = 1;
-    r->attempts.started_ms = sl__now_ms();
+    r->attempts.base.started_ms = sl__now_ms();
     r->progress_mark = offset;
     r->generation = generation; /* 0: the first answer's, kept for the resumes */
     if (r->end == offset) {
@@ -1165,7 +1160,7 @@ static int s_download_gave_up(s_reader *r, int64_t n) {
     return sl__fail(SL_EIO,
                     "gs://%s/%s: download stopped at byte %" PRIu64 "%s: %s (%u attempts in a row brought less than "
                     "%u KiB in all: only attempts without progress count against --retries and --retry-deadline-ms)",
-                    st->bucket, r->name, r->offset, of, why, r->attempts.retries + 1,
+                    st->bucket, r->name, r->offset, of, why, r->attempts.base.retries + 1,
                     (unsigned)(S_PROGRESS_BYTES / 1024));
 }
 
@@ -1466,7 +1461,7 @@ static int s_delete_generation(s_client *c, const char *name, int64_t gen) {
     /* Cleanup after a failure: its answer is not the status that failed the object. */
     sl__http_request req = {.method = "DELETE", .url = c->url, .aside = true};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, NULL, &resp, true, &a); /* the precondition makes a repeat harmless */
     if (rc < 0)
         return rc;
@@ -1505,7 +1500,7 @@ static int s_check_created(s_writer *w, const sl__http_response *resp, uint64_t 
         s_url_add(c, &at, "?fields=size,generation,metageneration,crc32c", false);
         sl__http_request req = {.method = "GET", .url = c->url};
         sl__http_response sresp;
-        s_attempts a = {.started_ms = sl__now_ms()};
+        s_attempts a = {.base.started_ms = sl__now_ms()};
         int rc = s_perform(c, &req, NULL, &sresp, true, &a);
         if (rc == 0 && sresp.status != 200)
             rc = s_http_error(c, w->name, &sresp);
@@ -1577,7 +1572,7 @@ static void s_record_fingerprint(s_writer *w, const s_created *obj) {
     const char *extra[] = {"Content-Type: application/json; charset=UTF-8", NULL};
     sl__http_request req = {.method = "PATCH", .url = c->url, .body = body, .body_len = strlen(body)};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     (void)s_perform(c, &req, extra, &resp, true, &a); /* the preconditions make a repeat harmless */
 }
 
@@ -1624,7 +1619,7 @@ static int s_upload_multipart(s_writer *w) {
     char ctype[96];
     snprintf(ctype, sizeof(ctype), "Content-Type: multipart/related; boundary=%s", boundary);
     const char *extra[] = {ctype, NULL};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     /* The precondition the caller established goes with every attempt, the first one too: an attempt whose answer is
      * lost may still land later, and must then fail rather than make another generation. Without one, the first
      * attempt carries none. */
@@ -1703,7 +1698,7 @@ static int s_start_session(s_writer *w) {
     /* No fingerprint yet: it is attached once the object is complete and checked (s_record_fingerprint). */
     sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     int rc = s_perform(c, &req, extra, &resp, true, &a); /* starting a session changes nothing: safe to repeat */
     if (rc < 0)
         return rc;
@@ -1722,7 +1717,7 @@ static int s_send_chunk(s_writer *w, bool final) {
     s_store *st = s_st(&c->base);
     uint64_t base_off = w->sent; /* first byte in the buffer */
     uint64_t total = base_off + w->len;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     uint64_t from = base_off, mark = base_off;
     for (;;) {
         char range[128], hash[64] = "";
@@ -1775,7 +1770,7 @@ static int s_send_chunk(s_writer *w, bool final) {
         const char *qh[] = {q, NULL};
         sl__http_request sreq = {.method = "PUT", .url = w->session};
         sl__http_response sresp;
-        s_attempts sa = {.started_ms = sl__now_ms()};
+        s_attempts sa = {.base.started_ms = sl__now_ms()};
         if ((rc = s_perform(c, &sreq, qh, &sresp, true, &sa)) < 0)
             return rc;
         if (sresp.status == 200 || sresp.status == 201) {
@@ -1958,7 +1953,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
         sl__http_request req = {.method = "POST", .url = c->url, .body = "{}", .body_len = 2};
         const char *extra[] = {"Content-Type: application/json", NULL};
         sl__http_response resp;
-        s_attempts a = {.started_ms = sl__now_ms()};
+        s_attempts a = {.base.started_ms = sl__now_ms()};
         /* A rewrite writes the same bytes to the same name: repeating a step is harmless. */
         rc = s_perform(c, &req, extra, &resp, true, &a);
         if (rc == 0 && resp.status == 412 && conditional) {
@@ -2035,11 +2030,11 @@ static int s_compose_once(s_client *c, const char *dest, char *const *src, unsig
     sl__http_request req = {.method = "POST", .url = c->url, .body = body, .body_len = (size_t)len};
     const char *extra[] = {"Content-Type: application/json", NULL};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     /* The same parts composed again make the same bytes; with a precondition a lost answer's repeat fails instead. */
     int rc = s_perform(c, &req, extra, &resp, true, &a);
     free(body);
-    if (rc == 0 && resp.status == 412 && if_gen >= 0 && a.retries > 0) {
+    if (rc == 0 && resp.status == 412 && if_gen >= 0 && a.base.retries > 0) {
         /* The first attempt made it and its answer was lost: what is there now is checked by the caller. */
         sl_object obj;
         rc = s_stat_name(c, dest, &obj);
@@ -2154,7 +2149,7 @@ static int s_compose(sl_client *base, const char *dst_key, const char *parts_pre
             s_object_url(c, name, "/storage/v1");
             sl__http_request req = {.method = "DELETE", .url = c->url, .aside = true};
             sl__http_response resp;
-            s_attempts a = {.started_ms = sl__now_ms()};
+            s_attempts a = {.base.started_ms = sl__now_ms()};
             (void)s_perform(c, &req, NULL, &resp, true, &a);
         }
         free(name);
@@ -2188,7 +2183,7 @@ static int s_list_names(s_client *c, const char *name_prefix, unsigned max, sl__
     if (at >= S_URL_CAP)
         return sl__fail(SL_ENAMETOOLONG, "gs://%s: listing URL too long", st->bucket);
     sl__http_request req = {.method = "GET", .url = c->url};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     return s_perform(c, &req, NULL, resp, true, &a);
 }
 
@@ -2255,7 +2250,7 @@ static int s_check_access(sl_store *base) {
     s_url_add(c, &at, "?fields=name", false);
     sl__http_request req = {.method = "GET", .url = c->url};
     sl__http_response resp;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     int prc = at < S_URL_CAP ? s_perform(c, &req, NULL, &resp, true, &a) : SL_ENAMETOOLONG;
     if (prc == 0 && (resp.status == 404 || resp.status == 501))
         prc = s_list_names(c, "", 1, &resp);

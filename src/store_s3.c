@@ -164,12 +164,7 @@ static int s_full_name(s_client *c, const char *key, char *out, size_t cap) {
 /* One logical request's retries (sl__attempts), and what it may do once: refresh expired credentials, follow the
  * bucket's region. */
 typedef struct s_attempts {
-    union {
-        sl__attempts base;
-        struct {
-            SL__ATTEMPTS_FIELDS;
-        };
-    };
+    sl__attempts base;
     bool refreshed;       /* ExpiredToken refreshed the credentials once */
     bool region_followed; /* a redirect to the bucket's region was followed once */
 } s_attempts;
@@ -737,7 +732,7 @@ static void s_object_from_headers(const sl__http_response *r, sl_object *out, ch
 static int s_head_in(s_client *c, const char *bucket, const char *name, bool aside, sl_object *out, char *etag) {
     const char *hdr[] = {"x-amz-checksum-mode: ENABLED", NULL};
     s_req rq = {.method = "HEAD", .bucket = bucket, .name = name, .headers = hdr, .aside = aside};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     int rc = s_call(c, &rq, NULL, SL__S3_DOC_NONE, true, &a, &ans);
     if (rc < 0)
@@ -804,7 +799,7 @@ static int s_fetch_page(s_lister *l) {
     else if (l->start_after)
         q[nq++] = (sl__sigv4_param){"start-after", l->start_after};
     s_req rq = {.method = "GET", .query = q, .nq = nq, .body_cap = (size_t)SL__S3_XML_BODY_CAP};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     int rc = s_call(c, &rq, l->xml, SL__S3_DOC_LIST, true, &a, &ans);
     if (rc < 0)
@@ -950,12 +945,12 @@ static int s_list_next(sl_lister *base, sl_object *out) {
 
 static int s_delete_name(s_client *c, const char *name, bool aside) {
     s_req rq = {.method = "DELETE", .name = name, .aside = aside};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     int rc = s_call(c, &rq, NULL, SL__S3_DOC_NONE, true, &a, &ans);
     if (rc < 0)
         return rc;
-    if (ans.failed && !(ans.resp.status == 404 && a.retries > 0))
+    if (ans.failed && !(ans.resp.status == 404 && a.base.retries > 0))
         return s_fail_answer(c, name, &ans);
     return 0;
 }
@@ -1047,7 +1042,7 @@ static int s_del_batch(sl_client *base, const char *const *keys, size_t n, sl__d
             const char *hdr[] = {"Content-Type: application/xml", md5_line, NULL};
             sl__sigv4_param q[] = {{"delete", NULL}};
             s_req rq = {.method = "POST", .query = q, .nq = 1, .headers = hdr, .body = body, .body_len = xb.len};
-            s_attempts a = {.started_ms = sl__now_ms()};
+            s_attempts a = {.base.started_ms = sl__now_ms()};
             s_answer ans;
             if (rc == 0)
                 rc = s_call(c, &rq, c->xml, SL__S3_DOC_DELETE, true, &a, &ans);
@@ -1258,7 +1253,7 @@ static int s_read_open_at(sl_client *base, const char *key, uint64_t offset, uin
     r->size = r->body_end = UINT64_MAX;
     r->whole = offset == 0 && length == SL_LENGTH_TO_END;
     r->final_rc = 1;
-    r->attempts.started_ms = sl__now_ms();
+    r->attempts.base.started_ms = sl__now_ms();
     r->progress_mark = offset;
     if (generation) {
         /* The ETag whose generation the caller saw: a read of anything else is refused by the server (If-Match). */
@@ -1397,7 +1392,7 @@ static int64_t s_read(sl_reader *base, void *buf, size_t cap) {
             char why[1024];
             snprintf(why, sizeof(why), "%s", n < 0 ? sl_last_error() : "the answer ended early");
             return sl__fail(SL_EIO, "s3://%s/%s: download stopped at byte %" PRIu64 ": %s (%u attempts in a row)",
-                            st->bucket, r->name, r->offset, why, r->attempts.retries + 1);
+                            st->bucket, r->name, r->offset, why, r->attempts.base.retries + 1);
         }
     }
     return s_read_end(r);
@@ -1625,7 +1620,7 @@ static int s_put(s_writer *w) {
     sl__s3_crc32c_format(w->crc, crc);
     snprintf(crc_line, sizeof(crc_line), "x-amz-checksum-crc32c: %s", crc);
     s_meta_line(w, w->len, meta, sizeof(meta));
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     int64_t gen = w->if_gen;
     for (;;) {
         int rc = s_condition(w, gen, cond, sizeof(cond));
@@ -1690,7 +1685,7 @@ static int s_create_upload(s_writer *w) {
                           NULL};
     sl__sigv4_param q[] = {{"uploads", NULL}};
     s_req rq = {.method = "POST", .name = w->name, .query = q, .nq = 1, .headers = hdr};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     /* Creating an upload that is never used costs nothing but an abort later. */
     int rc = s_call(c, &rq, c->xml, SL__S3_DOC_INITIATE, true, &a, &ans);
@@ -1729,7 +1724,7 @@ static int s_upload_part(s_writer *w) {
     sl__sigv4_param q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
     s_req rq = {
         .method = "PUT", .name = w->name, .query = q, .nq = 2, .headers = hdr, .body = c->up, .body_len = w->len};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     /* A part sent again replaces itself: safe to repeat. */
     int rc = s_call(c, &rq, NULL, SL__S3_DOC_NONE, true, &a, &ans);
@@ -1755,7 +1750,7 @@ static void s_abort_upload(s_writer *w) {
         return;
     sl__sigv4_param q[] = {{"uploadId", w->upload_id}};
     s_req rq = {.method = "DELETE", .name = w->name, .query = q, .nq = 1, .aside = true};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     char why[SL__MESSAGE_CAP];
     snprintf(why, sizeof(why), "%s", sl_last_error());
@@ -1783,9 +1778,9 @@ static int s_complete(s_writer *w) {
     sl__s3_crc32c_format(w->crc, crc);
     snprintf(crc_line, sizeof(crc_line), "x-amz-checksum-crc32c: %s", crc);
     sl__sigv4_param q[] = {{"uploadId", w->upload_id}};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     while (rc == 0) {
-        if ((rc = s_condition(w, a.retries ? -1 : w->if_gen, cond, sizeof(cond))) < 0)
+        if ((rc = s_condition(w, a.base.retries ? -1 : w->if_gen, cond, sizeof(cond))) < 0)
             break;
         const char *hdr[] = {"Content-Type: application/xml", crc_line, cond[0] ? cond : NULL, NULL};
         s_req rq = {
@@ -1947,7 +1942,7 @@ static int s_copy_parts(s_client *c, const char *source, const char *ifm, const 
         const char *hdr[] = {source, range, ifm[0] ? ifm : NULL, NULL};
         sl__sigv4_param q[] = {{"partNumber", num}, {"uploadId", w.upload_id}};
         s_req rq = {.method = "PUT", .name = dst_name, .query = q, .nq = 2, .headers = hdr};
-        s_attempts a = {.started_ms = sl__now_ms()};
+        s_attempts a = {.base.started_ms = sl__now_ms()};
         s_answer ans;
         /* A part copied again replaces itself: safe to repeat. */
         if ((rc = s_call(c, &rq, c->xml, SL__S3_DOC_COPY_PART, true, &a, &ans)) < 0)
@@ -2068,7 +2063,7 @@ static int s_copy(sl_client *base, const sl_store *src_base, const sl_object *sr
     if (cond[0])
         hdr[nh++] = cond;
     s_req rq = {.method = "PUT", .name = dst_name, .headers = hdr};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     /* The same source to the same name: repeating it is harmless (with a precondition, a repeat fails it instead,
      * and the result is checked below). */
@@ -2113,7 +2108,7 @@ static int s_probe(sl_client *base, const char *sub) {
     memcpy(prefix, c->name, len + 1);
     sl__sigv4_param q[] = {{"list-type", "2"}, {"encoding-type", "url"}, {"max-keys", "2"}, {"prefix", prefix}};
     s_req rq = {.method = "GET", .query = q, .nq = len ? 4 : 3, .body_cap = (size_t)SL__S3_XML_BODY_CAP};
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     s_answer ans;
     int rc = s_call(c, &rq, c->xml, SL__S3_DOC_LIST, true, &a, &ans);
     if (rc < 0)
@@ -2149,7 +2144,7 @@ static int s_check_access(sl_store *base) {
         return rc;
     s_client *c = (s_client *)cb;
     s_store *st = (s_store *)base;
-    s_attempts a = {.started_ms = sl__now_ms()};
+    s_attempts a = {.base.started_ms = sl__now_ms()};
     rc = sl__aws_auth_get(st->auth, &c->creds);
     if (rc == 0) {
         s_req rq = {.method = "HEAD"};
