@@ -20,6 +20,7 @@ import argparse
 import ctypes
 import os
 import resource
+import shutil
 import statistics
 import sys
 
@@ -81,7 +82,7 @@ def main():
                 os.makedirs(sub, exist_ok=True)
                 got[m].append(one(libc, sub, m, a.files, data))
     finally:
-        os.system("rm -rf '%s'" % top.replace("'", "'\\''"))
+        shutil.rmtree(top, ignore_errors=True)
     print("%d files of %d bytes, one thread, median of %d runs: kernel CPU per file" % (a.files, a.size, a.runs))
     for m in modes:
         print("  %-14s %6.1f us   (runs: %s)" % (m, statistics.median(got[m]), ", ".join("%.1f" % v for v in got[m])))

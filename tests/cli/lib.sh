@@ -118,6 +118,10 @@ expect_err_contains() {
     grep -qF -- "$1" "$ERR" || fail "stderr" "a message containing '$1'" "$(head -c 600 "$ERR")"
 }
 
+expect_err_matches() { # expect_err_matches ERE: a line of stderr matches the extended regular expression
+    grep -qE -- "$1" "$ERR" || fail "stderr" "a line matching '$1'" "$(head -c 600 "$ERR")"
+}
+
 expect_err_one_line() {
     local n
     n=$(wc -l <"$ERR")
