@@ -34,6 +34,7 @@
 #define S_UPLOAD_QUANTUM ((uint64_t)256 * 1024)
 #define S_DEFAULT_CHUNK ((uint64_t)8 * 1024 * 1024)
 #define S_URL_CAP 16384
+#define S_AUTH_CAP 4096
 #define S_PAGE_CAP ((size_t)8 << 20) /* one listing page of 1000 items is a few hundred KiB */
 #define S_PREAMBLE_CAP 16384         /* multipart headers + JSON metadata in front of the data */
 #define S_TRAILER_CAP 256            /* the multipart closing boundary after the data */
@@ -80,6 +81,9 @@ typedef struct s_client {
     uint64_t rng;
     char *url;  /* S_URL_CAP scratch */
     char *name; /* full object name scratch */
+    /* S_AUTH_CAP: the Authorization header of the request in progress. Here rather than on the stack, where 4 KiB
+     * in every request's frame would push libcurl's frames 4 KiB deeper into each worker's stack. */
+    char *auth;
     /* Upload buffer: S_PREAMBLE_CAP bytes of room for multipart headers, then up_data bytes of data (whole 256 KiB
      * quanta, at most a chunk), then S_TRAILER_CAP for the closing boundary; up_map bytes mapped in all. It grows
      * while an object needs it and the budget allows, and goes back to one quantum after each object. */
@@ -253,14 +257,14 @@ static void s_progressed(s_attempts *a, uint64_t *mark, uint64_t at) {
         a->refreshed = false;
 }
 
-/* Adds the Authorization header to extra headers. `auth` must hold 4 KiB. */
-static int s_auth_headers(s_client *c, char *auth, const char *const *extra, const char **out, size_t cap) {
-    int rc = sl__gcs_auth_header(s_st(&c->base)->auth, auth, 4096);
+/* Adds the Authorization header (in c->auth) to extra headers. */
+static int s_auth_headers(s_client *c, const char *const *extra, const char **out, size_t cap) {
+    int rc = sl__gcs_auth_header(s_st(&c->base)->auth, c->auth, S_AUTH_CAP);
     if (rc < 0)
         return rc;
     size_t n = 0;
-    if (auth[0])
-        out[n++] = auth;
+    if (c->auth[0])
+        out[n++] = c->auth;
     for (const char *const *p = extra; p && *p && n + 1 < cap; p++)
         out[n++] = *p;
     for (char **p = s_st(&c->base)->headers; p && *p && n + 1 < cap; p++)
@@ -353,10 +357,9 @@ static int s_http_error(s_client *c, const char *what, const sl__http_response *
  * final HTTP answer (the caller judges the status), or <0 when no answer could be had. */
 static int s_perform(s_client *c, sl__http_request *req, const char *const *extra, sl__http_response *resp,
                      bool idempotent, s_attempts *a) {
-    char auth[4096];
     const char *headers[16 + S_MAX_USER_HEADERS];
     for (;;) {
-        int rc = s_auth_headers(c, auth, extra, headers, 16 + S_MAX_USER_HEADERS);
+        int rc = s_auth_headers(c, extra, headers, 16 + S_MAX_USER_HEADERS);
         if (rc < 0) {
             if (s_auth_outage(c, rc, a))
                 continue;
@@ -371,9 +374,9 @@ static int s_perform(s_client *c, sl__http_request *req, const char *const *extr
         }
         if (rc < 0)
             return rc;
-        if (resp->status == 401 && auth[0] && !a->refreshed) {
+        if (resp->status == 401 && c->auth[0] && !a->refreshed) {
             a->refreshed = true;
-            sl__gcs_auth_invalidate(s_st(&c->base)->auth, auth);
+            sl__gcs_auth_invalidate(s_st(&c->base)->auth, c->auth);
             continue;
         }
         if (sl__retry_status(resp->status) && idempotent && s_backoff(c, a))
@@ -498,6 +501,7 @@ static void s_client_destroy(sl_client *base) {
     sl__http_destroy(c->http);
     free(c->url);
     free(c->name);
+    free(c->auth);
     if (c->up)
         munmap(c->up, c->up_map);
     if (c->up_budget)
@@ -512,9 +516,10 @@ static int s_client_new(sl_store *store, sl_client **out) {
     c->base.store = store;
     c->url = malloc(S_URL_CAP);
     c->name = malloc(4096);
+    c->auth = malloc(S_AUTH_CAP);
     sl__http_options ho = {.health = &s_st(&c->base)->health, .thread_owned = true};
     c->http = sl__http_new(&ho);
-    if (!c->url || !c->name || !c->http) {
+    if (!c->url || !c->name || !c->auth || !c->http) {
         s_client_destroy(&c->base);
         return sl__fail(SL_ENOMEM, "out of memory");
     }
@@ -962,9 +967,8 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
                 snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", r->offset);
             extra[1] = range;
         }
-        char auth[4096];
         const char *headers[8 + S_MAX_USER_HEADERS];
-        int rc = s_auth_headers(c, auth, extra, headers, 8 + S_MAX_USER_HEADERS);
+        int rc = s_auth_headers(c, extra, headers, 8 + S_MAX_USER_HEADERS);
         if (rc < 0) {
             if (s_auth_outage(c, rc, &r->attempts))
                 continue;
@@ -1001,9 +1005,9 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
         sl__http_stream_close(c->http);
         resp.body = body;
         resp.body_len = blen;
-        if (resp.status == 401 && auth[0] && !r->attempts.refreshed) {
+        if (resp.status == 401 && c->auth[0] && !r->attempts.refreshed) {
             r->attempts.refreshed = true;
-            sl__gcs_auth_invalidate(st->auth, auth);
+            sl__gcs_auth_invalidate(st->auth, c->auth);
             continue;
         }
         if (sl__retry_status(resp.status) && s_backoff(c, &r->attempts))
@@ -1480,12 +1484,31 @@ static int s_delete_created(s_writer *w, int64_t gen) {
  * SL_ECORRUPT, so the job sends the object again before reporting it. Even if the delete fails, a rerun does not take
  * it for complete: a multipart upload's recorded output size and CRC32C are those sent, which the object does not
  * have, and a resumable upload's fingerprint is only attached once its object is checked (s_record_fingerprint). */
-static int s_reject_created(s_writer *w, const s_created *obj, const char *what) {
+__attribute__((noinline, cold)) static int s_reject_created(s_writer *w, const s_created *obj, const char *what) {
     s_store *st = s_st(&w->client->base);
     char why[SL__MESSAGE_CAP] = "the object was deleted";
     if (s_delete_created(w, obj->generation) < 0)
         snprintf(why, sizeof(why), "deleting it failed (%s)", sl_last_error());
     return sl__fail(SL_ECORRUPT, "gs://%s/%s: %s; %s", st->bucket, w->name, what, why);
+}
+
+/* The object an upload made, asked for when the answer that completed it did not describe it. Out of line: its
+ * answer's 4 KiB would otherwise be in the frame of every upload's check, and push every request below it deeper. */
+__attribute__((noinline)) static int s_stat_created(s_writer *w, s_created *obj) {
+    s_client *c = w->client;
+    size_t at = s_object_url(c, w->name, "/storage/v1");
+    s_url_add(c, &at, "?fields=size,generation,metageneration,crc32c", false);
+    sl__http_request req = {.method = "GET", .url = c->url};
+    sl__http_response resp;
+    s_attempts a = {.base.started_ms = sl__now_ms()};
+    int rc = s_perform(c, &req, NULL, &resp, true, &a);
+    if (rc == 0 && resp.status != 200)
+        rc = s_http_error(c, w->name, &resp);
+    if (rc < 0)
+        return rc;
+    if (!s_created_parse(resp.body, resp.body_len, obj))
+        return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", s_st(&c->base)->bucket, w->name);
+    return 0;
 }
 
 /* The answer that completed an upload of `total` bytes must describe an object of that size with the CRC32C of the
@@ -1496,18 +1519,9 @@ static int s_check_created(s_writer *w, const sl__http_response *resp, uint64_t 
     s_store *st = s_st(&c->base);
     bool answered = s_created_parse(resp->body, resp->body_len, obj);
     if (!answered) {
-        size_t at = s_object_url(c, w->name, "/storage/v1");
-        s_url_add(c, &at, "?fields=size,generation,metageneration,crc32c", false);
-        sl__http_request req = {.method = "GET", .url = c->url};
-        sl__http_response sresp;
-        s_attempts a = {.base.started_ms = sl__now_ms()};
-        int rc = s_perform(c, &req, NULL, &sresp, true, &a);
-        if (rc == 0 && sresp.status != 200)
-            rc = s_http_error(c, w->name, &sresp);
+        int rc = s_stat_created(w, obj);
         if (rc < 0)
             return rc;
-        if (!s_created_parse(sresp.body, sresp.body_len, obj))
-            return sl__fail(SL_ECORRUPT, "gs://%s/%s: metadata is not valid JSON", st->bucket, w->name);
     }
     if (obj->size == total && (!obj->has_crc32c || obj->crc32c == w->crc))
         return 0;
@@ -1588,6 +1602,17 @@ static int s_finish_resumable(s_writer *w, const sl__http_response *resp, uint64
     return rc;
 }
 
+/* A multipart upload's precondition failed: 0 when it failed against this very upload (an earlier attempt whose answer
+ * was lost, or the request libcurl itself sends again when a reused connection breaks, landed meanwhile), else the
+ * answer's error. The answer is read first: the lookup's request reuses the memory that holds it. Out of line, so that
+ * its message buffer is not part of every upload's stack frame. */
+__attribute__((noinline, cold)) static int s_precondition_failed(s_writer *w, const sl__http_response *resp) {
+    int erc = s_http_error_at(w->client, w->name, resp, true);
+    char why[SL__MESSAGE_CAP];
+    snprintf(why, sizeof(why), "%s", sl_last_error());
+    return s_landed(w->client, w, w->len) ? 0 : sl__fail(erc, "%s", why);
+}
+
 /* Single-request upload (multipart: metadata with the CRC32C, then the bytes). */
 static int s_upload_multipart(s_writer *w) {
     s_client *c = w->client;
@@ -1643,15 +1668,8 @@ static int s_upload_multipart(s_writer *w) {
             s_created obj;
             return s_check_created(w, &resp, w->len, &obj);
         }
-        /* A precondition that failed may have failed against this very upload: an earlier attempt whose answer was lost
-         * (or the request libcurl itself sends again when a reused connection breaks) that landed meanwhile. The
-         * answer is read first: the lookup's request reuses the memory that holds it. */
-        if (rc == 0 && resp.status == 412 && if_gen >= 0) {
-            int erc = s_http_error_at(c, w->name, &resp, true);
-            char why[8192];
-            snprintf(why, sizeof(why), "%s", sl_last_error());
-            return s_landed(c, w, w->len) ? 0 : sl__fail(erc, "%s", why);
-        }
+        if (rc == 0 && resp.status == 412 && if_gen >= 0)
+            return s_precondition_failed(w, &resp);
         if (rc < 0 && rc != SL_EIO)
             return rc;
         if (!ambiguous)
@@ -1835,18 +1853,22 @@ static void s_cancel_session(s_writer *w) {
     sl__http_perform(w->client->http, &req, &resp);
 }
 
+/* Cancels the session of an upload that failed with rc, keeping rc's message: the cancel may set another error. Out
+ * of line, so that its message buffer is not part of every commit's stack frame. */
+__attribute__((noinline, cold)) static void s_cancel_failed_session(s_writer *w, int rc) {
+    char why[SL__MESSAGE_CAP];
+    snprintf(why, sizeof(why), "%s", sl_last_error());
+    s_cancel_session(w);
+    sl__fail(rc, "%s", why);
+}
+
 static int s_write_commit(sl_writer *base) {
     s_writer *w = (s_writer *)base;
     int rc = w->client->up ? 0 : s_grow(w->client, 1); /* an empty object still needs room for the preamble */
     if (rc == 0)
         rc = w->session ? s_send_chunk(w, true) : s_upload_multipart(w);
-    if (rc < 0 && w->session) {
-        /* The cancel may set another error; the caller wants the one that failed the upload. */
-        char why[SL__MESSAGE_CAP];
-        snprintf(why, sizeof(why), "%s", sl_last_error());
-        s_cancel_session(w);
-        sl__fail(rc, "%s", why);
-    }
+    if (rc < 0 && w->session)
+        s_cancel_failed_session(w, rc);
     s_write_free(w);
     return rc;
 }
