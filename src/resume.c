@@ -20,25 +20,166 @@ static bool s_encoding_ok(const char *s, size_t len) {
     return true;
 }
 
-size_t sl__fp_format(const sl_object *src, const char *job_tag, char *buf, size_t cap) {
-    if (cap)
-        buf[0] = '\0';
-    int64_t version = src->generation ? src->generation : src->mtime_ns;
-    if (!version || !job_tag || !job_tag[0])
-        return 0;
+/* The text of fp's fields, in the order and form sl__fp_format gives them. Returns its length, or 0 (buf = "") when
+ * it does not fit. */
+static size_t s_fp_text(const sl__fingerprint *fp, char *buf, size_t cap) {
     char crc[32] = "", enc[32] = "";
-    if (src->has_crc32c)
-        snprintf(crc, sizeof(crc), " crc32c=%08" PRIx32, src->crc32c);
-    if (src->content_encoding && s_encoding_ok(src->content_encoding, strlen(src->content_encoding)))
-        snprintf(enc, sizeof(enc), " enc=%s", src->content_encoding);
-    int n = snprintf(buf, cap, "size=%" PRIu64 " %s=%" PRId64 "%s%s job=%s", src->size,
-                     src->generation ? "gen" : "mtime", version, crc, enc, job_tag);
+    if (fp->has_crc32c)
+        snprintf(crc, sizeof(crc), " crc32c=%08" PRIx32, fp->crc32c);
+    if (fp->enc[0])
+        snprintf(enc, sizeof(enc), " enc=%s", fp->enc);
+    int n = snprintf(buf, cap, "size=%" PRIu64 " %s=%" PRId64 "%s%s job=%s", fp->size, fp->has_gen ? "gen" : "mtime",
+                     fp->version, crc, enc, fp->job);
     if (n < 0 || (size_t)n >= cap) {
         if (cap)
             buf[0] = '\0';
         return 0;
     }
     return (size_t)n;
+}
+
+size_t sl__fp_format(const sl_object *src, const char *job_tag, char *buf, size_t cap) {
+    if (cap)
+        buf[0] = '\0';
+    int64_t version = src->generation ? src->generation : src->mtime_ns;
+    if (!version || !job_tag || !job_tag[0] || strlen(job_tag) >= SL__JOB_TAG_CAP)
+        return 0;
+    sl__fingerprint fp = {.size = src->size,
+                          .has_gen = src->generation != 0,
+                          .version = version,
+                          .has_crc32c = src->has_crc32c,
+                          .crc32c = src->crc32c};
+    if (src->content_encoding && s_encoding_ok(src->content_encoding, strlen(src->content_encoding)))
+        snprintf(fp.enc, sizeof(fp.enc), "%s", src->content_encoding);
+    snprintf(fp.job, sizeof(fp.job), "%s", job_tag);
+    return s_fp_text(&fp, buf, cap);
+}
+
+/* ---- the compact record of a local output ---- */
+
+static size_t s_put_varint(unsigned char *out, uint64_t v) {
+    size_t n = 0;
+    do {
+        out[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* Reads a varint of at most 10 bytes from [*p, end); false when it is cut short or longer. */
+static bool s_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+        unsigned char b = *(*p)++;
+        if (shift == 63 && b > 1)
+            return false; /* more than 64 bits */
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void s_put_u32(unsigned char *out, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        out[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t s_get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+enum { S_REC_GEN = 1, S_REC_CRC = 2, S_REC_ENC = 4 };
+
+size_t sl__fp_record_encode(unsigned char *out, size_t cap, uint64_t out_size, int64_t out_mtime_ns,
+                            uint32_t out_crc32c, const char *fingerprint) {
+    sl__fingerprint fp;
+    char canonical[SL__FP_CAP];
+    /* Only a fingerprint the decoder gives back exactly: its fields in sl__fp_format's form. */
+    if (!sl__fp_parse(fingerprint, &fp) || !s_fp_text(&fp, canonical, sizeof(canonical)) ||
+        strcmp(canonical, fingerprint) != 0)
+        return 0;
+    size_t job_len = strlen(fp.job), enc_len = strlen(fp.enc);
+    unsigned char tmp[1 + 3 * 10 + 4 + 1 + 10 + 4 + 1 + SL__ENC_CAP + SL__JOB_TAG_CAP];
+    size_t n = 0;
+    tmp[n++] = SL__FP_RECORD_TAG;
+    n += s_put_varint(tmp + n, out_size);
+    /* zigzag: an mtime before 1970 is negative */
+    n += s_put_varint(tmp + n, ((uint64_t)out_mtime_ns << 1) ^ (uint64_t)(out_mtime_ns >> 63));
+    s_put_u32(tmp + n, out_crc32c);
+    n += 4;
+    tmp[n++] =
+        (unsigned char)((fp.has_gen ? S_REC_GEN : 0) | (fp.has_crc32c ? S_REC_CRC : 0) | (enc_len ? S_REC_ENC : 0));
+    n += s_put_varint(tmp + n, fp.size);
+    n += s_put_varint(tmp + n, (uint64_t)fp.version);
+    if (fp.has_crc32c) {
+        s_put_u32(tmp + n, fp.crc32c);
+        n += 4;
+    }
+    if (enc_len) {
+        tmp[n++] = (unsigned char)enc_len;
+        memcpy(tmp + n, fp.enc, enc_len);
+        n += enc_len;
+    }
+    memcpy(tmp + n, fp.job, job_len);
+    n += job_len;
+    if (n > cap)
+        return 0;
+    memcpy(out, tmp, n);
+    return n;
+}
+
+bool sl__fp_record_decode(const unsigned char *in, size_t n, char *text, size_t cap) {
+    const unsigned char *p = in, *end = in + n;
+    uint64_t out_size, zz, size, version;
+    if (cap)
+        text[0] = '\0';
+    if (n < 1 || *p++ != SL__FP_RECORD_TAG || !s_get_varint(&p, end, &out_size) || !s_get_varint(&p, end, &zz) ||
+        end - p < 5)
+        return false;
+    int64_t out_mtime_ns = (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1);
+    uint32_t out_crc32c = s_get_u32(p);
+    p += 4;
+    unsigned flags = *p++;
+    if (flags & ~(unsigned)(S_REC_GEN | S_REC_CRC | S_REC_ENC) || !s_get_varint(&p, end, &size) ||
+        !s_get_varint(&p, end, &version) || version == 0 || version > INT64_MAX)
+        return false;
+    sl__fingerprint fp = {.size = size, .has_gen = flags & S_REC_GEN, .version = (int64_t)version};
+    if (flags & S_REC_CRC) {
+        if (end - p < 4)
+            return false;
+        fp.has_crc32c = true;
+        fp.crc32c = s_get_u32(p);
+        p += 4;
+    }
+    if (flags & S_REC_ENC) {
+        if (end - p < 1 || (size_t)(end - p - 1) < *p || !s_encoding_ok((const char *)p + 1, *p))
+            return false;
+        memcpy(fp.enc, p + 1, *p);
+        fp.enc[*p] = '\0';
+        p += 1 + *p;
+    }
+    size_t job_len = (size_t)(end - p);
+    if (job_len == 0 || job_len >= sizeof(fp.job))
+        return false;
+    for (const unsigned char *q = p; q < end; q++)
+        if (*q <= 0x20 || *q >= 0x7f)
+            return false;
+    memcpy(fp.job, p, job_len);
+    fp.job[job_len] = '\0';
+    char fptext[SL__FP_CAP];
+    if (!s_fp_text(&fp, fptext, sizeof(fptext)))
+        return false;
+    int w = snprintf(text, cap, "%" PRIu64 " %" PRId64 " %s out_crc32c=%08" PRIx32, out_size, out_mtime_ns, fptext,
+                     out_crc32c);
+    if (w < 0 || (size_t)w >= cap) {
+        if (cap)
+            text[0] = '\0';
+        return false;
+    }
+    return true;
 }
 
 /* Parses the decimal digits of [p, end) (no sign) into *out; false if empty, not digits or over max. */

@@ -18,11 +18,12 @@
  * An entry whose key would be longer than S_KEY_MAX fails alone (on_skipped) and the listing goes on.
  *
  * A write given a source fingerprint records it in the xattr user.sluice.source as
- * "<size> <mtime_ns> <fingerprint> out_crc32c=<8 hex>", the size, mtime and CRC32C being the finished file's own (the
- * CRC32C computed while writing): a file changed in place since its commit keeps the xattr but not its size and mtime,
- * so its fingerprint is no longer reported; one whose bytes were lost under it (a power loss after a commit that was
- * not synced) keeps all three, and only a reading of its bytes against out_crc32c shows it
- * (sl_object.committed_crc32c). Records made before out_crc32c existed have none and are still reported.
+ * "<size> <mtime_ns> <fingerprint> out_crc32c=<8 hex>" (in the compact binary form of resume.h, which fits in the
+ * inode; the text itself when it does not, and as older versions wrote it), the size, mtime and CRC32C being the
+ * finished file's own (the CRC32C computed while writing): a file changed in place since its commit keeps the xattr
+ * but not its size and mtime, so its fingerprint is no longer reported; one whose bytes were lost under it (a power
+ * loss after a commit that was not synced) keeps all three, and only a reading of its bytes against out_crc32c shows
+ * it (sl_object.committed_crc32c). Records made before out_crc32c existed have none and are still reported.
  *
  * Without fsync a new file is written unnamed where the file system allows it (O_TMPFILE: no temp name, nothing left
  * behind by a killed writer, no lock) and linked under its final name on commit, or, when that name is taken (a file
@@ -34,6 +35,7 @@
  * them, and fsyncs each directory they went into once; each writer's sl_write_commit returns once its batch is done. */
 #include "crc32c.h"
 #include "fail.h"
+#include "resume.h"
 #include "store_vtable.h"
 
 #include <dirent.h>
@@ -383,6 +385,14 @@ static void s_fill_object(sl_object *out, const char *key, size_t key_len, const
 static void s_parse_fingerprint(char *buf, ssize_t n, const struct stat *st, sl_object *out) {
     if (n <= 0)
         return;
+    if ((unsigned char)buf[0] == SL__FP_RECORD_TAG) {
+        /* The compact record: made into its text form, which is then read as the text form always was. */
+        unsigned char rec[S_XATTR_CAP];
+        memcpy(rec, buf, (size_t)n);
+        if (!sl__fp_record_decode(rec, (size_t)n, buf, S_XATTR_CAP))
+            return;
+        n = (ssize_t)strlen(buf);
+    }
     buf[n] = '\0';
     unsigned long long size;
     long long mtime_ns;
@@ -1540,8 +1550,13 @@ static void s_record_fingerprint(s_writer *w) {
     char value[S_XATTR_CAP];
     if (!w->fingerprint || fstat(w->fd, &st) < 0)
         return;
-    int n = snprintf(value, sizeof(value), "%llu %lld %s" S_OUT_CRC "%08" PRIx32, (unsigned long long)st.st_size,
-                     (long long)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, w->fingerprint, w->crc32c);
+    int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    /* The compact record (resume.h), or the text one for a fingerprint it cannot hold. */
+    int n = (int)sl__fp_record_encode((unsigned char *)value, sizeof(value), (uint64_t)st.st_size, mtime_ns, w->crc32c,
+                                      w->fingerprint);
+    if (n == 0)
+        n = snprintf(value, sizeof(value), "%llu %lld %s" S_OUT_CRC "%08" PRIx32, (unsigned long long)st.st_size,
+                     (long long)mtime_ns, w->fingerprint, w->crc32c);
     if (n > 0 && (size_t)n < sizeof(value))
         (void)fsetxattr(w->fd, S_XATTR, value, (size_t)n, 0);
 }

@@ -206,7 +206,7 @@ say "each local output records its own CRC32C; a torn output (same size, mtime a
 run "$SLUICE" cp -q --report "$T/r.json" "$T/src" "$T/v"
 expect_rc 0
 crc=$("$SLUICE" map -q --op crc32c "$T/src/d1/f0001" - | python3 -c 'import json,sys; print(json.load(sys.stdin)["crc32c"])')
-rec=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.sluice.source").decode().rsplit(" ", 1)[1])' "$T/v/d1/f0001")
+rec=$(sl_record "$T/v/d1/f0001" | awk '{ print $NF }')
 expect_eq "the recorded CRC32C of an output" "out_crc32c=$crc" "$rec"
 for what in cp map; do
     if [ "$what" = map ]; then
@@ -239,12 +239,10 @@ PY
     run "$SLUICE" "${args[@]}" -q --verify --report "$T/r.json"
     expect_eq "$what: a second --verify finds nothing to redo" "$N $N 0" "$(counts "$T/r.json")"
 done
-say "--verify redoes an output recorded without a CRC32C (by an older version): it cannot be checked"
-python3 - "$T/v/d3/f0003" <<'PY'
+say "--verify redoes an output recorded without a CRC32C (by an older version, as text): it cannot be checked"
+python3 - "$T/v/d3/f0003" "$(sl_record "$T/v/d3/f0003")" <<'PY'
 import os, sys
-p = sys.argv[1]
-v = os.getxattr(p, "user.sluice.source").decode()
-os.setxattr(p, "user.sluice.source", v.rsplit(" ", 1)[0].encode())
+os.setxattr(sys.argv[1], "user.sluice.source", sys.argv[2].rsplit(" ", 1)[0].encode())
 PY
 run "$SLUICE" sync "$T/src" "$T/v" -q --report "$T/r.json"
 expect_eq "old record, no --verify: skipped" "$N $N 0" "$(counts "$T/r.json")"

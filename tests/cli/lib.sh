@@ -35,6 +35,7 @@ SL_TEST_TMP="${SL_TEST_TMP:-${TMPDIR:-/tmp}}"
 mkdir -p "$SL_TEST_TMP"
 
 SL_TEST_NAME="$(basename "$0" .sh)"
+SL_CLI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 T="$(mktemp -d "$SL_TEST_TMP/$SL_TEST_NAME.XXXXXX")"
 OUT="$T/.stdout"
 ERR="$T/.stderr"
@@ -170,3 +171,6 @@ finish() {
     SL_FINISHED=1
     echo "PASS [$SL_TEST_NAME]"
 }
+
+# sl_record [--raw] FILE: the record of a local output (user.sluice.source) in its text form (sl_record.py)
+sl_record() { python3 "$SL_CLI_DIR/sl_record.py" "$@"; }

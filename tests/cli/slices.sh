@@ -33,7 +33,7 @@ cmp "$S/big.bin" "$T/out/big.bin" || fail "sliced copy" "the same bytes" "differ
 cmp "$S/small.bin" "$T/out/small.bin" || fail "small object" "the same bytes" "different"
 expect_eq "GETs: 5 more than unsliced (6 slices instead of 1 read)" $((base + 5)) "$(gcs_requests storage.objects.get)"
 no_tmp_files "$T/out"
-fp=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.sluice.source").decode())' "$T/out/big.bin")
+fp=$(sl_record "$T/out/big.bin")
 case "$fp" in *"size=$((5 * 1048576 + 12345)) "*"crc32c="*) ;; *) fail "fingerprint" "size and crc32c" "$fp" ;; esac
 
 say "the output records its own CRC32C (the slices' combined one, the object's): --verify keeps it, and redoes it torn"

@@ -9,6 +9,7 @@
 #include "store_vtable.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -89,6 +90,65 @@ static void test_format_and_parse(void) {
     /* Fields in another order are the same fingerprint. */
     ASSERT_TRUE(sl__fp_parse("job=copy crc32c=ffffffff gen=7 size=3", &fp));
     ASSERT_UINT_EQ(fp.crc32c, 0xffffffffu);
+}
+
+/* The compact record of a local output: the text form back exactly, small enough for ext4's inode, and nothing but
+ * a well-formed record decoded. */
+static void test_record(void) {
+    static const struct {
+        const char *fp;
+        uint64_t out_size;
+        int64_t out_mtime_ns;
+        size_t max_len;
+    } cases[] = {
+        {"size=3078 mtime=1796656114731217139 crc32c=0a1b2c3d job=copy", 3078, 1796656114731217139, 44},
+        {"size=3078 gen=1796656114731217 crc32c=0a1b2c3d job=copy", 3078, 1796656114731217139, 44},
+        {"size=0 mtime=1 job=op:md5", 45, 1, 56},
+        {"size=18446744073709551615 gen=9223372036854775807 crc32c=ffffffff enc=gzip job=worker-shell:0123abcd",
+         18446744073709551615ull, INT64_MAX, 0},
+        {"size=5 mtime=1733186154123456789 enc=x-custom-enc job=exec:89abcdef", 5, -1000000007, 56},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char rec[256];
+        size_t n =
+            sl__fp_record_encode(rec, sizeof(rec), cases[i].out_size, cases[i].out_mtime_ns, 0xdeadbeef, cases[i].fp);
+        ASSERT_TRUE(n > 0);
+        ASSERT_UINT_EQ(rec[0], SL__FP_RECORD_TAG);
+        if (cases[i].max_len)
+            ASSERT_TRUE(n <= cases[i].max_len);
+        char text[512], want[512];
+        snprintf(want, sizeof(want), "%" PRIu64 " %" PRId64 " %s out_crc32c=deadbeef", cases[i].out_size,
+                 cases[i].out_mtime_ns, cases[i].fp);
+        ASSERT_TRUE(sl__fp_record_decode(rec, n, text, sizeof(text)));
+        ASSERT_STR_EQ(text, want);
+        /* Cut short before its job (cut within the job, it is a record of a shorter job), or with a byte of the
+         * job made unprintable, it is no record. */
+        size_t job_at = n - strlen(strrchr(cases[i].fp, '=') + 1);
+        for (size_t cut = 0; cut <= job_at; cut++)
+            ASSERT_FALSE(sl__fp_record_decode(rec, cut, text, sizeof(text)));
+        rec[n - 1] = ' ';
+        ASSERT_FALSE(sl__fp_record_decode(rec, n, text, sizeof(text)));
+        /* Too small a buffer: no record (the text form is written instead). */
+        ASSERT_UINT_EQ(sl__fp_record_encode(rec, n - 1, cases[i].out_size, cases[i].out_mtime_ns, 1, cases[i].fp), 0);
+    }
+    /* Only what sl__fp_format makes is encoded: fields out of order or upper-case hex would come back different. */
+    unsigned char rec[256];
+    ASSERT_UINT_EQ(sl__fp_record_encode(rec, sizeof(rec), 1, 1, 1, "mtime=5 size=1 job=copy"), 0);
+    ASSERT_UINT_EQ(sl__fp_record_encode(rec, sizeof(rec), 1, 1, 1, "size=1 mtime=5 crc32c=0A1B2C3D job=copy"), 0);
+    ASSERT_UINT_EQ(sl__fp_record_encode(rec, sizeof(rec), 1, 1, 1, "not a fingerprint"), 0);
+    char text[256];
+    /* Unknown flags, a version of 0, an empty job, text: none is a record. */
+    static const unsigned char bad_flags[] = {1, 5, 2, 0, 0, 0, 0, 8, 5, 7, 'c', 'o', 'p', 'y'};
+    static const unsigned char zero_version[] = {1, 5, 2, 0, 0, 0, 0, 0, 5, 0, 'c', 'o', 'p', 'y'};
+    static const unsigned char no_job[] = {1, 5, 2, 0, 0, 0, 0, 0, 5, 7};
+    static const unsigned char good[] = {1, 5, 2, 0, 0, 0, 0, 0, 5, 7, 'c', 'o', 'p', 'y'};
+    ASSERT_FALSE(sl__fp_record_decode(bad_flags, sizeof(bad_flags), text, sizeof(text)));
+    ASSERT_FALSE(sl__fp_record_decode(zero_version, sizeof(zero_version), text, sizeof(text)));
+    ASSERT_FALSE(sl__fp_record_decode(no_job, sizeof(no_job), text, sizeof(text)));
+    ASSERT_FALSE(sl__fp_record_decode((const unsigned char *)"5 1 size=5", 10, text, sizeof(text)));
+    ASSERT_TRUE(sl__fp_record_decode(good, sizeof(good), text, sizeof(text)));
+    ASSERT_STR_EQ(text, "5 1 size=5 mtime=7 job=copy out_crc32c=00000000");
+    ASSERT_FALSE(sl__fp_record_decode(good, sizeof(good), text, 20)); /* the text does not fit */
 }
 
 static void test_matches(void) {
@@ -445,6 +505,7 @@ int main(void) {
     if (!s_xattrs)
         fprintf(stderr, "  (%s keeps no user xattrs: checking that no fingerprint is reported there)\n", s_root);
     RUN_TEST(test_format_and_parse);
+    RUN_TEST(test_record);
     RUN_TEST(test_matches);
     RUN_TEST(test_job_tags);
     RUN_TEST(test_decide);
