@@ -102,8 +102,22 @@ typedef struct s_store {
     char region[64]; /* under lock: a redirect may change it */
 } s_store;
 
+/* A request's headers while it is made: the lines handed to the HTTP layer (which copies them when the request
+ * starts) and what s_prepare builds them from. In the client rather than on the stack: ~35 KiB in the frames of every
+ * request put each worker's stack, and libcurl's frames under it, that much deeper (64 KiB of touched stack a thread,
+ * against 32 KiB for gs://). */
+typedef struct s_scratch {
+    const char *lines[64];
+    char auth[SL__SIGV4_AUTH_CAP(1024)];
+    char host_line[600];
+    char amz[256 + SL__AWS_TOKEN_CAP]; /* x-amz-date, x-amz-content-sha256 and a session token */
+    char query[SL__SIGV4_QUERY_CAP];
+    char split[SL__SIGV4_MAX_HEADERS][160];
+} s_scratch;
+
 typedef struct s_client {
     sl_client base;
+    s_scratch *scratch;
     sl__http *http;
     sl__s3_xml *xml;
     sl__sigv4_key_cache keys;
@@ -241,8 +255,8 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
     int rc = sl__sigv4_encode_path(raw, enc, S_PATH_CAP / 2);
     if (rc < 0)
         return rc;
-    char query[SL__SIGV4_QUERY_CAP];
-    int ql = sl__sigv4_query_string(rq->query, rq->nq, query, sizeof(query));
+    char *query = c->scratch->query;
+    int ql = sl__sigv4_query_string(rq->query, rq->nq, query, sizeof(c->scratch->query));
     if (ql < 0)
         return ql;
     n = snprintf(c->url, S_URL_CAP, "%s://%s%s%s%s", st->https ? "https" : "http", host, enc, ql ? "?" : "", query);
@@ -256,7 +270,7 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
     size_t ns = 0;
     sh[ns++] = (sl__sigv4_param){.name = "host", .value = host};
     /* Header names and values split in place of a copy: "Name: value". */
-    char split[SL__SIGV4_MAX_HEADERS][160];
+    char(*split)[160] = c->scratch->split;
     const char *const *groups[2] = {rq->headers, (const char *const *)st->headers};
     for (int g = 0; g < 2; g++)
         for (const char *const *p = groups[g]; p && *p; p++) {
@@ -264,7 +278,7 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
                 return sl__fail(SL_ETOOBIG, "s3://%s: too many request headers", st->bucket);
             const char *colon = strchr(*p, ':');
             size_t len = colon ? (size_t)(colon - *p) : 0;
-            if (!len || len >= sizeof(split[0]))
+            if (!len || len >= sizeof(c->scratch->split[0]))
                 return sl__fail(SL_EINVAL, "header '%s' must look like 'Name: value'", *p);
             memcpy(split[ns], *p, len);
             split[ns][len] = '\0';
@@ -394,16 +408,15 @@ static bool s_follow_region(s_client *c, s_attempts *a, const s_answer *ans) {
 static int s_call(s_client *c, const s_req *rq, sl__s3_xml *x, sl__s3_doc expect, bool idempotent, s_attempts *a,
                   s_answer *ans) {
     s_store *st = s_st(&c->base);
-    const char *lines[64];
-    char auth[SL__SIGV4_AUTH_CAP(1024)], host_line[600];
-    char amz[256 + SL__AWS_TOKEN_CAP];
+    s_scratch *h = c->scratch;
     for (;;) {
         int rc = s_creds(c, a);
         if (rc == 1)
             continue;
         if (rc < 0)
             return rc;
-        rc = s_prepare(c, rq, lines, 64, auth, sizeof(auth), amz, sizeof(amz), host_line, sizeof(host_line));
+        rc = s_prepare(c, rq, h->lines, 64, h->auth, sizeof(h->auth), h->amz, sizeof(h->amz), h->host_line,
+                       sizeof(h->host_line));
         if (rc < 0)
             return rc;
         char what[1200];
@@ -412,7 +425,7 @@ static int s_call(s_client *c, const s_req *rq, sl__s3_xml *x, sl__s3_doc expect
             return rc;
         sl__http_request req = {.method = rq->method,
                                 .url = c->url,
-                                .headers = lines,
+                                .headers = h->lines,
                                 .body = rq->body,
                                 .body_len = rq->body_len,
                                 .write_fn = x ? sl__s3_xml_write : NULL,
@@ -622,6 +635,10 @@ static void s_client_destroy(sl_client *base) {
     free(c->url);
     free(c->path);
     free(c->name);
+    if (c->scratch) {
+        OPENSSL_cleanse(c->scratch->amz, sizeof(c->scratch->amz)); /* it held the session token */
+        free(c->scratch);
+    }
     if (c->up)
         munmap(c->up, c->up_map);
     if (c->up_budget)
@@ -637,10 +654,11 @@ static int s_client_new(sl_store *store, sl_client **out) {
     c->url = malloc(S_URL_CAP);
     c->path = malloc(S_PATH_CAP);
     c->name = malloc(4096);
+    c->scratch = malloc(sizeof(*c->scratch));
     sl__http_options ho = {.health = &s_st(&c->base)->health, .thread_owned = true};
     c->http = sl__http_new(&ho);
     c->xml = sl__s3_xml_new();
-    if (!c->url || !c->path || !c->name || !c->http || !c->xml) {
+    if (!c->url || !c->path || !c->name || !c->scratch || !c->http || !c->xml) {
         s_client_destroy(&c->base);
         return sl__fail(SL_ENOMEM, "out of memory");
     }
@@ -1169,12 +1187,12 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             continue;
         if (rc < 0)
             return rc;
-        const char *lines[64];
-        char auth[SL__SIGV4_AUTH_CAP(1024)], host_line[600], amz[256 + SL__AWS_TOKEN_CAP];
+        s_scratch *h = c->scratch;
         s_req rq = {.method = "GET", .name = r->name, .headers = extra};
-        if ((rc = s_prepare(c, &rq, lines, 64, auth, sizeof(auth), amz, sizeof(amz), host_line, sizeof(host_line))) < 0)
+        if ((rc = s_prepare(c, &rq, h->lines, 64, h->auth, sizeof(h->auth), h->amz, sizeof(h->amz), h->host_line,
+                            sizeof(h->host_line))) < 0)
             return rc;
-        sl__http_request req = {.method = "GET", .url = c->url, .headers = lines};
+        sl__http_request req = {.method = "GET", .url = c->url, .headers = h->lines};
         sl__http_response resp;
         rc = sl__http_stream_open(c->http, &req, &resp);
         if (rc == SL_EIO) {
