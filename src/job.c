@@ -2722,10 +2722,11 @@ int sl_job_run(sl_job *job) {
     job->synced.live_mw = mw;
     pthread_mutex_unlock(&job->synced.lock);
     /* The fast phase: no timeline file and no warning (the --mem-interval sampler has both); without it (it could not
-     * start) a short job's verdict is just unknown. */
+     * start) a short job's verdict is just unknown. None when --mem-interval is that short already: the timeline's own
+     * samples are as many, and the verdict and the report's count are then those of the timeline written. */
     sl_memwatch *fast = NULL;
     sl_memwatch_options fo = {.interval_ms = S_MEM_FAST_MS, .rss = mo.rss, .counts = s_mem_counts, .user_data = job};
-    if (sl_memwatch_start(&fo, &fast) < 0)
+    if (job->mem_interval_ms <= S_MEM_FAST_MS || sl_memwatch_start(&fo, &fast) < 0)
         fast = NULL;
     uint64_t fast_ms = (uint64_t)job->mem_interval_ms * S_MEM_FAST_INTERVALS;
     fast_ms = fast_ms < S_MEM_FAST_MIN_MS   ? S_MEM_FAST_MIN_MS
