@@ -142,11 +142,14 @@ static int s_resolve_before_dotdot(const char *text, char *full, size_t *len) {
             break;
         if (e == ENAMETOOLONG)
             return 0; /* no file can be reached through it anyway; the length check comes later */
+        /* The path is the user's text (after the current directory): shown escaped, as the text is. */
+        char shown_path[SHOWN_CAP];
         if (is_link)
-            return sl__fail(SL_ENOENT, "%s: cannot resolve '..' after %.*s: a symbolic link to nothing",
-                            s_show(text, shown), (int)keep, full);
+            return sl__fail(SL_ENOENT, "%s: cannot resolve '..' after %s: a symbolic link to nothing",
+                            s_show(text, shown), s_show_n(full, keep, shown_path));
         if (e != ENOENT)
-            return sl__fail_errno(e, "%s: cannot resolve '..' after %.*s", s_show(text, shown), (int)keep, full);
+            return sl__fail_errno(e, "%s: cannot resolve '..' after %s", s_show(text, shown),
+                                  s_show_n(full, keep, shown_path));
         while (keep > 1 && full[keep - 1] != '/')
             keep--;
         if (keep > 1)
@@ -155,8 +158,10 @@ static int s_resolve_before_dotdot(const char *text, char *full, size_t *len) {
     if (keep == *len) {
         /* ".." after a file is ENOTDIR to the kernel, not its directory. */
         struct stat st;
+        char shown_path[SHOWN_CAP];
         if (stat(resolved, &st) == 0 && !S_ISDIR(st.st_mode))
-            return sl__fail(SL_ENOTDIR, "%s: '..' follows %s, which is not a directory", s_show(text, shown), resolved);
+            return sl__fail(SL_ENOTDIR, "%s: '..' follows %s, which is not a directory", s_show(text, shown),
+                            s_show(resolved, shown_path));
     }
     size_t rl = strlen(resolved);
     if (rl == keep && memcmp(resolved, full, keep) == 0)
