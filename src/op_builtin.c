@@ -38,6 +38,14 @@ static unsigned char *task_buffer(sl_task *task, size_t min_bytes, size_t *size)
     return buf;
 }
 
+/* The first S_SCAN_PIECE bytes (at most) of the task's transfer buffer, for an op that only looks at the bytes. */
+static unsigned char *scan_buffer(sl_task *task, size_t *size) {
+    unsigned char *buf = task_buffer(task, 1, size);
+    if (buf && *size > S_SCAN_PIECE)
+        *size = S_SCAN_PIECE;
+    return buf;
+}
+
 static int stateless_thread_init(const sl_op_config *cfg, void **state) {
     (void)cfg;
     *state = NULL;
@@ -125,11 +133,9 @@ static int digest_process(void *state, sl_task *task) {
     digest_state *s = state;
     char reason[256];
     size_t cap;
-    unsigned char *buf = task_buffer(task, 1, &cap);
+    unsigned char *buf = scan_buffer(task, &cap);
     if (!buf)
         return SL_EINVAL;
-    if (cap > S_SCAN_PIECE)
-        cap = S_SCAN_PIECE;
     /* Re-initialising with the same EVP_MD also discards whatever a failed previous object left in the context. */
     if (!EVP_DigestInit_ex(s->ctx, s->md, NULL))
         return sl_task_fail(task, SL_EINTERNAL, "%s: digest init failed: %s", s->member,
@@ -165,11 +171,9 @@ static int crc32c_process(void *state, sl_task *task) {
     (void)state;
     uint32_t crc = 0;
     size_t cap;
-    unsigned char *buf = task_buffer(task, 1, &cap);
+    unsigned char *buf = scan_buffer(task, &cap);
     if (!buf)
         return SL_EINVAL;
-    if (cap > S_SCAN_PIECE)
-        cap = S_SCAN_PIECE;
     for (;;) {
         int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)
@@ -192,11 +196,9 @@ static int count_process(void *state, sl_task *task) {
     (void)state;
     uint64_t bytes = 0, lines = 0;
     size_t cap;
-    unsigned char *buf = task_buffer(task, 1, &cap);
+    unsigned char *buf = scan_buffer(task, &cap);
     if (!buf)
         return SL_EINVAL;
-    if (cap > S_SCAN_PIECE)
-        cap = S_SCAN_PIECE;
     for (;;) {
         int64_t n = sl_task_read(task, buf, cap);
         if (n < 0)

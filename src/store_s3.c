@@ -222,11 +222,13 @@ static int s_creds(s_client *c, s_attempts *a) {
     return rc;
 }
 
-/* Builds the URL and the signed headers of rq into the client's scratch and `lines` (cap entries), `auth` (its
- * buffer, 4 KiB), `amz` (1 KiB + token). Returns 0 or <0. */
-static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t cap, char *auth, size_t auth_cap,
-                     char *amz, size_t amz_cap, char *host_line, size_t host_cap) {
+/* Builds the URL (c->url) and the signed headers of rq into the client's scratch: the request's header lines are
+ * c->scratch->lines, NULL-terminated. Returns 0 or <0. */
+static int s_prepare(s_client *c, const s_req *rq) {
     s_store *st = s_st(&c->base);
+    s_scratch *h = c->scratch;
+    const char **lines = h->lines;
+    const size_t cap = sizeof(h->lines) / sizeof(h->lines[0]);
     char region[64];
     s_region_get(st, region, sizeof(region));
     /* Host and raw path. */
@@ -255,22 +257,22 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
     int rc = sl__sigv4_encode_path(raw, enc, S_PATH_CAP / 2);
     if (rc < 0)
         return rc;
-    char *query = c->scratch->query;
-    int ql = sl__sigv4_query_string(rq->query, rq->nq, query, sizeof(c->scratch->query));
+    char *query = h->query;
+    int ql = sl__sigv4_query_string(rq->query, rq->nq, query, sizeof(h->query));
     if (ql < 0)
         return ql;
     n = snprintf(c->url, S_URL_CAP, "%s://%s%s%s%s", st->https ? "https" : "http", host, enc, ql ? "?" : "", query);
     if (n < 0 || n >= S_URL_CAP)
         return sl__fail(SL_ENAMETOOLONG, "s3://%s: request URL too long", st->bucket);
 
-    snprintf(host_line, host_cap, "Host: %s", host);
+    snprintf(h->host_line, sizeof(h->host_line), "Host: %s", host);
     size_t nl = 0;
-    lines[nl++] = host_line;
+    lines[nl++] = h->host_line;
     sl__sigv4_param sh[SL__SIGV4_MAX_HEADERS];
     size_t ns = 0;
     sh[ns++] = (sl__sigv4_param){.name = "host", .value = host};
     /* Header names and values split in place of a copy: "Name: value". */
-    char(*split)[160] = c->scratch->split;
+    char(*split)[160] = h->split;
     const char *const *groups[2] = {rq->headers, (const char *const *)st->headers};
     for (int g = 0; g < 2; g++)
         for (const char *const *p = groups[g]; p && *p; p++) {
@@ -278,7 +280,7 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
                 return sl__fail(SL_ETOOBIG, "s3://%s: too many request headers", st->bucket);
             const char *colon = strchr(*p, ':');
             size_t len = colon ? (size_t)(colon - *p) : 0;
-            if (!len || len >= sizeof(c->scratch->split[0]))
+            if (!len || len >= sizeof(h->split[0]))
                 return sl__fail(SL_EINVAL, "header '%s' must look like 'Name: value'", *p);
             memcpy(split[ns], *p, len);
             split[ns][len] = '\0';
@@ -291,7 +293,7 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
         }
     if (!c->creds.access_key_id[0]) {
         lines[nl] = NULL;
-        auth[0] = '\0';
+        h->auth[0] = '\0';
         return 0;
     }
     char hash[65];
@@ -319,13 +321,13 @@ static int s_prepare(s_client *c, const s_req *rq, const char **lines, size_t ca
                                 .secret_access_key = c->creds.secret_access_key,
                                 .session_token = c->creds.session_token};
     const char *amz_lines[SL__SIGV4_AMZ_LINES];
-    if ((rc = sl__sigv4_amz_headers(&sr, &cr, amz, amz_cap, amz_lines)) < 0)
+    if ((rc = sl__sigv4_amz_headers(&sr, &cr, h->amz, sizeof(h->amz), amz_lines)) < 0)
         return rc;
-    if ((rc = sl__sigv4_sign(&c->keys, &sr, &cr, auth, auth_cap, NULL)) < 0)
+    if ((rc = sl__sigv4_sign(&c->keys, &sr, &cr, h->auth, sizeof(h->auth), NULL)) < 0)
         return rc;
     for (int i = 0; amz_lines[i]; i++)
         lines[nl++] = amz_lines[i];
-    lines[nl++] = auth;
+    lines[nl++] = h->auth;
     lines[nl] = NULL;
     return 0;
 }
@@ -408,15 +410,13 @@ static bool s_follow_region(s_client *c, s_attempts *a, const s_answer *ans) {
 static int s_call(s_client *c, const s_req *rq, sl__s3_xml *x, sl__s3_doc expect, bool idempotent, s_attempts *a,
                   s_answer *ans) {
     s_store *st = s_st(&c->base);
-    s_scratch *h = c->scratch;
     for (;;) {
         int rc = s_creds(c, a);
         if (rc == 1)
             continue;
         if (rc < 0)
             return rc;
-        rc = s_prepare(c, rq, h->lines, 64, h->auth, sizeof(h->auth), h->amz, sizeof(h->amz), h->host_line,
-                       sizeof(h->host_line));
+        rc = s_prepare(c, rq);
         if (rc < 0)
             return rc;
         char what[1200];
@@ -425,7 +425,7 @@ static int s_call(s_client *c, const s_req *rq, sl__s3_xml *x, sl__s3_doc expect
             return rc;
         sl__http_request req = {.method = rq->method,
                                 .url = c->url,
-                                .headers = h->lines,
+                                .headers = c->scratch->lines,
                                 .body = rq->body,
                                 .body_len = rq->body_len,
                                 .write_fn = x ? sl__s3_xml_write : NULL,
@@ -1187,12 +1187,10 @@ static int s_reader_connect(s_reader *r, sl_object *info) {
             continue;
         if (rc < 0)
             return rc;
-        s_scratch *h = c->scratch;
         s_req rq = {.method = "GET", .name = r->name, .headers = extra};
-        if ((rc = s_prepare(c, &rq, h->lines, 64, h->auth, sizeof(h->auth), h->amz, sizeof(h->amz), h->host_line,
-                            sizeof(h->host_line))) < 0)
+        if ((rc = s_prepare(c, &rq)) < 0)
             return rc;
-        sl__http_request req = {.method = "GET", .url = c->url, .headers = h->lines};
+        sl__http_request req = {.method = "GET", .url = c->url, .headers = c->scratch->lines};
         sl__http_response resp;
         rc = sl__http_stream_open(c->http, &req, &resp);
         if (rc == SL_EIO) {

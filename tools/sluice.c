@@ -1852,20 +1852,13 @@ static void s_malloc_setup(char **argv) {
     const char *current = getenv("GLIBC_TUNABLES");
     if ((preload && strstr(preload, "vgpreload")) || (current && strstr(current, "glibc.malloc.tcache_count")))
         return;
-    static const char tunable[] = "glibc.malloc.tcache_count=0";
-    size_t n = current ? strlen(current) : 0;
-    char *value = malloc(n + sizeof(tunable) + 2), *saved = malloc(n + 2);
-    if (!value || !saved) {
-        free(value);
-        free(saved);
+    const char *was_text = current ? current : "";
+    char *value, *saved; /* GLIBC_TUNABLES for the exec, and what S_TUNABLES_WAS keeps of the caller's */
+    if (asprintf(&value, "%s%sglibc.malloc.tcache_count=0", was_text, *was_text ? ":" : "") < 0)
         return;
-    }
-    if (current) {
-        snprintf(value, n + sizeof(tunable) + 2, "%s%s%s", current, n ? ":" : "", tunable);
-        snprintf(saved, n + 2, "=%s", current);
-    } else {
-        snprintf(value, sizeof(tunable), "%s", tunable);
-        snprintf(saved, 2, "-");
+    if (asprintf(&saved, "%s%s", current ? "=" : "-", was_text) < 0) {
+        free(value);
+        return;
     }
     /* The file itself rather than /proc/self/exe, whose name would become the process's (`ps`, `pgrep sluice`). */
     char self[PATH_MAX];
@@ -1913,8 +1906,7 @@ int main(int argc, char **argv) {
     int r = s_parse(&c, argc - 2, argv + 2);
     if (r)
         return r < 0 ? EXIT_USAGE : EXIT_OK;
-    if (s_command_bit(command) &
-        (s_command_bit("cp") | s_command_bit("sync") | s_command_bit("map") | s_command_bit("rm")))
+    if (s_command_bit(command) & C_JOBS)
         s_malloc_setup(argv); /* returns only without an exec (or in the process it made) */
     c.progress = !c.quiet && isatty(STDERR_FILENO);
 
