@@ -17,9 +17,12 @@ const EVP_MD *sl__md_md5(void);
 /* HMAC-SHA256 of data under key into out; false if OpenSSL failed. */
 bool sl__hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char out[32]);
 
-/* A key used for many messages: its HMAC context made once (the key's two padded blocks hashed), then copied per
- * message. NULL if OpenSSL failed; freed with EVP_MAC_CTX_free, which clears it. */
-EVP_MAC_CTX *sl__hmac_sha256_keyed(const void *key, size_t key_len);
-bool sl__hmac_sha256_with(const EVP_MAC_CTX *keyed, const void *data, size_t len, unsigned char out[32]);
+/* A key used for many messages: its two padded blocks hashed once, then each message signed from copies of those
+ * states. NULL if OpenSSL failed. One thread at a time (sign uses the key's own work context); freed with
+ * sl__hmac_key_free (NULL ok), which clears it. */
+typedef struct sl__hmac_key sl__hmac_key;
+sl__hmac_key *sl__hmac_key_new(const void *key, size_t key_len);
+bool sl__hmac_key_sign(sl__hmac_key *k, const void *data, size_t len, unsigned char out[32]);
+void sl__hmac_key_free(sl__hmac_key *k);
 
 #endif

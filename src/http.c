@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "fail.h"
+#include "strbuf.h"
 
 #include "sluice/sluice.h"
 
@@ -546,7 +547,10 @@ static void s_origin(const char *url, char *buf, size_t cap) {
         authority -= (size_t)(at + 1 - host);
         host = at + 1;
     }
-    snprintf(buf, cap, "%.*s%.*s", (int)(p + 3 - url), url, (int)authority, host);
+    sl__strbuf b = sl__strbuf_of(buf, cap); /* for every request: not through snprintf */
+    sl__strbuf_add(&b, url, (size_t)(p + 3 - url));
+    sl__strbuf_add(&b, host, authority);
+    sl__strbuf_end(&b);
 }
 
 /* Whether a NULL-terminated header list has a `name` header (any case). */

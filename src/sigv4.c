@@ -3,6 +3,8 @@
  * stack space. Only the query string needs scratch, because its parameters are sorted by their encoded forms. */
 #include "sigv4.h"
 
+#include "strbuf.h"
+
 #include "digest.h"
 #include "fail.h"
 
@@ -192,38 +194,36 @@ static void s_puts(s_sink *s, const char *p) {
     s_put(s, p, strlen(p));
 }
 
-/* A caller buffer filled with overflow detection. */
-typedef struct s_out {
-    char *buf;
-    size_t cap, len;
-} s_out;
-
-static void s_out_add(s_out *o, const char *p, size_t n) {
-    if (o->len < o->cap) {
-        size_t room = o->cap - o->len;
-        memcpy(o->buf + o->len, p, n < room ? n : room);
-    }
-    o->len += n;
-}
-
-static void s_out_str(s_out *o, const char *p) {
-    s_out_add(o, p, strlen(p));
-}
-
-/* NUL-terminates; false if it did not fit. */
-static bool s_out_end(s_out *o) {
-    if (o->cap == 0)
-        return false;
-    if (o->len >= o->cap) {
-        o->buf[o->cap - 1] = '\0';
-        return false;
-    }
-    o->buf[o->len] = '\0';
-    return true;
-}
-
 /* ---- checks --------------------------------------------------------------------------------------------------- */
 
+static void s_digits(char *out, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        out[i] = (char)('0' + v % 10);
+}
+
+/* t (seconds since 1970, 0 to the end of year 9999) as YYYYMMDDTHHMMSSZ, UTC. By hand rather than gmtime_r (which
+ * takes glibc's time-zone lock, shared by every worker) and strftime: it is done for every request. The date from
+ * the days since 1970 by the proleptic Gregorian calendar in 400-year eras that start on 1 March. */
+static void s_amz_date(int64_t t, char out[17]) {
+    int64_t days = t / 86400, secs = t % 86400;
+    int64_t z = days + 719468; /* days since 0000-03-01 */
+    int64_t era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);                          /* [0, 146096] */
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365], from 1 March */
+    unsigned mp = (5 * doy + 2) / 153;                                    /* [0, 11], March = 0 */
+    unsigned day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    unsigned year = (unsigned)(yoe + era * 400) + (month <= 2);
+    s_digits(out, year, 4);
+    s_digits(out + 4, month, 2);
+    s_digits(out + 6, day, 2);
+    out[8] = 'T';
+    s_digits(out + 9, (unsigned)(secs / 3600), 2);
+    s_digits(out + 11, (unsigned)(secs / 60 % 60), 2);
+    s_digits(out + 13, (unsigned)(secs % 60), 2);
+    out[15] = 'Z';
+    out[16] = '\0';
+}
 static bool s_token_char(unsigned char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
 }
@@ -305,12 +305,10 @@ static int s_check(const sl__sigv4_request *req, const sl__sigv4_credentials *cr
         (strlen(ph) != 64 || strspn(ph, s_lowerhex) != 64))
         return sl__fail(SL_EINVAL, "sigv4: %s %s: payload hash '%.80s' is neither 64 lower-case hex digits nor %s",
                         method, s_shown(path, shown, sizeof(shown)), ph, SL__SIGV4_UNSIGNED_PAYLOAD);
-    time_t t = (time_t)req->time_s;
-    struct tm tm;
-    if (req->time_s < 0 || req->time_s > INT64_C(253402300799) || !gmtime_r(&t, &tm) ||
-        strftime(amz_date, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
+    if (req->time_s < 0 || req->time_s > INT64_C(253402300799))
         return sl__fail(SL_EINVAL, "sigv4: %s %s: signing time %lld is out of range", method,
                         s_shown(path, shown, sizeof(shown)), (long long)req->time_s);
+    s_amz_date(req->time_s, amz_date);
     return 0;
 }
 
@@ -330,15 +328,19 @@ int sl__sigv4_amz_headers(const sl__sigv4_request *req, const sl__sigv4_credenti
     for (int i = 0; i < S_ADDED; i++) {
         if (!want[i])
             continue;
-        int w = snprintf(buf + (at < cap ? at : cap), at < cap ? cap - at : 0, "%s: %s", names[i], values[i]);
-        if (w < 0 || at + (size_t)w + 1 > cap) {
+        sl__strbuf b = sl__strbuf_of(buf + (at < cap ? at : cap), at < cap ? cap - at : 0);
+        sl__strbuf_str(&b, names[i]);
+        sl__strbuf_add(&b, ": ", 2);
+        sl__strbuf_str(&b, values[i]);
+        size_t w = b.len;
+        if (!sl__strbuf_end(&b)) {
             if (cap)
                 buf[0] = '\0';
             lines[0] = NULL;
             return sl__fail(SL_ETOOBIG, "sigv4: the x-amz-* headers do not fit %zu bytes", cap);
         }
         lines[k++] = buf + at;
-        at += (size_t)w + 1;
+        at += w + 1;
     }
     lines[k] = NULL;
     return 0;
@@ -368,10 +370,10 @@ static void s_put_lower(s_sink *s, const char *name) {
     s_put(s, low, n);
 }
 
-static void s_out_lower(s_out *o, const char *name) {
+static void s_out_lower(sl__strbuf *o, const char *name) {
     for (const char *p = name; *p; p++) {
         char c = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-        s_out_add(o, &c, 1);
+        sl__strbuf_add(o, &c, 1);
     }
 }
 
@@ -423,7 +425,7 @@ static bool s_hmac(const unsigned char *key, size_t key_len, const void *data, s
 
 int sl__sigv4_derive_key(const char *secret, const char *date, const char *region, const char *service,
                          unsigned char key[32]) {
-    unsigned char k[300];
+    unsigned char k[4 + SL__SIGV4_SECRET_CAP];
     size_t slen = strlen(secret);
     if (slen > sizeof(k) - 4)
         return sl__fail(SL_EINVAL, "sigv4: the secret access key is longer than %zu bytes", sizeof(k) - 4);
@@ -450,7 +452,7 @@ int sl__sigv4_sha256_hex(const void *data, size_t len, char out[65]) {
 void sl__sigv4_key_cache_wipe(sl__sigv4_key_cache *cache) {
     if (!cache)
         return;
-    EVP_MAC_CTX_free(cache->mac);
+    sl__hmac_key_free(cache->mac);
     OPENSSL_cleanse(cache, sizeof(*cache));
 }
 
@@ -459,30 +461,28 @@ static int s_signing_key(sl__sigv4_key_cache *cache, const char *secret, const c
                          const char *service, unsigned char key[32]) {
     if (!cache)
         return sl__sigv4_derive_key(secret, date, region, service, key);
-    unsigned char fp[32];
-    unsigned int fplen = 0;
-    if (EVP_Digest(secret, strlen(secret), fp, &fplen, sl__md_sha256(), NULL) != 1)
-        return sl__fail(SL_EINTERNAL, "sigv4: SHA-256 failed in OpenSSL");
-    if (cache->valid && CRYPTO_memcmp(cache->secret_sha256, fp, 32) == 0 && strcmp(cache->date, date) == 0 &&
-        strcmp(cache->region, region) == 0 && strcmp(cache->service, service) == 0) {
+    size_t secret_len = strlen(secret);
+    if (cache->valid && cache->secret_len == secret_len && CRYPTO_memcmp(cache->secret, secret, secret_len) == 0 &&
+        strcmp(cache->date, date) == 0 && strcmp(cache->region, region) == 0 && strcmp(cache->service, service) == 0) {
         memcpy(key, cache->key, 32);
-        OPENSSL_cleanse(fp, sizeof(fp));
         return 0;
     }
     cache->valid = false;
     int rc = sl__sigv4_derive_key(secret, date, region, service, cache->key);
-    if (rc == 0) {
-        memcpy(cache->secret_sha256, fp, 32);
+    if (rc == 0 && secret_len < sizeof(cache->secret)) {
+        OPENSSL_cleanse(cache->secret, sizeof(cache->secret));
+        memcpy(cache->secret, secret, secret_len);
+        cache->secret_len = secret_len;
         snprintf(cache->date, sizeof(cache->date), "%s", date);
         snprintf(cache->region, sizeof(cache->region), "%s", region);
         snprintf(cache->service, sizeof(cache->service), "%s", service);
         cache->valid = true;
         cache->derivations++;
-        memcpy(key, cache->key, 32);
-        EVP_MAC_CTX_free(cache->mac);
-        cache->mac = sl__hmac_sha256_keyed(cache->key, 32); /* NULL: each request keys its own */
+        sl__hmac_key_free(cache->mac);
+        cache->mac = sl__hmac_key_new(cache->key, 32); /* NULL: each request keys its own */
     }
-    OPENSSL_cleanse(fp, sizeof(fp));
+    if (rc == 0)
+        memcpy(key, cache->key, 32);
     return rc;
 }
 
@@ -491,8 +491,8 @@ static int s_signature_of(sl__sigv4_key_cache *cache, const char *secret, const 
                           const char *service, const char *sts, size_t len, unsigned char sig[32]) {
     unsigned char key[32];
     int rc = s_signing_key(cache, secret, date, region, service, key);
-    if (rc == 0 && !(cache && cache->mac ? sl__hmac_sha256_with(cache->mac, sts, len, sig)
-                                         : s_hmac(key, sizeof(key), sts, len, sig)))
+    if (rc == 0 &&
+        !(cache && cache->mac ? sl__hmac_key_sign(cache->mac, sts, len, sig) : s_hmac(key, sizeof(key), sts, len, sig)))
         rc = sl__fail(SL_EINTERNAL, "sigv4: HMAC-SHA256 failed in OpenSSL");
     OPENSSL_cleanse(key, sizeof(key));
     return rc;
@@ -629,9 +629,19 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     memcpy(date, amz_date, 8);
     date[8] = '\0';
     char sts[256];
-    int stslen = snprintf(sts, sizeof(sts), S_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date, req->region,
-                          req->service, digest_hex);
-    if (stslen < 0 || (size_t)stslen >= sizeof(sts)) {
+    sl__strbuf b = sl__strbuf_of(sts, sizeof(sts));
+    sl__strbuf_str(&b, S_ALGORITHM "\n");
+    sl__strbuf_add(&b, amz_date, 16);
+    sl__strbuf_add(&b, "\n", 1);
+    sl__strbuf_add(&b, date, 8);
+    sl__strbuf_add(&b, "/", 1);
+    sl__strbuf_str(&b, req->region);
+    sl__strbuf_add(&b, "/", 1);
+    sl__strbuf_str(&b, req->service);
+    sl__strbuf_str(&b, "/aws4_request\n");
+    sl__strbuf_add(&b, digest_hex, 64);
+    int stslen = (int)b.len;
+    if (!sl__strbuf_end(&b)) {
         rc = sl__fail(SL_EINTERNAL, "sigv4: the string to sign does not fit %zu bytes", sizeof(sts));
         goto on_error;
     }
@@ -649,26 +659,26 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     char sig_hex[65];
     s_hex(sig, 32, sig_hex);
 
-    s_out o = {.buf = auth, .cap = auth_cap};
-    s_out_str(&o, "Authorization: " S_ALGORITHM " Credential=");
-    s_out_str(&o, creds->access_key_id);
-    s_out_str(&o, "/");
-    s_out_str(&o, date);
-    s_out_str(&o, "/");
-    s_out_str(&o, req->region);
-    s_out_str(&o, "/");
-    s_out_str(&o, req->service);
-    s_out_str(&o, "/aws4_request,SignedHeaders=");
+    sl__strbuf o = sl__strbuf_of(auth, auth_cap);
+    sl__strbuf_str(&o, "Authorization: " S_ALGORITHM " Credential=");
+    sl__strbuf_str(&o, creds->access_key_id);
+    sl__strbuf_str(&o, "/");
+    sl__strbuf_str(&o, date);
+    sl__strbuf_str(&o, "/");
+    sl__strbuf_str(&o, req->region);
+    sl__strbuf_str(&o, "/");
+    sl__strbuf_str(&o, req->service);
+    sl__strbuf_str(&o, "/aws4_request,SignedHeaders=");
     for (size_t i = 0; i < nh; i++) {
         if (i && strcasecmp(h[i].name, h[i - 1].name) == 0)
             continue;
         if (i)
-            s_out_add(&o, ";", 1);
+            sl__strbuf_add(&o, ";", 1);
         s_out_lower(&o, h[i].name);
     }
-    s_out_str(&o, ",Signature=");
-    s_out_str(&o, sig_hex);
-    if (!s_out_end(&o)) {
+    sl__strbuf_str(&o, ",Signature=");
+    sl__strbuf_str(&o, sig_hex);
+    if (!sl__strbuf_end(&o)) {
         if (auth_cap)
             auth[0] = '\0';
         rc = sl__fail(SL_ETOOBIG, "sigv4: %s %s: the Authorization header (%zu bytes) does not fit %zu bytes",

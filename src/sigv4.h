@@ -90,15 +90,18 @@ typedef struct sl__sigv4_request {
 
 /* The derived signing key, per (secret, date, region, service): one per client (worker thread), used without a lock,
  * zero-initialised, wiped with sl__sigv4_key_cache_wipe. A job's client derives its key once a day (and again when
- * the credentials rotate), not per request. The secret itself is not kept, only its SHA-256. */
+ * the credentials rotate), not per request. It keeps the secret it was derived from, to compare (in constant time)
+ * with each request's: the client that owns it holds the same secret in its credentials anyway. */
+#define SL__SIGV4_SECRET_CAP 296 /* the longest secret access key signed with */
 typedef struct sl__sigv4_key_cache {
     bool valid;
-    unsigned char secret_sha256[32];
+    size_t secret_len;
+    char secret[SL__SIGV4_SECRET_CAP];
     char date[9];
     char region[64];
     char service[32];
     unsigned char key[32];
-    void *mac; /* an HMAC context keyed with key (EVP_MAC_CTX), or NULL: the per-request HMAC copies it */
+    void *mac; /* key's HMAC states (sl__hmac_key), or NULL: each request's HMAC starts from copies of them */
     unsigned long derivations; /* keys derived so far, for tests */
 } sl__sigv4_key_cache;
 

@@ -2,6 +2,7 @@
 #include "fail.h"
 #include "http.h"
 #include "store_vtable.h"
+#include "strbuf.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -148,9 +149,13 @@ sl_scheme sl_store_scheme(const sl_store *store) {
 
 size_t sl_store_key_url(const sl_store *store, const char *key, char *buf, size_t cap) {
     size_t n = strlen(store->url);
-    const char *sep = (n && store->url[n - 1] == '/') ? "" : "/";
-    int len = snprintf(buf, cap, "%s%s%s", store->url, sep, key);
-    return len < 0 ? 0 : (size_t)len;
+    sl__strbuf b = sl__strbuf_of(buf, cap); /* for every object: not through snprintf */
+    sl__strbuf_add(&b, store->url, n);
+    if (!(n && store->url[n - 1] == '/'))
+        sl__strbuf_add(&b, "/", 1);
+    sl__strbuf_str(&b, key);
+    sl__strbuf_end(&b);
+    return b.len;
 }
 
 int sl_client_new(sl_store *store, sl_client **out) {

@@ -50,6 +50,7 @@
 #include "s3_xml.h"
 #include "sigv4.h"
 #include "store_vtable.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -232,26 +233,37 @@ static int s_prepare(s_client *c, const s_req *rq) {
     char region[64];
     s_region_get(st, region, sizeof(region));
     /* Host and raw path. */
+    /* Built for every request: appended by hand (sl__strbuf), not through snprintf's format interpreter. */
     char host[512];
     bool vhost = !st->path_style;
     const char *bucket = rq->bucket ? rq->bucket : st->bucket;
+    const char *china = strncmp(region, "cn-", 3) == 0 ? ".cn" : "";
+    sl__strbuf b = sl__strbuf_of(host, sizeof(host));
     if (st->origin) {
-        const char *auth_at = strstr(st->origin, "://") + 3;
-        snprintf(host, sizeof(host), "%s", auth_at);
-    } else if (vhost) {
-        snprintf(host, sizeof(host), "%s.s3.%s.amazonaws.com%s", bucket, region,
-                 strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+        sl__strbuf_str(&b, strstr(st->origin, "://") + 3);
     } else {
-        snprintf(host, sizeof(host), "s3.%s.amazonaws.com%s", region, strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+        if (vhost) {
+            sl__strbuf_str(&b, bucket);
+            sl__strbuf_add(&b, ".", 1);
+        }
+        sl__strbuf_add(&b, "s3.", 3);
+        sl__strbuf_str(&b, region);
+        sl__strbuf_str(&b, ".amazonaws.com");
+        sl__strbuf_str(&b, china);
     }
+    sl__strbuf_end(&b); /* cut as snprintf would: the region and bucket were checked when the store was opened */
     char *raw = c->path;
-    int n;
-    if (vhost)
-        n = snprintf(raw, S_PATH_CAP / 2, "/%s", rq->name ? rq->name : "");
-    else
-        n = snprintf(raw, S_PATH_CAP / 2, "%s/%s%s%s", st->base_path, bucket, rq->name ? "/" : "",
-                     rq->name ? rq->name : "");
-    if (n < 0 || n >= (int)(S_PATH_CAP / 2))
+    b = sl__strbuf_of(raw, S_PATH_CAP / 2);
+    if (!vhost) {
+        sl__strbuf_str(&b, st->base_path);
+        sl__strbuf_add(&b, "/", 1);
+        sl__strbuf_str(&b, bucket);
+    }
+    if (vhost || rq->name)
+        sl__strbuf_add(&b, "/", 1);
+    if (rq->name)
+        sl__strbuf_str(&b, rq->name);
+    if (!sl__strbuf_end(&b))
         return sl__fail(SL_ENAMETOOLONG, "s3://%s: request path too long", st->bucket);
     char *enc = c->path + S_PATH_CAP / 2;
     int rc = sl__sigv4_encode_path(raw, enc, S_PATH_CAP / 2);
@@ -261,11 +273,21 @@ static int s_prepare(s_client *c, const s_req *rq) {
     int ql = sl__sigv4_query_string(rq->query, rq->nq, query, sizeof(h->query));
     if (ql < 0)
         return ql;
-    n = snprintf(c->url, S_URL_CAP, "%s://%s%s%s%s", st->https ? "https" : "http", host, enc, ql ? "?" : "", query);
-    if (n < 0 || n >= S_URL_CAP)
+    b = sl__strbuf_of(c->url, S_URL_CAP);
+    sl__strbuf_str(&b, st->https ? "https://" : "http://");
+    sl__strbuf_str(&b, host);
+    sl__strbuf_str(&b, enc);
+    if (ql) {
+        sl__strbuf_add(&b, "?", 1);
+        sl__strbuf_add(&b, query, (size_t)ql);
+    }
+    if (!sl__strbuf_end(&b))
         return sl__fail(SL_ENAMETOOLONG, "s3://%s: request URL too long", st->bucket);
 
-    snprintf(h->host_line, sizeof(h->host_line), "Host: %s", host);
+    b = sl__strbuf_of(h->host_line, sizeof(h->host_line));
+    sl__strbuf_add(&b, "Host: ", 6);
+    sl__strbuf_str(&b, host);
+    sl__strbuf_end(&b);
     size_t nl = 0;
     lines[nl++] = h->host_line;
     sl__sigv4_param sh[SL__SIGV4_MAX_HEADERS];

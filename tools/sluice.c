@@ -1832,7 +1832,10 @@ static int s_cmd_job(cli *c) {
  * The cache can only be sized before the process starts (the GLIBC_TUNABLES variable), so a job command executes
  * itself once more with it turned off, then puts the caller's GLIBC_TUNABLES back for the commands and workers it
  * starts. Not done when the caller's GLIBC_TUNABLES sets tcache_count itself, nor under valgrind (whose allocator
- * replaces glibc's, and which an exec would leave). If the exec fails, the job runs with glibc's default. */
+ * replaces glibc's, and which an exec would leave). If the exec fails, the job runs with glibc's default.
+ * The exec costs a second start of the program (loading its ~40 shared libraries: ~5 ms of CPU) and each thread's
+ * cache holds ~36 KiB, so it is only done from S_TCACHE_JOBS workers up: below, the caches hold less than 1 MiB. */
+#define S_TCACHE_JOBS 32
 #define S_TUNABLES_WAS "SLUICE_GLIBC_TUNABLES_WAS" /* "=value", or "-" when GLIBC_TUNABLES was unset */
 static void s_restore_tunables(const char *was) {
     if (was[0] == '=')
@@ -1842,12 +1845,14 @@ static void s_restore_tunables(const char *was) {
     unsetenv(S_TUNABLES_WAS);
 }
 
-static void s_malloc_setup(char **argv) {
+static void s_malloc_setup(char **argv, unsigned jobs) {
     const char *was = getenv(S_TUNABLES_WAS);
     if (was) {
         s_restore_tunables(was);
         return;
     }
+    if ((jobs ? jobs : sl_job_default_jobs()) < S_TCACHE_JOBS)
+        return;
     const char *preload = getenv("LD_PRELOAD");
     const char *current = getenv("GLIBC_TUNABLES");
     if ((preload && strstr(preload, "vgpreload")) || (current && strstr(current, "glibc.malloc.tcache_count")))
@@ -1907,7 +1912,7 @@ int main(int argc, char **argv) {
     if (r)
         return r < 0 ? EXIT_USAGE : EXIT_OK;
     if (s_command_bit(command) & C_JOBS)
-        s_malloc_setup(argv); /* returns only without an exec (or in the process it made) */
+        s_malloc_setup(argv, c.jobs); /* returns only without an exec (or in the process it made) */
     c.progress = !c.quiet && isatty(STDERR_FILENO);
 
     struct sigaction sa;

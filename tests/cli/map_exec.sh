@@ -48,24 +48,29 @@ expect_rc 0
 expect_eq "environment of the command" "sub/gamma.txt|$(stat -c %s "$S/sub/gamma.txt")|file://$S/sub/gamma.txt|sub/gamma.txt.env" \
     "$(cat "$T/env/sub/gamma.txt.env")"
 
-say "glibc's per-thread malloc cache is off in sluice (GLIBC_TUNABLES, one exec at start), as it was for its commands"
+say "from -j 32 up glibc's per-thread malloc cache is off in sluice (GLIBC_TUNABLES, one exec at start), as it was for its commands"
 # Each command prints what it sees of GLIBC_TUNABLES, whether sluice (its parent) was started with tcache_count=0 (glibc
 # cuts its copy of the variable into pieces at the colons, so the piece is looked for), and sluice's name.
 TUNCMD='printf "%s|%s|%s\n" "${GLIBC_TUNABLES-unset}" "$(tr "\0:" "\n\n" </proc/$PPID/environ | grep -c "tcache_count=0$")" "$(cat /proc/$PPID/comm)"'
-run env -u GLIBC_TUNABLES "$SLUICE" map "$S" "$T/tun1" -q --include 'gamma.txt' --shell --exec "$TUNCMD"
+run env -u GLIBC_TUNABLES "$SLUICE" map "$S" "$T/tun1" -q -j 32 --include 'gamma.txt' --shell --exec "$TUNCMD"
 expect_rc 0
 expect_eq "unset for the command; tcache off in sluice; its name kept" "unset|1|sluice" \
     "$(cat "$T/tun1/sub/gamma.txt")"
-run env GLIBC_TUNABLES=glibc.malloc.perturb=0 "$SLUICE" map "$S" "$T/tun2" -q --include 'gamma.txt' --shell --exec "$TUNCMD"
+run env GLIBC_TUNABLES=glibc.malloc.perturb=0 "$SLUICE" map "$S" "$T/tun2" -q -j 32 --include 'gamma.txt' --shell \
+    --exec "$TUNCMD"
 expect_rc 0
 expect_eq "the caller's value for the command; appended to in sluice" \
     "glibc.malloc.perturb=0|1|sluice" "$(cat "$T/tun2/sub/gamma.txt")"
-run env GLIBC_TUNABLES=glibc.malloc.tcache_count=3 "$SLUICE" map "$S" "$T/tun3" -q --include 'gamma.txt' --shell \
+run env GLIBC_TUNABLES=glibc.malloc.tcache_count=3 "$SLUICE" map "$S" "$T/tun3" -q -j 32 --include 'gamma.txt' --shell \
     --exec "$TUNCMD"
 expect_rc 0
 expect_eq "a caller that sets tcache_count itself is obeyed (no exec)" \
     "glibc.malloc.tcache_count=3|0|sluice" "$(cat "$T/tun3/sub/gamma.txt")"
-run env -u GLIBC_TUNABLES "$SLUICE" map "$S" "$T/tun4" -q --include 'gamma.txt' --shell \
+run env -u GLIBC_TUNABLES "$SLUICE" map "$S" "$T/tun5" -q -j 31 --include 'gamma.txt' --shell --exec "$TUNCMD"
+expect_rc 0
+expect_eq "below -j 32 no exec (the caches are small; a second start costs more)" "unset|0|sluice" \
+    "$(cat "$T/tun5/sub/gamma.txt")"
+run env -u GLIBC_TUNABLES "$SLUICE" map "$S" "$T/tun4" -q -j 32 --include 'gamma.txt' --shell \
     --exec 'env | grep -c "^SLUICE_GLIBC" || true'
 expect_rc 0
 expect_eq "sluice's own marker variable is not passed on" "0" "$(cat "$T/tun4/sub/gamma.txt")"

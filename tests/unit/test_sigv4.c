@@ -5,12 +5,14 @@
  * `test_sigv4 --sign` is the signer's other judge: it reads requests as JSON lines on stdin and prints, for each, a
  * JSON line with what the signer made of it. tests/unit/sigv4_botocore.py feeds it a table of odd requests and compares
  * every answer byte for byte with botocore's S3SigV4Auth / SigV4Auth. */
+#include "digest.h"
 #include "sigv4.h"
 #include "test.h"
 
 #include "sluice/sluice.h"
 
 #include <jansson.h>
+#include <time.h>
 
 #define KEY_ID "AKIAIOSFODNN7EXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -34,6 +36,41 @@ static void test_derived_key_example(void) {
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", key[i]);
     ASSERT_STR_EQ(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
+}
+
+static void s_hex32(const unsigned char *d, char out[65]) {
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* HMAC-SHA256 against RFC 4231's test cases 1, 2 and 6 (a short key, a key shorter than the hash, a key longer than a
+ * block), and a key's states reused for several messages. */
+static void test_hmac_rfc4231(void) {
+    unsigned char k1[20], k6[131], out[32];
+    memset(k1, 0x0b, sizeof(k1));
+    memset(k6, 0xaa, sizeof(k6));
+    char hex[65];
+    ASSERT_TRUE(sl__hmac_sha256(k1, sizeof(k1), "Hi There", 8, out));
+    s_hex32(out, hex);
+    ASSERT_STR_EQ(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    ASSERT_TRUE(sl__hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, out));
+    s_hex32(out, hex);
+    ASSERT_STR_EQ(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    ASSERT_TRUE(sl__hmac_sha256(k6, sizeof(k6), m6, strlen(m6), out));
+    s_hex32(out, hex);
+    ASSERT_STR_EQ(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    sl__hmac_key *k = sl__hmac_key_new("Jefe", 4);
+    ASSERT_TRUE(k != NULL);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_TRUE(sl__hmac_key_sign(k, i == 1 ? "Hi There" : "what do ya want for nothing?", i == 1 ? 8 : 28, out));
+        s_hex32(out, hex);
+        if (i != 1)
+            ASSERT_STR_EQ(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+    sl__hmac_key_free(k);
+    sl__hmac_key_free(NULL);
+    ASSERT_FALSE(sl__hmac_key_sign(NULL, "x", 1, out));
 }
 
 static void test_s3_get_object_example(void) {
@@ -282,6 +319,41 @@ static void test_header_rules(void) {
     ASSERT_TRUE(strstr(auth, "SignedHeaders=content-md5;host;x-amz-date;x-amz-meta-a;x-amz-meta-b,") != NULL);
 }
 
+/* The signing time as x-amz-date, against gmtime_r + strftime: the ends of the range, leap days, the century rules
+ * (2000 is a leap year, 2100 is not), each second of a day's edges, and a spread over the whole range. */
+static void s_check_amz_date(int64_t t) {
+    sl__sigv4_request rq = {.method = "GET", .path = "/", .time_s = t, .region = "us-east-1", .service = "s3"};
+    char buf[256], want[64];
+    const char *lines[SL__SIGV4_AMZ_LINES];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    ASSERT_TRUE(gmtime_r(&tt, &tm) != NULL);
+    strftime(want, sizeof(want), "x-amz-date: %Y%m%dT%H%M%SZ", &tm);
+    ASSERT_INT_EQ(sl__sigv4_amz_headers(&rq, &s_creds, buf, sizeof(buf), lines), 0);
+    ASSERT_STR_EQ(lines[0], want);
+}
+
+static void test_amz_date(void) {
+    /* 1970's first and last second of a day; 1972-02-29; 2000-02-29 and 03-01; 2100-02-28 and 03-01; 9999-12-31. */
+    const int64_t fixed[] = {0,         59,        86399,      86400,      68169599,    68169600,
+                             951782399, 951868800, 4107456000, 4107542400, 253402300799};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        s_check_amz_date(fixed[i]);
+    for (int64_t t = 951782400 - 2; t < 951782400 + 2; t++)
+        s_check_amz_date(t);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        s_check_amz_date((int64_t)(x % 253402300800u));
+    }
+    sl__sigv4_request late = {.method = "GET", .path = "/", .time_s = 253402300800, .region = "r", .service = "s3"};
+    char buf[256];
+    const char *lines[SL__SIGV4_AMZ_LINES];
+    ASSERT_INT_EQ(sl__sigv4_amz_headers(&late, &s_creds, buf, sizeof(buf), lines), SL_EINVAL);
+    late.time_s = -1;
+    ASSERT_INT_EQ(sl__sigv4_amz_headers(&late, &s_creds, buf, sizeof(buf), lines), SL_EINVAL);
+}
+
 static void test_errors_and_caps(void) {
     char auth[AUTH_CAP];
     sl__sigv4_param h[] = {{"host", HOST}, {"range", "bytes=0-9"}};
@@ -424,14 +496,24 @@ static void test_key_cache(void) {
     sl__sigv4_credentials rotated = {KEY_ID, "another-secret", "tok"};
     ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &rotated, auth, sizeof(auth), NULL), 0);
     ASSERT_UINT_EQ(cache.derivations, 3);
+    /* The secret is compared whole: one of the same length differing in its last byte, then a prefix of it. */
+    sl__sigv4_credentials last_byte = {KEY_ID, "another-secreu", NULL}, prefix = {KEY_ID, "another-secre", NULL};
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &last_byte, auth, sizeof(auth), NULL), 0);
+    ASSERT_UINT_EQ(cache.derivations, 4);
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &prefix, auth, sizeof(auth), NULL), 0);
+    ASSERT_UINT_EQ(cache.derivations, 5);
+    ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &prefix, nocache, sizeof(nocache), NULL), 0);
+    ASSERT_STR_EQ(nocache, auth);
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &rotated, auth, sizeof(auth), NULL), 0);
+    ASSERT_UINT_EQ(cache.derivations, 6);
     rq.region = "eu-central-1";
     ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &rotated, auth, sizeof(auth), NULL), 0);
-    ASSERT_UINT_EQ(cache.derivations, 4);
+    ASSERT_UINT_EQ(cache.derivations, 7);
     rq.time_s = T_20130524;
     rq.region = "us-east-1";
     ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &s_creds, auth, sizeof(auth), NULL), 0);
     ASSERT_STR_EQ(auth, first);
-    ASSERT_UINT_EQ(cache.derivations, 5);
+    ASSERT_UINT_EQ(cache.derivations, 8);
     sl__sigv4_key_cache_wipe(&cache);
     ASSERT_FALSE(cache.valid);
 }
@@ -533,6 +615,7 @@ static int s_sign_mode(void) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--sign") == 0)
         return s_sign_mode();
+    RUN_TEST(test_hmac_rfc4231);
     RUN_TEST(test_derived_key_example);
     RUN_TEST(test_s3_get_object_example);
     RUN_TEST(test_s3_put_object_example);
@@ -545,5 +628,6 @@ int main(int argc, char **argv) {
     RUN_TEST(test_errors_and_caps);
     RUN_TEST(test_auth_cap_worst_case);
     RUN_TEST(test_key_cache);
+    RUN_TEST(test_amz_date);
     TEST_DONE();
 }
