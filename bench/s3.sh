@@ -19,7 +19,8 @@
 #
 # Timing: RUNS (5) rounds for the transfers and LIST_RUNS (3) for the listings, every client once per round, in an
 # order that rotates from round to round, so that a change in the machine's load hits all alike. Wall time, user and
-# sys CPU and peak RSS of the client process alone come from GNU time; the figures are medians. The server is
+# sys CPU and peak RSS of the client process alone come from wait4's rusage (bench/rusage.py: GNU time's figures,
+# with the CPU times to the microsecond rather than the hundredth of a second); the figures are medians. The server is
 # another process: its CPU (from /proc/PID/stat around each run) is reported apart, never added to the client's,
 # with its share of the wall time (1.0 = one core busy, about the most a CPython server gets: then the server, not
 # the client, sets the wall time). Uploads start from an empty bucket; each download from an empty directory (the
@@ -60,7 +61,7 @@ OUT=${OUT:-$ROOT/build/bench}
 TREE=$BASE/tree-${FILES}x${SIZE}-${DIRS}d
 mkdir -p "$OUT" "$BASE" "$DST_BASE"
 
-for tool in /usr/bin/time python3 curl; do
+for tool in python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench/s3.sh: $tool is required" >&2; exit 2; }
 done
 declare -A BIN=([rclone]=$RCLONE [aws]=$AWS [s3cmd]=$S3CMD)
@@ -205,12 +206,12 @@ srv_ticks() { awk '{ print $14 + $15 }' "/proc/$SRV_PID/stat"; } # the server's 
 # new_bucket NAME: drop bucket NAME (if any) and create it empty
 new_bucket() { ctl reset "{\"buckets\": [\"$1\"]}" && ctl seed "{\"bucket\": \"$1\"}"; }
 
-# once PREP CMD: run PREP (untimed), then CMD under GNU time; prints "user sys maxrss_kib wall server_cpu_s"
+# once PREP CMD: run PREP (untimed), then CMD under bench/rusage.py; prints "user sys maxrss_kib wall server_cpu_s"
 once() {
     local s0 s1
     sh -c "$1"
     s0=$(srv_ticks)
-    /usr/bin/time -f '%U %S %M %e' -o "$WORK/.time" sh -c "exec $2" ||
+    python3 bench/rusage.py -o "$WORK/.time" sh -c "exec $2" ||
         { echo "bench/s3.sh: failed: $2" >&2; exit 1; }
     s1=$(srv_ticks)
     echo "$(tail -1 "$WORK/.time") $(awk -v d=$((s1 - s0)) -v t="$CLK_TCK" 'BEGIN { printf "%.2f", d / t }')"
@@ -328,7 +329,7 @@ print()
 print("clients: " + "; ".join("%s (%s)" % (w, versions.get(w, "?")) for w in who))
 print()
 print("1. %d files x %d bytes in %d folders, -j %d where the client has it (s3cmd: one at a time); medians; CPU ="
-      " user+sys of the client (GNU time); server CPU share = the server's CPU / wall (1.0 = one core)"
+      " user+sys of the client (wait4's rusage, in µs); server CPU share = the server's CPU / wall (1.0 = one core)"
       % (files, size, dirs, jobs))
 print()
 print("| direction | client | wall | min..max | client CPU / object | user / sys | peak RSS | server CPU / run"
@@ -377,7 +378,7 @@ if "sluice" in who:
     rss_s += [ls[(n, "sluice")]["rss"] for n in (n_small, n_large)]
     print("| sluice peak RSS <= 32 MiB | %.1f MiB (largest of its rows) | %s |" % (mib(max(rss_s)), ok(mib(max(rss_s)) <= 32)))
     s = ls[(n_large, "sluice")]
-    rate = n_large / max(s["cpu"], 0.01)  # GNU time's resolution is 10 ms
+    rate = n_large / max(s["cpu"], 1e-6)
     print("| listing >= 100,000 objects / CPU-s (at %s) | %s%s | %s |" % (
         format(n_large, ","), "" if s["cpu"] else ">= ", num(rate), ok(rate >= 100000)))
     a, b = ls[(n_small, "sluice")]["rss"], ls[(n_large, "sluice")]["rss"]

@@ -453,6 +453,7 @@ void sl__sigv4_key_cache_wipe(sl__sigv4_key_cache *cache) {
     if (!cache)
         return;
     sl__hmac_key_free(cache->mac);
+    EVP_MD_CTX_free(cache->md);
     OPENSSL_cleanse(cache, sizeof(*cache));
 }
 
@@ -560,7 +561,10 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     if (nq < 0)
         return nq;
 
-    md = EVP_MD_CTX_new();
+    /* The cache's digest context, reused from request to request (one allocation less per request). */
+    if (cache && !cache->md)
+        cache->md = EVP_MD_CTX_new();
+    md = cache && cache->md ? cache->md : EVP_MD_CTX_new();
     if (!md || EVP_DigestInit_ex2(md, sl__md_sha256(), NULL) != 1) {
         rc = sl__fail(SL_EINTERNAL, "sigv4: SHA-256 unavailable in OpenSSL");
         goto on_error;
@@ -687,7 +691,8 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     }
 
 on_error:
-    EVP_MD_CTX_free(md);
+    if (!cache || md != cache->md)
+        EVP_MD_CTX_free(md);
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }

@@ -102,6 +102,7 @@ typedef struct sl__sigv4_key_cache {
     char service[32];
     unsigned char key[32];
     void *mac; /* key's HMAC states (sl__hmac_key), or NULL: each request's HMAC starts from copies of them */
+    void *md;  /* a SHA-256 context (EVP_MD_CTX) for the canonical requests, made on first use */
     unsigned long derivations; /* keys derived so far, for tests */
 } sl__sigv4_key_cache;
 
