@@ -613,7 +613,9 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     }
     h->headers = list;
     h->fixed[1].next = list;
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, &h->fixed[0]);
+    /* "Expect:" only where libcurl would add an Expect: 100-continue (a body): every header given is scanned for each
+     * header libcurl considers adding, on every request. */
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, has_body ? &h->fixed[0] : &h->fixed[1]);
 
     /* The method: every option an earlier request of this handle may have set is set again here. A HEAD answer has
      * no body whatever its Content-Length says. */
