@@ -38,10 +38,16 @@ struct sl__http {
     s_thread_multi *shared; /* &tl_multi of the owning thread, or NULL: `multi` is this handle's own */
     CURL *easy;
     sl__http_options opts;
-    struct curl_slist *headers; /* of the request in progress */
-    /* The headers every request sends, linked in front of `headers`. The User-Agent goes here rather than through
-     * CURLOPT_USERAGENT, which libcurl would format anew for every request. */
+    /* The headers every request sends, linked in front of the request's own. The User-Agent goes here rather than
+     * through CURLOPT_USERAGENT, which libcurl would format anew for every request. */
     struct curl_slist fixed[2];
+    /* The request's own headers, copied for the transfer's life (libcurl keeps pointers to the list until the transfer
+     * is over; a streaming caller's strings may not live that long): nodes and text kept from request to request,
+     * rather than a curl_slist_append (two allocations) per header per request. */
+    struct curl_slist *nodes;
+    size_t nodes_cap;
+    char *text;
+    size_t text_cap;
     char origin[256]; /* "scheme://host[:port]" of the request in progress, for messages (a streaming
                        * request outlives the caller's sl__http_request) */
     const sl__http_request *req;
@@ -320,8 +326,6 @@ static void s_detach(sl__http *h) {
         curl_multi_remove_handle(h->multi, h->easy);
         h->active = false;
     }
-    curl_slist_free_all(h->headers);
-    h->headers = NULL;
     h->fixed[1].next = NULL;
     h->streaming = false;
     h->paused = false;
@@ -346,6 +350,8 @@ void sl__http_destroy(sl__http *h) {
     }
     free(h->body);
     free(h->spill);
+    free(h->nodes);
+    free(h->text);
     free(h);
 }
 
@@ -562,6 +568,19 @@ static bool s_has_header(const char *const *headers, const char *name) {
     return false;
 }
 
+/* Grows *buf (of *cap elements of `size` bytes) to hold at least `want`; false (unchanged) when out of memory. */
+static bool s_grow(void **buf, size_t *cap, size_t want, size_t size) {
+    size_t c = *cap ? *cap : 8;
+    while (c < want)
+        c *= 2;
+    void *nb = realloc(*buf, c * size);
+    if (!nb)
+        return false;
+    *buf = nb;
+    *cap = c;
+    return true;
+}
+
 static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {
     s_detach(h);
     h->req = req;
@@ -591,27 +610,26 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
 
     const char *m = req->method ? req->method : "GET";
     bool has_body = strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && !(strcmp(m, "DELETE") == 0 && !req->body_len);
-    struct curl_slist *list = NULL;
-    for (const char *const *p = req->headers; p && *p; p++) {
-        struct curl_slist *next = curl_slist_append(list, *p);
-        if (!next) {
-            curl_slist_free_all(list);
-            return sl__fail(SL_ENOMEM, "out of memory");
-        }
-        list = next;
-    }
     /* libcurl sends a body given with CURLOPT_POSTFIELDS as application/x-www-form-urlencoded unless told otherwise,
      * which a server may refuse (GCS does) or take for form fields: a body goes with the type its caller names, or
      * with none at all ("Content-Type:" with no value removes the header). */
-    if (has_body && !s_has_header(req->headers, "Content-Type")) {
-        struct curl_slist *next = curl_slist_append(list, "Content-Type:");
-        if (!next) {
-            curl_slist_free_all(list);
-            return sl__fail(SL_ENOMEM, "out of memory");
-        }
-        list = next;
+    static const char no_type[] = "Content-Type:";
+    bool add_no_type = has_body && !s_has_header(req->headers, "Content-Type");
+    size_t n = add_no_type, len = add_no_type ? sizeof(no_type) : 0;
+    for (const char *const *p = req->headers; p && *p; p++, n++)
+        len += strlen(*p) + 1;
+    if ((n > h->nodes_cap && !s_grow((void **)&h->nodes, &h->nodes_cap, n, sizeof(*h->nodes))) ||
+        (len > h->text_cap && !s_grow((void **)&h->text, &h->text_cap, len, 1)))
+        return sl__fail(SL_ENOMEM, "out of memory");
+    struct curl_slist *list = n ? h->nodes : NULL;
+    char *at = h->text;
+    for (size_t i = 0; i < n; i++) {
+        const char *line = i < n - add_no_type ? req->headers[i] : no_type;
+        size_t l = strlen(line) + 1;
+        memcpy(at, line, l);
+        h->nodes[i] = (struct curl_slist){.data = at, .next = i + 1 < n ? &h->nodes[i + 1] : NULL};
+        at += l;
     }
-    h->headers = list;
     h->fixed[1].next = list;
     /* "Expect:" only where libcurl would add an Expect: 100-continue (a body): every header given is scanned for each
      * header libcurl considers adding, on every request. */
