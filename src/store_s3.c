@@ -255,7 +255,7 @@ static int s_prepare(s_client *c, const s_req *rq) {
     char *raw = c->path;
     b = sl__strbuf_of(raw, S_PATH_CAP / 2);
     if (!vhost) {
-        sl__strbuf_str(&b, st->base_path);
+        sl__strbuf_str(&b, st->base_path ? st->base_path : ""); /* none: AWS itself, path-style (a dotted bucket) */
         sl__strbuf_add(&b, "/", 1);
         sl__strbuf_str(&b, bucket);
     }

@@ -152,6 +152,43 @@ say "endpoint: --endpoint over AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL; --s3-p
     expect_err_one_line "http://"
 )
 
+say "AWS itself (no endpoint): bucket.s3.REGION.amazonaws.com; s3.REGION.amazonaws.com/BUCKET for a dotted bucket or --s3-path-style; .cn in China"
+# Through a loopback proxy that records where each CONNECT would go and answers nothing: exit 3 and one line each,
+# nothing leaves the machine. (A dotted bucket on AWS's own endpoint once crashed building its path.)
+(
+    unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
+    python3 "$SL_CLI_DIR/connect_recorder.py" "$T/rec.port" "$T/rec.log" &
+    rec=$!
+    trap 'kill $rec 2>/dev/null' EXIT
+    for _ in $(seq 100); do [ -s "$T/rec.port" ] && break; sleep 0.1; done
+    [ -s "$T/rec.port" ] || fail "the recording proxy" "a port" "none after 10 s"
+    export https_proxy="http://127.0.0.1:$(cat "$T/rec.port")" HTTPS_PROXY="" all_proxy="" ALL_PROXY=""
+    expect_connects() { # expect_connects WHAT HOST: every CONNECT since the last call was to HOST:443
+        local got
+        got=$(sort -u "$T/rec.log")
+        : >"$T/rec.log"
+        expect_eq "$1" "CONNECT $2:443 HTTP/1.1" "$got"
+    }
+    : >"$T/rec.log"
+    run "$SLUICE" ls s3://sl-plain/p/
+    expect_rc 3
+    expect_err_one_line "sl-plain.s3.us-east-1.amazonaws.com"
+    expect_connects "virtual-hosted" sl-plain.s3.us-east-1.amazonaws.com
+    run "$SLUICE" ls s3://sl.dotted.bucket/p/
+    expect_rc 3
+    expect_err_one_line "s3.us-east-1.amazonaws.com"
+    expect_connects "a dotted bucket: path-style" s3.us-east-1.amazonaws.com
+    run "$SLUICE" ls s3://sl-plain/p/ --s3-path-style
+    expect_rc 3
+    expect_connects "--s3-path-style" s3.us-east-1.amazonaws.com
+    AWS_REGION=cn-north-1 run "$SLUICE" ls s3://sl.dotted.bucket/p/
+    expect_rc 3
+    expect_connects "China, path-style" s3.cn-north-1.amazonaws.com.cn
+    AWS_REGION=cn-north-1 run "$SLUICE" ls s3://sl-plain/p/
+    expect_rc 3
+    expect_connects "China, virtual-hosted" sl-plain.s3.cn-north-1.amazonaws.com.cn
+)
+
 say "a region given with --region is used; a wrong one is corrected by the server's redirect"
 run "$SLUICE" ls s3://sl-eu/p/ --region eu-west-1
 expect_rc 0
