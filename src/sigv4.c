@@ -469,8 +469,10 @@ static int s_signing_key(sl__sigv4_key_cache *cache, const char *secret, const c
         return 0;
     }
     cache->valid = false;
+    sl__hmac_key_free(cache->mac); /* never the states of another key */
+    cache->mac = NULL;
     int rc = sl__sigv4_derive_key(secret, date, region, service, cache->key);
-    if (rc == 0 && secret_len < sizeof(cache->secret)) {
+    if (rc == 0 && secret_len <= sizeof(cache->secret)) {
         OPENSSL_cleanse(cache->secret, sizeof(cache->secret));
         memcpy(cache->secret, secret, secret_len);
         cache->secret_len = secret_len;
@@ -479,7 +481,6 @@ static int s_signing_key(sl__sigv4_key_cache *cache, const char *secret, const c
         snprintf(cache->service, sizeof(cache->service), "%s", service);
         cache->valid = true;
         cache->derivations++;
-        sl__hmac_key_free(cache->mac);
         cache->mac = sl__hmac_key_new(cache->key, 32); /* NULL: each request keys its own */
     }
     if (rc == 0)

@@ -153,7 +153,7 @@ size_t sl_store_key_url(const sl_store *store, const char *key, char *buf, size_
     sl__strbuf_add(&b, store->url, n);
     if (!(n && store->url[n - 1] == '/'))
         sl__strbuf_add(&b, "/", 1);
-    sl__strbuf_str(&b, key);
+    sl__strbuf_str(&b, key ? key : "");
     sl__strbuf_end(&b);
     return b.len;
 }

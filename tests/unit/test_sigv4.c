@@ -504,16 +504,26 @@ static void test_key_cache(void) {
     ASSERT_UINT_EQ(cache.derivations, 5);
     ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &prefix, nocache, sizeof(nocache), NULL), 0);
     ASSERT_STR_EQ(nocache, auth);
-    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &rotated, auth, sizeof(auth), NULL), 0);
+    /* The longest secret the signer takes (256 bytes) is kept like any other. */
+    char longest[257];
+    memset(longest, 'k', 256);
+    longest[256] = '\0';
+    sl__sigv4_credentials long_secret = {KEY_ID, longest, NULL};
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &long_secret, auth, sizeof(auth), NULL), 0);
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &long_secret, auth, sizeof(auth), NULL), 0);
     ASSERT_UINT_EQ(cache.derivations, 6);
-    rq.region = "eu-central-1";
+    ASSERT_INT_EQ(sl__sigv4_sign(NULL, &rq, &long_secret, nocache, sizeof(nocache), NULL), 0);
+    ASSERT_STR_EQ(nocache, auth);
     ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &rotated, auth, sizeof(auth), NULL), 0);
     ASSERT_UINT_EQ(cache.derivations, 7);
+    rq.region = "eu-central-1";
+    ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &rotated, auth, sizeof(auth), NULL), 0);
+    ASSERT_UINT_EQ(cache.derivations, 8);
     rq.time_s = T_20130524;
     rq.region = "us-east-1";
     ASSERT_INT_EQ(sl__sigv4_sign(&cache, &rq, &s_creds, auth, sizeof(auth), NULL), 0);
     ASSERT_STR_EQ(auth, first);
-    ASSERT_UINT_EQ(cache.derivations, 8);
+    ASSERT_UINT_EQ(cache.derivations, 9);
     sl__sigv4_key_cache_wipe(&cache);
     ASSERT_FALSE(cache.valid);
 }
