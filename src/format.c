@@ -1,50 +1,26 @@
 /* Output helpers: JSON strings, one-line text escapes, one object as a JSON line. */
 #include "sluice/store.h"
 
+#include "strbuf.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-/* snprintf-style sink: writes what fits (leaving room for the NUL) and counts everything. */
-typedef struct sink {
-    char *buf;
-    size_t cap;
-    size_t len;
-} sink;
-
-static void s_sink_init(sink *k, char *buf, size_t cap) {
-    k->buf = buf;
-    k->cap = buf ? cap : 0;
-    k->len = 0;
+/* Output goes to an sl__strbuf (strbuf.h): what fits is written, everything counted (snprintf's convention). */
+static void s_putc(sl__strbuf *k, char c) {
+    sl__strbuf_add(k, &c, 1);
 }
 
-static void s_put(sink *k, const char *s, size_t n) {
-    if (k->len + 1 < k->cap) {
-        size_t room = k->cap - 1 - k->len;
-        memcpy(k->buf + k->len, s, n < room ? n : room);
-    }
-    k->len += n;
+static void s_put_hex_byte(sl__strbuf *k, const char *prefix, unsigned char b) {
+    sl__strbuf_str(k, prefix);
+    sl__strbuf_hex(k, b, 2);
 }
 
-static void s_puts(sink *k, const char *s) {
-    s_put(k, s, strlen(s));
-}
-
-static void s_putc(sink *k, char c) {
-    s_put(k, &c, 1);
-}
-
-static void s_put_hex_byte(sink *k, const char *prefix, unsigned char b) {
-    static const char hex[] = "0123456789abcdef";
-    s_puts(k, prefix);
-    s_putc(k, hex[b >> 4]);
-    s_putc(k, hex[b & 15]);
-}
-
-static size_t s_sink_finish(sink *k) {
-    if (k->cap)
-        k->buf[k->len < k->cap ? k->len : k->cap - 1] = '\0';
+/* NUL-terminates what fit; the whole length, as snprintf returns it. */
+static size_t s_finish(sl__strbuf *k) {
+    sl__strbuf_end(k);
     return k->len;
 }
 
@@ -81,7 +57,7 @@ static size_t s_utf8_len(const unsigned char *s, size_t n) {
     return need;
 }
 
-static void s_json_quote(sink *k, const char *str, size_t len) {
+static void s_json_quote(sl__strbuf *k, const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str;
     if (!s)
         len = 0;
@@ -116,7 +92,7 @@ static void s_json_quote(sink *k, const char *str, size_t len) {
             break;
         }
         if (esc) {
-            s_puts(k, esc);
+            sl__strbuf_str(k, esc);
             i++;
             continue;
         }
@@ -131,39 +107,37 @@ static void s_json_quote(sink *k, const char *str, size_t len) {
             i++;
             continue;
         }
-        s_put(k, (const char *)s + i, n);
+        sl__strbuf_add(k, (const char *)s + i, n);
         i += n;
     }
     s_putc(k, '"');
 }
 
 size_t sl_json_quote(char *buf, size_t cap, const char *s, size_t len) {
-    sink k;
-    s_sink_init(&k, buf, cap);
+    sl__strbuf k = sl__strbuf_of(buf, cap);
     s_json_quote(&k, s, len);
-    return s_sink_finish(&k);
+    return s_finish(&k);
 }
 
 size_t sl_text_escape(char *buf, size_t cap, const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str;
-    sink k;
-    s_sink_init(&k, buf, cap);
+    sl__strbuf k = sl__strbuf_of(buf, cap);
     if (!s)
         len = 0;
     size_t i = 0;
     while (i < len) {
         unsigned char c = s[i];
         if (c == '\\') {
-            s_puts(&k, "\\\\");
+            sl__strbuf_str(&k, "\\\\");
             i++;
         } else if (c == '\n') {
-            s_puts(&k, "\\n");
+            sl__strbuf_str(&k, "\\n");
             i++;
         } else if (c == '\t') {
-            s_puts(&k, "\\t");
+            sl__strbuf_str(&k, "\\t");
             i++;
         } else if (c == '\r') {
-            s_puts(&k, "\\r");
+            sl__strbuf_str(&k, "\\r");
             i++;
         } else if (c < 0x20 || c == 0x7F) {
             s_put_hex_byte(&k, "\\x", c);
@@ -176,16 +150,16 @@ size_t sl_text_escape(char *buf, size_t cap, const char *str, size_t len) {
                 s_put_hex_byte(&k, "\\x", c);
                 i++;
             } else {
-                s_put(&k, (const char *)s + i, n);
+                sl__strbuf_add(&k, (const char *)s + i, n);
                 i += n;
             }
         }
     }
-    return s_sink_finish(&k);
+    return s_finish(&k);
 }
 
 /* Appends "YYYY-MM-DDTHH:MM:SS.mmmZ" for ns since the epoch; false if the time cannot be broken down. */
-static bool s_put_rfc3339_ms(sink *k, int64_t ns) {
+static bool s_put_rfc3339_ms(sl__strbuf *k, int64_t ns) {
     int64_t sec = ns / 1000000000;
     int64_t rem = ns % 1000000000;
     if (rem < 0) {
@@ -201,58 +175,57 @@ static bool s_put_rfc3339_ms(sink *k, int64_t ns) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000000));
     if (n < 0 || (size_t)n >= sizeof(tmp))
         return false;
-    s_put(k, tmp, (size_t)n);
+    sl__strbuf_add(k, tmp, (size_t)n);
     return true;
 }
 
 size_t sl_object_format_json(const sl_object *obj, char *buf, size_t cap) {
-    sink k;
-    s_sink_init(&k, buf, cap);
+    sl__strbuf k = sl__strbuf_of(buf, cap);
     if (!obj)
-        return s_sink_finish(&k);
+        return s_finish(&k);
     const char *key = obj->key ? obj->key : "";
     size_t key_len = obj->key ? obj->key_len : 0;
     if (obj->is_prefix) {
-        s_puts(&k, "{\"prefix\":");
+        sl__strbuf_str(&k, "{\"prefix\":");
         s_json_quote(&k, key, key_len);
         s_putc(&k, '}');
-        return s_sink_finish(&k);
+        return s_finish(&k);
     }
-    char tmp[64];
-    s_puts(&k, "{\"key\":");
+    sl__strbuf_str(&k, "{\"key\":");
     s_json_quote(&k, key, key_len);
-    snprintf(tmp, sizeof(tmp), ",\"size\":%" PRIu64, obj->size);
-    s_puts(&k, tmp);
+    sl__strbuf_str(&k, ",\"size\":");
+    sl__strbuf_u64(&k, obj->size);
     if (obj->mtime_ns != 0) {
         /* Built aside so a time that cannot be converted leaves no half-written field behind. */
-        sink t;
         char when[64];
-        s_sink_init(&t, when, sizeof(when));
+        sl__strbuf t = sl__strbuf_of(when, sizeof(when));
         if (s_put_rfc3339_ms(&t, obj->mtime_ns)) {
-            s_sink_finish(&t);
-            s_puts(&k, ",\"updated\":\"");
-            s_puts(&k, when);
+            s_finish(&t);
+            sl__strbuf_str(&k, ",\"updated\":\"");
+            sl__strbuf_str(&k, when);
             s_putc(&k, '"');
         }
     }
     if (obj->generation != 0) {
-        snprintf(tmp, sizeof(tmp), ",\"generation\":\"%" PRId64 "\"", obj->generation);
-        s_puts(&k, tmp);
+        sl__strbuf_str(&k, ",\"generation\":\"");
+        sl__strbuf_i64(&k, obj->generation);
+        s_putc(&k, '"');
     }
     if (obj->has_crc32c) {
-        snprintf(tmp, sizeof(tmp), ",\"crc32c\":\"%08" PRIx32 "\"", obj->crc32c);
-        s_puts(&k, tmp);
+        sl__strbuf_str(&k, ",\"crc32c\":\"");
+        sl__strbuf_hex(&k, obj->crc32c, 8);
+        s_putc(&k, '"');
     }
     if (obj->has_md5) {
-        s_puts(&k, ",\"md5\":\"");
+        sl__strbuf_str(&k, ",\"md5\":\"");
         for (size_t i = 0; i < sizeof(obj->md5); i++)
             s_put_hex_byte(&k, "", obj->md5[i]);
         s_putc(&k, '"');
     }
     if (obj->content_encoding) {
-        s_puts(&k, ",\"content_encoding\":");
+        sl__strbuf_str(&k, ",\"content_encoding\":");
         s_json_quote(&k, obj->content_encoding, strlen(obj->content_encoding));
     }
     s_putc(&k, '}');
-    return s_sink_finish(&k);
+    return s_finish(&k);
 }

@@ -42,12 +42,10 @@ struct sl__http {
      * through CURLOPT_USERAGENT, which libcurl would format anew for every request. */
     struct curl_slist fixed[2];
     /* The request's own headers, copied for the transfer's life (libcurl keeps pointers to the list until the transfer
-     * is over; a streaming caller's strings may not live that long): nodes and text kept from request to request,
-     * rather than a curl_slist_append (two allocations) per header per request. */
-    struct curl_slist *nodes;
-    size_t nodes_cap;
-    char *text;
-    size_t text_cap;
+     * is over; a streaming caller's strings may not live that long): one buffer, the list's nodes then their text,
+     * kept from request to request rather than a curl_slist_append (two allocations) per header per request. */
+    void *hdr;
+    size_t hdr_cap;
     char origin[256]; /* "scheme://host[:port]" of the request in progress, for messages (a streaming
                        * request outlives the caller's sl__http_request) */
     const sl__http_request *req;
@@ -350,8 +348,7 @@ void sl__http_destroy(sl__http *h) {
     }
     free(h->body);
     free(h->spill);
-    free(h->nodes);
-    free(h->text);
+    free(h->hdr);
     free(h);
 }
 
@@ -568,19 +565,6 @@ static bool s_has_header(const char *const *headers, const char *name) {
     return false;
 }
 
-/* Grows *buf (of *cap elements of `size` bytes) to hold at least `want`; false (unchanged) when out of memory. */
-static bool s_grow(void **buf, size_t *cap, size_t want, size_t size) {
-    size_t c = *cap ? *cap : 8;
-    while (c < want)
-        c *= 2;
-    void *nb = realloc(*buf, c * size);
-    if (!nb)
-        return false;
-    *buf = nb;
-    *cap = c;
-    return true;
-}
-
 static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *resp, bool streaming) {
     s_detach(h);
     h->req = req;
@@ -618,16 +602,21 @@ static int s_start(sl__http *h, const sl__http_request *req, sl__http_response *
     size_t n = add_no_type, len = add_no_type ? sizeof(no_type) : 0;
     for (const char *const *p = req->headers; p && *p; p++, n++)
         len += strlen(*p) + 1;
-    if ((n > h->nodes_cap && !s_grow((void **)&h->nodes, &h->nodes_cap, n, sizeof(*h->nodes))) ||
-        (len > h->text_cap && !s_grow((void **)&h->text, &h->text_cap, len, 1)))
-        return sl__fail(SL_ENOMEM, "out of memory");
-    struct curl_slist *list = n ? h->nodes : NULL;
-    char *at = h->text;
+    size_t need = n * sizeof(struct curl_slist) + len;
+    if (need > h->hdr_cap) {
+        void *nb = realloc(h->hdr, need);
+        if (!nb)
+            return sl__fail(SL_ENOMEM, "out of memory");
+        h->hdr = nb;
+        h->hdr_cap = need;
+    }
+    struct curl_slist *nodes = h->hdr, *list = n ? nodes : NULL; /* no headers: h->hdr may be NULL */
+    char *at = n ? (char *)(nodes + n) : NULL;
     for (size_t i = 0; i < n; i++) {
         const char *line = i < n - add_no_type ? req->headers[i] : no_type;
         size_t l = strlen(line) + 1;
         memcpy(at, line, l);
-        h->nodes[i] = (struct curl_slist){.data = at, .next = i + 1 < n ? &h->nodes[i + 1] : NULL};
+        nodes[i] = (struct curl_slist){.data = at, .next = i + 1 < n ? &nodes[i + 1] : NULL};
         at += l;
     }
     h->fixed[1].next = list;

@@ -156,8 +156,7 @@ int sl__sigv4_query_string(const sl__sigv4_param *query, size_t count, char *buf
 /* The canonical request goes to SHA-256 and, when asked, to a debug copy. */
 typedef struct s_sink {
     EVP_MD_CTX *md;
-    char *copy;
-    size_t cap, len;
+    sl__strbuf copy; /* buf NULL: no copy asked for */
     bool md_failed;
     /* The pieces are many and small (a header name, a colon, a value): gathered here and hashed a buffer at a time,
      * since each EVP_DigestUpdate has a fixed cost larger than hashing a few bytes. */
@@ -181,13 +180,8 @@ static void s_put(s_sink *s, const char *p, size_t n) {
         memcpy(s->hold + s->held, p, n);
         s->held += n;
     }
-    if (s->copy) {
-        if (s->len < s->cap) {
-            size_t room = s->cap - s->len;
-            memcpy(s->copy + s->len, p, n < room ? n : room);
-        }
-        s->len += n;
-    }
+    if (s->copy.buf)
+        sl__strbuf_add(&s->copy, p, n);
 }
 
 static void s_puts(s_sink *s, const char *p) {
@@ -224,6 +218,7 @@ static void s_amz_date(int64_t t, char out[17]) {
     out[15] = 'Z';
     out[16] = '\0';
 }
+
 static bool s_token_char(unsigned char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c);
 }
@@ -294,7 +289,8 @@ static int s_check(const sl__sigv4_request *req, const sl__sigv4_credentials *cr
     if (!creds || !s_visible(creds->access_key_id, "/,;=") || strlen(creds->access_key_id) > 128)
         return sl__fail(SL_EINVAL, "sigv4: %s %s: the access key id is empty or not printable ASCII", method,
                         s_shown(path, shown, sizeof(shown)));
-    if (!creds->secret_access_key || !*creds->secret_access_key || strlen(creds->secret_access_key) > 256)
+    if (!creds->secret_access_key || !*creds->secret_access_key ||
+        strlen(creds->secret_access_key) > SL__SIGV4_SECRET_CAP)
         return sl__fail(SL_EINVAL, "sigv4: %s %s: the secret access key of %s is empty or too long", method,
                         s_shown(path, shown, sizeof(shown)), creds->access_key_id);
     if (s_has_token(creds) && !s_visible(creds->session_token, ""))
@@ -471,21 +467,21 @@ static int s_signing_key(sl__sigv4_key_cache *cache, const char *secret, const c
     cache->valid = false;
     sl__hmac_key_free(cache->mac); /* never the states of another key */
     cache->mac = NULL;
+    /* A secret longer than the cache holds is refused here (both caps are SL__SIGV4_SECRET_CAP). */
     int rc = sl__sigv4_derive_key(secret, date, region, service, cache->key);
-    if (rc == 0 && secret_len <= sizeof(cache->secret)) {
-        OPENSSL_cleanse(cache->secret, sizeof(cache->secret));
-        memcpy(cache->secret, secret, secret_len);
-        cache->secret_len = secret_len;
-        snprintf(cache->date, sizeof(cache->date), "%s", date);
-        snprintf(cache->region, sizeof(cache->region), "%s", region);
-        snprintf(cache->service, sizeof(cache->service), "%s", service);
-        cache->valid = true;
-        cache->derivations++;
-        cache->mac = sl__hmac_key_new(cache->key, 32); /* NULL: each request keys its own */
-    }
-    if (rc == 0)
-        memcpy(key, cache->key, 32);
-    return rc;
+    if (rc < 0)
+        return rc;
+    OPENSSL_cleanse(cache->secret, sizeof(cache->secret));
+    memcpy(cache->secret, secret, secret_len);
+    cache->secret_len = secret_len;
+    snprintf(cache->date, sizeof(cache->date), "%s", date);
+    snprintf(cache->region, sizeof(cache->region), "%s", region);
+    snprintf(cache->service, sizeof(cache->service), "%s", service);
+    cache->valid = true;
+    cache->derivations++;
+    cache->mac = sl__hmac_key_new(cache->key, 32); /* NULL: each request keys its own */
+    memcpy(key, cache->key, 32);
+    return 0;
 }
 
 /* The signature of a string to sign: HMAC-SHA256 under the signing key, through the cache's keyed context. */
@@ -505,7 +501,7 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     char shown[208];
     char amz_date[17];
     int rc = 0;
-    EVP_MD_CTX *md = NULL;
+    EVP_MD_CTX *md = NULL, *own_md = NULL; /* own_md: made for this call (no cache), freed at the end */
     unsigned char sig[32];
     if (auth_cap)
         auth[0] = '\0';
@@ -565,16 +561,14 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     /* The cache's digest context, reused from request to request (one allocation less per request). */
     if (cache && !cache->md)
         cache->md = EVP_MD_CTX_new();
-    md = cache && cache->md ? cache->md : EVP_MD_CTX_new();
+    md = cache && cache->md ? cache->md : (own_md = EVP_MD_CTX_new());
     if (!md || EVP_DigestInit_ex2(md, sl__md_sha256(), NULL) != 1) {
         rc = sl__fail(SL_EINTERNAL, "sigv4: SHA-256 unavailable in OpenSSL");
         goto on_error;
     }
     s_sink s = {.md = md};
-    if (debug && debug->canonical_request) {
-        s.copy = debug->canonical_request;
-        s.cap = debug->canonical_request_cap;
-    }
+    if (debug && debug->canonical_request)
+        s.copy = sl__strbuf_of(debug->canonical_request, debug->canonical_request_cap);
     s_puts(&s, req->method);
     s_put(&s, "\n", 1);
     s_put_path(&s, path);
@@ -615,17 +609,11 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
         rc = sl__fail(SL_EINTERNAL, "sigv4: SHA-256 failed in OpenSSL");
         goto on_error;
     }
-    if (s.copy) {
-        if (s.len >= s.cap) {
-            if (s.cap)
-                s.copy[s.cap - 1] = '\0';
-            rc = sl__fail(SL_ETOOBIG,
-                          "sigv4: %s %s: the canonical request (%zu bytes) does not fit the %zu-byte "
-                          "debug buffer",
-                          req->method, s_shown(path, shown, sizeof(shown)), s.len, s.cap);
-            goto on_error;
-        }
-        s.copy[s.len] = '\0';
+    if (s.copy.buf && !sl__strbuf_end(&s.copy)) {
+        rc = sl__fail(SL_ETOOBIG,
+                      "sigv4: %s %s: the canonical request (%zu bytes) does not fit the %zu-byte debug buffer",
+                      req->method, s_shown(path, shown, sizeof(shown)), s.copy.len, s.copy.cap);
+        goto on_error;
     }
     char digest_hex[65];
     s_hex(digest, 32, digest_hex);
@@ -692,8 +680,7 @@ int sl__sigv4_sign(sl__sigv4_key_cache *cache, const sl__sigv4_request *req, con
     }
 
 on_error:
-    if (!cache || md != cache->md)
-        EVP_MD_CTX_free(md);
+    EVP_MD_CTX_free(own_md);
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }

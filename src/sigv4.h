@@ -92,7 +92,7 @@ typedef struct sl__sigv4_request {
  * zero-initialised, wiped with sl__sigv4_key_cache_wipe. A job's client derives its key once a day (and again when
  * the credentials rotate), not per request. It keeps the secret it was derived from, to compare (in constant time)
  * with each request's: the client that owns it holds the same secret in its credentials anyway. */
-#define SL__SIGV4_SECRET_CAP 296 /* the longest secret access key signed with */
+#define SL__SIGV4_SECRET_CAP 256 /* the longest secret access key the signer takes */
 typedef struct sl__sigv4_key_cache {
     bool valid;
     size_t secret_len;

@@ -14,8 +14,9 @@ typedef struct sl__strbuf {
     size_t cap, len;
 } sl__strbuf;
 
+/* A NULL buf only counts (cap taken as 0). */
 static inline sl__strbuf sl__strbuf_of(char *buf, size_t cap) {
-    return (sl__strbuf){.buf = buf, .cap = cap, .len = 0};
+    return (sl__strbuf){.buf = buf, .cap = buf ? cap : 0, .len = 0};
 }
 
 static inline void sl__strbuf_add(sl__strbuf *b, const char *p, size_t n) {
