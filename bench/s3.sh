@@ -19,8 +19,9 @@
 #
 # Timing: RUNS (5) rounds for the transfers and LIST_RUNS (3) for the listings, every client once per round, in an
 # order that rotates from round to round, so that a change in the machine's load hits all alike. Wall time, user and
-# sys CPU and peak RSS of the client process alone come from wait4's rusage (bench/rusage.py: GNU time's figures,
-# with the CPU times to the microsecond rather than the hundredth of a second); the figures are medians. The server is
+# sys CPU and peak RSS of the client process alone come from wait4's rusage (sl-rusage, bench/rusage.c: GNU time's
+# figures, with the CPU times to the microsecond rather than the hundredth of a second, for the client started by
+# posix_spawn from a small C process, not by a fork of a larger one); the figures are medians. The server is
 # another process: its CPU (from /proc/PID/stat around each run) is reported apart, never added to the client's,
 # with its share of the wall time (1.0 = one core busy, about the most a CPython server gets: then the server, not
 # the client, sets the wall time). Uploads start from an empty bucket; each download from an empty directory (the
@@ -89,6 +90,12 @@ if [[ " ${WHO[*]} " == *" sluice "* ]] && [ -z "${SLUICE:-}" ]; then
         cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
         cmake --build build/release -j2 --target sluice_cli >/dev/null
     fi
+fi
+RUSAGE=$ROOT/build/release/sl-rusage
+if [ ! -x "$RUSAGE" ]; then
+    echo "== building sl-rusage (build/release)" >&2
+    [ -f build/release/CMakeCache.txt ] || cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+    cmake --build build/release -j2 --target sl-rusage >/dev/null
 fi
 
 # --- isolation: nothing but 127.0.0.1 -------------------------------------------------------------------------
@@ -206,12 +213,12 @@ srv_ticks() { awk '{ print $14 + $15 }' "/proc/$SRV_PID/stat"; } # the server's 
 # new_bucket NAME: drop bucket NAME (if any) and create it empty
 new_bucket() { ctl reset "{\"buckets\": [\"$1\"]}" && ctl seed "{\"bucket\": \"$1\"}"; }
 
-# once PREP CMD: run PREP (untimed), then CMD under bench/rusage.py; prints "user sys maxrss_kib wall server_cpu_s"
+# once PREP CMD: run PREP (untimed), then CMD under sl-rusage; prints "user sys maxrss_kib wall server_cpu_s"
 once() {
     local s0 s1
     sh -c "$1"
     s0=$(srv_ticks)
-    python3 bench/rusage.py -o "$WORK/.time" sh -c "exec $2" ||
+    "$RUSAGE" -o "$WORK/.time" sh -c "exec $2" ||
         { echo "bench/s3.sh: failed: $2" >&2; exit 1; }
     s1=$(srv_ticks)
     echo "$(tail -1 "$WORK/.time") $(awk -v d=$((s1 - s0)) -v t="$CLK_TCK" 'BEGIN { printf "%.2f", d / t }')"
