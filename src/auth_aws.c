@@ -1983,7 +1983,10 @@ static void s_copy_out(sl__aws_credentials *out, const sl__aws_credentials *in) 
 
 int sl__aws_auth_get(sl__aws_auth *auth, sl__aws_credentials *out) {
     if (auth->kind == S_ANONYMOUS) {
-        memset(out, 0, sizeof(*out));
+        /* The strings emptied, not the whole 8 KiB struct: this runs before every request. */
+        out->access_key_id[0] = out->secret_access_key[0] = out->session_token[0] = '\0';
+        out->expires_s = 0;
+        out->serial = 0;
         return 0;
     }
     unsigned long seen = atomic_load(&auth->attempts);

@@ -123,6 +123,9 @@ typedef struct s_client {
     sl__s3_xml *xml;
     sl__sigv4_key_cache keys;
     sl__aws_credentials creds;
+    /* How much of creds.session_token and of scratch->amz (which carries the token) ever held text: what destroy
+     * clears. The rest of those 8 KiB buffers was never written, and clearing it would only touch its pages. */
+    size_t token_used, amz_used;
     uint64_t rng;
     char *url;  /* S_URL_CAP */
     char *path; /* S_PATH_CAP: the raw path, then its encoding */
@@ -208,11 +211,20 @@ typedef struct s_req {
     size_t body_cap;
 } s_req;
 
+/* sl__aws_auth_get into the client, noting how much of the token buffer has held text. */
+static int s_auth_get(s_client *c) {
+    int rc = sl__aws_auth_get(s_st(&c->base)->auth, &c->creds);
+    size_t n = strnlen(c->creds.session_token, sizeof(c->creds.session_token) - 1) + 1;
+    if (n > c->token_used)
+        c->token_used = n;
+    return rc;
+}
+
 /* The credentials for the next request; anonymous leaves access_key_id "". A credential endpoint that stopped
  * answering is an outage like the store's own (recorded, waited for as s_backoff allows): 1 to try again. */
 static int s_creds(s_client *c, s_attempts *a) {
     s_store *st = s_st(&c->base);
-    int rc = sl__aws_auth_get(st->auth, &c->creds);
+    int rc = s_auth_get(c);
     if (rc == 0)
         return 0;
     if (rc == SL_EIO && sl__aws_auth_unreachable(st->auth)) {
@@ -347,8 +359,12 @@ static int s_prepare(s_client *c, const s_req *rq) {
         return rc;
     if ((rc = sl__sigv4_sign(&c->keys, &sr, &cr, h->auth, sizeof(h->auth), NULL)) < 0)
         return rc;
-    for (int i = 0; amz_lines[i]; i++)
+    for (int i = 0; amz_lines[i]; i++) {
         lines[nl++] = amz_lines[i];
+        size_t end = (size_t)(amz_lines[i] - h->amz) + strlen(amz_lines[i]) + 1;
+        if (end > c->amz_used)
+            c->amz_used = end;
+    }
     lines[nl++] = h->auth;
     lines[nl] = NULL;
     return 0;
@@ -653,12 +669,14 @@ static void s_client_destroy(sl_client *base) {
     sl__http_destroy(c->http);
     sl__s3_xml_destroy(c->xml);
     sl__sigv4_key_cache_wipe(&c->keys);
-    OPENSSL_cleanse(&c->creds, sizeof(c->creds));
+    OPENSSL_cleanse(c->creds.access_key_id, sizeof(c->creds.access_key_id));
+    OPENSSL_cleanse(c->creds.secret_access_key, sizeof(c->creds.secret_access_key));
+    OPENSSL_cleanse(c->creds.session_token, c->token_used);
     free(c->url);
     free(c->path);
     free(c->name);
     if (c->scratch) {
-        OPENSSL_cleanse(c->scratch->amz, sizeof(c->scratch->amz)); /* it held the session token */
+        OPENSSL_cleanse(c->scratch->amz, c->amz_used); /* it held the session token */
         free(c->scratch);
     }
     if (c->up)
@@ -2183,7 +2201,7 @@ static int s_check_access(sl_store *base) {
     s_client *c = (s_client *)cb;
     s_store *st = (s_store *)base;
     s_attempts a = {.base.started_ms = sl__now_ms()};
-    rc = sl__aws_auth_get(st->auth, &c->creds);
+    rc = s_auth_get(c);
     if (rc == 0) {
         s_req rq = {.method = "HEAD"};
         s_answer ans;
