@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     }
     double wall = s_now() - t0;
     FILE *f = fopen(out, "w");
-    if (!f || fprintf(f, "%.6f %.6f %ld %.3f\n", s_seconds(ru.ru_utime), s_seconds(ru.ru_stime), ru.ru_maxrss, wall) < 0 ||
+    if (!f ||
+        fprintf(f, "%.6f %.6f %ld %.3f\n", s_seconds(ru.ru_utime), s_seconds(ru.ru_stime), ru.ru_maxrss, wall) < 0 ||
         fclose(f) != 0) {
         fprintf(stderr, "sl-rusage: %s: %s\n", out, strerror(errno));
         return 2;
