@@ -8,6 +8,11 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PY_POOL="$HERE/../mem/leaky_pool.py"
+# The pool runs under the interpreter itself, not the `python3` PATH gives: that may be a version manager's shim
+# (pyenv's is a shell script that runs more processes before the interpreter), which on a loaded machine spends a
+# second of a 2-second run before Python starts; the interpreter's start then falls after the warm-up the verdict
+# skips, and a steady pool reads as growing.
+PY=$(python3 -c 'import sys; print(sys.executable)')
 C_POOL="${SL_LEAKY_POOL:-}"
 if [ -z "$C_POOL" ]; then # run by hand, outside CTest: build the fixture here
     C_POOL="$T/leaky_pool"
@@ -56,7 +61,7 @@ for lang in c python; do
     for mode in leak fixed plateau; do
         case "$lang" in
         c) prog=("$C_POOL") ;;
-        python) prog=(python3 "$PY_POOL") ;;
+        python) prog=("$PY" "$PY_POOL") ;;
         esac
         want=flat
         [ "$mode" = leak ] && want=growing
