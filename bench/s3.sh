@@ -94,7 +94,11 @@ fi
 RUSAGE=$ROOT/build/release/sl-rusage
 if [ ! -x "$RUSAGE" ]; then
     echo "== building sl-rusage (build/release)" >&2
-    [ -f build/release/CMakeCache.txt ] || cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+    if [ -f build/release/CMakeCache.txt ]; then
+        cmake build/release >/dev/null # a tree configured before the target existed learns it
+    else
+        cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+    fi
     cmake --build build/release -j2 --target sl-rusage >/dev/null
 fi
 
