@@ -123,9 +123,10 @@ typedef struct s_client {
     sl__s3_xml *xml;
     sl__sigv4_key_cache keys;
     sl__aws_credentials creds;
-    /* How much of creds.session_token and of scratch->amz (which carries the token) ever held text: what destroy
-     * clears. The rest of those 8 KiB buffers was never written, and clearing it would only touch its pages. */
-    size_t token_used, amz_used;
+    /* How much of creds.session_token ever held text: what destroy clears of it, and of scratch->amz past the
+     * x-amz lines before the token (the token's line is the only one that grows with it). The rest of those 8 KiB
+     * buffers was never written, and clearing it would only touch its pages. */
+    size_t token_used;
     uint64_t rng;
     char *url;  /* S_URL_CAP */
     char *path; /* S_PATH_CAP: the raw path, then its encoding */
@@ -359,12 +360,8 @@ static int s_prepare(s_client *c, const s_req *rq) {
         return rc;
     if ((rc = sl__sigv4_sign(&c->keys, &sr, &cr, h->auth, sizeof(h->auth), NULL)) < 0)
         return rc;
-    for (int i = 0; amz_lines[i]; i++) {
+    for (int i = 0; amz_lines[i]; i++)
         lines[nl++] = amz_lines[i];
-        size_t end = (size_t)(amz_lines[i] - h->amz) + strlen(amz_lines[i]) + 1;
-        if (end > c->amz_used)
-            c->amz_used = end;
-    }
     lines[nl++] = h->auth;
     lines[nl] = NULL;
     return 0;
@@ -676,7 +673,9 @@ static void s_client_destroy(sl_client *base) {
     free(c->path);
     free(c->name);
     if (c->scratch) {
-        OPENSSL_cleanse(c->scratch->amz, c->amz_used); /* it held the session token */
+        /* It held the session token, after lines of a fixed size. */
+        size_t used = sizeof(c->scratch->amz) - SL__AWS_TOKEN_CAP + c->token_used;
+        OPENSSL_cleanse(c->scratch->amz, used < sizeof(c->scratch->amz) ? used : sizeof(c->scratch->amz));
         free(c->scratch);
     }
     if (c->up)
